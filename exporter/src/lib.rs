@@ -1,0 +1,1 @@
+//! boxwatch exporter crate.

@@ -1,0 +1,1 @@
+//! boxwatch reports crate.

@@ -1,0 +1,91 @@
+//! The runtime's one error type. Every variant names the cause, and where the
+//! user can do something about it, the fix.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid {what} {value:?}: expected {expected}")]
+    InvalidValue {
+        what: &'static str,
+        value: String,
+        expected: String,
+    },
+
+    #[error("invalid container spec: {0}")]
+    InvalidSpec(String),
+
+    #[error(
+        "not running as root and user namespaces are unavailable ({reason}); \
+         run boxwatch as root, or enable unprivileged user namespaces \
+         (sysctl kernel.unprivileged_userns_clone=1 / user.max_user_namespaces > 0)"
+    )]
+    NoPrivilege { reason: String },
+
+    #[error("no cgroup filesystem is mounted under {root}: mount cgroup2 (or the v1 controllers) there, or run boxwatch where cgroups are available")]
+    NoCgroupFs { root: PathBuf },
+
+    #[error(
+        "the {controller} cgroup controller is needed for the {limit} limit but {why}; \
+         drop the limit from the spec, or enable the controller \
+         (v1: mount it under /sys/fs/cgroup/{controller}; v2: add +{controller} to cgroup.subtree_control of the parent)"
+    )]
+    MissingController {
+        controller: String,
+        limit: &'static str,
+        why: String,
+    },
+
+    #[error("cgroup parent {parent} must be an absolute cgroup path such as /boxwatch or /system.slice/ci")]
+    BadCgroupParent { parent: String },
+
+    #[error("{action} {path}: {source}{hint}")]
+    Cgroup {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+        hint: &'static str,
+    },
+
+    #[error("the rootfs {path} cannot be used: {why}")]
+    BadRootfs { path: PathBuf, why: String },
+
+    #[error("the entry command {command:?} cannot run in the container: {why}")]
+    BadEntry { command: String, why: String },
+
+    #[error("{workload} must not run without a {limit} limit: set one in the spec (for example {example})")]
+    MissingGuardLimit {
+        workload: String,
+        limit: &'static str,
+        example: &'static str,
+    },
+
+    #[error("{step} failed: {source}")]
+    Sys {
+        step: &'static str,
+        source: nix::Error,
+    },
+
+    #[error("{step} failed: {source}")]
+    Io {
+        step: &'static str,
+        source: std::io::Error,
+    },
+
+    #[error("container setup failed at step '{step}': {message}")]
+    Setup { step: String, message: String },
+
+    #[error("the container process {pid} could not be waited for: {source}")]
+    Wait { pid: i32, source: nix::Error },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn sys(step: &'static str) -> impl FnOnce(nix::Error) -> Error {
+        move |source| Error::Sys { step, source }
+    }
+    pub(crate) fn io(step: &'static str) -> impl FnOnce(std::io::Error) -> Error {
+        move |source| Error::Io { step, source }
+    }
+}

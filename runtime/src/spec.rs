@@ -1,0 +1,433 @@
+//! What a container is: the namespaces to create, the root it sees, its
+//! limits, the capabilities it keeps, and the command it runs.
+
+use crate::error::{Error, Result};
+use crate::units::{CpuQuota, CpuSet, MemoryBytes};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// One kind of Linux namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Namespace {
+    Pid,
+    Mount,
+    Uts,
+    Ipc,
+    Net,
+    Cgroup,
+    User,
+    Time,
+}
+
+impl Namespace {
+    pub const ALL: [Namespace; 8] = [
+        Namespace::Pid,
+        Namespace::Mount,
+        Namespace::Uts,
+        Namespace::Ipc,
+        Namespace::Net,
+        Namespace::Cgroup,
+        Namespace::User,
+        Namespace::Time,
+    ];
+
+    /// The name of this namespace's link in `/proc/<pid>/ns/`.
+    pub fn proc_name(self) -> &'static str {
+        match self {
+            Namespace::Pid => "pid",
+            Namespace::Mount => "mnt",
+            Namespace::Uts => "uts",
+            Namespace::Ipc => "ipc",
+            Namespace::Net => "net",
+            Namespace::Cgroup => "cgroup",
+            Namespace::User => "user",
+            Namespace::Time => "time",
+        }
+    }
+}
+
+impl fmt::Display for Namespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Namespace::Mount => "mount",
+            other => other.proc_name(),
+        })
+    }
+}
+
+impl FromStr for Namespace {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Namespace::ALL
+            .into_iter()
+            .find(|n| n.to_string() == s || n.proc_name() == s)
+            .ok_or_else(|| Error::InvalidValue {
+                what: "namespace",
+                value: s.to_string(),
+                expected: "one of pid, mount, uts, ipc, net, cgroup, user, time".into(),
+            })
+    }
+}
+
+/// The namespaces a container gets. The default is every namespace but
+/// user and time, which are opt-in (as in Docker).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamespaceSet(BTreeSet<Namespace>);
+
+impl Default for NamespaceSet {
+    fn default() -> Self {
+        NamespaceSet(
+            [
+                Namespace::Pid,
+                Namespace::Mount,
+                Namespace::Uts,
+                Namespace::Ipc,
+                Namespace::Net,
+                Namespace::Cgroup,
+            ]
+            .into_iter()
+            .collect(),
+        )
+    }
+}
+
+impl NamespaceSet {
+    pub fn empty() -> Self {
+        NamespaceSet(BTreeSet::new())
+    }
+    pub fn contains(&self, ns: Namespace) -> bool {
+        self.0.contains(&ns)
+    }
+    pub fn insert(&mut self, ns: Namespace) {
+        self.0.insert(ns);
+    }
+    pub fn remove(&mut self, ns: Namespace) {
+        self.0.remove(&ns);
+    }
+    pub fn iter(&self) -> impl Iterator<Item = Namespace> + '_ {
+        self.0.iter().copied()
+    }
+}
+
+impl FromIterator<Namespace> for NamespaceSet {
+    fn from_iter<T: IntoIterator<Item = Namespace>>(iter: T) -> Self {
+        NamespaceSet(iter.into_iter().collect())
+    }
+}
+
+/// The root filesystem the container sees.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RootfsSpec {
+    /// A throwaway tmpfs root with read-only binds of the host's /usr, /bin,
+    /// /lib*, /sbin and /etc, a fresh /proc, a minimal /dev and a /tmp.
+    #[default]
+    Minimal,
+    /// A user-provided root directory (bound, then entered with pivot_root).
+    Dir(PathBuf),
+}
+
+/// A uid or gid mapping line for a user namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdMap {
+    pub inside: u32,
+    pub outside: u32,
+    pub count: u32,
+}
+
+/// Clock offsets for a time namespace, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TimeOffsets {
+    pub monotonic_secs: i64,
+    pub boottime_secs: i64,
+}
+
+/// Resource limits. Each one present is enforced by a cgroup controller.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Limits {
+    pub cpu: Option<CpuQuota>,
+    pub memory: Option<MemoryBytes>,
+    pub pids: Option<u64>,
+    pub cpuset: Option<CpuSet>,
+}
+
+/// A limit kind, for guards and error messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LimitKind {
+    Cpu,
+    Memory,
+    Pids,
+}
+
+/// A workload that must never run without some limit (a memory hog, a fork
+/// bomb, a spin loop). The runtime refuses a guarded spec missing the limit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Guard {
+    pub workload: String,
+    pub needs: Vec<LimitKind>,
+}
+
+/// A Linux capability, by its kernel name (`CAP_SYS_TIME`, or `sys_time`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Capability(pub caps::Capability);
+
+impl FromStr for Capability {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let upper = s.trim().to_ascii_uppercase();
+        let name = if upper.starts_with("CAP_") {
+            upper
+        } else {
+            format!("CAP_{upper}")
+        };
+        caps::Capability::from_str(&name)
+            .map(Capability)
+            .map_err(|_| Error::InvalidValue {
+                what: "capability",
+                value: s.to_string(),
+                expected: "a Linux capability name such as CAP_SYS_TIME or net_admin".into(),
+            })
+    }
+}
+
+impl TryFrom<String> for Capability {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        s.parse()
+    }
+}
+
+impl From<Capability> for String {
+    fn from(c: Capability) -> String {
+        c.0.to_string()
+    }
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Docker's default capability set: what a container keeps unless the spec
+/// keeps more. Notably absent: CAP_SYS_ADMIN, CAP_SYS_TIME, CAP_NET_ADMIN.
+pub const DEFAULT_CAPABILITIES: [caps::Capability; 14] = [
+    caps::Capability::CAP_CHOWN,
+    caps::Capability::CAP_DAC_OVERRIDE,
+    caps::Capability::CAP_FSETID,
+    caps::Capability::CAP_FOWNER,
+    caps::Capability::CAP_MKNOD,
+    caps::Capability::CAP_NET_RAW,
+    caps::Capability::CAP_SETGID,
+    caps::Capability::CAP_SETUID,
+    caps::Capability::CAP_SETFCAP,
+    caps::Capability::CAP_SETPCAP,
+    caps::Capability::CAP_NET_BIND_SERVICE,
+    caps::Capability::CAP_SYS_CHROOT,
+    caps::Capability::CAP_KILL,
+    caps::Capability::CAP_AUDIT_WRITE,
+];
+
+/// Everything the runtime needs to start one container.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    /// Short name, used in the cgroup path `boxwatch/<run-id>/<name>`.
+    pub name: String,
+    pub namespaces: NamespaceSet,
+    /// Hostname inside (needs the uts namespace); defaults to the name.
+    pub hostname: Option<String>,
+    pub rootfs: RootfsSpec,
+    pub limits: Limits,
+    /// Capabilities kept beyond [`DEFAULT_CAPABILITIES`].
+    pub keep_caps: Vec<Capability>,
+    /// Entry command: argv[0] is looked up in the container's PATH.
+    pub command: Vec<String>,
+    /// Extra environment for the entry command (PATH, HOME, TERM are set).
+    pub env: Vec<(String, String)>,
+    /// Run boxwatch's tiny init as PID 1 (it reaps orphans and forwards
+    /// signals); the entry command is then PID 2. Off: the entry is PID 1.
+    pub init: bool,
+    /// uid/gid maps for the user namespace (default: root inside = the
+    /// caller outside, one id).
+    pub uid_map: Vec<IdMap>,
+    pub gid_map: Vec<IdMap>,
+    /// Offsets for the time namespace.
+    pub time_offsets: TimeOffsets,
+    /// Limits that must be present for this workload to run at all.
+    pub guard: Option<Guard>,
+}
+
+impl ContainerSpec {
+    /// A spec with the default namespaces, the minimal rootfs, no limits.
+    pub fn new(name: impl Into<String>, command: Vec<String>) -> Self {
+        ContainerSpec {
+            name: name.into(),
+            namespaces: NamespaceSet::default(),
+            hostname: None,
+            rootfs: RootfsSpec::Minimal,
+            limits: Limits::default(),
+            keep_caps: Vec::new(),
+            command,
+            env: Vec::new(),
+            init: false,
+            uid_map: Vec::new(),
+            gid_map: Vec::new(),
+            time_offsets: TimeOffsets::default(),
+            guard: None,
+        }
+    }
+
+    pub fn hostname(&self) -> &str {
+        self.hostname.as_deref().unwrap_or(&self.name)
+    }
+
+    /// Checks what can be checked without touching the host.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::InvalidSpec(m));
+        if self.name.is_empty()
+            || self.name.len() > 64
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            || self.name.starts_with('.')
+        {
+            return bad(format!(
+                "container name {:?} must be 1-64 characters of letters, digits, '-', '_' or '.', not starting with '.'",
+                self.name
+            ));
+        }
+        if self.command.is_empty() || self.command[0].is_empty() {
+            return bad("the entry command is empty: give a command after `--`".into());
+        }
+        if let Some(h) = &self.hostname {
+            if h.is_empty() || h.len() > 64 || h.contains(['/', '\0', ' ']) {
+                return bad(format!(
+                    "hostname {h:?} must be 1-64 characters without '/', spaces or NUL"
+                ));
+            }
+            if !self.namespaces.contains(Namespace::Uts) {
+                return bad("a hostname needs the uts namespace: setting it without one would rename the host".into());
+            }
+        }
+        let offsets = self.time_offsets != TimeOffsets::default();
+        if offsets && !self.namespaces.contains(Namespace::Time) {
+            return bad("time offsets need the time namespace".into());
+        }
+        if (!self.uid_map.is_empty() || !self.gid_map.is_empty())
+            && !self.namespaces.contains(Namespace::User)
+        {
+            return bad("uid/gid maps need the user namespace".into());
+        }
+        if let Some(p) = self.limits.pids {
+            if p == 0 {
+                return Err(Error::InvalidValue {
+                    what: "pids limit",
+                    value: "0".into(),
+                    expected: "a positive number of processes such as 64".into(),
+                });
+            }
+        }
+        if let Some(guard) = &self.guard {
+            for need in &guard.needs {
+                let (present, limit, example) = match need {
+                    LimitKind::Cpu => (self.limits.cpu.is_some(), "cpu", "--cpus 0.2"),
+                    LimitKind::Memory => (self.limits.memory.is_some(), "memory", "--memory 64M"),
+                    LimitKind::Pids => (self.limits.pids.is_some(), "pids", "--pids 64"),
+                };
+                if !present {
+                    return Err(Error::MissingGuardLimit {
+                        workload: guard.workload.clone(),
+                        limit,
+                        example,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> ContainerSpec {
+        ContainerSpec::new("t1", vec!["/bin/true".into()])
+    }
+
+    #[test]
+    fn a_default_spec_is_valid() {
+        spec().validate().unwrap();
+    }
+
+    #[test]
+    fn an_empty_command_is_refused() {
+        let mut s = spec();
+        s.command.clear();
+        assert!(s.validate().unwrap_err().to_string().contains("entry command is empty"));
+    }
+
+    #[test]
+    fn a_hostname_without_uts_namespace_is_refused() {
+        let mut s = spec();
+        s.hostname = Some("box".into());
+        s.namespaces.remove(Namespace::Uts);
+        assert!(s.validate().unwrap_err().to_string().contains("uts namespace"));
+    }
+
+    #[test]
+    fn a_guarded_workload_without_its_limit_is_refused() {
+        let mut s = spec();
+        s.guard = Some(Guard {
+            workload: "memory hog".into(),
+            needs: vec![LimitKind::Memory],
+        });
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("memory hog") && e.contains("--memory"), "{e}");
+        s.limits.memory = Some("64M".parse().unwrap());
+        s.validate().unwrap();
+    }
+
+    #[test]
+    fn zero_pids_is_refused() {
+        let mut s = spec();
+        s.limits.pids = Some(0);
+        assert!(s.validate().is_err());
+    }
+
+    #[test]
+    fn bad_names_are_refused() {
+        for n in ["", "../x", "a/b", ".hidden", &"x".repeat(65)] {
+            let mut s = spec();
+            s.name = n.to_string();
+            assert!(s.validate().is_err(), "{n} accepted");
+        }
+    }
+
+    #[test]
+    fn capabilities_parse_with_or_without_prefix() {
+        assert_eq!(
+            "sys_time".parse::<Capability>().unwrap().0,
+            caps::Capability::CAP_SYS_TIME
+        );
+        assert_eq!(
+            "CAP_NET_ADMIN".parse::<Capability>().unwrap().to_string(),
+            "CAP_NET_ADMIN"
+        );
+        assert!("CAP_FLY".parse::<Capability>().is_err());
+    }
+
+    #[test]
+    fn namespaces_parse_by_both_names() {
+        assert_eq!("mnt".parse::<Namespace>().unwrap(), Namespace::Mount);
+        assert_eq!("mount".parse::<Namespace>().unwrap(), Namespace::Mount);
+        assert!("foo".parse::<Namespace>().is_err());
+    }
+}

@@ -1,0 +1,1 @@
+//! boxwatch scenarios crate.
