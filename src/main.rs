@@ -1,1 +1,62 @@
-fn main() {}
+//! The `boxwatch` command line. Thin: every subcommand parses its arguments
+//! and hands over to a library crate.
+
+mod run;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "boxwatch",
+    version,
+    about = "Proves, on a real kernel, whether container isolation and resource limits hold"
+)]
+struct Cli {
+    /// More output (-v info, -vv debug).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a command in a fresh container and exit with its exit code.
+    Run(run::RunArgs),
+}
+
+fn main() -> ExitCode {
+    // The container's setup stage re-executes this binary; it must take over
+    // before any argument parsing or thread creation.
+    if let Some(code) = runtime::init::dispatch() {
+        return code;
+    }
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let result = match cli.command {
+        Command::Run(args) => run::main(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("boxwatch: error: {e:#}");
+            ExitCode::from(125)
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BOXWATCH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
+}

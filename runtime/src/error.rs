@@ -82,9 +82,6 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub(crate) fn sys(step: &'static str) -> impl FnOnce(nix::Error) -> Error {
-        move |source| Error::Sys { step, source }
-    }
     pub(crate) fn io(step: &'static str) -> impl FnOnce(std::io::Error) -> Error {
         move |source| Error::Io { step, source }
     }

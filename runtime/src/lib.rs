@@ -1,14 +1,29 @@
 //! boxwatch's built-in container runtime.
 //!
-//! A [`ContainerSpec`] says what to isolate and limit; [`Runtime::spawn`] turns
-//! it into a running container (namespaces, private rootfs, cgroups), and
-//! [`Container::wait`] turns that into an [`Outcome`]. All privileged and
-//! unsafe code of the project lives in this crate, in `sys.rs`.
+//! A [`ContainerSpec`] says what to isolate and limit; [`Runtime::spawn`]
+//! turns it into a running [`Container`] (namespaces, private rootfs,
+//! cgroups), and [`Container::wait`] turns that into an [`Outcome`].
+//!
+//! Privileged code of the project lives in this crate; all of its `unsafe`
+//! is in `sys.rs`. Must not depend on: `probes`, `scenarios`, `reports`,
+//! `exporter` (the judge must stay independent of what it judges).
 
+pub mod cgroup;
+pub mod cleanup;
+pub mod container;
 pub mod error;
+pub mod init;
+pub mod rootfs;
 pub mod spec;
+mod sys;
 pub mod units;
 
+pub use cgroup::{CgroupInfo, CgroupMode};
+pub use container::{Container, Exit, Killer, Outcome, Runtime, RuntimeConfig, Stdio};
 pub use error::Error;
-pub use spec::{Capability, ContainerSpec, Limits, Namespace, NamespaceSet, RootfsSpec, TimeOffsets, IdMap};
-pub use units::{CpuQuota, MemoryBytes, CpuSet};
+pub use rootfs::CONTAINER_EXE;
+pub use spec::{
+    Capability, ContainerSpec, Guard, IdMap, LimitKind, Limits, Namespace, NamespaceSet,
+    RootfsSpec, TimeOffsets,
+};
+pub use units::{CpuQuota, CpuSet, MemoryBytes};

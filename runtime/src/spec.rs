@@ -129,6 +129,9 @@ pub enum RootfsSpec {
     Minimal,
     /// A user-provided root directory (bound, then entered with pivot_root).
     Dir(PathBuf),
+    /// The host's own root (no pivot_root); with a mount namespace, a fresh
+    /// /proc is mounted over the host's.
+    Host,
 }
 
 /// A uid or gid mapping line for a user namespace.
@@ -371,7 +374,11 @@ mod tests {
     fn an_empty_command_is_refused() {
         let mut s = spec();
         s.command.clear();
-        assert!(s.validate().unwrap_err().to_string().contains("entry command is empty"));
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("entry command is empty"));
     }
 
     #[test]
@@ -379,7 +386,11 @@ mod tests {
         let mut s = spec();
         s.hostname = Some("box".into());
         s.namespaces.remove(Namespace::Uts);
-        assert!(s.validate().unwrap_err().to_string().contains("uts namespace"));
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("uts namespace"));
     }
 
     #[test]

@@ -144,7 +144,10 @@ impl CpuQuota {
         if quota_us < MIN_QUOTA_US {
             return Err(invalid("cpu quota", &cores.to_string(), CPU_FORM));
         }
-        Ok(CpuQuota { quota_us, period_us })
+        Ok(CpuQuota {
+            quota_us,
+            period_us,
+        })
     }
     pub fn quota_us(self) -> u64 {
         self.quota_us
@@ -164,19 +167,29 @@ impl FromStr for CpuQuota {
     fn from_str(s: &str) -> Result<Self, Error> {
         let t = s.trim();
         if let Some((q, p)) = t.split_once('/') {
-            let err = || invalid("cpu quota", s, "QUOTA/PERIOD in microseconds, such as 20000/100000");
+            let err = || {
+                invalid(
+                    "cpu quota",
+                    s,
+                    "QUOTA/PERIOD in microseconds, such as 20000/100000",
+                )
+            };
             let q: u64 = q.trim().parse().map_err(|_| err())?;
             let p: u64 = p.trim().parse().map_err(|_| err())?;
             if !(MIN_PERIOD_US..=MAX_PERIOD_US).contains(&p) || q < MIN_QUOTA_US {
                 return Err(err());
             }
-            return Ok(CpuQuota { quota_us: q, period_us: p });
+            return Ok(CpuQuota {
+                quota_us: q,
+                period_us: p,
+            });
         }
         if t.is_empty() || !t.chars().all(|c| c.is_ascii_digit() || c == '.') {
             return Err(invalid("cpu quota", s, CPU_FORM));
         }
         let cores: f64 = t.parse().map_err(|_| invalid("cpu quota", s, CPU_FORM))?;
-        CpuQuota::from_cores(cores, DEFAULT_PERIOD_US).map_err(|_| invalid("cpu quota", s, CPU_FORM))
+        CpuQuota::from_cores(cores, DEFAULT_PERIOD_US)
+            .map_err(|_| invalid("cpu quota", s, CPU_FORM))
     }
 }
 
@@ -275,7 +288,18 @@ mod tests {
 
     #[test]
     fn malformed_memory_sizes_are_refused_with_the_value_named() {
-        for bad in ["64Q", "-1", "", "M", "0", "1k", ".5G", "5.G", "99999999999999999999T", "6 4M"] {
+        for bad in [
+            "64Q",
+            "-1",
+            "",
+            "M",
+            "0",
+            "1k",
+            ".5G",
+            "5.G",
+            "99999999999999999999T",
+            "6 4M",
+        ] {
             let e = bad.parse::<MemoryBytes>().unwrap_err().to_string();
             assert!(e.contains(&format!("{bad:?}")), "{bad}: {e}");
         }
@@ -293,7 +317,9 @@ mod tests {
 
     #[test]
     fn bad_cpu_quotas_are_refused() {
-        for bad in ["0", "-1", "0.001", "abc", "NaN", "inf", "1e3", "", "10/100", "2000/10"] {
+        for bad in [
+            "0", "-1", "0.001", "abc", "NaN", "inf", "1e3", "", "10/100", "2000/10",
+        ] {
             assert!(bad.parse::<CpuQuota>().is_err(), "{bad} accepted");
         }
     }

@@ -1,1 +1,45 @@
-fn main() {}
+//! Developer workflows: `cargo xtask <task>`. No shell scripts.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Run clippy (-D warnings) and fmt --check.
+    Lint,
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().task {
+        Task::Lint => lint(),
+    }
+}
+
+fn lint() -> Result<()> {
+    cmd("cargo", &["fmt", "--all", "--", "--check"])?;
+    cmd("cargo", &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])
+}
+
+/// Runs a command in the workspace root, failing on a non-zero exit.
+pub fn cmd(program: &str, args: &[&str]) -> Result<()> {
+    let status = std::process::Command::new(program)
+        .args(args)
+        .current_dir(workspace_root())
+        .status()?;
+    anyhow::ensure!(status.success(), "`{program} {}` failed: {status}", args.join(" "));
+    Ok(())
+}
+
+pub fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}

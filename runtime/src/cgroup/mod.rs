@@ -1,0 +1,124 @@
+//! Cgroup drivers: one trait, one implementation per cgroup version, chosen
+//! once at start-up by [`detect`].
+//!
+//! Every cgroup boxwatch makes sits at `<parent>/<run-id>/<container>` (the
+//! parent defaults to `/boxwatch`) and is removed after the container exits.
+//! Nothing outside that subtree is ever written, except enabling controllers
+//! in the `cgroup.subtree_control` of a v2 hierarchy root that lacks them.
+
+mod fs;
+pub mod mounts;
+pub mod v1;
+pub mod v2;
+
+use crate::error::{Error, Result};
+use crate::spec::Limits;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use mounts::{CgroupMode, Mounts};
+
+/// Boxwatch's default parent cgroup, relative to each hierarchy root.
+pub const DEFAULT_PARENT: &str = "/boxwatch";
+
+/// One way of managing cgroups (v1 or v2).
+pub trait CgroupDriver: Send + Sync + std::fmt::Debug {
+    /// The host's layout as detected: v1, v2 or hybrid.
+    fn mode(&self) -> CgroupMode;
+    /// Controllers this driver can use for limits and accounting.
+    fn controllers(&self) -> Vec<String>;
+    /// Creates the cgroup at `path` (relative to the hierarchy roots, e.g.
+    /// `/boxwatch/<run>/<name>`) with `limits` applied, creating missing
+    /// ancestors. Fails if a controller needed by a limit is missing.
+    fn create(&self, path: &Path, limits: &Limits) -> Result<Box<dyn Cgroup>>;
+    /// Opens an existing cgroup that boxwatch made earlier (for stale cleanup).
+    fn open(&self, path: &Path) -> Box<dyn Cgroup>;
+    /// Names of the child cgroups of `path` (empty when it does not exist).
+    fn children(&self, path: &Path) -> Vec<String>;
+    /// Removes an empty cgroup directory at `path` in every hierarchy; true if
+    /// nothing of it is left.
+    fn remove_dir(&self, path: &Path) -> bool;
+}
+
+/// One container's cgroup, across all hierarchies it lives in.
+pub trait Cgroup: Send + Sync + std::fmt::Debug {
+    /// Path relative to the hierarchy roots.
+    fn path(&self) -> &Path;
+    /// The directories of this cgroup, by controller name (v2: "unified").
+    fn dirs(&self) -> Vec<(String, PathBuf)>;
+    /// Moves a process into the cgroup (in every hierarchy).
+    fn add_process(&self, pid: i32) -> Result<()>;
+    /// PIDs currently in the cgroup.
+    fn pids(&self) -> Vec<i32>;
+    /// Kills every process in the cgroup and waits (up to `timeout`) until it
+    /// is empty: v2 cgroup.kill where present, else freeze + SIGKILL.
+    fn kill_all(&self, timeout: Duration) -> Result<()>;
+    /// OOM kills recorded for this cgroup.
+    fn oom_kills(&self) -> u64;
+    /// Removes the cgroup's directories (it must be empty).
+    fn remove(&self) -> Result<()>;
+}
+
+/// Detects the host's cgroup layout and returns the driver for it.
+pub fn detect() -> Result<Box<dyn CgroupDriver>> {
+    let mounts = Mounts::from_proc()?;
+    driver_for(mounts)
+}
+
+/// Picks the driver for a detected layout: v1 controllers win when present
+/// (hybrid hosts keep cpu and memory on v1), else the unified hierarchy.
+pub fn driver_for(mounts: Mounts) -> Result<Box<dyn CgroupDriver>> {
+    match mounts.mode() {
+        Some(CgroupMode::V2) => Ok(Box::new(v2::V2Driver::new(
+            mounts.unified.clone().expect("v2 mode has a unified mount"),
+            CgroupMode::V2,
+        ))),
+        Some(mode) => Ok(Box::new(v1::V1Driver::new(mounts, mode))),
+        None => Err(Error::NoCgroupFs {
+            root: PathBuf::from("/sys/fs/cgroup"),
+        }),
+    }
+}
+
+/// Checks a user-given parent cgroup path ("/boxwatch", "/ci/jobs").
+pub fn parse_parent(parent: &str) -> Result<PathBuf> {
+    let ok = parent.starts_with('/')
+        && parent.len() > 1
+        && !parent.ends_with('/')
+        && parent
+            .split('/')
+            .skip(1)
+            .all(|c| !c.is_empty() && c != "." && c != ".." && !c.contains('\0'));
+    if ok {
+        Ok(PathBuf::from(parent))
+    } else {
+        Err(Error::BadCgroupParent {
+            parent: parent.to_string(),
+        })
+    }
+}
+
+/// What the runtime tells about the host's cgroups.
+#[derive(Debug, Clone, Serialize)]
+pub struct CgroupInfo {
+    pub mode: CgroupMode,
+    pub controllers: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parents_must_be_clean_absolute_paths() {
+        assert_eq!(
+            parse_parent("/boxwatch").unwrap(),
+            PathBuf::from("/boxwatch")
+        );
+        assert!(parse_parent("/a/b").is_ok());
+        for bad in ["", "/", "boxwatch", "/a/../b", "/a//b", "/a/"] {
+            assert!(parse_parent(bad).is_err(), "{bad} accepted");
+        }
+    }
+}

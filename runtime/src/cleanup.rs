@@ -1,0 +1,128 @@
+//! Finding and removing what an earlier, killed boxwatch run left behind.
+//!
+//! A run's cgroup is `<parent>/<pid>-<start-time>-<seq>`: the PID and start
+//! time (in clock ticks since boot, from /proc/<pid>/stat) of the boxwatch
+//! process that made it. When no process with that PID and start time is
+//! alive, the run is stale: its containers are killed and its cgroups and
+//! state directory removed. Cgroups with other names are never touched.
+
+use crate::cgroup::CgroupDriver;
+use crate::container::RuntimeConfig;
+use std::path::Path;
+use std::time::Duration;
+
+/// The start time of `pid` in clock ticks since boot (field 22 of stat).
+pub fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_start_time(&stat)
+}
+
+/// Field 22 of a /proc/<pid>/stat line; the command name (field 2) may hold
+/// spaces and parentheses, so fields are counted after its last ')'.
+pub fn parse_start_time(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Parses a run id `<pid>-<start>-<seq>`.
+pub fn parse_run_id(name: &str) -> Option<(i32, u64)> {
+    let mut it = name.split('-');
+    let pid = it.next()?.parse().ok()?;
+    let start = it.next()?.parse().ok()?;
+    let _seq: u32 = it.next()?.parse().ok()?;
+    it.next().is_none().then_some((pid, start))
+}
+
+/// Whether the boxwatch process behind a run id is still alive.
+pub fn run_alive(pid: i32, start: u64) -> bool {
+    start_time(pid) == Some(start)
+}
+
+/// Removes every stale run under the configured parent cgroup and state dir.
+/// Returns the run ids removed.
+pub fn remove_stale_runs(driver: &dyn CgroupDriver, config: &RuntimeConfig) -> Vec<String> {
+    let parent = &config.cgroup_parent;
+    let mut removed = Vec::new();
+    for run in driver.children(parent) {
+        let Some((pid, start)) = parse_run_id(&run) else {
+            continue;
+        };
+        if run_alive(pid, start) {
+            continue;
+        }
+        let run_cg = parent.join(&run);
+        for name in driver.children(&run_cg) {
+            let cg = driver.open(&run_cg.join(&name));
+            if let Err(e) = cg.kill_all(Duration::from_secs(5)) {
+                tracing::warn!("stale container {}: {e}", cg.path().display());
+            }
+            if let Err(e) = cg.remove() {
+                tracing::warn!("stale container {}: {e}", cg.path().display());
+            }
+        }
+        if driver.remove_dir(&run_cg) {
+            tracing::info!("removed stale run {run}");
+            removed.push(run);
+        }
+    }
+    remove_stale_state_dirs(&config.state_dir);
+    removed
+}
+
+/// Removes state directories of dead runs (mount points are only ever
+/// mounted in containers' own mount namespaces, so these are plain dirs).
+fn remove_stale_state_dirs(state_dir: &Path) {
+    let Ok(rd) = std::fs::read_dir(state_dir) else {
+        return;
+    };
+    for entry in rd.flatten() {
+        let name = entry.file_name();
+        let Some((pid, start)) = name.to_str().and_then(parse_run_id) else {
+            continue;
+        };
+        if !run_alive(pid, start) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn start_time_is_field_22_even_with_odd_command_names() {
+        let stat = "42 (a) b (c)) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
+        assert_eq!(parse_start_time(stat), Some(987654));
+    }
+
+    #[test]
+    fn this_process_is_alive_and_a_made_up_one_is_not() {
+        let me = std::process::id() as i32;
+        let start = start_time(me).unwrap();
+        assert!(run_alive(me, start));
+        assert!(!run_alive(me, start + 1));
+    }
+
+    #[test]
+    fn run_ids_parse_strictly() {
+        assert_eq!(parse_run_id("123-456-0"), Some((123, 456)));
+        for bad in ["bench-1", "123-456", "1-2-3-4", "a-b-c", ""] {
+            assert_eq!(parse_run_id(bad), None, "{bad}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn stat_parser_never_panics(s in "\\PC{0,200}") {
+            let _ = parse_start_time(&s);
+        }
+
+        #[test]
+        fn stat_parser_finds_start_time(comm in "[ -~]{0,16}", start in any::<u64>()) {
+            let stat = format!("7 ({comm}) R 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 {start} 0 0");
+            prop_assert_eq!(parse_start_time(&stat), Some(start));
+        }
+    }
+}

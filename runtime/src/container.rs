@@ -1,0 +1,547 @@
+//! The parent side: [`Runtime::spawn`] turns a [`ContainerSpec`] into a
+//! running [`Container`]; [`Container::wait`] collects its [`Outcome`] and
+//! removes everything it used. A container dropped without `wait` is killed
+//! and cleaned up all the same.
+
+use crate::cgroup::{self, Cgroup, CgroupDriver, CgroupInfo};
+use crate::error::{Error, Result};
+use crate::init::{InitConfig, INIT_ARG};
+use crate::spec::{ContainerSpec, IdMap, Namespace, RootfsSpec};
+use crate::sys::{self, ExecPlan};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use serde::Serialize;
+use std::ffi::CString;
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How the runtime is set up on this host.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// The boxwatch binary: re-executed as the setup stage and bound into
+    /// every container at [`crate::CONTAINER_EXE`].
+    pub exe: PathBuf,
+    /// Parent cgroup of all runs, relative to the hierarchy roots.
+    pub cgroup_parent: PathBuf,
+    /// Host directory for per-container mount points.
+    pub state_dir: PathBuf,
+    /// How long a kill may take before it is reported as failed.
+    pub kill_timeout: Duration,
+}
+
+impl RuntimeConfig {
+    /// Defaults: this binary, `/boxwatch`, `/run/boxwatch`.
+    pub fn new(exe: PathBuf) -> Self {
+        RuntimeConfig {
+            exe,
+            cgroup_parent: PathBuf::from(cgroup::DEFAULT_PARENT),
+            state_dir: PathBuf::from("/run/boxwatch"),
+            kill_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The stdio of a container's entry command; `None` inherits boxwatch's.
+#[derive(Debug, Default)]
+pub struct Stdio {
+    pub stdin: Option<OwnedFd>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+}
+
+/// How a container's entry command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+}
+
+impl Exit {
+    /// The shell convention: the code, or 128 + the signal number.
+    pub fn shell_code(self) -> i32 {
+        match self {
+            Exit::Code(c) => c,
+            Exit::Signal(s) => 128 + s,
+        }
+    }
+}
+
+/// What became of a container.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub exit: Exit,
+    /// The kernel's OOM killer killed a process of the container.
+    pub oom_killed: bool,
+    pub oom_kills: u64,
+    pub wall_time: Duration,
+}
+
+/// Starts containers on this host. One per boxwatch run: it owns the run's
+/// cgroup `<parent>/<run-id>` and removes it when dropped.
+#[derive(Debug)]
+pub struct Runtime {
+    config: RuntimeConfig,
+    driver: Box<dyn CgroupDriver>,
+    run_id: String,
+}
+
+static RUN_SEQ: AtomicU32 = AtomicU32::new(0);
+
+impl Runtime {
+    /// Detects the cgroup driver, checks privileges, removes what killed
+    /// earlier runs left behind.
+    pub fn new(config: RuntimeConfig) -> Result<Runtime> {
+        let driver = cgroup::detect()?;
+        Runtime::with_driver(config, driver)
+    }
+
+    /// As [`Runtime::new`] with a given driver (tests, or a forced v2 root).
+    pub fn with_driver(config: RuntimeConfig, driver: Box<dyn CgroupDriver>) -> Result<Runtime> {
+        check_privileges()?;
+        if !config.exe.is_file() {
+            return Err(Error::InvalidSpec(format!(
+                "the boxwatch binary {} does not exist",
+                config.exe.display()
+            )));
+        }
+        let run_id = format!(
+            "{}-{}-{}",
+            std::process::id(),
+            crate::cleanup::start_time(std::process::id() as i32).unwrap_or(0),
+            RUN_SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        let rt = Runtime {
+            config,
+            driver,
+            run_id,
+        };
+        crate::cleanup::remove_stale_runs(rt.driver.as_ref(), &rt.config);
+        Ok(rt)
+    }
+
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    pub fn cgroup_info(&self) -> CgroupInfo {
+        CgroupInfo {
+            mode: self.driver.mode(),
+            controllers: self.driver.controllers(),
+        }
+    }
+
+    /// The cgroup path of this run, relative to the hierarchy roots.
+    pub fn run_cgroup(&self) -> PathBuf {
+        self.config.cgroup_parent.join(&self.run_id)
+    }
+
+    /// Starts `spec`. Returns once the entry command is exec'd (setup
+    /// failures come back as errors naming the step).
+    pub fn spawn(&self, spec: &ContainerSpec, stdio: Stdio) -> Result<Container> {
+        spec.validate()?;
+        check_host_support(spec)?;
+        let run_cg = self.run_cgroup();
+        if self.driver.children(&run_cg).contains(&spec.name) {
+            return Err(Error::InvalidSpec(format!(
+                "a container named {:?} is already running in this run",
+                spec.name
+            )));
+        }
+        let userns = spec.namespaces.contains(Namespace::User);
+        let state_dir = self.config.state_dir.join(&self.run_id).join(&spec.name);
+        std::fs::create_dir_all(&state_dir).map_err(Error::io("creating the state directory"))?;
+        let cgroup: Arc<dyn Cgroup> =
+            match self.driver.create(&run_cg.join(&spec.name), &spec.limits) {
+                Ok(cg) => Arc::from(cg),
+                Err(e) => {
+                    remove_state_dir(&state_dir);
+                    return Err(e);
+                }
+            };
+        let mut container = Container {
+            pid: None,
+            cgroup,
+            state_dir,
+            started: Instant::now(),
+            notes: Vec::new(),
+            kill_timeout: self.config.kill_timeout,
+            done: false,
+        };
+        let (parent_sock, child_sock) =
+            UnixStream::pair().map_err(Error::io("creating the sync socket"))?;
+        let plan = ExecPlan::new(
+            cstring(self.config.exe.as_os_str().as_encoded_bytes())?,
+            vec![cstring(b"boxwatch-init")?, cstring(INIT_ARG.as_bytes())?],
+            Vec::new(),
+            [
+                stdio.stdin.as_ref().map(|f| f.as_raw_fd()),
+                stdio.stdout.as_ref().map(|f| f.as_raw_fd()),
+                stdio.stderr.as_ref().map(|f| f.as_raw_fd()),
+            ],
+            child_sock.as_raw_fd(),
+        );
+        let pid = sys::clone_exec(clone_flags(spec), &plan).map_err(|e| Error::Io {
+            step: "clone with the requested namespaces",
+            source: e,
+        })?;
+        container.pid = Some(Pid::from_raw(pid));
+        drop(child_sock);
+        drop(stdio);
+        let root_mount_point = state_dir_root(&container.state_dir)?;
+        let config = InitConfig {
+            spec: spec.clone(),
+            root_mount_point,
+            exe: self.config.exe.clone(),
+            term: std::env::var("TERM").ok(),
+        };
+        let mut sock = parent_sock;
+        send_config(&mut sock, &config)?;
+        if userns {
+            write_id_maps(pid, spec)?;
+        }
+        container.cgroup.add_process(pid)?;
+        sock.write_all(b"G")
+            .map_err(Error::io("starting the container"))?;
+        container.notes = read_setup_result(sock, spec)?;
+        container.started = Instant::now();
+        Ok(container)
+    }
+}
+
+impl Drop for Runtime {
+    /// Removes the run's cgroup, its state directory, and the default
+    /// parent cgroup when no other run uses it.
+    fn drop(&mut self) {
+        let run_cg = self.run_cgroup();
+        self.driver.remove_dir(&run_cg);
+        if self.config.cgroup_parent == Path::new(cgroup::DEFAULT_PARENT) {
+            self.driver.remove_dir(&self.config.cgroup_parent);
+        }
+        let _ = std::fs::remove_dir(self.config.state_dir.join(&self.run_id));
+        let _ = std::fs::remove_dir(&self.config.state_dir);
+    }
+}
+
+/// A running container.
+#[derive(Debug)]
+pub struct Container {
+    pid: Option<Pid>,
+    cgroup: Arc<dyn Cgroup>,
+    state_dir: PathBuf,
+    started: Instant,
+    notes: Vec<String>,
+    kill_timeout: Duration,
+    done: bool,
+}
+
+/// A handle that can signal or kill a container from another thread.
+#[derive(Debug, Clone)]
+pub struct Killer {
+    pid: Pid,
+    cgroup: Arc<dyn Cgroup>,
+}
+
+impl Killer {
+    /// Sends `sig` to the container's first process (its PID 1).
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        let _ = nix::sys::signal::kill(self.pid, sig);
+    }
+    /// Kills every process of the container.
+    pub fn kill(&self) -> Result<()> {
+        self.cgroup.kill_all(Duration::from_secs(5))
+    }
+}
+
+impl Container {
+    /// The entry process's PID on the host.
+    pub fn host_pid(&self) -> i32 {
+        self.pid.expect("a spawned container has a pid").as_raw()
+    }
+
+    /// The container's cgroup path relative to the hierarchy roots.
+    pub fn cgroup_path(&self) -> &Path {
+        self.cgroup.path()
+    }
+
+    /// The container's cgroup directories, by controller(s).
+    pub fn cgroup_dirs(&self) -> Vec<(String, PathBuf)> {
+        self.cgroup.dirs()
+    }
+
+    /// What the setup stage reported (e.g. `rootfs=pivot_root`).
+    pub fn setup_notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    pub fn killer(&self) -> Killer {
+        Killer {
+            pid: self.pid.expect("a spawned container has a pid"),
+            cgroup: self.cgroup.clone(),
+        }
+    }
+
+    /// Waits for the entry command to end, then kills anything left in the
+    /// cgroup and removes the cgroup and state directory.
+    pub fn wait(mut self) -> Result<Outcome> {
+        let pid = self.pid.expect("a spawned container has a pid");
+        let exit = loop {
+            match waitpid(pid, None) {
+                Ok(status) => {
+                    if let Some(exit) = exit_of(status) {
+                        break exit;
+                    }
+                }
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(source) => {
+                    return Err(Error::Wait {
+                        pid: pid.as_raw(),
+                        source,
+                    })
+                }
+            }
+        };
+        self.finish(exit)
+    }
+
+    /// Like [`Container::wait`] but returns `None` at once while it runs.
+    pub fn try_wait(&mut self) -> Result<Option<Outcome>> {
+        let pid = self.pid.expect("a spawned container has a pid");
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(status) => match exit_of(status) {
+                Some(exit) => self.finish(exit).map(Some),
+                None => Ok(None),
+            },
+            Err(nix::errno::Errno::EINTR) => Ok(None),
+            Err(source) => Err(Error::Wait {
+                pid: pid.as_raw(),
+                source,
+            }),
+        }
+    }
+
+    fn finish(&mut self, exit: Exit) -> Result<Outcome> {
+        let wall_time = self.started.elapsed();
+        self.done = true;
+        let killed = self.cgroup.kill_all(self.kill_timeout);
+        let oom_kills = self.cgroup.oom_kills();
+        let removed = self.cgroup.remove();
+        remove_state_dir(&self.state_dir);
+        killed?;
+        removed?;
+        Ok(Outcome {
+            exit,
+            oom_killed: oom_kills > 0,
+            oom_kills,
+            wall_time,
+        })
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let _ = self.cgroup.kill_all(self.kill_timeout);
+        if let Some(pid) = self.pid {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+        }
+        let _ = self.cgroup.remove();
+        remove_state_dir(&self.state_dir);
+    }
+}
+
+fn exit_of(status: WaitStatus) -> Option<Exit> {
+    match status {
+        WaitStatus::Exited(_, code) => Some(Exit::Code(code)),
+        WaitStatus::Signaled(_, sig, _) => Some(Exit::Signal(sig as i32)),
+        _ => None,
+    }
+}
+
+fn cstring(bytes: &[u8]) -> Result<CString> {
+    CString::new(bytes).map_err(|_| Error::InvalidSpec("a path contains a NUL byte".into()))
+}
+
+/// The clone flags for the namespaces created at clone time. The cgroup and
+/// time namespaces are created later by the setup stage: the cgroup one
+/// once the process sits in its cgroup (so that cgroup is its root), the
+/// time one because its offsets must be set before anything enters it.
+fn clone_flags(spec: &ContainerSpec) -> libc::c_int {
+    spec.namespaces
+        .iter()
+        .map(|ns| match ns {
+            Namespace::Pid => libc::CLONE_NEWPID,
+            Namespace::Mount => libc::CLONE_NEWNS,
+            Namespace::Uts => libc::CLONE_NEWUTS,
+            Namespace::Ipc => libc::CLONE_NEWIPC,
+            Namespace::Net => libc::CLONE_NEWNET,
+            Namespace::User => libc::CLONE_NEWUSER,
+            Namespace::Cgroup | Namespace::Time => 0,
+        })
+        .fold(0, |a, b| a | b)
+}
+
+/// The mount point for the new root inside the state directory.
+fn state_dir_root(state_dir: &Path) -> Result<PathBuf> {
+    let root = state_dir.join("root");
+    std::fs::create_dir_all(&root).map_err(Error::io("creating the rootfs mount point"))?;
+    Ok(root)
+}
+
+fn remove_state_dir(dir: &Path) {
+    let _ = std::fs::remove_dir(dir.join("root"));
+    let _ = std::fs::remove_dir(dir);
+}
+
+fn send_config(sock: &mut UnixStream, config: &InitConfig) -> Result<()> {
+    let json = serde_json::to_vec(config).map_err(|e| Error::InvalidSpec(e.to_string()))?;
+    let mut msg = (json.len() as u32).to_le_bytes().to_vec();
+    msg.extend_from_slice(&json);
+    sock.write_all(&msg)
+        .map_err(Error::io("sending the setup stage its config"))
+}
+
+/// Reads the setup stage's messages until the socket closes (exec done).
+fn read_setup_result(sock: UnixStream, spec: &ContainerSpec) -> Result<Vec<String>> {
+    let mut notes = Vec::new();
+    let mut got_any = false;
+    for line in BufReader::new(sock).lines() {
+        let line = line.map_err(Error::io("reading from the setup stage"))?;
+        got_any = true;
+        if let Some(note) = line.strip_prefix('I') {
+            notes.push(note.to_string());
+        } else if let Some(err) = line.strip_prefix('E') {
+            let (step, message) = err.split_once('\t').unwrap_or(("setup", err));
+            return Err(match step {
+                "exec-missing" | "exec-permission" => Error::BadEntry {
+                    command: spec.command.join(" "),
+                    why: message.to_string(),
+                },
+                _ => Error::Setup {
+                    step: step.to_string(),
+                    message: message.to_string(),
+                },
+            });
+        }
+    }
+    let _ = got_any;
+    Ok(notes)
+}
+
+/// Writes the user namespace's uid/gid maps (default: root inside is
+/// 100000 outside for 65536 ids when boxwatch is root; else the caller).
+fn write_id_maps(pid: i32, spec: &ContainerSpec) -> Result<()> {
+    let euid = nix::unistd::geteuid().as_raw();
+    let egid = nix::unistd::getegid().as_raw();
+    let default = |own: u32| {
+        if euid == 0 {
+            vec![IdMap {
+                inside: 0,
+                outside: 100_000,
+                count: 65_536,
+            }]
+        } else {
+            vec![IdMap {
+                inside: 0,
+                outside: own,
+                count: 1,
+            }]
+        }
+    };
+    let uid_map = if spec.uid_map.is_empty() {
+        default(euid)
+    } else {
+        spec.uid_map.clone()
+    };
+    let gid_map = if spec.gid_map.is_empty() {
+        default(egid)
+    } else {
+        spec.gid_map.clone()
+    };
+    let fmt = |m: &[IdMap]| {
+        m.iter()
+            .map(|l| format!("{} {} {}\n", l.inside, l.outside, l.count))
+            .collect::<String>()
+    };
+    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+    if euid != 0 {
+        let _ = std::fs::write(proc_dir.join("setgroups"), "deny");
+    }
+    std::fs::write(proc_dir.join("uid_map"), fmt(&uid_map))
+        .map_err(Error::io("writing uid_map"))?;
+    std::fs::write(proc_dir.join("gid_map"), fmt(&gid_map)).map_err(Error::io("writing gid_map"))
+}
+
+/// Refuses to start when neither root nor a user namespace is available.
+pub fn check_privileges() -> Result<()> {
+    if nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    userns_available().map_err(|reason| Error::NoPrivilege { reason })
+}
+
+/// Whether this process may create a user namespace; Err says why not.
+pub fn userns_available() -> std::result::Result<(), String> {
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .ok()
+            .map(|s| s.trim().to_string())
+    };
+    if read("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
+        return Err("user.max_user_namespaces is 0".into());
+    }
+    if read("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
+        return Err("kernel.unprivileged_userns_clone is 0".into());
+    }
+    if !Path::new("/proc/self/ns/user").exists() {
+        return Err("the kernel has no user namespaces".into());
+    }
+    Ok(())
+}
+
+/// Host-dependent checks: namespaces the kernel lacks, CPUs that are not
+/// online, a rootfs that is not a directory.
+fn check_host_support(spec: &ContainerSpec) -> Result<()> {
+    for ns in spec.namespaces.iter() {
+        if !Path::new("/proc/self/ns").join(ns.proc_name()).exists() {
+            return Err(Error::InvalidSpec(format!(
+                "this kernel has no {ns} namespace (/proc/self/ns/{} is missing): drop it from the spec",
+                ns.proc_name()
+            )));
+        }
+    }
+    if let Some(set) = &spec.limits.cpuset {
+        let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
+        if let Ok(online_set) = online.trim().parse::<crate::CpuSet>() {
+            if let Some(cpu) = set.cpus().iter().find(|c| !online_set.contains(**c)) {
+                return Err(Error::InvalidValue {
+                    what: "cpuset",
+                    value: set.to_string(),
+                    expected: format!(
+                        "CPUs that are online on this host ({online_set}); CPU {cpu} is not"
+                    ),
+                });
+            }
+        }
+    }
+    match &spec.rootfs {
+        RootfsSpec::Dir(dir) if !dir.is_dir() => Err(Error::BadRootfs {
+            path: dir.clone(),
+            why: "it is not a directory".into(),
+        }),
+        RootfsSpec::Dir(_) | RootfsSpec::Minimal if !spec.namespaces.contains(Namespace::Mount) => {
+            Err(Error::InvalidSpec(
+                "a private rootfs needs the mount namespace: keep it in the spec, or use the host rootfs".into(),
+            ))
+        }
+        _ => Ok(()),
+    }
+}

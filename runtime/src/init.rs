@@ -1,0 +1,282 @@
+//! The container's setup stage. The parent clones a child into the new
+//! namespaces, and the child re-executes the boxwatch binary as
+//! `boxwatch-init __boxwatch-init`; [`dispatch`] recognises that and runs the
+//! setup here, in a fresh single-threaded process:
+//!
+//! 1. read the [`InitConfig`] from the sync socket (fd 3), wait for "go"
+//!    (sent once the parent has written uid/gid maps and placed the child in
+//!    its cgroup);
+//! 2. cgroup and time namespaces, hostname, private rootfs, pivot_root;
+//! 3. no_new_privs, drop capabilities, close stray descriptors;
+//! 4. exec the entry command (it is PID 1), or, with `init`, fork it and stay
+//!    as a tiny PID 1 that reaps orphans and forwards signals.
+//!
+//! Any failure is written to the socket as `E<step>\t<message>` and the
+//! process exits; a successful exec closes the socket (close-on-exec), which
+//! the parent reads as success.
+
+use crate::rootfs::{self, step, EnterMethod, RootPlan, StepError, StepResult};
+use crate::spec::{ContainerSpec, Namespace, DEFAULT_CAPABILITIES};
+use crate::sys;
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{execve, ForkResult, Pid};
+use serde::{Deserialize, Serialize};
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// argv[1] of the re-executed setup stage.
+pub const INIT_ARG: &str = "__boxwatch-init";
+
+/// Default PATH inside containers.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// What the parent sends the setup stage.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct InitConfig {
+    pub spec: ContainerSpec,
+    /// Empty host directory the new root is mounted on (in the container's
+    /// mount namespace only).
+    pub root_mount_point: PathBuf,
+    /// The boxwatch binary on the host.
+    pub exe: PathBuf,
+    /// The caller's TERM, passed on to the entry command.
+    pub term: Option<String>,
+}
+
+/// If this process is the setup stage, runs it and returns its exit code
+/// (only on failure: on success it execs). Otherwise returns None at once.
+/// Call first thing in `main`.
+pub fn dispatch() -> Option<ExitCode> {
+    let mut args = std::env::args_os();
+    if args.nth(1).as_deref() != Some(std::ffi::OsStr::new(INIT_ARG)) {
+        return None;
+    }
+    sys::reset_signals();
+    let mut sock = sys::sync_socket();
+    let err = match run(&mut sock) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let _ = sock.write_all(format!("E{}\t{}\n", err.step, err.message).as_bytes());
+    Some(ExitCode::from(match err.step {
+        "exec-missing" => 127,
+        "exec-permission" => 126,
+        _ => 125,
+    }))
+}
+
+enum Never {}
+
+fn run(sock: &mut UnixStream) -> StepResult<Never> {
+    let cfg = read_config(sock)?;
+    wait_go(sock)?;
+    let spec = &cfg.spec;
+    let ns = &spec.namespaces;
+
+    if ns.contains(Namespace::User) {
+        become_root_in_userns()?;
+    }
+    if ns.contains(Namespace::Cgroup) {
+        unshare(CloneFlags::CLONE_NEWCGROUP)
+            .map_err(step("cgroup-namespace", "unshare(CLONE_NEWCGROUP)"))?;
+    }
+    if ns.contains(Namespace::Time) {
+        enter_time_namespace(spec)?;
+    }
+    if ns.contains(Namespace::Uts) {
+        nix::unistd::sethostname(spec.hostname()).map_err(step("hostname", "sethostname"))?;
+    }
+    if ns.contains(Namespace::Mount) && spec.rootfs == crate::spec::RootfsSpec::Host {
+        rootfs::make_private()?;
+        if ns.contains(Namespace::Pid) {
+            rootfs::remount_proc()?;
+        }
+    } else if ns.contains(Namespace::Mount) {
+        rootfs::make_private()?;
+        let plan = RootPlan {
+            rootfs: &spec.rootfs,
+            mount_point: &cfg.root_mount_point,
+            exe: &cfg.exe,
+            hostname: ns.contains(Namespace::Uts).then(|| spec.hostname()),
+        };
+        rootfs::build(&plan)?;
+        let method = rootfs::enter(&cfg.root_mount_point)?;
+        let note = match method {
+            EnterMethod::PivotRoot => "Irootfs=pivot_root\n",
+            EnterMethod::ChrootFallback => "Irootfs=chroot\n",
+        };
+        let _ = sock.write_all(note.as_bytes());
+    }
+
+    let env = entry_env(spec, cfg.term.as_deref());
+    let path_var = env
+        .iter()
+        .find_map(|(k, v)| (k == "PATH").then_some(v.as_str()))
+        .unwrap_or(DEFAULT_PATH)
+        .to_string();
+    let program = rootfs::resolve_command(&spec.command[0], &path_var)?;
+
+    nix::sys::prctl::set_no_new_privs()
+        .map_err(step("no_new_privs", "prctl(PR_SET_NO_NEW_PRIVS)"))?;
+    restrict_capabilities(spec)?;
+    sys::close_fds_from(sys::SYNC_FD + 1);
+    set_cloexec(sys::SYNC_FD)?;
+
+    let argv = cstrings(spec.command.iter().map(String::as_str))?;
+    let envp = cstrings(env.iter().map(|(k, v)| format!("{k}={v}")))?;
+    let exe = cstring(program.to_string_lossy())?;
+
+    if spec.init {
+        return tiny_init(sock, &exe, &argv, &envp);
+    }
+    let e = execve(&exe, &argv, &envp).unwrap_err();
+    Err(StepError {
+        step: "exec-permission",
+        message: format!("exec {}: {e}", program.display()),
+    })
+}
+
+fn read_config(sock: &mut UnixStream) -> StepResult<InitConfig> {
+    let mut len = [0u8; 4];
+    sock.read_exact(&mut len)
+        .map_err(step("config", "reading config length"))?;
+    let mut buf = vec![0u8; u32::from_le_bytes(len) as usize];
+    sock.read_exact(&mut buf)
+        .map_err(step("config", "reading config"))?;
+    serde_json::from_slice(&buf).map_err(step("config", "decoding config"))
+}
+
+fn wait_go(sock: &mut UnixStream) -> StepResult {
+    let mut go = [0u8; 1];
+    sock.read_exact(&mut go)
+        .map_err(step("sync", "waiting for the parent"))?;
+    if go[0] != b'G' {
+        return Err(StepError {
+            step: "sync",
+            message: format!("unexpected byte {:?} from the parent", go[0]),
+        });
+    }
+    Ok(())
+}
+
+fn become_root_in_userns() -> StepResult {
+    let root = nix::unistd::Gid::from_raw(0);
+    nix::unistd::setresgid(root, root, root)
+        .map_err(step("user-namespace", "setresgid(0) (is gid 0 mapped?)"))?;
+    let _ = nix::unistd::setgroups(&[]);
+    let uroot = nix::unistd::Uid::from_raw(0);
+    nix::unistd::setresuid(uroot, uroot, uroot)
+        .map_err(step("user-namespace", "setresuid(0) (is uid 0 mapped?)"))
+}
+
+/// Creates the time namespace (for children and, since Linux 6.x, after
+/// exec for this process too) and sets its clock offsets.
+fn enter_time_namespace(spec: &ContainerSpec) -> StepResult {
+    let flags = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
+    unshare(flags).map_err(step("time-namespace", "unshare(CLONE_NEWTIME)"))?;
+    let o = spec.time_offsets;
+    let text = format!(
+        "monotonic {} 0\nboottime {} 0\n",
+        o.monotonic_secs, o.boottime_secs
+    );
+    std::fs::write("/proc/self/timens_offsets", text)
+        .map_err(step("time-namespace", "writing /proc/self/timens_offsets"))
+}
+
+fn entry_env(spec: &ContainerSpec, term: Option<&str>) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = vec![
+        ("PATH".into(), DEFAULT_PATH.into()),
+        ("HOME".into(), "/root".into()),
+        ("HOSTNAME".into(), spec.hostname().into()),
+    ];
+    if let Some(t) = term {
+        env.push(("TERM".into(), t.into()));
+    }
+    for (k, v) in &spec.env {
+        env.retain(|(ek, _)| ek != k);
+        env.push((k.clone(), v.clone()));
+    }
+    env
+}
+
+/// Keeps Docker's default capabilities plus the spec's extra ones: the
+/// bounding set is cut down first (so exec cannot give more back), then the
+/// effective and permitted sets; inheritable and ambient are emptied.
+fn restrict_capabilities(spec: &ContainerSpec) -> StepResult {
+    use caps::{CapSet, CapsHashSet};
+    let fail = |what: &'static str| step("capabilities", what);
+    let supported = caps::runtime::thread_all_supported();
+    let keep: CapsHashSet = DEFAULT_CAPABILITIES
+        .iter()
+        .copied()
+        .chain(spec.keep_caps.iter().map(|c| c.0))
+        .filter(|c| supported.contains(c))
+        .collect();
+    for cap in supported.iter().filter(|c| !keep.contains(c)) {
+        caps::drop(None, CapSet::Bounding, *cap).map_err(fail("dropping from the bounding set"))?;
+    }
+    caps::clear(None, CapSet::Ambient).map_err(fail("clearing ambient"))?;
+    caps::clear(None, CapSet::Inheritable).map_err(fail("clearing inheritable"))?;
+    caps::set(None, CapSet::Effective, &keep).map_err(fail("setting effective"))?;
+    caps::set(None, CapSet::Permitted, &keep).map_err(fail("setting permitted"))
+}
+
+fn set_cloexec(fd: i32) -> StepResult {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
+        .map(|_| ())
+        .map_err(step("sync", "setting close-on-exec"))
+}
+
+fn cstring(s: impl AsRef<str>) -> StepResult<CString> {
+    CString::new(s.as_ref()).map_err(step("config", "a NUL byte in the command or environment"))
+}
+
+fn cstrings<S: AsRef<str>>(items: impl Iterator<Item = S>) -> StepResult<Vec<CString>> {
+    items.map(cstring).collect()
+}
+
+/// PID 1 that reaps: forks the entry command, forwards signals to it, reaps
+/// every child (orphans included), exits with the entry's status.
+fn tiny_init(
+    sock: &mut UnixStream,
+    exe: &CString,
+    argv: &[CString],
+    envp: &[CString],
+) -> StepResult<Never> {
+    let _ = nix::sys::prctl::set_child_subreaper(true);
+    let child = match sys::fork_single_threaded().map_err(step("init", "fork"))? {
+        ForkResult::Child => {
+            let e = execve(exe, argv, envp).unwrap_err();
+            let _ = sock.write_all(format!("Eexec-permission\texec {exe:?}: {e}\n").as_bytes());
+            std::process::exit(126);
+        }
+        ForkResult::Parent { child } => child,
+    };
+    // The socket stays open only in the entry child until its exec succeeds.
+    sys::forward_signals_to(child.as_raw());
+    drop(std::mem::replace(
+        sock,
+        UnixStream::pair().map_err(step("init", "socketpair"))?.0,
+    ));
+    let code = reap_until(child);
+    std::process::exit(code)
+}
+
+/// Reaps children until `entry` exits; returns the exit code to pass on
+/// (128+signal for a killed entry, as shells do).
+fn reap_until(entry: Pid) -> i32 {
+    loop {
+        match waitpid(None, None) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == entry => return code,
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == entry => return 128 + sig as i32,
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return 125,
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! The runtime's raw system calls. Every `unsafe` block of the project lives
+//! in this file, each in a small function with a `// SAFETY:` line.
+//!
+//! Safe wrappers from `nix` are used everywhere else; what is here has no
+//! safe wrapper that fits: `clone` with namespace flags followed by `execve`
+//! in a possibly multi-threaded parent, and `sysconf`/`sched_getaffinity`
+//! style queries that `nix` does not cover.
+
+use std::ffi::CString;
+use std::os::fd::RawFd;
+use std::os::raw::c_char;
+
+/// Everything the child needs between `clone` and `execve`, built in the
+/// parent beforehand: after `clone` in a multi-threaded process the child may
+/// only call async-signal-safe functions, so it must not allocate.
+pub struct ExecPlan {
+    exe: CString,
+    _args: Vec<CString>,
+    argv: Vec<*const c_char>,
+    envp: Vec<*const c_char>,
+    _env: Vec<CString>,
+    /// Descriptors to install as 0, 1, 2 (None: keep the parent's).
+    stdio: [Option<RawFd>; 3],
+    /// Descriptor to install as fd 3 without close-on-exec.
+    sync_fd: RawFd,
+}
+
+impl ExecPlan {
+    pub fn new(
+        exe: CString,
+        args: Vec<CString>,
+        env: Vec<CString>,
+        stdio: [Option<RawFd>; 3],
+        sync_fd: RawFd,
+    ) -> Self {
+        let mut argv: Vec<*const c_char> = args.iter().map(|a| a.as_ptr()).collect();
+        argv.push(std::ptr::null());
+        let mut envp: Vec<*const c_char> = env.iter().map(|e| e.as_ptr()).collect();
+        envp.push(std::ptr::null());
+        ExecPlan {
+            exe,
+            _args: args,
+            argv,
+            envp,
+            _env: env,
+            stdio,
+            sync_fd,
+        }
+    }
+}
+
+/// The fd number the setup stage finds its sync socket at.
+pub const SYNC_FD: RawFd = 3;
+
+/// `clone(flags | SIGCHLD)` with no new stack (fork semantics), then in the
+/// child: parent-death signal, stdio and sync fd installed, `execve`.
+/// Returns the child's PID in the caller's PID namespace.
+pub fn clone_exec(flags: libc::c_int, plan: &ExecPlan) -> std::io::Result<libc::pid_t> {
+    // SAFETY: raw clone without CLONE_VM or a new stack behaves like fork():
+    // the child gets a copy-on-write copy of this thread's stack. All pointers
+    // the child touches (plan) were built before the call and stay valid in
+    // the copy. The child only calls async-signal-safe functions and never
+    // returns from this function: it execs or _exits.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags | libc::SIGCHLD) as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
+    match ret {
+        -1 => Err(std::io::Error::last_os_error()),
+        0 => child_exec(plan),
+        pid => Ok(pid as libc::pid_t),
+    }
+}
+
+/// The child side of [`clone_exec`]. Never returns.
+fn child_exec(plan: &ExecPlan) -> ! {
+    // SAFETY: only async-signal-safe calls (prctl, dup2, fcntl, execve,
+    // write, _exit) on data prepared before clone; no allocation, no locks.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+        for (target, src) in plan.stdio.iter().enumerate() {
+            if let Some(fd) = *src {
+                if fd != target as RawFd && libc::dup2(fd, target as RawFd) < 0 {
+                    libc::_exit(126);
+                }
+            }
+        }
+        if plan.sync_fd == SYNC_FD {
+            libc::fcntl(SYNC_FD, libc::F_SETFD, 0);
+        } else if libc::dup2(plan.sync_fd, SYNC_FD) < 0 {
+            libc::_exit(126);
+        }
+        libc::execve(plan.exe.as_ptr(), plan.argv.as_ptr(), plan.envp.as_ptr());
+        // execve failed: tell the parent through the sync socket, then exit.
+        let msg = b"Eexec of the boxwatch setup stage failed\n";
+        libc::write(SYNC_FD, msg.as_ptr().cast(), msg.len());
+        libc::_exit(127)
+    }
+}
+
+/// Closes every descriptor from `first` up, so nothing of boxwatch leaks
+/// into the container.
+pub fn close_fds_from(first: RawFd) {
+    // SAFETY: close_range only closes descriptors; this is called in the
+    // single-threaded setup stage right before exec, where no Rust object
+    // still relies on a descriptor above `first`.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            0,
+        )
+    };
+    if ret != 0 {
+        // Kernels before 5.9: close what /proc/self/fd lists.
+        if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+            let fds: Vec<RawFd> = dir
+                .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .filter(|fd| *fd >= first)
+                .collect();
+            for fd in fds {
+                let _ = nix::unistd::close(fd);
+            }
+        }
+    }
+}
+
+/// Resets the signal mask and restores default dispositions, undoing what
+/// the parent (a Rust binary ignoring SIGPIPE, a CLI blocking SIGINT) left.
+pub fn reset_signals() {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for sig in Signal::iterator() {
+        if matches!(sig, Signal::SIGKILL | Signal::SIGSTOP) {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL has no handler code to be unsafe about;
+        // sigaction is unsafe in nix only because handlers can be.
+        let _ = unsafe { sigaction(sig, &default) };
+    }
+}
+
+/// The sync socket the parent installed at [`SYNC_FD`] for the setup stage.
+pub fn sync_socket() -> std::os::unix::net::UnixStream {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // SAFETY: fd 3 was installed by the parent (clone_exec) for the sync
+    // socket; nothing else in this freshly exec'd process owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(SYNC_FD) };
+    std::os::unix::net::UnixStream::from(fd)
+}
+
+/// The PID the tiny init forwards signals to.
+static FORWARD_TO: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn forward_signal(sig: libc::c_int) {
+    let pid = FORWARD_TO.load(std::sync::atomic::Ordering::Relaxed);
+    if pid > 0 {
+        // SAFETY: kill(2) is async-signal-safe and takes plain integers.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+/// Makes this process (the tiny init) pass the usual termination and job
+/// control signals on to `pid` (the entry command).
+pub fn forward_signals_to(pid: libc::pid_t) {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    FORWARD_TO.store(pid, std::sync::atomic::Ordering::Relaxed);
+    let action = SigAction::new(
+        SigHandler::Handler(forward_signal),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for sig in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGWINCH,
+    ] {
+        // SAFETY: forward_signal only reads an atomic and calls kill(2),
+        // both async-signal-safe.
+        let _ = unsafe { sigaction(sig, &action) };
+    }
+}
+
+/// fork(2) for the setup stage and the tiny init, which never start threads.
+pub fn fork_single_threaded() -> nix::Result<nix::unistd::ForkResult> {
+    // SAFETY: callers are single-threaded processes (the re-executed setup
+    // stage), so no lock can be held by another thread across the fork; the
+    // child only execs or exits.
+    unsafe { nix::unistd::fork() }
+}

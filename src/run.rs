@@ -1,0 +1,170 @@
+//! `boxwatch run`: one command in a fresh container.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use nix::sys::signal::{SigSet, Signal};
+use runtime::{
+    Capability, ContainerSpec, CpuQuota, CpuSet, Exit, MemoryBytes, Namespace, RootfsSpec, Runtime,
+    RuntimeConfig,
+};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// CPU limit in CPUs (0.2 = 20% of one CPU), or QUOTA/PERIOD in µs.
+    #[arg(long, value_name = "CPUS")]
+    cpus: Option<CpuQuota>,
+    /// Memory limit (64M, 1G, ...); swap is off.
+    #[arg(long, value_name = "SIZE")]
+    memory: Option<MemoryBytes>,
+    /// Maximum number of processes.
+    #[arg(long, value_name = "N")]
+    pids: Option<u64>,
+    /// CPUs the container may run on (0, 0-1, 0,2).
+    #[arg(long, value_name = "LIST")]
+    cpuset: Option<CpuSet>,
+    /// Hostname inside the container (default: the container name).
+    #[arg(long)]
+    hostname: Option<String>,
+    /// Container name (default: run-<pid>).
+    #[arg(long)]
+    name: Option<String>,
+    /// Use DIR as the root filesystem instead of the minimal throwaway root.
+    #[arg(long, value_name = "DIR")]
+    rootfs: Option<PathBuf>,
+    /// Keep a capability beyond Docker's default set (CAP_SYS_TIME, net_admin...).
+    #[arg(long = "keep-cap", value_name = "CAP")]
+    keep_cap: Vec<Capability>,
+    /// Also create a user namespace (root inside maps to an unprivileged id range outside).
+    #[arg(long)]
+    userns: bool,
+    /// Also create a time namespace, with this CLOCK_MONOTONIC offset in seconds.
+    #[arg(long, value_name = "SECS", allow_hyphen_values = true)]
+    timens_offset: Option<i64>,
+    /// Do not create this namespace (repeatable): pid, mount, uts, ipc, net, cgroup.
+    #[arg(long = "share", value_name = "NS")]
+    share: Vec<Namespace>,
+    /// Run a tiny init as PID 1 that reaps orphans and forwards signals.
+    #[arg(long)]
+    init: bool,
+    /// Set an environment variable in the container (KEY=VALUE).
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    env: Vec<String>,
+    /// Parent cgroup for boxwatch's cgroups.
+    #[arg(long, value_name = "PATH", default_value = runtime::cgroup::DEFAULT_PARENT)]
+    cgroup_parent: String,
+    /// Seconds to wait after forwarding SIGINT/SIGTERM before killing the container.
+    #[arg(long, default_value_t = 5)]
+    grace: u64,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    command: Vec<String>,
+}
+
+impl RunArgs {
+    fn spec(&self) -> Result<ContainerSpec> {
+        let name = self
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("run-{}", std::process::id()));
+        let mut spec = ContainerSpec::new(name, self.command.clone());
+        spec.hostname = self.hostname.clone();
+        spec.limits.cpu = self.cpus;
+        spec.limits.memory = self.memory;
+        spec.limits.pids = self.pids;
+        spec.limits.cpuset = self.cpuset.clone();
+        spec.keep_caps = self.keep_cap.clone();
+        spec.init = self.init;
+        if let Some(dir) = &self.rootfs {
+            spec.rootfs = RootfsSpec::Dir(
+                dir.canonicalize()
+                    .with_context(|| format!("rootfs {}", dir.display()))?,
+            );
+        }
+        if self.userns {
+            spec.namespaces.insert(Namespace::User);
+        }
+        if let Some(secs) = self.timens_offset {
+            spec.namespaces.insert(Namespace::Time);
+            spec.time_offsets.monotonic_secs = secs;
+            spec.time_offsets.boottime_secs = secs;
+        }
+        for ns in &self.share {
+            spec.namespaces.remove(*ns);
+        }
+        if !spec.namespaces.contains(Namespace::Mount) {
+            spec.rootfs = RootfsSpec::Host;
+        }
+        for kv in &self.env {
+            let (k, v) = kv
+                .split_once('=')
+                .with_context(|| format!("--env {kv:?}: expected KEY=VALUE"))?;
+            spec.env.push((k.to_string(), v.to_string()));
+        }
+        Ok(spec)
+    }
+}
+
+pub fn main(args: RunArgs) -> Result<ExitCode> {
+    let spec = args.spec()?;
+    let mut config =
+        RuntimeConfig::new(std::env::current_exe().context("locating the boxwatch binary")?);
+    config.cgroup_parent = runtime::cgroup::parse_parent(&args.cgroup_parent)?;
+    // Block the termination signals before any thread exists, so that only
+    // the forwarding thread below receives them (the container's setup stage
+    // resets its mask).
+    let signals = termination_signals();
+    signals.thread_block().context("blocking signals")?;
+    let rt = Runtime::new(config)?;
+    let container = rt.spawn(&spec, runtime::Stdio::default())?;
+    let killer = container.killer();
+    let grace = Duration::from_secs(args.grace);
+    std::thread::spawn(move || forward_signals(signals, killer, grace));
+    let outcome = container.wait()?;
+    if outcome.oom_killed {
+        let limit = spec
+            .limits
+            .memory
+            .map(|m| m.to_string())
+            .unwrap_or_else(|| "none".into());
+        eprintln!("boxwatch: the container was killed by the OOM killer (memory limit {limit})");
+    } else if let Exit::Signal(sig) = outcome.exit {
+        let name = Signal::try_from(sig)
+            .map(|s| s.as_str())
+            .unwrap_or("unknown signal");
+        eprintln!("boxwatch: the container was killed by {name}");
+    }
+    drop(rt);
+    Ok(ExitCode::from(outcome.exit.shell_code().clamp(0, 255) as u8))
+}
+
+fn termination_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+    ] {
+        set.add(s);
+    }
+    set
+}
+
+/// Passes SIGINT/SIGTERM/SIGHUP/SIGQUIT to the container's PID 1; if it is
+/// still running `grace` later (a PID 1 without a handler ignores them), or
+/// on a second signal, kills the whole container.
+fn forward_signals(signals: SigSet, killer: runtime::Killer, grace: Duration) {
+    let Ok(first) = signals.wait() else { return };
+    killer.signal(first);
+    let k = killer.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(grace);
+        let _ = k.kill();
+    });
+    if signals.wait().is_ok() {
+        let _ = killer.kill();
+    }
+}
