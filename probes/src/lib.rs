@@ -4,6 +4,7 @@
 //!
 //! Must not depend on: `runtime`.
 
+pub mod inside;
 pub mod verdict;
 
 pub use verdict::Verdict;
