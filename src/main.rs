@@ -41,8 +41,18 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("boxwatch: error: {e:#}");
-            ExitCode::from(125)
+            ExitCode::from(error_code(&e))
         }
+    }
+}
+
+/// Docker's convention: 127 the command was not found, 126 it could not be
+/// executed, 125 boxwatch itself failed.
+fn error_code(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<runtime::Error>() {
+        Some(runtime::Error::BadEntry { why, .. }) if why.contains("not executable") => 126,
+        Some(runtime::Error::BadEntry { .. }) => 127,
+        _ => 125,
     }
 }
 

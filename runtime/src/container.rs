@@ -35,12 +35,19 @@ pub struct RuntimeConfig {
 }
 
 impl RuntimeConfig {
-    /// Defaults: this binary, `/boxwatch`, `/run/boxwatch`.
+    /// Defaults: this binary, `/boxwatch`, `/run/boxwatch` (for another
+    /// user than root, `boxwatch-<uid>` in the temp directory).
     pub fn new(exe: PathBuf) -> Self {
+        let uid = nix::unistd::geteuid();
+        let state_dir = if uid.is_root() {
+            PathBuf::from("/run/boxwatch")
+        } else {
+            std::env::temp_dir().join(format!("boxwatch-{uid}"))
+        };
         RuntimeConfig {
             exe,
             cgroup_parent: PathBuf::from(cgroup::DEFAULT_PARENT),
-            state_dir: PathBuf::from("/run/boxwatch"),
+            state_dir,
             kill_timeout: Duration::from_secs(5),
         }
     }
@@ -145,6 +152,12 @@ impl Runtime {
     /// failures come back as errors naming the step).
     pub fn spawn(&self, spec: &ContainerSpec, stdio: Stdio) -> Result<Container> {
         spec.validate()?;
+        let mut spec = std::borrow::Cow::Borrowed(spec);
+        if !nix::unistd::geteuid().is_root() && !spec.namespaces.contains(Namespace::User) {
+            // Without root, only a user namespace gives the privileges setup needs.
+            spec.to_mut().namespaces.insert(Namespace::User);
+        }
+        let spec = spec.as_ref();
         check_host_support(spec)?;
         let run_cg = self.run_cgroup();
         if self.driver.children(&run_cg).contains(&spec.name) {
@@ -185,10 +198,11 @@ impl Runtime {
                 stdio.stderr.as_ref().map(|f| f.as_raw_fd()),
             ],
             child_sock.as_raw_fd(),
+            userns,
         );
-        let pid = sys::clone_exec(clone_flags(spec), &plan).map_err(|e| Error::Io {
+        let pid = sys::clone_exec(clone_flags(spec), &plan).map_err(|cause| Error::Io {
             step: "clone with the requested namespaces",
-            source: e,
+            cause,
         })?;
         container.pid = Some(Pid::from_raw(pid));
         drop(child_sock);
@@ -201,10 +215,12 @@ impl Runtime {
             term: std::env::var("TERM").ok(),
         };
         let mut sock = parent_sock;
-        send_config(&mut sock, &config)?;
         if userns {
             write_id_maps(pid, spec)?;
+            sock.write_all(b"M")
+                .map_err(Error::io("releasing the setup stage"))?;
         }
+        send_config(&mut sock, &config)?;
         container.cgroup.add_process(pid)?;
         sock.write_all(b"G")
             .map_err(Error::io("starting the container"))?;
@@ -298,10 +314,10 @@ impl Container {
                     }
                 }
                 Err(nix::errno::Errno::EINTR) => continue,
-                Err(source) => {
+                Err(cause) => {
                     return Err(Error::Wait {
                         pid: pid.as_raw(),
-                        source,
+                        cause,
                     })
                 }
             }
@@ -318,9 +334,9 @@ impl Container {
                 None => Ok(None),
             },
             Err(nix::errno::Errno::EINTR) => Ok(None),
-            Err(source) => Err(Error::Wait {
+            Err(cause) => Err(Error::Wait {
                 pid: pid.as_raw(),
-                source,
+                cause,
             }),
         }
     }
@@ -490,19 +506,24 @@ pub fn check_privileges() -> Result<()> {
 
 /// Whether this process may create a user namespace; Err says why not.
 pub fn userns_available() -> std::result::Result<(), String> {
-    let read = |p: &str| {
-        std::fs::read_to_string(p)
-            .ok()
-            .map(|s| s.trim().to_string())
-    };
-    if read("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
+    userns_available_with(|p| std::fs::read_to_string(p).ok())
+}
+
+/// [`userns_available`] over a given reader of /proc files.
+pub fn userns_available_with(
+    read: impl Fn(&str) -> Option<String>,
+) -> std::result::Result<(), String> {
+    let value = |p: &str| read(p).map(|s| s.trim().to_string());
+    if value("/proc/self/ns/user").is_none()
+        && value("/proc/sys/user/max_user_namespaces").is_none()
+    {
+        return Err("the kernel has no user namespaces".into());
+    }
+    if value("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
         return Err("user.max_user_namespaces is 0".into());
     }
-    if read("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
+    if value("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
         return Err("kernel.unprivileged_userns_clone is 0".into());
-    }
-    if !Path::new("/proc/self/ns/user").exists() {
-        return Err("the kernel has no user namespaces".into());
     }
     Ok(())
 }
@@ -543,5 +564,55 @@ fn check_host_support(spec: &ContainerSpec) -> Result<()> {
             ))
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reader(files: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |p| {
+            files
+                .iter()
+                .find(|(k, _)| *k == p)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn user_namespaces_are_available_by_default() {
+        assert!(userns_available_with(reader(&[(
+            "/proc/sys/user/max_user_namespaces",
+            "63000\n"
+        )]))
+        .is_ok());
+    }
+
+    #[test]
+    fn a_zero_namespace_budget_or_a_disabled_clone_refuses_with_the_reason() {
+        let e = userns_available_with(reader(&[("/proc/sys/user/max_user_namespaces", "0\n")]))
+            .unwrap_err();
+        assert!(e.contains("max_user_namespaces is 0"));
+        let e = userns_available_with(reader(&[
+            ("/proc/sys/user/max_user_namespaces", "100"),
+            ("/proc/sys/kernel/unprivileged_userns_clone", "0"),
+        ]))
+        .unwrap_err();
+        assert!(e.contains("unprivileged_userns_clone"));
+        let e = userns_available_with(reader(&[])).unwrap_err();
+        assert!(e.contains("no user namespaces"));
+    }
+
+    #[test]
+    fn the_no_privilege_error_names_the_cause_and_the_fix() {
+        let msg = Error::NoPrivilege {
+            reason: "user.max_user_namespaces is 0".into(),
+        }
+        .to_string();
+        assert!(
+            msg.contains("not running as root") && msg.contains("run boxwatch as root"),
+            "{msg}"
+        );
     }
 }

@@ -39,11 +39,11 @@ pub enum Error {
     #[error("cgroup parent {parent} must be an absolute cgroup path such as /boxwatch or /system.slice/ci")]
     BadCgroupParent { parent: String },
 
-    #[error("{action} {path}: {source}{hint}")]
+    #[error("{action} {path}: {cause}{hint}")]
     Cgroup {
         action: &'static str,
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
         hint: &'static str,
     },
 
@@ -60,29 +60,23 @@ pub enum Error {
         example: &'static str,
     },
 
-    #[error("{step} failed: {source}")]
-    Sys {
-        step: &'static str,
-        source: nix::Error,
-    },
-
-    #[error("{step} failed: {source}")]
+    #[error("{step} failed: {cause}")]
     Io {
         step: &'static str,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 
     #[error("container setup failed at step '{step}': {message}")]
     Setup { step: String, message: String },
 
-    #[error("the container process {pid} could not be waited for: {source}")]
-    Wait { pid: i32, source: nix::Error },
+    #[error("the container process {pid} could not be waited for: {cause}")]
+    Wait { pid: i32, cause: nix::Error },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub(crate) fn io(step: &'static str) -> impl FnOnce(std::io::Error) -> Error {
-        move |source| Error::Io { step, source }
+        move |cause| Error::Io { step, cause }
     }
 }

@@ -23,6 +23,9 @@ pub struct ExecPlan {
     stdio: [Option<RawFd>; 3],
     /// Descriptor to install as fd 3 without close-on-exec.
     sync_fd: RawFd,
+    /// Wait for one byte on the sync fd before exec (a new user namespace
+    /// needs its uid/gid maps first, or exec drops every capability).
+    wait_before_exec: bool,
 }
 
 impl ExecPlan {
@@ -32,6 +35,7 @@ impl ExecPlan {
         env: Vec<CString>,
         stdio: [Option<RawFd>; 3],
         sync_fd: RawFd,
+        wait_before_exec: bool,
     ) -> Self {
         let mut argv: Vec<*const c_char> = args.iter().map(|a| a.as_ptr()).collect();
         argv.push(std::ptr::null());
@@ -45,6 +49,7 @@ impl ExecPlan {
             _env: env,
             stdio,
             sync_fd,
+            wait_before_exec,
         }
     }
 }
@@ -80,7 +85,7 @@ pub fn clone_exec(flags: libc::c_int, plan: &ExecPlan) -> std::io::Result<libc::
 
 /// The child side of [`clone_exec`]. Never returns.
 fn child_exec(plan: &ExecPlan) -> ! {
-    // SAFETY: only async-signal-safe calls (prctl, dup2, fcntl, execve,
+    // SAFETY: only async-signal-safe calls (prctl, dup2, fcntl, read, execve,
     // write, _exit) on data prepared before clone; no allocation, no locks.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
@@ -95,6 +100,22 @@ fn child_exec(plan: &ExecPlan) -> ! {
             libc::fcntl(SYNC_FD, libc::F_SETFD, 0);
         } else if libc::dup2(plan.sync_fd, SYNC_FD) < 0 {
             libc::_exit(126);
+        }
+        if plan.wait_before_exec {
+            let mut byte = 0u8;
+            if libc::read(SYNC_FD, (&mut byte as *mut u8).cast(), 1) != 1 {
+                libc::_exit(126);
+            }
+            // Become root of the new user namespace so exec keeps the
+            // namespace's capabilities. Raw syscalls: glibc's wrappers would
+            // try to signal threads that exist only in the parent.
+            if libc::syscall(libc::SYS_setresgid, 0, 0, 0) != 0
+                || libc::syscall(libc::SYS_setresuid, 0, 0, 0) != 0
+            {
+                let msg = b"Euser-namespace\tuid/gid 0 is not mapped in the user namespace\n";
+                libc::write(SYNC_FD, msg.as_ptr().cast(), msg.len());
+                libc::_exit(125);
+            }
         }
         libc::execve(plan.exe.as_ptr(), plan.argv.as_ptr(), plan.envp.as_ptr());
         // execve failed: tell the parent through the sync socket, then exit.

@@ -110,7 +110,7 @@ impl fmt::Display for MemoryBytes {
     /// The largest unit that divides the value exactly: 64 MiB, 1536 KiB.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
-            if self.0 % (1u64 << shift) == 0 {
+            if self.0.is_multiple_of(1u64 << shift) {
                 return write!(f, "{} {unit}", self.0 >> shift);
             }
         }

@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 /// Writes `value` to the control file `dir/file`.
 pub fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
     let path = dir.join(file);
-    std::fs::write(&path, value).map_err(|source| Error::Cgroup {
+    std::fs::write(&path, value).map_err(|cause| Error::Cgroup {
         action: "writing",
-        hint: hint_for(&source),
+        hint: hint_for(&cause),
         path: path.clone(),
-        source,
+        cause,
     })
 }
 
@@ -26,8 +26,33 @@ pub fn read(dir: &Path, file: &str) -> Option<String> {
 }
 
 /// Creates `dir` and its missing parents; returns the directories it made,
-/// outermost first.
+/// outermost first. Retries when a parallel run removes a shared, empty
+/// ancestor (the default `/boxwatch` parent) half-way.
 pub fn create_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut made = Vec::new();
+    for attempt in 0.. {
+        match create_missing(dir, &mut made) {
+            Ok(()) => return Ok(made),
+            Err((source, _)) if source.kind() == std::io::ErrorKind::NotFound && attempt < 5 => {
+                continue
+            }
+            Err((source, path)) => {
+                return Err(Error::Cgroup {
+                    action: "creating",
+                    hint: hint_for(&source),
+                    path,
+                    cause: source,
+                })
+            }
+        }
+    }
+    unreachable!("the loop returns")
+}
+
+fn create_missing(
+    dir: &Path,
+    made: &mut Vec<PathBuf>,
+) -> std::result::Result<(), (std::io::Error, PathBuf)> {
     let mut missing = Vec::new();
     let mut cur = dir;
     while !cur.exists() {
@@ -37,22 +62,14 @@ pub fn create_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
             None => break,
         }
     }
-    missing.reverse();
-    for d in &missing {
-        match std::fs::create_dir(d) {
-            Ok(()) => {}
+    for d in missing.into_iter().rev() {
+        match std::fs::create_dir(&d) {
+            Ok(()) => made.push(d),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(source) => {
-                return Err(Error::Cgroup {
-                    action: "creating",
-                    hint: hint_for(&source),
-                    path: d.clone(),
-                    source,
-                })
-            }
+            Err(e) => return Err((e, d)),
         }
     }
-    Ok(missing)
+    Ok(())
 }
 
 fn hint_for(e: &std::io::Error) -> &'static str {
@@ -106,12 +123,12 @@ pub fn remove_dir(dir: &Path) -> Result<()> {
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(5));
             }
-            Err(source) => {
+            Err(cause) => {
                 return Err(Error::Cgroup {
                     action: "removing",
-                    hint: hint_for(&source),
+                    hint: hint_for(&cause),
                     path: dir.to_path_buf(),
-                    source,
+                    cause,
                 })
             }
         }

@@ -1,0 +1,134 @@
+//! The cgroup drivers against the host's real hierarchies: create, join,
+//! kill, remove. The v2 driver runs on a cgroup2 mount wherever the host has
+//! one (here the hybrid layout's /sys/fs/cgroup/unified, which carries no
+//! cpu or memory controller; the limits are covered in VM runs).
+
+use runtime::cgroup::{self, mounts::Mounts, v1::V1Driver, v2::V2Driver, CgroupDriver, CgroupMode};
+use runtime::{Error, Limits};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::Duration;
+
+fn root_or_skip(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{test} needs root and CI=true forbids skipping it"
+    );
+    eprintln!("skipping {test}: needs root");
+    false
+}
+
+fn test_path(label: &str) -> PathBuf {
+    PathBuf::from(format!("/boxwatch/test-{}-{label}", std::process::id()))
+}
+
+fn sleeper() -> Child {
+    Command::new("sleep").arg("60").spawn().unwrap()
+}
+
+/// Runs the create / join / kill / remove cycle on `driver`.
+fn full_cycle(driver: &dyn CgroupDriver, label: &str, limits: &Limits) {
+    let run = test_path(label);
+    let cg = driver.create(&run.join("c"), limits).unwrap();
+    let mut a = sleeper();
+    let mut b = sleeper();
+    cg.add_process(a.id() as i32).unwrap();
+    cg.add_process(b.id() as i32).unwrap();
+    let mut members = cg.pids();
+    members.sort();
+    let mut expected = vec![a.id() as i32, b.id() as i32];
+    expected.sort();
+    assert_eq!(members, expected);
+    cg.kill_all(Duration::from_secs(5)).unwrap();
+    assert!(cg.pids().is_empty());
+    assert!(!a.wait().unwrap().success());
+    assert!(!b.wait().unwrap().success());
+    cg.remove().unwrap();
+    for (_, dir) in cg.dirs() {
+        assert!(!dir.exists(), "{} left behind", dir.display());
+    }
+    assert!(driver.remove_dir(&run));
+    driver.remove_dir(Path::new(cgroup::DEFAULT_PARENT));
+}
+
+#[test]
+fn the_v2_driver_creates_joins_kills_and_removes_on_a_real_cgroup2_mount() {
+    if !root_or_skip("v2 driver cycle") {
+        return;
+    }
+    let mounts = Mounts::from_proc().unwrap();
+    let unified = mounts
+        .unified
+        .clone()
+        .expect("this host has a cgroup2 mount");
+    let driver = V2Driver::new(unified.clone(), CgroupMode::V2);
+    // Limits only where the hierarchy has the controllers (a pure v2 host).
+    let offered = driver.controllers();
+    let mut limits = Limits::default();
+    if offered.iter().any(|c| c == "pids") {
+        limits.pids = Some(16);
+    }
+    if offered.iter().any(|c| c == "memory") {
+        limits.memory = Some("64M".parse().unwrap());
+    }
+    full_cycle(&driver, "v2", &limits);
+}
+
+#[test]
+fn the_detected_driver_creates_joins_kills_and_removes() {
+    if !root_or_skip("detected driver cycle") {
+        return;
+    }
+    let driver = cgroup::detect().unwrap();
+    let limits = Limits {
+        cpu: Some("0.5".parse().unwrap()),
+        memory: Some("64M".parse().unwrap()),
+        pids: Some(16),
+        cpuset: Some("0".parse().unwrap()),
+    };
+    full_cycle(driver.as_ref(), "detected", &limits);
+}
+
+#[test]
+fn a_limit_whose_controller_the_v2_hierarchy_lacks_is_refused_with_the_fix() {
+    let mounts = Mounts::from_proc().unwrap();
+    let Some(unified) = mounts.unified.clone() else {
+        return;
+    };
+    let driver = V2Driver::new(unified, CgroupMode::V2);
+    if driver.controllers().iter().any(|c| c == "cpu") {
+        return; // a pure v2 host offers cpu: nothing is missing there
+    }
+    let limits = Limits {
+        cpu: Some("0.2".parse().unwrap()),
+        ..Limits::default()
+    };
+    let err = driver.create(&test_path("missing"), &limits).unwrap_err();
+    assert!(matches!(err, Error::MissingController { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("cpu cgroup controller") && msg.contains("cgroup.subtree_control"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_limit_whose_v1_controller_is_not_mounted_is_refused() {
+    let mounts = Mounts::parse("26 25 0:24 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n");
+    let driver = V1Driver::new(mounts, CgroupMode::V1);
+    let limits = Limits {
+        memory: Some("64M".parse().unwrap()),
+        ..Limits::default()
+    };
+    let msg = driver
+        .create(&test_path("nomem"), &limits)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("memory cgroup controller") && msg.contains("v1 controllers mounted: cpu"),
+        "{msg}"
+    );
+}

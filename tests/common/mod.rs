@@ -1,0 +1,119 @@
+//! Helpers shared by the integration tests: the real `boxwatch` binary, the
+//! root requirement (never skipped under CI=true), and host-side lookups
+//! that read cgroupfs directly.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_boxwatch");
+
+/// True when the test may run. Without root it is skipped with a message,
+/// except under CI=true, where a missing prerequisite fails the test.
+pub fn root_or_skip(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{test} needs root (namespaces, cgroups) and CI=true forbids skipping it"
+    );
+    eprintln!("skipping {test}: needs root");
+    false
+}
+
+/// `boxwatch <args>` with output captured.
+pub fn boxwatch(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("running boxwatch")
+}
+
+/// `boxwatch run <opts> -- sh -c <script>`: (exit code, stdout, stderr).
+pub fn run_sh(opts: &[&str], script: &str) -> (i32, String, String) {
+    let mut args = vec!["run"];
+    args.extend_from_slice(opts);
+    args.extend_from_slice(&["--", "/bin/sh", "-c", script]);
+    let out = boxwatch(&args);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The mount points of the host's cgroup hierarchies (v1 ones and cgroup2).
+pub fn cgroup_mounts() -> Vec<PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    info.lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let fs = post.split(' ').next()?;
+            let mp = pre.split(' ').nth(4)?;
+            (fs == "cgroup" || fs == "cgroup2").then(|| PathBuf::from(mp))
+        })
+        .collect()
+}
+
+/// Every cgroup directory under a `boxwatch` parent whose run id starts
+/// with `<pid>-` (runs of the boxwatch process `pid`).
+pub fn cgroups_of_boxwatch_pid(pid: u32) -> Vec<PathBuf> {
+    let prefix = format!("{pid}-");
+    cgroup_mounts()
+        .iter()
+        .map(|m| m.join("boxwatch"))
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flat_map(|rd| rd.flatten())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect()
+}
+
+/// The directory holding the CPU usage of container `name`: (dir, v2?).
+pub fn find_container_cgroup(controller_file: &str, name: &str) -> Option<(PathBuf, bool)> {
+    for m in cgroup_mounts() {
+        let base = m.join("boxwatch");
+        let Ok(runs) = std::fs::read_dir(&base) else {
+            continue;
+        };
+        for run in runs.flatten() {
+            let d = run.path().join(name);
+            if d.join(controller_file).exists() {
+                return Some((d, false));
+            }
+            if d.join("cpu.stat").exists() && d.join("cgroup.controllers").exists() {
+                return Some((d, true));
+            }
+        }
+    }
+    None
+}
+
+/// CPU time used by the cgroup at `dir`, in nanoseconds.
+pub fn cpu_usage_ns(dir: &Path, v2: bool) -> Option<u64> {
+    if v2 {
+        let stat = std::fs::read_to_string(dir.join("cpu.stat")).ok()?;
+        let usec: u64 = stat
+            .lines()
+            .find_map(|l| l.strip_prefix("usage_usec "))?
+            .trim()
+            .parse()
+            .ok()?;
+        Some(usec * 1000)
+    } else {
+        std::fs::read_to_string(dir.join("cpuacct.usage"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
+/// `readlink /proc/self/ns/<ns>` of the test process.
+pub fn host_ns(ns: &str) -> String {
+    std::fs::read_link(format!("/proc/self/ns/{ns}"))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}

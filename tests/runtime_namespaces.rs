@@ -1,0 +1,162 @@
+//! Each namespace boxwatch creates is really separate from the host's.
+
+mod common;
+use common::*;
+
+/// The ns link of the container's own PID 1, as seen inside.
+fn inside_ns(opts: &[&str], ns: &str) -> String {
+    let (code, out, err) = run_sh(opts, &format!("readlink /proc/self/ns/{ns}"));
+    assert_eq!(code, 0, "{err}");
+    out.trim().to_string()
+}
+
+#[test]
+fn every_default_namespace_differs_from_the_hosts() {
+    if !root_or_skip("every_default_namespace_differs_from_the_hosts") {
+        return;
+    }
+    for ns in ["pid", "mnt", "uts", "ipc", "net", "cgroup"] {
+        let inside = inside_ns(&[], ns);
+        assert!(inside.starts_with(&format!("{ns}:[")), "{ns}: {inside}");
+        assert_ne!(inside, host_ns(ns), "{ns} namespace is the host's");
+    }
+}
+
+#[test]
+fn shared_namespaces_are_the_hosts() {
+    if !root_or_skip("shared_namespaces_are_the_hosts") {
+        return;
+    }
+    assert_eq!(inside_ns(&["--share", "net"], "net"), host_ns("net"));
+    assert_eq!(inside_ns(&["--share", "ipc"], "ipc"), host_ns("ipc"));
+}
+
+#[test]
+fn the_entry_is_pid_1_and_sees_only_its_own_processes() {
+    if !root_or_skip("the_entry_is_pid_1_and_sees_only_its_own_processes") {
+        return;
+    }
+    let (code, out, err) = run_sh(&[], "echo $$; ls /proc | grep -c '^[0-9]'");
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "1");
+    let n: u32 = lines[1].parse().unwrap();
+    assert!(n <= 4, "{n} processes visible: the host's leak in");
+}
+
+#[test]
+fn the_hostname_is_the_containers_and_the_host_keeps_its_own() {
+    if !root_or_skip("the_hostname_is_the_containers_and_the_host_keeps_its_own") {
+        return;
+    }
+    let host_before = nix::unistd::gethostname().unwrap();
+    let (code, out, _) = run_sh(
+        &["--hostname", "boxy"],
+        "hostname; cat /etc/hostname; hostname changed-inside 2>/dev/null; true",
+    );
+    assert_eq!(code, 0);
+    assert_eq!(out, "boxy\nboxy\n");
+    assert_eq!(nix::unistd::gethostname().unwrap(), host_before);
+}
+
+#[test]
+fn host_mounts_are_invisible_and_inside_mounts_stay_inside() {
+    if !root_or_skip("host_mounts_are_invisible_and_inside_mounts_stay_inside") {
+        return;
+    }
+    // The host's root is gone: the workspace directory of this test is not there.
+    let here = env!("CARGO_MANIFEST_DIR");
+    let script = format!(
+        "test -e {here} && echo visible; mkdir -p /tmp/m && mount -t tmpfs marker-inside /tmp/m && grep -c marker-inside /proc/self/mounts; \
+         grep -c oldroot /proc/self/mountinfo"
+    );
+    let (code, out, err) = run_sh(&["--keep-cap", "sys_admin"], &script);
+    assert_eq!(out, "1\n0\n", "{err}");
+    assert_eq!(code, 1, "grep -c of oldroot found 0 lines, so exits 1");
+    let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !host.contains("marker-inside"),
+        "a mount inside leaked to the host"
+    );
+}
+
+#[test]
+fn the_network_has_only_loopback() {
+    if !root_or_skip("the_network_has_only_loopback") {
+        return;
+    }
+    let (code, out, err) = run_sh(&[], "ls /sys/class/net");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "lo");
+}
+
+#[test]
+fn the_cgroup_namespace_is_rooted_at_the_containers_cgroup() {
+    if !root_or_skip("the_cgroup_namespace_is_rooted_at_the_containers_cgroup") {
+        return;
+    }
+    let (code, out, _) = run_sh(&["--memory", "64M"], "cat /proc/self/cgroup");
+    assert_eq!(code, 0);
+    for line in out.lines() {
+        assert!(
+            line.ends_with(":/"),
+            "cgroup path leaks the host's tree: {line}"
+        );
+    }
+}
+
+#[test]
+fn a_user_namespace_maps_root_to_an_unprivileged_range() {
+    if !root_or_skip("a_user_namespace_maps_root_to_an_unprivileged_range") {
+        return;
+    }
+    let (code, out, err) = run_sh(
+        &["--userns"],
+        "id -u; cat /proc/self/uid_map; readlink /proc/self/ns/user",
+    );
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "0");
+    let map: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(map, ["0", "100000", "65536"]);
+    assert_ne!(lines[2], host_ns("user"));
+}
+
+#[test]
+fn a_time_namespace_offsets_the_monotonic_clock_but_not_realtime() {
+    if !root_or_skip("a_time_namespace_offsets_the_monotonic_clock_but_not_realtime") {
+        return;
+    }
+    let host_uptime = || -> f64 {
+        std::fs::read_to_string("/proc/uptime")
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let before = host_uptime();
+    let (code, out, err) = run_sh(
+        &["--timens-offset", "86400"],
+        "cat /proc/uptime; date +%s; readlink /proc/self/ns/time",
+    );
+    let after = host_uptime();
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    let inside: f64 = lines[0].split_whitespace().next().unwrap().parse().unwrap();
+    assert!(
+        inside >= before + 86400.0 && inside <= after + 86400.0 + 1.0,
+        "uptime inside {inside}, host {before}..{after}"
+    );
+    let realtime: i64 = lines[1].parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(
+        (realtime - now).abs() <= 2,
+        "realtime moved: {realtime} vs {now}"
+    );
+    assert_ne!(lines[2], host_ns("time"));
+}
