@@ -1,1 +1,17 @@
-//! boxwatch scenarios crate.
+//! boxwatch's scenarios: the catalog of data files, the workloads that run
+//! inside containers, the expectations and their verdicts, and the runner
+//! that ties them to the runtime, the probes and the reports.
+//!
+//! Data flows one way: scenario file -> `ContainerSpec` -> runtime spawns ->
+//! the host view is sampled while the workload runs, the workload reports
+//! the inside view -> outcome -> expectations -> verdicts -> report.
+
+pub mod catalog;
+pub mod error;
+pub mod expect;
+pub mod metrics;
+mod sys;
+pub mod workload;
+
+pub use catalog::{Entry, LoadError, Scenario};
+pub use error::{Error, Result};

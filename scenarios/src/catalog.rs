@@ -1,0 +1,1102 @@
+//! The scenario catalog: one TOML file per scenario, data only. The loader
+//! turns a file into a [`Scenario`] or refuses it with the file, the line
+//! and the reason; one broken file never stops the others.
+//!
+//! ```toml
+//! id = "cpu-quota-20"
+//! title = "A 20% CPU quota holds a spin loop to 20% of one CPU"
+//! seed_claim = "cgroup cpu.cfs_quota_us=20000 / period=100000 holds a spin loop to 20%"
+//! exclusive = true          # measures CPU: runs alone, even with --jobs
+//! timeout = "30s"
+//!
+//! [container]               # every key optional
+//! cpu = "0.2"               # CPUs, or "QUOTA/PERIOD" in µs
+//! memory = "64M"
+//! pids = 64
+//! cpuset = "0"
+//! namespaces = ["pid", "mount", "uts", "ipc", "net", "cgroup"]
+//! hostname = "box"
+//! keep_caps = ["sys_admin"]
+//! init = false              # tiny init as PID 1
+//! monotonic_offset = "10d"  # time namespace offsets
+//! boottime_offset = "10d"
+//! env = { KEY = "value" }
+//!
+//! [workload]
+//! name = "spin"             # spin burst noisy hog fork-bomb settimeofday probe-inside orphan-maker
+//! threads = 1
+//! duration = "5s"
+//!
+//! [[expect]]
+//! check = "cpu-share"
+//! title = "the spin loop gets its quota, no more"
+//! metric = "cpu_share"      # see `metrics`
+//! near = "limit.cpu"        # or equals / at_most / at_least; numbers, booleans,
+//! tolerance = 0.02          # text, or references limit.cpu, limit.memory...
+//! required = true           # default true; false = informational finding
+//! pass = "enforced"         # verdict when it holds: enforced | isolated
+//! fail = "not-enforced"     # verdict when not: not-enforced | leaked
+//! ```
+//!
+//! An optional `[neighbour]` table with its own `container` and `workload`
+//! starts a second container alongside; its metrics are `neighbour.<metric>`.
+
+use crate::error::Error;
+use crate::expect::{Condition, Expectation, Value};
+use crate::metrics;
+use crate::workload::{Workload, WorkloadKind};
+use probes::Verdict;
+use runtime::{Capability, CpuQuota, CpuSet, Limits, MemoryBytes, Namespace, NamespaceSet};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+/// Default time a scenario may take before it is killed and in `error`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// The largest pids limit a fork bomb may run under.
+pub const MAX_FORK_BOMB_PIDS: u64 = 1024;
+
+/// A loaded, valid scenario.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Scenario {
+    pub id: String,
+    pub title: String,
+    pub seed_claim: String,
+    pub description: String,
+    pub file: PathBuf,
+    /// Runs alone: nothing else overlaps it, even with `--jobs`.
+    pub exclusive: bool,
+    /// Scenarios sharing a lock class never overlap each other.
+    pub lock: Option<String>,
+    pub timeout: Duration,
+    pub main: Member,
+    pub neighbour: Option<Member>,
+    pub expectations: Vec<Expectation>,
+}
+
+/// One container of a scenario and what it runs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Member {
+    pub container: ContainerDef,
+    pub workload: Workload,
+}
+
+/// The container part of a scenario, in the runtime's own types.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContainerDef {
+    pub namespaces: NamespaceSet,
+    pub hostname: Option<String>,
+    pub limits: Limits,
+    pub keep_caps: Vec<Capability>,
+    pub init: bool,
+    pub monotonic_offset_secs: i64,
+    pub boottime_offset_secs: i64,
+    /// Use the host's root instead of the minimal private one.
+    pub host_rootfs: bool,
+    pub env: BTreeMap<String, String>,
+}
+
+/// A scenario file that could not be loaded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LoadError {
+    /// The id from the file name (the file's own id may be what is broken).
+    pub id: String,
+    pub file: PathBuf,
+    pub line: usize,
+    pub reason: String,
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: {}", self.file.display(), self.line, self.reason)
+    }
+}
+
+impl From<LoadError> for Error {
+    fn from(e: LoadError) -> Error {
+        Error::Catalog {
+            file: e.file,
+            line: e.line,
+            reason: e.reason,
+        }
+    }
+}
+
+/// One file of the catalog: a scenario, or why it was refused.
+pub type Entry = Result<Scenario, LoadError>;
+
+/// Loads every `*.toml` file of `dir`, in file-name order. Only an
+/// unreadable or empty directory is an error; a bad file is an `Err` entry.
+pub fn load_dir(dir: &Path) -> Result<Vec<Entry>, Error> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(Error::io("reading the catalog directory", dir))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(Error::EmptyCatalog(dir.to_path_buf()));
+    }
+    let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut entries = Vec::new();
+    for file in files {
+        let entry = match std::fs::read_to_string(&file) {
+            Ok(text) => load_str(&file, &text),
+            Err(e) => Err(LoadError {
+                id: stem(&file),
+                file: file.clone(),
+                line: 1,
+                reason: format!("cannot read the file: {e}"),
+            }),
+        };
+        let entry = entry.and_then(|s| match seen.get(&s.id) {
+            Some(first) => Err(LoadError {
+                id: stem(&s.file),
+                file: s.file.clone(),
+                line: 1,
+                reason: format!(
+                    "duplicate scenario id {:?}: {} has it already",
+                    s.id,
+                    first.display()
+                ),
+            }),
+            None => {
+                seen.insert(s.id.clone(), s.file.clone());
+                Ok(s)
+            }
+        });
+        entries.push(entry);
+    }
+    Ok(entries)
+}
+
+fn stem(file: &Path) -> String {
+    file.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Loads one scenario from its text; `file` is used in errors.
+pub fn load_str(file: &Path, text: &str) -> Entry {
+    let at = |span: Option<Range<usize>>, reason: String| LoadError {
+        id: stem(file),
+        file: file.to_path_buf(),
+        line: span.map(|s| line_of(text, s.start)).unwrap_or(1),
+        reason,
+    };
+    let raw: FileScenario =
+        toml::from_str(text).map_err(|e| at(e.span(), e.message().trim().to_string()))?;
+    build(raw, file).map_err(|(span, reason)| at(span, reason))
+}
+
+/// The 1-based line of byte `offset` in `text`.
+pub fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    1 + text.as_bytes()[..end]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+}
+
+// ---- the file format -------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileScenario {
+    id: Spanned<String>,
+    title: String,
+    #[serde(default)]
+    seed_claim: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    exclusive: bool,
+    lock: Option<String>,
+    timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    container: FileContainer,
+    workload: FileWorkload,
+    neighbour: Option<FileMember>,
+    #[serde(default)]
+    expect: Vec<FileExpect>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileMember {
+    #[serde(default)]
+    container: FileContainer,
+    workload: FileWorkload,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileContainer {
+    cpu: Option<Spanned<toml::Value>>,
+    memory: Option<Spanned<toml::Value>>,
+    pids: Option<Spanned<i64>>,
+    cpuset: Option<Spanned<String>>,
+    namespaces: Option<Vec<Spanned<String>>>,
+    hostname: Option<Spanned<String>>,
+    #[serde(default)]
+    keep_caps: Vec<Spanned<String>>,
+    #[serde(default)]
+    init: bool,
+    monotonic_offset: Option<Spanned<String>>,
+    boottime_offset: Option<Spanned<String>>,
+    rootfs: Option<Spanned<String>>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileWorkload {
+    name: Spanned<String>,
+    threads: Option<Spanned<i64>>,
+    duration: Option<Spanned<String>>,
+    burst: Option<Spanned<String>>,
+    interval: Option<Spanned<String>>,
+    bytes: Option<Spanned<toml::Value>>,
+    step: Option<Spanned<toml::Value>>,
+    allow_clock_write: Option<Spanned<bool>>,
+    mount_marker: Option<Spanned<bool>>,
+    linger: Option<Spanned<bool>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileExpect {
+    check: Spanned<String>,
+    title: Option<String>,
+    metric: Spanned<String>,
+    equals: Option<Spanned<toml::Value>>,
+    at_most: Option<Spanned<toml::Value>>,
+    at_least: Option<Spanned<toml::Value>>,
+    near: Option<Spanned<toml::Value>>,
+    tolerance: Option<Spanned<f64>>,
+    #[serde(default = "yes")]
+    required: bool,
+    pass: Option<Spanned<String>>,
+    fail: Option<Spanned<String>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+type Bad = (Option<Range<usize>>, String);
+
+fn bad<T>(s: &Spanned<T>, reason: impl Into<String>) -> Bad {
+    (Some(s.span()), reason.into())
+}
+
+fn build(raw: FileScenario, file: &Path) -> Result<Scenario, Bad> {
+    let id = raw.id.get_ref().clone();
+    if id.is_empty()
+        || id.len() > 48
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(bad(
+            &raw.id,
+            format!("id {id:?} must be 1-48 characters of lowercase letters, digits and '-'"),
+        ));
+    }
+    let timeout = match &raw.timeout {
+        Some(t) => duration(t)?,
+        None => DEFAULT_TIMEOUT,
+    };
+    let main = member(raw.container, raw.workload)?;
+    let neighbour = raw
+        .neighbour
+        .map(|n| member(n.container, n.workload))
+        .transpose()?;
+    if timeout <= main.workload.duration() {
+        return Err(bad(
+            raw.timeout
+                .as_ref()
+                .expect("the default timeout exceeds any duration"),
+            format!(
+                "timeout {timeout:?} is not longer than the workload's duration {:?}",
+                main.workload.duration()
+            ),
+        ));
+    }
+    let mut checks = BTreeSet::new();
+    let mut expectations = Vec::new();
+    for e in raw.expect {
+        if !checks.insert(e.check.get_ref().clone()) {
+            return Err(bad(
+                &e.check,
+                format!(
+                    "check {:?} appears twice in this scenario",
+                    e.check.get_ref()
+                ),
+            ));
+        }
+        expectations.push(expectation(e, &main, neighbour.as_ref())?);
+    }
+    if expectations.is_empty() {
+        return Err((
+            None,
+            "the scenario has no [[expect]] entries: nothing would be checked".into(),
+        ));
+    }
+    Ok(Scenario {
+        id,
+        title: raw.title,
+        seed_claim: raw.seed_claim,
+        description: raw.description,
+        file: file.to_path_buf(),
+        exclusive: raw.exclusive,
+        lock: raw.lock,
+        timeout,
+        main,
+        neighbour,
+        expectations,
+    })
+}
+
+fn member(c: FileContainer, w: FileWorkload) -> Result<Member, Bad> {
+    let container = container(c)?;
+    let workload = workload(w, &container)?;
+    Ok(Member {
+        container,
+        workload,
+    })
+}
+
+/// A TOML number or string, as the text a runtime parser takes.
+fn as_text(v: &Spanned<toml::Value>) -> Result<String, Bad> {
+    match v.get_ref() {
+        toml::Value::String(s) => Ok(s.clone()),
+        toml::Value::Integer(i) => Ok(i.to_string()),
+        toml::Value::Float(f) => Ok(f.to_string()),
+        other => Err(bad(
+            v,
+            format!("expected a number or a string, found {}", other.type_str()),
+        )),
+    }
+}
+
+fn container(c: FileContainer) -> Result<ContainerDef, Bad> {
+    let mut limits = Limits::default();
+    if let Some(cpu) = &c.cpu {
+        limits.cpu = Some(
+            as_text(cpu)?
+                .parse::<CpuQuota>()
+                .map_err(|e| bad(cpu, e.to_string()))?,
+        );
+    }
+    if let Some(mem) = &c.memory {
+        limits.memory = Some(
+            as_text(mem)?
+                .parse::<MemoryBytes>()
+                .map_err(|e| bad(mem, e.to_string()))?,
+        );
+    }
+    if let Some(p) = &c.pids {
+        if *p.get_ref() <= 0 {
+            return Err(bad(
+                p,
+                format!(
+                    "invalid pids limit {}: expected a positive number of processes such as 64",
+                    p.get_ref()
+                ),
+            ));
+        }
+        limits.pids = Some(*p.get_ref() as u64);
+    }
+    if let Some(set) = &c.cpuset {
+        limits.cpuset = Some(
+            set.get_ref()
+                .parse::<CpuSet>()
+                .map_err(|e| bad(set, e.to_string()))?,
+        );
+    }
+    let mut namespaces = NamespaceSet::default();
+    if let Some(list) = &c.namespaces {
+        namespaces = NamespaceSet::empty();
+        for n in list {
+            namespaces.insert(
+                n.get_ref()
+                    .parse::<Namespace>()
+                    .map_err(|e| bad(n, e.to_string()))?,
+            );
+        }
+    }
+    let hostname =
+        match &c.hostname {
+            Some(h) if !namespaces.contains(Namespace::Uts) => return Err(bad(
+                h,
+                "a hostname needs the uts namespace: setting it without one would rename the host",
+            )),
+            Some(h) => Some(h.get_ref().clone()),
+            None => None,
+        };
+    let mut keep_caps = Vec::new();
+    for cap in &c.keep_caps {
+        keep_caps.push(
+            cap.get_ref()
+                .parse::<Capability>()
+                .map_err(|e| bad(cap, e.to_string()))?,
+        );
+    }
+    let offset = |o: &Option<Spanned<String>>| -> Result<i64, Bad> {
+        match o {
+            None => Ok(0),
+            Some(s) => {
+                if !namespaces.contains(Namespace::Time) {
+                    return Err(bad(
+                        s,
+                        "clock offsets need the time namespace: add \"time\" to namespaces",
+                    ));
+                }
+                let d =
+                    parse_duration(s.get_ref().trim_start_matches('-')).map_err(|e| bad(s, e))?;
+                let secs = d.as_secs() as i64;
+                Ok(if s.get_ref().starts_with('-') {
+                    -secs
+                } else {
+                    secs
+                })
+            }
+        }
+    };
+    let monotonic_offset_secs = offset(&c.monotonic_offset)?;
+    let boottime_offset_secs = offset(&c.boottime_offset)?;
+    let host_rootfs = match &c.rootfs {
+        None => !namespaces.contains(Namespace::Mount),
+        Some(r) => match r.get_ref().as_str() {
+            "minimal" if namespaces.contains(Namespace::Mount) => false,
+            "minimal" => return Err(bad(r, "the minimal rootfs needs the mount namespace")),
+            "host" => true,
+            other => {
+                return Err(bad(
+                    r,
+                    format!("unknown rootfs {other:?}: expected \"minimal\" or \"host\""),
+                ))
+            }
+        },
+    };
+    Ok(ContainerDef {
+        namespaces,
+        hostname,
+        limits,
+        keep_caps,
+        init: c.init,
+        monotonic_offset_secs,
+        boottime_offset_secs,
+        host_rootfs,
+        env: c.env,
+    })
+}
+
+/// Parses "5s", "500ms", "2m", "10d", "1.5s".
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let err = || {
+        format!("invalid duration {s:?}: expected a number with a unit, such as 500ms, 5s, 2m, 1h or 10d")
+    };
+    let n: f64 = if num.is_empty() || num.starts_with('.') || num.ends_with('.') {
+        return Err(err());
+    } else {
+        num.parse().map_err(|_| err())?
+    };
+    let scale = match unit.trim() {
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        _ => return Err(err()),
+    };
+    let secs = n * scale;
+    if !secs.is_finite() || secs > 1e9 {
+        return Err(err());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn duration(s: &Spanned<String>) -> Result<Duration, Bad> {
+    parse_duration(s.get_ref()).map_err(|e| bad(s, e))
+}
+
+fn duration_in(s: &Spanned<String>, what: &str, lo: Duration, hi: Duration) -> Result<u64, Bad> {
+    let d = duration(s)?;
+    if d < lo || d > hi {
+        return Err(bad(
+            s,
+            format!(
+                "{what} {:?} is out of range: expected {lo:?} to {hi:?}",
+                s.get_ref()
+            ),
+        ));
+    }
+    Ok(d.as_millis() as u64)
+}
+
+fn workload(w: FileWorkload, c: &ContainerDef) -> Result<Workload, Bad> {
+    let name = w.name.get_ref();
+    let kind = WorkloadKind::from_name(name).ok_or_else(|| {
+        let all: Vec<&str> = WorkloadKind::ALL.iter().map(|k| k.name()).collect();
+        bad(
+            &w.name,
+            format!(
+                "unknown workload {name:?}: expected one of {}",
+                all.join(", ")
+            ),
+        )
+    })?;
+    // Refuse parameters the workload does not take.
+    let given: [(&str, Option<Range<usize>>); 9] = [
+        ("threads", w.threads.as_ref().map(|s| s.span())),
+        ("duration", w.duration.as_ref().map(|s| s.span())),
+        ("burst", w.burst.as_ref().map(|s| s.span())),
+        ("interval", w.interval.as_ref().map(|s| s.span())),
+        ("bytes", w.bytes.as_ref().map(|s| s.span())),
+        ("step", w.step.as_ref().map(|s| s.span())),
+        (
+            "allow_clock_write",
+            w.allow_clock_write.as_ref().map(|s| s.span()),
+        ),
+        ("mount_marker", w.mount_marker.as_ref().map(|s| s.span())),
+        ("linger", w.linger.as_ref().map(|s| s.span())),
+    ];
+    for (param, span) in given {
+        if let Some(span) = span {
+            if !kind.params().contains(&param) {
+                return Err((
+                    Some(span),
+                    format!(
+                        "workload {name} takes no `{param}` (its parameters: {})",
+                        if kind.params().is_empty() {
+                            "none".to_string()
+                        } else {
+                            kind.params().join(", ")
+                        }
+                    ),
+                ));
+            }
+        }
+    }
+    let missing = |p: &str| (Some(w.name.span()), format!("workload {name} needs `{p}`"));
+    let threads = || -> Result<u32, Bad> {
+        match &w.threads {
+            None => Ok(1),
+            Some(t) if (1..=64).contains(t.get_ref()) => Ok(*t.get_ref() as u32),
+            Some(t) => Err(bad(
+                t,
+                format!(
+                    "threads = {} is out of range: expected 1 to 64",
+                    t.get_ref()
+                ),
+            )),
+        }
+    };
+    let run_time = || -> Result<u64, Bad> {
+        let d = w.duration.as_ref().ok_or_else(|| missing("duration"))?;
+        duration_in(
+            d,
+            "duration",
+            Duration::from_millis(100),
+            Duration::from_secs(600),
+        )
+    };
+    let size = |v: &Option<Spanned<toml::Value>>, p: &str| -> Result<u64, Bad> {
+        let v = v.as_ref().ok_or_else(|| missing(p))?;
+        Ok(as_text(v)?
+            .parse::<MemoryBytes>()
+            .map_err(|e| bad(v, e.to_string()))?
+            .bytes())
+    };
+    let workload = match kind {
+        WorkloadKind::Spin => Workload::Spin {
+            threads: threads()?,
+            duration_ms: run_time()?,
+        },
+        WorkloadKind::Noisy => Workload::Noisy {
+            threads: threads()?,
+            duration_ms: run_time()?,
+        },
+        WorkloadKind::Burst => {
+            let burst = w.burst.as_ref().ok_or_else(|| missing("burst"))?;
+            let interval = w.interval.as_ref().ok_or_else(|| missing("interval"))?;
+            let burst_ms = duration_in(
+                burst,
+                "burst",
+                Duration::from_millis(1),
+                Duration::from_secs(10),
+            )?;
+            let interval_ms = duration_in(
+                interval,
+                "interval",
+                Duration::from_millis(2),
+                Duration::from_secs(60),
+            )?;
+            if burst_ms >= interval_ms {
+                return Err(bad(burst, "burst must be shorter than interval"));
+            }
+            Workload::Burst {
+                threads: threads()?,
+                duration_ms: run_time()?,
+                burst_ms,
+                interval_ms,
+            }
+        }
+        WorkloadKind::Hog => Workload::Hog {
+            bytes: size(&w.bytes, "bytes")?,
+            step_bytes: size(&w.step, "step")?,
+        },
+        WorkloadKind::ForkBomb => {
+            if let Some(p) = c.limits.pids {
+                if p > MAX_FORK_BOMB_PIDS {
+                    return Err(bad(
+                        &w.name,
+                        format!("a fork bomb runs only under a pids limit of at most {MAX_FORK_BOMB_PIDS} (this container has {p})"),
+                    ));
+                }
+            }
+            if !c.namespaces.contains(Namespace::Pid) {
+                return Err(bad(
+                    &w.name,
+                    "a fork bomb runs only in its own pid namespace",
+                ));
+            }
+            Workload::ForkBomb {
+                duration_ms: run_time()?,
+            }
+        }
+        WorkloadKind::Settimeofday => Workload::Settimeofday {
+            allow_clock_write: w.allow_clock_write.as_ref().is_some_and(|b| *b.get_ref()),
+        },
+        WorkloadKind::ProbeInside => {
+            let mount_marker = w.mount_marker.as_ref().is_some_and(|b| *b.get_ref());
+            if mount_marker && !c.namespaces.contains(Namespace::Mount) {
+                return Err(bad(
+                    w.mount_marker.as_ref().expect("set"),
+                    "mount_marker needs the mount namespace: it would mount on the host",
+                ));
+            }
+            Workload::ProbeInside { mount_marker }
+        }
+        WorkloadKind::OrphanMaker => Workload::OrphanMaker {
+            linger: w.linger.as_ref().is_some_and(|b| *b.get_ref()),
+        },
+    };
+    // The guard: dangerous workloads need their limits in the file itself.
+    for need in kind.guard_needs() {
+        let present = match need {
+            runtime::LimitKind::Cpu => c.limits.cpu.is_some(),
+            runtime::LimitKind::Memory => c.limits.memory.is_some(),
+            runtime::LimitKind::Pids => c.limits.pids.is_some(),
+        };
+        if !present {
+            let key = match need {
+                runtime::LimitKind::Cpu => "cpu = \"0.5\"",
+                runtime::LimitKind::Memory => "memory = \"64M\"",
+                runtime::LimitKind::Pids => "pids = 64",
+            };
+            return Err(bad(
+                &w.name,
+                format!(
+                    "workload {name} must not run without a limit: add {key} to its [container]"
+                ),
+            ));
+        }
+    }
+    Ok(workload)
+}
+
+fn verdict(
+    s: &Option<Spanned<String>>,
+    default: Verdict,
+    allowed: [Verdict; 2],
+) -> Result<Verdict, Bad> {
+    let Some(s) = s else { return Ok(default) };
+    allowed
+        .into_iter()
+        .find(|v| v.as_str() == s.get_ref())
+        .ok_or_else(|| {
+            bad(
+                s,
+                format!(
+                    "verdict {:?} is not allowed here: expected {} or {}",
+                    s.get_ref(),
+                    allowed[0],
+                    allowed[1]
+                ),
+            )
+        })
+}
+
+/// Resolves a value of an expectation: numbers, booleans, text, and
+/// references to the container's definition.
+fn operand(v: &Spanned<toml::Value>, c: &ContainerDef) -> Result<Value, Bad> {
+    match v.get_ref() {
+        toml::Value::Integer(i) => Ok(Value::Number(*i as f64)),
+        toml::Value::Float(f) => Ok(Value::Number(*f)),
+        toml::Value::Boolean(b) => Ok(Value::Bool(*b)),
+        toml::Value::String(s) if s.starts_with("limit.") || s.starts_with("spec.") => {
+            let l = &c.limits;
+            let missing = |what: &str| {
+                bad(
+                    v,
+                    format!("{s} refers to the {what}, but the container has none"),
+                )
+            };
+            Ok(match s.as_str() {
+                "limit.cpu" => Value::Number(l.cpu.ok_or_else(|| missing("cpu limit"))?.cores()),
+                "limit.cpu_ceil" => Value::Number(l.cpu.ok_or_else(|| missing("cpu limit"))?.cores().ceil()),
+                "limit.memory" => Value::Number(l.memory.ok_or_else(|| missing("memory limit"))?.bytes() as f64),
+                "limit.pids" => Value::Number(l.pids.ok_or_else(|| missing("pids limit"))? as f64),
+                "limit.cpuset_cpus" => Value::Number(
+                    l.cpuset.as_ref().ok_or_else(|| missing("cpuset"))?.cpus().len() as f64,
+                ),
+                "spec.hostname" => Value::Text(c.hostname.clone().ok_or_else(|| missing("hostname"))?),
+                "spec.monotonic_offset" => Value::Number(c.monotonic_offset_secs as f64),
+                "spec.boottime_offset" => Value::Number(c.boottime_offset_secs as f64),
+                _ => {
+                    return Err(bad(
+                        v,
+                        format!("unknown reference {s:?}: expected limit.cpu, limit.cpu_ceil, limit.memory, limit.pids, limit.cpuset_cpus, spec.hostname, spec.monotonic_offset or spec.boottime_offset"),
+                    ))
+                }
+            })
+        }
+        toml::Value::String(s) => Ok(Value::Text(s.clone())),
+        other => Err(bad(
+            v,
+            format!(
+                "expected a number, boolean, string or limit reference, found {}",
+                other.type_str()
+            ),
+        )),
+    }
+}
+
+fn number(v: &Spanned<toml::Value>, c: &ContainerDef, key: &str) -> Result<f64, Bad> {
+    match operand(v, c)? {
+        Value::Number(n) if n.is_finite() => Ok(n),
+        other => Err(bad(v, format!("`{key}` needs a number, found {other:?}"))),
+    }
+}
+
+fn expectation(
+    e: FileExpect,
+    main: &Member,
+    neighbour: Option<&Member>,
+) -> Result<Expectation, Bad> {
+    let check = e.check.get_ref();
+    if check.is_empty()
+        || !check
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    {
+        return Err(bad(
+            &e.check,
+            format!("check id {check:?} must be letters, digits, '-', '_' or '.'"),
+        ));
+    }
+    let metric = e.metric.get_ref();
+    let (member, bare) = match metric.strip_prefix("neighbour.") {
+        Some(rest) => (
+            neighbour.ok_or_else(|| {
+                bad(
+                    &e.metric,
+                    format!("metric {metric:?} needs a [neighbour], and this scenario has none"),
+                )
+            })?,
+            rest,
+        ),
+        None => (main, metric.as_str()),
+    };
+    if !metrics::is_known(bare, member.workload.kind()) {
+        let hint = if bare.starts_with("inside.") {
+            " (inside.* metrics need the probe-inside workload)".to_string()
+        } else if bare.starts_with("workload.") {
+            format!(
+                " (workload {} reports: {})",
+                member.workload.kind().name(),
+                member.workload.kind().result_keys().join(", ")
+            )
+        } else {
+            String::new()
+        };
+        return Err(bad(&e.metric, format!("unknown metric {metric:?}{hint}")));
+    }
+    let c = &member.container;
+    let condition = match (&e.equals, &e.at_least, &e.at_most, &e.near) {
+        (Some(v), None, None, None) => Condition::Equals(operand(v, c)?),
+        (None, lo, hi, None) if lo.is_some() || hi.is_some() => {
+            let lo = lo.as_ref().map(|v| number(v, c, "at_least")).transpose()?;
+            let hi = hi.as_ref().map(|v| number(v, c, "at_most")).transpose()?;
+            if let (Some(l), Some(h)) = (lo, hi) {
+                if l > h {
+                    return Err(bad(e.at_least.as_ref().expect("set"), format!("at_least {l} is above at_most {h}")));
+                }
+            }
+            Condition::Range {
+                at_least: lo,
+                at_most: hi,
+            }
+        }
+        (None, None, None, Some(v)) => {
+            let target = number(v, c, "near")?;
+            let tol = e
+                .tolerance
+                .as_ref()
+                .ok_or_else(|| bad(v, "`near` needs a `tolerance`"))?;
+            if !(tol.get_ref().is_finite() && *tol.get_ref() >= 0.0) {
+                return Err(bad(tol, "tolerance must be a number >= 0"));
+            }
+            Condition::Near {
+                target,
+                tolerance: *tol.get_ref(),
+            }
+        }
+        _ => {
+            return Err(bad(
+                &e.check,
+                "give exactly one condition: `equals`, `near` (with `tolerance`), or `at_least` and/or `at_most`",
+            ))
+        }
+    };
+    if e.tolerance.is_some() && e.near.is_none() {
+        return Err(bad(
+            e.tolerance.as_ref().expect("set"),
+            "`tolerance` only goes with `near`",
+        ));
+    }
+    Ok(Expectation {
+        check: check.clone(),
+        title: e
+            .title
+            .unwrap_or_else(|| metrics::describe(metric).unwrap_or(metric).to_string()),
+        metric: metric.clone(),
+        condition,
+        required: e.required,
+        pass: verdict(
+            &e.pass,
+            Verdict::Enforced,
+            [Verdict::Enforced, Verdict::Isolated],
+        )?,
+        fail: verdict(
+            &e.fail,
+            Verdict::NotEnforced,
+            [Verdict::NotEnforced, Verdict::Leaked],
+        )?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const GOOD: &str = r#"
+id = "cpu-quota-20"
+title = "20% quota"
+exclusive = true
+
+[container]
+cpu = "0.2"
+
+[workload]
+name = "spin"
+duration = "5s"
+
+[[expect]]
+check = "cpu-share"
+metric = "cpu_share"
+near = "limit.cpu"
+tolerance = 0.02
+"#;
+
+    fn load(text: &str) -> Entry {
+        load_str(Path::new("cat/x.toml"), text)
+    }
+
+    fn refused(text: &str) -> LoadError {
+        load(text).expect_err("the file should be refused")
+    }
+
+    #[test]
+    fn a_good_file_loads_with_limits_resolved() {
+        let s = load(GOOD).unwrap();
+        assert_eq!(s.id, "cpu-quota-20");
+        assert!(s.exclusive);
+        assert_eq!(
+            s.main.workload,
+            Workload::Spin {
+                threads: 1,
+                duration_ms: 5000
+            }
+        );
+        assert_eq!(s.main.container.limits.cpu.unwrap().quota_us(), 20_000);
+        let e = &s.expectations[0];
+        assert_eq!(
+            e.condition,
+            Condition::Near {
+                target: 0.2,
+                tolerance: 0.02
+            }
+        );
+        assert!(e.required);
+        assert_eq!((e.pass, e.fail), (Verdict::Enforced, Verdict::NotEnforced));
+    }
+
+    #[test]
+    fn a_bad_memory_size_is_refused_with_its_line() {
+        let text = GOOD.replace("cpu = \"0.2\"", "cpu = \"0.2\"\nmemory = '64Q'");
+        let e = refused(&text);
+        assert_eq!(e.line, 8, "{e}");
+        assert!(e.reason.contains("\"64Q\""), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("cat/x.toml:8: invalid memory limit"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_workload_is_refused_with_its_line() {
+        let e = refused(&GOOD.replace("name = \"spin\"", "name = \"mine-bitcoin\""));
+        assert_eq!(e.line, 10, "{e}");
+        assert!(
+            e.reason.contains("unknown workload \"mine-bitcoin\""),
+            "{e}"
+        );
+        assert!(e.reason.contains("fork-bomb"), "{e}");
+    }
+
+    #[test]
+    fn a_zero_quota_is_refused_with_its_line() {
+        for zero in ["cpu = 0", "cpu = \"0\"", "cpu = 0.0"] {
+            let e = refused(&GOOD.replace("cpu = \"0.2\"", zero));
+            assert_eq!(e.line, 7, "{zero}: {e}");
+            assert!(e.reason.contains("invalid cpu quota"), "{e}");
+        }
+        let e = refused(&GOOD.replace("cpu = \"0.2\"", "cpu = \"0.2\"\npids = 0"));
+        assert_eq!(e.line, 8);
+        assert!(e.reason.contains("pids"), "{e}");
+    }
+
+    #[test]
+    fn a_spin_without_a_cpu_limit_is_refused() {
+        let e = refused(&GOOD.replace("cpu = \"0.2\"", "memory = \"64M\""));
+        assert!(e.reason.contains("must not run without a limit"), "{e}");
+        assert_eq!(e.line, 10);
+    }
+
+    #[test]
+    fn syntax_errors_and_unknown_keys_have_lines() {
+        let e = refused(&GOOD.replace("exclusive = true", "exclusive = tru"));
+        assert_eq!(e.line, 4, "{e}");
+        let e = refused(&GOOD.replace("exclusive = true", "exclusiv = true"));
+        assert_eq!(e.line, 4, "{e}");
+        assert!(e.reason.contains("exclusiv"), "{e}");
+        let e = refused(&GOOD.replace("duration = \"5s\"", "duration = \"5 parsecs\""));
+        assert_eq!(e.line, 11, "{e}");
+    }
+
+    #[test]
+    fn expectations_are_checked() {
+        let e = refused(&GOOD.replace("metric = \"cpu_share\"", "metric = \"cpu_shares\""));
+        assert_eq!(e.line, 15);
+        assert!(e.reason.contains("unknown metric"), "{e}");
+        let e = refused(&GOOD.replace("near = \"limit.cpu\"", "near = \"limit.memory\""));
+        assert!(e.reason.contains("has none"), "{e}");
+        let e = refused(&GOOD.replace("tolerance = 0.02", ""));
+        assert!(e.reason.contains("tolerance"), "{e}");
+        let e = refused(&GOOD.replace(
+            "near = \"limit.cpu\"\ntolerance = 0.02",
+            "at_most = 1\nequals = 2",
+        ));
+        assert!(e.reason.contains("exactly one condition"), "{e}");
+        let e = refused(&format!("{GOOD}pass = \"leaked\"\n"));
+        assert!(e.reason.contains("not allowed"), "{e}");
+        let e =
+            refused(&GOOD.replace("metric = \"cpu_share\"", "metric = \"inside.nproc_online\""));
+        assert!(e.reason.contains("probe-inside"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_ids_and_broken_files_do_not_stop_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.toml"), GOOD).unwrap();
+        std::fs::write(dir.path().join("b.toml"), GOOD).unwrap();
+        std::fs::write(dir.path().join("c.toml"), "id = [").unwrap();
+        std::fs::write(
+            dir.path().join("d.toml"),
+            GOOD.replace("cpu-quota-20", "other"),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "ignored").unwrap();
+        let entries = load_dir(dir.path()).unwrap();
+        assert_eq!(entries.len(), 4);
+        assert!(entries[0].is_ok());
+        let dup = entries[1].as_ref().unwrap_err();
+        assert!(dup.reason.contains("duplicate"), "{dup}");
+        assert_eq!(entries[2].as_ref().unwrap_err().id, "c");
+        assert_eq!(entries[3].as_ref().unwrap().id, "other");
+        let empty = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            load_dir(empty.path()),
+            Err(Error::EmptyCatalog(_))
+        ));
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("10d").unwrap(), Duration::from_secs(864_000));
+        for bad in ["", "5", "s", "5 parsecs", ".5s", "5.s", "-1s", "1e3s"] {
+            assert!(parse_duration(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn line_of_counts_newlines(lines in proptest::collection::vec("[a-z =\"]{0,20}", 1..30), pick in 0usize..30) {
+            let text = lines.join("\n");
+            let pick = pick % lines.len();
+            let offset: usize = lines[..pick].iter().map(|l| l.len() + 1).sum();
+            prop_assert_eq!(line_of(&text, offset), pick + 1);
+        }
+
+        #[test]
+        fn durations_in_ms_round_trip(ms in 0u64..10_000_000) {
+            prop_assert_eq!(parse_duration(&format!("{ms}ms")).unwrap(), Duration::from_millis(ms));
+        }
+
+        #[test]
+        fn duration_parser_never_panics(s in "\\PC{0,16}") {
+            let _ = parse_duration(&s);
+        }
+
+        #[test]
+        fn any_text_is_loaded_or_refused_never_panics(s in "\\PC{0,200}") {
+            let _ = load(&s);
+        }
+
+        #[test]
+        fn a_bad_value_anywhere_names_its_own_line(pad in 0usize..20) {
+            let text = format!("{}{}", "\n".repeat(pad), GOOD.replace("cpu = \"0.2\"", "cpu = \"abc\""));
+            let e = load(&text).unwrap_err();
+            prop_assert_eq!(e.line, 7 + pad);
+        }
+    }
+}

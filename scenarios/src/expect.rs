@@ -1,0 +1,457 @@
+//! Expectations and their evaluation: a pure function from what was
+//! observed to a verdict. No I/O here.
+
+use probes::Verdict;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A value a metric can take.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Value {
+    Bool(bool),
+    Number(f64),
+    Text(String),
+}
+
+impl Value {
+    fn kind(&self) -> &'static str {
+        match self {
+            Value::Bool(_) => "a boolean",
+            Value::Number(_) => "a number",
+            Value::Text(_) => "text",
+        }
+    }
+}
+
+/// What the harness found for one metric.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Observed {
+    Value(Value),
+    /// The host cannot show this (the kernel lacks the feature): not a failure.
+    Unsupported(String),
+    /// The harness could not observe it: the check ends in `error`.
+    Missing(String),
+}
+
+impl From<f64> for Observed {
+    fn from(v: f64) -> Self {
+        Observed::Value(Value::Number(v))
+    }
+}
+impl From<u64> for Observed {
+    fn from(v: u64) -> Self {
+        Observed::Value(Value::Number(v as f64))
+    }
+}
+impl From<bool> for Observed {
+    fn from(v: bool) -> Self {
+        Observed::Value(Value::Bool(v))
+    }
+}
+impl From<String> for Observed {
+    fn from(v: String) -> Self {
+        Observed::Value(Value::Text(v))
+    }
+}
+impl From<&str> for Observed {
+    fn from(v: &str) -> Self {
+        Observed::Value(Value::Text(v.to_string()))
+    }
+}
+
+/// Everything observed during one scenario, by metric name.
+pub type Observations = BTreeMap<String, Observed>;
+
+/// The condition a metric must meet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    Equals(Value),
+    /// Inclusive bounds; at least one is present.
+    Range {
+        at_least: Option<f64>,
+        at_most: Option<f64>,
+    },
+    /// |value - target| <= tolerance.
+    Near {
+        target: f64,
+        tolerance: f64,
+    },
+}
+
+/// One expectation of a scenario, ready to evaluate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Expectation {
+    /// Check id, unique within the scenario (`cpu-share`).
+    pub check: String,
+    pub title: String,
+    pub metric: String,
+    pub condition: Condition,
+    /// Required checks decide the scenario's status; informational ones are
+    /// reported as findings only.
+    pub required: bool,
+    /// Verdict when the condition holds (`isolated` or `enforced`).
+    pub pass: Verdict,
+    /// Verdict when it does not (`leaked` or `not-enforced`).
+    pub fail: Verdict,
+}
+
+/// The judgement of one expectation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Judgement {
+    pub check: String,
+    pub title: String,
+    pub metric: String,
+    pub verdict: Verdict,
+    pub required: bool,
+    /// The condition, in words (`0.20 ± 0.02`).
+    pub expected: String,
+    /// What was seen (`0.2013`), or why nothing was.
+    pub observed: String,
+    /// The numeric observation, for reports and baselines.
+    pub value: Option<f64>,
+}
+
+impl Judgement {
+    /// Whether the check held (`isolated`/`enforced`).
+    pub fn held(&self) -> bool {
+        matches!(self.verdict, Verdict::Isolated | Verdict::Enforced)
+    }
+    /// Whether the check found the guarantee broken (`leaked`/`not-enforced`).
+    pub fn broken(&self) -> bool {
+        matches!(self.verdict, Verdict::Leaked | Verdict::NotEnforced)
+    }
+}
+
+/// Evaluates one expectation against the observations.
+pub fn evaluate(e: &Expectation, observations: &Observations) -> Judgement {
+    let expected = describe_condition(&e.metric, &e.condition);
+    let judge = |verdict: Verdict, observed: String, value: Option<f64>| Judgement {
+        check: e.check.clone(),
+        title: e.title.clone(),
+        metric: e.metric.clone(),
+        verdict,
+        required: e.required,
+        expected: expected.clone(),
+        observed,
+        value,
+    };
+    let value = match observations.get(&e.metric) {
+        None => {
+            return judge(
+                Verdict::Error,
+                format!("{} was not observed", e.metric),
+                None,
+            )
+        }
+        Some(Observed::Missing(why)) => return judge(Verdict::Error, why.clone(), None),
+        Some(Observed::Unsupported(why)) => return judge(Verdict::Unsupported, why.clone(), None),
+        Some(Observed::Value(v)) => v,
+    };
+    let number = match value {
+        Value::Number(n) => Some(*n),
+        _ => None,
+    };
+    let observed = format_value(&e.metric, value);
+    let held = match (&e.condition, value) {
+        (Condition::Equals(Value::Number(want)), Value::Number(got)) => {
+            Some((want - got).abs() <= f64::EPSILON * want.abs().max(1.0))
+        }
+        (Condition::Equals(want), got)
+            if std::mem::discriminant(want) == std::mem::discriminant(got) =>
+        {
+            Some(want == got)
+        }
+        (Condition::Range { at_least, at_most }, Value::Number(got)) if !got.is_nan() => {
+            Some(at_least.map_or(true, |lo| *got >= lo) && at_most.map_or(true, |hi| *got <= hi))
+        }
+        (Condition::Near { target, tolerance }, Value::Number(got)) if !got.is_nan() => {
+            Some((got - target).abs() <= *tolerance)
+        }
+        _ => None,
+    };
+    match held {
+        Some(true) => judge(e.pass, observed, number),
+        Some(false) => judge(e.fail, observed, number),
+        None => judge(
+            Verdict::Error,
+            format!(
+                "{observed} ({}) cannot be compared with {expected}",
+                value.kind()
+            ),
+            number,
+        ),
+    }
+}
+
+/// A scenario's overall status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Pass,
+    Fail,
+    Unsupported,
+    Error,
+}
+
+/// The status of a scenario from its judgements: a required check found
+/// broken fails it; otherwise a required check in error makes it an error;
+/// when every required check is unsupported (and there is one), the
+/// scenario is unsupported; else it passes. Informational checks never
+/// change the status.
+pub fn scenario_outcome(judgements: &[Judgement]) -> Outcome {
+    let required: Vec<&Judgement> = judgements.iter().filter(|j| j.required).collect();
+    if required.iter().any(|j| j.broken()) {
+        Outcome::Fail
+    } else if required.iter().any(|j| j.verdict == Verdict::Error) {
+        Outcome::Error
+    } else if !required.is_empty() && required.iter().all(|j| j.verdict == Verdict::Unsupported) {
+        Outcome::Unsupported
+    } else if required.is_empty()
+        && !judgements.is_empty()
+        && judgements.iter().all(|j| j.verdict == Verdict::Unsupported)
+    {
+        Outcome::Unsupported
+    } else {
+        Outcome::Pass
+    }
+}
+
+/// The condition in words, with the metric's unit.
+pub fn describe_condition(metric: &str, c: &Condition) -> String {
+    let num = |v: f64| format_number(metric, v);
+    match c {
+        Condition::Equals(v) => format!("= {}", format_value(metric, v)),
+        Condition::Range {
+            at_least: Some(lo),
+            at_most: Some(hi),
+        } => format!("{} .. {}", num(*lo), num(*hi)),
+        Condition::Range {
+            at_least: Some(lo),
+            at_most: None,
+        } => format!(">= {}", num(*lo)),
+        Condition::Range {
+            at_least: None,
+            at_most: Some(hi),
+        } => format!("<= {}", num(*hi)),
+        Condition::Range {
+            at_least: None,
+            at_most: None,
+        } => "any value".into(),
+        Condition::Near { target, tolerance } => {
+            format!("{} ± {}", num(*target), num(*tolerance))
+        }
+    }
+}
+
+/// A value shown with its unit: byte metrics in MiB, shares and seconds
+/// with four decimals, counts as integers.
+pub fn format_value(metric: &str, v: &Value) -> String {
+    match v {
+        Value::Bool(b) => b.to_string(),
+        Value::Text(t) => format!("{t:?}"),
+        Value::Number(n) => format_number(metric, *n),
+    }
+}
+
+fn format_number(metric: &str, n: f64) -> String {
+    if !n.is_finite() {
+        return n.to_string();
+    }
+    if metric.ends_with("_bytes") {
+        let mib = n / (1024.0 * 1024.0);
+        if n.fract() == 0.0 && (n as u64) % (1 << 20) == 0 {
+            return format!("{mib:.0} MiB");
+        }
+        return format!("{mib:.2} MiB");
+    }
+    if n.fract() == 0.0 && n.abs() < 1e15 {
+        return format!("{}", n as i64);
+    }
+    format!("{n:.4}")
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Outcome::Pass => "pass",
+            Outcome::Fail => "fail",
+            Outcome::Unsupported => "unsupported",
+            Outcome::Error => "error",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn exp(metric: &str, condition: Condition) -> Expectation {
+        Expectation {
+            check: "c".into(),
+            title: "t".into(),
+            metric: metric.into(),
+            condition,
+            required: true,
+            pass: Verdict::Enforced,
+            fail: Verdict::NotEnforced,
+        }
+    }
+
+    fn obs(metric: &str, o: impl Into<Observed>) -> Observations {
+        [(metric.to_string(), o.into())].into_iter().collect()
+    }
+
+    #[test]
+    fn near_holds_within_the_tolerance_only() {
+        let e = exp(
+            "cpu_share",
+            Condition::Near {
+                target: 0.2,
+                tolerance: 0.02,
+            },
+        );
+        let j = evaluate(&e, &obs("cpu_share", 0.2013));
+        assert_eq!(j.verdict, Verdict::Enforced);
+        assert_eq!(j.expected, "0.2000 ± 0.0200");
+        assert_eq!(j.observed, "0.2013");
+        assert_eq!(j.value, Some(0.2013));
+        assert_eq!(
+            evaluate(&e, &obs("cpu_share", 0.25)).verdict,
+            Verdict::NotEnforced
+        );
+    }
+
+    #[test]
+    fn missing_unsupported_and_mistyped_observations() {
+        let e = exp("oom_killed", Condition::Equals(Value::Bool(true)));
+        assert_eq!(evaluate(&e, &Observations::new()).verdict, Verdict::Error);
+        let j = evaluate(
+            &e,
+            &obs("oom_killed", Observed::Unsupported("no v1 memory".into())),
+        );
+        assert_eq!(
+            (j.verdict, j.observed.as_str()),
+            (Verdict::Unsupported, "no v1 memory")
+        );
+        assert_eq!(
+            evaluate(&e, &obs("oom_killed", Observed::Missing("x".into()))).verdict,
+            Verdict::Error
+        );
+        let j = evaluate(&e, &obs("oom_killed", 1.0));
+        assert_eq!(j.verdict, Verdict::Error);
+        assert!(j.observed.contains("cannot be compared"), "{}", j.observed);
+        assert_eq!(
+            evaluate(&e, &obs("oom_killed", true)).verdict,
+            Verdict::Enforced
+        );
+        assert_eq!(
+            evaluate(&e, &obs("oom_killed", false)).verdict,
+            Verdict::NotEnforced
+        );
+    }
+
+    #[test]
+    fn byte_metrics_are_shown_in_mib() {
+        let e = exp(
+            "memory_peak_bytes",
+            Condition::Range {
+                at_least: None,
+                at_most: Some(64.0 * 1048576.0),
+            },
+        );
+        let j = evaluate(&e, &obs("memory_peak_bytes", 67108864u64));
+        assert_eq!(
+            (j.expected.as_str(), j.observed.as_str()),
+            ("<= 64 MiB", "64 MiB")
+        );
+        assert!(j.held());
+    }
+
+    #[test]
+    fn informational_findings_do_not_fail_a_scenario() {
+        let mut e = exp(
+            "inside.mem_total_bytes",
+            Condition::Range {
+                at_least: None,
+                at_most: Some(1.0),
+            },
+        );
+        e.required = false;
+        e.fail = Verdict::Leaked;
+        let j = evaluate(&e, &obs("inside.mem_total_bytes", 5.0));
+        assert_eq!(j.verdict, Verdict::Leaked);
+        assert_eq!(scenario_outcome(&[j]), Outcome::Pass);
+    }
+
+    fn judgement(verdict: Verdict, required: bool) -> Judgement {
+        Judgement {
+            check: "c".into(),
+            title: "t".into(),
+            metric: "m".into(),
+            verdict,
+            required,
+            expected: String::new(),
+            observed: String::new(),
+            value: None,
+        }
+    }
+
+    fn verdict() -> impl Strategy<Value = Verdict> {
+        proptest::sample::select(Verdict::ALL.to_vec())
+    }
+
+    proptest! {
+        #[test]
+        fn near_is_symmetric_and_exact_at_the_bounds(target in -1e6f64..1e6, tol in 0f64..1e3, delta in -2e3f64..2e3) {
+            let e = exp("m", Condition::Near { target, tolerance: tol });
+            let got = target + delta;
+            let j = evaluate(&e, &obs("m", got));
+            let expect_hold = (got - target).abs() <= tol;
+            prop_assert_eq!(j.held(), expect_hold);
+            prop_assert_eq!(j.broken(), !expect_hold);
+        }
+
+        #[test]
+        fn range_matches_its_bounds(lo in proptest::option::of(-1e9f64..1e9), hi in proptest::option::of(-1e9f64..1e9), got in -2e9f64..2e9) {
+            let e = exp("m", Condition::Range { at_least: lo, at_most: hi });
+            let j = evaluate(&e, &obs("m", got));
+            let expect_hold = lo.map_or(true, |l| got >= l) && hi.map_or(true, |h| got <= h);
+            prop_assert_eq!(j.verdict, if expect_hold { Verdict::Enforced } else { Verdict::NotEnforced });
+        }
+
+        #[test]
+        fn nan_is_never_judged_held(lo in -1e3f64..1e3) {
+            let e = exp("m", Condition::Range { at_least: Some(lo), at_most: None });
+            prop_assert_eq!(evaluate(&e, &obs("m", f64::NAN)).verdict, Verdict::Error);
+        }
+
+        #[test]
+        fn every_judgement_is_pass_fail_or_neutral(v in -10f64..10.0, pass_iso: bool) {
+            let mut e = exp("m", Condition::Range { at_least: Some(0.0), at_most: None });
+            if pass_iso { e.pass = Verdict::Isolated; e.fail = Verdict::Leaked; }
+            let j = evaluate(&e, &obs("m", v));
+            prop_assert!(j.verdict == e.pass || j.verdict == e.fail);
+        }
+
+        #[test]
+        fn outcome_follows_required_checks(checks in proptest::collection::vec((verdict(), any::<bool>()), 0..12)) {
+            let js: Vec<Judgement> = checks.iter().map(|(v, r)| judgement(*v, *r)).collect();
+            let outcome = scenario_outcome(&js);
+            let req: Vec<Verdict> = checks.iter().filter(|(_, r)| *r).map(|(v, _)| *v).collect();
+            let broken = req.iter().any(|v| matches!(v, Verdict::Leaked | Verdict::NotEnforced));
+            // A broken required check always fails; fail needs one.
+            prop_assert_eq!(outcome == Outcome::Fail, broken);
+            if outcome == Outcome::Pass {
+                prop_assert!(req.iter().all(|v| matches!(v, Verdict::Isolated | Verdict::Enforced | Verdict::Unsupported)));
+            }
+            // Informational checks alone never fail or error a scenario.
+            let info_only: Vec<Judgement> = js.iter().filter(|j| !j.required).cloned().collect();
+            prop_assert!(matches!(scenario_outcome(&info_only), Outcome::Pass | Outcome::Unsupported));
+        }
+    }
+}

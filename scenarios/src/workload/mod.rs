@@ -1,0 +1,423 @@
+//! Workloads: what runs inside a scenario's container, as the hidden
+//! `boxwatch workload <name>` subcommand of the boxwatch binary bound into
+//! every container.
+//!
+//! Protocol with the harness: one JSON object per line on stdout. Lines
+//! with an `event` of `start` mark the beginning of the measured part;
+//! `progress` lines report how far the workload got (a hog killed by the
+//! OOM killer never writes a result); the `result` line carries the
+//! outcome. A line with `"ack": true` asks the harness to look at the
+//! container now: the workload waits (bounded) for a line on stdin before
+//! going on. The harness merges the fields of all lines, later ones winning.
+
+mod bomb;
+mod clock;
+mod orphans;
+mod probe;
+mod spin;
+
+use crate::error::{Error, Result};
+use runtime::LimitKind;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use std::io::{BufRead, Write};
+use std::time::Duration;
+
+/// The environment variable the runner sets in a guarded container, naming
+/// the workload whose limits the runtime checked. Dangerous workloads (hog,
+/// fork bomb) refuse to start without it, so that typing
+/// `boxwatch workload hog` on a host does nothing harmful.
+pub const GUARD_ENV: &str = "BOXWATCH_GUARDED";
+
+/// The kinds of workload, by their catalog and command-line name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WorkloadKind {
+    Spin,
+    Burst,
+    Noisy,
+    Hog,
+    ForkBomb,
+    Settimeofday,
+    ProbeInside,
+    OrphanMaker,
+}
+
+impl WorkloadKind {
+    pub const ALL: [WorkloadKind; 8] = [
+        WorkloadKind::Spin,
+        WorkloadKind::Burst,
+        WorkloadKind::Noisy,
+        WorkloadKind::Hog,
+        WorkloadKind::ForkBomb,
+        WorkloadKind::Settimeofday,
+        WorkloadKind::ProbeInside,
+        WorkloadKind::OrphanMaker,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkloadKind::Spin => "spin",
+            WorkloadKind::Burst => "burst",
+            WorkloadKind::Noisy => "noisy",
+            WorkloadKind::Hog => "hog",
+            WorkloadKind::ForkBomb => "fork-bomb",
+            WorkloadKind::Settimeofday => "settimeofday",
+            WorkloadKind::ProbeInside => "probe-inside",
+            WorkloadKind::OrphanMaker => "orphan-maker",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<WorkloadKind> {
+        WorkloadKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The catalog parameters this workload takes (`name` aside).
+    pub fn params(self) -> &'static [&'static str] {
+        match self {
+            WorkloadKind::Spin | WorkloadKind::Noisy => &["threads", "duration"],
+            WorkloadKind::Burst => &["threads", "duration", "burst", "interval"],
+            WorkloadKind::Hog => &["bytes", "step"],
+            WorkloadKind::ForkBomb => &["duration"],
+            WorkloadKind::Settimeofday => &["allow_clock_write"],
+            WorkloadKind::ProbeInside => &["mount_marker"],
+            WorkloadKind::OrphanMaker => &["linger"],
+        }
+    }
+
+    /// The keys of the workload's result, usable as `workload.<key>` metrics.
+    pub fn result_keys(self) -> &'static [&'static str] {
+        match self {
+            WorkloadKind::Spin | WorkloadKind::Noisy => {
+                &["threads", "wall_secs", "cpu_secs", "cpu_share"]
+            }
+            WorkloadKind::Burst => &[
+                "threads",
+                "wall_secs",
+                "cpu_secs",
+                "cpu_share",
+                "bursts",
+                "slow_bursts",
+                "slow_burst_ratio",
+                "max_burst_ms",
+            ],
+            WorkloadKind::Hog => &["allocated_bytes", "completed"],
+            WorkloadKind::ForkBomb => &["forks", "eagain", "max_procs_seen"],
+            WorkloadKind::Settimeofday => &["called", "eperm", "errno", "has_cap_sys_time"],
+            WorkloadKind::ProbeInside => &["mounted"],
+            WorkloadKind::OrphanMaker => &["grandchild_reaped", "reap_ms", "zombies"],
+        }
+    }
+
+    /// Limits without which the runtime must refuse to start this workload.
+    pub fn guard_needs(self) -> Vec<LimitKind> {
+        match self {
+            WorkloadKind::Spin | WorkloadKind::Burst | WorkloadKind::Noisy => vec![LimitKind::Cpu],
+            WorkloadKind::Hog => vec![LimitKind::Memory],
+            WorkloadKind::ForkBomb => vec![LimitKind::Pids, LimitKind::Cpu],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// A workload with its parameters, as a scenario runs it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "kebab-case")]
+pub enum Workload {
+    Spin {
+        threads: u32,
+        duration_ms: u64,
+    },
+    Burst {
+        threads: u32,
+        duration_ms: u64,
+        burst_ms: u64,
+        interval_ms: u64,
+    },
+    Noisy {
+        threads: u32,
+        duration_ms: u64,
+    },
+    Hog {
+        bytes: u64,
+        step_bytes: u64,
+    },
+    ForkBomb {
+        duration_ms: u64,
+    },
+    Settimeofday {
+        allow_clock_write: bool,
+    },
+    ProbeInside {
+        mount_marker: bool,
+    },
+    OrphanMaker {
+        linger: bool,
+    },
+}
+
+impl Workload {
+    pub fn kind(&self) -> WorkloadKind {
+        match self {
+            Workload::Spin { .. } => WorkloadKind::Spin,
+            Workload::Burst { .. } => WorkloadKind::Burst,
+            Workload::Noisy { .. } => WorkloadKind::Noisy,
+            Workload::Hog { .. } => WorkloadKind::Hog,
+            Workload::ForkBomb { .. } => WorkloadKind::ForkBomb,
+            Workload::Settimeofday { .. } => WorkloadKind::Settimeofday,
+            Workload::ProbeInside { .. } => WorkloadKind::ProbeInside,
+            Workload::OrphanMaker { .. } => WorkloadKind::OrphanMaker,
+        }
+    }
+
+    /// How long the workload is meant to run (0 for the quick ones).
+    pub fn duration(&self) -> Duration {
+        Duration::from_millis(match self {
+            Workload::Spin { duration_ms, .. }
+            | Workload::Burst { duration_ms, .. }
+            | Workload::Noisy { duration_ms, .. }
+            | Workload::ForkBomb { duration_ms } => *duration_ms,
+            _ => 0,
+        })
+    }
+
+    /// The arguments after the boxwatch binary: `workload <name> ...`.
+    /// `marker` names the tmpfs the probe mounts inside, if it mounts one.
+    pub fn argv(&self, marker: &str) -> Vec<String> {
+        let mut a: Vec<String> = vec!["workload".into(), self.kind().name().into()];
+        let mut push = |k: &str, v: String| {
+            a.push(format!("--{k}"));
+            a.push(v);
+        };
+        match self {
+            Workload::Spin {
+                threads,
+                duration_ms,
+            }
+            | Workload::Noisy {
+                threads,
+                duration_ms,
+            } => {
+                push("threads", threads.to_string());
+                push("duration-ms", duration_ms.to_string());
+            }
+            Workload::Burst {
+                threads,
+                duration_ms,
+                burst_ms,
+                interval_ms,
+            } => {
+                push("threads", threads.to_string());
+                push("duration-ms", duration_ms.to_string());
+                push("burst-ms", burst_ms.to_string());
+                push("interval-ms", interval_ms.to_string());
+            }
+            Workload::Hog { bytes, step_bytes } => {
+                push("bytes", bytes.to_string());
+                push("step", step_bytes.to_string());
+            }
+            Workload::ForkBomb { duration_ms } => push("duration-ms", duration_ms.to_string()),
+            Workload::Settimeofday { allow_clock_write } => {
+                if *allow_clock_write {
+                    a.push("--allow-clock-write".into());
+                }
+            }
+            Workload::ProbeInside { mount_marker } => {
+                if *mount_marker {
+                    push("mount-marker", marker.to_string());
+                }
+            }
+            Workload::OrphanMaker { linger } => {
+                if *linger {
+                    a.push("--linger".into());
+                }
+            }
+        }
+        a
+    }
+}
+
+/// Runs a workload in this process, writing its protocol lines to stdout.
+pub fn run(w: &Workload, mount_marker: Option<&str>) -> Result<()> {
+    let out = Emitter::stdout();
+    match w {
+        Workload::Spin {
+            threads,
+            duration_ms,
+        } => spin::spin(&out, *threads, Duration::from_millis(*duration_ms), false),
+        Workload::Noisy {
+            threads,
+            duration_ms,
+        } => spin::spin(&out, *threads, Duration::from_millis(*duration_ms), true),
+        Workload::Burst {
+            threads,
+            duration_ms,
+            burst_ms,
+            interval_ms,
+        } => spin::burst(
+            &out,
+            *threads,
+            Duration::from_millis(*duration_ms),
+            Duration::from_millis(*burst_ms),
+            Duration::from_millis(*interval_ms),
+        ),
+        Workload::Hog { bytes, step_bytes } => {
+            require_guard(WorkloadKind::Hog)?;
+            spin::hog(&out, *bytes, *step_bytes)
+        }
+        Workload::ForkBomb { duration_ms } => {
+            require_guard(WorkloadKind::ForkBomb)?;
+            bomb::fork_bomb(&out, Duration::from_millis(*duration_ms))
+        }
+        Workload::Settimeofday { allow_clock_write } => {
+            clock::settimeofday(&out, *allow_clock_write)
+        }
+        Workload::ProbeInside { .. } => probe::probe_inside(&out, mount_marker),
+        Workload::OrphanMaker { linger } => orphans::orphan_maker(&out, *linger),
+    }
+}
+
+fn require_guard(kind: WorkloadKind) -> Result<()> {
+    match std::env::var(GUARD_ENV) {
+        Ok(v) if v == kind.name() => Ok(()),
+        _ => Err(Error::Workload {
+            workload: kind.name(),
+            message: format!(
+                "refusing to run outside a boxwatch container that limits it ({GUARD_ENV}={} is not set); run it through `boxwatch scenarios`",
+                kind.name()
+            ),
+        }),
+    }
+}
+
+/// Writes protocol lines to stdout, one flushed line each.
+pub struct Emitter {
+    lock: std::sync::Mutex<()>,
+}
+
+impl Emitter {
+    fn stdout() -> Emitter {
+        Emitter {
+            lock: std::sync::Mutex::new(()),
+        }
+    }
+
+    /// Writes `{"event": event, ...fields}`.
+    pub fn emit(&self, event: &str, fields: Value) {
+        let mut obj = Map::new();
+        obj.insert("event".into(), json!(event));
+        if let Value::Object(m) = fields {
+            obj.extend(m);
+        }
+        let _g = self.lock.lock();
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{}", Value::Object(obj));
+        let _ = out.flush();
+    }
+
+    /// Emits a line asking the harness to look now, then waits until the
+    /// harness answers on stdin (or closes it, or `max` passes).
+    pub fn emit_and_wait(&self, event: &str, fields: Value, max: Duration) {
+        let mut fields = fields;
+        if let Value::Object(m) = &mut fields {
+            m.insert("ack".into(), json!(true));
+        }
+        self.emit(event, fields);
+        wait_for_ack(max);
+    }
+}
+
+/// Waits for a line on stdin, EOF, or `max`. Returns at once when stdin is
+/// a terminal (a person running the workload by hand).
+fn wait_for_ack(max: Duration) {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let stdin = std::io::stdin();
+    if nix::unistd::isatty(0).unwrap_or(false) {
+        return;
+    }
+    let ms = max.as_millis().min(i32::MAX as u128) as i32;
+    let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
+    let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
+    if matches!(poll(&mut fds, timeout), Ok(n) if n > 0) {
+        let mut line = String::new();
+        let _ = stdin.lock().read_line(&mut line);
+    }
+}
+
+/// CPU time used by this process so far.
+pub(crate) fn process_cpu_time() -> Duration {
+    cpu_clock(nix::time::ClockId::CLOCK_PROCESS_CPUTIME_ID)
+}
+
+/// CPU time used by the calling thread so far.
+pub(crate) fn thread_cpu_time() -> Duration {
+    cpu_clock(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+}
+
+fn cpu_clock(id: nix::time::ClockId) -> Duration {
+    nix::time::clock_gettime(id)
+        .map(|ts| Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip_by_name() {
+        for k in WorkloadKind::ALL {
+            assert_eq!(WorkloadKind::from_name(k.name()), Some(k));
+        }
+        assert_eq!(WorkloadKind::from_name("bitcoin"), None);
+    }
+
+    #[test]
+    fn dangerous_workloads_need_limits() {
+        assert!(WorkloadKind::Hog.guard_needs().contains(&LimitKind::Memory));
+        assert!(WorkloadKind::ForkBomb
+            .guard_needs()
+            .contains(&LimitKind::Pids));
+        assert!(WorkloadKind::Spin.guard_needs().contains(&LimitKind::Cpu));
+        assert!(WorkloadKind::Burst.guard_needs().contains(&LimitKind::Cpu));
+        assert!(WorkloadKind::Noisy.guard_needs().contains(&LimitKind::Cpu));
+    }
+
+    #[test]
+    fn the_hog_and_the_bomb_refuse_to_run_unguarded() {
+        // Never set in the test environment: nothing is allocated or forked.
+        assert!(std::env::var(GUARD_ENV).is_err());
+        let e = run(
+            &Workload::Hog {
+                bytes: 1 << 40,
+                step_bytes: 1 << 20,
+            },
+            None,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains(GUARD_ENV), "{e}");
+        let e = run(&Workload::ForkBomb { duration_ms: 1000 }, None).unwrap_err();
+        assert!(e.to_string().contains("refusing"), "{e}");
+    }
+
+    #[test]
+    fn argv_names_the_workload_and_its_parameters() {
+        let w = Workload::Burst {
+            threads: 2,
+            duration_ms: 3000,
+            burst_ms: 20,
+            interval_ms: 200,
+        };
+        assert_eq!(
+            w.argv("m").join(" "),
+            "workload burst --threads 2 --duration-ms 3000 --burst-ms 20 --interval-ms 200"
+        );
+        assert_eq!(
+            Workload::ProbeInside { mount_marker: true }
+                .argv("bw-1")
+                .join(" "),
+            "workload probe-inside --mount-marker bw-1"
+        );
+    }
+}
