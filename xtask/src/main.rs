@@ -1,5 +1,7 @@
 //! Developer workflows: `cargo xtask <task>`. No shell scripts.
 
+mod vm;
+
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
@@ -14,17 +16,30 @@ struct Cli {
 enum Task {
     /// Run clippy (-D warnings) and fmt --check.
     Lint,
+    /// Run the scenarios inside VMs on other kernels and cgroup layouts.
+    Vm(vm::VmArgs),
 }
 
 fn main() -> Result<()> {
     match Cli::parse().task {
         Task::Lint => lint(),
+        Task::Vm(args) => vm::main(args),
     }
 }
 
 fn lint() -> Result<()> {
     cmd("cargo", &["fmt", "--all", "--", "--check"])?;
-    cmd("cargo", &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])
+    cmd(
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )
 }
 
 /// Runs a command in the workspace root, failing on a non-zero exit.
@@ -33,7 +48,11 @@ pub fn cmd(program: &str, args: &[&str]) -> Result<()> {
         .args(args)
         .current_dir(workspace_root())
         .status()?;
-    anyhow::ensure!(status.success(), "`{program} {}` failed: {status}", args.join(" "));
+    anyhow::ensure!(
+        status.success(),
+        "`{program} {}` failed: {status}",
+        args.join(" ")
+    );
     Ok(())
 }
 
