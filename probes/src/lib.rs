@@ -4,7 +4,10 @@
 //!
 //! Must not depend on: `runtime`.
 
+pub mod error;
+pub mod host;
 pub mod inside;
 pub mod verdict;
 
+pub use error::{Error, ParseError, Result};
 pub use verdict::Verdict;

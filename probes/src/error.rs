@@ -1,0 +1,60 @@
+//! The one error type of the probes crate.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while the judge reads the kernel's files.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A kernel file or directory could not be read for a reason other than
+    /// "it is gone" (a vanished cgroup or process is reported as `None` or
+    /// [`Error::CgroupNotFound`], never as this).
+    #[error("reading {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A kernel file did not have the expected format.
+    #[error("parsing {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: ParseError,
+    },
+    /// The cgroup exists in none of the hierarchies (never created, or
+    /// removed before or during the read).
+    #[error("cgroup {0} does not exist in any hierarchy")]
+    CgroupNotFound(String),
+    /// No cgroup filesystem is mounted according to the given mountinfo.
+    #[error("no cgroup filesystem is mounted (according to {0})")]
+    NoCgroupMounts(PathBuf),
+    /// A cgroup path given by the caller is not a clean absolute path.
+    #[error("invalid cgroup path {path:?}: {why}")]
+    BadCgroupPath { path: String, why: &'static str },
+    /// The process does not exist (or exited during the read).
+    #[error("process {0} does not exist")]
+    NoSuchProcess(i32),
+}
+
+/// A kernel file's text did not match its format. Produced by the pure
+/// parsers in [`crate::host::parse`]; carries what was expected and the
+/// offending piece of text (shortened).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected {expected}, found {found:?}")]
+pub struct ParseError {
+    pub expected: &'static str,
+    pub found: String,
+}
+
+impl ParseError {
+    /// A parse error; `found` is cut to 80 characters.
+    pub fn new(expected: &'static str, found: &str) -> Self {
+        ParseError {
+            expected,
+            found: found.chars().take(80).collect(),
+        }
+    }
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

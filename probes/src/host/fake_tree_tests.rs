@@ -1,0 +1,285 @@
+//! The host reader against fake v1, v2 and hybrid trees in a tempdir.
+
+use super::fake::FakeTree;
+use super::*;
+
+fn cg(p: &str) -> CgroupPath {
+    CgroupPath::new(p).unwrap()
+}
+
+/// A pure v2 tree with one limited container and one unlimited sibling.
+fn v2_tree(dir: &Path) -> FakeTree {
+    let t = FakeTree::new(dir)
+        .v2(&["cpuset", "cpu", "io", "memory", "pids"])
+        .build()
+        .unwrap();
+    let c = "/boxwatch/r1/c1";
+    t.write("", c, "cpu.stat", "usage_usec 2000000\nuser_usec 1500000\nsystem_usec 500000\nnr_periods 40\nnr_throttled 30\nthrottled_usec 800000\n").unwrap();
+    t.write("", c, "cpu.max", "20000 100000\n").unwrap();
+    t.write("", c, "memory.current", "1048576\n").unwrap();
+    t.write("", c, "memory.max", "67108864\n").unwrap();
+    t.write("", c, "memory.peak", "67108864\n").unwrap();
+    t.write(
+        "",
+        c,
+        "memory.events",
+        "low 0\nhigh 0\nmax 9\noom 1\noom_kill 1\noom_group_kill 0\n",
+    )
+    .unwrap();
+    t.write("", c, "memory.stat", "anon 4096\nfile 0\n")
+        .unwrap();
+    t.write("", c, "pids.current", "3\n").unwrap();
+    t.write("", c, "pids.max", "max\n").unwrap();
+    t.write("", c, "cpuset.cpus.effective", "0-1\n").unwrap();
+    t.write("", "/boxwatch/r1/c2", "cpu.stat", "usage_usec 5\n")
+        .unwrap();
+    t.write("", "/boxwatch/r1/c2", "cpu.max", "max 100000\n")
+        .unwrap();
+    t.write("", "/boxwatch/r1/c2", "memory.max", "max\n")
+        .unwrap();
+    t
+}
+
+#[test]
+fn v2_layout_and_stats() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = v2_tree(dir.path());
+    let l = t.host().layout().unwrap();
+    assert_eq!(l.mode(), CgroupMode::V2);
+    assert!(l.v2().unwrap().has("memory"));
+    assert_eq!(l.v1_hierarchies().len(), 0);
+
+    let s = l.stats(&cg("/boxwatch/r1/c1")).unwrap();
+    assert_eq!(s.path, "/boxwatch/r1/c1");
+    assert_eq!(s.cpu_usage_ns, Some(2_000_000_000));
+    assert_eq!(s.cpu_nr_periods, Some(40));
+    assert_eq!(s.cpu_nr_throttled, Some(30));
+    assert_eq!(s.cpu_throttled_ns, Some(800_000_000));
+    assert_eq!(s.cpu_max.and_then(|m| m.cores()), Some(0.2));
+    assert_eq!(s.memory_usage_bytes, Some(1_048_576));
+    assert_eq!(s.memory_limit, Some(Limit::Value(67_108_864)));
+    assert_eq!(s.memory_peak_bytes, Some(67_108_864));
+    assert_eq!(s.memory_events.and_then(|e| e.max), Some(9));
+    assert_eq!(s.oom_kills, Some(1));
+    assert_eq!(s.memory_failcnt, None);
+    assert_eq!(s.pids_current, Some(3));
+    assert_eq!(s.pids_max, Some(Limit::Unlimited));
+    assert_eq!(s.cpuset_cpus_effective, Some(vec![0, 1]));
+    let stat = l.memory_stat(&cg("/boxwatch/r1/c1")).unwrap().unwrap();
+    assert_eq!(stat.get("anon"), Some(&4096));
+
+    let s2 = l.stats(&cg("/boxwatch/r1/c2")).unwrap();
+    assert_eq!(s2.cpu_usage_ns, Some(5000));
+    assert_eq!(s2.cpu_max.map(|m| m.quota_us), Some(None));
+    assert_eq!(s2.memory_limit, Some(Limit::Unlimited));
+    assert_eq!(s2.memory_usage_bytes, None);
+    assert_eq!(s2.pids_current, None);
+}
+
+#[test]
+fn v2_subtree_walk_is_sorted_and_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = v2_tree(dir.path());
+    let l = t.host().layout().unwrap();
+    let all = l.list_subtree(&cg("/boxwatch"), 100).unwrap();
+    let names: Vec<&str> = all.cgroups.iter().map(|c| c.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "/boxwatch",
+            "/boxwatch/r1",
+            "/boxwatch/r1/c1",
+            "/boxwatch/r1/c2"
+        ]
+    );
+    assert!(!all.truncated);
+    let some = l.list_subtree(&cg("/boxwatch"), 2).unwrap();
+    assert_eq!(some.cgroups.len(), 2);
+    assert!(some.truncated);
+    let none = l.list_subtree(&cg("/nope"), 10).unwrap();
+    assert!(none.cgroups.is_empty() && !none.truncated);
+}
+
+#[test]
+fn missing_and_vanishing_cgroups() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = v2_tree(dir.path());
+    let l = t.host().layout().unwrap();
+    assert!(matches!(
+        l.stats(&cg("/boxwatch/never")),
+        Err(Error::CgroupNotFound(p)) if p == "/boxwatch/never"
+    ));
+    std::fs::remove_dir_all(t.mkdir("", "/boxwatch/r1/c2").unwrap()).unwrap();
+    assert!(matches!(
+        l.stats(&cg("/boxwatch/r1/c2")),
+        Err(Error::CgroupNotFound(_))
+    ));
+    // An empty directory (a cgroup with no readable files) still exists.
+    t.mkdir("", "/boxwatch/empty").unwrap();
+    assert!(l.stats(&cg("/boxwatch/empty")).unwrap().is_empty());
+}
+
+#[test]
+fn malformed_files_are_parse_errors_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = v2_tree(dir.path());
+    t.write("", "/boxwatch/bad", "memory.max", "lots\n")
+        .unwrap();
+    let err = t
+        .host()
+        .layout()
+        .unwrap()
+        .stats(&cg("/boxwatch/bad"))
+        .unwrap_err();
+    match err {
+        Error::Parse { path, .. } => assert!(path.ends_with("boxwatch/bad/memory.max")),
+        other => panic!("unexpected {other}"),
+    }
+}
+
+/// This machine's shape: every v1 controller separate, plus a v2 mount
+/// without controllers.
+fn hybrid_tree(dir: &Path) -> FakeTree {
+    let t = FakeTree::new(dir)
+        .v1(&["cpu"])
+        .v1(&["cpuacct"])
+        .v1(&["cpuset"])
+        .v1(&["memory"])
+        .v1(&["pids"])
+        .v1(&["name=systemd"])
+        .v2(&[])
+        .build()
+        .unwrap();
+    let c = "/boxwatch/r1/c1";
+    t.write("cpuacct", c, "cpuacct.usage", "3000000000\n")
+        .unwrap();
+    t.write(
+        "cpu",
+        c,
+        "cpu.stat",
+        "nr_periods 50\nnr_throttled 45\nthrottled_time 2000000000\nnr_bursts 0\nburst_time 0\n",
+    )
+    .unwrap();
+    t.write("cpu", c, "cpu.cfs_quota_us", "20000\n").unwrap();
+    t.write("cpu", c, "cpu.cfs_period_us", "100000\n").unwrap();
+    t.write("memory", c, "memory.usage_in_bytes", "4096\n")
+        .unwrap();
+    t.write(
+        "memory",
+        c,
+        "memory.limit_in_bytes",
+        "9223372036854771712\n",
+    )
+    .unwrap();
+    t.write("memory", c, "memory.max_usage_in_bytes", "8192\n")
+        .unwrap();
+    t.write("memory", c, "memory.failcnt", "2\n").unwrap();
+    t.write(
+        "memory",
+        c,
+        "memory.oom_control",
+        "oom_kill_disable 0\nunder_oom 0\noom_kill 4\n",
+    )
+    .unwrap();
+    t.write("pids", c, "pids.current", "1\n").unwrap();
+    t.write("pids", c, "pids.max", "64\n").unwrap();
+    t.write("cpuset", c, "cpuset.effective_cpus", "1\n")
+        .unwrap();
+    // A v2 cpu.stat exists in the unified tree too; v1 must win.
+    t.write("unified", c, "cpu.stat", "usage_usec 1\n").unwrap();
+    t
+}
+
+#[test]
+fn hybrid_layout_and_stats() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = hybrid_tree(dir.path());
+    let l = t.host().layout().unwrap();
+    assert_eq!(l.mode(), CgroupMode::Hybrid);
+    assert_eq!(
+        l.v1_mount("memory"),
+        Some(dir.path().join("sys/fs/cgroup/memory").as_path())
+    );
+    let s = l.stats(&cg("/boxwatch/r1/c1")).unwrap();
+    assert_eq!(s.cpu_usage_ns, Some(3_000_000_000));
+    assert_eq!(s.cpu_nr_throttled, Some(45));
+    assert_eq!(s.cpu_throttled_ns, Some(2_000_000_000));
+    assert_eq!(s.cpu_max.and_then(|m| m.cores()), Some(0.2));
+    assert_eq!(s.memory_limit, Some(Limit::Unlimited));
+    assert_eq!(s.memory_peak_bytes, Some(8192));
+    assert_eq!(s.memory_failcnt, Some(2));
+    assert_eq!(s.oom_kills, Some(4));
+    assert_eq!(s.memory_events, None);
+    assert_eq!(s.pids_max, Some(Limit::Value(64)));
+    assert_eq!(s.cpuset_cpus_effective, Some(vec![1]));
+    // The walk unions the stat hierarchies: a cgroup only in pids shows up.
+    t.mkdir("pids", "/boxwatch/r1/only-pids").unwrap();
+    let walk = l.list_subtree(&cg("/boxwatch/r1"), 10).unwrap();
+    let names: Vec<&str> = walk.cgroups.iter().map(|c| c.as_str()).collect();
+    assert_eq!(
+        names,
+        ["/boxwatch/r1", "/boxwatch/r1/c1", "/boxwatch/r1/only-pids"]
+    );
+}
+
+#[test]
+fn comounted_v1_cpu_cpuacct() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = FakeTree::new(dir.path())
+        .v1(&["cpu", "cpuacct"])
+        .v1(&["memory"])
+        .build()
+        .unwrap();
+    let m = t.mount_name("cpuacct").unwrap().to_string();
+    assert_eq!(m, "cpu,cpuacct");
+    t.write(&m, "/x", "cpuacct.usage", "7\n").unwrap();
+    t.write(&m, "/x", "cpu.cfs_quota_us", "-1\n").unwrap();
+    let l = t.host().layout().unwrap();
+    assert_eq!(l.mode(), CgroupMode::V1);
+    let s = l.stats(&cg("/x")).unwrap();
+    assert_eq!(s.cpu_usage_ns, Some(7));
+    assert_eq!(s.cpu_max.map(|m| m.quota_us), Some(None));
+}
+
+#[test]
+fn pid_cgroups_and_namespaces() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = hybrid_tree(dir.path());
+    let host = t.host();
+    let l = host.layout().unwrap();
+    let proc42 = dir.path().join("proc/42");
+    std::fs::create_dir_all(proc42.join("ns")).unwrap();
+    std::fs::write(
+        proc42.join("cgroup"),
+        "7:name=systemd:/\n4:memory:/boxwatch/r1/c1\n1:cpu:/boxwatch/r1/c1\n0::/\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("net:[4026532000]", proc42.join("ns/net")).unwrap();
+    assert_eq!(host.pid_cgroups(42).unwrap().len(), 4);
+    assert_eq!(
+        host.pid_cgroup(&l, 42, "memory").unwrap(),
+        Some(cg("/boxwatch/r1/c1"))
+    );
+    assert_eq!(host.pid_cgroup(&l, 42, "pids").unwrap(), None);
+    assert_eq!(host.ns_inode(42, "net").unwrap(), 4_026_532_000);
+    assert!(matches!(
+        host.ns_inode(43, "net"),
+        Err(Error::NoSuchProcess(43))
+    ));
+    assert!(matches!(
+        host.pid_cgroups(43),
+        Err(Error::NoSuchProcess(43))
+    ));
+    assert!(host.ns_inode(42, "../x").is_err());
+}
+
+#[test]
+fn missing_mountinfo_or_no_cgroups() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        Host::with_root(dir.path()).layout(),
+        Err(Error::Io { .. })
+    ));
+    let t = FakeTree::new(dir.path()).build().unwrap();
+    assert!(matches!(t.host().layout(), Err(Error::NoCgroupMounts(_))));
+}

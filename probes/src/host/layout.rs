@@ -1,0 +1,439 @@
+//! Where the cgroup hierarchies are mounted, discovered from mountinfo.
+
+use super::fsread::{is_gone, read_opt};
+use super::parse::{self, MountInfo};
+use crate::error::{Error, Result};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// Which cgroup versions the host has mounted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CgroupMode {
+    /// Only v1 hierarchies with controllers.
+    V1,
+    /// Only the unified (v2) hierarchy.
+    V2,
+    /// v1 hierarchies with controllers and a v2 mount (usually without the
+    /// cpu and memory controllers, as systemd's "hybrid" layout).
+    Hybrid,
+}
+
+/// The cgroup version of one hierarchy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CgroupVersion {
+    V1,
+    V2,
+}
+
+/// One mounted cgroup hierarchy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hierarchy {
+    pub version: CgroupVersion,
+    /// Where the hierarchy is mounted, already resolved under the host
+    /// root (so inside a tempdir for a fake tree).
+    pub mount_point: PathBuf,
+    /// The cgroup shown at the mount point, from mountinfo's root field
+    /// (`/` unless mounted from inside a cgroup namespace or bind-mounted).
+    pub root: PathBuf,
+    /// v1: the controllers co-mounted here (`cpu`, `cpuacct`, or
+    /// `name=systemd` for a named hierarchy). v2: the controllers listed in
+    /// the root's `cgroup.controllers`.
+    pub controllers: Vec<String>,
+}
+
+impl Hierarchy {
+    /// Whether `controller` is attached to this hierarchy.
+    pub fn has(&self, controller: &str) -> bool {
+        self.controllers.iter().any(|c| c == controller)
+    }
+
+    /// The directory of `cgroup` (a path relative to this mount, such as
+    /// `/boxwatch/run/c1`) in this hierarchy. Does not check existence.
+    pub fn dir(&self, cgroup: &CgroupPath) -> PathBuf {
+        self.mount_point.join(cgroup.relative())
+    }
+
+    /// Converts a path from `/proc/<pid>/cgroup` (relative to the
+    /// hierarchy's root) to a path relative to this mount; `None` when the
+    /// cgroup lies outside what is mounted here.
+    pub fn mount_relative(&self, proc_path: &str) -> Option<CgroupPath> {
+        let rel = Path::new(proc_path).strip_prefix(&self.root).ok()?;
+        CgroupPath::new(&format!("/{}", rel.to_string_lossy())).ok()
+    }
+}
+
+/// A validated cgroup path relative to the hierarchy mounts: absolute
+/// (`/boxwatch/<run-id>/<name>`, or `/` for the root), no `.`/`..`, no
+/// empty components, no trailing slash.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CgroupPath(String);
+
+impl CgroupPath {
+    /// The root cgroup `/`.
+    pub fn root() -> Self {
+        CgroupPath("/".into())
+    }
+
+    /// Validates `path`.
+    pub fn new(path: &str) -> Result<Self> {
+        let bad = |why| Error::BadCgroupPath {
+            path: path.to_string(),
+            why,
+        };
+        if path == "/" {
+            return Ok(Self::root());
+        }
+        let rest = path
+            .strip_prefix('/')
+            .ok_or_else(|| bad("must start with /"))?;
+        for comp in rest.split('/') {
+            match comp {
+                "" => return Err(bad("empty component or trailing /")),
+                "." | ".." => return Err(bad(". and .. are not allowed")),
+                c if c.contains('\0') => return Err(bad("NUL byte")),
+                _ => {}
+            }
+        }
+        Ok(CgroupPath(path.to_string()))
+    }
+
+    /// The path as given (`/boxwatch/x`).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The path without its leading `/`, for joining onto a mount point.
+    pub fn relative(&self) -> &str {
+        &self.0[1..]
+    }
+
+    /// The child `name` of this cgroup.
+    pub fn child(&self, name: &str) -> Result<Self> {
+        if self.0 == "/" {
+            Self::new(&format!("/{name}"))
+        } else {
+            Self::new(&format!("{}/{name}", self.0))
+        }
+    }
+}
+
+impl std::fmt::Display for CgroupPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The controllers whose files [`CgroupLayout::stats`](super::CgroupLayout)
+/// reads.
+pub const STAT_CONTROLLERS: [&str; 5] = ["cpu", "cpuacct", "memory", "pids", "cpuset"];
+
+/// The host's cgroup hierarchies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupLayout {
+    v1: Vec<Hierarchy>,
+    v2: Option<Hierarchy>,
+}
+
+/// A walk of a cgroup subtree: every cgroup found, and whether the walk
+/// stopped at its limit.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Subtree {
+    /// Sorted; includes the starting cgroup when it exists.
+    pub cgroups: Vec<CgroupPath>,
+    /// True when more cgroups existed than the limit allowed.
+    pub truncated: bool,
+}
+
+impl CgroupLayout {
+    /// Builds the layout from parsed mountinfo. Mount points are resolved
+    /// under `host_root` (`/` on a real host, a tempdir for a fake tree),
+    /// and the v2 controllers are read from `<mount>/cgroup.controllers`.
+    /// The first mount of each hierarchy wins (later ones are bind mounts).
+    pub fn from_mounts(mounts: &[MountInfo], host_root: &Path) -> Result<Self> {
+        let mut v1: Vec<Hierarchy> = Vec::new();
+        let mut v2: Option<Hierarchy> = None;
+        for m in mounts {
+            let mount_point = resolve(host_root, &m.mount_point);
+            match m.fs_type.as_str() {
+                "cgroup" => {
+                    let controllers = parse::v1_controllers(&m.super_options);
+                    if v1.iter().any(|h| h.controllers == controllers) {
+                        continue;
+                    }
+                    v1.push(Hierarchy {
+                        version: CgroupVersion::V1,
+                        mount_point,
+                        root: m.root.clone(),
+                        controllers,
+                    });
+                }
+                "cgroup2" if v2.is_none() => {
+                    let file = mount_point.join("cgroup.controllers");
+                    let controllers = read_opt(&file)?
+                        .map(|t| t.split_whitespace().map(str::to_string).collect())
+                        .unwrap_or_default();
+                    v2 = Some(Hierarchy {
+                        version: CgroupVersion::V2,
+                        mount_point,
+                        root: m.root.clone(),
+                        controllers,
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(CgroupLayout { v1, v2 })
+    }
+
+    /// v1 or v2 or both, or [`Error::NoCgroupMounts`] when neither is
+    /// mounted (`source` names the mountinfo for the message).
+    pub(crate) fn check_mounted(self, source: &Path) -> Result<Self> {
+        if self.v2.is_none() && !self.has_v1_controllers() {
+            return Err(Error::NoCgroupMounts(source.to_path_buf()));
+        }
+        Ok(self)
+    }
+
+    fn has_v1_controllers(&self) -> bool {
+        self.v1
+            .iter()
+            .any(|h| h.controllers.iter().any(|c| !c.starts_with("name=")))
+    }
+
+    /// v1, v2 or hybrid. Named-only v1 hierarchies (`name=systemd`) do not
+    /// make a host v1.
+    pub fn mode(&self) -> CgroupMode {
+        match (self.has_v1_controllers(), self.v2.is_some()) {
+            (true, true) => CgroupMode::Hybrid,
+            (true, false) => CgroupMode::V1,
+            _ => CgroupMode::V2,
+        }
+    }
+
+    /// The v1 hierarchies, in mountinfo order.
+    pub fn v1_hierarchies(&self) -> &[Hierarchy] {
+        &self.v1
+    }
+
+    /// The unified hierarchy, when cgroup2 is mounted.
+    pub fn v2(&self) -> Option<&Hierarchy> {
+        self.v2.as_ref()
+    }
+
+    /// The v1 hierarchy `controller` is attached to (co-mounted `cpu,cpuacct`
+    /// answers for both names).
+    pub fn v1_hierarchy(&self, controller: &str) -> Option<&Hierarchy> {
+        self.v1.iter().find(|h| h.has(controller))
+    }
+
+    /// The mount point of `controller`'s v1 hierarchy.
+    pub fn v1_mount(&self, controller: &str) -> Option<&Path> {
+        self.v1_hierarchy(controller)
+            .map(|h| h.mount_point.as_path())
+    }
+
+    /// The hierarchy whose files describe `controller`: its v1 hierarchy if
+    /// it has one, else the v2 hierarchy when v2 offers the controller.
+    /// `cpuacct` maps to v2 whenever v2 is mounted and `cpuacct` is not a
+    /// v1 controller, since v2's `cpu.stat` always carries `usage_usec`.
+    pub fn hierarchy_for(&self, controller: &str) -> Option<&Hierarchy> {
+        if let Some(h) = self.v1_hierarchy(controller) {
+            return Some(h);
+        }
+        let v2 = self.v2.as_ref()?;
+        (controller == "cpuacct" || v2.has(controller)).then_some(v2)
+    }
+
+    /// The directory of `cgroup` in `controller`'s hierarchy (see
+    /// [`Self::hierarchy_for`]). Does not check existence.
+    pub fn controller_dir(&self, controller: &str, cgroup: &CgroupPath) -> Option<PathBuf> {
+        self.hierarchy_for(controller).map(|h| h.dir(cgroup))
+    }
+
+    /// Every hierarchy (v1 first, then v2), named ones included.
+    pub fn hierarchies(&self) -> impl Iterator<Item = &Hierarchy> {
+        self.v1.iter().chain(self.v2.as_ref())
+    }
+
+    /// The distinct hierarchies the stats come from: the ones serving
+    /// [`STAT_CONTROLLERS`], plus v2 on a pure v2 host.
+    pub fn stat_hierarchies(&self) -> Vec<&Hierarchy> {
+        let mut out: Vec<&Hierarchy> = Vec::new();
+        for c in STAT_CONTROLLERS {
+            if let Some(h) = self.hierarchy_for(c) {
+                if !out.iter().any(|o| o.mount_point == h.mount_point) {
+                    out.push(h);
+                }
+            }
+        }
+        if out.is_empty() {
+            out.extend(self.v2.as_ref());
+        }
+        out
+    }
+
+    /// The directory of `cgroup` in every hierarchy where it exists.
+    pub fn existing_dirs(&self, cgroup: &CgroupPath) -> Vec<PathBuf> {
+        self.hierarchies()
+            .map(|h| h.dir(cgroup))
+            .filter(|d| d.is_dir())
+            .collect()
+    }
+
+    /// Whether `cgroup` exists in at least one hierarchy.
+    pub fn exists(&self, cgroup: &CgroupPath) -> bool {
+        self.hierarchies().any(|h| h.dir(cgroup).is_dir())
+    }
+
+    /// Every cgroup at or below `start` in the stat hierarchies (their
+    /// union), sorted, at most `limit` of them. Directories that vanish
+    /// during the walk are skipped; a `start` that exists nowhere gives an
+    /// empty list.
+    pub fn list_subtree(&self, start: &CgroupPath, limit: usize) -> Result<Subtree> {
+        let mut found: BTreeSet<CgroupPath> = BTreeSet::new();
+        let mut truncated = false;
+        for h in self.stat_hierarchies() {
+            let mut stack = vec![start.clone()];
+            while let Some(cg) = stack.pop() {
+                let dir = h.dir(&cg);
+                let entries = match std::fs::read_dir(&dir) {
+                    Ok(e) => e,
+                    Err(e) if is_gone(&e) => continue,
+                    Err(source) => return Err(Error::Io { path: dir, source }),
+                };
+                if !found.contains(&cg) {
+                    if found.len() >= limit {
+                        truncated = true;
+                        break;
+                    }
+                    found.insert(cg.clone());
+                }
+                for entry in entries {
+                    let entry = match entry {
+                        Ok(e) => e,
+                        Err(e) if is_gone(&e) => break,
+                        Err(source) => return Err(Error::Io { path: dir, source }),
+                    };
+                    if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                        continue;
+                    }
+                    if let Some(child) = entry.file_name().to_str().and_then(|n| cg.child(n).ok()) {
+                        stack.push(child);
+                    }
+                }
+            }
+        }
+        Ok(Subtree {
+            cgroups: found.into_iter().collect(),
+            truncated,
+        })
+    }
+}
+
+/// `abs` (an absolute path from mountinfo) under `host_root`.
+fn resolve(host_root: &Path, abs: &Path) -> PathBuf {
+    match abs.strip_prefix("/") {
+        Ok(rel) => host_root.join(rel),
+        Err(_) => host_root.join(abs),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mounts(text: &str) -> Vec<MountInfo> {
+        parse::parse_mountinfo(text).unwrap()
+    }
+
+    const HYBRID: &str = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+33 31 0:30 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+
+    #[test]
+    fn hybrid_with_separate_controllers() {
+        let l = CgroupLayout::from_mounts(&mounts(HYBRID), Path::new("/nonexistent")).unwrap();
+        assert_eq!(l.mode(), CgroupMode::Hybrid);
+        assert_eq!(
+            l.v1_mount("cpuacct"),
+            Some(Path::new("/nonexistent/sys/fs/cgroup/cpuacct"))
+        );
+        let cg = CgroupPath::new("/boxwatch/r/c").unwrap();
+        assert_eq!(
+            l.controller_dir("memory", &cg),
+            Some(PathBuf::from(
+                "/nonexistent/sys/fs/cgroup/memory/boxwatch/r/c"
+            ))
+        );
+        // cpuset is neither in v1 here nor offered by v2 (no controllers file).
+        assert_eq!(l.controller_dir("cpuset", &cg), None);
+        assert_eq!(l.stat_hierarchies().len(), 4);
+        assert_eq!(l.v2().unwrap().controllers, Vec::<String>::new());
+    }
+
+    #[test]
+    fn comounted_cpu_cpuacct_and_bind_mounts() {
+        let text = "\
+1 0 0:1 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct
+2 0 0:1 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu,cpuacct
+3 0 0:2 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+";
+        let l = CgroupLayout::from_mounts(&mounts(text), Path::new("/")).unwrap();
+        assert_eq!(l.mode(), CgroupMode::V1);
+        assert_eq!(l.v1_hierarchies().len(), 2);
+        assert_eq!(l.v1_mount("cpu"), l.v1_mount("cpuacct"));
+        assert_eq!(
+            l.v1_mount("cpu"),
+            Some(Path::new("/sys/fs/cgroup/cpu,cpuacct"))
+        );
+        assert_eq!(l.stat_hierarchies().len(), 2);
+    }
+
+    #[test]
+    fn nothing_mounted_is_an_error() {
+        let l = CgroupLayout::from_mounts(&mounts(&HYBRID[..60]), Path::new("/")).unwrap();
+        assert!(matches!(
+            l.check_mounted(Path::new("x")),
+            Err(Error::NoCgroupMounts(_))
+        ));
+    }
+
+    #[test]
+    fn cgroup_paths() {
+        for ok in ["/", "/boxwatch", "/a/b c/d:e"] {
+            assert_eq!(CgroupPath::new(ok).unwrap().as_str(), ok);
+        }
+        for bad in ["", "a", "/a/", "//a", "/a/../b", "/./a", "/a\0b"] {
+            assert!(CgroupPath::new(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(CgroupPath::root().child("x").unwrap().as_str(), "/x");
+        assert_eq!(
+            CgroupPath::new("/x")
+                .unwrap()
+                .child("y")
+                .unwrap()
+                .relative(),
+            "x/y"
+        );
+        assert!(CgroupPath::root().child("..").is_err());
+    }
+
+    #[test]
+    fn proc_paths_are_made_mount_relative() {
+        let h = Hierarchy {
+            version: CgroupVersion::V2,
+            mount_point: "/sys/fs/cgroup".into(),
+            root: "/docker/abc".into(),
+            controllers: vec![],
+        };
+        assert_eq!(h.mount_relative("/docker/abc/x").unwrap().as_str(), "/x");
+        assert_eq!(h.mount_relative("/docker/abc").unwrap().as_str(), "/");
+        assert_eq!(h.mount_relative("/other"), None);
+    }
+}

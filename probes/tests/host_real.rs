@@ -1,0 +1,213 @@
+//! probes::host on the real kernel: a cgroup this test creates (under
+//! `boxwatch/probes-test-<pid>-...`, removed by a Drop guard), a spinning
+//! child in it, and the figures the reader gets back. Needs root; under
+//! CI=true a missing prerequisite fails instead of skipping.
+
+use probes::host::{CgroupMode, CgroupPath, CgroupVersion, Host, Limit};
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::Duration;
+
+fn root_or_skip(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() && std::path::Path::new("/sys/fs/cgroup").is_dir() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{test} needs root and a cgroup filesystem; CI=true forbids skipping it"
+    );
+    eprintln!("skipping {test}: needs root and /sys/fs/cgroup");
+    false
+}
+
+/// A cgroup made by this test in every hierarchy the stats use; removed
+/// (children killed first) when dropped.
+struct TestCgroup {
+    path: CgroupPath,
+    dirs: Vec<(CgroupVersion, PathBuf)>,
+    child: Option<Child>,
+}
+
+impl TestCgroup {
+    fn new(name: &str) -> TestCgroup {
+        let layout = Host::new().layout().unwrap();
+        let path = CgroupPath::new(&format!(
+            "/boxwatch/probes-test-{}-{name}",
+            std::process::id()
+        ))
+        .unwrap();
+        let mut dirs = Vec::new();
+        for h in layout.stat_hierarchies() {
+            // cpuset children need cpus/mems before they accept tasks; this
+            // test reads cpuset but never moves a task there.
+            let dir = h.dir(&path);
+            if std::fs::create_dir_all(&dir).is_ok() {
+                dirs.push((h.version, dir));
+            }
+        }
+        assert!(!dirs.is_empty(), "could not create {path} anywhere");
+        TestCgroup {
+            path,
+            dirs,
+            child: None,
+        }
+    }
+
+    fn write(&self, file: &str, text: &str) -> bool {
+        self.dirs
+            .iter()
+            .any(|(_, d)| d.join(file).exists() && std::fs::write(d.join(file), text).is_ok())
+    }
+
+    /// Starts a spin loop and moves it into the cpu, cpuacct, memory and
+    /// pids directories (v2: the one directory).
+    fn spawn_spinner(&mut self) -> i32 {
+        let child = Command::new("/bin/sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        self.child = Some(child);
+        for (_, d) in &self.dirs {
+            if d.to_string_lossy().contains("cpuset") {
+                continue;
+            }
+            let _ = std::fs::write(d.join("cgroup.procs"), pid.to_string());
+        }
+        pid
+    }
+
+    fn stop_child(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn remove(&mut self) {
+        self.stop_child();
+        for (_, d) in self.dirs.drain(..) {
+            for _ in 0..50 {
+                if std::fs::remove_dir(&d).is_ok() || !d.exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+#[test]
+fn stats_of_a_real_cgroup_with_a_spinning_child() {
+    if !root_or_skip("stats_of_a_real_cgroup_with_a_spinning_child") {
+        return;
+    }
+    let host = Host::new();
+    let layout = host.layout().unwrap();
+    let mut cg = TestCgroup::new("spin");
+    let v2 = layout.mode() == CgroupMode::V2;
+    if v2 {
+        cg.write("cpu.max", "20000 100000");
+        cg.write("pids.max", "64");
+    } else {
+        cg.write("cpu.cfs_period_us", "100000");
+        cg.write("cpu.cfs_quota_us", "20000");
+        cg.write("pids.max", "64");
+    }
+    let pid = cg.spawn_spinner();
+    std::thread::sleep(Duration::from_millis(500));
+
+    let s = layout.stats(&cg.path).unwrap();
+    assert!(s.cpu_usage_ns.unwrap() > 0, "{s:?}");
+    if layout.hierarchy_for("cpu").is_some() {
+        assert_eq!(s.cpu_max.and_then(|m| m.cores()), Some(0.2), "{s:?}");
+        assert!(s.cpu_nr_periods.unwrap() > 0, "{s:?}");
+        assert!(s.cpu_nr_throttled.unwrap() > 0, "{s:?}");
+        assert!(s.cpu_throttled_ns.unwrap() > 0, "{s:?}");
+    }
+    if layout.hierarchy_for("pids").is_some() {
+        assert_eq!(s.pids_current, Some(1), "{s:?}");
+        assert_eq!(s.pids_max, Some(Limit::Value(64)), "{s:?}");
+    }
+    if layout.hierarchy_for("memory").is_some() {
+        assert!(s.memory_usage_bytes.is_some(), "{s:?}");
+        assert_eq!(s.memory_limit, Some(Limit::Unlimited), "{s:?}");
+        assert_eq!(s.oom_kills, Some(0), "{s:?}");
+    }
+
+    // The host view finds the child in that cgroup, in its own namespaces.
+    assert_eq!(
+        host.pid_cgroup(&layout, pid, "cpuacct").unwrap(),
+        Some(cg.path.clone())
+    );
+    let me = std::process::id() as i32;
+    assert_eq!(
+        host.ns_inode(pid, "pid").unwrap(),
+        host.ns_inode(me, "pid").unwrap()
+    );
+    let walk = layout.list_subtree(&cg.path, 10).unwrap();
+    assert_eq!(walk.cgroups, vec![cg.path.clone()]);
+
+    // Gone: a clean error, not a panic.
+    cg.remove();
+    assert!(matches!(
+        layout.stats(&cg.path),
+        Err(probes::Error::CgroupNotFound(_))
+    ));
+    assert!(matches!(
+        host.ns_inode(pid, "pid"),
+        Err(probes::Error::NoSuchProcess(_))
+    ));
+}
+
+#[test]
+fn detect_matches_proc_self_cgroup() {
+    if !root_or_skip("detect_matches_proc_self_cgroup") {
+        return;
+    }
+    let host = Host::new();
+    let layout = host.layout().unwrap();
+    let entries = host.pid_cgroups(std::process::id() as i32).unwrap();
+    // Every v1 hierarchy with controllers appears in /proc/self/cgroup.
+    for h in layout.v1_hierarchies() {
+        assert!(
+            entries.iter().any(|e| e.controllers == h.controllers),
+            "{:?} missing from /proc/self/cgroup",
+            h.controllers
+        );
+    }
+    if layout.v2().is_some() {
+        assert!(entries.iter().any(|e| e.hierarchy_id == 0));
+    }
+}
+
+#[test]
+fn stats_survive_cgroups_vanishing_during_reads() {
+    if !root_or_skip("stats_survive_cgroups_vanishing_during_reads") {
+        return;
+    }
+    let layout = Host::new().layout().unwrap();
+    let mut cg = TestCgroup::new("vanish");
+    let path = cg.path.clone();
+    let reader = std::thread::spawn(move || {
+        let mut results = (0, 0);
+        for _ in 0..2000 {
+            match layout.stats(&path) {
+                Ok(_) => results.0 += 1,
+                Err(probes::Error::CgroupNotFound(_)) => results.1 += 1,
+                Err(e) => panic!("unexpected error while the cgroup vanished: {e}"),
+            }
+        }
+        results
+    });
+    std::thread::sleep(Duration::from_millis(2));
+    cg.remove();
+    let (ok, gone) = reader.join().unwrap();
+    assert_eq!(ok + gone, 2000);
+}
