@@ -1,1 +1,23 @@
-//! boxwatch reports crate.
+//! boxwatch reports: the report model with its versioned JSON schema
+//! (`SCHEMA.md`), the renderers (JSON, Markdown, JUnit XML, HTML, terminal)
+//! and the baseline diff.
+//!
+//! Flow: the scenario runner fills [`ScenarioResult`]s, [`Report::assemble`]
+//! judges them with [`scenario_status`] and counts the [`Summary`],
+//! [`Report::with_baseline`] adds the [`Regression`]s found by [`compare`],
+//! and the renderers turn the report into text.
+//!
+//! Must not depend on: `runtime`, `scenarios`.
+
+pub mod build;
+pub mod diff;
+pub mod error;
+pub mod model;
+pub mod status;
+
+pub use build::{load_report, parse_report};
+pub use diff::compare;
+pub use error::{Error, Result};
+pub use model::*;
+pub use probes::Verdict;
+pub use status::{scenario_status, summarize};

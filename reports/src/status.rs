@@ -1,0 +1,198 @@
+//! Pure judgement: a scenario's status from its checks, and summary counts.
+
+use crate::model::{CheckResult, Regression, ScenarioResult, Status, Summary};
+use probes::Verdict;
+
+/// The status of a scenario, from its checks and its own error.
+///
+/// Only required checks count; informational checks never change the status.
+/// In order of precedence:
+///
+/// 1. `fail` if a required check's verdict differs from its expected verdict
+///    and is neither `unsupported` nor `error`: a broken guarantee is never
+///    hidden behind an error elsewhere;
+/// 2. `error` if the scenario itself errored (`scenario_error` is `Some`) or
+///    a required check's verdict is `error` (unless `error` was expected);
+/// 3. `unsupported` if there is at least one required check and every
+///    required check is `unsupported` (the kernel lacks the feature, which is
+///    never a failure);
+/// 4. `pass` otherwise: every required check held or was unsupported, or the
+///    scenario has only informational checks.
+pub fn scenario_status(checks: &[CheckResult], scenario_error: Option<&str>) -> Status {
+    let required: Vec<&CheckResult> = checks.iter().filter(|c| c.required).collect();
+    let broken =
+        |c: &&CheckResult| !c.held() && !matches!(c.verdict, Verdict::Unsupported | Verdict::Error);
+    let errored = |c: &&CheckResult| c.verdict == Verdict::Error && !c.held();
+    if required.iter().any(broken) {
+        Status::Fail
+    } else if scenario_error.is_some() || required.iter().any(errored) {
+        Status::Error
+    } else if !required.is_empty() && required.iter().all(|c| c.verdict == Verdict::Unsupported) {
+        Status::Unsupported
+    } else {
+        Status::Pass
+    }
+}
+
+/// Counts over `scenarios` (their stored `status`) and `regressions`.
+pub fn summarize(scenarios: &[ScenarioResult], regressions: &[Regression]) -> Summary {
+    let count = |s: Status| scenarios.iter().filter(|r| r.status == s).count();
+    let checks = || scenarios.iter().flat_map(|s| s.checks.iter());
+    Summary {
+        scenarios: scenarios.len(),
+        passed: count(Status::Pass),
+        failed: count(Status::Fail),
+        unsupported: count(Status::Unsupported),
+        errored: count(Status::Error),
+        checks: checks().count(),
+        checks_held: checks().filter(|c| c.held()).count(),
+        findings: checks().filter(|c| c.is_finding()).count(),
+        regressions: regressions.len(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn check(verdict: Verdict, expected: Verdict, required: bool) -> CheckResult {
+        CheckResult {
+            id: "c".into(),
+            verdict,
+            expected,
+            observed: String::new(),
+            required,
+            detail: None,
+        }
+    }
+
+    fn any_verdict() -> impl Strategy<Value = Verdict> {
+        prop::sample::select(Verdict::ALL.to_vec())
+    }
+
+    fn any_check() -> impl Strategy<Value = CheckResult> {
+        (any_verdict(), any_verdict(), any::<bool>()).prop_map(|(v, e, r)| check(v, e, r))
+    }
+
+    #[test]
+    fn all_required_checks_held_is_a_pass() {
+        let checks = [
+            check(Verdict::Enforced, Verdict::Enforced, true),
+            check(Verdict::Isolated, Verdict::Isolated, true),
+        ];
+        assert_eq!(scenario_status(&checks, None), Status::Pass);
+    }
+
+    #[test]
+    fn a_required_leak_where_isolation_was_expected_is_a_fail() {
+        let checks = [
+            check(Verdict::Isolated, Verdict::Isolated, true),
+            check(Verdict::Leaked, Verdict::Isolated, true),
+        ];
+        assert_eq!(scenario_status(&checks, None), Status::Fail);
+    }
+
+    #[test]
+    fn an_informational_leak_does_not_fail_the_scenario() {
+        let checks = [
+            check(Verdict::Enforced, Verdict::Enforced, true),
+            check(Verdict::Leaked, Verdict::Isolated, false),
+        ];
+        assert_eq!(scenario_status(&checks, None), Status::Pass);
+    }
+
+    #[test]
+    fn all_required_unsupported_is_unsupported_not_a_failure() {
+        let checks = [
+            check(Verdict::Unsupported, Verdict::Isolated, true),
+            check(Verdict::Unsupported, Verdict::Enforced, true),
+            check(Verdict::Leaked, Verdict::Isolated, false),
+        ];
+        assert_eq!(scenario_status(&checks, None), Status::Unsupported);
+    }
+
+    #[test]
+    fn some_required_unsupported_and_the_rest_held_is_a_pass() {
+        let checks = [
+            check(Verdict::Unsupported, Verdict::Isolated, true),
+            check(Verdict::Enforced, Verdict::Enforced, true),
+        ];
+        assert_eq!(scenario_status(&checks, None), Status::Pass);
+    }
+
+    #[test]
+    fn a_required_error_is_an_error() {
+        let checks = [
+            check(Verdict::Enforced, Verdict::Enforced, true),
+            check(Verdict::Error, Verdict::Enforced, true),
+        ];
+        assert_eq!(scenario_status(&checks, None), Status::Error);
+    }
+
+    #[test]
+    fn a_scenario_error_is_an_error_even_without_checks() {
+        assert_eq!(scenario_status(&[], Some("spawn failed")), Status::Error);
+    }
+
+    #[test]
+    fn a_failure_wins_over_an_error() {
+        let checks = [
+            check(Verdict::Error, Verdict::Enforced, true),
+            check(Verdict::NotEnforced, Verdict::Enforced, true),
+        ];
+        assert_eq!(scenario_status(&checks, Some("timeout")), Status::Fail);
+    }
+
+    #[test]
+    fn informational_only_scenarios_pass() {
+        let checks = [check(Verdict::Leaked, Verdict::Isolated, false)];
+        assert_eq!(scenario_status(&checks, None), Status::Pass);
+    }
+
+    proptest! {
+        #[test]
+        fn informational_checks_never_change_the_status(
+            required in prop::collection::vec(any_check(), 0..6)
+                .prop_map(|v| v.into_iter().map(|mut c| { c.required = true; c }).collect::<Vec<_>>()),
+            informational in prop::collection::vec(any_check(), 0..6)
+                .prop_map(|v| v.into_iter().map(|mut c| { c.required = false; c }).collect::<Vec<_>>()),
+            error in prop::option::of(Just("boom")),
+        ) {
+            let mut all = required.clone();
+            all.extend(informational);
+            prop_assert_eq!(scenario_status(&all, error), scenario_status(&required, error));
+        }
+
+        #[test]
+        fn fail_iff_a_required_check_broke(checks in prop::collection::vec(any_check(), 0..8)) {
+            let broke = checks.iter().any(|c| c.required && !c.held()
+                && c.verdict != Verdict::Unsupported && c.verdict != Verdict::Error);
+            prop_assert_eq!(scenario_status(&checks, None) == Status::Fail, broke);
+        }
+
+        #[test]
+        fn unsupported_is_never_a_failure(checks in prop::collection::vec(any_check(), 0..8)) {
+            let unsupported_everywhere: Vec<CheckResult> = checks.into_iter()
+                .map(|mut c| { c.verdict = Verdict::Unsupported; c }).collect();
+            let status = scenario_status(&unsupported_everywhere, None);
+            prop_assert!(status == Status::Pass || status == Status::Unsupported);
+        }
+
+        #[test]
+        fn a_scenario_error_never_passes(checks in prop::collection::vec(any_check(), 0..8)) {
+            let status = scenario_status(&checks, Some("boom"));
+            prop_assert!(status == Status::Fail || status == Status::Error);
+        }
+
+        #[test]
+        fn all_required_held_passes(checks in prop::collection::vec(any_check(), 1..8)) {
+            let held: Vec<CheckResult> = checks.into_iter()
+                .map(|mut c| { c.expected = c.verdict; c }).collect();
+            let all_unsupported = held.iter().filter(|c| c.required)
+                .all(|c| c.verdict == Verdict::Unsupported) && held.iter().any(|c| c.required);
+            let expected = if all_unsupported { Status::Unsupported } else { Status::Pass };
+            prop_assert_eq!(scenario_status(&held, None), expected);
+        }
+    }
+}
