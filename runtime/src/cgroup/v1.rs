@@ -255,6 +255,9 @@ impl Cgroup for V1Cgroup {
     }
 
     fn kill_all(&self, timeout: Duration) -> Result<()> {
+        if self.pids().is_empty() {
+            return Ok(());
+        }
         // Freeze first so nothing can fork while the kill goes round.
         if let Some(dir) = self.dir("freezer") {
             let frozen = self.freeze(dir, "FROZEN", Duration::from_millis(500));

@@ -189,6 +189,9 @@ impl Cgroup for V2Cgroup {
     }
 
     fn kill_all(&self, timeout: Duration) -> Result<()> {
+        if self.pids().is_empty() {
+            return Ok(());
+        }
         let emptied = if self.dir.join("cgroup.kill").exists() {
             fs::write(&self.dir, "cgroup.kill", "1")?;
             self.wait_empty(timeout)
