@@ -12,6 +12,7 @@
 pub mod build;
 pub mod diff;
 pub mod error;
+pub mod fixture;
 pub mod model;
 pub mod status;
 
