@@ -50,7 +50,7 @@ fn measure_share(cpus: &str, threads: u32, name: &str) -> Measurement {
         + " wait";
     let mut child = Command::new(BIN)
         .args([
-            "run", "--name", name, "--cpus", cpus, "--", "/bin/sh", "-c", &script,
+            "run", "--name", name, "--cpus", cpus, "--grace", "1", "--", "/bin/sh", "-c", &script,
         ])
         .stdout(Stdio::null())
         .spawn()
