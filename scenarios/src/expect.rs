@@ -4,7 +4,6 @@
 use probes::Verdict;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fmt;
 
 /// A value a metric can take.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -106,6 +105,8 @@ pub struct Judgement {
     pub title: String,
     pub metric: String,
     pub verdict: Verdict,
+    /// The verdict that means the check held.
+    pub expected_verdict: Verdict,
     pub required: bool,
     /// The condition, in words (`0.20 ± 0.02`).
     pub expected: String,
@@ -134,6 +135,7 @@ pub fn evaluate(e: &Expectation, observations: &Observations) -> Judgement {
         title: e.title.clone(),
         metric: e.metric.clone(),
         verdict,
+        expected_verdict: e.pass,
         required: e.required,
         expected: expected.clone(),
         observed,
@@ -184,39 +186,6 @@ pub fn evaluate(e: &Expectation, observations: &Observations) -> Judgement {
             ),
             number,
         ),
-    }
-}
-
-/// A scenario's overall status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    Pass,
-    Fail,
-    Unsupported,
-    Error,
-}
-
-/// The status of a scenario from its judgements: a required check found
-/// broken fails it; otherwise a required check in error makes it an error;
-/// when every required check is unsupported (and there is one), the
-/// scenario is unsupported; else it passes. Informational checks never
-/// change the status.
-pub fn scenario_outcome(judgements: &[Judgement]) -> Outcome {
-    let required: Vec<&Judgement> = judgements.iter().filter(|j| j.required).collect();
-    if required.iter().any(|j| j.broken()) {
-        Outcome::Fail
-    } else if required.iter().any(|j| j.verdict == Verdict::Error) {
-        Outcome::Error
-    } else if !required.is_empty() && required.iter().all(|j| j.verdict == Verdict::Unsupported) {
-        Outcome::Unsupported
-    } else if required.is_empty()
-        && !judgements.is_empty()
-        && judgements.iter().all(|j| j.verdict == Verdict::Unsupported)
-    {
-        Outcome::Unsupported
-    } else {
-        Outcome::Pass
     }
 }
 
@@ -272,17 +241,6 @@ fn format_number(metric: &str, n: f64) -> String {
         return format!("{}", n as i64);
     }
     format!("{n:.4}")
-}
-
-impl fmt::Display for Outcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Outcome::Pass => "pass",
-            Outcome::Fail => "fail",
-            Outcome::Unsupported => "unsupported",
-            Outcome::Error => "error",
-        })
-    }
 }
 
 #[cfg(test)]
@@ -385,24 +343,7 @@ mod tests {
         e.fail = Verdict::Leaked;
         let j = evaluate(&e, &obs("inside.mem_total_bytes", 5.0));
         assert_eq!(j.verdict, Verdict::Leaked);
-        assert_eq!(scenario_outcome(&[j]), Outcome::Pass);
-    }
-
-    fn judgement(verdict: Verdict, required: bool) -> Judgement {
-        Judgement {
-            check: "c".into(),
-            title: "t".into(),
-            metric: "m".into(),
-            verdict,
-            required,
-            expected: String::new(),
-            observed: String::new(),
-            value: None,
-        }
-    }
-
-    fn verdict() -> impl Strategy<Value = Verdict> {
-        proptest::sample::select(Verdict::ALL.to_vec())
+        assert!(!j.required && j.broken());
     }
 
     proptest! {
@@ -436,22 +377,6 @@ mod tests {
             if pass_iso { e.pass = Verdict::Isolated; e.fail = Verdict::Leaked; }
             let j = evaluate(&e, &obs("m", v));
             prop_assert!(j.verdict == e.pass || j.verdict == e.fail);
-        }
-
-        #[test]
-        fn outcome_follows_required_checks(checks in proptest::collection::vec((verdict(), any::<bool>()), 0..12)) {
-            let js: Vec<Judgement> = checks.iter().map(|(v, r)| judgement(*v, *r)).collect();
-            let outcome = scenario_outcome(&js);
-            let req: Vec<Verdict> = checks.iter().filter(|(_, r)| *r).map(|(v, _)| *v).collect();
-            let broken = req.iter().any(|v| matches!(v, Verdict::Leaked | Verdict::NotEnforced));
-            // A broken required check always fails; fail needs one.
-            prop_assert_eq!(outcome == Outcome::Fail, broken);
-            if outcome == Outcome::Pass {
-                prop_assert!(req.iter().all(|v| matches!(v, Verdict::Isolated | Verdict::Enforced | Verdict::Unsupported)));
-            }
-            // Informational checks alone never fail or error a scenario.
-            let info_only: Vec<Judgement> = js.iter().filter(|j| !j.required).cloned().collect();
-            prop_assert!(matches!(scenario_outcome(&info_only), Outcome::Pass | Outcome::Unsupported));
         }
     }
 }

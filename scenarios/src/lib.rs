@@ -10,6 +10,10 @@ pub mod catalog;
 pub mod error;
 pub mod expect;
 pub mod metrics;
+pub mod observe;
+pub mod report;
+pub mod runner;
+pub mod schedule;
 mod sys;
 pub mod workload;
 

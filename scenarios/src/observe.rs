@@ -1,0 +1,770 @@
+//! From what the harness collected during a scenario to named metrics. Pure:
+//! the runner gathers [`Collected`] and the [`HostSnapshot`]s, this module
+//! only computes.
+
+use crate::catalog::ContainerDef;
+use crate::expect::{Observations, Observed, Value};
+use crate::workload::WorkloadKind;
+use probes::host::{CgroupStats, Limit};
+use probes::inside::{InsideView, CAP_SYS_ADMIN, CAP_SYS_TIME};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One host-side reading of a container's cgroup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct HostSample {
+    /// Milliseconds since the container started.
+    pub t_ms: u64,
+    pub cpu_usage_ns: Option<u64>,
+    pub memory_bytes: Option<u64>,
+    pub nr_periods: Option<u64>,
+    pub nr_throttled: Option<u64>,
+    pub throttled_ns: Option<u64>,
+    pub pids: Option<u64>,
+}
+
+impl HostSample {
+    pub fn from_stats(t_ms: u64, s: &CgroupStats) -> HostSample {
+        HostSample {
+            t_ms,
+            cpu_usage_ns: s.cpu_usage_ns,
+            memory_bytes: s.memory_usage_bytes,
+            nr_periods: s.cpu_nr_periods,
+            nr_throttled: s.cpu_nr_throttled,
+            throttled_ns: s.cpu_throttled_ns,
+            pids: s.pids_current,
+        }
+    }
+}
+
+/// A point of the measured window: when, the cgroup's CPU time then, and
+/// the host's busy CPU ticks (all CPUs, from /proc/stat) then.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Mark {
+    /// Seconds since the container started.
+    pub at_secs: f64,
+    pub cpu_usage_ns: Option<u64>,
+    pub host_busy_ticks: Option<u64>,
+}
+
+/// What the host showed while the workload asked the harness to look
+/// (`ack` lines of the workload protocol).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AckView {
+    pub host_realtime: f64,
+    pub host_monotonic: f64,
+    /// The harness's (host's) mount points at that moment.
+    pub host_mount_points: Vec<String>,
+    /// A host mount whose source or mount point carries the probe's marker.
+    pub host_sees_marker: bool,
+    /// The container's namespace inodes as the host sees them then.
+    pub container_ns: BTreeMap<String, u64>,
+}
+
+/// Host facts read before and after a scenario.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HostSnapshot {
+    pub hostname: String,
+    pub realtime: f64,
+    pub monotonic: f64,
+    /// /proc/vmstat `oom_kill`.
+    pub oom_kills: Option<u64>,
+    /// Whether a host process could be started (after only).
+    pub can_fork: Option<bool>,
+}
+
+/// Everything the harness collected about one container.
+#[derive(Debug, Clone, Default)]
+pub struct Collected {
+    pub host_pid: i32,
+    pub samples: Vec<HostSample>,
+    /// The workload's `start` line, and its `result` line (or its exit).
+    pub start: Option<Mark>,
+    pub end: Option<Mark>,
+    /// The first sample after spawn and the last one before the exit.
+    pub first: Option<Mark>,
+    pub last: Option<Mark>,
+    /// The cgroup's figures right after the entry exited (before cleanup).
+    pub final_stats: Option<CgroupStats>,
+    /// Why the cgroup's figures could not be read, when they could not.
+    pub stats_error: Option<String>,
+    /// The fields of the workload's protocol lines, merged.
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    /// The container's namespace inodes, read from the host right after spawn.
+    pub spawn_ns: BTreeMap<String, u64>,
+    pub ack: Option<AckView>,
+    /// Shell-style exit code (128 + signal).
+    pub exit_code: Option<i32>,
+    /// Processes still in the cgroup after the entry ended.
+    pub survivors: Option<usize>,
+    /// The last lines the workload wrote on stderr.
+    pub stderr_tail: String,
+}
+
+/// Paths the minimal rootfs has on purpose: host mounts at these paths, or
+/// below the read-only system binds and /dev, are not a leak of the mount
+/// namespace. /proc and /sys are fresh mounts inside, so host mounts below
+/// them (/sys/fs/cgroup/*, binfmt_misc) would be.
+const CONTAINER_OWN_MOUNTS: [&str; 14] = [
+    "/proc",
+    "/sys",
+    "/dev",
+    "/tmp",
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/etc",
+    "/.boxwatch",
+    "/run/boxwatch",
+];
+
+fn is_own_mount(path: &str) -> bool {
+    path == "/"
+        || CONTAINER_OWN_MOUNTS.iter().any(|p| {
+            path == *p
+                || (*p != "/proc"
+                    && *p != "/sys"
+                    && path.strip_prefix(p).is_some_and(|r| r.starts_with('/')))
+        })
+}
+
+fn missing(why: impl Into<String>) -> Observed {
+    Observed::Missing(why.into())
+}
+
+fn unsupported(why: impl Into<String>) -> Observed {
+    Observed::Unsupported(why.into())
+}
+
+fn limit_obs(l: Option<Limit>, what: &str) -> Observed {
+    match l {
+        Some(Limit::Value(v)) => v.into(),
+        Some(Limit::Unlimited) => f64::INFINITY.into(),
+        None => unsupported(format!(
+            "the host shows no {what} for the container's cgroup"
+        )),
+    }
+}
+
+/// The CPU share (in CPUs) and the host's other load between two marks.
+pub fn window_share(a: &Mark, b: &Mark, ticks_per_sec: f64) -> Option<(f64, Option<f64>)> {
+    let dt = b.at_secs - a.at_secs;
+    if dt < 0.01 {
+        return None;
+    }
+    let used = b.cpu_usage_ns?.checked_sub(a.cpu_usage_ns?)? as f64 / 1e9;
+    let share = used / dt;
+    let busy = match (a.host_busy_ticks, b.host_busy_ticks) {
+        (Some(x), Some(y)) if y >= x && ticks_per_sec > 0.0 => {
+            Some(((y - x) as f64 / ticks_per_sec / dt - share).max(0.0))
+        }
+        _ => None,
+    };
+    Some((share, busy))
+}
+
+/// The metrics of one container.
+pub fn observe(
+    c: &Collected,
+    pre: &HostSnapshot,
+    post: &HostSnapshot,
+    harness_ns: &BTreeMap<String, u64>,
+    def: &ContainerDef,
+    workload: WorkloadKind,
+    ticks_per_sec: f64,
+) -> Observations {
+    let mut o = Observations::new();
+    let mut put = |k: &str, v: Observed| {
+        o.insert(k.to_string(), v);
+    };
+    let stats_missing = || {
+        missing(
+            c.stats_error
+                .clone()
+                .unwrap_or_else(|| "the container's cgroup could not be read".into()),
+        )
+    };
+
+    // CPU: the workload's own window when it reported one, else the run.
+    let window = match (c.start, c.end) {
+        (Some(a), Some(b)) => Some((a, b)),
+        _ => c.first.zip(c.last),
+    };
+    match window {
+        Some((a, b)) if a.cpu_usage_ns.is_none() || b.cpu_usage_ns.is_none() => {
+            put("cpu_share", unsupported("no CPU accounting for the container's cgroup (cpuacct.usage / cpu.stat usage_usec)"));
+            put(
+                "host_busy_cpus",
+                unsupported("needs the container's CPU accounting"),
+            );
+        }
+        Some((a, b)) => match window_share(&a, &b, ticks_per_sec) {
+            Some((share, busy)) => {
+                put("cpu_share", share.into());
+                put(
+                    "host_busy_cpus",
+                    busy.map(Observed::from)
+                        .unwrap_or_else(|| missing("/proc/stat could not be read")),
+                );
+            }
+            None => {
+                put(
+                    "cpu_share",
+                    missing("the measured window was too short (under 10 ms)"),
+                );
+                put(
+                    "host_busy_cpus",
+                    missing("the measured window was too short"),
+                );
+            }
+        },
+        None => {
+            put("cpu_share", stats_missing());
+            put("host_busy_cpus", stats_missing());
+        }
+    }
+
+    match &c.final_stats {
+        Some(s) => {
+            let cpu = |v: Option<u64>, f: &str| {
+                v.map(Observed::from).unwrap_or_else(|| {
+                    unsupported(format!("cpu.stat has no {f} for the container's cgroup"))
+                })
+            };
+            put("nr_periods", cpu(s.cpu_nr_periods, "nr_periods"));
+            put("nr_throttled", cpu(s.cpu_nr_throttled, "nr_throttled"));
+            put(
+                "throttled_secs",
+                s.cpu_throttled_ns
+                    .map(|ns| Observed::from(ns as f64 / 1e9))
+                    .unwrap_or_else(|| unsupported("cpu.stat has no throttled time")),
+            );
+            put(
+                "throttled_ratio",
+                match (s.cpu_nr_periods, s.cpu_nr_throttled) {
+                    (Some(0), Some(_)) => 0.0.into(),
+                    (Some(p), Some(t)) => (t as f64 / p as f64).into(),
+                    _ => unsupported("cpu.stat has no nr_periods/nr_throttled"),
+                },
+            );
+            put(
+                "memory_limit_bytes",
+                limit_obs(s.memory_limit, "memory limit"),
+            );
+            put("pids_limit", limit_obs(s.pids_max, "pids.max"));
+            let sampled_mem = c.samples.iter().filter_map(|x| x.memory_bytes).max();
+            put(
+                "memory_peak_bytes",
+                match (s.memory_peak_bytes, sampled_mem) {
+                    (Some(p), _) => p.into(),
+                    (None, Some(m)) => m.into(),
+                    (None, None) => {
+                        unsupported("the host shows no memory usage for the container's cgroup")
+                    }
+                },
+            );
+            match s.oom_kills {
+                Some(k) => {
+                    put("oom_kills", k.into());
+                    put("oom_killed", (k > 0).into());
+                    put(
+                        "host_oom_kills_outside",
+                        match (pre.oom_kills, post.oom_kills) {
+                            (Some(a), Some(b)) => b.saturating_sub(a).saturating_sub(k).into(),
+                            _ => unsupported("/proc/vmstat has no oom_kill counter"),
+                        },
+                    );
+                }
+                None => {
+                    let why = "this kernel does not count OOM kills per cgroup (memory.oom_control oom_kill / memory.events)";
+                    put("oom_kills", unsupported(why));
+                    put("oom_killed", unsupported(why));
+                    put("host_oom_kills_outside", unsupported(why));
+                }
+            }
+        }
+        None => {
+            for k in [
+                "nr_periods",
+                "nr_throttled",
+                "throttled_secs",
+                "throttled_ratio",
+                "memory_limit_bytes",
+                "pids_limit",
+                "memory_peak_bytes",
+                "oom_kills",
+                "oom_killed",
+                "host_oom_kills_outside",
+            ] {
+                put(k, stats_missing());
+            }
+        }
+    }
+    put(
+        "pids_peak",
+        c.samples
+            .iter()
+            .filter_map(|s| s.pids)
+            .max()
+            .map(Observed::from)
+            .unwrap_or_else(|| {
+                unsupported("the host shows no pids.current for the container's cgroup")
+            }),
+    );
+    put(
+        "exit_code",
+        c.exit_code
+            .map(|e| Observed::from(e as f64))
+            .unwrap_or_else(|| missing("the container's exit status is unknown")),
+    );
+    put(
+        "survivors",
+        c.survivors
+            .map(|n| Observed::from(n as u64))
+            .unwrap_or_else(|| {
+                missing("the container's cgroup could not be listed after its entry ended")
+            }),
+    );
+    put(
+        "host_can_fork",
+        post.can_fork
+            .map(Observed::from)
+            .unwrap_or_else(|| missing("not tried")),
+    );
+    put(
+        "host_clock_step_secs",
+        ((post.realtime - pre.realtime) - (post.monotonic - pre.monotonic))
+            .abs()
+            .into(),
+    );
+    put(
+        "host_hostname_unchanged",
+        (pre.hostname == post.hostname).into(),
+    );
+
+    // Namespaces: the container's inodes (seen from the host) against ours.
+    let container_ns = c
+        .ack
+        .as_ref()
+        .map(|a| &a.container_ns)
+        .filter(|m| !m.is_empty())
+        .unwrap_or(&c.spawn_ns);
+    for ns in ["pid", "mnt", "uts", "ipc", "net", "cgroup", "user", "time"] {
+        let key = format!("ns_differs.{ns}");
+        let v = match (harness_ns.get(ns), container_ns.get(ns)) {
+            (None, _) => unsupported(format!("this kernel has no {ns} namespace")),
+            (Some(_), None) => missing(format!(
+                "the container's {ns} namespace could not be read from /proc/{}/ns (it exited too soon?)",
+                c.host_pid
+            )),
+            (Some(h), Some(x)) => (h != x).into(),
+        };
+        o.insert(key, v);
+    }
+
+    // The workload's own lines.
+    let view: Option<InsideView> = c
+        .fields
+        .get("view")
+        .and_then(|v| serde_json::from_value(v.clone()).ok());
+    for key in workload.result_keys() {
+        let v = match c.fields.get(*key) {
+            Some(serde_json::Value::Bool(b)) => (*b).into(),
+            Some(serde_json::Value::Number(n)) => n
+                .as_f64()
+                .map(Observed::from)
+                .unwrap_or_else(|| missing("not a number")),
+            Some(serde_json::Value::String(s)) => s.as_str().into(),
+            Some(serde_json::Value::Null) | None => missing(workload_silent(c, key)),
+            Some(other) => missing(format!("unexpected value {other}")),
+        };
+        o.insert(format!("workload.{key}"), v);
+    }
+    if workload == WorkloadKind::ProbeInside {
+        inside_metrics(&mut o, c, view.as_ref(), container_ns, def);
+    }
+    o
+}
+
+fn workload_silent(c: &Collected, key: &str) -> String {
+    let mut why = format!("the workload reported no {key}");
+    if let Some(code) = c.exit_code {
+        why.push_str(&format!(" (exit code {code})"));
+    }
+    let tail = c.stderr_tail.trim();
+    if !tail.is_empty() {
+        why.push_str(&format!("; stderr: {tail}"));
+    }
+    why
+}
+
+fn inside_metrics(
+    o: &mut Observations,
+    c: &Collected,
+    view: Option<&InsideView>,
+    container_ns: &BTreeMap<String, u64>,
+    def: &ContainerDef,
+) {
+    let Some(v) = view else {
+        let why = workload_silent(c, "inside view");
+        for (name, _) in crate::metrics::INSIDE_METRICS {
+            o.insert(format!("inside.{name}"), missing(why.clone()));
+        }
+        for k in [
+            "host_pid_differs",
+            "ns_matches_inside",
+            "monotonic_offset_secs",
+            "realtime_offset_secs",
+            "host_sees_inside_mount",
+            "host_mounts_visible_inside",
+            "interfaces_besides_lo",
+        ] {
+            o.insert(k.into(), missing(why.clone()));
+        }
+        return;
+    };
+    let opt = |x: Option<u64>, what: &str| {
+        x.map(Observed::from).unwrap_or_else(|| {
+            missing(format!(
+                "{what} could not be read inside: {}",
+                v.problems.join("; ")
+            ))
+        })
+    };
+    let mut put = |k: &str, val: Observed| {
+        o.insert(format!("inside.{k}"), val);
+    };
+    put("pid", (v.pid as u64).into());
+    put("pid_count", (v.pids.len() as u64).into());
+    put("hostname", v.hostname.as_str().into());
+    put("mem_total_bytes", opt(v.mem_total_bytes, "MemTotal"));
+    put(
+        "mem_available_bytes",
+        opt(v.mem_available_bytes, "MemAvailable"),
+    );
+    put(
+        "nproc_online",
+        opt(v.nproc_online, "sysconf(_SC_NPROCESSORS_ONLN)"),
+    );
+    put("affinity_cpus", opt(v.affinity_cpus, "sched_getaffinity"));
+    put(
+        "available_parallelism",
+        opt(v.available_parallelism, "available_parallelism"),
+    );
+    put(
+        "cpuinfo_processors",
+        opt(v.cpuinfo_processors, "/proc/cpuinfo"),
+    );
+    put("proc_stat_cpus", opt(v.proc_stat_cpus, "/proc/stat"));
+    put(
+        "uptime_secs",
+        v.uptime_secs
+            .map(Observed::from)
+            .unwrap_or_else(|| missing("/proc/uptime could not be read inside")),
+    );
+    put("interface_count", (v.interfaces.len() as u64).into());
+    put("mount_count", (v.mounts.len() as u64).into());
+    match v.capabilities {
+        Some(caps) => {
+            put("cap_sys_time", caps.effective_has(CAP_SYS_TIME).into());
+            put("cap_sys_admin", caps.effective_has(CAP_SYS_ADMIN).into());
+        }
+        None => {
+            put(
+                "cap_sys_time",
+                missing("/proc/self/status had no capabilities"),
+            );
+            put(
+                "cap_sys_admin",
+                missing("/proc/self/status had no capabilities"),
+            );
+        }
+    }
+    put(
+        "no_new_privs",
+        v.no_new_privs
+            .map(Observed::from)
+            .unwrap_or_else(|| missing("/proc/self/status had no NoNewPrivs")),
+    );
+    put(
+        "seccomp_mode",
+        v.seccomp_mode
+            .map(|m| Observed::from(m as u64))
+            .unwrap_or_else(|| missing("/proc/self/status had no Seccomp")),
+    );
+
+    o.insert("host_pid_differs".into(), (v.pid != c.host_pid).into());
+    let common: Vec<&String> = v
+        .namespaces
+        .keys()
+        .filter(|k| container_ns.contains_key(*k))
+        .collect();
+    o.insert(
+        "ns_matches_inside".into(),
+        if common.is_empty() {
+            missing("no namespace inode was seen both inside and from the host")
+        } else {
+            common
+                .iter()
+                .all(|k| v.namespaces.get(*k) == container_ns.get(*k))
+                .into()
+        },
+    );
+    let ack = c.ack.as_ref();
+    let clock_offset = |inside: Option<probes::inside::Timestamp>,
+                        host: Option<f64>,
+                        what: &str| match (inside, host) {
+        (Some(i), Some(h)) => Observed::from(i.as_secs_f64() - h),
+        _ => missing(format!("the {what} clock was not read on both sides")),
+    };
+    o.insert(
+        "monotonic_offset_secs".into(),
+        clock_offset(
+            v.clock_monotonic,
+            ack.map(|a| a.host_monotonic),
+            "monotonic",
+        ),
+    );
+    o.insert(
+        "realtime_offset_secs".into(),
+        clock_offset(v.clock_realtime, ack.map(|a| a.host_realtime), "realtime"),
+    );
+    o.insert(
+        "host_sees_inside_mount".into(),
+        match (c.fields.get("mounted"), ack) {
+            (Some(serde_json::Value::Bool(true)), Some(a)) => a.host_sees_marker.into(),
+            (Some(serde_json::Value::Bool(false)), _) => missing(format!(
+                "the probe could not mount its marker inside: {}",
+                c.fields
+                    .get("mount_error")
+                    .and_then(|e| e.as_str())
+                    .unwrap_or("unknown error")
+            )),
+            _ => missing("the probe mounted no marker (set mount_marker = true)"),
+        },
+    );
+    o.insert(
+        "host_mounts_visible_inside".into(),
+        match ack {
+            Some(a) => {
+                let host: BTreeSet<&str> = a
+                    .host_mount_points
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|p| !is_own_mount(p))
+                    .collect();
+                let seen = v
+                    .mounts
+                    .iter()
+                    .filter(|m| host.contains(m.mount_point.as_str()))
+                    .count();
+                Observed::from(seen as u64)
+            }
+            None => missing("the host's mounts were not read while the probe ran"),
+        },
+    );
+    o.insert(
+        "interfaces_besides_lo".into(),
+        Observed::Value(Value::Number(
+            v.interfaces.iter().filter(|i| *i != "lo").count() as f64,
+        )),
+    );
+    let _ = def;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn def() -> ContainerDef {
+        ContainerDef {
+            namespaces: runtime::NamespaceSet::default(),
+            hostname: None,
+            limits: runtime::Limits::default(),
+            keep_caps: vec![],
+            init: false,
+            monotonic_offset_secs: 0,
+            boottime_offset_secs: 0,
+            host_rootfs: false,
+            env: Default::default(),
+        }
+    }
+
+    fn mark(at: f64, cpu_s: f64, busy_ticks: u64) -> Mark {
+        Mark {
+            at_secs: at,
+            cpu_usage_ns: Some((cpu_s * 1e9) as u64),
+            host_busy_ticks: Some(busy_ticks),
+        }
+    }
+
+    fn num(o: &Observations, k: &str) -> f64 {
+        match o.get(k) {
+            Some(Observed::Value(Value::Number(n))) => *n,
+            other => panic!("{k}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn cpu_share_uses_the_workload_window() {
+        let c = Collected {
+            start: Some(mark(0.1, 0.01, 1000)),
+            end: Some(mark(5.1, 1.01, 1000 + 300)),
+            first: Some(mark(0.0, 0.0, 990)),
+            last: Some(mark(5.2, 1.2, 1400)),
+            ..Collected::default()
+        };
+        let o = observe(
+            &c,
+            &HostSnapshot::default(),
+            &HostSnapshot::default(),
+            &BTreeMap::new(),
+            &def(),
+            WorkloadKind::Spin,
+            100.0,
+        );
+        assert!((num(&o, "cpu_share") - 0.2).abs() < 1e-9);
+        // 3 s of host busy time over 5 s = 0.6 CPUs, of which 0.2 are ours.
+        assert!((num(&o, "host_busy_cpus") - 0.4).abs() < 1e-9);
+    }
+
+    #[test]
+    fn missing_stats_and_silent_workloads_are_errors_not_passes() {
+        let c = Collected {
+            exit_code: Some(137),
+            stderr_tail: "killed".into(),
+            ..Collected::default()
+        };
+        let o = observe(
+            &c,
+            &HostSnapshot::default(),
+            &HostSnapshot::default(),
+            &BTreeMap::new(),
+            &def(),
+            WorkloadKind::Hog,
+            100.0,
+        );
+        assert!(matches!(o["oom_killed"], Observed::Missing(_)));
+        match &o["workload.completed"] {
+            Observed::Missing(why) => {
+                assert!(why.contains("137") && why.contains("killed"), "{why}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(o["ns_differs.pid"], Observed::Unsupported(_)));
+    }
+
+    #[test]
+    fn namespaces_and_inside_view_are_compared() {
+        let harness: BTreeMap<String, u64> = [
+            ("pid".to_string(), 1),
+            ("net".to_string(), 2),
+            ("uts".to_string(), 3),
+        ]
+        .into();
+        let container: BTreeMap<String, u64> = [
+            ("pid".to_string(), 11),
+            ("net".to_string(), 2),
+            ("uts".to_string(), 13),
+        ]
+        .into();
+        let mut view = InsideView {
+            pid: 1,
+            pids: vec![1],
+            interfaces: vec!["lo".into()],
+            namespaces: container.clone(),
+            ..InsideView::default()
+        };
+        view.mounts = probes::inside::parse_mountinfo(
+            "1 0 0:1 / / rw - tmpfs t rw\n2 1 0:2 / /proc rw - proc p rw\n3 1 0:3 / /sys/fs/cgroup/cpu rw - cgroup c rw\n",
+        );
+        let mut fields = serde_json::Map::new();
+        fields.insert("view".into(), serde_json::to_value(&view).unwrap());
+        let c = Collected {
+            host_pid: 4242,
+            fields,
+            ack: Some(AckView {
+                container_ns: container,
+                host_mount_points: vec![
+                    "/".into(),
+                    "/proc".into(),
+                    "/sys/fs/cgroup/cpu".into(),
+                    "/work".into(),
+                ],
+                ..AckView::default()
+            }),
+            ..Collected::default()
+        };
+        let o = observe(
+            &c,
+            &HostSnapshot::default(),
+            &HostSnapshot::default(),
+            &harness,
+            &def(),
+            WorkloadKind::ProbeInside,
+            100.0,
+        );
+        assert_eq!(o["ns_differs.pid"], true.into());
+        assert_eq!(o["ns_differs.net"], false.into());
+        assert!(matches!(o["ns_differs.time"], Observed::Unsupported(_)));
+        assert_eq!(o["ns_matches_inside"], true.into());
+        assert_eq!(o["host_pid_differs"], true.into());
+        assert_eq!(num(&o, "host_mounts_visible_inside"), 1.0);
+        assert_eq!(num(&o, "interfaces_besides_lo"), 0.0);
+        assert_eq!(num(&o, "inside.pid"), 1.0);
+    }
+
+    #[test]
+    fn own_mounts_are_the_minimal_roots() {
+        for p in [
+            "/",
+            "/proc",
+            "/dev/pts",
+            "/etc/hosts",
+            "/.boxwatch/boxwatch",
+            "/tmp",
+        ] {
+            assert!(is_own_mount(p), "{p}");
+        }
+        for p in [
+            "/work",
+            "/sys2",
+            "/etcetera",
+            "/boot",
+            "/run",
+            "/sys/fs/cgroup/cpu",
+            "/proc/sys/fs/binfmt_misc",
+        ] {
+            assert!(!is_own_mount(p), "{p}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn the_window_share_is_usage_over_time(t0 in 0f64..100.0, dt in 0.01f64..100.0, share in 0f64..64.0, busy in 0f64..64.0) {
+            let a = mark(t0, 1.0, 10_000);
+            let b = Mark {
+                at_secs: t0 + dt,
+                cpu_usage_ns: Some(((1.0 + share * dt) * 1e9) as u64),
+                host_busy_ticks: Some(10_000 + ((share + busy) * dt * 100.0) as u64),
+            };
+            let (s, other) = window_share(&a, &b, 100.0).unwrap();
+            prop_assert!((s - share).abs() < 1e-6 + 1e-9 / dt);
+            prop_assert!(other.unwrap() >= 0.0);
+            prop_assert!((other.unwrap() - busy).abs() < 0.01 / dt + 1e-6);
+        }
+
+        #[test]
+        fn a_clock_step_is_seen_whatever_the_elapsed_time(elapsed in 0f64..1000.0, step in -10f64..10.0) {
+            let pre = HostSnapshot { realtime: 1.7e9, monotonic: 5000.0, ..HostSnapshot::default() };
+            let post = HostSnapshot { realtime: 1.7e9 + elapsed + step, monotonic: 5000.0 + elapsed, ..HostSnapshot::default() };
+            let o = observe(&Collected::default(), &pre, &post, &BTreeMap::new(), &def(), WorkloadKind::Settimeofday, 100.0);
+            prop_assert!((num(&o, "host_clock_step_secs") - step.abs()).abs() < 1e-5);
+        }
+    }
+}

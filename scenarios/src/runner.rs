@@ -1,0 +1,735 @@
+//! Runs scenarios: builds each `ContainerSpec`, spawns it with the runtime,
+//! samples the host view (probes::host, straight from cgroupfs) while the
+//! workload runs, answers the workload's requests to look, and turns what
+//! was collected into metrics, judgements and a [`ScenarioRun`].
+
+use crate::catalog::{LoadError, Member, Scenario};
+use crate::error::{Error, Result};
+use crate::expect::{self, Judgement, Observations, Observed};
+use crate::observe::{self, AckView, Collected, HostSample, HostSnapshot, Mark};
+use crate::workload::{Workload, WorkloadKind, GUARD_ENV};
+use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+use probes::host::{CgroupLayout, CgroupPath, Host};
+use probes::Verdict;
+use runtime::{
+    Container, ContainerSpec, Guard, Killer, Namespace, RootfsSpec, Runtime, RuntimeConfig, Stdio,
+    TimeOffsets,
+};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How scenarios are run.
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    /// The boxwatch binary (re-executed by the runtime, bound into containers).
+    pub exe: PathBuf,
+    /// Parent cgroup of the run (default: the runtime's `/boxwatch`).
+    pub cgroup_parent: Option<PathBuf>,
+    /// How often the host view is sampled while a workload runs.
+    pub sample_interval: Duration,
+    /// Let a settimeofday scenario with `allow_clock_write` run (only ever
+    /// inside a throwaway VM: it may move the clock by microseconds).
+    pub allow_clock_write: bool,
+}
+
+impl RunnerConfig {
+    pub fn new(exe: PathBuf) -> Self {
+        RunnerConfig {
+            exe,
+            cgroup_parent: None,
+            sample_interval: Duration::from_millis(100),
+            allow_clock_write: false,
+        }
+    }
+}
+
+/// The outcome of one scenario, before it becomes part of a report.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioRun {
+    pub id: String,
+    pub title: String,
+    pub description: String,
+    pub seed_claim: String,
+    pub file: PathBuf,
+    pub duration: Duration,
+    pub limits: runtime::Limits,
+    pub judgements: Vec<Judgement>,
+    /// Every numeric metric observed.
+    pub measurements: BTreeMap<String, f64>,
+    /// The main container's host view over time.
+    pub samples: Vec<HostSample>,
+    /// Why the scenario could not be carried out.
+    pub error: Option<String>,
+    /// What the workload wrote on stderr (last lines), for diagnosis.
+    pub stderr_tail: String,
+}
+
+impl ScenarioRun {
+    /// A scenario file that could not be loaded: an `error` scenario.
+    pub fn from_load_error(e: &LoadError) -> ScenarioRun {
+        ScenarioRun {
+            id: e.id.clone(),
+            title: format!("scenario file {}", e.file.display()),
+            description: String::new(),
+            seed_claim: String::new(),
+            file: e.file.clone(),
+            duration: Duration::ZERO,
+            limits: runtime::Limits::default(),
+            judgements: Vec::new(),
+            measurements: BTreeMap::new(),
+            samples: Vec::new(),
+            error: Some(format!("the scenario file was refused: {e}")),
+            stderr_tail: String::new(),
+        }
+    }
+
+    fn for_scenario(s: &Scenario) -> ScenarioRun {
+        ScenarioRun {
+            id: s.id.clone(),
+            title: s.title.clone(),
+            description: s.description.clone(),
+            seed_claim: s.seed_claim.clone(),
+            file: s.file.clone(),
+            duration: Duration::ZERO,
+            limits: s.main.container.limits.clone(),
+            judgements: Vec::new(),
+            measurements: BTreeMap::new(),
+            samples: Vec::new(),
+            error: None,
+            stderr_tail: String::new(),
+        }
+    }
+
+    /// Every check of `s` judged with the same verdict and reason.
+    fn all_checks(mut self, s: &Scenario, verdict: Verdict, why: &str) -> ScenarioRun {
+        self.judgements = s
+            .expectations
+            .iter()
+            .map(|e| Judgement {
+                check: e.check.clone(),
+                title: e.title.clone(),
+                metric: e.metric.clone(),
+                verdict,
+                expected_verdict: e.pass,
+                required: e.required,
+                expected: expect::describe_condition(&e.metric, &e.condition),
+                observed: why.to_string(),
+                value: None,
+            })
+            .collect();
+        if verdict == Verdict::Error {
+            self.error = Some(why.to_string());
+        }
+        self
+    }
+}
+
+/// Runs scenarios on this host. One per `boxwatch scenarios` run.
+pub struct Runner {
+    rt: Runtime,
+    host: Host,
+    layout: CgroupLayout,
+    cfg: RunnerConfig,
+    harness_ns: BTreeMap<String, u64>,
+    ticks_per_sec: f64,
+}
+
+/// Namespace link names under /proc/<pid>/ns that the checks compare.
+const NS_NAMES: [&str; 8] = ["pid", "mnt", "uts", "ipc", "net", "cgroup", "user", "time"];
+
+impl Runner {
+    pub fn new(cfg: RunnerConfig) -> Result<Runner> {
+        let mut rc = RuntimeConfig::new(cfg.exe.clone());
+        if let Some(p) = &cfg.cgroup_parent {
+            rc.cgroup_parent = p.clone();
+        }
+        let rt = Runtime::new(rc)?;
+        let host = Host::new();
+        let layout = host
+            .layout()
+            .map_err(|e| Error::Report(format!("reading the host's cgroup layout: {e}")))?;
+        let me = std::process::id() as i32;
+        let harness_ns = NS_NAMES
+            .iter()
+            .filter_map(|ns| Some((ns.to_string(), host.ns_inode(me, ns).ok()?)))
+            .collect();
+        let ticks_per_sec = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()
+            .map(|t| t as f64)
+            .unwrap_or(100.0);
+        Ok(Runner {
+            rt,
+            host,
+            layout,
+            cfg,
+            harness_ns,
+            ticks_per_sec,
+        })
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        &self.rt
+    }
+
+    pub fn layout(&self) -> &CgroupLayout {
+        &self.layout
+    }
+
+    /// Runs one scenario; never fails: problems end in an `error` scenario.
+    pub fn run(&self, s: &Scenario) -> ScenarioRun {
+        let started = Instant::now();
+        let mut run = match self.precheck(s) {
+            Some(why) => ScenarioRun::for_scenario(s).all_checks(s, Verdict::Unsupported, &why),
+            None => self.run_checked(s),
+        };
+        run.duration = started.elapsed();
+        run
+    }
+
+    /// Why `s` cannot run on this host at all (not a failure), if it cannot.
+    fn precheck(&self, s: &Scenario) -> Option<String> {
+        for m in std::iter::once(&s.main).chain(s.neighbour.as_ref()) {
+            for ns in m.container.namespaces.iter() {
+                if !self.harness_ns.contains_key(ns.proc_name()) {
+                    return Some(format!(
+                        "this kernel has no {ns} namespace (/proc/self/ns/{} is missing)",
+                        ns.proc_name()
+                    ));
+                }
+            }
+            let l = &m.container.limits;
+            for (needed, controller) in [
+                (l.cpu.is_some(), "cpu"),
+                (l.memory.is_some(), "memory"),
+                (l.pids.is_some(), "pids"),
+                (l.cpuset.is_some(), "cpuset"),
+            ] {
+                if needed && self.layout.hierarchy_for(controller).is_none() {
+                    return Some(format!(
+                        "the {controller} cgroup controller is not available on this host"
+                    ));
+                }
+            }
+            if let Workload::Settimeofday {
+                allow_clock_write: true,
+            } = m.workload
+            {
+                if !self.cfg.allow_clock_write {
+                    return Some(
+                        "this scenario may move the clock: it only runs with --allow-clock-write, inside a throwaway VM".into(),
+                    );
+                }
+            }
+        }
+        None
+    }
+
+    fn spec_for(&self, name: &str, m: &Member, marker: &str) -> ContainerSpec {
+        let c = &m.container;
+        let exe = if c.host_rootfs {
+            self.cfg.exe.to_string_lossy().into_owned()
+        } else {
+            runtime::CONTAINER_EXE.to_string()
+        };
+        let mut command = vec![exe];
+        command.extend(m.workload.argv(marker));
+        let mut spec = ContainerSpec::new(name, command);
+        spec.namespaces = c.namespaces.clone();
+        spec.hostname = c.hostname.clone();
+        spec.rootfs = if c.host_rootfs {
+            RootfsSpec::Host
+        } else {
+            RootfsSpec::Minimal
+        };
+        spec.limits = c.limits.clone();
+        spec.keep_caps = c.keep_caps.clone();
+        spec.init = c.init;
+        spec.time_offsets = TimeOffsets {
+            monotonic_secs: c.monotonic_offset_secs,
+            boottime_secs: c.boottime_offset_secs,
+        };
+        spec.env = c.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let kind = m.workload.kind();
+        let needs = kind.guard_needs();
+        if !needs.is_empty() {
+            spec.guard = Some(Guard {
+                workload: format!("the {} workload", kind.name()),
+                needs,
+            });
+            spec.env.push((GUARD_ENV.into(), kind.name().into()));
+        }
+        spec
+    }
+
+    fn run_checked(&self, s: &Scenario) -> ScenarioRun {
+        let mut run = ScenarioRun::for_scenario(s);
+        let marker = format!("boxwatch-marker-{}-{}", std::process::id(), s.id);
+        let pre = host_snapshot(false);
+        let (tx, rx) = channel::<(usize, Option<String>)>();
+        let mut live: Vec<Live> = Vec::new();
+        let members = std::iter::once(("", s.id.clone(), &s.main)).chain(
+            s.neighbour
+                .as_ref()
+                .map(|n| ("neighbour.", format!("{}-neighbour", s.id), n)),
+        );
+        for (idx, (prefix, name, member)) in members.enumerate() {
+            match self.spawn(idx, prefix, &name, member, &marker, tx.clone()) {
+                Ok(l) => live.push(l),
+                Err(e) => {
+                    drop(live); // kills and cleans up what did start
+                    let why = format!("starting container {name}: {e}");
+                    let verdict = match e {
+                        Error::Runtime(runtime::Error::MissingController { .. }) => {
+                            Verdict::Unsupported
+                        }
+                        _ => Verdict::Error,
+                    };
+                    return run.all_checks(s, verdict, &why);
+                }
+            }
+        }
+        drop(tx);
+
+        let deadline = Instant::now() + s.timeout;
+        let interval = self.cfg.sample_interval.max(Duration::from_millis(10));
+        let mut next_sample = Instant::now() + interval;
+        let mut timed_out = false;
+        loop {
+            let now = Instant::now();
+            if now >= next_sample {
+                for l in live.iter_mut().filter(|l| !l.exited) {
+                    self.sample(l);
+                }
+                next_sample = (next_sample + interval).max(now + interval / 2);
+            }
+            for l in live.iter_mut().filter(|l| !l.exited) {
+                if l.has_exited() {
+                    self.on_exit(l);
+                }
+            }
+            if live.iter().all(|l| l.exited) {
+                break;
+            }
+            if !timed_out && now >= deadline {
+                timed_out = true;
+                for l in &live {
+                    let _ = l.killer.kill();
+                }
+            }
+            let wait = next_sample
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(20));
+            match rx.recv_timeout(wait) {
+                Ok((i, Some(line))) => self.handle_line(&mut live[i], &line, &marker),
+                Ok((i, None)) => live[i].eof = true,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => std::thread::sleep(wait),
+            }
+        }
+        // Lines still in the pipes; lingering processes may hold them open
+        // until the runtime kills them, so this is bounded.
+        let drain_until = Instant::now() + Duration::from_millis(500);
+        while !live.iter().all(|l| l.eof) {
+            match rx.recv_timeout(drain_until.saturating_duration_since(Instant::now())) {
+                Ok((i, Some(line))) => self.handle_line(&mut live[i], &line, &marker),
+                Ok((i, None)) => live[i].eof = true,
+                Err(_) => break,
+            }
+        }
+        let mut errors = Vec::new();
+        for l in live.iter_mut() {
+            if let Some(c) = l.container.take() {
+                match c.wait() {
+                    Ok(outcome) => l.collected.exit_code = Some(outcome.exit.shell_code()),
+                    Err(e) => errors.push(format!("cleaning up container {}: {e}", l.name)),
+                }
+            }
+            if let Some(h) = l.stderr.take() {
+                l.collected.stderr_tail = h.join().unwrap_or_default();
+            }
+        }
+        let post = host_snapshot(true);
+
+        let mut obs = Observations::new();
+        for l in &live {
+            let o = observe::observe(
+                &l.collected,
+                &pre,
+                &post,
+                &self.harness_ns,
+                &l.member.container,
+                l.member.workload.kind(),
+                self.ticks_per_sec,
+            );
+            obs.extend(o.into_iter().map(|(k, v)| (format!("{}{k}", l.prefix), v)));
+        }
+        if timed_out {
+            errors.push(format!(
+                "timed out after {:?}: the containers were killed",
+                s.timeout
+            ));
+        }
+        run.judgements = s
+            .expectations
+            .iter()
+            .map(|e| expect::evaluate(e, &obs))
+            .collect();
+        if !errors.is_empty() {
+            run.error = Some(errors.join("; "));
+        }
+        run.measurements = obs
+            .iter()
+            .filter_map(|(k, v)| match v {
+                Observed::Value(expect::Value::Number(n)) if n.is_finite() => Some((k.clone(), *n)),
+                Observed::Value(expect::Value::Bool(b)) => {
+                    Some((k.clone(), if *b { 1.0 } else { 0.0 }))
+                }
+                _ => None,
+            })
+            .collect();
+        if let Some(main) = live.first() {
+            run.samples = main.collected.samples.clone();
+            run.stderr_tail = main.collected.stderr_tail.clone();
+        }
+        run
+    }
+
+    fn spawn<'a>(
+        &self,
+        idx: usize,
+        prefix: &'static str,
+        name: &str,
+        member: &'a Member,
+        marker: &str,
+        tx: Sender<(usize, Option<String>)>,
+    ) -> Result<Live<'a>> {
+        let spec = self.spec_for(name, member, marker);
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        let (in_r, in_w) = pipe()?;
+        let container = self.rt.spawn(
+            &spec,
+            Stdio {
+                stdin: Some(in_r),
+                stdout: Some(out_w),
+                stderr: Some(err_w),
+            },
+        )?;
+        let t0 = Instant::now();
+        let pid = container.host_pid();
+        // The judge finds the cgroup itself, from /proc/<pid>/cgroup; the
+        // runtime's word is only the fallback for an already-exited entry.
+        let cgroup = ["cpu", "memory", "pids", "cpuacct"]
+            .iter()
+            .find_map(|c| self.host.pid_cgroup(&self.layout, pid, c).ok().flatten())
+            .or_else(|| CgroupPath::new(&container.cgroup_path().to_string_lossy()).ok());
+        std::thread::spawn(move || {
+            for line in BufReader::new(File::from(out_r)).lines() {
+                match line {
+                    Ok(l) => {
+                        if tx.send((idx, Some(l))).is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+            let _ = tx.send((idx, None));
+        });
+        let stderr = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = File::from(err_r).read_to_end(&mut buf);
+            let text = String::from_utf8_lossy(&buf);
+            let start = text.len().saturating_sub(2000);
+            let start = (start..text.len())
+                .find(|i| text.is_char_boundary(*i))
+                .unwrap_or(text.len());
+            text[start..].to_string()
+        });
+        let mut l = Live {
+            prefix,
+            name: name.to_string(),
+            member,
+            killer: container.killer(),
+            container: Some(container),
+            pid,
+            cgroup,
+            stdin: Some(File::from(in_w)),
+            t0,
+            collected: Collected {
+                host_pid: pid,
+                ..Collected::default()
+            },
+            exited: false,
+            eof: false,
+            stderr: Some(stderr),
+        };
+        l.collected.spawn_ns = self.container_ns(pid);
+        l.collected.first = Some(self.mark(&mut l));
+        Ok(l)
+    }
+
+    fn container_ns(&self, pid: i32) -> BTreeMap<String, u64> {
+        self.harness_ns
+            .keys()
+            .filter_map(|ns| Some((ns.clone(), self.host.ns_inode(pid, ns).ok()?)))
+            .collect()
+    }
+
+    /// Reads the cgroup now, records a sample, returns it as a mark.
+    fn mark(&self, l: &mut Live) -> Mark {
+        let at = l.t0.elapsed();
+        let busy = std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|t| busy_ticks(&t));
+        let stats = l.cgroup.as_ref().map(|cg| self.layout.stats(cg));
+        let cpu = match stats {
+            Some(Ok(s)) => {
+                l.collected
+                    .samples
+                    .push(HostSample::from_stats(at.as_millis() as u64, &s));
+                l.collected.stats_error = None;
+                s.cpu_usage_ns
+            }
+            Some(Err(e)) => {
+                l.collected.stats_error = Some(format!("reading the container's cgroup: {e}"));
+                None
+            }
+            None => {
+                l.collected.stats_error = Some("the container's cgroup could not be found".into());
+                None
+            }
+        };
+        Mark {
+            at_secs: at.as_secs_f64(),
+            cpu_usage_ns: cpu,
+            host_busy_ticks: busy,
+        }
+    }
+
+    fn sample(&self, l: &mut Live) {
+        let m = self.mark(l);
+        l.collected.last = Some(m);
+    }
+
+    /// The entry has exited (not yet reaped): last figures before cleanup.
+    fn on_exit(&self, l: &mut Live) {
+        l.exited = true;
+        let m = self.mark(l);
+        l.collected.last = Some(m);
+        if let Some(cg) = &l.cgroup {
+            l.collected.final_stats = self.layout.stats(cg).ok();
+            let mut pids: Vec<i32> = self
+                .layout
+                .existing_dirs(cg)
+                .iter()
+                .filter_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
+                .flat_map(|t| {
+                    t.lines()
+                        .filter_map(|p| p.trim().parse().ok())
+                        .collect::<Vec<i32>>()
+                })
+                .collect();
+            pids.sort_unstable();
+            pids.dedup();
+            pids.retain(|p| *p != l.pid);
+            l.collected.survivors = Some(pids.len());
+        }
+    }
+
+    fn handle_line(&self, l: &mut Live, line: &str, marker: &str) {
+        let Ok(serde_json::Value::Object(obj)) = serde_json::from_str::<serde_json::Value>(line)
+        else {
+            tracing::debug!(container = %l.name, "non-protocol output: {line}");
+            return;
+        };
+        match obj.get("event").and_then(|e| e.as_str()) {
+            Some("start") => l.collected.start = Some(self.mark(l)),
+            Some("result") => l.collected.end = Some(self.mark(l)),
+            _ => {}
+        }
+        if obj.get("ack").and_then(|a| a.as_bool()) == Some(true) {
+            l.collected.ack = Some(self.ack_view(l.pid, marker));
+            if let Some(stdin) = l.stdin.as_mut() {
+                let _ = stdin.write_all(b"\n");
+            }
+        }
+        for (k, v) in obj {
+            if k != "event" && k != "ack" {
+                l.collected.fields.insert(k, v);
+            }
+        }
+    }
+
+    fn ack_view(&self, pid: i32, marker: &str) -> AckView {
+        let (realtime, monotonic) = clocks();
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo")
+            .map(|t| probes::inside::parse_mountinfo(&t))
+            .unwrap_or_default();
+        AckView {
+            host_realtime: realtime,
+            host_monotonic: monotonic,
+            host_sees_marker: mounts
+                .iter()
+                .any(|m| m.source == marker || m.mount_point.contains(marker)),
+            host_mount_points: mounts.into_iter().map(|m| m.mount_point).collect(),
+            container_ns: self.container_ns(pid),
+        }
+    }
+}
+
+/// One running container of a scenario.
+struct Live<'a> {
+    prefix: &'static str,
+    name: String,
+    member: &'a Member,
+    container: Option<Container>,
+    killer: Killer,
+    pid: i32,
+    cgroup: Option<CgroupPath>,
+    stdin: Option<File>,
+    t0: Instant,
+    collected: Collected,
+    exited: bool,
+    eof: bool,
+    stderr: Option<JoinHandle<String>>,
+}
+
+impl Live<'_> {
+    /// Whether the entry has exited, without reaping it (the runtime does).
+    fn has_exited(&self) -> bool {
+        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+        match waitid(Id::Pid(nix::unistd::Pid::from_raw(self.pid)), flags) {
+            Ok(WaitStatus::StillAlive) => false,
+            Ok(_) => true,
+            Err(nix::errno::Errno::EINTR) => false,
+            Err(_) => true,
+        }
+    }
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|source| Error::Sys {
+        step: "creating a pipe for the container's stdio",
+        source,
+    })
+}
+
+/// (CLOCK_REALTIME, CLOCK_MONOTONIC) in seconds, read back to back (the
+/// monotonic reading is the midpoint of two around the realtime one).
+pub fn clocks() -> (f64, f64) {
+    use nix::time::{clock_gettime, ClockId};
+    let secs = |id| {
+        clock_gettime(id)
+            .map(|t| t.tv_sec() as f64 + t.tv_nsec() as f64 / 1e9)
+            .unwrap_or(f64::NAN)
+    };
+    let m1 = secs(ClockId::CLOCK_MONOTONIC);
+    let r = secs(ClockId::CLOCK_REALTIME);
+    let m2 = secs(ClockId::CLOCK_MONOTONIC);
+    (r, (m1 + m2) / 2.0)
+}
+
+/// Host facts around a scenario.
+pub fn host_snapshot(try_fork: bool) -> HostSnapshot {
+    let (realtime, monotonic) = clocks();
+    HostSnapshot {
+        hostname: nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        realtime,
+        monotonic,
+        oom_kills: std::fs::read_to_string("/proc/vmstat")
+            .ok()
+            .and_then(|t| vmstat_oom_kills(&t)),
+        can_fork: try_fork.then(|| {
+            std::process::Command::new("true")
+                .stdin(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        }),
+    }
+}
+
+/// Busy CPU ticks of all CPUs from /proc/stat's `cpu` line: user, nice,
+/// system, irq, softirq and steal (idle and iowait excluded).
+pub fn busy_ticks(stat: &str) -> Option<u64> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().ok())
+        .collect::<Option<Vec<u64>>>()?;
+    if f.len() < 4 {
+        return None;
+    }
+    let at = |i: usize| f.get(i).copied().unwrap_or(0);
+    Some(at(0) + at(1) + at(2) + at(5) + at(6) + at(7))
+}
+
+/// The `oom_kill` counter of /proc/vmstat.
+pub fn vmstat_oom_kills(vmstat: &str) -> Option<u64> {
+    vmstat
+        .lines()
+        .find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse().ok())
+}
+
+/// Kinds of workload that measure CPU and therefore need the machine to
+/// themselves (used for a warning when a catalog forgets `exclusive`).
+pub fn measures_cpu(kind: WorkloadKind) -> bool {
+    matches!(
+        kind,
+        WorkloadKind::Spin | WorkloadKind::Burst | WorkloadKind::Noisy
+    )
+}
+
+/// Namespace of a check name `ns_differs.<ns>`, for reports.
+pub fn namespace_of(metric: &str) -> Option<Namespace> {
+    metric.strip_prefix("ns_differs.")?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn busy_ticks_skip_idle_and_iowait() {
+        let stat = "cpu  10 2 30 1000 50 4 5 6 0 0\ncpu0 1 1 1 1 1 1 1 1 0 0\n";
+        assert_eq!(busy_ticks(stat), Some(10 + 2 + 30 + 4 + 5 + 6));
+        assert_eq!(busy_ticks("cpu0 1 2 3 4\n"), None);
+        assert_eq!(busy_ticks("cpu  a b c d\n"), None);
+    }
+
+    #[test]
+    fn vmstat_oom_kill_is_read() {
+        assert_eq!(vmstat_oom_kills("nr_free_pages 5\noom_kill 3\n"), Some(3));
+        assert_eq!(vmstat_oom_kills("nr_free_pages 5\n"), None);
+        assert!(vmstat_oom_kills(&std::fs::read_to_string("/proc/vmstat").unwrap()).is_some());
+    }
+
+    #[test]
+    fn the_host_clock_pair_is_consistent() {
+        let (r1, m1) = clocks();
+        let (r2, m2) = clocks();
+        assert!(m2 >= m1);
+        // No step between two readings a few microseconds apart.
+        assert!(((r2 - r1) - (m2 - m1)).abs() < 0.05);
+    }
+
+    proptest! {
+        #[test]
+        fn busy_ticks_never_panics(s in "\\PC{0,100}") {
+            let _ = busy_ticks(&s);
+            let _ = vmstat_oom_kills(&s);
+        }
+    }
+}
