@@ -197,12 +197,10 @@ pub fn main(args: VmArgs) -> Result<()> {
             .iter()
             .any(|r| r.error.is_some() || r.job_exit != Some(0))
     } else {
-        let summary = matrix::write(&results, &out_dir)?;
+        let m = matrix::write(&results, &out_dir)?;
         eprintln!("vm: matrix written to {}", out_dir.display());
-        println!("{summary}");
-        results
-            .iter()
-            .any(|r| r.error.is_some() || r.job_exit != Some(0))
+        println!("{}", m.to_markdown());
+        !m.all_held()
     };
     anyhow::ensure!(
         !failed,
