@@ -157,3 +157,22 @@ fn without_root_the_error_names_the_cause_and_the_fix() {
         "{err}"
     );
 }
+
+#[test]
+fn keeping_cap_sys_time_is_refused_outside_a_boxwatch_vm() {
+    if !root_or_skip("keeping_cap_sys_time_is_refused_outside_a_boxwatch_vm") {
+        return;
+    }
+    assert!(
+        !std::fs::read_to_string("/proc/cmdline")
+            .unwrap()
+            .contains("boxwatch.vm=1"),
+        "this test runs on a host"
+    );
+    let (code, err) = refused(&["run", "--keep-cap", "CAP_SYS_TIME", "--", "true"]);
+    assert_eq!(code, 125);
+    assert!(
+        err.contains("set the host's clock") && err.contains("cargo xtask vm"),
+        "{err}"
+    );
+}

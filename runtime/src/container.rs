@@ -528,6 +528,17 @@ pub fn userns_available_with(
     Ok(())
 }
 
+/// The kernel command-line marker of a VM booted by `cargo xtask vm`.
+pub const VM_MARKER: &str = "boxwatch.vm=1";
+
+/// Whether this kernel was booted by boxwatch as a throwaway VM, the only
+/// place a container may keep the power to move the clock.
+pub fn booted_by_boxwatch() -> bool {
+    std::fs::read_to_string("/proc/cmdline")
+        .map(|c| c.split_whitespace().any(|w| w == VM_MARKER))
+        .unwrap_or(false)
+}
+
 /// Host-dependent checks: namespaces the kernel lacks, CPUs that are not
 /// online, a rootfs that is not a directory.
 fn check_host_support(spec: &ContainerSpec) -> Result<()> {
@@ -538,6 +549,18 @@ fn check_host_support(spec: &ContainerSpec) -> Result<()> {
                 ns.proc_name()
             )));
         }
+    }
+    if spec
+        .keep_caps
+        .iter()
+        .any(|c| c.0 == caps::Capability::CAP_SYS_TIME)
+        && !booted_by_boxwatch()
+    {
+        return Err(Error::InvalidSpec(
+            "keeping CAP_SYS_TIME lets the container set the host's clock (time is not namespaced): \
+             boxwatch allows it only inside a VM it booted (cargo xtask vm)"
+                .into(),
+        ));
     }
     if let Some(set) = &spec.limits.cpuset {
         let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();

@@ -19,7 +19,9 @@ mod sys;
 pub mod units;
 
 pub use cgroup::{CgroupInfo, CgroupMode};
-pub use container::{Container, Exit, Killer, Outcome, Runtime, RuntimeConfig, Stdio};
+pub use container::{
+    booted_by_boxwatch, Container, Exit, Killer, Outcome, Runtime, RuntimeConfig, Stdio, VM_MARKER,
+};
 pub use error::Error;
 pub use rootfs::CONTAINER_EXE;
 pub use spec::{
