@@ -16,6 +16,14 @@ pub mod init;
 pub mod rootfs;
 pub mod spec;
 mod sys;
+
+/// The raw system calls that boxwatch's workloads need (they run inside
+/// containers: a fork bomb, an orphan maker, a settimeofday attempt). They
+/// live here so that all of the project's `unsafe` stays in `sys.rs`.
+pub mod raw {
+    pub use crate::sys::{exit_now, fork_single_threaded, settimeofday};
+    pub use nix::unistd::ForkResult;
+}
 pub mod units;
 
 pub use cgroup::{CgroupInfo, CgroupMode};

@@ -221,3 +221,27 @@ pub fn fork_single_threaded() -> nix::Result<nix::unistd::ForkResult> {
     // child only execs or exits.
     unsafe { nix::unistd::fork() }
 }
+
+/// _exit(2): ends a forked child at once, without running exit handlers or
+/// flushing buffers shared with the parent.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit has no preconditions and never returns.
+    unsafe { libc::_exit(code) }
+}
+
+/// settimeofday(2). Used only by the settimeofday workload, which passes the
+/// time it has just read, so a call that succeeds moves the clock by the
+/// microseconds spent in between, never more.
+pub fn settimeofday(secs: i64, micros: i64) -> nix::Result<()> {
+    let tv = libc::timeval {
+        tv_sec: secs as libc::time_t,
+        tv_usec: micros as libc::suseconds_t,
+    };
+    // SAFETY: tv is a valid, initialised timeval; a null timezone is allowed.
+    let rc = unsafe { libc::settimeofday(&tv, std::ptr::null()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(nix::errno::Errno::last())
+    }
+}
