@@ -24,6 +24,8 @@ struct Cli {
 enum Command {
     /// Run a command in a fresh container and exit with its exit code.
     Run(run::RunArgs),
+    /// Serve per-cgroup usage against quota, and the latest verdicts, to Prometheus.
+    Exporter(exporter::cli::ExporterArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +38,9 @@ fn main() -> ExitCode {
     init_tracing(cli.verbose);
     let result = match cli.command {
         Command::Run(args) => run::main(args),
+        Command::Exporter(args) => exporter::cli::run(args)
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Into::into),
     };
     match result {
         Ok(code) => code,

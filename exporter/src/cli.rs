@@ -1,0 +1,128 @@
+//! `boxwatch exporter`: arguments and the entry point.
+
+use crate::collector::{CgroupCollector, CollectorConfig};
+use crate::server::{self, Exporter, ServerConfig};
+use crate::verdicts::VerdictCollector;
+use crate::{Error, Result};
+use probes::host::{CgroupPath, Host};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Serve per-cgroup usage against quota, and the latest scenario verdicts,
+/// to Prometheus.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExporterArgs {
+    /// Address to listen on (port 0 picks a free one; the address is
+    /// printed on stdout).
+    #[arg(long, default_value = "127.0.0.1:9417")]
+    pub listen: SocketAddr,
+    /// Cgroup subtree to export, relative to each hierarchy root
+    /// (`/boxwatch`, `/docker`, `/kubepods.slice`); repeatable. Default:
+    /// boxwatch's own `/boxwatch`.
+    #[arg(long = "cgroup-root", value_name = "PATH")]
+    pub cgroup_roots: Vec<String>,
+    /// Export at most this many cgroups per scrape.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub max_cgroups: usize,
+    /// The latest JSON report, whose check verdicts are published.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Connections served at once.
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    pub max_connections: usize,
+    /// Seconds a client has to send its request headers.
+    #[arg(long, default_value_t = 5, value_name = "SECS")]
+    pub header_timeout: u64,
+    /// Longest life of a connection, in seconds.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub connection_timeout: u64,
+    /// Read cgroupfs and /proc under this directory instead of `/` (a fake
+    /// tree, for tests).
+    #[arg(long, value_name = "DIR", hide = true, default_value = "/")]
+    pub host_root: PathBuf,
+}
+
+impl ExporterArgs {
+    /// The cgroup roots, validated; `/boxwatch` when none was given.
+    pub fn roots(&self) -> Result<Vec<CgroupPath>> {
+        if self.cgroup_roots.is_empty() {
+            return Ok(vec![CgroupPath::new("/boxwatch")?]);
+        }
+        self.cgroup_roots
+            .iter()
+            .map(|r| CgroupPath::new(r).map_err(|e| Error::BadArgument(e.to_string())))
+            .collect()
+    }
+
+    /// The server limits.
+    pub fn server_config(&self) -> Result<ServerConfig> {
+        if self.header_timeout == 0 || self.connection_timeout == 0 {
+            return Err(Error::BadArgument("timeouts must be at least 1 s".into()));
+        }
+        Ok(ServerConfig {
+            max_connections: self.max_connections.max(1),
+            header_timeout: Duration::from_secs(self.header_timeout),
+            connection_timeout: Duration::from_secs(self.connection_timeout),
+        })
+    }
+}
+
+/// The exporter for `args`: registry with the cgroup collector and, with
+/// `--report`, the verdict collector.
+pub fn build(args: &ExporterArgs) -> Result<Arc<Exporter>> {
+    if args.max_cgroups == 0 {
+        return Err(Error::BadArgument(
+            "--max-cgroups must be at least 1".into(),
+        ));
+    }
+    let registry = prometheus::Registry::new();
+    let cgroups = CgroupCollector::new(CollectorConfig {
+        host: Host::with_root(&args.host_root),
+        roots: args.roots()?,
+        max_cgroups: args.max_cgroups,
+    });
+    registry.register(Box::new(cgroups))?;
+    if let Some(report) = &args.report {
+        registry.register(Box::new(VerdictCollector::new(report.clone())))?;
+    }
+    Exporter::new(registry)
+}
+
+/// Runs the exporter until SIGINT or SIGTERM.
+pub fn run(args: ExporterArgs) -> Result<()> {
+    let exporter = build(&args)?;
+    let config = args.server_config()?;
+    // Fail early, with a clear message, when cgroupfs cannot be read.
+    Host::with_root(&args.host_root).layout()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(4)
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let listener = server::bind(args.listen).await?;
+        let addr = listener.local_addr()?;
+        println!("boxwatch exporter listening on http://{addr}/metrics");
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        server::serve(listener, exporter, config, shutdown_signal()).await
+    })
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,353 @@
+//! The cgroup collector: reads the cgroup tree at scrape time and turns
+//! each cgroup's [`CgroupStats`] into metrics labelled with its path.
+
+use probes::host::{CgroupLayout, CgroupPath, CgroupStats, Host};
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{self, MetricFamily, MetricType};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// Whether a metric only goes up (counter) or goes up and down (gauge).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+}
+
+impl Kind {
+    fn metric_type(self) -> MetricType {
+        match self {
+            Kind::Counter => MetricType::COUNTER,
+            Kind::Gauge => MetricType::GAUGE,
+        }
+    }
+}
+
+/// One per-cgroup metric: its name, help, kind and how to get its value
+/// from the stats (`None`: no sample for that cgroup).
+pub struct CgroupMetric {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub kind: Kind,
+    pub value: fn(&CgroupStats) -> Option<f64>,
+}
+
+fn secs(ns: Option<u64>) -> Option<f64> {
+    ns.map(|n| n as f64 / 1e9)
+}
+
+fn num(v: Option<u64>) -> Option<f64> {
+    v.map(|n| n as f64)
+}
+
+/// Every per-cgroup metric, each with a `cgroup` label.
+pub const CGROUP_METRICS: &[CgroupMetric] = &[
+    CgroupMetric {
+        name: "boxwatch_cgroup_cpu_usage_seconds_total",
+        help: "CPU time used by the cgroup (v1 cpuacct.usage, v2 cpu.stat usage_usec).",
+        kind: Kind::Counter,
+        value: |s| secs(s.cpu_usage_ns),
+    },
+    CgroupMetric {
+        name: "boxwatch_cgroup_cpu_quota_cores",
+        help: "CFS bandwidth limit in cores (quota / period); absent when unlimited.",
+        kind: Kind::Gauge,
+        value: |s| s.cpu_max.and_then(|m| m.cores()),
+    },
+    CgroupMetric {
+        name: "boxwatch_cgroup_cpu_periods_total",
+        help: "CFS enforcement periods that elapsed with runnable tasks (cpu.stat nr_periods).",
+        kind: Kind::Counter,
+        value: |s| num(s.cpu_nr_periods),
+    },
+    CgroupMetric {
+        name: "boxwatch_cgroup_cpu_throttled_periods_total",
+        help: "CFS periods in which the cgroup was throttled (cpu.stat nr_throttled).",
+        kind: Kind::Counter,
+        value: |s| num(s.cpu_nr_throttled),
+    },
+    CgroupMetric {
+        name: "boxwatch_cgroup_cpu_throttled_seconds_total",
+        help: "Time the cgroup spent throttled (v1 throttled_time, v2 throttled_usec).",
+        kind: Kind::Counter,
+        value: |s| secs(s.cpu_throttled_ns),
+    },
+    CgroupMetric {
+        name: "boxwatch_cgroup_memory_usage_bytes",
+        help: "Memory charged to the cgroup (v1 memory.usage_in_bytes, v2 memory.current).",
+        kind: Kind::Gauge,
+        value: |s| num(s.memory_usage_bytes),
+    },
+    CgroupMetric {
+        name: "boxwatch_cgroup_memory_limit_bytes",
+        help: "Memory limit (v1 memory.limit_in_bytes, v2 memory.max); absent when unlimited.",
+        kind: Kind::Gauge,
+        value: |s| num(s.memory_limit.and_then(|l| l.value())),
+    },
+    CgroupMetric {
+        name: "boxwatch_cgroup_memory_peak_bytes",
+        help: "Highest memory usage recorded (v1 memory.max_usage_in_bytes, v2 memory.peak).",
+        kind: Kind::Gauge,
+        value: |s| num(s.memory_peak_bytes),
+    },
+    CgroupMetric {
+        name: "boxwatch_cgroup_memory_limit_hits_total",
+        help: "Times usage hit the memory limit (v1 memory.failcnt, v2 memory.events max).",
+        kind: Kind::Counter,
+        value: |s| num(s.memory_failcnt.or(s.memory_events.and_then(|e| e.max))),
+    },
+    CgroupMetric {
+        name: "boxwatch_cgroup_memory_oom_kills_total",
+        help: "Processes of the cgroup killed by the OOM killer.",
+        kind: Kind::Counter,
+        value: |s| num(s.oom_kills),
+    },
+    CgroupMetric {
+        name: "boxwatch_cgroup_pids_current",
+        help: "Tasks in the cgroup (pids.current).",
+        kind: Kind::Gauge,
+        value: |s| num(s.pids_current),
+    },
+    CgroupMetric {
+        name: "boxwatch_cgroup_pids_limit",
+        help: "Task limit (pids.max); absent when unlimited.",
+        kind: Kind::Gauge,
+        value: |s| num(s.pids_max.and_then(|l| l.value())),
+    },
+    CgroupMetric {
+        name: "boxwatch_cgroup_cpuset_cpus",
+        help: "CPUs the cgroup may run on (effective cpuset).",
+        kind: Kind::Gauge,
+        value: |s| s.cpuset_cpus_effective.as_ref().map(|c| c.len() as f64),
+    },
+];
+
+/// The exporter's own per-scrape metrics (no labels), with `cgroup_info`
+/// carrying a `mode` label.
+const SELF_METRICS: &[(&str, &str, Kind)] = &[
+    (
+        "boxwatch_exporter_cgroups",
+        "Cgroups exported by the last scrape.",
+        Kind::Gauge,
+    ),
+    (
+        "boxwatch_exporter_cgroups_truncated",
+        "1 when the last scrape stopped at --max-cgroups.",
+        Kind::Gauge,
+    ),
+    (
+        "boxwatch_exporter_collect_duration_seconds",
+        "Time the last scrape spent reading cgroupfs.",
+        Kind::Gauge,
+    ),
+    (
+        "boxwatch_exporter_cgroup_read_errors_total",
+        "Cgroups skipped because a file could not be read or parsed.",
+        Kind::Counter,
+    ),
+    (
+        "boxwatch_exporter_cgroup_layout_info",
+        "The host's cgroup layout (mode v1, v2 or hybrid); 1 when it could be read.",
+        Kind::Gauge,
+    ),
+];
+
+/// A metric family from its parts.
+pub fn family(name: &str, help: &str, kind: Kind, metrics: Vec<proto::Metric>) -> MetricFamily {
+    let mut mf = MetricFamily::default();
+    mf.set_name(name.to_string());
+    mf.set_help(help.to_string());
+    mf.set_field_type(kind.metric_type());
+    mf.set_metric(metrics);
+    mf
+}
+
+/// One sample with these labels.
+pub fn sample(labels: &[(&str, &str)], kind: Kind, value: f64) -> proto::Metric {
+    let mut m = proto::Metric::default();
+    m.set_label(
+        labels
+            .iter()
+            .map(|(k, v)| {
+                let mut lp = proto::LabelPair::default();
+                lp.set_name(k.to_string());
+                lp.set_value(v.to_string());
+                lp
+            })
+            .collect(),
+    );
+    match kind {
+        Kind::Counter => {
+            let mut c = proto::Counter::default();
+            c.set_value(value);
+            m.set_counter(c);
+        }
+        Kind::Gauge => {
+            let mut g = proto::Gauge::default();
+            g.set_value(value);
+            m.set_gauge(g);
+        }
+    }
+    m
+}
+
+/// A descriptor for the registry's consistency checks.
+pub fn desc(name: &str, help: &str, labels: &[&str]) -> Desc {
+    Desc::new(
+        name.to_string(),
+        help.to_string(),
+        labels.iter().map(|l| l.to_string()).collect(),
+        HashMap::new(),
+    )
+    .expect("static metric names and help are valid")
+}
+
+/// Which cgroups to export.
+#[derive(Debug, Clone)]
+pub struct CollectorConfig {
+    /// Where cgroupfs and /proc are (the real host, or a fake tree).
+    pub host: Host,
+    /// Subtrees to export, each walked in full (`/boxwatch` by default).
+    pub roots: Vec<CgroupPath>,
+    /// At most this many cgroups per scrape, over all roots.
+    pub max_cgroups: usize,
+}
+
+/// The cgroups found by one walk, with whether the walk was cut short.
+#[derive(Debug, Default)]
+struct Walk {
+    cgroups: BTreeSet<CgroupPath>,
+    truncated: bool,
+}
+
+/// Reads the configured cgroup subtrees at every scrape.
+pub struct CgroupCollector {
+    config: CollectorConfig,
+    descs: Vec<Desc>,
+    read_errors: AtomicU64,
+}
+
+impl CgroupCollector {
+    /// A collector for `config`. Nothing is read until the first scrape.
+    pub fn new(config: CollectorConfig) -> Self {
+        let mut descs: Vec<Desc> = CGROUP_METRICS
+            .iter()
+            .map(|m| desc(m.name, m.help, &["cgroup"]))
+            .collect();
+        for (name, help, _) in SELF_METRICS {
+            let labels: &[&str] = if name.ends_with("_info") {
+                &["mode"]
+            } else {
+                &[]
+            };
+            descs.push(desc(name, help, labels));
+        }
+        CgroupCollector {
+            config,
+            descs,
+            read_errors: AtomicU64::new(0),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &CollectorConfig {
+        &self.config
+    }
+
+    fn walk(&self, layout: &CgroupLayout) -> Walk {
+        let mut walk = Walk::default();
+        for root in &self.config.roots {
+            let left = self.config.max_cgroups.saturating_sub(walk.cgroups.len());
+            match layout.list_subtree(root, left) {
+                Ok(sub) => {
+                    walk.truncated |= sub.truncated;
+                    walk.cgroups.extend(sub.cgroups);
+                }
+                Err(e) => {
+                    tracing::warn!("walking {root}: {e}");
+                    self.read_errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        // Overlapping roots can push the union past the limit.
+        while walk.cgroups.len() > self.config.max_cgroups {
+            walk.cgroups.pop_last();
+            walk.truncated = true;
+        }
+        walk
+    }
+
+    /// Reads every cgroup and fills one sample vector per metric.
+    fn cgroup_samples(
+        &self,
+        layout: &CgroupLayout,
+        walk: &Walk,
+    ) -> (Vec<Vec<proto::Metric>>, usize) {
+        let mut per_metric: Vec<Vec<proto::Metric>> = vec![Vec::new(); CGROUP_METRICS.len()];
+        let mut exported = 0;
+        for cg in &walk.cgroups {
+            let stats = match layout.stats(cg) {
+                Ok(s) => s,
+                // Removed between the walk and the read: not an error.
+                Err(probes::Error::CgroupNotFound(_)) => continue,
+                Err(e) => {
+                    tracing::warn!("reading cgroup {cg}: {e}");
+                    self.read_errors.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            };
+            exported += 1;
+            for (metric, out) in CGROUP_METRICS.iter().zip(per_metric.iter_mut()) {
+                if let Some(v) = (metric.value)(&stats).filter(|v| v.is_finite()) {
+                    out.push(sample(&[("cgroup", cg.as_str())], metric.kind, v));
+                }
+            }
+        }
+        (per_metric, exported)
+    }
+
+    fn self_family(&self, index: usize, metrics: Vec<proto::Metric>) -> MetricFamily {
+        let (name, help, kind) = SELF_METRICS[index];
+        family(name, help, kind, metrics)
+    }
+}
+
+impl Collector for CgroupCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let started = Instant::now();
+        let mut out = Vec::new();
+        let mut exported = 0;
+        let mut truncated = false;
+        let mut layout_info = Vec::new();
+        match self.config.host.layout() {
+            Ok(layout) => {
+                let mode = format!("{:?}", layout.mode()).to_lowercase();
+                layout_info.push(sample(&[("mode", &mode)], Kind::Gauge, 1.0));
+                let walk = self.walk(&layout);
+                truncated = walk.truncated;
+                let (per_metric, n) = self.cgroup_samples(&layout, &walk);
+                exported = n;
+                for (m, samples) in CGROUP_METRICS.iter().zip(per_metric) {
+                    out.push(family(m.name, m.help, m.kind, samples));
+                }
+            }
+            Err(e) => {
+                tracing::warn!("cgroup layout: {e}");
+                self.read_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let g = |v: f64| vec![sample(&[], Kind::Gauge, v)];
+        out.push(self.self_family(0, g(exported as f64)));
+        out.push(self.self_family(1, g(f64::from(u8::from(truncated)))));
+        out.push(self.self_family(2, g(started.elapsed().as_secs_f64())));
+        let errors = self.read_errors.load(Ordering::Relaxed) as f64;
+        out.push(self.self_family(3, vec![sample(&[], Kind::Counter, errors)]));
+        out.push(self.self_family(4, layout_info));
+        out
+    }
+}

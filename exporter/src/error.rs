@@ -1,0 +1,35 @@
+//! The one error type of the exporter crate.
+
+use std::path::PathBuf;
+
+/// What can stop the exporter. Per-scrape problems (a cgroup that vanished,
+/// an unreadable report) never become an `Error`: they show up as metrics
+/// and log lines instead, and the scrape still answers.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Any other I/O failure of the server itself.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The host view could not be set up.
+    #[error(transparent)]
+    Probes(#[from] probes::Error),
+    /// The Prometheus registry refused a collector or failed to encode.
+    #[error("prometheus: {0}")]
+    Prometheus(#[from] prometheus::Error),
+    /// The latest report could not be read or understood.
+    #[error("report {path}: {why}")]
+    Report { path: PathBuf, why: String },
+    /// A command-line value is unusable.
+    #[error("invalid argument: {0}")]
+    BadArgument(String),
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

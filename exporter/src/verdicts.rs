@@ -1,0 +1,254 @@
+//! The scenario verdicts of the latest JSON report, as metrics.
+//!
+//! The report is read as plain JSON, using only `generated_at`,
+//! `scenarios[].id`, `scenarios[].checks[].id` and `.verdict`, so the
+//! exporter keeps working while the report model gains fields. The file is
+//! re-read at a scrape only when its size or modification time changed.
+
+use crate::collector::{desc, family, sample, Kind};
+use probes::Verdict;
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+/// One check of the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckVerdict {
+    pub scenario: String,
+    pub check: String,
+    pub verdict: Verdict,
+}
+
+/// What the exporter takes from a report.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ReportVerdicts {
+    /// `generated_at` as Unix seconds.
+    pub generated_at: Option<f64>,
+    pub checks: Vec<CheckVerdict>,
+}
+
+/// Extracts the verdicts from a report's JSON text. Checks whose verdict
+/// is not one of [`Verdict::ALL`] are skipped; a document without a
+/// `scenarios` array is an error.
+pub fn parse_report(json: &str) -> Result<ReportVerdicts, String> {
+    let v: serde_json::Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    let scenarios = v
+        .get("scenarios")
+        .and_then(|s| s.as_array())
+        .ok_or("no \"scenarios\" array")?;
+    let generated_at = v
+        .get("generated_at")
+        .and_then(|g| g.as_str())
+        .and_then(|g| chrono::DateTime::parse_from_rfc3339(g).ok())
+        .map(|t| t.timestamp_millis() as f64 / 1000.0);
+    let mut checks = Vec::new();
+    for s in scenarios {
+        let Some(scenario) = s.get("id").and_then(|i| i.as_str()) else {
+            continue;
+        };
+        let list = s.get("checks").and_then(|c| c.as_array());
+        for c in list.into_iter().flatten() {
+            let check = c.get("id").and_then(|i| i.as_str());
+            let verdict = c
+                .get("verdict")
+                .and_then(|v| serde_json::from_value::<Verdict>(v.clone()).ok());
+            if let (Some(check), Some(verdict)) = (check, verdict) {
+                checks.push(CheckVerdict {
+                    scenario: scenario.to_string(),
+                    check: check.to_string(),
+                    verdict,
+                });
+            }
+        }
+    }
+    Ok(ReportVerdicts {
+        generated_at,
+        checks,
+    })
+}
+
+/// The file's identity for the re-read decision.
+type Stamp = (SystemTime, u64);
+
+/// Publishes the latest report's verdicts at each scrape.
+pub struct VerdictCollector {
+    path: PathBuf,
+    descs: Vec<Desc>,
+    cache: Mutex<Option<(Stamp, ReportVerdicts)>>,
+}
+
+const VERDICT: &str = "boxwatch_check_verdict";
+const VERDICT_HELP: &str =
+    "Verdict of each check of the latest report: 1 for the verdict it got, 0 for the others.";
+const GENERATED: &str = "boxwatch_report_generated_timestamp_seconds";
+const GENERATED_HELP: &str = "When the latest report was generated (Unix time).";
+const UP: &str = "boxwatch_report_up";
+const UP_HELP: &str = "1 when the latest report could be read and parsed.";
+
+impl VerdictCollector {
+    /// A collector for the report at `path` (read at scrape time).
+    pub fn new(path: PathBuf) -> Self {
+        VerdictCollector {
+            path,
+            descs: vec![
+                desc(VERDICT, VERDICT_HELP, &["scenario", "check", "verdict"]),
+                desc(GENERATED, GENERATED_HELP, &[]),
+                desc(UP, UP_HELP, &[]),
+            ],
+            cache: Mutex::new(None),
+        }
+    }
+
+    /// The report's verdicts, from the cache when the file is unchanged.
+    fn load(&self) -> Result<ReportVerdicts, String> {
+        let meta = std::fs::metadata(&self.path).map_err(|e| e.to_string())?;
+        let stamp = (meta.modified().map_err(|e| e.to_string())?, meta.len());
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((s, r)) = cache.as_ref() {
+            if *s == stamp {
+                return Ok(r.clone());
+            }
+        }
+        let text = std::fs::read_to_string(&self.path).map_err(|e| e.to_string())?;
+        let parsed = parse_report(&text)?;
+        *cache = Some((stamp, parsed.clone()));
+        Ok(parsed)
+    }
+}
+
+/// The metric families for `report`.
+pub fn verdict_families(report: &ReportVerdicts) -> Vec<MetricFamily> {
+    let mut samples = Vec::new();
+    for c in &report.checks {
+        for v in Verdict::ALL {
+            let labels = [
+                ("scenario", c.scenario.as_str()),
+                ("check", c.check.as_str()),
+                ("verdict", v.as_str()),
+            ];
+            let value = if v == c.verdict { 1.0 } else { 0.0 };
+            samples.push(sample(&labels, Kind::Gauge, value));
+        }
+    }
+    let mut out = vec![family(VERDICT, VERDICT_HELP, Kind::Gauge, samples)];
+    if let Some(t) = report.generated_at {
+        let s = vec![sample(&[], Kind::Gauge, t)];
+        out.push(family(GENERATED, GENERATED_HELP, Kind::Gauge, s));
+    }
+    out
+}
+
+impl Collector for VerdictCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let (mut out, up) = match self.load() {
+            Ok(report) => (verdict_families(&report), 1.0),
+            Err(e) => {
+                tracing::warn!("report {}: {e}", self.path.display());
+                (Vec::new(), 0.0)
+            }
+        };
+        out.push(family(
+            UP,
+            UP_HELP,
+            Kind::Gauge,
+            vec![sample(&[], Kind::Gauge, up)],
+        ));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const REPORT: &str = r#"{
+      "schema_version": "1", "generated_at": "2026-11-22T10:00:00Z",
+      "scenarios": [
+        {"id": "cpu-quota-20", "checks": [
+          {"id": "usage-within-quota", "verdict": "enforced"},
+          {"id": "bogus", "verdict": "maybe"}]},
+        {"id": "settimeofday", "checks": [{"id": "clock", "verdict": "not-enforced"}]},
+        {"checks": [{"id": "orphan", "verdict": "leaked"}]}
+      ]}"#;
+
+    #[test]
+    fn known_report() {
+        let r = parse_report(REPORT).unwrap();
+        assert_eq!(r.generated_at, Some(1_795_341_600.0));
+        assert_eq!(r.checks.len(), 2);
+        assert_eq!(r.checks[0].verdict, Verdict::Enforced);
+        assert_eq!(r.checks[1].scenario, "settimeofday");
+        assert_eq!(r.checks[1].verdict, Verdict::NotEnforced);
+        let fams = verdict_families(&r);
+        assert_eq!(fams[0].get_metric().len(), 2 * Verdict::ALL.len());
+        let ones: f64 = fams[0]
+            .get_metric()
+            .iter()
+            .map(|m| m.get_gauge().get_value())
+            .sum();
+        assert_eq!(ones, 2.0);
+    }
+
+    #[test]
+    fn bad_reports() {
+        assert!(parse_report("").is_err());
+        assert!(parse_report("{}").is_err());
+        assert!(parse_report("[1]").is_err());
+        assert_eq!(
+            parse_report(r#"{"scenarios": []}"#).unwrap(),
+            ReportVerdicts::default()
+        );
+    }
+
+    #[test]
+    fn collector_rereads_a_changed_file_and_reports_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("report.json");
+        let c = VerdictCollector::new(path.clone());
+        let up = |fams: &[MetricFamily]| {
+            fams.iter()
+                .find(|f| f.get_name() == UP)
+                .unwrap()
+                .get_metric()[0]
+                .get_gauge()
+                .get_value()
+        };
+        assert_eq!(up(&c.collect()), 0.0);
+        std::fs::write(&path, REPORT).unwrap();
+        let fams = c.collect();
+        assert_eq!(up(&fams), 1.0);
+        assert_eq!(fams.len(), 3);
+        std::fs::write(&path, r#"{"scenarios": [{"id": "a", "checks": []}]}"#).unwrap();
+        let fams = c.collect();
+        assert_eq!(fams[0].get_metric().len(), 0);
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(s in "\\PC*") {
+            let _ = parse_report(&s);
+        }
+
+        #[test]
+        fn every_check_round_trips(checks in proptest::collection::vec(("[a-z-]{1,12}", "[a-z-]{1,12}", 0usize..6), 0..20)) {
+            let scenarios: Vec<serde_json::Value> = checks.iter().map(|(s, c, v)| serde_json::json!({
+                "id": s, "checks": [{"id": c, "verdict": Verdict::ALL[*v].as_str()}]
+            })).collect();
+            let json = serde_json::json!({"scenarios": scenarios}).to_string();
+            let r = parse_report(&json).unwrap();
+            prop_assert_eq!(r.checks.len(), checks.len());
+            for (got, (s, c, v)) in r.checks.iter().zip(&checks) {
+                prop_assert_eq!(&got.scenario, s);
+                prop_assert_eq!(&got.check, c);
+                prop_assert_eq!(got.verdict, Verdict::ALL[*v]);
+            }
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! Helpers shared by the exporter's tests: prerequisites (never skipped
+//! under CI=true), promtool checks, fake trees and an in-process server.
+#![allow(dead_code)]
+
+use exporter::cli::{build, ExporterArgs};
+use exporter::openmetrics::Format;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub const PROMTOOL: &str = "/usr/bin/promtool";
+
+/// True when `what` is available. Outside CI a missing prerequisite skips
+/// the test with a message; under CI=true it fails it.
+pub fn require(ok: bool, test: &str, what: &str) -> bool {
+    if ok {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{test} needs {what}, and CI=true forbids skipping it"
+    );
+    eprintln!("skipping {test}: needs {what}");
+    false
+}
+
+pub fn have_promtool(test: &str) -> bool {
+    require(
+        Path::new(PROMTOOL).exists(),
+        test,
+        "promtool (Debian package prometheus)",
+    )
+}
+
+pub fn have_root(test: &str) -> bool {
+    require(
+        nix::unistd::geteuid().is_root() && Path::new("/sys/fs/cgroup").is_dir(),
+        test,
+        "root and a cgroup filesystem",
+    )
+}
+
+/// `promtool check metrics` on a Prometheus text exposition: must pass with
+/// no output at all (no lint warnings).
+pub fn promtool_check_text(text: &str) {
+    use std::io::Write;
+    let mut child = Command::new(PROMTOOL)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running promtool");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool check metrics: {}\n{said}\n--- exposition:\n{text}",
+        out.status
+    );
+}
+
+/// Checks an OpenMetrics exposition with Prometheus's own OpenMetrics
+/// parser: `promtool tsdb create-blocks-from openmetrics` (strict: needs
+/// `# EOF`, `_total` counters, valid escapes), after giving every sample a
+/// timestamp as backfilling requires. Returns the number of series written,
+/// which must equal the number of samples.
+pub fn promtool_check_openmetrics(om: &str) -> usize {
+    let dir = tempfile::tempdir().unwrap();
+    let stamped: String = om
+        .lines()
+        .map(|l| {
+            if l.starts_with('#') {
+                format!("{l}\n")
+            } else {
+                format!("{l} 1700000000\n")
+            }
+        })
+        .collect();
+    let input = dir.path().join("in.om");
+    std::fs::write(&input, &stamped).unwrap();
+    let out_dir = dir.path().join("blocks");
+    let out = Command::new(PROMTOOL)
+        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(&input)
+        .arg(&out_dir)
+        .output()
+        .expect("running promtool");
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "promtool rejected the OpenMetrics: {said}\n{om}"
+    );
+    let samples = om.lines().filter(|l| !l.starts_with('#')).count();
+    if samples == 0 {
+        return 0;
+    }
+    // The block table's NUM SERIES column.
+    let row = said
+        .lines()
+        .find(|l| l.split_whitespace().count() >= 8 && !l.starts_with("BLOCK"))
+        .unwrap_or_else(|| panic!("no block row in: {said}"));
+    let series: usize = row.split_whitespace().nth(6).unwrap().parse().unwrap();
+    assert_eq!(series, samples, "series written vs samples: {said}");
+    series
+}
+
+/// Exporter arguments for a fake tree at `root`.
+pub fn fake_args(root: &Path, roots: &[&str]) -> ExporterArgs {
+    ExporterArgs {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        cgroup_roots: roots.iter().map(|r| r.to_string()).collect(),
+        max_cgroups: 10_000,
+        report: None,
+        max_connections: 256,
+        header_timeout: 5,
+        connection_timeout: 60,
+        host_root: root.to_path_buf(),
+    }
+}
+
+/// One scrape of the exporter for `args`, rendered in `format`.
+pub fn scrape(args: &ExporterArgs, format: Format) -> String {
+    let exporter = build(args).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let scrape = rt.block_on(exporter.scrape());
+    String::from_utf8(scrape.body(format).to_vec()).unwrap()
+}
+
+/// The exposition with the (timing-dependent) collect duration masked.
+pub fn redact(text: &str) -> String {
+    text.lines()
+        .map(|l| {
+            if l.starts_with("boxwatch_exporter_collect_duration_seconds ") {
+                "boxwatch_exporter_collect_duration_seconds [duration]".to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+/// The value of the first sample line starting with `prefix`.
+pub fn value_of(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// A unique name for this test process.
+pub fn unique(name: &str) -> String {
+    format!("{name}-{}", std::process::id())
+}
+
+pub fn path(p: &str) -> PathBuf {
+    PathBuf::from(p)
+}
+
+/// The exporter serving on a free loopback port in a background runtime;
+/// stopped when dropped.
+pub struct TestServer {
+    pub addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub fn start(args: &ExporterArgs) -> TestServer {
+        let exporter = build(args).unwrap();
+        let config = args.server_config().unwrap();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = exporter::server::bind("127.0.0.1:0".parse().unwrap())
+                    .await
+                    .unwrap();
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                exporter::server::serve(listener, exporter, config, async {
+                    let _ = stop_rx.await;
+                })
+                .await
+                .unwrap();
+            });
+            rt.shutdown_timeout(std::time::Duration::from_secs(1));
+        });
+        let addr = addr_rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap();
+        TestServer {
+            addr,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A raw HTTP exchange: sends `request` as is, reads until the server
+/// closes (or 15 s pass). Returns (status code or 0, head, body).
+pub fn raw_http(addr: std::net::SocketAddr, request: &[u8]) -> (u16, String, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(15)))
+        .unwrap();
+    let _ = s.write_all(request);
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    split_response(&buf)
+}
+
+/// `GET <path>` with `Connection: close` and optional extra header lines.
+pub fn get(addr: std::net::SocketAddr, path: &str, extra: &str) -> (u16, String, Vec<u8>) {
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra}\r\n");
+    raw_http(addr, req.as_bytes())
+}
+
+pub fn split_response(buf: &[u8]) -> (u16, String, Vec<u8>) {
+    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return (0, String::from_utf8_lossy(buf).into_owned(), Vec::new());
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, head, buf[end + 4..].to_vec())
+}

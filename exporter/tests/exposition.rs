@@ -1,0 +1,237 @@
+//! The exposition of fixed fake cgroup trees (v2 and hybrid v1), in both
+//! formats: insta snapshots, checked by the real promtool.
+
+mod common;
+
+use common::*;
+use exporter::openmetrics::Format;
+use probes::host::fake::FakeTree;
+
+/// A pure v2 tree: a limited container, an unlimited one, and cgroups
+/// whose names need escaping.
+fn v2_tree(dir: &std::path::Path) -> FakeTree {
+    let t = FakeTree::new(dir)
+        .v2(&["cpuset", "cpu", "memory", "pids"])
+        .build()
+        .unwrap();
+    let c = "/boxwatch/run-1/spin";
+    t.write("", c, "cpu.stat", "usage_usec 2500000\nuser_usec 2400000\nsystem_usec 100000\nnr_periods 50\nnr_throttled 40\nthrottled_usec 3900000\n").unwrap();
+    t.write("", c, "cpu.max", "20000 100000\n").unwrap();
+    t.write("", c, "memory.current", "1048576\n").unwrap();
+    t.write("", c, "memory.max", "67108864\n").unwrap();
+    t.write("", c, "memory.peak", "2097152\n").unwrap();
+    t.write(
+        "",
+        c,
+        "memory.events",
+        "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\noom_group_kill 0\n",
+    )
+    .unwrap();
+    t.write("", c, "pids.current", "2\n").unwrap();
+    t.write("", c, "pids.max", "64\n").unwrap();
+    t.write("", c, "cpuset.cpus.effective", "0-1\n").unwrap();
+    let free = "/boxwatch/run-1/free";
+    t.write("", free, "cpu.stat", "usage_usec 10\n").unwrap();
+    t.write("", free, "cpu.max", "max 100000\n").unwrap();
+    t.write("", free, "memory.max", "max\n").unwrap();
+    t.write("", free, "pids.max", "max\n").unwrap();
+    let odd = "/boxwatch/we\"ird\\name\nline ü";
+    t.write("", odd, "cpu.stat", "usage_usec 1\n").unwrap();
+    t.write("", "/other/x", "cpu.stat", "usage_usec 7\n")
+        .unwrap();
+    t
+}
+
+fn hybrid_tree(dir: &std::path::Path) -> FakeTree {
+    let t = FakeTree::new(dir)
+        .v1(&["cpu"])
+        .v1(&["cpuacct"])
+        .v1(&["cpuset"])
+        .v1(&["memory"])
+        .v1(&["pids"])
+        .v1(&["name=systemd"])
+        .v2(&[])
+        .build()
+        .unwrap();
+    let c = "/boxwatch/run-2/c1";
+    t.write("cpuacct", c, "cpuacct.usage", "1500000000\n")
+        .unwrap();
+    t.write(
+        "cpu",
+        c,
+        "cpu.stat",
+        "nr_periods 10\nnr_throttled 8\nthrottled_time 640000000\nnr_bursts 0\nburst_time 0\n",
+    )
+    .unwrap();
+    t.write("cpu", c, "cpu.cfs_quota_us", "50000\n").unwrap();
+    t.write("cpu", c, "cpu.cfs_period_us", "100000\n").unwrap();
+    t.write("memory", c, "memory.usage_in_bytes", "4096\n")
+        .unwrap();
+    t.write(
+        "memory",
+        c,
+        "memory.limit_in_bytes",
+        "9223372036854771712\n",
+    )
+    .unwrap();
+    t.write("memory", c, "memory.max_usage_in_bytes", "8192\n")
+        .unwrap();
+    t.write("memory", c, "memory.failcnt", "0\n").unwrap();
+    t.write(
+        "memory",
+        c,
+        "memory.oom_control",
+        "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n",
+    )
+    .unwrap();
+    t.write("pids", c, "pids.current", "1\n").unwrap();
+    t.write("pids", c, "pids.max", "max\n").unwrap();
+    t.write("cpuset", c, "cpuset.effective_cpus", "1\n")
+        .unwrap();
+    t
+}
+
+#[test]
+fn v2_tree_text_and_openmetrics() {
+    let dir = tempfile::tempdir().unwrap();
+    v2_tree(dir.path());
+    let args = fake_args(dir.path(), &[]);
+    let text = scrape(&args, Format::Text);
+    let om = scrape(&args, Format::OpenMetrics);
+    insta::assert_snapshot!("v2_text", redact(&text));
+    insta::assert_snapshot!("v2_openmetrics", redact(&om));
+    // Default root /boxwatch only: /other is not exported.
+    assert!(!text.contains("/other"));
+    assert_eq!(value_of(&text, "boxwatch_exporter_cgroups "), Some(5.0));
+    if have_promtool("v2_tree_text_and_openmetrics") {
+        promtool_check_text(&text);
+        promtool_check_openmetrics(&om);
+    }
+}
+
+#[test]
+fn hybrid_tree_text_and_openmetrics() {
+    let dir = tempfile::tempdir().unwrap();
+    hybrid_tree(dir.path());
+    let args = fake_args(dir.path(), &["/boxwatch/run-2"]);
+    let text = scrape(&args, Format::Text);
+    let om = scrape(&args, Format::OpenMetrics);
+    insta::assert_snapshot!("hybrid_text", redact(&text));
+    insta::assert_snapshot!("hybrid_openmetrics", redact(&om));
+    if have_promtool("hybrid_tree_text_and_openmetrics") {
+        promtool_check_text(&text);
+        promtool_check_openmetrics(&om);
+    }
+}
+
+#[test]
+fn several_roots_and_the_cgroup_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    v2_tree(dir.path());
+    // Overlapping roots are exported once.
+    let args = fake_args(dir.path(), &["/boxwatch", "/boxwatch/run-1", "/other"]);
+    let text = scrape(&args, Format::Text);
+    assert_eq!(value_of(&text, "boxwatch_exporter_cgroups "), Some(7.0));
+    assert_eq!(
+        value_of(&text, "boxwatch_exporter_cgroups_truncated "),
+        Some(0.0)
+    );
+    assert!(text.contains("cgroup=\"/other/x\""));
+    let mut args = args;
+    args.max_cgroups = 3;
+    let text = scrape(&args, Format::Text);
+    assert_eq!(value_of(&text, "boxwatch_exporter_cgroups "), Some(3.0));
+    assert_eq!(
+        value_of(&text, "boxwatch_exporter_cgroups_truncated "),
+        Some(1.0)
+    );
+    // A root that does not exist is simply empty.
+    let text = scrape(&fake_args(dir.path(), &["/nope"]), Format::Text);
+    assert_eq!(value_of(&text, "boxwatch_exporter_cgroups "), Some(0.0));
+    assert!(!text.contains("cgroup=\""));
+}
+
+#[test]
+fn unreadable_files_are_counted_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = v2_tree(dir.path());
+    t.write("", "/boxwatch/broken", "memory.max", "garbage\n")
+        .unwrap();
+    let text = scrape(&fake_args(dir.path(), &[]), Format::Text);
+    assert_eq!(
+        value_of(&text, "boxwatch_exporter_cgroup_read_errors_total "),
+        Some(1.0)
+    );
+    assert!(!text.contains("/boxwatch/broken\""));
+    assert!(text.contains("cgroup=\"/boxwatch/run-1/spin\""));
+}
+
+#[test]
+fn verdicts_from_the_latest_report() {
+    let dir = tempfile::tempdir().unwrap();
+    v2_tree(dir.path());
+    let report = dir.path().join("report.json");
+    std::fs::write(
+        &report,
+        r#"{"generated_at": "2026-11-22T10:00:00Z", "scenarios": [
+            {"id": "cpu-quota-20", "checks": [{"id": "usage-within-quota", "verdict": "enforced"}]},
+            {"id": "proc-view", "checks": [{"id": "meminfo", "verdict": "leaked"},
+                                           {"id": "nproc", "verdict": "isolated"}]}]}"#,
+    )
+    .unwrap();
+    let mut args = fake_args(dir.path(), &["/nope"]);
+    args.report = Some(report.clone());
+    let text = scrape(&args, Format::Text);
+    let om = scrape(&args, Format::OpenMetrics);
+    insta::assert_snapshot!("verdicts_text", redact(&text));
+    assert_eq!(value_of(&text, "boxwatch_report_up "), Some(1.0));
+    assert_eq!(
+        value_of(&text, "boxwatch_report_generated_timestamp_seconds "),
+        Some(1_795_341_600.0)
+    );
+    if have_promtool("verdicts_from_the_latest_report") {
+        promtool_check_text(&text);
+        promtool_check_openmetrics(&om);
+    }
+    std::fs::write(&report, "{ not json").unwrap();
+    let text = scrape(&args, Format::Text);
+    assert_eq!(value_of(&text, "boxwatch_report_up "), Some(0.0));
+    assert!(!text.contains("boxwatch_check_verdict{"));
+}
+
+#[test]
+fn cgroups_appearing_and_vanishing_during_scrapes() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = v2_tree(dir.path());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let churn = {
+        let (t, stop) = (t.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let cg = format!("/boxwatch/churn/c{}", i % 20);
+                let d = t.mkdir("", &cg).unwrap();
+                let _ = std::fs::write(d.join("cpu.stat"), "usage_usec 5\n");
+                let _ = std::fs::write(d.join("memory.max"), "max\n");
+                if i.is_multiple_of(3) {
+                    let _ = std::fs::remove_dir_all(&d);
+                }
+                i += 1;
+            }
+        })
+    };
+    let args = fake_args(dir.path(), &[]);
+    let exporter = exporter::cli::build(&args).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for _ in 0..200 {
+        let s = rt.block_on(exporter.scrape());
+        let text = String::from_utf8(s.body(Format::Text).to_vec()).unwrap();
+        assert!(text.contains("boxwatch_exporter_cgroups "));
+        // Files written half-way (empty) may be parse errors; never a panic.
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    churn.join().unwrap();
+}
