@@ -154,3 +154,22 @@ fn the_exit_code_of_the_entry_is_passed_on() {
     // entry is PID 2 and its death by signal is reported the shell's way.
     assert_eq!(run_sh(&["--init"], "kill -KILL $$").0, 137);
 }
+
+#[test]
+fn the_container_lives_and_dies_with_its_entry_command() {
+    if !root_or_skip("the_container_lives_and_dies_with_its_entry_command") {
+        return;
+    }
+    // A background process must not keep the container alive after the
+    // entry exits, with or without the tiny init.
+    for opts in [&[][..], &["--init"][..]] {
+        let t = std::time::Instant::now();
+        let (code, _, err) = run_sh(opts, "sleep 100 & exit 0");
+        assert_eq!(code, 0, "{opts:?}: {err}");
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(10),
+            "{opts:?}: took {:?}",
+            t.elapsed()
+        );
+    }
+}

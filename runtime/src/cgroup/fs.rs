@@ -135,6 +135,15 @@ pub fn remove_dir(dir: &Path) -> Result<()> {
     }
 }
 
+/// The value of `key` in a flat keyed cgroup file ("key value" lines, as
+/// memory.events, memory.oom_control, cpu.stat, pids.events).
+pub fn keyed_value(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.trim().split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok())?
+    })
+}
+
 /// Names of the sub-directories of `dir` (child cgroups).
 pub fn child_dirs(dir: &Path) -> Vec<String> {
     let Ok(rd) = std::fs::read_dir(dir) else {
@@ -152,4 +161,37 @@ pub fn child_dirs(dir: &Path) -> Vec<String> {
 /// Joins a hierarchy mount point and a cgroup path relative to it.
 pub fn join(root: &Path, rel: &Path) -> PathBuf {
     root.join(rel.strip_prefix("/").unwrap_or(rel))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn oom_kill_is_read_from_v1_and_v2_files() {
+        let v1 = "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n";
+        let v2 = "low 0\nhigh 0\nmax 17\noom 2\noom_kill 2\noom_group_kill 0\n";
+        assert_eq!(keyed_value(v1, "oom_kill"), Some(3));
+        assert_eq!(keyed_value(v2, "oom_kill"), Some(2));
+        assert_eq!(keyed_value(v2, "oom"), Some(2));
+        assert_eq!(keyed_value(v2, "missing"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn keyed_values_are_found_among_others(
+            entries in proptest::collection::btree_map("[a-z_]{1,12}", any::<u64>(), 1..10),
+        ) {
+            let text: String = entries.iter().map(|(k, v)| format!("{k} {v}\n")).collect();
+            for (k, v) in &entries {
+                prop_assert_eq!(keyed_value(&text, k), Some(*v));
+            }
+        }
+
+        #[test]
+        fn keyed_value_never_panics(text in "\\PC{0,80}", key in "[a-z_]{0,8}") {
+            let _ = keyed_value(&text, &key);
+        }
+    }
 }

@@ -292,10 +292,7 @@ impl Cgroup for V1Cgroup {
     fn oom_kills(&self) -> u64 {
         self.dir("memory")
             .and_then(|d| fs::read(d, "memory.oom_control"))
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse().ok())
-            })
+            .and_then(|s| fs::keyed_value(&s, "oom_kill"))
             .unwrap_or(0)
     }
 

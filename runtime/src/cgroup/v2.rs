@@ -224,10 +224,7 @@ impl Cgroup for V2Cgroup {
 
     fn oom_kills(&self) -> u64 {
         fs::read(&self.dir, "memory.events")
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse().ok())
-            })
+            .and_then(|s| fs::keyed_value(&s, "oom_kill"))
             .unwrap_or(0)
     }
 
