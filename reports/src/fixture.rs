@@ -126,22 +126,28 @@ fn measurements(items: &[(&str, f64)]) -> BTreeMap<String, f64> {
     items.iter().map(|(k, v)| (k.to_string(), *v)).collect()
 }
 
-/// Samples every 500 ms of a spinner using `share` of a CPU with a 100 ms
-/// CFS period, throttled in `throttled_per_period` of the periods.
+/// Samples every 500 ms of a spinner using about `share` of a CPU in each
+/// interval, with a 100 ms CFS period, throttled in `throttled_per_period`
+/// of the periods.
 fn cpu_samples(share: f64, throttled_per_period: f64) -> Vec<Sample> {
-    (0..=10u64)
-        .map(|i| {
-            let t_ms = i * 500;
-            // A little jitter so the plot is not a ruler.
-            let jitter = [
-                0.0, 0.004, -0.003, 0.002, -0.001, 0.003, -0.002, 0.001, 0.0, -0.004, 0.002,
-            ];
-            let used = (share + jitter[i as usize]) * t_ms as f64 * 1e6;
+    // A little jitter per interval so the plot is not a ruler.
+    let jitter = [
+        0.0, 0.004, -0.003, 0.002, -0.001, 0.003, -0.002, 0.001, 0.0, -0.004, 0.002,
+    ];
+    let mut used_ns = 0.0;
+    jitter
+        .iter()
+        .enumerate()
+        .map(|(i, j)| {
+            let t_ms = i as u64 * 500;
+            if i > 0 {
+                used_ns += (share + j) * 500.0 * 1e6;
+            }
             let periods = t_ms / 100;
             Sample {
                 t_ms,
-                cpu_usage_ns: Some(used.max(0.0) as u64),
-                memory_bytes: Some(2 * MIB + i * 4096),
+                cpu_usage_ns: Some(used_ns as u64),
+                memory_bytes: Some(2 * MIB + i as u64 * 4096),
                 nr_periods: Some(periods),
                 nr_throttled: Some((periods as f64 * throttled_per_period) as u64),
                 throttled_ns: Some((t_ms as f64 * (1.0 - share.min(1.0)) * 1e6) as u64),

@@ -14,6 +14,7 @@ pub mod diff;
 pub mod error;
 pub mod fixture;
 pub mod model;
+pub mod render;
 pub mod status;
 
 pub use build::{load_report, parse_report};
@@ -21,4 +22,5 @@ pub use diff::compare;
 pub use error::{Error, Result};
 pub use model::*;
 pub use probes::Verdict;
+pub use render::{html, human, json, junit, markdown, write_all, Color, Format};
 pub use status::{scenario_status, summarize};
