@@ -13,6 +13,7 @@
 
 pub mod cli;
 pub mod collector;
+pub mod dashboards;
 pub mod error;
 pub mod openmetrics;
 pub mod server;

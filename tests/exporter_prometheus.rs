@@ -1,0 +1,313 @@
+//! A real Prometheus server scrapes `boxwatch exporter` while a boxwatch
+//! container spins under a 20% CPU quota; the Prometheus HTTP API must show
+//! rate(CPU usage) / quota near 1 for that container, and every query of
+//! the shipped Grafana dashboards must return data.
+//!
+//! Everything runs on 127.0.0.1; every process started here is ended by its
+//! PID (Drop guards), all waits are bounded. Needs root, cgroups and the
+//! Debian `prometheus` package; under CI=true a missing prerequisite fails.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_boxwatch");
+const PROMETHEUS: &str = "/usr/bin/prometheus";
+
+fn prerequisites(test: &str) -> bool {
+    let missing = if !nix::unistd::geteuid().is_root() {
+        Some("root")
+    } else if !Path::new(PROMETHEUS).exists() {
+        Some("/usr/bin/prometheus (Debian package prometheus)")
+    } else if !Path::new("/sys/fs/cgroup").is_dir() {
+        Some("a cgroup filesystem")
+    } else {
+        None
+    };
+    let Some(what) = missing else { return true };
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{test} needs {what}, and CI=true forbids skipping it"
+    );
+    eprintln!("skipping {test}: needs {what}");
+    false
+}
+
+/// A child process ended by PID when dropped: SIGTERM, then SIGKILL after
+/// `grace`.
+struct Proc {
+    name: &'static str,
+    child: Child,
+    grace: Duration,
+}
+
+impl Proc {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        use nix::sys::signal::{kill, Signal};
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        if self.child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        let _ = kill(pid, Signal::SIGTERM);
+        let deadline = Instant::now() + self.grace;
+        while Instant::now() < deadline {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("{} (pid {pid}) ignored SIGTERM; killing it", self.name);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Minimal HTTP GET (Connection: close) against 127.0.0.1: (status, body).
+fn http_get(addr: SocketAddr, path_and_query: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let req = format!("GET {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Some((status, body))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// An instant query through the Prometheus HTTP API: the result vector.
+fn query(prom: SocketAddr, promql: &str) -> Vec<serde_json::Value> {
+    let (status, body) = http_get(prom, &format!("/api/v1/query?query={}", urlencode(promql)))
+        .unwrap_or_else(|| panic!("no answer from Prometheus for {promql}"));
+    let v: serde_json::Value = serde_json::from_str(&body)
+        .unwrap_or_else(|e| panic!("bad JSON ({e}) for {promql}: {body}"));
+    assert_eq!(status, 200, "{promql}: {body}");
+    assert_eq!(v["status"], "success", "{promql}: {body}");
+    v["data"]["result"].as_array().cloned().unwrap_or_default()
+}
+
+fn sample_value(r: &serde_json::Value) -> f64 {
+    r["value"][1].as_str().unwrap().parse().unwrap()
+}
+
+/// Polls `f` every 500 ms until it gives `Some`, at most `limit`.
+fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gave up waiting for {what} after {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// The cgroup path (relative to the hierarchies) of container `name` run
+/// by boxwatch process `pid`: `/boxwatch/<pid>-.../<name>`.
+fn container_cgroup(pid: u32, name: &str) -> Option<String> {
+    let base = Path::new("/sys/fs/cgroup/cpu/boxwatch");
+    let base = if base.exists() {
+        base.to_path_buf()
+    } else {
+        PathBuf::from("/sys/fs/cgroup/boxwatch")
+    };
+    std::fs::read_dir(&base).ok()?.flatten().find_map(|e| {
+        let run = e.file_name().to_string_lossy().into_owned();
+        (run.starts_with(&format!("{pid}-")) && e.path().join(name).is_dir())
+            .then(|| format!("/boxwatch/{run}/{name}"))
+    })
+}
+
+#[test]
+fn prometheus_sees_usage_against_quota_and_dashboards_have_data() {
+    if !prerequisites("prometheus_sees_usage_against_quota_and_dashboards_have_data") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let name = format!("prom-{}", std::process::id());
+
+    // The container: a spin loop held to 20% of one CPU.
+    let container = Proc {
+        name: "boxwatch run",
+        child: Command::new(BIN)
+            .args(["run", "--cpus", "0.2", "--memory", "256M", "--pids", "64"])
+            .args(["--grace", "1", "--name", &name, "--"])
+            .args(["/bin/sh", "-c", "while :; do :; done"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+        grace: Duration::from_secs(10),
+    };
+    let cgroup = wait_for("the container's cgroup", Duration::from_secs(20), || {
+        container_cgroup(container.pid(), &name)
+    });
+
+    // A report, so the verdict panels have something to show.
+    let report = tmp.path().join("report.json");
+    std::fs::write(
+        &report,
+        r#"{"generated_at": "2026-11-22T10:00:00Z", "scenarios": [
+          {"id": "cpu-quota-20", "checks": [{"id": "usage-within-quota", "verdict": "enforced"}]},
+          {"id": "proc-view", "checks": [{"id": "meminfo", "verdict": "leaked"}]}]}"#,
+    )
+    .unwrap();
+
+    // The exporter, on a free port it picks and prints.
+    let mut exporter_child = Command::new(BIN)
+        .args(["exporter", "--listen", "127.0.0.1:0", "--report"])
+        .arg(&report)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = exporter_child.stdout.take().unwrap();
+    let exporter = Proc {
+        name: "boxwatch exporter",
+        child: exporter_child,
+        grace: Duration::from_secs(5),
+    };
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let exporter_addr: SocketAddr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+
+    // Prometheus, scraping every second.
+    let prom_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let config = tmp.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n  - job_name: boxwatch\n    scrape_timeout: 1s\n    \
+             static_configs:\n      - targets: ['{exporter_addr}']\n"
+        ),
+    )
+    .unwrap();
+    let prom_log = std::fs::File::create(tmp.path().join("prometheus.log")).unwrap();
+    let prometheus = Proc {
+        name: "prometheus",
+        child: Command::new(PROMETHEUS)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                tmp.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address={prom_addr}"))
+            .stdout(Stdio::null())
+            .stderr(prom_log)
+            .spawn()
+            .unwrap(),
+        grace: Duration::from_secs(10),
+    };
+    wait_for("Prometheus to be ready", Duration::from_secs(30), || {
+        http_get(prom_addr, "/-/ready").filter(|(s, _)| *s == 200)
+    });
+
+    // The target is up (scraped with OpenMetrics, Prometheus's first choice).
+    wait_for(
+        "the exporter target to be up",
+        Duration::from_secs(30),
+        || {
+            let r = query(prom_addr, "up{job=\"boxwatch\"} == 1");
+            (!r.is_empty()).then_some(())
+        },
+    );
+
+    // rate(usage) / quota over 10 s, once 15 s of samples exist.
+    std::thread::sleep(Duration::from_secs(15));
+    let promql = format!(
+        "rate(boxwatch_cgroup_cpu_usage_seconds_total{{cgroup=\"{cgroup}\"}}[10s]) \
+         / boxwatch_cgroup_cpu_quota_cores{{cgroup=\"{cgroup}\"}}"
+    );
+    let ratio = wait_for("usage/quota data", Duration::from_secs(30), || {
+        query(prom_addr, &promql).first().map(sample_value)
+    });
+    eprintln!("rate(cpu usage) / quota for {cgroup}: {ratio:.3}");
+    assert!(
+        (0.85..=1.15).contains(&ratio),
+        "{cgroup}: usage/quota = {ratio}, expected about 1"
+    );
+    let quota = query(
+        prom_addr,
+        &format!("boxwatch_cgroup_cpu_quota_cores{{cgroup=\"{cgroup}\"}}"),
+    );
+    assert_eq!(quota.first().map(sample_value), Some(0.2));
+
+    // Every dashboard query returns data.
+    for (file, json) in exporter::dashboards::DASHBOARDS {
+        for expr in exporter::dashboards::queries(json).unwrap() {
+            let q = exporter::dashboards::instantiate(&expr, "10s", "1m");
+            let r = query(prom_addr, &q);
+            assert!(!r.is_empty(), "{file}: no data for {q}");
+        }
+    }
+
+    // No scrape errors on the target.
+    let (_, targets) = http_get(prom_addr, "/api/v1/targets").unwrap();
+    let t: serde_json::Value = serde_json::from_str(&targets).unwrap();
+    let active = &t["data"]["activeTargets"][0];
+    assert_eq!(active["health"], "up", "{targets}");
+    assert_eq!(active["lastError"], "", "{targets}");
+
+    drop(prometheus);
+    drop(exporter);
+    drop(container);
+}
