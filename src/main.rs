@@ -26,6 +26,11 @@ enum Command {
     Run(run::RunArgs),
     /// Serve per-cgroup usage against quota, and the latest verdicts, to Prometheus.
     Exporter(exporter::cli::ExporterArgs),
+    /// Run the scenario catalog: which isolation and limit guarantees hold on this kernel.
+    Scenarios(scenarios::cli::ScenariosArgs),
+    /// Run one scenario workload (inside a scenario container).
+    #[command(hide = true)]
+    Workload(scenarios::cli::WorkloadArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +46,8 @@ fn main() -> ExitCode {
         Command::Exporter(args) => exporter::cli::run(args)
             .map(|()| ExitCode::SUCCESS)
             .map_err(Into::into),
+        Command::Scenarios(args) => scenarios::cli::run_scenarios(args).map_err(Into::into),
+        Command::Workload(args) => scenarios::cli::run_workload(args).map_err(Into::into),
     };
     match result {
         Ok(code) => code,

@@ -141,16 +141,27 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Entry>, Error> {
     if files.is_empty() {
         return Err(Error::EmptyCatalog(dir.to_path_buf()));
     }
+    Ok(load_texts(files.into_iter().map(|file| {
+        let text = std::fs::read_to_string(&file).map_err(|e| format!("cannot read the file: {e}"));
+        (file, text)
+    })))
+}
+
+/// Loads scenario texts (file name, text or why it could not be read);
+/// a second file with an id already seen is refused.
+pub fn load_texts(
+    files: impl IntoIterator<Item = (PathBuf, Result<String, String>)>,
+) -> Vec<Entry> {
     let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
     let mut entries = Vec::new();
-    for file in files {
-        let entry = match std::fs::read_to_string(&file) {
+    for (file, text) in files {
+        let entry = match text {
             Ok(text) => load_str(&file, &text),
-            Err(e) => Err(LoadError {
+            Err(reason) => Err(LoadError {
                 id: stem(&file),
                 file: file.clone(),
                 line: 1,
-                reason: format!("cannot read the file: {e}"),
+                reason,
             }),
         };
         let entry = entry.and_then(|s| match seen.get(&s.id) {
@@ -171,7 +182,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Entry>, Error> {
         });
         entries.push(entry);
     }
-    Ok(entries)
+    entries
 }
 
 fn stem(file: &Path) -> String {

@@ -6,7 +6,9 @@
 //! the host view is sampled while the workload runs, the workload reports
 //! the inside view -> outcome -> expectations -> verdicts -> report.
 
+pub mod builtin;
 pub mod catalog;
+pub mod cli;
 pub mod error;
 pub mod expect;
 pub mod metrics;

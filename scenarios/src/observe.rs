@@ -252,6 +252,13 @@ pub fn observe(
                 },
             );
             put(
+                "cpu_quota",
+                match s.cpu_max {
+                    Some(m) => m.cores().unwrap_or(f64::INFINITY).into(),
+                    None => unsupported("the host shows no CFS quota for the container's cgroup"),
+                },
+            );
+            put(
                 "memory_limit_bytes",
                 limit_obs(s.memory_limit, "memory limit"),
             );
@@ -293,6 +300,7 @@ pub fn observe(
                 "nr_throttled",
                 "throttled_secs",
                 "throttled_ratio",
+                "cpu_quota",
                 "memory_limit_bytes",
                 "pids_limit",
                 "memory_peak_bytes",

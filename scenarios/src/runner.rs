@@ -21,7 +21,9 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -37,6 +39,9 @@ pub struct RunnerConfig {
     /// Let a settimeofday scenario with `allow_clock_write` run (only ever
     /// inside a throwaway VM: it may move the clock by microseconds).
     pub allow_clock_write: bool,
+    /// Set (by a signal handler) to stop: running containers are killed,
+    /// scenarios not yet started end in `error`.
+    pub interrupted: Option<Arc<AtomicBool>>,
 }
 
 impl RunnerConfig {
@@ -46,6 +51,7 @@ impl RunnerConfig {
             cgroup_parent: None,
             sample_interval: Duration::from_millis(100),
             allow_clock_write: false,
+            interrupted: None,
         }
     }
 }
@@ -141,6 +147,18 @@ pub struct Runner {
     ticks_per_sec: f64,
 }
 
+/// Host figures every scenario reports when it has them.
+const CORE_MEASUREMENTS: [&str; 4] = ["memory_peak_bytes", "oom_kills", "pids_peak", "exit_code"];
+
+/// CPU figures, reported for the workloads that measure CPU.
+const CPU_MEASUREMENTS: [&str; 5] = [
+    "cpu_share",
+    "nr_periods",
+    "nr_throttled",
+    "throttled_secs",
+    "host_busy_cpus",
+];
+
 /// Namespace link names under /proc/<pid>/ns that the checks compare.
 const NS_NAMES: [&str; 8] = ["pid", "mnt", "uts", "ipc", "net", "cgroup", "user", "time"];
 
@@ -186,12 +204,26 @@ impl Runner {
     /// Runs one scenario; never fails: problems end in an `error` scenario.
     pub fn run(&self, s: &Scenario) -> ScenarioRun {
         let started = Instant::now();
+        if self.interrupted() {
+            return ScenarioRun::for_scenario(s).all_checks(
+                s,
+                Verdict::Error,
+                "not run: boxwatch was interrupted",
+            );
+        }
         let mut run = match self.precheck(s) {
             Some(why) => ScenarioRun::for_scenario(s).all_checks(s, Verdict::Unsupported, &why),
             None => self.run_checked(s),
         };
         run.duration = started.elapsed();
         run
+    }
+
+    fn interrupted(&self) -> bool {
+        self.cfg
+            .interrupted
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::SeqCst))
     }
 
     /// Why `s` cannot run on this host at all (not a failure), if it cannot.
@@ -302,6 +334,7 @@ impl Runner {
         let interval = self.cfg.sample_interval.max(Duration::from_millis(10));
         let mut next_sample = Instant::now() + interval;
         let mut timed_out = false;
+        let mut stopped = false;
         loop {
             let now = Instant::now();
             if now >= next_sample {
@@ -318,8 +351,9 @@ impl Runner {
             if live.iter().all(|l| l.exited) {
                 break;
             }
-            if !timed_out && now >= deadline {
-                timed_out = true;
+            if !timed_out && !stopped && (now >= deadline || self.interrupted()) {
+                timed_out = now >= deadline;
+                stopped = true;
                 for l in &live {
                     let _ = l.killer.kill();
                 }
@@ -385,8 +419,20 @@ impl Runner {
         if !errors.is_empty() {
             run.error = Some(errors.join("; "));
         }
+        // The figures the checks use, and the core host figures (CPU ones
+        // only for workloads that measure CPU: elsewhere they are noise).
+        let wanted = |k: &str| {
+            let (member, base) = match k.strip_prefix("neighbour.") {
+                Some(b) => (s.neighbour.as_ref().unwrap_or(&s.main), b),
+                None => (&s.main, k),
+            };
+            s.expectations.iter().any(|e| e.metric == k)
+                || CORE_MEASUREMENTS.contains(&base)
+                || (CPU_MEASUREMENTS.contains(&base) && measures_cpu(member.workload.kind()))
+        };
         run.measurements = obs
             .iter()
+            .filter(|(k, _)| wanted(k))
             .filter_map(|(k, v)| match v {
                 Observed::Value(expect::Value::Number(n)) if n.is_finite() => Some((k.clone(), *n)),
                 Observed::Value(expect::Value::Bool(b)) => {
@@ -427,9 +473,8 @@ impl Runner {
         let pid = container.host_pid();
         // The judge finds the cgroup itself, from /proc/<pid>/cgroup; the
         // runtime's word is only the fallback for an already-exited entry.
-        let cgroup = ["cpu", "memory", "pids", "cpuacct"]
-            .iter()
-            .find_map(|c| self.host.pid_cgroup(&self.layout, pid, c).ok().flatten())
+        let cgroup = self
+            .judge_cgroup(pid)
             .or_else(|| CgroupPath::new(&container.cgroup_path().to_string_lossy()).ok());
         std::thread::spawn(move || {
             for line in BufReader::new(File::from(out_r)).lines() {
@@ -475,6 +520,22 @@ impl Runner {
         l.collected.spawn_ns = self.container_ns(pid);
         l.collected.first = Some(self.mark(&mut l));
         Ok(l)
+    }
+
+    /// The cgroup of a live `pid`, from /proc/<pid>/cgroup. A process that
+    /// has already exited shows the root cgroup there, so the answer is only
+    /// taken from a process that is not a zombie, and never the root.
+    fn judge_cgroup(&self, pid: i32) -> Option<CgroupPath> {
+        let cg = ["cpu", "memory", "pids", "cpuacct"]
+            .iter()
+            .find_map(|c| self.host.pid_cgroup(&self.layout, pid, c).ok().flatten())?;
+        if cg.as_str() == "/" {
+            return None;
+        }
+        match process_state(pid) {
+            Some(state) if state != 'Z' && state != 'X' => Some(cg),
+            _ => None,
+        }
     }
 
     fn container_ns(&self, pid: i32) -> BTreeMap<String, u64> {
@@ -614,6 +675,12 @@ impl Live<'_> {
             Err(_) => true,
         }
     }
+}
+
+/// The state letter of /proc/<pid>/stat (R, S, Z...); None when gone.
+fn process_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {

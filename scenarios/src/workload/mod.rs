@@ -103,7 +103,9 @@ impl WorkloadKind {
             ],
             WorkloadKind::Hog => &["allocated_bytes", "completed"],
             WorkloadKind::ForkBomb => &["forks", "eagain", "max_procs_seen"],
-            WorkloadKind::Settimeofday => &["called", "eperm", "errno", "has_cap_sys_time"],
+            WorkloadKind::Settimeofday => {
+                &["called", "succeeded", "eperm", "errno", "has_cap_sys_time"]
+            }
             WorkloadKind::ProbeInside => &["mounted"],
             WorkloadKind::OrphanMaker => &["grandchild_reaped", "reap_ms", "zombies"],
         }

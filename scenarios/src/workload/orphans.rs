@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::sys::{exit_now, fork, Forked};
 use serde_json::json;
 use std::io::Read;
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 /// The state letter of /proc/<pid>/stat (R, S, Z...), None when gone.
@@ -35,6 +36,8 @@ pub fn orphan_maker(out: &Emitter, linger: bool) -> Result<()> {
             drop(read_end);
             let grandchild = match fork() {
                 Ok(Forked::Child) => {
+                    // Hold no copy of the pipe: the parent reads it to EOF.
+                    let _ = nix::unistd::close(write_end.as_raw_fd());
                     std::thread::sleep(Duration::from_millis(100));
                     exit_now(0)
                 }
@@ -47,6 +50,7 @@ pub fn orphan_maker(out: &Emitter, linger: bool) -> Result<()> {
                 // killed with it: the harness checks it is gone afterwards.
                 match fork() {
                     Ok(Forked::Child) => {
+                        let _ = nix::unistd::close(write_end.as_raw_fd());
                         std::thread::sleep(Duration::from_secs(60));
                         exit_now(0)
                     }
