@@ -1,5 +1,6 @@
 //! Developer workflows: `cargo xtask <task>`. No shell scripts.
 
+mod scenarios;
 mod vm;
 
 use anyhow::Result;
@@ -18,12 +19,17 @@ enum Task {
     Lint,
     /// Run the scenarios inside VMs on other kernels and cgroup layouts.
     Vm(vm::VmArgs),
+    /// Build (release), run every scenario on this host, write every report
+    /// format to target/boxwatch-report/; fails on a required failure or a
+    /// regression against --baseline.
+    Scenarios(scenarios::ScenariosArgs),
 }
 
 fn main() -> Result<()> {
     match Cli::parse().task {
         Task::Lint => lint(),
         Task::Vm(args) => vm::main(args),
+        Task::Scenarios(args) => scenarios::main(args),
     }
 }
 
