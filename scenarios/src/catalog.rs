@@ -294,6 +294,7 @@ struct FileExpect {
     required: bool,
     pass: Option<Spanned<String>>,
     fail: Option<Spanned<String>>,
+    needs_cpus: Option<Spanned<toml::Value>>,
 }
 
 fn yes() -> bool {
@@ -883,11 +884,8 @@ fn expectation(
             ))
         }
     };
-    if e.tolerance.is_some() && e.near.is_none() {
-        return Err(bad(
-            e.tolerance.as_ref().expect("set"),
-            "`tolerance` only goes with `near`",
-        ));
+    if let (Some(t), None) = (&e.tolerance, &e.near) {
+        return Err(bad(t, "`tolerance` only goes with `near`"));
     }
     Ok(Expectation {
         check: check.clone(),
@@ -907,6 +905,16 @@ fn expectation(
             Verdict::NotEnforced,
             [Verdict::NotEnforced, Verdict::Leaked],
         )?,
+        needs_cpus: match &e.needs_cpus {
+            None => None,
+            Some(v) => {
+                let n = number(v, c, "needs_cpus")?;
+                if n <= 0.0 {
+                    return Err(bad(v, "needs_cpus must be a positive number of CPUs"));
+                }
+                Some(n)
+            }
+        },
     })
 }
 

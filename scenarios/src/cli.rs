@@ -46,6 +46,10 @@ pub struct ScenariosArgs {
     /// Parent cgroup for the scenario containers.
     #[arg(long, value_name = "PATH", default_value = runtime::cgroup::DEFAULT_PARENT)]
     pub cgroup_parent: String,
+    /// How long a CPU-measuring scenario waits for the host's other
+    /// processes to leave it the CPUs it needs (0s: do not wait).
+    #[arg(long, default_value = "20s", value_name = "DURATION", value_parser = crate::catalog::parse_duration)]
+    pub quiet_wait: Duration,
     /// List the selected scenarios (and refused files) without running them.
     #[arg(long)]
     pub list: bool,
@@ -326,6 +330,7 @@ pub fn run_scenarios(args: ScenariosArgs) -> Result<ExitCode> {
     cfg.sample_interval = args.sample_interval;
     cfg.allow_clock_write = args.allow_clock_write;
     cfg.interrupted = Some(interrupted);
+    cfg.quiet_wait = args.quiet_wait;
     let runner = Runner::new(cfg)?;
 
     let jobs: Vec<Job> = entries

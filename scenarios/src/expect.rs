@@ -96,6 +96,9 @@ pub struct Expectation {
     pub pass: Verdict,
     /// Verdict when it does not (`leaked` or `not-enforced`).
     pub fail: Verdict,
+    /// CPUs this measurement needs free on the host: a shortfall while the
+    /// host's other processes left fewer is inconclusive, not a failure.
+    pub needs_cpus: Option<f64>,
 }
 
 /// The judgement of one expectation.
@@ -168,7 +171,7 @@ pub fn evaluate(e: &Expectation, observations: &Observations) -> Judgement {
             Some(want == got)
         }
         (Condition::Range { at_least, at_most }, Value::Number(got)) if !got.is_nan() => {
-            Some(at_least.map_or(true, |lo| *got >= lo) && at_most.map_or(true, |hi| *got <= hi))
+            Some(at_least.is_none_or(|lo| *got >= lo) && at_most.is_none_or(|hi| *got <= hi))
         }
         (Condition::Near { target, tolerance }, Value::Number(got)) if !got.is_nan() => {
             Some((got - target).abs() <= *tolerance)
@@ -186,6 +189,57 @@ pub fn evaluate(e: &Expectation, observations: &Observations) -> Judgement {
             ),
             number,
         ),
+    }
+}
+
+/// The metric holding the CPUs left free by the host's other processes
+/// during a scenario's measurement (see [`judge_contention`]).
+pub const SPARE_CPUS: &str = "host_spare_cpus";
+
+/// Evaluates every expectation, then [`judge_contention`].
+pub fn evaluate_all(expectations: &[Expectation], observations: &Observations) -> Vec<Judgement> {
+    let spare = match observations.get(SPARE_CPUS) {
+        Some(Observed::Value(Value::Number(n))) => Some(*n),
+        _ => None,
+    };
+    expectations
+        .iter()
+        .map(|e| judge_contention(e, evaluate(e, observations), spare))
+        .collect()
+}
+
+/// A CPU measurement that fell short (below a `near` target or an
+/// `at_least` bound) while the host's other processes left fewer CPUs free
+/// than it needs says nothing about the limit: it becomes `error`
+/// (inconclusive) instead of a broken guarantee. An excess over a limit is
+/// never excused, and a check that held is left alone.
+pub fn judge_contention(e: &Expectation, j: Judgement, spare_cpus: Option<f64>) -> Judgement {
+    let (Some(needed), Some(spare)) = (e.needs_cpus, spare_cpus) else {
+        return j;
+    };
+    if !j.broken() || spare >= needed {
+        return j;
+    }
+    let short = match (&e.condition, j.value) {
+        (Condition::Near { target, .. }, Some(v)) => v < *target,
+        (
+            Condition::Range {
+                at_least: Some(lo), ..
+            },
+            Some(v),
+        ) => v < *lo,
+        _ => false,
+    };
+    if !short {
+        return j;
+    }
+    Judgement {
+        verdict: Verdict::Error,
+        observed: format!(
+            "{} (inconclusive: the host's other processes left {spare:.2} CPUs free, this measurement needs {needed})",
+            j.observed
+        ),
+        ..j
     }
 }
 
@@ -232,7 +286,7 @@ fn format_number(metric: &str, n: f64) -> String {
     }
     if metric.ends_with("_bytes") {
         let mib = n / (1024.0 * 1024.0);
-        if n.fract() == 0.0 && (n as u64) % (1 << 20) == 0 {
+        if n.fract() == 0.0 && (n as u64).is_multiple_of(1 << 20) {
             return format!("{mib:.0} MiB");
         }
         return format!("{mib:.2} MiB");
@@ -257,6 +311,7 @@ mod tests {
             required: true,
             pass: Verdict::Enforced,
             fail: Verdict::NotEnforced,
+            needs_cpus: None,
         }
     }
 
@@ -361,7 +416,7 @@ mod tests {
         fn range_matches_its_bounds(lo in proptest::option::of(-1e9f64..1e9), hi in proptest::option::of(-1e9f64..1e9), got in -2e9f64..2e9) {
             let e = exp("m", Condition::Range { at_least: lo, at_most: hi });
             let j = evaluate(&e, &obs("m", got));
-            let expect_hold = lo.map_or(true, |l| got >= l) && hi.map_or(true, |h| got <= h);
+            let expect_hold = lo.is_none_or(|l| got >= l) && hi.is_none_or(|h| got <= h);
             prop_assert_eq!(j.verdict, if expect_hold { Verdict::Enforced } else { Verdict::NotEnforced });
         }
 
@@ -377,6 +432,32 @@ mod tests {
             if pass_iso { e.pass = Verdict::Isolated; e.fail = Verdict::Leaked; }
             let j = evaluate(&e, &obs("m", v));
             prop_assert!(j.verdict == e.pass || j.verdict == e.fail);
+        }
+
+        #[test]
+        fn contention_only_excuses_a_shortfall_on_a_busy_host(
+            target in 0.1f64..4.0,
+            got in 0f64..5.0,
+            spare in 0f64..4.0,
+            needed in 0.1f64..4.0,
+        ) {
+            let mut e = exp("cpu_share", Condition::Near { target, tolerance: 0.02 });
+            e.needs_cpus = Some(needed);
+            let plain = evaluate(&e, &obs("cpu_share", got));
+            let j = judge_contention(&e, plain.clone(), Some(spare));
+            if plain.held() {
+                prop_assert_eq!(&j, &plain);
+            } else if got > target {
+                // An excess is a broken limit whatever the host does.
+                prop_assert_eq!(j.verdict, Verdict::NotEnforced);
+            } else if spare < needed {
+                prop_assert_eq!(j.verdict, Verdict::Error);
+                prop_assert!(j.observed.contains("inconclusive"));
+            } else {
+                prop_assert_eq!(j.verdict, Verdict::NotEnforced);
+            }
+            // Without the host figure nothing changes.
+            prop_assert_eq!(judge_contention(&e, plain.clone(), None), plain);
         }
     }
 }

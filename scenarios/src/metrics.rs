@@ -14,6 +14,7 @@ pub const HOST_METRICS: &[(&str, &str)] = &[
     ("throttled_secs", "total time the cgroup spent throttled, in seconds"),
     ("host_busy_cpus", "CPUs used on the host by everything but the container during the measurement"),
     ("cpu_quota", "the CFS quota read back from cgroupfs, in CPUs (inf when unlimited)"),
+    ("host_spare_cpus", "CPUs the host's other processes (not the scenario's containers) left free during the measurement"),
     ("memory_limit_bytes", "the memory limit read back from cgroupfs"),
     ("memory_peak_bytes", "the cgroup's peak memory usage (memory.peak / memory.max_usage_in_bytes, else the sampled maximum)"),
     ("oom_kills", "OOM kills charged to the container's cgroup"),

@@ -241,6 +241,7 @@ mod tests {
                 required,
                 pass,
                 fail,
+                needs_cpus: None,
             };
             let obs: Observations = [("m".to_string(), Observed::from(value))].into();
             let j = evaluate(&e, &obs);

@@ -42,6 +42,8 @@ pub struct RunnerConfig {
     /// Set (by a signal handler) to stop: running containers are killed,
     /// scenarios not yet started end in `error`.
     pub interrupted: Option<Arc<AtomicBool>>,
+    /// How long a CPU-measuring scenario waits for a quiet host.
+    pub quiet_wait: Duration,
 }
 
 impl RunnerConfig {
@@ -52,6 +54,7 @@ impl RunnerConfig {
             sample_interval: Duration::from_millis(100),
             allow_clock_write: false,
             interrupted: None,
+            quiet_wait: Duration::from_secs(20),
         }
     }
 }
@@ -145,18 +148,21 @@ pub struct Runner {
     cfg: RunnerConfig,
     harness_ns: BTreeMap<String, u64>,
     ticks_per_sec: f64,
+    /// Online CPUs of the host.
+    cpus: f64,
 }
 
 /// Host figures every scenario reports when it has them.
 const CORE_MEASUREMENTS: [&str; 4] = ["memory_peak_bytes", "oom_kills", "pids_peak", "exit_code"];
 
 /// CPU figures, reported for the workloads that measure CPU.
-const CPU_MEASUREMENTS: [&str; 5] = [
+const CPU_MEASUREMENTS: [&str; 6] = [
     "cpu_share",
     "nr_periods",
     "nr_throttled",
     "throttled_secs",
     "host_busy_cpus",
+    "host_spare_cpus",
 ];
 
 /// Namespace link names under /proc/<pid>/ns that the checks compare.
@@ -183,6 +189,10 @@ impl Runner {
             .flatten()
             .map(|t| t as f64)
             .unwrap_or(100.0);
+        let cpus = nix::unistd::sysconf(nix::unistd::SysconfVar::_NPROCESSORS_ONLN)
+            .ok()
+            .flatten()
+            .unwrap_or(1) as f64;
         Ok(Runner {
             rt,
             host,
@@ -190,6 +200,7 @@ impl Runner {
             cfg,
             harness_ns,
             ticks_per_sec,
+            cpus,
         })
     }
 
@@ -303,6 +314,14 @@ impl Runner {
 
     fn run_checked(&self, s: &Scenario) -> ScenarioRun {
         let mut run = ScenarioRun::for_scenario(s);
+        let needed = s
+            .expectations
+            .iter()
+            .filter_map(|e| e.needs_cpus)
+            .fold(0.0, f64::max);
+        if needed > 0.0 {
+            self.wait_for_quiet_host(needed, &s.id);
+        }
         let marker = format!("boxwatch-marker-{}-{}", std::process::id(), s.id);
         let pre = host_snapshot(false);
         let (tx, rx) = channel::<(usize, Option<String>)>();
@@ -411,11 +430,10 @@ impl Runner {
                 s.timeout
             ));
         }
-        run.judgements = s
-            .expectations
-            .iter()
-            .map(|e| expect::evaluate(e, &obs))
-            .collect();
+        if let Some(spare) = spare_cpus(&obs, self.cpus) {
+            obs.insert(expect::SPARE_CPUS.into(), spare.into());
+        }
+        run.judgements = expect::evaluate_all(&s.expectations, &obs);
         if !errors.is_empty() {
             run.error = Some(errors.join("; "));
         }
@@ -520,6 +538,44 @@ impl Runner {
         l.collected.spawn_ns = self.container_ns(pid);
         l.collected.first = Some(self.mark(&mut l));
         Ok(l)
+    }
+
+    /// Waits (up to `quiet_wait`) until the host's other processes leave
+    /// `needed` CPUs (plus a margin) free, so that a CPU measurement is not
+    /// spoiled by someone else's build. Goes ahead regardless afterwards: the
+    /// judgement then says whether a shortfall was inconclusive.
+    fn wait_for_quiet_host(&self, needed: f64, id: &str) {
+        let until = Instant::now() + self.cfg.quiet_wait;
+        let mut warned = false;
+        loop {
+            let read = || {
+                std::fs::read_to_string("/proc/stat")
+                    .ok()
+                    .and_then(|t| busy_ticks(&t))
+            };
+            let t0 = Instant::now();
+            let a = read();
+            std::thread::sleep(Duration::from_millis(300));
+            let b = read();
+            let (Some(a), Some(b)) = (a, b) else { return };
+            let used = b.saturating_sub(a) as f64 / self.ticks_per_sec / t0.elapsed().as_secs_f64();
+            if self.cpus - used >= needed + 0.1 || self.interrupted() {
+                return;
+            }
+            if Instant::now() >= until {
+                tracing::warn!(
+                    "{id}: the host stays busy ({used:.2} of {} CPUs in use); measuring anyway",
+                    self.cpus
+                );
+                return;
+            }
+            if !warned {
+                tracing::info!(
+                    "{id}: waiting for the host to leave {needed} CPUs free ({used:.2} in use)"
+                );
+                warned = true;
+            }
+        }
     }
 
     /// The cgroup of a live `pid`, from /proc/<pid>/cgroup. A process that
@@ -749,6 +805,18 @@ pub fn vmstat_oom_kills(vmstat: &str) -> Option<u64> {
         .find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse().ok())
 }
 
+/// CPUs left free by everything but the scenario's containers, from the
+/// main container's window: the host's busy CPUs besides the main
+/// container, minus what the neighbour (if any) used.
+pub fn spare_cpus(obs: &Observations, cpus: f64) -> Option<f64> {
+    let num = |k: &str| match obs.get(k) {
+        Some(Observed::Value(expect::Value::Number(n))) => Some(*n),
+        _ => None,
+    };
+    let others = num("host_busy_cpus")? - num("neighbour.cpu_share").unwrap_or(0.0);
+    Some((cpus - others.max(0.0)).max(0.0))
+}
+
 /// Kinds of workload that measure CPU and therefore need the machine to
 /// themselves (used for a warning when a catalog forgets `exclusive`).
 pub fn measures_cpu(kind: WorkloadKind) -> bool {
@@ -790,6 +858,18 @@ mod tests {
         assert!(m2 >= m1);
         // No step between two readings a few microseconds apart.
         assert!(((r2 - r1) - (m2 - m1)).abs() < 0.05);
+    }
+
+    #[test]
+    fn spare_cpus_leave_out_the_scenarios_own_containers() {
+        let mut obs = Observations::new();
+        assert_eq!(spare_cpus(&obs, 2.0), None);
+        obs.insert("host_busy_cpus".into(), 1.2.into());
+        assert!((spare_cpus(&obs, 2.0).unwrap() - 0.8).abs() < 1e-9);
+        obs.insert("neighbour.cpu_share".into(), 0.95.into());
+        assert!((spare_cpus(&obs, 2.0).unwrap() - 1.75).abs() < 1e-9);
+        obs.insert("host_busy_cpus".into(), 5.0.into());
+        assert_eq!(spare_cpus(&obs, 2.0), Some(0.0));
     }
 
     proptest! {

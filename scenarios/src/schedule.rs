@@ -48,9 +48,7 @@ pub fn can_start(job: &Job, running: &Running) -> bool {
     if job.exclusive {
         return running.count == 0;
     }
-    job.lock
-        .as_ref()
-        .map_or(true, |l| !running.locks.contains(l))
+    job.lock.as_ref().is_none_or(|l| !running.locks.contains(l))
 }
 
 /// The position in `pending` of the next job to start, if any may start
