@@ -39,6 +39,9 @@ fn main() -> ExitCode {
     if let Some(code) = runtime::init::dispatch() {
         return code;
     }
+    if let Some(code) = runtime::oci::dispatch() {
+        return code;
+    }
     let cli = Cli::parse();
     init_tracing(cli.verbose);
     let result = match cli.command {

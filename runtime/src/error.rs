@@ -71,6 +71,45 @@ pub enum Error {
 
     #[error("the container process {pid} could not be waited for: {cause}")]
     Wait { pid: i32, cause: nix::Error },
+
+    #[error("unknown runtime {name:?}: expected builtin, runc or crun")]
+    UnknownBackend { name: String },
+
+    #[error(
+        "the OCI runtime {runtime} was not found ({looked}): install it \
+         (apt-get install runc crun) or give its path with --runtime-path"
+    )]
+    OciRuntimeMissing { runtime: String, looked: String },
+
+    #[error("{runtime} cannot run this container: {what}")]
+    OciUnsupported { runtime: String, what: String },
+
+    #[error("writing the OCI bundle at {path}: {cause}")]
+    OciBundle {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+
+    #[error("`{runtime} {step}` failed for container {id}: {message}")]
+    OciCommand {
+        runtime: String,
+        step: &'static str,
+        id: String,
+        message: String,
+    },
+
+    #[error("the pid file {path} written by {runtime} is unusable: {why}")]
+    OciPidFile {
+        runtime: String,
+        path: PathBuf,
+        why: String,
+    },
+
+    #[error(
+        "{runtime}'s container process {pid} is not a child of boxwatch \
+         (PR_SET_CHILD_SUBREAPER did not take): it cannot be waited for"
+    )]
+    OciNotReparented { runtime: String, pid: i32 },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -8,11 +8,13 @@
 //! is in `sys.rs`. Must not depend on: `probes`, `scenarios`, `reports`,
 //! `exporter` (the judge must stay independent of what it judges).
 
+pub mod backend;
 pub mod cgroup;
 pub mod cleanup;
 pub mod container;
 pub mod error;
 pub mod init;
+pub mod oci;
 pub mod rootfs;
 pub mod spec;
 mod sys;

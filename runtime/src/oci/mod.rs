@@ -1,0 +1,878 @@
+//! The OCI backend: boxwatch's specs run by runc or crun.
+//!
+//! For each container: an OCI bundle (`config.json` from [`bundle`], a
+//! rootfs skeleton) under `<state-dir>/<run-id>/<name>.oci`, then
+//! `<rt> create --bundle B --pid-file P ID` with the container's stdio and
+//! `<rt> start ID`. boxwatch is the child subreaper of what it starts, so
+//! when the runtime's own process exits, the container's first process is
+//! re-parented to boxwatch: it is waited for like a builtin container, and
+//! its cgroup (`cgroupsPath` = `<parent>/<run-id>/<name>`, boxwatch's own
+//! subtree) stays readable until `<rt> delete`. After the entry exits,
+//! whatever is left in the cgroup is killed, the OOM kill count is read,
+//! and `<rt> delete -f` removes the runtime's state and cgroups; the bundle
+//! is removed last. Dropping a container, or the backend, does the same.
+//!
+//! The runtimes keep their state under `<state-dir>/oci/<runtime>` (their
+//! `--root`), apart from any other use of them on the host. A run killed
+//! with SIGKILL is cleaned up by the next one: its containers are deleted
+//! with the runtime, its cgroups and bundles removed.
+//!
+//! crun refuses cgroup v1/v2 hybrid hosts. There it runs behind a shim
+//! ([`shim`]) in a private mount namespace where the cgroup2 mount is
+//! unmounted, and [`OciBackend::notes`] says so.
+
+pub mod bundle;
+pub mod shim;
+
+use crate::backend::{Backend, BackendKind, Kill, Running};
+use crate::cgroup::{self, Cgroup, CgroupDriver, CgroupMode};
+use crate::container::{Exit, Outcome, Runtime, RuntimeConfig, Stdio};
+use crate::error::{Error, Result};
+use crate::spec::{ContainerSpec, Namespace, RootfsSpec};
+use bundle::{BundleOptions, HostEntry};
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use shim::dispatch;
+
+/// Which OCI runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OciKind {
+    Runc,
+    Crun,
+}
+
+impl OciKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            OciKind::Runc => "runc",
+            OciKind::Crun => "crun",
+        }
+    }
+
+    fn backend_kind(self) -> BackendKind {
+        match self {
+            OciKind::Runc => BackendKind::Runc,
+            OciKind::Crun => BackendKind::Crun,
+        }
+    }
+}
+
+/// How to invoke the runtime's CLI (directly, or behind the shim).
+#[derive(Debug, Clone)]
+struct Cli {
+    kind: OciKind,
+    binary: PathBuf,
+    /// `--root`: the runtime's state directory for boxwatch's containers.
+    root: PathBuf,
+    /// (boxwatch binary, cgroup2 mount to hide) when the shim is needed.
+    shim: Option<(PathBuf, PathBuf)>,
+}
+
+impl Cli {
+    /// `<rt> --root R [--log L --log-format json]`, through the shim if needed.
+    fn command(&self, log: Option<&Path>) -> Command {
+        let mut c = match &self.shim {
+            Some((exe, hide)) => {
+                let mut c = Command::new(exe);
+                c.arg(shim::OCI_SHIM_ARG).arg(hide).arg(&self.binary);
+                c
+            }
+            None => Command::new(&self.binary),
+        };
+        c.arg("--root").arg(&self.root);
+        if let Some(log) = log {
+            c.arg("--log").arg(log).arg("--log-format").arg("json");
+        }
+        c
+    }
+
+    /// Runs `<rt> <args>` with output captured; fails with what it said.
+    fn run(&self, step: &'static str, id: &str, args: &[&str]) -> Result<()> {
+        let out = self
+            .command(None)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| {
+                self.error(
+                    step,
+                    id,
+                    format!("could not run {}: {e}", self.binary.display()),
+                )
+            })?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let said = String::from_utf8_lossy(&out.stderr);
+        let said = said.trim();
+        Err(self.error(
+            step,
+            id,
+            format!(
+                "{}{}",
+                out.status,
+                if said.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {said}")
+                }
+            ),
+        ))
+    }
+
+    fn error(&self, step: &'static str, id: &str, message: String) -> Error {
+        Error::OciCommand {
+            runtime: self.kind.name().into(),
+            step,
+            id: id.into(),
+            message,
+        }
+    }
+
+    /// `<rt> delete -f ID`.
+    fn delete(&self, id: &str) -> Result<()> {
+        self.run("delete -f", id, &["delete", "-f", id])
+    }
+}
+
+/// runc or crun as a [`Backend`].
+#[derive(Debug)]
+pub struct OciBackend {
+    cli: Cli,
+    version: String,
+    notes: Vec<String>,
+    /// Namespaces `<rt> features` lists (None: the runtime cannot say).
+    namespaces: Option<Vec<String>>,
+    exe: PathBuf,
+    state_dir: PathBuf,
+    cgroup_parent: PathBuf,
+    kill_timeout: Duration,
+    driver: Box<dyn CgroupDriver>,
+    host_entries: Vec<(String, HostEntry)>,
+    /// The builtin runtime's run bookkeeping: the run id, stale-run
+    /// cleanup, and removal of the run's cgroup and state directory.
+    run: Runtime,
+}
+
+impl OciBackend {
+    /// Finds the runtime (`runtime_path`, else `runc`/`crun` in PATH),
+    /// asks its version and features, becomes child subreaper, and removes
+    /// what killed earlier runs left.
+    pub fn new(
+        kind: OciKind,
+        runtime_path: Option<PathBuf>,
+        config: RuntimeConfig,
+    ) -> Result<OciBackend> {
+        let unsupported = |what: String| Error::OciUnsupported {
+            runtime: kind.name().into(),
+            what,
+        };
+        if !nix::unistd::geteuid().is_root() {
+            return Err(unsupported(
+                "boxwatch drives OCI runtimes as root only (rootless runc/crun is not supported): run boxwatch as root".into(),
+            ));
+        }
+        let binary = match runtime_path {
+            Some(p) if p.is_file() => p,
+            Some(p) => {
+                return Err(Error::OciRuntimeMissing {
+                    runtime: kind.name().into(),
+                    looked: format!("--runtime-path {} is not a file", p.display()),
+                })
+            }
+            None => find_in_path(kind.name()).ok_or_else(|| Error::OciRuntimeMissing {
+                runtime: kind.name().into(),
+                looked: format!("not in PATH={}", std::env::var("PATH").unwrap_or_default()),
+            })?,
+        };
+        let version = version_of(&binary).ok_or_else(|| Error::OciRuntimeMissing {
+            runtime: kind.name().into(),
+            looked: format!("`{} --version` did not answer", binary.display()),
+        })?;
+        let driver = cgroup::detect()?;
+        let mut notes = Vec::new();
+        let mut shim = None;
+        if kind == OciKind::Crun && driver.mode() == CgroupMode::Hybrid {
+            let mounts = cgroup::Mounts::from_proc()?;
+            if let Some(unified) = mounts.unified {
+                notes.push(format!(
+                    "crun: cgroup2 mount hidden on a hybrid host (crun refuses hybrid mode; it ran in a private mount namespace without {})",
+                    unified.display()
+                ));
+                shim = Some((config.exe.clone(), unified));
+            }
+        }
+        nix::sys::prctl::set_child_subreaper(true).map_err(|e| Error::Io {
+            step: "becoming child subreaper (prctl PR_SET_CHILD_SUBREAPER)",
+            cause: e.into(),
+        })?;
+        let cli = Cli {
+            kind,
+            root: config.state_dir.join("oci").join(kind.name()),
+            binary,
+            shim,
+        };
+        remove_stale_containers(&cli);
+        let run = Runtime::with_driver(config.clone(), cgroup::detect()?)?;
+        remove_stale_cgroups(&config.cgroup_parent);
+        Ok(OciBackend {
+            namespaces: features_namespaces(&cli.binary),
+            cli,
+            version,
+            notes,
+            exe: config.exe.clone(),
+            state_dir: config.state_dir.clone(),
+            cgroup_parent: config.cgroup_parent.clone(),
+            kill_timeout: config.kill_timeout,
+            driver,
+            host_entries: bundle::host_entries(),
+            run,
+        })
+    }
+
+    pub fn kind(&self) -> OciKind {
+        self.cli.kind
+    }
+
+    /// The runtime's binary.
+    pub fn binary(&self) -> &Path {
+        &self.cli.binary
+    }
+
+    pub fn run_id(&self) -> &str {
+        self.run.run_id()
+    }
+
+    /// The OCI container id of container `name` of this run.
+    pub fn container_id(&self, name: &str) -> String {
+        format!("bw-{}-{name}", self.run.run_id())
+    }
+
+    /// Where the bundle of container `name` is written.
+    pub fn bundle_dir(&self, name: &str) -> PathBuf {
+        self.state_dir
+            .join(self.run.run_id())
+            .join(format!("{name}.oci"))
+    }
+
+    /// Writes the bundle of `spec` (as [`Backend::spawn`] would) without
+    /// starting anything; returns its directory. For benchmarks and
+    /// debugging: the caller removes it.
+    pub fn write_bundle(&self, spec: &ContainerSpec) -> Result<PathBuf> {
+        let dir = self.bundle_dir(&spec.name);
+        bundle::write(&dir, spec, &self.bundle_options(spec, &dir))?;
+        Ok(dir)
+    }
+
+    fn bundle_options(&self, spec: &ContainerSpec, dir: &Path) -> BundleOptions {
+        BundleOptions {
+            exe: self.exe.clone(),
+            cgroups_path: self.run.run_cgroup().join(&spec.name),
+            term: std::env::var("TERM").ok(),
+            hostname_file: Path::new("/etc/hostname")
+                .is_file()
+                .then(|| dir.join("hostname")),
+            host_entries: self.host_entries.clone(),
+        }
+    }
+
+    fn unsupported(&self, what: impl Into<String>) -> Error {
+        Error::OciUnsupported {
+            runtime: self.cli.kind.name().into(),
+            what: what.into(),
+        }
+    }
+
+    /// What this backend refuses before writing anything.
+    fn check(&self, spec: &ContainerSpec) -> Result<()> {
+        spec.validate()?;
+        if !spec.namespaces.contains(Namespace::Mount) {
+            return Err(self.unsupported(
+                "an OCI container always has its own mount namespace and root: keep the mount namespace",
+            ));
+        }
+        match &spec.rootfs {
+            RootfsSpec::Host => {
+                return Err(self.unsupported(
+                    "the host rootfs is only for the builtin runtime: use the minimal rootfs or a directory",
+                ))
+            }
+            RootfsSpec::Dir(d) if !d.is_dir() => {
+                return Err(Error::BadRootfs {
+                    path: d.clone(),
+                    why: "it is not a directory".into(),
+                })
+            }
+            _ => {}
+        }
+        if spec
+            .keep_caps
+            .iter()
+            .any(|c| c.0 == caps::Capability::CAP_SYS_TIME)
+            && !crate::container::booted_by_boxwatch()
+        {
+            return Err(Error::InvalidSpec(
+                "keeping CAP_SYS_TIME lets the container set the host's clock (time is not namespaced): \
+                 boxwatch allows it only inside a VM it booted (cargo xtask vm)"
+                    .into(),
+            ));
+        }
+        if let Some(known) = &self.namespaces {
+            for ns in spec.namespaces.iter() {
+                let oci_name = match ns {
+                    Namespace::Mount => "mount",
+                    Namespace::Net => "network",
+                    other => other.proc_name(),
+                };
+                if !known.iter().any(|k| k == oci_name) {
+                    return Err(self.unsupported(format!(
+                        "the {ns} namespace (`{} features` does not list it)",
+                        self.cli.binary.display()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for OciBackend {
+    /// Removes the run's cgroup directories in every hierarchy the runtime
+    /// used (runc and crun also join name=systemd and, on hybrid hosts,
+    /// the cgroup2 mount) and the runtime's empty state root; the builtin
+    /// bookkeeping then removes the rest.
+    fn drop(&mut self) {
+        let run_cg = self.run.run_cgroup();
+        for m in cgroup_mounts() {
+            let _ = std::fs::remove_dir(join(&m, &run_cg));
+            if self.cgroup_parent == Path::new(cgroup::DEFAULT_PARENT) {
+                let _ = std::fs::remove_dir(join(&m, &self.cgroup_parent));
+            }
+        }
+        let _ = std::fs::remove_dir(&self.cli.root);
+        let _ = std::fs::remove_dir(self.state_dir.join("oci"));
+    }
+}
+
+impl Backend for OciBackend {
+    fn kind(&self) -> BackendKind {
+        self.cli.kind.backend_kind()
+    }
+
+    fn version(&self) -> String {
+        self.version.clone()
+    }
+
+    fn notes(&self) -> Vec<String> {
+        self.notes.clone()
+    }
+
+    fn run_cgroup(&self) -> PathBuf {
+        self.run.run_cgroup()
+    }
+
+    fn spawn(&self, spec: &ContainerSpec, stdio: Stdio) -> Result<Box<dyn Running>> {
+        self.check(spec)?;
+        let id = self.container_id(&spec.name);
+        let dir = self.bundle_dir(&spec.name);
+        if dir.exists() || self.cli.root.join(&id).exists() {
+            return Err(Error::InvalidSpec(format!(
+                "a container named {:?} is already running in this run",
+                spec.name
+            )));
+        }
+        let cgroup_path = self.run.run_cgroup().join(&spec.name);
+        let mut c = OciContainer {
+            cli: self.cli.clone(),
+            id,
+            bundle: dir.clone(),
+            pid: None,
+            cgroup: Arc::from(self.driver.open(&cgroup_path)),
+            cgroup_path,
+            started: Instant::now(),
+            kill_timeout: self.kill_timeout,
+            done: false,
+        };
+        bundle::write(&dir, spec, &self.bundle_options(spec, &dir))?;
+
+        let log = dir.join("runtime.log");
+        let pid_file = dir.join("pid");
+        let mut create = self.cli.command(Some(&log));
+        create
+            .arg("create")
+            .arg("--bundle")
+            .arg(&dir)
+            .arg("--pid-file")
+            .arg(&pid_file)
+            .arg(&c.id);
+        if let Some(fd) = stdio.stdin {
+            create.stdin(fd);
+        }
+        if let Some(fd) = stdio.stdout {
+            create.stdout(fd);
+        }
+        if let Some(fd) = stdio.stderr {
+            create.stderr(fd);
+        }
+        let status = create.status().map_err(|e| {
+            self.cli.error(
+                "create",
+                &c.id,
+                format!("could not run {}: {e}", self.cli.binary.display()),
+            )
+        })?;
+        drop(create); // closes our copies of the container's stdio
+        if !status.success() {
+            let said = log_errors(&log);
+            let message = format!(
+                "{status}{}",
+                if said.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {said}")
+                }
+            );
+            if spec.namespaces.contains(Namespace::Time) && self.namespaces.is_none() {
+                return Err(self.unsupported(format!(
+                    "the time namespace could not be created ({message})"
+                )));
+            }
+            return Err(self.cli.error("create", &c.id, message));
+        }
+        let pid = read_pid_file(&pid_file).map_err(|why| Error::OciPidFile {
+            runtime: self.cli.kind.name().into(),
+            path: pid_file.clone(),
+            why,
+        })?;
+        c.pid = Some(Pid::from_raw(pid));
+        if parent_of(pid) != Some(std::process::id() as i32) {
+            return Err(Error::OciNotReparented {
+                runtime: self.cli.kind.name().into(),
+                pid,
+            });
+        }
+        // The runtime made the cgroup: open it again to find its directories.
+        c.cgroup = Arc::from(self.driver.open(&c.cgroup_path));
+        self.cli.run("start", &c.id, &["start", &c.id])?;
+        c.started = Instant::now();
+        Ok(Box::new(c))
+    }
+}
+
+/// A container started by runc or crun.
+#[derive(Debug)]
+pub struct OciContainer {
+    cli: Cli,
+    id: String,
+    bundle: PathBuf,
+    pid: Option<Pid>,
+    cgroup: Arc<dyn Cgroup>,
+    cgroup_path: PathBuf,
+    started: Instant,
+    kill_timeout: Duration,
+    done: bool,
+}
+
+impl OciContainer {
+    /// The OCI container id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn finish(&mut self, exit: Exit) -> Result<Outcome> {
+        let wall_time = self.started.elapsed();
+        self.done = true;
+        let killed = self.cgroup.kill_all(self.kill_timeout);
+        let oom_kills = self.cgroup.oom_kills();
+        let deleted = self.remove();
+        killed?;
+        deleted?;
+        Ok(Outcome {
+            exit,
+            oom_killed: oom_kills > 0,
+            oom_kills,
+            wall_time,
+        })
+    }
+
+    /// `<rt> delete -f`, then whatever it left: cgroup directories, bundle.
+    fn remove(&self) -> Result<()> {
+        let deleted = self.cli.delete(&self.id);
+        if self.cli.root.join(&self.id).exists() {
+            // A container that never got as far as `created` (a failed
+            // create) may be unknown to delete; its state goes with it.
+            let _ = std::fs::remove_dir_all(self.cli.root.join(&self.id));
+        }
+        let _ = self.cgroup.remove();
+        for m in cgroup_mounts() {
+            let _ = std::fs::remove_dir(join(&m, &self.cgroup_path));
+        }
+        let _ = std::fs::remove_dir_all(&self.bundle);
+        let left: Vec<PathBuf> = cgroup_mounts()
+            .iter()
+            .map(|m| join(m, &self.cgroup_path))
+            .filter(|d| d.is_dir())
+            .collect();
+        match deleted {
+            Err(e) if !left.is_empty() => Err(e),
+            _ if !left.is_empty() => Err(self.cli.error(
+                "delete -f",
+                &self.id,
+                format!("cgroup directories were left behind: {left:?}"),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Running for OciContainer {
+    fn host_pid(&self) -> i32 {
+        self.pid.expect("a started container has a pid").as_raw()
+    }
+
+    fn cgroup_path(&self) -> &Path {
+        &self.cgroup_path
+    }
+
+    fn killer(&self) -> Arc<dyn Kill> {
+        Arc::new(OciKiller {
+            pid: self.pid.expect("a started container has a pid"),
+            cgroup: self.cgroup.clone(),
+            timeout: self.kill_timeout,
+        })
+    }
+
+    fn try_wait(&mut self) -> Result<Option<Outcome>> {
+        let pid = self.pid.expect("a started container has a pid");
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(status) => match exit_of(status) {
+                Some(exit) => self.finish(exit).map(Some),
+                None => Ok(None),
+            },
+            Err(nix::errno::Errno::EINTR) => Ok(None),
+            Err(cause) => Err(Error::Wait {
+                pid: pid.as_raw(),
+                cause,
+            }),
+        }
+    }
+
+    fn wait(mut self: Box<Self>) -> Result<Outcome> {
+        let pid = self.pid.expect("a started container has a pid");
+        let exit = loop {
+            match waitpid(pid, None) {
+                Ok(status) => {
+                    if let Some(exit) = exit_of(status) {
+                        break exit;
+                    }
+                }
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(cause) => {
+                    return Err(Error::Wait {
+                        pid: pid.as_raw(),
+                        cause,
+                    })
+                }
+            }
+        };
+        self.finish(exit)
+    }
+}
+
+impl Drop for OciContainer {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let _ = self.cgroup.kill_all(self.kill_timeout);
+        if let Some(pid) = self.pid {
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+        }
+        if let Err(e) = self.remove() {
+            tracing::warn!("removing container {}: {e}", self.id);
+        }
+    }
+}
+
+/// Kills an OCI container through its cgroup.
+#[derive(Debug)]
+struct OciKiller {
+    pid: Pid,
+    cgroup: Arc<dyn Cgroup>,
+    timeout: Duration,
+}
+
+impl Kill for OciKiller {
+    fn signal(&self, sig: Signal) {
+        let _ = nix::sys::signal::kill(self.pid, sig);
+    }
+
+    fn kill(&self) -> Result<()> {
+        if self.cgroup.dirs().is_empty() {
+            let _ = nix::sys::signal::kill(self.pid, Signal::SIGKILL);
+            return Ok(());
+        }
+        self.cgroup.kill_all(self.timeout)
+    }
+}
+
+fn exit_of(status: WaitStatus) -> Option<Exit> {
+    match status {
+        WaitStatus::Exited(_, code) => Some(Exit::Code(code)),
+        WaitStatus::Signaled(_, sig, _) => Some(Exit::Signal(sig as i32)),
+        _ => None,
+    }
+}
+
+/// `name` in PATH.
+fn find_in_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/bin", "/sbin", "/bin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// The first line of `<binary> --version` (`runc version 1.1.5+ds1`).
+fn version_of(binary: &Path) -> Option<String> {
+    let out = Command::new(binary)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    first_line(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The first non-empty line of `text`, trimmed.
+pub fn first_line(text: &str) -> Option<String> {
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(String::from)
+}
+
+/// The namespaces `<binary> features` lists, if the runtime has that
+/// command (runc 1.1+).
+fn features_namespaces(binary: &Path) -> Option<Vec<String>> {
+    let out = Command::new(binary)
+        .arg("features")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    parse_features_namespaces(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// `linux.namespaces` of a `features` document.
+pub fn parse_features_namespaces(json: &str) -> Option<Vec<String>> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    v["linux"]["namespaces"].as_array().map(|a| {
+        a.iter()
+            .filter_map(|n| n.as_str().map(String::from))
+            .collect()
+    })
+}
+
+/// The error messages of a runtime's JSON log (`{"level":"error","msg":..}`
+/// lines); other lines as they are. The last few only.
+pub fn parse_log_errors(text: &str) -> String {
+    let msgs: Vec<String> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter_map(|l| match serde_json::from_str::<serde_json::Value>(l) {
+            Ok(v) => {
+                let level = v["level"].as_str().unwrap_or("");
+                matches!(level, "error" | "fatal" | "warning")
+                    .then(|| v["msg"].as_str().unwrap_or(l).to_string())
+            }
+            Err(_) => Some(l.trim().to_string()),
+        })
+        .collect();
+    msgs[msgs.len().saturating_sub(3)..].join("; ")
+}
+
+fn log_errors(log: &Path) -> String {
+    std::fs::read_to_string(log)
+        .map(|t| parse_log_errors(&t))
+        .unwrap_or_default()
+}
+
+/// The PID in a runtime's pid file.
+pub fn parse_pid_file(text: &str) -> std::result::Result<i32, String> {
+    match text.trim().parse::<i32>() {
+        Ok(p) if p > 0 => Ok(p),
+        _ => Err(format!("{:?} is not a PID", text.trim())),
+    }
+}
+
+fn read_pid_file(path: &Path) -> std::result::Result<i32, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    parse_pid_file(&text)
+}
+
+/// The parent PID of `pid`, from /proc/<pid>/status.
+fn parent_of(pid: i32) -> Option<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:")?.trim().parse().ok())
+}
+
+/// The mount points of every cgroup hierarchy's root, v1 (named ones such
+/// as name=systemd included) and cgroup2.
+fn cgroup_mounts() -> Vec<PathBuf> {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    info.lines()
+        .filter_map(cgroup::mounts::parse_mountinfo_line)
+        .filter(|l| l.root == "/" && (l.fs_type == "cgroup" || l.fs_type == "cgroup2"))
+        .map(|l| PathBuf::from(l.mount_point))
+        .collect()
+}
+
+/// `rel` (a cgroup path such as `/boxwatch/<run>`) under hierarchy `root`.
+fn join(root: &Path, rel: &Path) -> PathBuf {
+    root.join(rel.strip_prefix("/").unwrap_or(rel))
+}
+
+/// The run id and container name of an OCI container id `bw-<run>-<name>`.
+pub fn parse_container_id(id: &str) -> Option<(String, String)> {
+    let rest = id.strip_prefix("bw-")?;
+    let mut parts = rest.splitn(4, '-');
+    let (pid, start, seq, name) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let run = format!("{pid}-{start}-{seq}");
+    crate::cleanup::parse_run_id(&run)?;
+    (!name.is_empty()).then(|| (run, name.to_string()))
+}
+
+/// `<rt> delete -f` for every container of a dead run in the runtime's
+/// state root.
+fn remove_stale_containers(cli: &Cli) {
+    let Ok(rd) = std::fs::read_dir(&cli.root) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let id = e.file_name().to_string_lossy().into_owned();
+        let Some((run, _)) = parse_container_id(&id) else {
+            continue;
+        };
+        let (pid, start) =
+            crate::cleanup::parse_run_id(&run).expect("checked by parse_container_id");
+        if crate::cleanup::run_alive(pid, start) {
+            continue;
+        }
+        match cli.delete(&id) {
+            Ok(()) => tracing::info!("deleted stale {} container {id}", cli.kind.name()),
+            Err(err) => {
+                tracing::warn!("stale container {id}: {err}");
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
+/// Removes the empty cgroup directories of dead runs under `parent` in the
+/// hierarchies the builtin driver does not manage (name=systemd, the
+/// cgroup2 mount of a hybrid host). Directories that still hold processes
+/// cannot be removed and are left alone.
+fn remove_stale_cgroups(parent: &Path) {
+    for m in cgroup_mounts() {
+        let base = join(&m, parent);
+        let Ok(rd) = std::fs::read_dir(&base) else {
+            continue;
+        };
+        for run in rd.flatten().filter(|e| e.path().is_dir()) {
+            let name = run.file_name().to_string_lossy().into_owned();
+            let Some((pid, start)) = crate::cleanup::parse_run_id(&name) else {
+                continue;
+            };
+            if crate::cleanup::run_alive(pid, start) {
+                continue;
+            }
+            if let Ok(children) = std::fs::read_dir(run.path()) {
+                for c in children.flatten().filter(|c| c.path().is_dir()) {
+                    let _ = std::fs::remove_dir(c.path());
+                }
+            }
+            let _ = std::fs::remove_dir(run.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_ids_carry_the_run_and_the_name() {
+        assert_eq!(
+            parse_container_id("bw-12-345-0-cpu-quota-20"),
+            Some(("12-345-0".into(), "cpu-quota-20".into()))
+        );
+        for bad in [
+            "bw-12-345-0-",
+            "12-345-0-x",
+            "bw-a-b-c-d",
+            "bw-1-2",
+            "other",
+        ] {
+            assert_eq!(parse_container_id(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn runtime_log_errors_are_extracted() {
+        let log = r#"{"level":"info","msg":"starting"}
+{"level":"error","msg":"runc run failed: namespace {\"time\" \"\"} does not exist"}
+not json at all
+"#;
+        let e = parse_log_errors(log);
+        assert!(
+            e.contains("does not exist") && e.contains("not json at all"),
+            "{e}"
+        );
+        assert!(!e.contains("starting"));
+        assert_eq!(parse_log_errors(""), "");
+    }
+
+    #[test]
+    fn pid_files_must_hold_a_positive_pid() {
+        assert_eq!(parse_pid_file("1234"), Ok(1234));
+        assert_eq!(parse_pid_file(" 77\n"), Ok(77));
+        for bad in ["", "0", "-5", "abc"] {
+            assert!(parse_pid_file(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn features_namespaces_are_read() {
+        let j = r#"{"ociVersionMin":"1.0.0","linux":{"namespaces":["cgroup","ipc","mount","network","pid","user","uts"]}}"#;
+        let ns = parse_features_namespaces(j).unwrap();
+        assert!(ns.contains(&"network".to_string()) && !ns.contains(&"time".to_string()));
+        assert_eq!(parse_features_namespaces("{}"), None);
+        assert_eq!(parse_features_namespaces("nope"), None);
+    }
+
+    #[test]
+    fn versions_are_the_first_line() {
+        assert_eq!(
+            first_line("\nrunc version 1.1.5+ds1\ncommit: x\n").as_deref(),
+            Some("runc version 1.1.5+ds1")
+        );
+        assert_eq!(first_line("  \n"), None);
+    }
+}

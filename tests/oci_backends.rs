@@ -1,0 +1,327 @@
+//! runc and crun behind `runtime::backend`: the same spec runs, is limited,
+//! killed and cleaned up as with the builtin runtime, and nothing is left
+//! behind (cgroups in every hierarchy, the runtime's state, the bundle).
+//! Needs root, runc and crun; under CI=true a missing one fails the test.
+
+mod common;
+use common::*;
+use runtime::backend::{self, Backend, BackendKind};
+use runtime::{ContainerSpec, Exit, RuntimeConfig, Stdio};
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+/// True when `kind` can be tested here; panics under CI=true when not.
+fn prerequisites(test: &str, kind: BackendKind) -> bool {
+    if !root_or_skip(test) {
+        return false;
+    }
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(kind.as_str()).is_file()))
+        .unwrap_or(false)
+        || Path::new("/usr/sbin").join(kind.as_str()).is_file();
+    if found {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{test} needs {kind} (apt-get install runc crun) and CI=true forbids skipping it"
+    );
+    eprintln!("skipping {test}: {kind} is not installed (apt-get install runc crun)");
+    false
+}
+
+fn open(kind: BackendKind) -> Box<dyn Backend> {
+    backend::open(kind, RuntimeConfig::new(BIN.into()), None).unwrap()
+}
+
+fn pipe() -> (std::fs::File, OwnedFd) {
+    let (r, w) = nix::unistd::pipe().unwrap();
+    (std::fs::File::from(r), w)
+}
+
+fn sh(name: &str, script: &str) -> ContainerSpec {
+    ContainerSpec::new(name, vec!["/bin/sh".into(), "-c".into(), script.into()])
+}
+
+/// Runs `spec` to its end with stdout captured: (exit, stdout).
+fn run(b: &dyn Backend, spec: &ContainerSpec) -> (runtime::Outcome, String) {
+    let (mut out, w) = pipe();
+    let c = b
+        .spawn(
+            spec,
+            Stdio {
+                stdout: Some(w),
+                ..Stdio::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("{} spawn: {e}", b.name()));
+    let outcome = c.wait().unwrap();
+    let mut text = String::new();
+    out.read_to_string(&mut text).unwrap();
+    (outcome, text)
+}
+
+/// Everything a backend's run may have created: its cgroup directory in
+/// every hierarchy, and its entries in the runtime's state and bundles.
+fn leftovers(run_cgroup: &Path, run_id: &str) -> Vec<PathBuf> {
+    let rel = run_cgroup.strip_prefix("/").unwrap();
+    let mut left: Vec<PathBuf> = cgroup_mounts()
+        .into_iter()
+        .map(|m| m.join(rel))
+        .filter(|d| d.exists())
+        .collect();
+    left.extend(
+        ["runc", "crun"]
+            .iter()
+            .filter_map(|r| std::fs::read_dir(Path::new("/run/boxwatch/oci").join(r)).ok())
+            .flat_map(|rd| rd.flatten())
+            .filter(|e| e.file_name().to_string_lossy().contains(run_id))
+            .map(|e| e.path()),
+    );
+    let state = Path::new("/run/boxwatch").join(run_id);
+    if state.exists() {
+        left.push(state);
+    }
+    left
+}
+
+fn run_id_of(run_cgroup: &Path) -> String {
+    run_cgroup
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn limits_and_namespaces(kind: BackendKind) {
+    let b = open(kind);
+    assert!(
+        b.version().contains(kind.as_str()),
+        "version {:?}",
+        b.version()
+    );
+    let run_cg = b.run_cgroup();
+    let mut spec = sh(
+        "limits",
+        "echo pid=$$; hostname; cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null; \
+         grep -c . /proc/self/mountinfo >/dev/null && echo mounts-ok; \
+         [ -x /.boxwatch/boxwatch ] && echo exe-ok; exit 3",
+    );
+    spec.hostname = Some("box1".into());
+    spec.limits.cpu = Some("0.2".parse().unwrap());
+    spec.limits.memory = Some("64M".parse().unwrap());
+    spec.limits.pids = Some(32);
+
+    let (mut out, w) = pipe();
+    let c = b
+        .spawn(
+            &spec,
+            Stdio {
+                stdout: Some(w),
+                ..Stdio::default()
+            },
+        )
+        .unwrap();
+    let pid = c.host_pid();
+    assert_ne!(pid, 1);
+    assert_eq!(c.cgroup_path(), run_cg.join("limits"));
+    // The judge's way: the cgroup from /proc/<pid>/cgroup, the limits from
+    // cgroupfs. The process may already have exited (not reaped): its
+    // cgroup stays until wait.
+    let rel = c.cgroup_path().strip_prefix("/").unwrap().to_path_buf();
+    let quota = std::fs::read_to_string(
+        Path::new("/sys/fs/cgroup/cpu")
+            .join(&rel)
+            .join("cpu.cfs_quota_us"),
+    );
+    let mem = std::fs::read_to_string(
+        Path::new("/sys/fs/cgroup/memory")
+            .join(&rel)
+            .join("memory.limit_in_bytes"),
+    );
+    let pids =
+        std::fs::read_to_string(Path::new("/sys/fs/cgroup/pids").join(&rel).join("pids.max"));
+    if Path::new("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").exists() {
+        assert_eq!(quota.unwrap().trim(), "20000");
+        assert_eq!(mem.unwrap().trim(), (64u64 << 20).to_string());
+        assert_eq!(pids.unwrap().trim(), "32");
+    }
+    let outcome = c.wait().unwrap();
+    let mut text = String::new();
+    out.read_to_string(&mut text).unwrap();
+    assert_eq!(outcome.exit, Exit::Code(3), "{text}");
+    assert!(text.starts_with("pid=1\nbox1\n"), "{kind}: {text}");
+    assert!(
+        text.contains("mounts-ok") && text.contains("exe-ok"),
+        "{text}"
+    );
+    assert!(!outcome.oom_killed);
+    drop(b);
+    let left = leftovers(&run_cg, &run_id_of(&run_cg));
+    assert!(left.is_empty(), "{kind} left behind: {left:?}");
+}
+
+#[test]
+fn runc_runs_a_limited_container_and_leaves_nothing() {
+    if prerequisites(
+        "runc_runs_a_limited_container_and_leaves_nothing",
+        BackendKind::Runc,
+    ) {
+        limits_and_namespaces(BackendKind::Runc);
+    }
+}
+
+#[test]
+fn crun_runs_a_limited_container_and_leaves_nothing() {
+    if prerequisites(
+        "crun_runs_a_limited_container_and_leaves_nothing",
+        BackendKind::Crun,
+    ) {
+        limits_and_namespaces(BackendKind::Crun);
+    }
+}
+
+#[test]
+fn crun_on_a_hybrid_host_says_the_cgroup2_mount_was_hidden() {
+    if !prerequisites(
+        "crun_on_a_hybrid_host_says_the_cgroup2_mount_was_hidden",
+        BackendKind::Crun,
+    ) {
+        return;
+    }
+    let hybrid = runtime::cgroup::detect().unwrap().mode() == runtime::CgroupMode::Hybrid;
+    let b = open(BackendKind::Crun);
+    let notes = b.notes().join("\n");
+    assert_eq!(notes.contains("cgroup2 mount hidden"), hybrid, "{notes}");
+    // The host still has its cgroup2 mount: only crun's namespace lost it.
+    let (outcome, _) = run(b.as_ref(), &sh("hybrid", "true"));
+    assert_eq!(outcome.exit, Exit::Code(0));
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    if hybrid {
+        assert!(
+            info.contains(" - cgroup2 "),
+            "the host lost its cgroup2 mount"
+        );
+    }
+}
+
+fn oom_and_kill(kind: BackendKind) {
+    let b = open(kind);
+    let run_cg = b.run_cgroup();
+    let mut hog = sh("hog", "exec tail /dev/zero");
+    hog.limits.memory = Some("32M".parse().unwrap());
+    let (outcome, _) = run(b.as_ref(), &hog);
+    assert_eq!(outcome.exit, Exit::Signal(9), "{kind}: {outcome:?}");
+    assert!(
+        outcome.oom_killed && outcome.oom_kills >= 1,
+        "{kind}: {outcome:?}"
+    );
+
+    // Killed from another handle while running, with a process left over.
+    let c = b
+        .spawn(
+            &sh("killed", "sleep 100 & exec sleep 100"),
+            Stdio::default(),
+        )
+        .unwrap();
+    let killer = c.killer();
+    let t = std::time::Instant::now();
+    killer.kill().unwrap();
+    let outcome = c.wait().unwrap();
+    assert_eq!(outcome.exit, Exit::Signal(9));
+    assert!(t.elapsed() < std::time::Duration::from_secs(10));
+
+    // Dropped without wait: killed and removed all the same.
+    let c = b
+        .spawn(&sh("dropped", "sleep 100"), Stdio::default())
+        .unwrap();
+    let pid = c.host_pid();
+    drop(c);
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "{pid} survived"
+    );
+    drop(b);
+    let left = leftovers(&run_cg, &run_id_of(&run_cg));
+    assert!(left.is_empty(), "{kind} left behind: {left:?}");
+}
+
+#[test]
+fn runc_containers_are_oom_killed_killed_and_dropped_cleanly() {
+    if prerequisites(
+        "runc_containers_are_oom_killed_killed_and_dropped_cleanly",
+        BackendKind::Runc,
+    ) {
+        oom_and_kill(BackendKind::Runc);
+    }
+}
+
+#[test]
+fn crun_containers_are_oom_killed_killed_and_dropped_cleanly() {
+    if prerequisites(
+        "crun_containers_are_oom_killed_killed_and_dropped_cleanly",
+        BackendKind::Crun,
+    ) {
+        oom_and_kill(BackendKind::Crun);
+    }
+}
+
+fn failures_leave_nothing(kind: BackendKind) {
+    let b = open(kind);
+    let run_cg = b.run_cgroup();
+    let e = b
+        .spawn(
+            &ContainerSpec::new("missing", vec!["/no/such/binary".into()]),
+            Stdio {
+                stderr: Some(pipe().1),
+                ..Stdio::default()
+            },
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains(kind.as_str()), "{e}");
+    let mut host = sh("hostroot", "true");
+    host.rootfs = runtime::RootfsSpec::Host;
+    let e = b.spawn(&host, Stdio::default()).unwrap_err();
+    assert!(e.to_string().contains("builtin"), "{e}");
+    drop(b);
+    let left = leftovers(&run_cg, &run_id_of(&run_cg));
+    assert!(left.is_empty(), "{kind} left behind: {left:?}");
+}
+
+#[test]
+fn runc_failures_leave_nothing_behind() {
+    if prerequisites("runc_failures_leave_nothing_behind", BackendKind::Runc) {
+        failures_leave_nothing(BackendKind::Runc);
+    }
+}
+
+#[test]
+fn crun_failures_leave_nothing_behind() {
+    if prerequisites("crun_failures_leave_nothing_behind", BackendKind::Crun) {
+        failures_leave_nothing(BackendKind::Crun);
+    }
+}
+
+#[test]
+fn with_init_boxwatch_init_is_pid_1_for_both_runtimes() {
+    for kind in [BackendKind::Runc, BackendKind::Crun] {
+        if !prerequisites("with_init_boxwatch_init_is_pid_1_for_both_runtimes", kind) {
+            continue;
+        }
+        let b = open(kind);
+        let mut spec = sh(
+            "init",
+            "echo $$; tr '\\0' ' ' < /proc/1/cmdline; echo; exit 4",
+        );
+        spec.init = true;
+        let (outcome, text) = run(b.as_ref(), &spec);
+        assert_eq!(outcome.exit, Exit::Code(4), "{kind}: {text}");
+        let (entry_pid, pid1) = text.split_once('\n').unwrap();
+        assert_ne!(entry_pid, "1", "{kind}: the entry must not be PID 1");
+        assert!(
+            pid1.starts_with("/.boxwatch/boxwatch __boxwatch-oci-init -- /bin/sh"),
+            "{kind}: {text}"
+        );
+    }
+}
