@@ -429,6 +429,8 @@ impl Runner {
                 "timed out after {:?}: the containers were killed",
                 s.timeout
             ));
+        } else if stopped {
+            errors.push("interrupted: the containers were killed".into());
         }
         if let Some(spare) = spare_cpus(&obs, self.cpus) {
             obs.insert(expect::SPARE_CPUS.into(), spare.into());

@@ -292,15 +292,33 @@ fn require_guard(kind: WorkloadKind) -> Result<()> {
     }
 }
 
-/// Writes protocol lines to stdout, one flushed line each.
+/// Writes protocol lines, one flushed line each: to stdout in a
+/// container, to a buffer in tests.
 pub struct Emitter {
-    lock: std::sync::Mutex<()>,
+    out: std::sync::Mutex<Box<dyn Write + Send>>,
 }
 
 impl Emitter {
     fn stdout() -> Emitter {
         Emitter {
-            lock: std::sync::Mutex::new(()),
+            out: std::sync::Mutex::new(Box::new(std::io::stdout())),
+        }
+    }
+
+    /// An emitter into `buf` (for tests).
+    pub fn to_buffer(buf: std::sync::Arc<std::sync::Mutex<Vec<u8>>>) -> Emitter {
+        struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl Write for Shared {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().expect("buffer lock").extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        Emitter {
+            out: std::sync::Mutex::new(Box::new(Shared(buf))),
         }
     }
 
@@ -311,10 +329,10 @@ impl Emitter {
         if let Value::Object(m) = fields {
             obj.extend(m);
         }
-        let _g = self.lock.lock();
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{}", Value::Object(obj));
-        let _ = out.flush();
+        if let Ok(mut out) = self.out.lock() {
+            let _ = writeln!(out, "{}", Value::Object(obj));
+            let _ = out.flush();
+        }
     }
 
     /// Emits a line asking the harness to look now, then waits until the
@@ -421,5 +439,69 @@ mod tests {
                 .join(" "),
             "workload probe-inside --mount-marker bw-1"
         );
+    }
+
+    /// Runs a workload function into a buffer; returns its protocol lines.
+    fn lines_of(f: impl FnOnce(&Emitter) -> Result<()>) -> Vec<serde_json::Value> {
+        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        f(&Emitter::to_buffer(buf.clone())).unwrap();
+        let text = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn spin_reports_its_cpu_time() {
+        let lines = lines_of(|o| spin::spin(o, 2, Duration::from_millis(200), false));
+        assert_eq!(lines[0]["event"], "start");
+        let r = lines.last().unwrap();
+        assert_eq!(r["event"], "result");
+        assert_eq!(r["threads"], 2);
+        let wall = r["wall_secs"].as_f64().unwrap();
+        let share = r["cpu_share"].as_f64().unwrap();
+        assert!((0.2..1.0).contains(&wall), "{r}");
+        // Two spinning threads get more than nothing and at most two CPUs.
+        assert!(share > 0.05 && share <= 2.05, "{r}");
+        for key in WorkloadKind::Spin.result_keys() {
+            assert!(r.get(*key).is_some(), "{key} missing from {r}");
+        }
+    }
+
+    #[test]
+    fn burst_counts_its_bursts() {
+        let lines = lines_of(|o| {
+            spin::burst(
+                o,
+                1,
+                Duration::from_millis(300),
+                Duration::from_millis(5),
+                Duration::from_millis(50),
+            )
+        });
+        let r = lines.last().unwrap();
+        let bursts = r["bursts"].as_u64().unwrap();
+        assert!((3..=6).contains(&bursts), "{r}");
+        assert!(r["slow_burst_ratio"].as_f64().unwrap() <= 1.0);
+        for key in WorkloadKind::Burst.result_keys() {
+            assert!(r.get(*key).is_some(), "{key} missing from {r}");
+        }
+    }
+
+    #[test]
+    fn settimeofday_never_calls_with_the_capability_unless_allowed() {
+        let before = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME).unwrap();
+        let lines = lines_of(|o| clock::settimeofday(o, false));
+        let r = lines.last().unwrap();
+        if r["has_cap_sys_time"] == true {
+            // Root with CAP_SYS_TIME (the usual test host): no call at all.
+            assert_eq!(r["called"], false, "{r}");
+        } else {
+            // Without the capability the call is made and refused.
+            assert_eq!(r["called"], true, "{r}");
+            assert_eq!(r["eperm"], true, "{r}");
+        }
+        let after = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME).unwrap();
+        assert!(after >= before, "the realtime clock went backwards");
     }
 }
