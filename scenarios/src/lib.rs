@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod cli;
 pub mod error;
 pub mod expect;
+pub mod hostlock;
 pub mod metrics;
 pub mod observe;
 pub mod report;

@@ -214,6 +214,13 @@ impl Runner {
 
     /// Runs one scenario; never fails: problems end in an `error` scenario.
     pub fn run(&self, s: &Scenario) -> ScenarioRun {
+        // Across processes too: another boxwatch run's measurement and ours
+        // must not overlap (exclusive scenarios wait for everything else).
+        let _host_lock = crate::hostlock::acquire(
+            std::path::Path::new(crate::hostlock::LOCK_PATH),
+            s.exclusive,
+            || self.interrupted(),
+        );
         let started = Instant::now();
         if self.interrupted() {
             return ScenarioRun::for_scenario(s).all_checks(
