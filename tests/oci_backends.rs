@@ -325,3 +325,54 @@ fn with_init_boxwatch_init_is_pid_1_for_both_runtimes() {
         );
     }
 }
+#[test]
+fn a_dead_runs_oci_containers_are_removed_by_the_next_run() {
+    if !prerequisites(
+        "a_dead_runs_oci_containers_are_removed_by_the_next_run",
+        BackendKind::Runc,
+    ) {
+        return;
+    }
+    // A boxwatch run killed with SIGKILL while its runc container runs.
+    let mut child = std::process::Command::new(BIN)
+        .args(["scenarios", "--runtime", "runc", "--only", "orphan-reaping"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let state = Path::new("/run/boxwatch/oci/runc");
+    let prefix = format!("bw-{pid}-");
+    let started = loop {
+        let found = std::fs::read_dir(state)
+            .map(|rd| {
+                rd.flatten()
+                    .any(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            })
+            .unwrap_or(false);
+        if found || std::time::Instant::now() > deadline {
+            break found;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(started, "the killed run never started its runc container");
+    // The next run cleans up.
+    drop(open(BackendKind::Runc));
+    let left: Vec<PathBuf> = std::fs::read_dir(state)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "stale runc state: {left:?}");
+    assert!(
+        cgroups_of_boxwatch_pid(pid).is_empty(),
+        "stale cgroups: {:?}",
+        cgroups_of_boxwatch_pid(pid)
+    );
+}

@@ -57,6 +57,12 @@ pub struct ScenariosArgs {
     /// a throwaway VM.
     #[arg(long)]
     pub allow_clock_write: bool,
+    /// The runtime that starts the containers: builtin, runc or crun.
+    #[arg(long, default_value = "builtin", value_name = "RUNTIME")]
+    pub runtime: runtime::backend::BackendKind,
+    /// The OCI runtime's binary (default: runc or crun from PATH).
+    #[arg(long, value_name = "PATH")]
+    pub runtime_path: Option<PathBuf>,
 }
 
 fn parse_interval(s: &str) -> std::result::Result<Duration, String> {
@@ -331,6 +337,8 @@ pub fn run_scenarios(args: ScenariosArgs) -> Result<ExitCode> {
     cfg.allow_clock_write = args.allow_clock_write;
     cfg.interrupted = Some(interrupted);
     cfg.quiet_wait = args.quiet_wait;
+    cfg.runtime = args.runtime;
+    cfg.runtime_path = args.runtime_path.clone();
     let runner = Runner::new(cfg)?;
 
     let jobs: Vec<Job> = entries
@@ -360,7 +368,7 @@ pub fn run_scenarios(args: ScenariosArgs) -> Result<ExitCode> {
     });
     progress.done();
 
-    let mut report = crate::report::build_report(runner.layout(), &runs);
+    let mut report = crate::report::build_report(runner.layout(), runner.runtime(), &runs);
     if let Some(b) = &baseline {
         report = report.with_baseline(b);
     }

@@ -8,6 +8,7 @@ use probes::host::{CgroupLayout, CgroupVersion};
 use reports::{
     CheckResult, HostInfo, Limits, Report, RuntimeInfo, RuntimeName, Sample, ScenarioResult, Status,
 };
+use runtime::backend::{Backend, BackendKind};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -188,16 +189,29 @@ pub fn features(layout: &CgroupLayout) -> BTreeMap<String, bool> {
     f
 }
 
-/// The report of a run.
-pub fn build_report(layout: &CgroupLayout, runs: &[ScenarioRun]) -> Report {
+/// The report's word on the runtime that started the containers: its
+/// name, and its version with the backend's notes appended in brackets
+/// (for example that crun ran with the cgroup2 mount hidden).
+pub fn runtime_info(backend: &dyn Backend) -> RuntimeInfo {
+    let name = match backend.kind() {
+        BackendKind::Builtin => RuntimeName::Builtin,
+        BackendKind::Runc => RuntimeName::Runc,
+        BackendKind::Crun => RuntimeName::Crun,
+    };
+    let mut version = backend.version();
+    for note in backend.notes() {
+        version.push_str(&format!(" [{note}]"));
+    }
+    RuntimeInfo { name, version }
+}
+
+/// The report of a run whose containers `runtime` started.
+pub fn build_report(layout: &CgroupLayout, runtime: &dyn Backend, runs: &[ScenarioRun]) -> Report {
     Report::assemble(
         chrono::Utc::now(),
         env!("CARGO_PKG_VERSION"),
         host_info(layout),
-        RuntimeInfo {
-            name: RuntimeName::Builtin,
-            version: env!("CARGO_PKG_VERSION").to_string(),
-        },
+        runtime_info(runtime),
         runs.iter().map(ScenarioRun::to_result).collect(),
     )
 }

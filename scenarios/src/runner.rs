@@ -11,10 +11,8 @@ use crate::workload::{Workload, WorkloadKind, GUARD_ENV};
 use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
 use probes::host::{CgroupLayout, CgroupPath, Host};
 use probes::Verdict;
-use runtime::{
-    Container, ContainerSpec, Guard, Killer, Namespace, RootfsSpec, Runtime, RuntimeConfig, Stdio,
-    TimeOffsets,
-};
+use runtime::backend::{Backend, BackendKind, Kill, Running};
+use runtime::{ContainerSpec, Guard, Namespace, RootfsSpec, RuntimeConfig, Stdio, TimeOffsets};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -44,6 +42,10 @@ pub struct RunnerConfig {
     pub interrupted: Option<Arc<AtomicBool>>,
     /// How long a CPU-measuring scenario waits for a quiet host.
     pub quiet_wait: Duration,
+    /// The runtime that starts the containers: builtin, runc or crun.
+    pub runtime: BackendKind,
+    /// The OCI runtime's binary (default: runc/crun from PATH).
+    pub runtime_path: Option<PathBuf>,
 }
 
 impl RunnerConfig {
@@ -55,6 +57,8 @@ impl RunnerConfig {
             allow_clock_write: false,
             interrupted: None,
             quiet_wait: Duration::from_secs(20),
+            runtime: BackendKind::Builtin,
+            runtime_path: None,
         }
     }
 }
@@ -142,7 +146,7 @@ impl ScenarioRun {
 
 /// Runs scenarios on this host. One per `boxwatch scenarios` run.
 pub struct Runner {
-    rt: Runtime,
+    rt: Box<dyn Backend>,
     host: Host,
     layout: CgroupLayout,
     cfg: RunnerConfig,
@@ -174,7 +178,12 @@ impl Runner {
         if let Some(p) = &cfg.cgroup_parent {
             rc.cgroup_parent = p.clone();
         }
-        let rt = Runtime::new(rc)?;
+        let rt = runtime::backend::open(cfg.runtime, rc, cfg.runtime_path.clone())?;
+        Runner::with_backend(cfg, rt)
+    }
+
+    /// A runner whose containers `rt` starts (`cfg.runtime` is not used).
+    pub fn with_backend(cfg: RunnerConfig, rt: Box<dyn Backend>) -> Result<Runner> {
         let host = Host::new();
         let layout = host
             .layout()
@@ -204,8 +213,8 @@ impl Runner {
         })
     }
 
-    pub fn runtime(&self) -> &Runtime {
-        &self.rt
+    pub fn runtime(&self) -> &dyn Backend {
+        self.rt.as_ref()
     }
 
     pub fn layout(&self) -> &CgroupLayout {
@@ -345,9 +354,10 @@ impl Runner {
                     drop(live); // kills and cleans up what did start
                     let why = format!("starting container {name}: {e}");
                     let verdict = match e {
-                        Error::Runtime(runtime::Error::MissingController { .. }) => {
-                            Verdict::Unsupported
-                        }
+                        Error::Runtime(
+                            runtime::Error::MissingController { .. }
+                            | runtime::Error::OciUnsupported { .. },
+                        ) => Verdict::Unsupported,
                         _ => Verdict::Error,
                     };
                     return run.all_checks(s, verdict, &why);
@@ -717,8 +727,8 @@ struct Live<'a> {
     prefix: &'static str,
     name: String,
     member: &'a Member,
-    container: Option<Container>,
-    killer: Killer,
+    container: Option<Box<dyn Running>>,
+    killer: Arc<dyn Kill>,
     pid: i32,
     cgroup: Option<CgroupPath>,
     stdin: Option<File>,
