@@ -3,10 +3,12 @@
 //! `target/boxwatch-report/`, and fails when a required check failed or
 //! errored, or something regressed against `--baseline`.
 
+mod compare;
+
 use crate::workspace_root;
 use anyhow::{Context, Result};
 use clap::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 #[derive(Args)]
@@ -27,6 +29,14 @@ pub struct ScenariosArgs {
     /// Use a debug build instead of a release one.
     #[arg(long)]
     debug: bool,
+    /// The runtime to judge: builtin, runc, crun, or all (one report per
+    /// runtime in <out>/<runtime>/, and comparison.md, comparison.html and
+    /// comparison.json side by side in <out>, differences highlighted).
+    #[arg(long, default_value = "builtin", value_name = "RUNTIME")]
+    runtime: String,
+    /// The OCI runtime's binary (with --runtime runc or crun).
+    #[arg(long, value_name = "PATH")]
+    runtime_path: Option<PathBuf>,
 }
 
 /// The cargo target directory (CARGO_TARGET_DIR, else `<workspace>/target`).
@@ -54,13 +64,90 @@ pub fn main(args: ScenariosArgs) -> Result<()> {
     let bin = target_dir().join(profile).join("boxwatch");
     let out = args
         .out
+        .clone()
         .unwrap_or_else(|| target_dir().join("boxwatch-report"));
-    let mut cmd = std::process::Command::new(&bin);
+    let runtimes: Vec<&str> = match args.runtime.as_str() {
+        "all" => vec!["builtin", "runc", "crun"],
+        r @ ("builtin" | "runc" | "crun") => vec![r],
+        other => anyhow::bail!("unknown --runtime {other:?}: expected builtin, runc, crun or all"),
+    };
+    anyhow::ensure!(
+        args.runtime_path.is_none() || matches!(args.runtime.as_str(), "runc" | "crun"),
+        "--runtime-path needs --runtime runc or crun"
+    );
+    if runtimes.len() == 1 {
+        return run_one(&bin, &args, runtimes[0], &out);
+    }
+    let mut failed = Vec::new();
+    for rt in &runtimes {
+        if let Err(e) = run_one(&bin, &args, rt, &out.join(rt)) {
+            eprintln!("xtask: {rt}: {e:#}");
+            failed.push(*rt);
+        }
+    }
+    let mut reports = Vec::new();
+    for rt in &runtimes {
+        let path = out.join(rt).join("report.json");
+        match reports::load_report(&path) {
+            Ok(r) => reports.push(r),
+            Err(e) => {
+                eprintln!("xtask: {rt} wrote no usable report ({e}): left out of the comparison")
+            }
+        }
+    }
+    let cmp = compare::Comparison::build(&reports);
+    let written = [
+        ("comparison.md", cmp.to_markdown()),
+        ("comparison.html", cmp.to_html()),
+        (
+            "comparison.json",
+            serde_json::to_string_pretty(&cmp).context("serialising the comparison")?,
+        ),
+    ];
+    for (name, text) in written {
+        let p = out.join(name);
+        std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
+    }
+    let diffs: Vec<String> = cmp
+        .differences()
+        .map(|r| match &r.check {
+            Some(c) => format!("{}/{c}", r.scenario),
+            None => r.scenario.clone(),
+        })
+        .collect();
+    eprintln!(
+        "xtask: {} runtimes compared, {} difference(s){}; {}",
+        reports.len(),
+        diffs.len(),
+        if diffs.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", diffs.join(", "))
+        },
+        out.join("comparison.md").display()
+    );
+    anyhow::ensure!(
+        failed.is_empty(),
+        "a required check failed or errored under {}; see the reports in {}",
+        failed.join(", "),
+        out.display()
+    );
+    Ok(())
+}
+
+/// `boxwatch scenarios --runtime <rt>` with every format written to `out`.
+fn run_one(bin: &Path, args: &ScenariosArgs, rt: &str, out: &Path) -> Result<()> {
+    let mut cmd = std::process::Command::new(bin);
     cmd.arg("scenarios")
         .arg("--out")
-        .arg(&out)
+        .arg(out)
         .arg("--jobs")
-        .arg(args.jobs.to_string());
+        .arg(args.jobs.to_string())
+        .arg("--runtime")
+        .arg(rt);
+    if let Some(p) = &args.runtime_path {
+        cmd.arg("--runtime-path").arg(p);
+    }
     if let Some(b) = &args.baseline {
         let b = std::path::absolute(b).with_context(|| format!("baseline {}", b.display()))?;
         anyhow::ensure!(b.is_file(), "the baseline {} does not exist", b.display());
@@ -74,7 +161,7 @@ pub fn main(args: ScenariosArgs) -> Result<()> {
         .status()
         .with_context(|| format!("running {}", bin.display()))?;
     eprintln!(
-        "xtask: scenarios ran in {:.1} s (after the build); reports in {}",
+        "xtask: scenarios ({rt}) ran in {:.1} s (after the build); reports in {}",
         started.elapsed().as_secs_f64(),
         out.display()
     );
