@@ -192,3 +192,57 @@ fn a_broken_scenario_never_stops_the_others() {
     }
     assert_eq!(report["summary"]["errored"], 3);
 }
+
+#[test]
+fn a_check_that_held_in_the_baseline_and_not_now_is_a_regression() {
+    if !root_or_skip("a_check_that_held_in_the_baseline_and_not_now_is_a_regression") {
+        return;
+    }
+    let orphans = |init: bool| {
+        format!(
+            "id = \"orphans\"\ntitle = \"t\"\n\n[container]\ninit = {init}\n\n[workload]\nname = \"orphan-maker\"\n\n[[expect]]\ncheck = \"orphan-reaped\"\nmetric = \"workload.grandchild_reaped\"\nequals = true\n"
+        )
+    };
+    let before = tempfile::tempdir().unwrap();
+    std::fs::write(before.path().join("orphans.toml"), orphans(true)).unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = boxwatch(&[
+        "scenarios",
+        "--catalog",
+        before.path().to_str().unwrap(),
+        "--out",
+        out_dir.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    for f in [
+        "report.json",
+        "report.md",
+        "junit.xml",
+        "report.html",
+        "report.txt",
+    ] {
+        assert!(out_dir.path().join(f).is_file(), "{f} not written");
+    }
+    // Without a reaping PID 1 the same check no longer holds.
+    let after = tempfile::tempdir().unwrap();
+    std::fs::write(after.path().join("orphans.toml"), orphans(false)).unwrap();
+    let baseline = out_dir.path().join("report.json");
+    let out = boxwatch(&[
+        "scenarios",
+        "--catalog",
+        after.path().to_str().unwrap(),
+        "--baseline",
+        baseline.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let regressions = report["regressions"].as_array().unwrap();
+    assert!(
+        regressions
+            .iter()
+            .any(|r| r["scenario_id"] == "orphans" && r["check_id"] == "orphan-reaped"),
+        "{regressions:?}"
+    );
+}
