@@ -1,0 +1,132 @@
+//! A runtime that silently drops the CPU quota is caught: the same
+//! cpu-quota-20 scenario judged through runc and through a wrapper that
+//! deletes `linux.resources.cpu` from the bundle before exec'ing runc.
+//! The judge reads the quota and the usage from cgroupfs itself, so the
+//! runtime's word ("created") cannot pass the check. Needs root and runc;
+//! under CI=true a missing one fails the test.
+
+mod common;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn runc() -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
+        .map(|d| d.join("runc"))
+        .find(|p| p.is_file())
+}
+
+/// The checks of cpu-quota-20 run through runc (or `runtime_path`):
+/// (scenario status, [(check id, verdict)], runtime version).
+fn cpu_quota_20(runtime_path: Option<&Path>) -> (String, Vec<(String, String)>, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "scenarios",
+        "--runtime",
+        "runc",
+        "--only",
+        "cpu-quota-20",
+        "--format",
+        "json",
+        "--quiet-wait",
+        "10s",
+    ]);
+    if let Some(p) = runtime_path {
+        cmd.arg("--runtime-path").arg(p);
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON report ({e}): {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let s = &report["scenarios"][0];
+    assert_eq!(s["id"], "cpu-quota-20");
+    let checks = s["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap().to_string(),
+                c["verdict"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    (
+        s["status"].as_str().unwrap().to_string(),
+        checks,
+        report["runtime"]["version"]
+            .as_str()
+            .unwrap_or("")
+            .to_string(),
+    )
+}
+
+fn verdict<'a>(checks: &'a [(String, String)], id: &str) -> &'a str {
+    checks
+        .iter()
+        .find(|(c, _)| c == id)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_else(|| panic!("no check {id} in {checks:?}"))
+}
+
+#[test]
+fn a_runtime_that_drops_the_cpu_quota_is_judged_not_enforced() {
+    if !root_or_skip("a_runtime_that_drops_the_cpu_quota_is_judged_not_enforced") {
+        return;
+    }
+    let Some(runc) = runc() else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "this test needs runc (apt-get install runc crun) and CI=true forbids skipping it"
+        );
+        eprintln!("skipping: runc is not installed (apt-get install runc crun)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let wrapper = dir.path().join("runc-without-cpu-limits");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n\
+             # A broken runtime: linux.resources.cpu never reaches runc.\n\
+             prev=\n\
+             for a in \"$@\"; do\n\
+             \x20   if [ \"$prev\" = --bundle ]; then\n\
+             \x20       sed -i 's/\"cpu\": {{/\"x-dropped-cpu\": {{/' \"$a/config.json\" || exit 1\n\
+             \x20   fi\n\
+             \x20   prev=$a\n\
+             done\n\
+             exec {} \"$@\"\n",
+            runc.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+
+    let (status, checks, version) = cpu_quota_20(Some(&wrapper));
+    assert_eq!(status, "fail", "{checks:?}");
+    // Read back from cgroupfs: no quota, and so never throttled. These do
+    // not depend on how busy the host is.
+    assert_eq!(verdict(&checks, "quota-applied"), "not-enforced");
+    assert_eq!(verdict(&checks, "throttled"), "not-enforced");
+    // The spin loop got far more than 20% (or, on a crowded host, the
+    // measurement is inconclusive): it never passes.
+    assert_ne!(verdict(&checks, "cpu-share"), "enforced");
+    assert!(version.contains("runc"), "{version}");
+
+    // The control: plain runc applies the quota, and the same checks hold.
+    let (_, checks, _) = cpu_quota_20(None);
+    assert_eq!(verdict(&checks, "quota-applied"), "enforced");
+    assert_eq!(verdict(&checks, "throttled"), "enforced");
+}
