@@ -26,6 +26,7 @@ pub struct HostLock {
 pub fn acquire(path: &Path, exclusive: bool, stop: impl Fn() -> bool) -> HostLock {
     let file = OpenOptions::new()
         .create(true)
+        .truncate(false)
         .read(true)
         .write(true)
         .mode(0o644)
