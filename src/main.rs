@@ -1,6 +1,7 @@
 //! The `boxwatch` command line. Thin: every subcommand parses its arguments
 //! and hands over to a library crate.
 
+mod inspect;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -28,6 +29,8 @@ enum Command {
     Exporter(exporter::cli::ExporterArgs),
     /// Run the scenario catalog: which isolation and limit guarantees hold on this kernel.
     Scenarios(scenarios::cli::ScenariosArgs),
+    /// Look into a running container boxwatch did not start: namespaces, /proc leaks, limits and usage.
+    Inspect(inspect::InspectArgs),
     /// Run one scenario workload (inside a scenario container).
     #[command(hide = true)]
     Workload(scenarios::cli::WorkloadArgs),
@@ -42,6 +45,9 @@ fn main() -> ExitCode {
     if let Some(code) = runtime::oci::dispatch() {
         return code;
     }
+    if let Some(code) = probes::inspect::dispatch() {
+        return code;
+    }
     let cli = Cli::parse();
     init_tracing(cli.verbose);
     let result = match cli.command {
@@ -50,6 +56,7 @@ fn main() -> ExitCode {
             .map(|()| ExitCode::SUCCESS)
             .map_err(Into::into),
         Command::Scenarios(args) => scenarios::cli::run_scenarios(args).map_err(Into::into),
+        Command::Inspect(args) => inspect::main(args),
         Command::Workload(args) => scenarios::cli::run_workload(args).map_err(Into::into),
     };
     match result {

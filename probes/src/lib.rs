@@ -7,6 +7,7 @@
 pub mod error;
 pub mod host;
 pub mod inside;
+pub mod inspect;
 pub mod verdict;
 
 pub use error::{Error, ParseError, Result};

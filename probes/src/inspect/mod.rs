@@ -1,0 +1,607 @@
+//! `boxwatch inspect`: the judge's eyes on a container boxwatch did not
+//! start (docker, podman, runc, a Kubernetes pod).
+//!
+//! From the host: the target's namespaces against boxwatch's own, its
+//! cgroups (from /proc/<pid>/cgroup) with the limits in force and the
+//! usage, its capabilities, seccomp mode and no_new_privs. From inside: the
+//! [`InsideView`](crate::inside::InsideView) collected by entering the
+//! target's namespaces with setns(2) (see [`enter`]). Then the findings
+//! that compare the two: what /proc inside says against the limits.
+//! Nothing in the target is changed.
+//!
+//! ```no_run
+//! let found = probes::inspect::inspect_pid(std::path::Path::new("/usr/bin/boxwatch"), 4242)?;
+//! print!("{found}");
+//! # Ok::<(), probes::Error>(())
+//! ```
+
+pub mod enter;
+
+use crate::error::{Error, Result};
+use crate::host::{CgroupLayout, CgroupPath, CgroupStats, Host, Limit};
+use crate::inside::{self, CapabilitySets, InsideView};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+pub use enter::dispatch;
+
+/// Namespaces compared, by their /proc/<pid>/ns link names.
+pub const NAMESPACES: [&str; 8] = ["pid", "mnt", "uts", "ipc", "net", "cgroup", "user", "time"];
+
+/// Everything `boxwatch inspect` found about one process.
+#[derive(Debug, Clone, Serialize)]
+pub struct Inspection {
+    /// The target's PID on the host.
+    pub pid: i32,
+    /// Its command line.
+    pub command: String,
+    /// Each namespace against boxwatch's own.
+    pub namespaces: Vec<NamespaceFinding>,
+    /// Its cgroup per controller (cpu, cpuacct, memory, pids, cpuset).
+    pub cgroups: BTreeMap<String, String>,
+    pub limits: LimitsInForce,
+    pub usage: Usage,
+    /// Capabilities, seccomp and no_new_privs of the target, from the host.
+    pub security: Security,
+    /// What the target's namespaces show from inside (None: see
+    /// `inside_error`).
+    pub inside: Option<InsideView>,
+    pub inside_error: Option<String>,
+    /// What /proc inside says against the limits.
+    pub proc_findings: Vec<ProcFinding>,
+    /// Remarks (an empty cgroup, a process chosen from a cgroup).
+    pub notes: Vec<String>,
+}
+
+/// One namespace of the target against boxwatch's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NamespaceFinding {
+    pub namespace: String,
+    pub target_inode: Option<u64>,
+    pub host_inode: Option<u64>,
+    /// True when the target has its own; None when the kernel has no such
+    /// namespace.
+    pub isolated: Option<bool>,
+}
+
+/// The limits of the target's cgroups as cgroupfs states them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LimitsInForce {
+    /// CPU quota in CPUs (0.2 = 20% of one CPU); None: no quota.
+    pub cpu_quota_cores: Option<f64>,
+    pub memory_limit_bytes: Option<u64>,
+    pub pids_max: Option<u64>,
+    /// CPUs the cpuset allows.
+    pub cpuset_cpus: Option<Vec<u32>>,
+}
+
+/// The target's current usage, from the same cgroups.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Usage {
+    pub cpu_usage_ns: Option<u64>,
+    pub cpu_nr_periods: Option<u64>,
+    pub cpu_nr_throttled: Option<u64>,
+    pub memory_usage_bytes: Option<u64>,
+    pub memory_peak_bytes: Option<u64>,
+    pub oom_kills: Option<u64>,
+    pub pids_current: Option<u64>,
+}
+
+/// From /proc/<pid>/status on the host.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Security {
+    pub capabilities: Option<CapabilitySets>,
+    pub seccomp_mode: Option<u8>,
+    pub no_new_privs: Option<bool>,
+    /// The target's PID inside its own PID namespace (NSpid's last field).
+    pub pid_inside: Option<i32>,
+}
+
+/// One comparison of /proc inside against a limit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProcFinding {
+    /// `meminfo`, `nproc`, `cpuinfo`, `proc-stat`, `available-parallelism`.
+    pub check: String,
+    /// What inside shows.
+    pub inside: String,
+    /// The limit it should reflect.
+    pub limit: String,
+    /// True: inside shows more than the limit allows (a /proc leak).
+    pub leaked: bool,
+}
+
+/// Inspects process `pid`. `exe` is the boxwatch binary, re-executed to
+/// enter the target's namespaces.
+pub fn inspect_pid(exe: &Path, pid: i32) -> Result<Inspection> {
+    let host = Host::new();
+    let start = start_time(pid).ok_or(Error::NoSuchProcess(pid))?;
+    let command = command_line(pid).ok_or(Error::NoSuchProcess(pid))?;
+    let me = std::process::id() as i32;
+    let namespaces: Vec<NamespaceFinding> = NAMESPACES
+        .iter()
+        .map(|ns| {
+            let target_inode = host.ns_inode(pid, ns).ok();
+            let host_inode = host.ns_inode(me, ns).ok();
+            NamespaceFinding {
+                namespace: ns.to_string(),
+                target_inode,
+                host_inode,
+                isolated: match (target_inode, host_inode) {
+                    (Some(t), Some(h)) => Some(t != h),
+                    _ => None,
+                },
+            }
+        })
+        .collect();
+    if namespaces.iter().all(|n| n.target_inode.is_none()) {
+        return Err(Error::NoSuchProcess(pid));
+    }
+    if namespaces.iter().all(|n| n.isolated != Some(true)) {
+        return Err(Error::NotAContainer { pid, command });
+    }
+    let layout = host.layout()?;
+    let (cgroups, limits, usage) = cgroup_view(&host, &layout, pid)?;
+    let security = security_of(pid);
+    let (inside, inside_error) = match collect_inside(exe, pid, start) {
+        Ok(v) => (Some(v), None),
+        Err(e) => (None, Some(e)),
+    };
+    let proc_findings = inside
+        .as_ref()
+        .map(|v| proc_findings(v, &limits))
+        .unwrap_or_default();
+    Ok(Inspection {
+        pid,
+        command,
+        namespaces,
+        cgroups,
+        limits,
+        usage,
+        security,
+        inside,
+        inside_error,
+        proc_findings,
+        notes: Vec::new(),
+    })
+}
+
+/// Inspects the container whose cgroup is `path` (relative to the
+/// hierarchy roots, as in /proc/<pid>/cgroup): its oldest process is the
+/// one entered.
+pub fn inspect_cgroup(exe: &Path, path: &str) -> Result<Inspection> {
+    let host = Host::new();
+    let layout = host.layout()?;
+    let cg = CgroupPath::new(path)?;
+    let dirs = layout.existing_dirs(&cg);
+    if dirs.is_empty() {
+        return Err(Error::CgroupNotFound(cg.as_str().to_string()));
+    }
+    let mut pids: Vec<i32> = dirs
+        .iter()
+        .filter_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
+        .flat_map(|t| {
+            t.lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    let oldest = pids
+        .iter()
+        .filter_map(|p| Some((start_time(*p)?, *p)))
+        .min()
+        .map(|(_, p)| p);
+    let Some(pid) = oldest else {
+        return Err(Error::EmptyCgroup(cg.as_str().to_string()));
+    };
+    let mut found = inspect_pid(exe, pid)?;
+    found.notes.push(format!(
+        "cgroup {} holds {} process(es); PID {pid}, the oldest, was entered",
+        cg.as_str(),
+        pids.len()
+    ));
+    Ok(found)
+}
+
+/// The start time of `pid` in clock ticks since boot (field 22 of stat).
+pub fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+fn command_line(pid: i32) -> Option<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let parts: Vec<String> = raw
+        .split(|b| *b == 0)
+        .filter(|p| !p.is_empty())
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect();
+    if parts.is_empty() {
+        // A kernel thread, or a zombie: the name from comm.
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+        return Some(format!("[{}]", comm.trim()));
+    }
+    Some(parts.join(" "))
+}
+
+/// The target's cgroup per controller, the limits there, the usage.
+fn cgroup_view(
+    host: &Host,
+    layout: &CgroupLayout,
+    pid: i32,
+) -> Result<(BTreeMap<String, String>, LimitsInForce, Usage)> {
+    let mut cgroups = BTreeMap::new();
+    let mut stats: BTreeMap<&str, CgroupStats> = BTreeMap::new();
+    for controller in ["cpu", "cpuacct", "memory", "pids", "cpuset"] {
+        let cg = match host.pid_cgroup(layout, pid, controller) {
+            Ok(Some(cg)) => cg,
+            Ok(None) => continue,
+            Err(Error::NoSuchProcess(p)) => return Err(Error::NoSuchProcess(p)),
+            Err(e) => return Err(e),
+        };
+        cgroups.insert(controller.to_string(), cg.as_str().to_string());
+        if let Ok(s) = layout.stats(&cg) {
+            stats.insert(controller, s);
+        }
+    }
+    let get = |c: &str| stats.get(c);
+    let limit = |l: Option<Limit>| match l {
+        Some(Limit::Value(v)) => Some(v),
+        _ => None,
+    };
+    let limits = LimitsInForce {
+        cpu_quota_cores: get("cpu").and_then(|s| s.cpu_max).and_then(|m| m.cores()),
+        memory_limit_bytes: get("memory")
+            .and_then(|s| limit(s.memory_limit))
+            // v1 writes "no limit" as a huge page-rounded number.
+            .filter(|b| *b < (1u64 << 62)),
+        pids_max: get("pids").and_then(|s| limit(s.pids_max)),
+        cpuset_cpus: get("cpuset").and_then(|s| s.cpuset_cpus_effective.clone()),
+    };
+    let usage = Usage {
+        cpu_usage_ns: get("cpuacct")
+            .and_then(|s| s.cpu_usage_ns)
+            .or_else(|| get("cpu").and_then(|s| s.cpu_usage_ns)),
+        cpu_nr_periods: get("cpu").and_then(|s| s.cpu_nr_periods),
+        cpu_nr_throttled: get("cpu").and_then(|s| s.cpu_nr_throttled),
+        memory_usage_bytes: get("memory").and_then(|s| s.memory_usage_bytes),
+        memory_peak_bytes: get("memory").and_then(|s| s.memory_peak_bytes),
+        oom_kills: get("memory").and_then(|s| s.oom_kills),
+        pids_current: get("pids").and_then(|s| s.pids_current),
+    };
+    Ok((cgroups, limits, usage))
+}
+
+fn security_of(pid: i32) -> Security {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return Security::default();
+    };
+    let s = inside::parse_status(&text);
+    Security {
+        capabilities: s.capabilities,
+        seccomp_mode: s.seccomp_mode,
+        no_new_privs: s.no_new_privs,
+        pid_inside: text
+            .lines()
+            .find_map(|l| l.strip_prefix("NSpid:"))
+            .and_then(|v| v.split_whitespace().last()?.parse().ok()),
+    }
+}
+
+/// Runs the enter stage and reads the inside view it prints.
+fn collect_inside(exe: &Path, pid: i32, start: u64) -> std::result::Result<InsideView, String> {
+    let out = std::process::Command::new(exe)
+        .arg(enter::ENTER_ARG)
+        .arg(pid.to_string())
+        .arg(start.to_string())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("running {}: {e}", exe.display()))?;
+    if !out.status.success() {
+        let said = String::from_utf8_lossy(&out.stderr);
+        return Err(format!(
+            "entering the namespaces of {pid} failed ({}): {}",
+            out.status,
+            said.trim()
+        ));
+    }
+    serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("the collector's inside view is not valid JSON: {e}"))
+}
+
+/// CPUs the limits allow: the cpuset's count, lowered to the quota
+/// rounded up (0.2 CPUs -> 1).
+pub fn allowed_cpus(limits: &LimitsInForce) -> Option<u64> {
+    let by_quota = limits.cpu_quota_cores.map(|c| c.ceil().max(1.0) as u64);
+    let by_set = limits.cpuset_cpus.as_ref().map(|s| s.len() as u64);
+    match (by_quota, by_set) {
+        (Some(q), Some(s)) => Some(q.min(s)),
+        (q, s) => q.or(s),
+    }
+}
+
+/// What /proc inside says against the limits: MemTotal against the memory
+/// limit; nproc, /proc/cpuinfo and /proc/stat against the CPUs allowed.
+pub fn proc_findings(v: &InsideView, limits: &LimitsInForce) -> Vec<ProcFinding> {
+    let mut out = Vec::new();
+    if let (Some(total), Some(limit)) = (v.mem_total_bytes, limits.memory_limit_bytes) {
+        out.push(ProcFinding {
+            check: "meminfo".into(),
+            inside: format!("MemTotal {}", bytes(total)),
+            limit: format!("memory limit {}", bytes(limit)),
+            leaked: total > limit,
+        });
+    }
+    if let Some(allowed) = allowed_cpus(limits) {
+        let limit = match (limits.cpu_quota_cores, &limits.cpuset_cpus) {
+            (Some(q), _) => format!("{allowed} CPU(s) (quota {q:.2})"),
+            (None, Some(s)) => format!("{allowed} CPU(s) (cpuset {})", s.len()),
+            (None, None) => format!("{allowed} CPU(s)"),
+        };
+        for (check, what, value) in [
+            ("nproc", "online CPUs (nproc --all)", v.nproc_online),
+            ("cpuinfo", "/proc/cpuinfo processors", v.cpuinfo_processors),
+            ("proc-stat", "/proc/stat cpuN lines", v.proc_stat_cpus),
+            (
+                "available-parallelism",
+                "available_parallelism",
+                v.available_parallelism,
+            ),
+        ] {
+            if let Some(n) = value {
+                out.push(ProcFinding {
+                    check: check.into(),
+                    inside: format!("{what} {n}"),
+                    limit: limit.clone(),
+                    leaked: n > allowed,
+                });
+            }
+        }
+    }
+    out
+}
+
+fn bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// Names of well-known dangerous capabilities present in `mask`.
+fn notable_caps(mask: u64) -> Vec<&'static str> {
+    [
+        (21, "CAP_SYS_ADMIN"),
+        (25, "CAP_SYS_TIME"),
+        (12, "CAP_NET_ADMIN"),
+        (19, "CAP_SYS_PTRACE"),
+        (16, "CAP_SYS_MODULE"),
+        (17, "CAP_SYS_RAWIO"),
+    ]
+    .into_iter()
+    .filter(|(bit, _)| mask & (1u64 << bit) != 0)
+    .map(|(_, n)| n)
+    .collect()
+}
+
+impl fmt::Display for Inspection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "boxwatch inspect: PID {} ({})", self.pid, self.command)?;
+        for n in &self.notes {
+            writeln!(f, "  note: {n}")?;
+        }
+        writeln!(f, "\nnamespaces (against boxwatch's own):")?;
+        for n in &self.namespaces {
+            let state = match n.isolated {
+                Some(true) => "isolated",
+                Some(false) => "SHARED with the host",
+                None => "not on this kernel",
+            };
+            let inode = n.target_inode.map(|i| i.to_string()).unwrap_or_default();
+            writeln!(f, "  {:<7} {:<21} {}", n.namespace, state, inode)?;
+        }
+        writeln!(f, "\ncgroups:")?;
+        for (c, p) in &self.cgroups {
+            writeln!(f, "  {c:<8} {p}")?;
+        }
+        let l = &self.limits;
+        let u = &self.usage;
+        let or_none = |o: Option<String>| o.unwrap_or_else(|| "none".into());
+        writeln!(f, "\nlimits in force, and usage:")?;
+        writeln!(
+            f,
+            "  cpu      {:<22} used {}, throttled in {} of {} periods",
+            or_none(l.cpu_quota_cores.map(|c| format!("{c:.2} CPUs"))),
+            u.cpu_usage_ns
+                .map(|n| format!("{:.2} s", n as f64 / 1e9))
+                .unwrap_or_else(|| "?".into()),
+            u.cpu_nr_throttled
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "?".into()),
+            u.cpu_nr_periods
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "?".into()),
+        )?;
+        writeln!(
+            f,
+            "  memory   {:<22} now {}, peak {}, {} OOM kill(s)",
+            or_none(l.memory_limit_bytes.map(bytes)),
+            u.memory_usage_bytes
+                .map(bytes)
+                .unwrap_or_else(|| "?".into()),
+            u.memory_peak_bytes.map(bytes).unwrap_or_else(|| "?".into()),
+            u.oom_kills
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "?".into()),
+        )?;
+        writeln!(
+            f,
+            "  pids     {:<22} now {}",
+            or_none(l.pids_max.map(|n| n.to_string())),
+            u.pids_current
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "?".into()),
+        )?;
+        if let Some(cpus) = &l.cpuset_cpus {
+            writeln!(f, "  cpuset   {} CPU(s): {cpus:?}", cpus.len())?;
+        }
+        let s = &self.security;
+        if let Some(c) = s.capabilities {
+            let notable = notable_caps(c.effective);
+            writeln!(
+                f,
+                "\nsecurity: {} effective capabilities{}, seccomp {}, no_new_privs {}",
+                c.effective.count_ones(),
+                if notable.is_empty() {
+                    String::new()
+                } else {
+                    format!(" including {}", notable.join(", "))
+                },
+                match s.seccomp_mode {
+                    Some(0) => "off",
+                    Some(1) => "strict",
+                    Some(2) => "filter",
+                    _ => "?",
+                },
+                match s.no_new_privs {
+                    Some(true) => "on",
+                    Some(false) => "off",
+                    None => "?",
+                },
+            )?;
+        }
+        match (&self.inside, &self.inside_error) {
+            (Some(v), _) => {
+                writeln!(f, "\ninside (entered with setns):")?;
+                writeln!(
+                    f,
+                    "  PID {} inside, {} process(es) visible, hostname {:?}, {} mount(s), interfaces {:?}",
+                    s.pid_inside.map(|p| p.to_string()).unwrap_or_else(|| "?".into()),
+                    v.pids.len(),
+                    v.hostname,
+                    v.mounts.len(),
+                    v.interfaces
+                )?;
+                writeln!(f, "\n/proc inside against the limits:")?;
+                if self.proc_findings.is_empty() {
+                    writeln!(f, "  (no memory or CPU limit to compare with)")?;
+                }
+                for p in &self.proc_findings {
+                    writeln!(
+                        f,
+                        "  {:<7} {:<22} {} / {}",
+                        if p.leaked { "LEAKED" } else { "ok" },
+                        p.check,
+                        p.inside,
+                        p.limit
+                    )?;
+                }
+            }
+            (None, Some(e)) => writeln!(f, "\ninside: not collected: {e}")?,
+            (None, None) => {}
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(mem: u64, nproc: u64) -> InsideView {
+        InsideView {
+            mem_total_bytes: Some(mem),
+            nproc_online: Some(nproc),
+            cpuinfo_processors: Some(nproc),
+            proc_stat_cpus: Some(nproc),
+            available_parallelism: Some(1),
+            ..InsideView::default()
+        }
+    }
+
+    #[test]
+    fn meminfo_and_cpu_counts_are_judged_against_the_limits() {
+        let limits = LimitsInForce {
+            cpu_quota_cores: Some(0.2),
+            memory_limit_bytes: Some(64 << 20),
+            ..LimitsInForce::default()
+        };
+        let f = proc_findings(&view(8 << 30, 2), &limits);
+        let get = |c: &str| f.iter().find(|p| p.check == c).unwrap();
+        assert!(get("meminfo").leaked);
+        assert!(get("nproc").leaked && get("cpuinfo").leaked && get("proc-stat").leaked);
+        assert!(!get("available-parallelism").leaked);
+        assert!(get("nproc").limit.contains("quota 0.20"));
+        // lxcfs-style virtualized /proc: nothing leaks.
+        let f = proc_findings(&view(64 << 20, 1), &limits);
+        assert!(f.iter().all(|p| !p.leaked), "{f:?}");
+    }
+
+    #[test]
+    fn without_limits_there_is_nothing_to_compare() {
+        assert!(proc_findings(&view(1 << 30, 2), &LimitsInForce::default()).is_empty());
+    }
+
+    #[test]
+    fn allowed_cpus_take_the_tighter_of_quota_and_cpuset() {
+        let mut l = LimitsInForce {
+            cpu_quota_cores: Some(1.5),
+            ..LimitsInForce::default()
+        };
+        assert_eq!(allowed_cpus(&l), Some(2));
+        l.cpuset_cpus = Some(vec![0]);
+        assert_eq!(allowed_cpus(&l), Some(1));
+        l.cpu_quota_cores = None;
+        assert_eq!(allowed_cpus(&l), Some(1));
+        l.cpuset_cpus = None;
+        assert_eq!(allowed_cpus(&l), None);
+    }
+
+    #[test]
+    fn sizes_and_capabilities_read_well() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(64 << 20), "64.0 MiB");
+        assert_eq!(
+            notable_caps((1 << 21) | (1 << 25) | 1),
+            ["CAP_SYS_ADMIN", "CAP_SYS_TIME"]
+        );
+    }
+
+    #[test]
+    fn this_process_is_not_a_container() {
+        let me = std::process::id() as i32;
+        match inspect_pid(Path::new("/nonexistent"), me) {
+            Err(Error::NotAContainer { pid, command }) => {
+                assert_eq!(pid, me);
+                assert!(!command.is_empty());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_pid_that_is_gone_is_named() {
+        // PIDs above pid_max never exist.
+        let e = inspect_pid(Path::new("/nonexistent"), i32::MAX).unwrap_err();
+        assert!(matches!(e, Error::NoSuchProcess(p) if p == i32::MAX), "{e}");
+        assert!(e.to_string().contains(&i32::MAX.to_string()));
+    }
+
+    #[test]
+    fn start_time_reads_this_process() {
+        assert!(start_time(std::process::id() as i32).is_some());
+        assert_eq!(start_time(i32::MAX), None);
+    }
+}
