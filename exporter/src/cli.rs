@@ -1,6 +1,6 @@
 //! `boxwatch exporter`: arguments and the entry point.
 
-use crate::collector::{CgroupCollector, CollectorConfig};
+use crate::collector::{CgroupCollector, CollectorConfig, WalkMode};
 use crate::server::{self, Exporter, ServerConfig};
 use crate::verdicts::VerdictCollector;
 use crate::{Error, Result};
@@ -26,6 +26,10 @@ pub struct ExporterArgs {
     /// Export at most this many cgroups per scrape.
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     pub max_cgroups: usize,
+    /// Which hierarchies to walk for cgroups: `union` of all (v1 hosts
+    /// keep separate trees per controller), or `cpu` only (faster on v1).
+    #[arg(long, value_enum, default_value_t = WalkMode::Union)]
+    pub walk: WalkMode,
     /// The latest JSON report, whose check verdicts are published.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
@@ -82,12 +86,30 @@ pub fn build(args: &ExporterArgs) -> Result<Arc<Exporter>> {
         host: Host::with_root(&args.host_root),
         roots: args.roots()?,
         max_cgroups: args.max_cgroups,
+        walk: args.walk,
+        max_open_files: open_file_budget(args.max_connections),
     });
     registry.register(Box::new(cgroups))?;
     if let Some(report) = &args.report {
         registry.register(Box::new(VerdictCollector::new(report.clone())))?;
     }
     Exporter::new(registry)
+}
+
+/// How many cgroup files the collector may keep open: the soft
+/// `RLIMIT_NOFILE` (raised to the hard limit first, as far as allowed)
+/// less room for connections and everything else.
+fn open_file_budget(max_connections: usize) -> usize {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return 0;
+    };
+    let limit = match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+        Ok(()) => hard,
+        Err(_) => soft,
+    };
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX).min(1 << 20);
+    limit.saturating_sub(max_connections + 256)
 }
 
 /// Runs the exporter until SIGINT or SIGTERM.

@@ -1,11 +1,12 @@
 //! The cgroup collector: reads the cgroup tree at scrape time and turns
 //! each cgroup's [`CgroupStats`] into metrics labelled with its path.
 
-use probes::host::{CgroupLayout, CgroupPath, CgroupStats, Host};
+use probes::host::{CgroupLayout, CgroupPath, CgroupStats, Controllers, Host, StatsCache};
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, MetricFamily, MetricType};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
 /// Whether a metric only goes up (counter) or goes up and down (gauge).
@@ -115,12 +116,6 @@ pub const CGROUP_METRICS: &[CgroupMetric] = &[
         kind: Kind::Gauge,
         value: |s| num(s.pids_max.and_then(|l| l.value())),
     },
-    CgroupMetric {
-        name: "boxwatch_cgroup_cpuset_cpus",
-        help: "CPUs the cgroup may run on (effective cpuset).",
-        kind: Kind::Gauge,
-        value: |s| s.cpuset_cpus_effective.as_ref().map(|c| c.len() as f64),
-    },
 ];
 
 /// The exporter's own per-scrape metrics (no labels), with `cgroup_info`
@@ -203,6 +198,41 @@ pub fn desc(name: &str, help: &str, labels: &[&str]) -> Desc {
     .expect("static metric names and help are valid")
 }
 
+/// The controllers the exporter reads (not cpuset: it would cost a walk
+/// of one more v1 hierarchy per scrape for a figure no panel uses).
+const READ: Controllers = Controllers {
+    cpu: true,
+    memory: true,
+    pids: true,
+    cpuset: false,
+};
+
+/// Trees smaller than this are read on the scraping thread alone.
+const PARALLEL_FROM: usize = 256;
+/// Open-file caches, and reader threads for large trees.
+const SHARDS: usize = 4;
+
+/// The cache shard of a cgroup.
+fn shard_of(cg: &CgroupPath) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    cg.hash(&mut h);
+    (h.finish() % SHARDS as u64) as usize
+}
+
+/// How the collector finds the cgroups below its roots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum WalkMode {
+    /// The union of every hierarchy the figures come from (on a v1 host,
+    /// cpu, cpuacct, memory and pids are separate trees that may differ).
+    #[default]
+    Union,
+    /// Only the hierarchy serving the cpu controller: a fraction of the
+    /// directory reads on v1, blind to cgroups that exist only in other
+    /// hierarchies. The same as `union` on a pure v2 host.
+    Cpu,
+}
+
 /// Which cgroups to export.
 #[derive(Debug, Clone)]
 pub struct CollectorConfig {
@@ -212,6 +242,11 @@ pub struct CollectorConfig {
     pub roots: Vec<CgroupPath>,
     /// At most this many cgroups per scrape, over all roots.
     pub max_cgroups: usize,
+    /// Which hierarchies the walk reads.
+    pub walk: WalkMode,
+    /// Cgroup files kept open between scrapes (a re-read is then one
+    /// `pread`); beyond this, files are opened per scrape.
+    pub max_open_files: usize,
 }
 
 /// The cgroups found by one walk, with whether the walk was cut short.
@@ -226,11 +261,15 @@ pub struct CgroupCollector {
     config: CollectorConfig,
     descs: Vec<Desc>,
     read_errors: AtomicU64,
+    /// Open-file caches, one per reader thread; a cgroup always goes to
+    /// the shard its path hashes to, so its files stay cached.
+    shards: Vec<Mutex<StatsCache>>,
 }
 
 impl CgroupCollector {
     /// A collector for `config`. Nothing is read until the first scrape.
     pub fn new(config: CollectorConfig) -> Self {
+        let config_files = config.max_open_files;
         let mut descs: Vec<Desc> = CGROUP_METRICS
             .iter()
             .map(|m| desc(m.name, m.help, &["cgroup"]))
@@ -247,6 +286,9 @@ impl CgroupCollector {
             config,
             descs,
             read_errors: AtomicU64::new(0),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(StatsCache::new(READ, config_files / SHARDS)))
+                .collect(),
         }
     }
 
@@ -259,7 +301,11 @@ impl CgroupCollector {
         let mut walk = Walk::default();
         for root in &self.config.roots {
             let left = self.config.max_cgroups.saturating_sub(walk.cgroups.len());
-            match layout.list_subtree(root, left) {
+            let sub = match (self.config.walk, layout.hierarchy_for("cpu")) {
+                (WalkMode::Cpu, Some(h)) => layout.list_subtree_in(h, root, left),
+                _ => layout.list_subtree_of(root, left, READ),
+            };
+            match sub {
                 Ok(sub) => {
                     walk.truncated |= sub.truncated;
                     walk.cgroups.extend(sub.cgroups);
@@ -278,16 +324,69 @@ impl CgroupCollector {
         walk
     }
 
-    /// Reads every cgroup and fills one sample vector per metric.
+    /// Reads every cgroup and fills one sample vector per metric. The
+    /// cgroups are split over [`SHARDS`] open-file caches by path hash;
+    /// large trees read the shards on parallel threads (reading cgroupfs
+    /// is all system calls, which run in parallel). The registry sorts the
+    /// samples afterwards.
     fn cgroup_samples(
         &self,
         layout: &CgroupLayout,
         walk: &Walk,
     ) -> (Vec<Vec<proto::Metric>>, usize) {
+        let mut parts: Vec<Vec<&CgroupPath>> = vec![Vec::new(); SHARDS];
+        for cg in &walk.cgroups {
+            parts[shard_of(cg)].push(cg);
+        }
+        let results: Vec<_> = if walk.cgroups.len() < PARALLEL_FROM {
+            parts
+                .iter()
+                .enumerate()
+                .map(|(i, part)| Ok(self.read_shard(layout, i, part)))
+                .collect()
+        } else {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = parts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, part)| scope.spawn(move || self.read_shard(layout, i, part)))
+                    .collect();
+                handles.into_iter().map(|h| h.join()).collect()
+            })
+        };
         let mut per_metric: Vec<Vec<proto::Metric>> = vec![Vec::new(); CGROUP_METRICS.len()];
         let mut exported = 0;
-        for cg in &walk.cgroups {
-            let stats = match layout.stats(cg) {
+        for part in results {
+            match part {
+                Ok((samples, n)) => {
+                    for (all, mut some) in per_metric.iter_mut().zip(samples) {
+                        all.append(&mut some);
+                    }
+                    exported += n;
+                }
+                Err(_) => {
+                    tracing::error!("a cgroup reader thread panicked");
+                    self.read_errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        (per_metric, exported)
+    }
+
+    /// Reads `cgroups` through shard `shard`'s cache, then closes the
+    /// files of cgroups it did not read: one sample vector per metric, and
+    /// how many cgroups were exported.
+    fn read_shard(
+        &self,
+        layout: &CgroupLayout,
+        shard: usize,
+        cgroups: &[&CgroupPath],
+    ) -> (Vec<Vec<proto::Metric>>, usize) {
+        let mut cache = self.shards[shard].lock().unwrap_or_else(|p| p.into_inner());
+        let mut per_metric: Vec<Vec<proto::Metric>> = vec![Vec::new(); CGROUP_METRICS.len()];
+        let mut exported = 0;
+        for cg in cgroups {
+            let stats = match cache.stats(layout, cg) {
                 Ok(s) => s,
                 // Removed between the walk and the read: not an error.
                 Err(probes::Error::CgroupNotFound(_)) => continue,
@@ -304,6 +403,7 @@ impl CgroupCollector {
                 }
             }
         }
+        cache.sweep();
         (per_metric, exported)
     }
 

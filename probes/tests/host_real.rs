@@ -211,3 +211,25 @@ fn stats_survive_cgroups_vanishing_during_reads() {
     let (ok, gone) = reader.join().unwrap();
     assert_eq!(ok + gone, 2000);
 }
+
+#[test]
+fn stats_cache_follows_a_real_cgroup_until_it_goes() {
+    if !root_or_skip("stats_cache_follows_a_real_cgroup_until_it_goes") {
+        return;
+    }
+    let layout = Host::new().layout().unwrap();
+    let mut cg = TestCgroup::new("cache");
+    cg.spawn_spinner();
+    let mut cache = probes::host::StatsCache::new(probes::host::Controllers::ALL, 100);
+    let first = cache.stats(&layout, &cg.path).unwrap().cpu_usage_ns.unwrap();
+    cache.sweep();
+    std::thread::sleep(Duration::from_millis(200));
+    let second = cache.stats(&layout, &cg.path).unwrap().cpu_usage_ns.unwrap();
+    assert!(second > first, "held files must give fresh values: {first} then {second}");
+    assert!(cache.open_files() > 0);
+    cg.remove();
+    assert!(matches!(
+        cache.stats(&layout, &cg.path),
+        Err(probes::Error::CgroupNotFound(_))
+    ));
+}

@@ -1,5 +1,6 @@
 //! Developer workflows: `cargo xtask <task>`. No shell scripts.
 
+mod bench_exporter;
 mod scenarios;
 mod vm;
 
@@ -19,6 +20,10 @@ enum Task {
     Lint,
     /// Run the scenarios inside VMs on other kernels and cgroup layouts.
     Vm(vm::VmArgs),
+    /// Benchmarks: `bench exporter` (scrape cost over N cgroups, next to
+    /// prometheus-node-exporter), `bench exporter-load` (200 concurrent
+    /// scrapers, slow clients, malformed requests).
+    Bench(bench_exporter::BenchArgs),
     /// Build (release), run every scenario on this host, write every report
     /// format to target/boxwatch-report/; fails on a required failure or a
     /// regression against --baseline.
@@ -29,6 +34,7 @@ fn main() -> Result<()> {
     match Cli::parse().task {
         Task::Lint => lint(),
         Task::Vm(args) => vm::main(args),
+        Task::Bench(args) => bench_exporter::main(args),
         Task::Scenarios(args) => scenarios::main(args),
     }
 }

@@ -121,6 +121,7 @@ pub fn fake_args(root: &Path, roots: &[&str]) -> ExporterArgs {
         listen: "127.0.0.1:0".parse().unwrap(),
         cgroup_roots: roots.iter().map(|r| r.to_string()).collect(),
         max_cgroups: 10_000,
+        walk: exporter::collector::WalkMode::Union,
         report: None,
         max_connections: 256,
         header_timeout: 5,

@@ -1,6 +1,7 @@
 //! The host reader against fake v1, v2 and hybrid trees in a tempdir.
 
 use super::fake::FakeTree;
+use super::StatsCache;
 use super::*;
 
 fn cg(p: &str) -> CgroupPath {
@@ -282,4 +283,68 @@ fn missing_mountinfo_or_no_cgroups() {
     ));
     let t = FakeTree::new(dir.path()).build().unwrap();
     assert!(matches!(t.host().layout(), Err(Error::NoCgroupMounts(_))));
+}
+
+#[test]
+fn stats_cache_matches_fresh_reads_and_follows_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = v2_tree(dir.path());
+    let l = t.host().layout().unwrap();
+    let mut cache = StatsCache::new(Controllers::ALL, 1000);
+    let c1 = cg("/boxwatch/r1/c1");
+    for _ in 0..2 {
+        assert_eq!(cache.stats(&l, &c1).unwrap(), l.stats(&c1).unwrap());
+        cache.sweep();
+    }
+    let held = cache.open_files();
+    assert!(held >= 9, "{held} files open");
+    // Rewritten in place: the held file sees the new text.
+    t.write("", "/boxwatch/r1/c1", "memory.current", "2097152\n")
+        .unwrap();
+    assert_eq!(
+        cache.stats(&l, &c1).unwrap().memory_usage_bytes,
+        Some(2_097_152)
+    );
+    // Not read in a round: closed by the sweep.
+    cache.sweep();
+    cache.sweep();
+    assert_eq!(cache.open_files(), 0);
+    // Removed: not found. (With files held, only cgroupfs notices: reads of
+    // a removed cgroup fail with ENODEV there, see tests/host_real.rs; a
+    // tmpfs fake keeps serving unlinked files.)
+    std::fs::remove_dir_all(t.mkdir("", "/boxwatch/r1/c1").unwrap()).unwrap();
+    assert!(matches!(
+        cache.stats(&l, &c1),
+        Err(Error::CgroupNotFound(_))
+    ));
+}
+
+#[test]
+fn stats_cache_respects_its_file_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = v2_tree(dir.path());
+    let l = t.host().layout().unwrap();
+    let mut cache = StatsCache::new(Controllers::ALL, 3);
+    let c1 = cg("/boxwatch/r1/c1");
+    let c2 = cg("/boxwatch/r1/c2");
+    assert_eq!(cache.stats(&l, &c1).unwrap(), l.stats(&c1).unwrap());
+    assert_eq!(cache.stats(&l, &c2).unwrap(), l.stats(&c2).unwrap());
+    assert_eq!(cache.open_files(), 3);
+}
+
+#[test]
+fn walking_one_hierarchy_sees_only_its_cgroups() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = hybrid_tree(dir.path());
+    t.mkdir("pids", "/boxwatch/r1/only-pids").unwrap();
+    let l = t.host().layout().unwrap();
+    let cpu = l.hierarchy_for("cpu").unwrap();
+    let names: Vec<String> = l
+        .list_subtree_in(cpu, &cg("/boxwatch"), 10)
+        .unwrap()
+        .cgroups
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    assert_eq!(names, ["/boxwatch", "/boxwatch/r1", "/boxwatch/r1/c1"]);
 }

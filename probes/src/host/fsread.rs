@@ -38,3 +38,147 @@ pub(crate) fn read_parsed<T>(
         }),
     }
 }
+
+/// An open cgroup (or /proc) directory whose files are read with
+/// `openat`, so each file costs a one-component lookup instead of a walk
+/// of the whole path. Closed on drop.
+pub(crate) struct DirFd {
+    fd: std::os::fd::RawFd,
+    path: std::path::PathBuf,
+    buf: Vec<u8>,
+}
+
+impl DirFd {
+    /// Opens `path` (`O_PATH`: no read access is needed to `openat` below
+    /// it); `None` when it does not exist.
+    pub(crate) fn open(path: &Path) -> Result<Option<DirFd>> {
+        use nix::fcntl::{open, OFlag};
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        match open(path, flags, nix::sys::stat::Mode::empty()) {
+            Ok(fd) => Ok(Some(DirFd {
+                fd,
+                path: path.to_path_buf(),
+                buf: Vec::with_capacity(512),
+            })),
+            Err(e) if is_gone(&e.into()) => Ok(None),
+            Err(e) => Err(Error::Io {
+                path: path.to_path_buf(),
+                source: e.into(),
+            }),
+        }
+    }
+}
+
+impl Reader for DirFd {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn read(&mut self, name: &str) -> Result<Option<&str>> {
+        use nix::fcntl::{openat, OFlag};
+        let io_err = |e: nix::errno::Errno, path: &Path| Error::Io {
+            path: path.join(name),
+            source: e.into(),
+        };
+        let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+        let fd = match openat(Some(self.fd), name, flags, nix::sys::stat::Mode::empty()) {
+            Ok(fd) => fd,
+            Err(e) if is_gone(&e.into()) => return Ok(None),
+            Err(e) => return Err(io_err(e, &self.path)),
+        };
+        self.buf.clear();
+        let result = loop {
+            if self.buf.capacity() - self.buf.len() < 256 {
+                self.buf.reserve(self.buf.len().max(512));
+            }
+            let start = self.buf.len();
+            let spare = self.buf.capacity() - start;
+            self.buf.resize(start + spare, 0);
+            match nix::unistd::read(fd, &mut self.buf[start..]) {
+                Ok(0) => {
+                    self.buf.truncate(start);
+                    break Ok(true);
+                }
+                Ok(n) => {
+                    self.buf.truncate(start + n);
+                    // cgroupfs and /proc files come from one seq_file
+                    // record: a short read ending in a newline is the
+                    // whole file, and saves the read that returns 0.
+                    if n < spare && self.buf.last() == Some(&b'\n') {
+                        break Ok(true);
+                    }
+                }
+                Err(nix::errno::Errno::EINTR) => self.buf.truncate(start),
+                Err(e) if is_gone(&e.into()) => break Ok(false),
+                Err(e) => break Err(io_err(e, &self.path)),
+            }
+        };
+        let _ = nix::unistd::close(fd);
+        if !result? {
+            return Ok(None);
+        }
+        match std::str::from_utf8(&self.buf) {
+            Ok(text) => Ok(Some(text)),
+            Err(_) => Err(Error::Parse {
+                path: self.path.join(name),
+                source: ParseError::new("UTF-8 text", &String::from_utf8_lossy(&self.buf)),
+            }),
+        }
+    }
+}
+
+impl Drop for DirFd {
+    fn drop(&mut self) {
+        let _ = nix::unistd::close(self.fd);
+    }
+}
+
+/// A directory whose files can be read by name.
+pub(crate) trait Reader {
+    /// The directory's path (for error messages).
+    fn path(&self) -> &Path;
+
+    /// The text of file `name`, `None` when it (or the directory) is gone.
+    fn read(&mut self, name: &str) -> Result<Option<&str>>;
+
+    /// Reads file `name` and parses it with `parse`; `None` when absent.
+    fn parsed<T>(
+        &mut self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, ParseError>,
+    ) -> Result<Option<T>> {
+        match self.read(name)? {
+            None => Ok(None),
+            Some(text) => match parse(text) {
+                Ok(v) => Ok(Some(v)),
+                Err(source) => Err(Error::Parse {
+                    path: self.path().join(name),
+                    source,
+                }),
+            },
+        }
+    }
+}
+
+/// Gives access to cgroup directories by path.
+pub(crate) trait Dirs {
+    type Dir: Reader;
+
+    /// The directory at `path`, `None` when it does not exist.
+    fn open(&mut self, path: &Path) -> Result<Option<&mut Self::Dir>>;
+}
+
+/// Opens each directory afresh (one-off reads).
+#[derive(Default)]
+pub(crate) struct FreshDirs {
+    current: Option<DirFd>,
+}
+
+impl Dirs for FreshDirs {
+    type Dir = DirFd;
+
+    fn open(&mut self, path: &Path) -> Result<Option<&mut DirFd>> {
+        self.current = DirFd::open(path)?;
+        Ok(self.current.as_mut())
+    }
+}

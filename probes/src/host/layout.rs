@@ -3,7 +3,11 @@
 use super::fsread::{is_gone, read_opt};
 use super::parse::{self, MountInfo};
 use crate::error::{Error, Result};
+use nix::dir::{Dir, Type};
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 use std::collections::BTreeSet;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 /// Which cgroup versions the host has mounted.
@@ -126,6 +130,37 @@ impl std::fmt::Display for CgroupPath {
 /// The controllers whose files [`CgroupLayout::stats`](super::CgroupLayout)
 /// reads.
 pub const STAT_CONTROLLERS: [&str; 5] = ["cpu", "cpuacct", "memory", "pids", "cpuset"];
+
+/// Which controllers' figures to read (see
+/// [`CgroupLayout::stats_of`](super::CgroupLayout::stats_of)); `cpu`
+/// covers `cpuacct` too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Controllers {
+    pub cpu: bool,
+    pub memory: bool,
+    pub pids: bool,
+    pub cpuset: bool,
+}
+
+impl Controllers {
+    /// Every controller [`CgroupStats`](super::CgroupStats) knows.
+    pub const ALL: Controllers = Controllers {
+        cpu: true,
+        memory: true,
+        pids: true,
+        cpuset: true,
+    };
+
+    /// The controller names selected, from [`STAT_CONTROLLERS`].
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        STAT_CONTROLLERS.into_iter().filter(move |c| match *c {
+            "cpu" | "cpuacct" => self.cpu,
+            "memory" => self.memory,
+            "pids" => self.pids,
+            _ => self.cpuset,
+        })
+    }
+}
 
 /// The host's cgroup hierarchies.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -258,8 +293,14 @@ impl CgroupLayout {
     /// The distinct hierarchies the stats come from: the ones serving
     /// [`STAT_CONTROLLERS`], plus v2 on a pure v2 host.
     pub fn stat_hierarchies(&self) -> Vec<&Hierarchy> {
+        self.hierarchies_of(Controllers::ALL)
+    }
+
+    /// The distinct hierarchies serving the selected controllers (v2 on a
+    /// pure v2 host).
+    pub fn hierarchies_of(&self, which: Controllers) -> Vec<&Hierarchy> {
         let mut out: Vec<&Hierarchy> = Vec::new();
-        for c in STAT_CONTROLLERS {
+        for c in which.names() {
             if let Some(h) = self.hierarchy_for(c) {
                 if !out.iter().any(|o| o.mount_point == h.mount_point) {
                     out.push(h);
@@ -290,43 +331,137 @@ impl CgroupLayout {
     /// during the walk are skipped; a `start` that exists nowhere gives an
     /// empty list.
     pub fn list_subtree(&self, start: &CgroupPath, limit: usize) -> Result<Subtree> {
-        let mut found: BTreeSet<CgroupPath> = BTreeSet::new();
-        let mut truncated = false;
-        for h in self.stat_hierarchies() {
-            let mut stack = vec![start.clone()];
-            while let Some(cg) = stack.pop() {
-                let dir = h.dir(&cg);
-                let entries = match std::fs::read_dir(&dir) {
-                    Ok(e) => e,
-                    Err(e) if is_gone(&e) => continue,
-                    Err(source) => return Err(Error::Io { path: dir, source }),
-                };
-                if !found.contains(&cg) {
-                    if found.len() >= limit {
-                        truncated = true;
-                        break;
-                    }
-                    found.insert(cg.clone());
-                }
-                for entry in entries {
-                    let entry = match entry {
-                        Ok(e) => e,
-                        Err(e) if is_gone(&e) => break,
-                        Err(source) => return Err(Error::Io { path: dir, source }),
-                    };
-                    if !entry.file_type().is_ok_and(|t| t.is_dir()) {
-                        continue;
-                    }
-                    if let Some(child) = entry.file_name().to_str().and_then(|n| cg.child(n).ok()) {
-                        stack.push(child);
-                    }
-                }
-            }
+        self.list_subtree_of(start, limit, Controllers::ALL)
+    }
+
+    /// [`Self::list_subtree`] over the hierarchies of the selected
+    /// controllers only (fewer directories to read).
+    pub fn list_subtree_of(
+        &self,
+        start: &CgroupPath,
+        limit: usize,
+        which: Controllers,
+    ) -> Result<Subtree> {
+        let mut walk = Walk {
+            found: BTreeSet::new(),
+            limit,
+            truncated: false,
+        };
+        for h in self.hierarchies_of(which) {
+            walk.hierarchy(h, start)?;
         }
         Ok(Subtree {
-            cgroups: found.into_iter().collect(),
-            truncated,
+            cgroups: walk.found.into_iter().collect(),
+            truncated: walk.truncated,
         })
+    }
+
+    /// [`Self::list_subtree`] in one hierarchy only: cheaper on v1 hosts,
+    /// but blind to cgroups that exist only in other hierarchies.
+    pub fn list_subtree_in(
+        &self,
+        hierarchy: &Hierarchy,
+        start: &CgroupPath,
+        limit: usize,
+    ) -> Result<Subtree> {
+        let mut walk = Walk {
+            found: BTreeSet::new(),
+            limit,
+            truncated: false,
+        };
+        walk.hierarchy(hierarchy, start)?;
+        Ok(Subtree {
+            cgroups: walk.found.into_iter().collect(),
+            truncated: walk.truncated,
+        })
+    }
+}
+
+impl Walk {
+    /// Walks `start` in hierarchy `h`; nothing when it does not exist.
+    fn hierarchy(&mut self, h: &Hierarchy, start: &CgroupPath) -> Result<()> {
+        {
+            let dir = h.dir(start);
+            let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+            match Dir::open(&dir, flags, Mode::empty()) {
+                Ok(d) => self.descend(d, start.clone(), &dir, 0),
+                Err(e) if is_gone(&e.into()) => Ok(()),
+                Err(e) => Err(Error::Io {
+                    path: dir,
+                    source: e.into(),
+                }),
+            }
+        }
+    }
+}
+
+/// Deepest cgroup nesting the walk follows.
+const MAX_WALK_DEPTH: usize = 64;
+
+/// State of one subtree walk.
+struct Walk {
+    found: BTreeSet<CgroupPath>,
+    limit: usize,
+    truncated: bool,
+}
+
+impl Walk {
+    /// Records `cg` (open as `dir`) and walks its children, each opened
+    /// relative to its parent. `root` names the walk in errors.
+    fn descend(&mut self, mut dir: Dir, cg: CgroupPath, root: &Path, depth: usize) -> Result<()> {
+        if !self.found.contains(&cg) {
+            if self.found.len() >= self.limit {
+                self.truncated = true;
+                return Ok(());
+            }
+            self.found.insert(cg.clone());
+        }
+        if depth >= MAX_WALK_DEPTH {
+            return Ok(());
+        }
+        let fd = dir.as_raw_fd();
+        let mut children = Vec::new();
+        for entry in dir.iter() {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) if is_gone(&e.into()) => break,
+                Err(e) => {
+                    return Err(Error::Io {
+                        path: root.to_path_buf(),
+                        source: e.into(),
+                    })
+                }
+            };
+            if !matches!(entry.file_type(), Some(Type::Directory) | None) {
+                continue;
+            }
+            let Ok(name) = entry.file_name().to_str() else {
+                continue; // not UTF-8: cannot be named by a CgroupPath
+            };
+            if name != "." && name != ".." {
+                children.push(name.to_string());
+            }
+        }
+        for name in children {
+            let Ok(child) = cg.child(&name) else { continue };
+            let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+            match Dir::openat(Some(fd), name.as_str(), flags, Mode::empty()) {
+                Ok(d) => self.descend(d, child, root, depth + 1)?,
+                // Vanished, or a file without d_type that is not a directory.
+                Err(nix::errno::Errno::ENOTDIR) => {}
+                Err(e) if is_gone(&e.into()) => {}
+                Err(e) => {
+                    return Err(Error::Io {
+                        path: root.to_path_buf(),
+                        source: e.into(),
+                    })
+                }
+            }
+            if self.truncated {
+                break;
+            }
+        }
+        Ok(())
     }
 }
 

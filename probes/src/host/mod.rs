@@ -25,14 +25,17 @@
 //! [`Host::with_root`] at a tempdir holding `proc/self/mountinfo` and a fake
 //! `sys/fs/cgroup` tree.
 
+mod cache;
 pub mod fake;
 mod fsread;
 mod layout;
 pub mod parse;
 mod stats;
 
+pub use cache::StatsCache;
 pub use layout::{
-    CgroupLayout, CgroupMode, CgroupPath, CgroupVersion, Hierarchy, Subtree, STAT_CONTROLLERS,
+    CgroupLayout, CgroupMode, CgroupPath, CgroupVersion, Controllers, Hierarchy, Subtree,
+    STAT_CONTROLLERS,
 };
 pub use parse::{CpuMax, CpuStat, Limit, MemoryEvents, MountInfo, OomControl, ProcCgroup};
 pub use stats::CgroupStats;

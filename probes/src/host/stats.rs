@@ -1,7 +1,7 @@
 //! The usage and limits of one cgroup, read from cgroupfs.
 
-use super::fsread::{read_opt, read_parsed};
-use super::layout::{CgroupLayout, CgroupPath, CgroupVersion};
+use super::fsread::{read_parsed, Dirs, FreshDirs, Reader};
+use super::layout::{CgroupLayout, CgroupPath, CgroupVersion, Controllers};
 use super::parse::{self, CpuMax, Limit, MemoryEvents};
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
@@ -61,117 +61,136 @@ impl CgroupLayout {
     /// hierarchy (or vanished before any file was read) gives
     /// [`Error::CgroupNotFound`]; one that vanishes half-way gives the
     /// fields read so far. Unreadable or malformed files are errors.
+    ///
+    /// Each hierarchy's directory is opened once and its files are read
+    /// relative to it (`openat`). To read the same cgroups repeatedly,
+    /// [`StatsCache`](super::StatsCache) is much cheaper.
     pub fn stats(&self, cgroup: &CgroupPath) -> Result<CgroupStats> {
+        self.stats_of(cgroup, Controllers::ALL)
+    }
+
+    /// [`Self::stats`] reading only the selected controllers' files (the
+    /// other fields stay `None`).
+    pub fn stats_of(&self, cgroup: &CgroupPath, which: Controllers) -> Result<CgroupStats> {
+        self.stats_with(&mut FreshDirs::default(), cgroup, which)
+    }
+
+    /// The stats, with directories (and their files) provided by `dirs`.
+    pub(crate) fn stats_with<D: Dirs>(
+        &self,
+        dirs: &mut D,
+        cgroup: &CgroupPath,
+        which: Controllers,
+    ) -> Result<CgroupStats> {
         let mut s = CgroupStats {
             path: cgroup.as_str().to_string(),
             ..CgroupStats::default()
         };
-        self.read_cpu(cgroup, &mut s)?;
-        self.read_memory(cgroup, &mut s)?;
-        if let Some(dir) = self.controller_dir("pids", cgroup) {
-            s.pids_current = read_parsed(&dir.join("pids.current"), parse::parse_u64)?;
-            s.pids_max = read_parsed(&dir.join("pids.max"), parse::parse_max)?;
+        let mut found = false;
+        if which.cpu {
+            found |= self.read_cpu(dirs, cgroup, &mut s)?;
         }
-        if let Some(h) = self.hierarchy_for("cpuset") {
-            let file = match h.version {
-                CgroupVersion::V1 => "cpuset.effective_cpus",
-                CgroupVersion::V2 => "cpuset.cpus.effective",
-            };
-            s.cpuset_cpus_effective =
-                read_parsed(&h.dir(cgroup).join(file), parse::parse_cpu_list)?;
+        if which.memory {
+            found |= self.read_memory(dirs, cgroup, &mut s)?;
         }
-        if s.is_empty() && !self.exists(cgroup) {
+        if let Some(dir) = self.controller_dir("pids", cgroup).filter(|_| which.pids) {
+            if let Some(d) = dirs.open(&dir)? {
+                found = true;
+                s.pids_current = d.parsed("pids.current", parse::parse_u64)?;
+                s.pids_max = d.parsed("pids.max", parse::parse_max)?;
+            }
+        }
+        if let Some(h) = self.hierarchy_for("cpuset").filter(|_| which.cpuset) {
+            if let Some(d) = dirs.open(&h.dir(cgroup))? {
+                found = true;
+                let file = match h.version {
+                    CgroupVersion::V1 => "cpuset.effective_cpus",
+                    CgroupVersion::V2 => "cpuset.cpus.effective",
+                };
+                s.cpuset_cpus_effective = d.parsed(file, parse::parse_cpu_list)?;
+            }
+        }
+        if (!found || s.is_empty()) && !self.exists(cgroup) {
             return Err(Error::CgroupNotFound(cgroup.to_string()));
         }
         Ok(s)
     }
 
-    fn read_cpu(&self, cgroup: &CgroupPath, s: &mut CgroupStats) -> Result<()> {
-        if let Some(h) = self.hierarchy_for("cpuacct") {
-            if h.version == CgroupVersion::V1 {
-                s.cpu_usage_ns =
-                    read_parsed(&h.dir(cgroup).join("cpuacct.usage"), parse::parse_u64)?;
+    /// CPU figures; true when a directory was found.
+    fn read_cpu<D: Dirs>(
+        &self,
+        dirs: &mut D,
+        cgroup: &CgroupPath,
+        s: &mut CgroupStats,
+    ) -> Result<bool> {
+        let mut found = false;
+        if let Some(h) = self.v1_hierarchy("cpuacct") {
+            if let Some(d) = dirs.open(&h.dir(cgroup))? {
+                found = true;
+                s.cpu_usage_ns = d.parsed("cpuacct.usage", parse::parse_u64)?;
             }
         }
         let Some(h) = self.hierarchy_for("cpu").or_else(|| self.v2()) else {
-            return Ok(());
+            return Ok(found);
         };
-        let dir = h.dir(cgroup);
-        if let Some(st) = read_parsed(&dir.join("cpu.stat"), parse::parse_cpu_stat)? {
+        let Some(d) = dirs.open(&h.dir(cgroup))? else {
+            return Ok(found);
+        };
+        if let Some(st) = d.parsed("cpu.stat", parse::parse_cpu_stat)? {
             s.cpu_usage_ns = s.cpu_usage_ns.or(st.usage_ns);
             s.cpu_nr_periods = st.nr_periods;
             s.cpu_nr_throttled = st.nr_throttled;
             s.cpu_throttled_ns = st.throttled_ns;
         }
-        // A v1 cpu hierarchy answers cpu.stat; usage may still come from v2
-        // when cpuacct is not mounted at all.
+        s.cpu_max = match h.version {
+            CgroupVersion::V2 => d.parsed("cpu.max", parse::parse_cpu_max)?,
+            CgroupVersion::V1 => read_cfs_quota(d)?,
+        };
+        // A v1 cpu hierarchy without a v1 cpuacct: usage from v2's cpu.stat.
         if s.cpu_usage_ns.is_none() && h.version == CgroupVersion::V1 {
             if let Some(v2) = self.v2() {
-                s.cpu_usage_ns =
-                    read_parsed(&v2.dir(cgroup).join("cpu.stat"), parse::parse_cpu_stat)?
+                if let Some(d2) = dirs.open(&v2.dir(cgroup))? {
+                    s.cpu_usage_ns = d2
+                        .parsed("cpu.stat", parse::parse_cpu_stat)?
                         .and_then(|st| st.usage_ns);
+                }
             }
         }
-        s.cpu_max = match h.version {
-            CgroupVersion::V2 => read_parsed(&dir.join("cpu.max"), parse::parse_cpu_max)?,
-            CgroupVersion::V1 => self.read_cfs_quota(&dir)?,
-        };
-        Ok(())
+        Ok(true)
     }
 
-    /// v1 quota and period. With no quota (`-1`) the period file is not
-    /// read and reported as the default 100000 µs: it then means nothing.
-    fn read_cfs_quota(&self, dir: &std::path::Path) -> Result<Option<CpuMax>> {
-        let quota_file = dir.join("cpu.cfs_quota_us");
-        let Some(quota) = read_opt(&quota_file)? else {
-            return Ok(None);
-        };
-        let period = if quota.trim() == "-1" {
-            "100000".to_string()
-        } else {
-            match read_opt(&dir.join("cpu.cfs_period_us"))? {
-                Some(p) => p,
-                None => return Ok(None),
-            }
-        };
-        parse::parse_cfs_quota(&quota, &period)
-            .map(Some)
-            .map_err(|source| Error::Parse {
-                path: quota_file,
-                source,
-            })
-    }
-
-    fn read_memory(&self, cgroup: &CgroupPath, s: &mut CgroupStats) -> Result<()> {
+    /// Memory figures; true when a directory was found.
+    fn read_memory<D: Dirs>(
+        &self,
+        dirs: &mut D,
+        cgroup: &CgroupPath,
+        s: &mut CgroupStats,
+    ) -> Result<bool> {
         let Some(h) = self.hierarchy_for("memory") else {
-            return Ok(());
+            return Ok(false);
         };
-        let dir = h.dir(cgroup);
+        let Some(d) = dirs.open(&h.dir(cgroup))? else {
+            return Ok(false);
+        };
         match h.version {
             CgroupVersion::V1 => {
-                s.memory_usage_bytes =
-                    read_parsed(&dir.join("memory.usage_in_bytes"), parse::parse_u64)?;
-                s.memory_limit = read_parsed(
-                    &dir.join("memory.limit_in_bytes"),
-                    parse::parse_v1_memory_limit,
-                )?;
-                s.memory_peak_bytes =
-                    read_parsed(&dir.join("memory.max_usage_in_bytes"), parse::parse_u64)?;
-                s.memory_failcnt = read_parsed(&dir.join("memory.failcnt"), parse::parse_u64)?;
-                s.oom_kills =
-                    read_parsed(&dir.join("memory.oom_control"), parse::parse_oom_control)?
-                        .and_then(|o| o.oom_kill);
+                s.memory_usage_bytes = d.parsed("memory.usage_in_bytes", parse::parse_u64)?;
+                s.memory_limit = d.parsed("memory.limit_in_bytes", parse::parse_v1_memory_limit)?;
+                s.memory_peak_bytes = d.parsed("memory.max_usage_in_bytes", parse::parse_u64)?;
+                s.memory_failcnt = d.parsed("memory.failcnt", parse::parse_u64)?;
+                s.oom_kills = d
+                    .parsed("memory.oom_control", parse::parse_oom_control)?
+                    .and_then(|o| o.oom_kill);
             }
             CgroupVersion::V2 => {
-                s.memory_usage_bytes = read_parsed(&dir.join("memory.current"), parse::parse_u64)?;
-                s.memory_limit = read_parsed(&dir.join("memory.max"), parse::parse_max)?;
-                s.memory_peak_bytes = read_parsed(&dir.join("memory.peak"), parse::parse_u64)?;
-                s.memory_events =
-                    read_parsed(&dir.join("memory.events"), parse::parse_memory_events)?;
+                s.memory_usage_bytes = d.parsed("memory.current", parse::parse_u64)?;
+                s.memory_limit = d.parsed("memory.max", parse::parse_max)?;
+                s.memory_peak_bytes = d.parsed("memory.peak", parse::parse_u64)?;
+                s.memory_events = d.parsed("memory.events", parse::parse_memory_events)?;
                 s.oom_kills = s.memory_events.and_then(|e| e.oom_kill);
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// `memory.stat` of `cgroup` (v1 or v2 keys, as the kernel writes
@@ -182,4 +201,27 @@ impl CgroupLayout {
             None => Ok(None),
         }
     }
+}
+
+/// v1 quota and period from an open cpu directory. With no quota (`-1`)
+/// the period file is not read and reported as the default 100000 µs: it
+/// then means nothing.
+fn read_cfs_quota<R: Reader + ?Sized>(d: &mut R) -> Result<Option<CpuMax>> {
+    let Some(quota) = d.read("cpu.cfs_quota_us")?.map(str::to_string) else {
+        return Ok(None);
+    };
+    let period = if quota.trim() == "-1" {
+        "100000".to_string()
+    } else {
+        match d.read("cpu.cfs_period_us")? {
+            Some(p) => p.to_string(),
+            None => return Ok(None),
+        }
+    };
+    parse::parse_cfs_quota(&quota, &period)
+        .map(Some)
+        .map_err(|source| Error::Parse {
+            path: d.path().join("cpu.cfs_quota_us"),
+            source,
+        })
 }
