@@ -235,3 +235,18 @@ fn cgroups_appearing_and_vanishing_during_scrapes() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     churn.join().unwrap();
 }
+
+#[test]
+fn walking_only_the_cpu_hierarchy() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = hybrid_tree(dir.path());
+    t.write("pids", "/boxwatch/run-2/only-pids", "pids.current", "1\n")
+        .unwrap();
+    let mut args = fake_args(dir.path(), &["/boxwatch/run-2"]);
+    let union = scrape(&args, Format::Text);
+    assert!(union.contains("cgroup=\"/boxwatch/run-2/only-pids\""));
+    args.walk = exporter::collector::WalkMode::Cpu;
+    let cpu = scrape(&args, Format::Text);
+    assert!(!cpu.contains("only-pids"));
+    assert_eq!(value_of(&cpu, "boxwatch_exporter_cgroups "), Some(2.0));
+}

@@ -380,17 +380,15 @@ impl CgroupLayout {
 impl Walk {
     /// Walks `start` in hierarchy `h`; nothing when it does not exist.
     fn hierarchy(&mut self, h: &Hierarchy, start: &CgroupPath) -> Result<()> {
-        {
-            let dir = h.dir(start);
-            let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-            match Dir::open(&dir, flags, Mode::empty()) {
-                Ok(d) => self.descend(d, start.clone(), &dir, 0),
-                Err(e) if is_gone(&e.into()) => Ok(()),
-                Err(e) => Err(Error::Io {
-                    path: dir,
-                    source: e.into(),
-                }),
-            }
+        let dir = h.dir(start);
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        match Dir::open(&dir, flags, Mode::empty()) {
+            Ok(d) => self.descend(d, start.clone(), &dir, 0),
+            Err(e) if is_gone(&e.into()) => Ok(()),
+            Err(e) => Err(Error::Io {
+                path: dir,
+                source: e.into(),
+            }),
         }
     }
 }
