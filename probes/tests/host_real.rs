@@ -221,11 +221,22 @@ fn stats_cache_follows_a_real_cgroup_until_it_goes() {
     let mut cg = TestCgroup::new("cache");
     cg.spawn_spinner();
     let mut cache = probes::host::StatsCache::new(probes::host::Controllers::ALL, 100);
-    let first = cache.stats(&layout, &cg.path).unwrap().cpu_usage_ns.unwrap();
+    let first = cache
+        .stats(&layout, &cg.path)
+        .unwrap()
+        .cpu_usage_ns
+        .unwrap();
     cache.sweep();
     std::thread::sleep(Duration::from_millis(200));
-    let second = cache.stats(&layout, &cg.path).unwrap().cpu_usage_ns.unwrap();
-    assert!(second > first, "held files must give fresh values: {first} then {second}");
+    let second = cache
+        .stats(&layout, &cg.path)
+        .unwrap()
+        .cpu_usage_ns
+        .unwrap();
+    assert!(
+        second > first,
+        "held files must give fresh values: {first} then {second}"
+    );
     assert!(cache.open_files() > 0);
     cg.remove();
     assert!(matches!(
