@@ -21,6 +21,11 @@
 //! hierarchy a figure comes from: the controller's v1 hierarchy when it has
 //! one, otherwise the v2 hierarchy (see [`CgroupLayout::hierarchy_for`]).
 //!
+//! Reading the same cgroups again and again (an exporter's scrapes)?
+//! [`StatsCache`] keeps their files open and re-reads each with one
+//! `pread`; [`Controllers`] limits what is read, and
+//! [`CgroupLayout::list_subtree_in`] walks a single hierarchy.
+//!
 //! Everything is resolved under a host root (`/` normally): tests point
 //! [`Host::with_root`] at a tempdir holding `proc/self/mountinfo` and a fake
 //! `sys/fs/cgroup` tree.
