@@ -114,13 +114,19 @@ pub fn kill_until_empty(dir: &Path, timeout: Duration) -> bool {
 
 /// Removes an empty cgroup directory, retrying briefly while the kernel
 /// finishes tearing down exited tasks (EBUSY). Absent counts as removed.
+/// A cgroup with child cgroups also answers EBUSY: that fails at once
+/// (a shared parent such as `/boxwatch` while other runs use it).
 pub fn remove_dir(dir: &Path) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {
         match std::fs::remove_dir(dir) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+            Err(e)
+                if e.raw_os_error() == Some(libc::EBUSY)
+                    && Instant::now() < deadline
+                    && child_dirs(dir).is_empty() =>
+            {
                 std::thread::sleep(Duration::from_millis(1));
             }
             Err(cause) => {
