@@ -104,8 +104,14 @@ impl Runtime {
     /// Detects the cgroup driver, checks privileges, removes what killed
     /// earlier runs left behind.
     pub fn new(config: RuntimeConfig) -> Result<Runtime> {
+        let started = Instant::now();
+        let mut steps = crate::timing::Steps::start();
         let driver = cgroup::detect()?;
-        Runtime::with_driver(config, driver)
+        steps.mark("cgroup-detect");
+        let rt = Runtime::with_driver(config, driver)?;
+        steps.mark("privileges-stale-runs");
+        steps.log("runtime-new", started);
+        Ok(rt)
     }
 
     /// As [`Runtime::new`] with a given driver (tests, or a forced v2 root).
@@ -151,6 +157,8 @@ impl Runtime {
     /// Starts `spec`. Returns once the entry command is exec'd (setup
     /// failures come back as errors naming the step).
     pub fn spawn(&self, spec: &ContainerSpec, stdio: Stdio) -> Result<Container> {
+        let spawned_at = Instant::now();
+        let mut steps = crate::timing::Steps::start();
         spec.validate()?;
         let mut spec = std::borrow::Cow::Borrowed(spec);
         if !nix::unistd::geteuid().is_root() && !spec.namespaces.contains(Namespace::User) {
@@ -167,24 +175,12 @@ impl Runtime {
             )));
         }
         let userns = spec.namespaces.contains(Namespace::User);
+        steps.mark("checks");
         let state_dir = self.config.state_dir.join(&self.run_id).join(&spec.name);
         std::fs::create_dir_all(&state_dir).map_err(Error::io("creating the state directory"))?;
-        let cgroup: Arc<dyn Cgroup> =
-            match self.driver.create(&run_cg.join(&spec.name), &spec.limits) {
-                Ok(cg) => Arc::from(cg),
-                Err(e) => {
-                    remove_state_dir(&state_dir);
-                    return Err(e);
-                }
-            };
-        let mut container = Container {
+        let mut child = ChildGuard {
             pid: None,
-            cgroup,
-            state_dir,
-            started: Instant::now(),
-            notes: Vec::new(),
-            kill_timeout: self.config.kill_timeout,
-            done: false,
+            state_dir: Some(state_dir.clone()),
         };
         let (parent_sock, child_sock) =
             UnixStream::pair().map_err(Error::io("creating the sync socket"))?;
@@ -200,19 +196,28 @@ impl Runtime {
             child_sock.as_raw_fd(),
             userns,
         );
-        let pid = sys::clone_exec(clone_flags(spec), &plan).map_err(|cause| Error::Io {
-            step: "clone with the requested namespaces",
-            cause,
-        })?;
-        container.pid = Some(Pid::from_raw(pid));
+        // Only the pid (and user) namespaces are made here; the setup stage
+        // makes the others itself while this process creates and joins the
+        // cgroup (see init.rs), so that work overlaps instead of queueing.
+        let pid = if !userns && single_threaded() {
+            fork_setup_stage(spec, &plan)?
+        } else {
+            sys::clone_exec(clone_flags(spec), &plan).map_err(|cause| Error::Io {
+                step: "clone with the requested namespaces",
+                cause,
+            })?
+        };
+        child.pid = Some(Pid::from_raw(pid));
+        steps.mark("clone");
         drop(child_sock);
         drop(stdio);
-        let root_mount_point = state_dir_root(&container.state_dir)?;
+        let root_mount_point = state_dir_root(&state_dir)?;
         let config = InitConfig {
             spec: spec.clone(),
             root_mount_point,
             exe: self.config.exe.clone(),
             term: std::env::var("TERM").ok(),
+            timing: steps.on(),
         };
         let mut sock = parent_sock;
         if userns {
@@ -221,11 +226,37 @@ impl Runtime {
                 .map_err(Error::io("releasing the setup stage"))?;
         }
         send_config(&mut sock, &config)?;
-        container.cgroup.add_process(pid)?;
-        sock.write_all(b"G")
-            .map_err(Error::io("starting the container"))?;
+        steps.mark("config-sent");
+        // The setup stage builds its namespaces and root now; the cgroup is
+        // made and joined meanwhile (a v1 migration waits for an RCU grace
+        // period), and "go" lets it exec.
+        let cgroup: Arc<dyn Cgroup> =
+            Arc::from(self.driver.create(&run_cg.join(&spec.name), &spec.limits)?);
+        steps.mark("cgroup-create");
+        let mut container = Container {
+            pid: child.take(),
+            cgroup,
+            state_dir,
+            started: Instant::now(),
+            notes: Vec::new(),
+            kill_timeout: self.config.kill_timeout,
+            done: false,
+        };
+        let go = container.cgroup.add_process(pid).and_then(|()| {
+            sock.write_all(b"G")
+                .map_err(Error::io("starting the container"))
+        });
+        steps.mark("cgroup-join");
+        if let Err(e) = go {
+            // A setup stage that failed before "go" said why on the socket.
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            return Err(read_setup_result(sock, spec).err().unwrap_or(e));
+        }
         container.notes = read_setup_result(sock, spec)?;
         container.started = Instant::now();
+        steps.mark("exec-done");
+        steps.take_notes(&mut container.notes);
+        steps.log("start", spawned_at);
         Ok(container)
     }
 }
@@ -234,13 +265,18 @@ impl Drop for Runtime {
     /// Removes the run's cgroup, its state directory, and the default
     /// parent cgroup when no other run uses it.
     fn drop(&mut self) {
+        let dropped_at = Instant::now();
+        let mut steps = crate::timing::Steps::start();
         let run_cg = self.run_cgroup();
         self.driver.remove_dir(&run_cg);
+        steps.mark("run-cgroup-remove");
         if self.config.cgroup_parent == Path::new(cgroup::DEFAULT_PARENT) {
             self.driver.remove_dir(&self.config.cgroup_parent);
         }
+        steps.mark("parent-cgroup-remove");
         let _ = std::fs::remove_dir(self.config.state_dir.join(&self.run_id));
         let _ = std::fs::remove_dir(&self.config.state_dir);
+        steps.log("runtime-drop", dropped_at);
     }
 }
 
@@ -343,11 +379,21 @@ impl Container {
 
     fn finish(&mut self, exit: Exit) -> Result<Outcome> {
         let wall_time = self.started.elapsed();
+        let finished_at = Instant::now();
+        let mut steps = crate::timing::Steps::start();
         self.done = true;
         let killed = self.cgroup.kill_all(self.kill_timeout);
+        steps.mark("kill-leftovers");
         let oom_kills = self.cgroup.oom_kills();
+        steps.mark("oom-read");
         let removed = self.cgroup.remove();
+        steps.mark("cgroup-remove");
         remove_state_dir(&self.state_dir);
+        steps.mark("state-remove");
+        steps.log(
+            &format!("end (entry ran {}µs)", wall_time.as_micros()),
+            finished_at,
+        );
         killed?;
         removed?;
         Ok(Outcome {
@@ -374,6 +420,89 @@ impl Drop for Container {
     }
 }
 
+/// Whether this process has one thread (then a plain fork may run Rust
+/// code in the child).
+fn single_threaded() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .and_then(|n| n.trim().parse::<u32>().ok())
+        })
+        == Some(1)
+}
+
+/// Starts the setup stage by forking this single-threaded process instead
+/// of re-executing the boxwatch binary (which costs 1-3 ms of exec, dynamic
+/// loading and start-up on the critical path). The new pid namespace, when
+/// asked for, comes from unshare(CLONE_NEWPID) just before the fork, which
+/// then applies to the child only: this process goes straight back to its
+/// own with setns. The child installs its descriptors like the re-exec and
+/// runs the same setup stage (`init::run_forked`).
+fn fork_setup_stage(spec: &ContainerSpec, plan: &ExecPlan) -> Result<i32> {
+    use nix::sched::{setns, unshare, CloneFlags};
+    let io = |step: &'static str| {
+        move |e: nix::Error| Error::Io {
+            step,
+            cause: e.into(),
+        }
+    };
+    let own_pid_ns = if spec.namespaces.contains(Namespace::Pid) {
+        let f = std::fs::File::open("/proc/self/ns/pid")
+            .map_err(Error::io("opening this process's pid namespace"))?;
+        unshare(CloneFlags::CLONE_NEWPID).map_err(io("unshare(CLONE_NEWPID)"))?;
+        Some(f)
+    } else {
+        None
+    };
+    // A line half-written to stdout must not be flushed twice.
+    let _ = std::io::stdout().flush();
+    let forked = sys::fork_single_threaded();
+    if let Some(f) = &own_pid_ns {
+        if let Ok(nix::unistd::ForkResult::Child) = forked {
+            // The child is PID 1 of the new namespace: nothing to undo.
+        } else if let Err(e) = setns(f, CloneFlags::CLONE_NEWPID) {
+            if let Ok(nix::unistd::ForkResult::Parent { child }) = forked {
+                let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+                let _ = waitpid(child, None);
+            }
+            return Err(io("returning to boxwatch's own pid namespace (setns)")(e));
+        }
+    }
+    match forked.map_err(io("fork of the setup stage"))? {
+        nix::unistd::ForkResult::Child => crate::init::run_forked(plan.stdio(), plan.sync_fd()),
+        nix::unistd::ForkResult::Parent { child } => Ok(child.as_raw()),
+    }
+}
+
+/// The setup stage until a [`Container`] owns it: killed, reaped and its
+/// state directory removed when spawning fails half-way.
+struct ChildGuard {
+    pid: Option<Pid>,
+    state_dir: Option<PathBuf>,
+}
+
+impl ChildGuard {
+    /// Hands the child over (nothing is cleaned up any more).
+    fn take(&mut self) -> Option<Pid> {
+        self.state_dir = None;
+        self.pid.take()
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+        }
+        if let Some(dir) = &self.state_dir {
+            remove_state_dir(dir);
+        }
+    }
+}
+
 fn exit_of(status: WaitStatus) -> Option<Exit> {
     match status {
         WaitStatus::Exited(_, code) => Some(Exit::Code(code)),
@@ -386,21 +515,24 @@ fn cstring(bytes: &[u8]) -> Result<CString> {
     CString::new(bytes).map_err(|_| Error::InvalidSpec("a path contains a NUL byte".into()))
 }
 
-/// The clone flags for the namespaces created at clone time. The cgroup and
-/// time namespaces are created later by the setup stage: the cgroup one
-/// once the process sits in its cgroup (so that cgroup is its root), the
-/// time one because its offsets must be set before anything enters it.
+/// The clone flags for the namespaces created at clone time: pid (it only
+/// applies to children, so the setup stage cannot make its own) and user
+/// (the parent writes its id maps). The setup stage unshares the others
+/// (see `init::setup_namespaces`): mount, uts, ipc and net while the parent
+/// joins the cgroup, the cgroup one once the process sits in its cgroup (so
+/// that cgroup is its root), the time one before anything enters it.
 fn clone_flags(spec: &ContainerSpec) -> libc::c_int {
     spec.namespaces
         .iter()
         .map(|ns| match ns {
             Namespace::Pid => libc::CLONE_NEWPID,
-            Namespace::Mount => libc::CLONE_NEWNS,
-            Namespace::Uts => libc::CLONE_NEWUTS,
-            Namespace::Ipc => libc::CLONE_NEWIPC,
-            Namespace::Net => libc::CLONE_NEWNET,
             Namespace::User => libc::CLONE_NEWUSER,
-            Namespace::Cgroup | Namespace::Time => 0,
+            Namespace::Mount
+            | Namespace::Uts
+            | Namespace::Ipc
+            | Namespace::Net
+            | Namespace::Cgroup
+            | Namespace::Time => 0,
         })
         .fold(0, |a, b| a | b)
 }

@@ -3,11 +3,13 @@
 //! `boxwatch-init __boxwatch-init`; [`dispatch`] recognises that and runs the
 //! setup here, in a fresh single-threaded process:
 //!
-//! 1. read the [`InitConfig`] from the sync socket (fd 3), wait for "go"
-//!    (sent once the parent has written uid/gid maps and placed the child in
-//!    its cgroup);
-//! 2. cgroup and time namespaces, hostname, private rootfs, pivot_root;
-//! 3. no_new_privs, drop capabilities, close stray descriptors;
+//! 1. read the [`InitConfig`] from the sync socket (fd 3);
+//! 2. mount, uts, ipc, net and time namespaces (clone made only the pid and
+//!    user ones), hostname, private rootfs, pivot_root, all while the
+//!    parent creates and joins the cgroup;
+//! 3. wait for "go" (sent once the parent has placed the child in its
+//!    cgroup), then the cgroup namespace (rooted at that cgroup),
+//!    no_new_privs, drop capabilities, close stray descriptors;
 //! 4. exec the entry command (it is PID 1), or, with `init`, fork it and stay
 //!    as a tiny PID 1 that reaps orphans and forwards signals.
 //!
@@ -45,6 +47,9 @@ pub struct InitConfig {
     pub exe: PathBuf,
     /// The caller's TERM, passed on to the entry command.
     pub term: Option<String>,
+    /// Send `timing` notes for each setup step (see [`crate::timing`]).
+    #[serde(default)]
+    pub timing: bool,
 }
 
 /// If this process is the setup stage, runs it and returns its exit code
@@ -55,6 +60,12 @@ pub fn dispatch() -> Option<ExitCode> {
     if args.nth(1).as_deref() != Some(std::ffi::OsStr::new(INIT_ARG)) {
         return None;
     }
+    Some(ExitCode::from(setup_stage()))
+}
+
+/// The setup stage proper, with the sync socket at fd 3 and stdio at 0-2;
+/// returns the exit code on failure (on success it execs).
+fn setup_stage() -> u8 {
     sys::reset_signals();
     let mut sock = sys::sync_socket();
     let err = match run(&mut sock) {
@@ -62,34 +73,70 @@ pub fn dispatch() -> Option<ExitCode> {
         Err(e) => e,
     };
     let _ = sock.write_all(format!("E{}\t{}\n", err.step, err.message).as_bytes());
-    Some(ExitCode::from(match err.step {
+    match err.step {
         "exec-missing" => 127,
         "exec-permission" => 126,
         _ => 125,
-    }))
+    }
+}
+
+/// The setup stage in a child forked (not re-executed) from a
+/// single-threaded parent: installs `stdio` at 0-2 and `sync` at fd 3 as
+/// the re-exec would have, closes every other descriptor the parent had,
+/// and runs [`setup_stage`]. Never returns into the parent's code: it execs
+/// the entry, or `_exit`s (no destructor of the parent's objects runs,
+/// even on a panic).
+pub(crate) fn run_forked(stdio: [Option<std::os::fd::RawFd>; 3], sync: std::os::fd::RawFd) -> ! {
+    let code = std::panic::catch_unwind(|| {
+        let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+        for (target, src) in stdio.iter().enumerate() {
+            if let Some(fd) = *src {
+                if fd != target as i32 && nix::unistd::dup2(fd, target as i32).is_err() {
+                    return 126;
+                }
+            }
+        }
+        if sync != sys::SYNC_FD && nix::unistd::dup2(sync, sys::SYNC_FD).is_err() {
+            return 126;
+        }
+        sys::close_fds_from(sys::SYNC_FD + 1);
+        setup_stage()
+    })
+    .unwrap_or(125);
+    sys::exit_now(i32::from(code))
 }
 
 enum Never {}
 
 fn run(sock: &mut UnixStream) -> StepResult<Never> {
+    let exec_done = crate::timing::now_ns();
     let cfg = read_config(sock)?;
-    wait_go(sock)?;
+    let mark = |sock: &mut UnixStream, step: &str| {
+        if cfg.timing {
+            let _ = sock.write_all(crate::timing::note(step).as_bytes());
+        }
+    };
+    if cfg.timing {
+        let _ =
+            sock.write_all(format!("I{}setup-start {exec_done}\n", crate::timing::NOTE).as_bytes());
+    }
+    mark(sock, "config");
     let spec = &cfg.spec;
     let ns = &spec.namespaces;
 
+    // Everything up to the root is built while the parent creates and
+    // joins the cgroup; only what needs the cgroup waits for "go".
     if ns.contains(Namespace::User) {
         become_root_in_userns()?;
     }
-    if ns.contains(Namespace::Cgroup) {
-        unshare(CloneFlags::CLONE_NEWCGROUP)
-            .map_err(step("cgroup-namespace", "unshare(CLONE_NEWCGROUP)"))?;
-    }
+    setup_namespaces(ns)?;
     if ns.contains(Namespace::Time) {
         enter_time_namespace(spec)?;
     }
     if ns.contains(Namespace::Uts) {
         nix::unistd::sethostname(spec.hostname()).map_err(step("hostname", "sethostname"))?;
     }
+    mark(sock, "namespaces-hostname");
     if ns.contains(Namespace::Mount) && spec.rootfs == crate::spec::RootfsSpec::Host {
         rootfs::make_private()?;
         if ns.contains(Namespace::Pid) {
@@ -104,12 +151,21 @@ fn run(sock: &mut UnixStream) -> StepResult<Never> {
             hostname: ns.contains(Namespace::Uts).then(|| spec.hostname()),
         };
         rootfs::build(&plan)?;
+        mark(sock, "rootfs-mounts");
         let method = rootfs::enter(&cfg.root_mount_point)?;
+        mark(sock, "pivot-root-detach");
         let note = match method {
             EnterMethod::PivotRoot => "Irootfs=pivot_root\n",
             EnterMethod::ChrootFallback => "Irootfs=chroot\n",
         };
         let _ = sock.write_all(note.as_bytes());
+    }
+
+    wait_go(sock)?;
+    mark(sock, "go");
+    if ns.contains(Namespace::Cgroup) {
+        unshare(CloneFlags::CLONE_NEWCGROUP)
+            .map_err(step("cgroup-namespace", "unshare(CLONE_NEWCGROUP)"))?;
     }
 
     let env = entry_env(spec, cfg.term.as_deref());
@@ -123,6 +179,7 @@ fn run(sock: &mut UnixStream) -> StepResult<Never> {
     nix::sys::prctl::set_no_new_privs()
         .map_err(step("no_new_privs", "prctl(PR_SET_NO_NEW_PRIVS)"))?;
     restrict_capabilities(spec)?;
+    mark(sock, "caps");
     sys::close_fds_from(sys::SYNC_FD + 1);
     set_cloexec(sys::SYNC_FD)?;
 
@@ -161,6 +218,30 @@ fn wait_go(sock: &mut UnixStream) -> StepResult {
         });
     }
     Ok(())
+}
+
+/// Creates the mount, uts, ipc and net namespaces the spec asks for (the
+/// parent's clone made only the pid and user ones).
+fn setup_namespaces(ns: &crate::spec::NamespaceSet) -> StepResult {
+    let flags = ns
+        .iter()
+        .map(|n| match n {
+            Namespace::Mount => CloneFlags::CLONE_NEWNS,
+            Namespace::Uts => CloneFlags::CLONE_NEWUTS,
+            Namespace::Ipc => CloneFlags::CLONE_NEWIPC,
+            Namespace::Net => CloneFlags::CLONE_NEWNET,
+            Namespace::Pid | Namespace::User | Namespace::Cgroup | Namespace::Time => {
+                CloneFlags::empty()
+            }
+        })
+        .fold(CloneFlags::empty(), |a, b| a | b);
+    if flags.is_empty() {
+        return Ok(());
+    }
+    unshare(flags).map_err(step(
+        "namespaces",
+        format!("unshare of the mount, uts, ipc and net namespaces ({flags:?})"),
+    ))
 }
 
 fn become_root_in_userns() -> StepResult {

@@ -18,6 +18,7 @@ pub mod oci;
 pub mod rootfs;
 pub mod spec;
 mod sys;
+pub mod timing;
 
 /// The raw system calls that boxwatch's workloads need (they run inside
 /// containers: a fork bomb, an orphan maker, a settimeofday attempt). They

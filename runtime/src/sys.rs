@@ -54,6 +54,18 @@ impl ExecPlan {
     }
 }
 
+impl ExecPlan {
+    /// The descriptors to install as 0, 1, 2.
+    pub fn stdio(&self) -> [Option<RawFd>; 3] {
+        self.stdio
+    }
+
+    /// The descriptor to install as [`SYNC_FD`].
+    pub fn sync_fd(&self) -> RawFd {
+        self.sync_fd
+    }
+}
+
 /// The fd number the setup stage finds its sync socket at.
 pub const SYNC_FD: RawFd = 3;
 
