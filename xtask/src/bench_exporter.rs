@@ -43,6 +43,9 @@ enum BenchTarget {
         #[arg(long, default_value_t = 50)]
         scrapes: usize,
     },
+    /// Start-to-exit latency of a container running /bin/true: the
+    /// builtin runtime, crun, runc and unshare side by side.
+    Runtime(crate::bench_runtime::RuntimeBenchArgs),
     /// 200 concurrent scrapers, slow clients and malformed requests.
     ExporterLoad {
         #[arg(long, default_value_t = 1000)]
@@ -60,6 +63,11 @@ enum BenchTarget {
 /// Set by SIGINT/SIGTERM; every loop checks it and unwinds, so the Drop
 /// guards remove what was created.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether SIGINT/SIGTERM arrived (for the other benches' loops).
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
 
 extern "C" fn on_signal(_: nix::libc::c_int) {
     INTERRUPTED.store(true, Ordering::SeqCst);
@@ -96,6 +104,7 @@ pub fn main(args: BenchArgs) -> Result<()> {
     let bin = build_boxwatch()?;
     match args.target {
         BenchTarget::Exporter { cgroups, scrapes } => bench(&bin, &cgroups, scrapes),
+        BenchTarget::Runtime(args) => crate::bench_runtime::main(&bin, args),
         BenchTarget::ExporterLoad {
             cgroups,
             scrapers,

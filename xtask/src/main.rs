@@ -1,6 +1,7 @@
 //! Developer workflows: `cargo xtask <task>`. No shell scripts.
 
 mod bench_exporter;
+mod bench_runtime;
 mod scenarios;
 mod vm;
 
@@ -22,7 +23,8 @@ enum Task {
     Vm(vm::VmArgs),
     /// Benchmarks: `bench exporter` (scrape cost over N cgroups, next to
     /// prometheus-node-exporter), `bench exporter-load` (200 concurrent
-    /// scrapers, slow clients, malformed requests).
+    /// scrapers, slow clients, malformed requests), `bench runtime`
+    /// (container start-to-exit: builtin, crun, runc, unshare).
     Bench(bench_exporter::BenchArgs),
     /// Build (release), run every scenario on this host, write every report
     /// format to target/boxwatch-report/; fails on a required failure or a
