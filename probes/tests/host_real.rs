@@ -6,7 +6,12 @@
 use probes::host::{CgroupMode, CgroupPath, CgroupVersion, Host, Limit};
 use std::path::PathBuf;
 use std::process::{Child, Command};
+use std::sync::Mutex;
 use std::time::Duration;
+
+/// Held while a test creates its cgroup or removes it with the shared
+/// `/boxwatch` parent, so one test's removal never races another's mkdir.
+static PARENT: Mutex<()> = Mutex::new(());
 
 fn root_or_skip(test: &str) -> bool {
     if nix::unistd::geteuid().is_root() && std::path::Path::new("/sys/fs/cgroup").is_dir() {
@@ -37,6 +42,7 @@ impl TestCgroup {
         ))
         .unwrap();
         let mut dirs = Vec::new();
+        let _parent = PARENT.lock().unwrap_or_else(|e| e.into_inner());
         for h in layout.stat_hierarchies() {
             // cpuset children need cpus/mems before they accept tasks; this
             // test reads cpuset but never moves a task there.
@@ -84,14 +90,20 @@ impl TestCgroup {
         }
     }
 
+    /// Removes the test's cgroup, then the `/boxwatch` parent where no
+    /// other cgroup is left in it: the test leaves nothing behind.
     fn remove(&mut self) {
         self.stop_child();
+        let _parent = PARENT.lock().unwrap_or_else(|e| e.into_inner());
         for (_, d) in self.dirs.drain(..) {
             for _ in 0..50 {
                 if std::fs::remove_dir(&d).is_ok() || !d.exists() {
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(20));
+            }
+            if let Some(parent) = d.parent() {
+                let _ = std::fs::remove_dir(parent); // fails while others use it
             }
         }
     }

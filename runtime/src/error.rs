@@ -36,6 +36,13 @@ pub enum Error {
         why: String,
     },
 
+    #[error(
+        "{file} of the cgroup {dir} is empty: a v1 cpuset cgroup without CPUs or memory nodes \
+         cannot hold a child that has them; fill it from its parent \
+         (cat ../{file} > {file} in that directory) or pass another --cgroup-parent"
+    )]
+    EmptyCpuset { dir: PathBuf, file: &'static str },
+
     #[error("cgroup parent {parent} must be an absolute cgroup path such as /boxwatch or /system.slice/ci")]
     BadCgroupParent { parent: String },
 

@@ -132,3 +132,82 @@ fn a_limit_whose_v1_controller_is_not_mounted_is_refused() {
         "{msg}"
     );
 }
+
+/// The v1 cpuset hierarchy's mount point, when this host has one.
+fn v1_cpuset_mount() -> Option<PathBuf> {
+    let mounts = Mounts::from_proc().unwrap();
+    mounts.v1_hierarchy("cpuset").map(|h| h.mount_point.clone())
+}
+
+fn read_trimmed(dir: &Path, file: &str) -> String {
+    std::fs::read_to_string(dir.join(file))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn an_empty_v1_cpuset_ancestor_inside_boxwatch_is_filled_before_the_container_joins() {
+    if !root_or_skip("empty owned cpuset ancestor") {
+        return;
+    }
+    let Some(mount) = v1_cpuset_mount() else {
+        eprintln!("no v1 cpuset hierarchy here: nothing to fill (a v2 host)");
+        return;
+    };
+    // An older run (or a test) left a run directory with cpus and mems empty.
+    let run = test_path("emptyrun");
+    let run_dir = mount.join(run.strip_prefix("/").unwrap());
+    std::fs::create_dir_all(&run_dir).unwrap();
+    assert_eq!(read_trimmed(&run_dir, "cpuset.cpus"), "");
+    let driver = cgroup::detect().unwrap();
+    let limits = Limits {
+        cpuset: Some("0".parse().unwrap()),
+        ..Limits::default()
+    };
+    let created = driver.create(&run.join("c"), &limits);
+    let filled = read_trimmed(&run_dir, "cpuset.cpus");
+    let cg = created.unwrap();
+    assert!(!filled.is_empty(), "the owned ancestor stayed empty");
+    let mut a = sleeper();
+    cg.add_process(a.id() as i32).unwrap();
+    cg.kill_all(Duration::from_secs(5)).unwrap();
+    let _ = a.wait();
+    cg.remove().unwrap();
+    assert!(driver.remove_dir(&run));
+    driver.remove_dir(Path::new(cgroup::DEFAULT_PARENT));
+}
+
+#[test]
+fn an_empty_v1_cpuset_parent_outside_boxwatch_is_refused_and_left_alone() {
+    if !root_or_skip("empty foreign cpuset parent") {
+        return;
+    }
+    let Some(mount) = v1_cpuset_mount() else {
+        eprintln!("no v1 cpuset hierarchy here: nothing to refuse (a v2 host)");
+        return;
+    };
+    // Someone else's cgroup (as a --cgroup-parent), never configured.
+    let foreign = PathBuf::from(format!("/bxw-foreign-{}", std::process::id()));
+    let foreign_dir = mount.join(foreign.strip_prefix("/").unwrap());
+    std::fs::create_dir(&foreign_dir).unwrap();
+    let driver = cgroup::detect().unwrap();
+    let limits = Limits {
+        cpuset: Some("0".parse().unwrap()),
+        ..Limits::default()
+    };
+    let result = driver.create(&foreign.join("run/c"), &limits);
+    let untouched = read_trimmed(&foreign_dir, "cpuset.cpus");
+    let leftovers = std::fs::read_dir(&foreign_dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .count();
+    driver.remove_dir(&foreign.join("run"));
+    driver.remove_dir(&foreign);
+    let err = result.unwrap_err();
+    assert!(matches!(err, Error::EmptyCpuset { .. }), "{err}");
+    assert!(err.to_string().contains("--cgroup-parent"), "{err}");
+    assert_eq!(untouched, "", "a foreign cgroup was written");
+    assert_eq!(leftovers, 0, "the refused create left directories");
+}

@@ -112,6 +112,14 @@ pub fn kill_until_empty(dir: &Path, timeout: Duration) -> bool {
     }
 }
 
+/// Undoes a failed create: removes the directories it made, innermost
+/// first. One still in use (a shared parent another run just joined) stays.
+pub fn remove_made(made: &[PathBuf]) {
+    for dir in made.iter().rev() {
+        let _ = remove_dir(dir);
+    }
+}
+
 /// Removes an empty cgroup directory, retrying briefly while the kernel
 /// finishes tearing down exited tasks (EBUSY). Absent counts as removed.
 /// A cgroup with child cgroups also answers EBUSY: that fails at once

@@ -65,6 +65,28 @@ impl V1Driver {
         })
     }
 
+    /// Makes `path` in every hierarchy the limits need and applies them;
+    /// `made` collects each directory created, for undoing a failure.
+    fn create_in_hierarchies(
+        &self,
+        cg: &mut V1Cgroup,
+        made: &mut Vec<PathBuf>,
+        path: &Path,
+        limits: &Limits,
+    ) -> Result<()> {
+        for (mount, controllers) in self.hierarchies_for(limits) {
+            let dir = fs::join(&mount, path);
+            let created = fs::create_dirs(&dir)?;
+            made.extend(created.iter().cloned());
+            let has_cpuset = controllers.iter().any(|c| c == "cpuset");
+            cg.dirs.push((controllers, dir));
+            if has_cpuset {
+                inherit_cpuset(&mount, path, &created)?;
+            }
+        }
+        cg.apply(limits)
+    }
+
     fn all_dirs(&self, path: &Path) -> Vec<PathBuf> {
         self.mounts
             .v1
@@ -104,26 +126,10 @@ impl CgroupDriver for V1Driver {
             path: path.to_path_buf(),
             dirs: Vec::new(),
         };
-        for (mount, controllers) in self.hierarchies_for(limits) {
-            let dir = fs::join(&mount, path);
-            let created = fs::create_dirs(&dir);
-            cg.dirs.push((controllers.clone(), dir.clone()));
-            let created = match created {
-                Ok(c) => c,
-                Err(e) => {
-                    let _ = cg.remove();
-                    return Err(e);
-                }
-            };
-            if controllers.iter().any(|c| c == "cpuset") {
-                if let Err(e) = inherit_cpuset(&created) {
-                    let _ = cg.remove();
-                    return Err(e);
-                }
-            }
-        }
-        if let Err(e) = cg.apply(limits) {
+        let mut made = Vec::new();
+        if let Err(e) = self.create_in_hierarchies(&mut cg, &mut made, path, limits) {
             let _ = cg.remove();
+            fs::remove_made(&made);
             return Err(e);
         }
         Ok(Box::new(cg))
@@ -161,16 +167,32 @@ impl CgroupDriver for V1Driver {
     }
 }
 
-/// v1 cpuset cgroups start with empty cpus and mems and refuse tasks until
-/// both are set: copy them down from the parent into each new directory.
-fn inherit_cpuset(created: &[PathBuf]) -> Result<()> {
-    for dir in created {
-        let parent = dir.parent().expect("a created cgroup has a parent");
+/// v1 cpuset cgroups start with empty cpus and mems, refuse tasks until
+/// both are set, and a child can only be given CPUs its parent has. Walks
+/// `path` from the hierarchy root down and copies each empty value from the
+/// parent: into every directory made now, and into an existing ancestor
+/// inside boxwatch's own subtree ([`super::DEFAULT_PARENT`], e.g. one an
+/// older run left empty). An empty ancestor outside it is someone else's
+/// cgroup: it is refused with the fix, never written.
+fn inherit_cpuset(mount: &Path, path: &Path, created: &[PathBuf]) -> Result<()> {
+    let own = Path::new(super::DEFAULT_PARENT);
+    let mut rel = PathBuf::from("/");
+    for part in path.components().skip_while(|c| c.as_os_str() == "/") {
+        rel.push(part);
+        let dir = fs::join(mount, &rel);
+        let parent = dir.parent().expect("a cgroup below a mount has a parent");
         for file in ["cpuset.cpus", "cpuset.mems"] {
-            if fs::read(dir, file).unwrap_or_default().is_empty() {
-                let value = fs::read(parent, file).unwrap_or_default();
-                fs::write(dir, file, &value)?;
+            if !fs::read(&dir, file).unwrap_or_default().is_empty() {
+                continue;
             }
+            if !created.contains(&dir) && !rel.starts_with(own) {
+                return Err(Error::EmptyCpuset {
+                    dir: dir.clone(),
+                    file,
+                });
+            }
+            let value = fs::read(parent, file).unwrap_or_default();
+            fs::write(&dir, file, &value)?;
         }
     }
     Ok(())

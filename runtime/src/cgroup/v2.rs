@@ -101,14 +101,16 @@ impl CgroupDriver for V2Driver {
         };
         // Walk from the hierarchy root down to the leaf's parent, creating
         // each level and delegating the controllers one level further.
+        let mut made = Vec::new();
         let mut dir = self.root.clone();
-        for component in path.components().skip(1) {
+        let created = path.components().skip(1).try_for_each(|component| {
             Self::delegate(&dir, &wanted)?;
             dir.push(component);
-            fs::create_dirs(&dir)?;
-        }
-        if let Err(e) = cg.apply(limits) {
-            let _ = cg.remove();
+            made.extend(fs::create_dirs(&dir)?);
+            Ok(())
+        });
+        if let Err(e) = created.and_then(|()| cg.apply(limits)) {
+            fs::remove_made(&made);
             return Err(e);
         }
         Ok(Box::new(cg))
