@@ -192,10 +192,13 @@ ip link set lo up
 stty -F /dev/ttyS1 raw -echo 2>/dev/null
 echo "{MARK_STARTED} kernel=$(uname -r) cgroups=$(cat /sys/fs/cgroup/cgroup.controllers 2>/dev/null || ls /sys/fs/cgroup | tr '\n' ' ')"
 cd /tmp
-/bin/boxwatch {job} > /tmp/job.out
-rc=$?
+# stderr through a pipe: not a terminal, so progress comes as plain lines
+# that stream to the console instead of a bar redrawn over the log.
+{{ /bin/boxwatch {job} > /tmp/job.out; echo $? > /tmp/job.rc; }} 2>&1 | cat
+rc=$(cat /tmp/job.rc 2>/dev/null || echo 125)
 cat /tmp/job.out > /dev/ttyS1
 sync
+echo
 echo "{MARK_EXIT} $rc"
 poweroff -f
 "#,

@@ -151,11 +151,14 @@ fn stderr_tail(s: &str) -> String {
     }
 }
 
-/// The job's exit code from the console log, once the init printed it.
+/// The job's exit code from the console log, once the init printed it. The
+/// marker may follow other output on its line (a kernel message or terminal
+/// escapes without a newline).
 pub fn job_exit(console: &str) -> Option<i32> {
-    console
-        .lines()
-        .find_map(|l| l.trim().strip_prefix(MARK_EXIT)?.trim().parse().ok())
+    console.lines().find_map(|l| {
+        let (_, rest) = l.split_once(MARK_EXIT)?;
+        rest.trim().parse().ok()
+    })
 }
 
 /// The last `n` lines of the console, for error messages.
@@ -176,5 +179,8 @@ mod tests {
         );
         assert_eq!(job_exit(&console), Some(3));
         assert_eq!(job_exit("booting...\n"), None);
+        // What a progress bar's last redraw leaves before the marker.
+        let redrawn = format!("\u{1b}[2K⠤ [00:00:31] 18/19 uts\u{1b}[2K{MARK_EXIT} 0\r\n");
+        assert_eq!(job_exit(&redrawn), Some(0));
     }
 }
