@@ -119,6 +119,7 @@ fn scenario(id: &str, title: &str, description: &str, checks: Vec<CheckResult>) 
         samples: Vec::new(),
         error: None,
         seed_claim: None,
+        headline: None,
     }
 }
 
@@ -179,6 +180,7 @@ fn cpu_quota_20() -> ScenarioResult {
     s.samples = cpu_samples(0.2, 0.98);
     s.seed_claim =
         Some("cgroup cpu.cfs_quota_us=20000 / period=100000 holds a spin loop to 20%".into());
+    s.headline = Some("cpu_share".into());
     s
 }
 
@@ -216,6 +218,7 @@ fn cpu_quota_150(share: f64, verdict: Verdict) -> ScenarioResult {
         ("nr_throttled", 47.0),
     ]);
     s.samples = cpu_samples(share, 0.94);
+    s.headline = Some("cpu_share".into());
     s
 }
 
@@ -245,6 +248,7 @@ fn memory_hog() -> ScenarioResult {
         })
         .collect();
     s.seed_claim = Some("cgroups limit memory".into());
+    s.headline = Some("oom_kills".into());
     s
 }
 

@@ -162,6 +162,10 @@ pub struct ScenarioResult {
     pub error: Option<String>,
     /// The seed document claim this scenario turns into a check.
     pub seed_claim: Option<String>,
+    /// The measurement that sums the scenario up (a key of `measurements`),
+    /// shown in the kernel-compatibility matrix; absent when none does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headline: Option<String>,
 }
 
 /// The limits a scenario's container ran under. `None` means unlimited or

@@ -69,8 +69,8 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../catalog/proc-meminfo-view.toml"),
     ),
     (
-        "settimeofday-cap-sys-time.toml",
-        include_str!("../catalog/settimeofday-cap-sys-time.toml"),
+        "settimeofday-privileged.toml",
+        include_str!("../catalog/settimeofday-privileged.toml"),
     ),
     (
         "settimeofday.toml",

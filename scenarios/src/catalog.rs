@@ -6,6 +6,7 @@
 //! id = "cpu-quota-20"
 //! title = "A 20% CPU quota holds a spin loop to 20% of one CPU"
 //! seed_claim = "cgroup cpu.cfs_quota_us=20000 / period=100000 holds a spin loop to 20%"
+//! headline = "cpu_share"    # optional: the measurement a matrix cell shows
 //! exclusive = true          # measures CPU: runs alone, even with --jobs
 //! timeout = "30s"
 //!
@@ -34,8 +35,9 @@
 //! near = "limit.cpu"        # or equals / at_most / at_least; numbers, booleans,
 //! tolerance = 0.02          # text, or references limit.cpu, limit.memory...
 //! required = true           # default true; false = informational finding
-//! pass = "enforced"         # verdict when it holds: enforced | isolated
-//! fail = "not-enforced"     # verdict when not: not-enforced | leaked
+//! pass = "enforced"         # verdict when it holds: enforced | isolated, or
+//! fail = "not-enforced"     # leaked | not-enforced to show a documented leak;
+//!                           # fail is its opposite (the default for a missing one)
 //! ```
 //!
 //! An optional `[neighbour]` table with its own `container` and `workload`
@@ -66,6 +68,8 @@ pub struct Scenario {
     pub title: String,
     pub seed_claim: String,
     pub description: String,
+    /// The measurement that sums the scenario up in a matrix cell.
+    pub headline: Option<String>,
     pub file: PathBuf,
     /// Runs alone: nothing else overlaps it, even with `--jobs`.
     pub exclusive: bool,
@@ -224,6 +228,7 @@ struct FileScenario {
     seed_claim: String,
     #[serde(default)]
     description: String,
+    headline: Option<Spanned<String>>,
     #[serde(default)]
     exclusive: bool,
     lock: Option<String>,
@@ -275,6 +280,7 @@ struct FileWorkload {
     bytes: Option<Spanned<toml::Value>>,
     step: Option<Spanned<toml::Value>>,
     allow_clock_write: Option<Spanned<bool>>,
+    clock_step: Option<Spanned<String>>,
     mount_marker: Option<Spanned<bool>>,
     linger: Option<Spanned<bool>>,
 }
@@ -360,11 +366,20 @@ fn build(raw: FileScenario, file: &Path) -> Result<Scenario, Bad> {
             "the scenario has no [[expect]] entries: nothing would be checked".into(),
         ));
     }
+    if let Some(h) = &raw.headline {
+        if !metrics::is_known(h.get_ref(), main.workload.kind()) {
+            return Err(bad(
+                h,
+                format!("unknown metric {:?} as headline", h.get_ref()),
+            ));
+        }
+    }
     Ok(Scenario {
         id,
         title: raw.title,
         seed_claim: raw.seed_claim,
         description: raw.description,
+        headline: raw.headline.map(|h| h.into_inner()),
         file: file.to_path_buf(),
         exclusive: raw.exclusive,
         lock: raw.lock,
@@ -571,7 +586,7 @@ fn workload(w: FileWorkload, c: &ContainerDef) -> Result<Workload, Bad> {
         )
     })?;
     // Refuse parameters the workload does not take.
-    let given: [(&str, Option<Range<usize>>); 9] = [
+    let given: [(&str, Option<Range<usize>>); 10] = [
         ("threads", w.threads.as_ref().map(|s| s.span())),
         ("duration", w.duration.as_ref().map(|s| s.span())),
         ("burst", w.burst.as_ref().map(|s| s.span())),
@@ -582,6 +597,7 @@ fn workload(w: FileWorkload, c: &ContainerDef) -> Result<Workload, Bad> {
             "allow_clock_write",
             w.allow_clock_write.as_ref().map(|s| s.span()),
         ),
+        ("clock_step", w.clock_step.as_ref().map(|s| s.span())),
         ("mount_marker", w.mount_marker.as_ref().map(|s| s.span())),
         ("linger", w.linger.as_ref().map(|s| s.span())),
     ];
@@ -689,9 +705,30 @@ fn workload(w: FileWorkload, c: &ContainerDef) -> Result<Workload, Bad> {
                 duration_ms: run_time()?,
             }
         }
-        WorkloadKind::Settimeofday => Workload::Settimeofday {
-            allow_clock_write: w.allow_clock_write.as_ref().is_some_and(|b| *b.get_ref()),
-        },
+        WorkloadKind::Settimeofday => {
+            let allow_clock_write = w.allow_clock_write.as_ref().is_some_and(|b| *b.get_ref());
+            let step_secs = match &w.clock_step {
+                None => 0,
+                Some(step) => {
+                    if !allow_clock_write {
+                        return Err(bad(
+                            step,
+                            "clock_step moves the clock: it needs allow_clock_write = true",
+                        ));
+                    }
+                    duration_in(
+                        step,
+                        "clock_step",
+                        Duration::from_secs(1),
+                        Duration::from_secs(86_400),
+                    )? / 1000
+                }
+            };
+            Workload::Settimeofday {
+                allow_clock_write,
+                step_secs,
+            }
+        }
         WorkloadKind::ProbeInside => {
             let mount_marker = w.mount_marker.as_ref().is_some_and(|b| *b.get_ref());
             if mount_marker && !c.namespaces.contains(Namespace::Mount) {
@@ -730,26 +767,61 @@ fn workload(w: FileWorkload, c: &ContainerDef) -> Result<Workload, Bad> {
     Ok(workload)
 }
 
-fn verdict(
-    s: &Option<Spanned<String>>,
-    default: Verdict,
-    allowed: [Verdict; 2],
-) -> Result<Verdict, Bad> {
-    let Some(s) = s else { return Ok(default) };
-    allowed
-        .into_iter()
-        .find(|v| v.as_str() == s.get_ref())
-        .ok_or_else(|| {
-            bad(
-                s,
-                format!(
-                    "verdict {:?} is not allowed here: expected {} or {}",
-                    s.get_ref(),
-                    allowed[0],
-                    allowed[1]
-                ),
-            )
-        })
+/// The verdict of a judged check and its opposite.
+const VERDICT_PAIRS: [(Verdict, Verdict); 2] = [
+    (Verdict::Enforced, Verdict::NotEnforced),
+    (Verdict::Isolated, Verdict::Leaked),
+];
+
+fn opposite(v: Verdict) -> Option<Verdict> {
+    VERDICT_PAIRS.iter().find_map(|&(a, b)| {
+        if v == a {
+            Some(b)
+        } else if v == b {
+            Some(a)
+        } else {
+            None
+        }
+    })
+}
+
+/// `pass` and `fail` of an expectation: opposites (enforced/not-enforced,
+/// isolated/leaked), either way round; a missing one is the other's
+/// opposite, both missing is enforced/not-enforced. `pass = "leaked"` is a
+/// scenario that demonstrates a documented leak: it holds when it leaks.
+fn verdicts(
+    pass: &Option<Spanned<String>>,
+    fail: &Option<Spanned<String>>,
+) -> Result<(Verdict, Verdict), Bad> {
+    let parse = |s: &Spanned<String>| {
+        Verdict::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s.get_ref() && opposite(*v).is_some())
+            .ok_or_else(|| {
+                bad(
+                    s,
+                    format!(
+                        "verdict {:?} is not allowed here: expected enforced, not-enforced, isolated or leaked",
+                        s.get_ref()
+                    ),
+                )
+            })
+    };
+    let p = pass.as_ref().map(parse).transpose()?;
+    let f = fail.as_ref().map(parse).transpose()?;
+    match (p, f) {
+        (None, None) => Ok((Verdict::Enforced, Verdict::NotEnforced)),
+        (Some(p), None) => Ok((p, opposite(p).expect("parsed verdicts have one"))),
+        (None, Some(f)) => Ok((opposite(f).expect("parsed verdicts have one"), f)),
+        (Some(p), Some(f)) if opposite(p) == Some(f) => Ok((p, f)),
+        (Some(p), Some(f)) => Err(bad(
+            fail.as_ref().expect("given"),
+            format!(
+                "pass {p} and fail {f} are not opposites: {p} goes with fail = {:?}",
+                opposite(p).expect("parsed verdicts have one").as_str()
+            ),
+        )),
+    }
 }
 
 /// Resolves a value of an expectation: numbers, booleans, text, and
@@ -887,6 +959,7 @@ fn expectation(
     if let (Some(t), None) = (&e.tolerance, &e.near) {
         return Err(bad(t, "`tolerance` only goes with `near`"));
     }
+    let (pass, fail) = verdicts(&e.pass, &e.fail)?;
     Ok(Expectation {
         check: check.clone(),
         title: e
@@ -895,16 +968,8 @@ fn expectation(
         metric: metric.clone(),
         condition,
         required: e.required,
-        pass: verdict(
-            &e.pass,
-            Verdict::Enforced,
-            [Verdict::Enforced, Verdict::Isolated],
-        )?,
-        fail: verdict(
-            &e.fail,
-            Verdict::NotEnforced,
-            [Verdict::NotEnforced, Verdict::Leaked],
-        )?,
+        pass,
+        fail,
         needs_cpus: match &e.needs_cpus {
             None => None,
             Some(v) => {
@@ -1043,11 +1108,51 @@ tolerance = 0.02
             "at_most = 1\nequals = 2",
         ));
         assert!(e.reason.contains("exactly one condition"), "{e}");
-        let e = refused(&format!("{GOOD}pass = \"leaked\"\n"));
+        let e = refused(&format!("{GOOD}pass = \"unsupported\"\n"));
         assert!(e.reason.contains("not allowed"), "{e}");
+        let e = refused(&format!(
+            "{GOOD}pass = \"leaked\"\nfail = \"not-enforced\"\n"
+        ));
+        assert!(e.reason.contains("not opposites"), "{e}");
+        assert!(e.reason.contains("fail = \"isolated\""), "{e}");
         let e =
             refused(&GOOD.replace("metric = \"cpu_share\"", "metric = \"inside.nproc_online\""));
         assert!(e.reason.contains("probe-inside"), "{e}");
+    }
+
+    #[test]
+    fn pass_and_fail_are_opposites_either_way_round() {
+        let pair = |extra: &str| {
+            let s = load(&format!("{GOOD}{extra}")).unwrap();
+            (s.expectations[0].pass, s.expectations[0].fail)
+        };
+        use Verdict::*;
+        assert_eq!(pair(""), (Enforced, NotEnforced));
+        assert_eq!(pair("pass = \"isolated\"\n"), (Isolated, Leaked));
+        assert_eq!(pair("fail = \"leaked\"\n"), (Isolated, Leaked));
+        // A scenario that demonstrates a documented leak holds when it leaks.
+        assert_eq!(pair("pass = \"leaked\"\n"), (Leaked, Isolated));
+        assert_eq!(pair("pass = \"not-enforced\"\n"), (NotEnforced, Enforced));
+    }
+
+    #[test]
+    fn a_clock_step_needs_allow_clock_write() {
+        let clock = |workload: &str| {
+            format!(
+                "id = \"clock\"\ntitle = \"t\"\n[workload]\nname = \"settimeofday\"\n{workload}\n\
+                 [[expect]]\ncheck = \"c\"\nmetric = \"host_clock_step_secs\"\nat_most = 1\n"
+            )
+        };
+        let e = refused(&clock("clock_step = \"1h\""));
+        assert!(e.reason.contains("allow_clock_write"), "{e}");
+        let s = load(&clock("allow_clock_write = true\nclock_step = \"1h\"")).unwrap();
+        assert_eq!(
+            s.main.workload,
+            Workload::Settimeofday {
+                allow_clock_write: true,
+                step_secs: 3600
+            }
+        );
     }
 
     #[test]

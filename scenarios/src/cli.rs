@@ -124,6 +124,10 @@ pub enum WorkloadCommand {
     Settimeofday {
         #[arg(long)]
         allow_clock_write: bool,
+        /// Step the clock forward by this many seconds and back (only in a
+        /// VM boxwatch booted, with --allow-clock-write).
+        #[arg(long, default_value_t = 0)]
+        step_secs: u64,
     },
     /// Print the inside view; optionally mount a marker tmpfs first.
     ProbeInside {
@@ -170,9 +174,13 @@ impl WorkloadCommand {
                 step_bytes: step,
             },
             WorkloadCommand::ForkBomb { duration_ms } => Workload::ForkBomb { duration_ms },
-            WorkloadCommand::Settimeofday { allow_clock_write } => {
-                Workload::Settimeofday { allow_clock_write }
-            }
+            WorkloadCommand::Settimeofday {
+                allow_clock_write,
+                step_secs,
+            } => Workload::Settimeofday {
+                allow_clock_write,
+                step_secs,
+            },
             WorkloadCommand::ProbeInside { mount_marker } => Workload::ProbeInside {
                 mount_marker: mount_marker.is_some(),
             },

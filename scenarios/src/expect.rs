@@ -92,9 +92,10 @@ pub struct Expectation {
     /// Required checks decide the scenario's status; informational ones are
     /// reported as findings only.
     pub required: bool,
-    /// Verdict when the condition holds (`isolated` or `enforced`).
+    /// Verdict when the condition holds (`isolated` or `enforced`; `leaked`
+    /// or `not-enforced` for a scenario that demonstrates a documented leak).
     pub pass: Verdict,
-    /// Verdict when it does not (`leaked` or `not-enforced`).
+    /// Verdict when it does not: the opposite of `pass`.
     pub fail: Verdict,
     /// CPUs this measurement needs free on the host: a shortfall while the
     /// host's other processes left fewer is inconclusive, not a failure.
@@ -120,13 +121,14 @@ pub struct Judgement {
 }
 
 impl Judgement {
-    /// Whether the check held (`isolated`/`enforced`).
+    /// Whether the check reached its expected verdict.
     pub fn held(&self) -> bool {
-        matches!(self.verdict, Verdict::Isolated | Verdict::Enforced)
+        self.verdict == self.expected_verdict
     }
-    /// Whether the check found the guarantee broken (`leaked`/`not-enforced`).
+    /// Whether the check was judged and did not hold (not an `error` or
+    /// `unsupported`).
     pub fn broken(&self) -> bool {
-        matches!(self.verdict, Verdict::Leaked | Verdict::NotEnforced)
+        !self.held() && !matches!(self.verdict, Verdict::Error | Verdict::Unsupported)
     }
 }
 

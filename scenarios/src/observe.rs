@@ -78,6 +78,9 @@ pub struct HostSnapshot {
 pub struct Collected {
     pub host_pid: i32,
     pub samples: Vec<HostSample>,
+    /// The host's CLOCK_REALTIME minus CLOCK_MONOTONIC at every sample: a
+    /// container that steps the clock and steps it back is still seen.
+    pub host_clock_offsets: Vec<f64>,
     /// The workload's `start` line, and its `result` line (or its exit).
     pub start: Option<Mark>,
     pub end: Option<Mark>,
@@ -343,12 +346,17 @@ pub fn observe(
             .map(Observed::from)
             .unwrap_or_else(|| missing("not tried")),
     );
-    put(
-        "host_clock_step_secs",
-        ((post.realtime - pre.realtime) - (post.monotonic - pre.monotonic))
-            .abs()
-            .into(),
-    );
+    let offset_before = pre.realtime - pre.monotonic;
+    let step_after = (post.realtime - post.monotonic - offset_before).abs();
+    let step_during = c
+        .host_clock_offsets
+        .iter()
+        .copied()
+        .chain(c.ack.as_ref().map(|a| a.host_realtime - a.host_monotonic))
+        .map(|offset| (offset - offset_before).abs())
+        .fold(0.0, f64::max);
+    put("host_clock_step_secs", step_after.max(step_during).into());
+    put("host_clock_step_after_secs", step_after.into());
     put(
         "host_hostname_unchanged",
         (pre.hostname == post.hostname).into(),
@@ -773,6 +781,24 @@ mod tests {
             let post = HostSnapshot { realtime: 1.7e9 + elapsed + step, monotonic: 5000.0 + elapsed, ..HostSnapshot::default() };
             let o = observe(&Collected::default(), &pre, &post, &BTreeMap::new(), &def(), WorkloadKind::Settimeofday, 100.0);
             prop_assert!((num(&o, "host_clock_step_secs") - step.abs()).abs() < 1e-5);
+            prop_assert!((num(&o, "host_clock_step_after_secs") - step.abs()).abs() < 1e-5);
+        }
+
+        #[test]
+        fn a_clock_stepped_and_put_back_during_the_run_is_still_seen(
+            elapsed in 1f64..1000.0,
+            step in prop_oneof![-7200f64..-1.0, 1.0f64..7200.0],
+            at in 0usize..20,
+        ) {
+            let offset = 1.7e9 - 5000.0;
+            let pre = HostSnapshot { realtime: 1.7e9, monotonic: 5000.0, ..HostSnapshot::default() };
+            let post = HostSnapshot { realtime: 1.7e9 + elapsed, monotonic: 5000.0 + elapsed, ..HostSnapshot::default() };
+            let mut offsets = vec![offset; 20];
+            offsets[at] += step;
+            let c = Collected { host_clock_offsets: offsets, ..Collected::default() };
+            let o = observe(&c, &pre, &post, &BTreeMap::new(), &def(), WorkloadKind::Settimeofday, 100.0);
+            prop_assert!((num(&o, "host_clock_step_secs") - step.abs()).abs() < 1e-3);
+            prop_assert!(num(&o, "host_clock_step_after_secs") < 1e-3);
         }
     }
 }

@@ -63,6 +63,7 @@ impl ScenarioRun {
             samples: self.samples.iter().map(sample).collect(),
             error: self.error.clone(),
             seed_claim: (!self.seed_claim.is_empty()).then(|| self.seed_claim.clone()),
+            headline: self.headline.clone(),
         };
         r.judge();
         r

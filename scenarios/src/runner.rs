@@ -70,6 +70,7 @@ pub struct ScenarioRun {
     pub title: String,
     pub description: String,
     pub seed_claim: String,
+    pub headline: Option<String>,
     pub file: PathBuf,
     pub duration: Duration,
     pub limits: runtime::Limits,
@@ -92,6 +93,7 @@ impl ScenarioRun {
             title: format!("scenario file {}", e.file.display()),
             description: String::new(),
             seed_claim: String::new(),
+            headline: None,
             file: e.file.clone(),
             duration: Duration::ZERO,
             limits: runtime::Limits::default(),
@@ -109,6 +111,7 @@ impl ScenarioRun {
             title: s.title.clone(),
             description: s.description.clone(),
             seed_claim: s.seed_claim.clone(),
+            headline: s.headline.clone(),
             file: s.file.clone(),
             duration: Duration::ZERO,
             limits: s.main.container.limits.clone(),
@@ -279,12 +282,20 @@ impl Runner {
             }
             if let Workload::Settimeofday {
                 allow_clock_write: true,
+                ..
             } = m.workload
             {
                 if !self.cfg.allow_clock_write {
                     return Some(
                         "this scenario may move the clock: it only runs with --allow-clock-write, inside a throwaway VM".into(),
                     );
+                }
+                if !runtime::booted_by_boxwatch() {
+                    return Some(format!(
+                        "this scenario may move the clock: it only runs inside a VM boxwatch booted \
+                         ({} on the kernel command line; cargo xtask vm), never on a host",
+                        runtime::VM_MARKER
+                    ));
                 }
             }
         }
@@ -623,6 +634,8 @@ impl Runner {
     /// Reads the cgroup now, records a sample, returns it as a mark.
     fn mark(&self, l: &mut Live) -> Mark {
         let at = l.t0.elapsed();
+        let (realtime, monotonic) = clocks();
+        l.collected.host_clock_offsets.push(realtime - monotonic);
         let busy = std::fs::read_to_string("/proc/stat")
             .ok()
             .and_then(|t| busy_ticks(&t));

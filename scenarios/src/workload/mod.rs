@@ -79,7 +79,7 @@ impl WorkloadKind {
             WorkloadKind::Burst => &["threads", "duration", "burst", "interval"],
             WorkloadKind::Hog => &["bytes", "step"],
             WorkloadKind::ForkBomb => &["duration"],
-            WorkloadKind::Settimeofday => &["allow_clock_write"],
+            WorkloadKind::Settimeofday => &["allow_clock_write", "clock_step"],
             WorkloadKind::ProbeInside => &["mount_marker"],
             WorkloadKind::OrphanMaker => &["linger"],
         }
@@ -103,9 +103,15 @@ impl WorkloadKind {
             ],
             WorkloadKind::Hog => &["allocated_bytes", "completed"],
             WorkloadKind::ForkBomb => &["forks", "eagain", "max_procs_seen"],
-            WorkloadKind::Settimeofday => {
-                &["called", "succeeded", "eperm", "errno", "has_cap_sys_time"]
-            }
+            WorkloadKind::Settimeofday => &[
+                "called",
+                "succeeded",
+                "eperm",
+                "errno",
+                "has_cap_sys_time",
+                "stepped_secs",
+                "restored",
+            ],
             WorkloadKind::ProbeInside => &["mounted"],
             WorkloadKind::OrphanMaker => &["grandchild_reaped", "reap_ms", "zombies"],
         }
@@ -149,6 +155,10 @@ pub enum Workload {
     },
     Settimeofday {
         allow_clock_write: bool,
+        /// Seconds to step CLOCK_REALTIME forward and back (0: write back
+        /// the time just read). Only ever non-zero in a VM boxwatch booted.
+        #[serde(default)]
+        step_secs: u64,
     },
     ProbeInside {
         mount_marker: bool,
@@ -219,7 +229,13 @@ impl Workload {
                 push("step", step_bytes.to_string());
             }
             Workload::ForkBomb { duration_ms } => push("duration-ms", duration_ms.to_string()),
-            Workload::Settimeofday { allow_clock_write } => {
+            Workload::Settimeofday {
+                allow_clock_write,
+                step_secs,
+            } => {
+                if *step_secs > 0 {
+                    push("step-secs", step_secs.to_string());
+                }
                 if *allow_clock_write {
                     a.push("--allow-clock-write".into());
                 }
@@ -271,9 +287,10 @@ pub fn run(w: &Workload, mount_marker: Option<&str>) -> Result<()> {
             require_guard(WorkloadKind::ForkBomb)?;
             bomb::fork_bomb(&out, Duration::from_millis(*duration_ms))
         }
-        Workload::Settimeofday { allow_clock_write } => {
-            clock::settimeofday(&out, *allow_clock_write)
-        }
+        Workload::Settimeofday {
+            allow_clock_write,
+            step_secs,
+        } => clock::settimeofday(&out, *allow_clock_write, *step_secs),
         Workload::ProbeInside { .. } => probe::probe_inside(&out, mount_marker),
         Workload::OrphanMaker { linger } => orphans::orphan_maker(&out, *linger),
     }
@@ -491,7 +508,7 @@ mod tests {
     #[test]
     fn settimeofday_never_calls_with_the_capability_unless_allowed() {
         let before = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME).unwrap();
-        let lines = lines_of(|o| clock::settimeofday(o, false));
+        let lines = lines_of(|o| clock::settimeofday(o, false, 0));
         let r = lines.last().unwrap();
         if r["has_cap_sys_time"] == true {
             // Root with CAP_SYS_TIME (the usual test host): no call at all.

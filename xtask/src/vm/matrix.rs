@@ -1,5 +1,5 @@
 //! The compatibility matrix: scenarios as rows, kernel x cgroup layout as
-//! columns; each cell the scenario's status and its key measurement. Rows
+//! columns; each cell the scenario's status and its headline measurement. Rows
 //! whose cells differ between columns are marked, since a difference is the
 //! news a kernel upgrade brings.
 
@@ -10,15 +10,6 @@ use serde::Serialize;
 use std::path::Path;
 
 pub const SCHEMA: &str = "boxwatch.matrix/v1";
-
-/// Measurements shown in a cell, the first one present wins.
-const KEY_MEASUREMENTS: [&str; 5] = [
-    "cpu_share",
-    "oom_kills",
-    "memory_peak_bytes",
-    "pids_peak",
-    "throttled_ratio",
-];
 
 #[derive(Debug, Serialize)]
 pub struct Matrix {
@@ -61,9 +52,11 @@ impl Cell {
     fn of(s: &ScenarioResult) -> Cell {
         Cell {
             status: s.status,
-            measurement: KEY_MEASUREMENTS
-                .iter()
-                .find_map(|k| s.measurements.get(*k).map(|v| (k.to_string(), *v))),
+            // The scenario's own headline figure, if it names one.
+            measurement: s
+                .headline
+                .as_ref()
+                .and_then(|k| s.measurements.get(k).map(|v| (k.clone(), *v))),
             failed_checks: match s.status {
                 Status::Fail | Status::Error => s
                     .checks

@@ -82,7 +82,14 @@ impl VmArgs {
         match &self.job {
             Some(j) => shell_words(j),
             None => {
-                let mut job = vec!["scenarios".to_string(), "--format".into(), "json".into()];
+                // A throwaway VM is the one place the clock may move: the
+                // settimeofday-privileged scenario runs here and only here.
+                let mut job = vec![
+                    "scenarios".to_string(),
+                    "--format".into(),
+                    "json".into(),
+                    "--allow-clock-write".into(),
+                ];
                 if let Some(only) = &self.only {
                     job.extend(["--only".into(), only.clone()]);
                 }
