@@ -29,6 +29,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../catalog/cpuinfo-view.toml"),
     ),
     (
+        "entry-exit-kills-the-rest.toml",
+        include_str!("../catalog/entry-exit-kills-the-rest.toml"),
+    ),
+    (
         "ipc-namespace.toml",
         include_str!("../catalog/ipc-namespace.toml"),
     ),

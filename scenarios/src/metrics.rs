@@ -24,6 +24,7 @@ pub const HOST_METRICS: &[(&str, &str)] = &[
     ("pids_peak", "the largest number of tasks seen in the cgroup (pids.peak, else the sampled maximum)"),
     ("exit_code", "the entry command's exit code (128 + signal when killed)"),
     ("survivors", "processes of the container still alive after its entry command ended"),
+    ("survivors_after_cleanup", "of those, processes still alive after the runtime cleaned the container up"),
     ("host_can_fork", "the harness could start a host process after the scenario"),
     ("host_clock_step_secs", "the largest step of the host's CLOCK_REALTIME against CLOCK_MONOTONIC seen during or after the scenario"),
     ("host_clock_step_after_secs", "how far the host's CLOCK_REALTIME stood from where it was, against CLOCK_MONOTONIC, after the scenario"),

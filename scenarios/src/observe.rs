@@ -100,6 +100,11 @@ pub struct Collected {
     pub exit_code: Option<i32>,
     /// Processes still in the cgroup after the entry ended.
     pub survivors: Option<usize>,
+    /// Those processes as (pid, start time in clock ticks since boot), so a
+    /// reused PID is never mistaken for one of them.
+    pub survivor_pids: Vec<(i32, u64)>,
+    /// How many of them were still alive after the runtime's cleanup.
+    pub survivors_after_cleanup: Option<usize>,
     /// The last lines the workload wrote on stderr.
     pub stderr_tail: String,
 }
@@ -339,6 +344,12 @@ pub fn observe(
             .unwrap_or_else(|| {
                 missing("the container's cgroup could not be listed after its entry ended")
             }),
+    );
+    put(
+        "survivors_after_cleanup",
+        c.survivors_after_cleanup
+            .map(|n| Observed::from(n as u64))
+            .unwrap_or_else(|| missing("the container's processes were not checked after cleanup")),
     );
     put(
         "host_can_fork",

@@ -432,6 +432,10 @@ impl Runner {
                     Ok(outcome) => l.collected.exit_code = Some(outcome.exit.shell_code()),
                     Err(e) => errors.push(format!("cleaning up container {}: {e}", l.name)),
                 }
+                if l.exited {
+                    l.collected.survivors_after_cleanup =
+                        Some(still_alive(&l.collected.survivor_pids));
+                }
             }
             if let Some(h) = l.stderr.take() {
                 l.collected.stderr_tail = h.join().unwrap_or_default();
@@ -691,6 +695,10 @@ impl Runner {
             pids.dedup();
             pids.retain(|p| *p != l.pid);
             l.collected.survivors = Some(pids.len());
+            l.collected.survivor_pids = pids
+                .iter()
+                .filter_map(|&p| Some((p, process_stat(p)?.1)))
+                .collect();
         }
     }
 
@@ -767,8 +775,33 @@ impl Live<'_> {
 
 /// The state letter of /proc/<pid>/stat (R, S, Z...); None when gone.
 fn process_state(pid: i32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?.1.trim_start().chars().next()
+    process_stat(pid).map(|(state, _)| state)
+}
+
+/// (state letter, start time in clock ticks since boot) of a process.
+fn process_stat(pid: i32) -> Option<(char, u64)> {
+    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// The state and start time (fields 3 and 22) of a /proc/<pid>/stat line;
+/// the command (field 2) may hold spaces and parentheses.
+fn parse_stat(stat: &str) -> Option<(char, u64)> {
+    let rest = stat.rsplit_once(')')?.1;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((state, start))
+}
+
+/// How many of `procs` (pid, start time) still run: the same PID with the
+/// same start time, not a zombie (a zombie is dead, waiting for its parent).
+fn still_alive(procs: &[(i32, u64)]) -> usize {
+    procs
+        .iter()
+        .filter(|&&(pid, start)| {
+            matches!(process_stat(pid), Some((state, s)) if s == start && state != 'Z' && state != 'X')
+        })
+        .count()
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
@@ -866,6 +899,47 @@ pub fn namespace_of(metric: &str) -> Option<Namespace> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn survivors_are_alive_only_with_their_own_start_time() {
+        let me = std::process::id() as i32;
+        let (_, start) = process_stat(me).expect("this process has a stat line");
+        assert_eq!(still_alive(&[(me, start)]), 1);
+        assert_eq!(
+            still_alive(&[(me, start + 1)]),
+            0,
+            "a reused PID is not the survivor"
+        );
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        let child_start = process_stat(pid).map(|(_, s)| s).unwrap_or(0);
+        child.wait().unwrap();
+        assert_eq!(
+            still_alive(&[(pid, child_start)]),
+            0,
+            "a reaped process is gone"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn stat_lines_give_state_and_start_time_whatever_the_command(
+            comm in "[ -~]{0,16}",
+            state in proptest::sample::select(vec!['R', 'S', 'D', 'Z', 'T', 'I']),
+            start in proptest::prelude::any::<u64>(),
+            pid in 1i32..4_000_000,
+        ) {
+            // Fields 4..=21 as the kernel writes them, then starttime (22).
+            let middle: Vec<String> = (4..=21).map(|n| (n * 7).to_string()).collect();
+            let line = format!("{pid} ({comm}) {state} {} {start} 1234 5678\n", middle.join(" "));
+            proptest::prop_assert_eq!(parse_stat(&line), Some((state, start)));
+        }
+
+        #[test]
+        fn stat_parsing_never_panics(text in "\\PC{0,200}") {
+            let _ = parse_stat(&text);
+        }
+    }
     use proptest::prelude::*;
 
     #[test]
