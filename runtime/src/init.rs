@@ -254,8 +254,14 @@ fn become_root_in_userns() -> StepResult {
         .map_err(step("user-namespace", "setresuid(0) (is uid 0 mapped?)"))
 }
 
-/// Creates the time namespace (for children and, since Linux 6.x, after
-/// exec for this process too) and sets its clock offsets.
+/// Creates the time namespace, sets its clock offsets, and enters it.
+///
+/// unshare(CLONE_NEWTIME) only makes the namespace for this process's
+/// children; execve switches into it only since Linux 6.2. On older kernels
+/// (Debian's 6.1) an entry exec'd as PID 1 would stay in the host's time
+/// namespace, so the setup stage (single-threaded, still holding
+/// CAP_SYS_ADMIN) enters it with setns once the offsets are written (they
+/// can only be written before any process is inside).
 fn enter_time_namespace(spec: &ContainerSpec) -> StepResult {
     let flags = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
     unshare(flags).map_err(step("time-namespace", "unshare(CLONE_NEWTIME)"))?;
@@ -265,7 +271,15 @@ fn enter_time_namespace(spec: &ContainerSpec) -> StepResult {
         o.monotonic_secs, o.boottime_secs
     );
     std::fs::write("/proc/self/timens_offsets", text)
-        .map_err(step("time-namespace", "writing /proc/self/timens_offsets"))
+        .map_err(step("time-namespace", "writing /proc/self/timens_offsets"))?;
+    let ns = std::fs::File::open("/proc/self/ns/time_for_children").map_err(step(
+        "time-namespace",
+        "opening /proc/self/ns/time_for_children",
+    ))?;
+    nix::sched::setns(ns, flags).map_err(step(
+        "time-namespace",
+        "entering the new time namespace (setns)",
+    ))
 }
 
 fn entry_env(spec: &ContainerSpec, term: Option<&str>) -> Vec<(String, String)> {
