@@ -41,22 +41,29 @@ pub enum Ending {
     TimedOut { after: Duration },
 }
 
-/// Boots with KVM if `/dev/kvm` can be used, falling back to TCG when KVM
-/// dies before init starts (a paravirtual KVM that cannot run a stock
-/// kernel does exactly that).
+/// Boots with KVM if `/dev/kvm` can be used, and again with TCG when the
+/// KVM boot stops before the job finished: a paravirtual KVM may not run a
+/// stock kernel at all, or crash it after init has started (both seen
+/// here). KVM is given up for later boots only when TCG then gets the same
+/// kernel further: a kernel that boots nowhere says nothing about KVM.
 pub fn boot(b: &Boot, kvm_known_bad: &mut bool) -> Result<Ending> {
-    if !*kvm_known_bad && kvm_usable() {
-        let ending = boot_with(b, Accel::Kvm)?;
-        let console = std::fs::read_to_string(&b.console).unwrap_or_default();
-        match ending {
-            Ending::Stopped { .. } if !console.contains(MARK_STARTED) => {
-                eprintln!("vm: KVM cannot boot this kernel here; using TCG from now on");
-                *kvm_known_bad = true;
-            }
-            other => return Ok(other),
-        }
+    if *kvm_known_bad || !kvm_usable() {
+        return boot_with(b, Accel::Tcg);
     }
-    boot_with(b, Accel::Tcg)
+    let ending = boot_with(b, Accel::Kvm)?;
+    if !matches!(ending, Ending::Stopped { .. }) {
+        return Ok(ending);
+    }
+    let ending = boot_with(b, Accel::Tcg)?;
+    if matches!(ending, Ending::JobExited { .. }) || init_started(&b.console) {
+        eprintln!("vm: KVM cannot run this kernel here but TCG can; using TCG from now on");
+        *kvm_known_bad = true;
+    }
+    Ok(ending)
+}
+
+fn init_started(console: &Path) -> bool {
+    std::fs::read_to_string(console).is_ok_and(|c| c.contains(MARK_STARTED))
 }
 
 fn kvm_usable() -> bool {
