@@ -348,3 +348,53 @@ fn walking_one_hierarchy_sees_only_its_cgroups() {
         .collect();
     assert_eq!(names, ["/boxwatch", "/boxwatch/r1", "/boxwatch/r1/c1"]);
 }
+
+/// Every directory below `dir`, as cgroup paths under `prefix`, listed
+/// with plain std::fs (no link-count shortcuts): the walk's reference.
+fn reference_walk(dir: &Path, prefix: &str, out: &mut Vec<String>) {
+    out.push(prefix.to_string());
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.file_type().unwrap().is_dir() {
+            let name = e.file_name().into_string().unwrap();
+            reference_walk(&e.path(), &format!("{prefix}/{name}"), out);
+        }
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    /// Leaves are known from their link count and not listed; a directory
+    /// stops listing once it has found all its subdirectories. Whatever the
+    /// shape (deep chains, wide fan-outs, control files next to children),
+    /// the walk finds exactly the directories a plain listing finds.
+    #[test]
+    fn the_walk_finds_every_cgroup_whatever_the_tree_shape(
+        paths in proptest::collection::vec(
+            proptest::collection::vec("[a-e]", 1..5),
+            0..40,
+        ),
+        files in proptest::collection::vec(("[a-e]{1,3}", "[a-z]{1,8}\\.[a-z_]{1,10}"), 0..30),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let t = FakeTree::new(dir.path()).v2(&["cpu", "memory", "pids"]).build().unwrap();
+        t.mkdir("", "/boxwatch").unwrap();
+        for p in &paths {
+            t.mkdir("", &format!("/boxwatch/{}", p.join("/"))).unwrap();
+        }
+        // Control files in some cgroups, as cgroupfs has next to children.
+        for (cgroup, file) in &files {
+            let dir = t.mkdir("", &format!("/boxwatch/{}", cgroup.chars().map(String::from).collect::<Vec<_>>().join("/"))).unwrap();
+            std::fs::write(dir.join(file), "0\n").unwrap();
+        }
+        let mut expected = Vec::new();
+        let top = t.mkdir("", "/boxwatch").unwrap();
+        reference_walk(&top, "/boxwatch", &mut expected);
+        expected.sort();
+        let walked = t.host().layout().unwrap().list_subtree(&cg("/boxwatch"), 10_000).unwrap();
+        let mut got: Vec<String> = walked.cgroups.iter().map(|c| c.as_str().to_string()).collect();
+        got.sort();
+        proptest::prop_assert_eq!(got, expected);
+        proptest::prop_assert!(!walked.truncated);
+    }
+}

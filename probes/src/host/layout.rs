@@ -407,28 +407,27 @@ impl Walk {
     /// Records `cg` (open as `dir`) and walks its children, each opened
     /// relative to its parent. `root` names the walk in errors.
     fn descend(&mut self, mut dir: Dir, cg: CgroupPath, root: &Path, depth: usize) -> Result<()> {
-        if !self.found.contains(&cg) {
-            if self.found.len() >= self.limit {
-                self.truncated = true;
-                return Ok(());
-            }
-            self.found.insert(cg.clone());
-        }
-        if depth >= MAX_WALK_DEPTH {
+        if !self.record(&cg) || depth >= MAX_WALK_DEPTH {
             return Ok(());
         }
         let fd = dir.as_raw_fd();
+        let subdirs = subdir_count(nix::sys::stat::fstat(fd).ok());
+        if subdirs == Some(0) {
+            return Ok(());
+        }
+        let io = |source: std::io::Error| Error::Io {
+            path: root.to_path_buf(),
+            source,
+        };
         let mut children = Vec::new();
         for entry in dir.iter() {
+            if subdirs.is_some_and(|n| children.len() >= n) {
+                break; // every subdirectory found
+            }
             let entry = match entry {
                 Ok(e) => e,
                 Err(e) if is_gone(&e.into()) => break,
-                Err(e) => {
-                    return Err(Error::Io {
-                        path: root.to_path_buf(),
-                        source: e.into(),
-                    })
-                }
+                Err(e) => return Err(io(e.into())),
             };
             if !matches!(entry.file_type(), Some(Type::Directory) | None) {
                 continue;
@@ -442,17 +441,33 @@ impl Walk {
         }
         for name in children {
             let Ok(child) = cg.child(&name) else { continue };
-            let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-            match Dir::openat(Some(fd), name.as_str(), flags, Mode::empty()) {
-                Ok(d) => self.descend(d, child, root, depth + 1)?,
-                // Vanished, or a file without d_type that is not a directory.
-                Err(nix::errno::Errno::ENOTDIR) => {}
-                Err(e) if is_gone(&e.into()) => {}
-                Err(e) => {
-                    return Err(Error::Io {
-                        path: root.to_path_buf(),
-                        source: e.into(),
-                    })
+            // A leaf is recorded from one fstatat by name, never opened.
+            let st = nix::sys::stat::fstatat(
+                Some(fd),
+                name.as_str(),
+                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+            );
+            match st {
+                Ok(st)
+                    if nix::sys::stat::SFlag::from_bits_truncate(
+                        st.st_mode & nix::sys::stat::SFlag::S_IFMT.bits(),
+                    ) != nix::sys::stat::SFlag::S_IFDIR =>
+                {
+                    continue
+                }
+                Ok(st) if subdir_count(Some(st)) == Some(0) => {
+                    self.record(&child);
+                }
+                Err(e) if is_gone(&e.into()) => continue,
+                _ => {
+                    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+                    match Dir::openat(Some(fd), name.as_str(), flags, Mode::empty()) {
+                        Ok(d) => self.descend(d, child, root, depth + 1)?,
+                        // Vanished, or not a directory after all.
+                        Err(nix::errno::Errno::ENOTDIR) => {}
+                        Err(e) if is_gone(&e.into()) => {}
+                        Err(e) => return Err(io(e.into())),
+                    }
                 }
             }
             if self.truncated {
@@ -460,6 +475,31 @@ impl Walk {
             }
         }
         Ok(())
+    }
+
+    /// Adds `cg` to what the walk found; false (and the walk cut short)
+    /// when the limit is reached.
+    fn record(&mut self, cg: &CgroupPath) -> bool {
+        if self.found.contains(cg) {
+            return true;
+        }
+        if self.found.len() >= self.limit {
+            self.truncated = true;
+            return false;
+        }
+        self.found.insert(cg.clone());
+        true
+    }
+}
+
+/// How many subdirectories a directory has, from its link count: cgroupfs
+/// (kernfs) keeps it at 2 + subdirectories, as tmpfs does, so a leaf cgroup
+/// (the common case) is known without listing its 15-30 control files.
+/// None when the filesystem does not count (a link count below 2).
+fn subdir_count(st: Option<nix::sys::stat::FileStat>) -> Option<usize> {
+    match st {
+        Some(st) if st.st_nlink >= 2 => Some(st.st_nlink as usize - 2),
+        _ => None,
     }
 }
 
