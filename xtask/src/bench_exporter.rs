@@ -176,6 +176,10 @@ impl Drop for BenchCgroups {
                 left += 1;
                 eprintln!("bench: could not remove {}", p.display());
             }
+            // The shared /boxwatch parent, unless another run still uses it.
+            if let Some(parent) = p.parent() {
+                let _ = std::fs::remove_dir(parent);
+            }
         }
         if left == 0 {
             eprintln!("bench: removed {} cgroups under {}", self.made, self.root);
