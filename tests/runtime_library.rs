@@ -137,3 +137,29 @@ fn a_guarded_workload_without_its_limit_never_starts() {
         "{err}"
     );
 }
+
+#[test]
+fn parallel_runs_that_start_and_end_do_not_trip_over_the_shared_parents() {
+    if !root_or_skip("parallel_runs_that_start_and_end_do_not_trip_over_the_shared_parents") {
+        return;
+    }
+    // Each run creates /run/boxwatch/<run-id>/<name> and /boxwatch/<run-id>,
+    // and removes the shared, empty parents when it ends: a start must not
+    // fail because another run removed a parent half-way through.
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            std::thread::spawn(move || {
+                for i in 0..12 {
+                    let rt = Runtime::new(RuntimeConfig::new(BIN.into())).unwrap();
+                    let c = rt
+                        .spawn(&sh(&format!("par-{w}-{i}"), "true"), Stdio::default())
+                        .unwrap_or_else(|e| panic!("worker {w} run {i}: {e}"));
+                    assert_eq!(c.wait().unwrap().exit, Exit::Code(0));
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+}

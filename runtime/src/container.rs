@@ -177,7 +177,7 @@ impl Runtime {
         let userns = spec.namespaces.contains(Namespace::User);
         steps.mark("checks");
         let state_dir = self.config.state_dir.join(&self.run_id).join(&spec.name);
-        std::fs::create_dir_all(&state_dir).map_err(Error::io("creating the state directory"))?;
+        create_state_dir(&state_dir)?;
         let mut child = ChildGuard {
             pid: None,
             state_dir: Some(state_dir.clone()),
@@ -535,6 +535,19 @@ fn clone_flags(spec: &ContainerSpec) -> libc::c_int {
             | Namespace::Time => 0,
         })
         .fold(0, |a, b| a | b)
+}
+
+/// Creates a container's state directory and its missing parents. Another
+/// run dropping its `Runtime` removes the shared, empty `/run/boxwatch`:
+/// when that happens between two steps of the creation, try again.
+fn create_state_dir(dir: &Path) -> Result<()> {
+    let mut attempt = 0;
+    loop {
+        match std::fs::create_dir_all(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt < 5 => attempt += 1,
+            other => return other.map_err(Error::io("creating the state directory")),
+        }
+    }
 }
 
 /// The mount point for the new root inside the state directory.
