@@ -19,8 +19,8 @@ pub struct RunArgs {
     /// Memory limit (64M, 1G, ...); swap is off.
     #[arg(long, value_name = "SIZE")]
     memory: Option<MemoryBytes>,
-    /// Maximum number of processes.
-    #[arg(long, value_name = "N")]
+    /// Maximum number of processes (1 to 4194304).
+    #[arg(long, value_name = "N", value_parser = runtime::units::parse_pids)]
     pids: Option<u64>,
     /// CPUs the container may run on (0, 0-1, 0,2).
     #[arg(long, value_name = "LIST")]

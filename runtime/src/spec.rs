@@ -329,13 +329,7 @@ impl ContainerSpec {
             return bad("uid/gid maps need the user namespace".into());
         }
         if let Some(p) = self.limits.pids {
-            if p == 0 {
-                return Err(Error::InvalidValue {
-                    what: "pids limit",
-                    value: "0".into(),
-                    expected: "a positive number of processes such as 64".into(),
-                });
-            }
+            crate::units::check_pids(p)?;
         }
         if let Some(guard) = &self.guard {
             for need in &guard.needs {
@@ -411,6 +405,11 @@ mod tests {
         let mut s = spec();
         s.limits.pids = Some(0);
         assert!(s.validate().is_err());
+        s.limits.pids = Some(crate::units::MAX_PIDS + 1);
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("4194305") && e.contains("PID_MAX_LIMIT"), "{e}");
+        s.limits.pids = Some(crate::units::MAX_PIDS);
+        assert!(s.validate().is_ok());
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub const MAX_PERIOD_US: u64 = 1_000_000;
 pub const MIN_QUOTA_US: u64 = 1_000;
 /// Default CFS period, as used by Docker and Kubernetes.
 pub const DEFAULT_PERIOD_US: u64 = 100_000;
+/// The kernel's PID_MAX_LIMIT on 64-bit: no pids.max above it is accepted.
+pub const MAX_PIDS: u64 = 4_194_304;
 
 fn invalid(what: &'static str, value: &str, expected: &str) -> Error {
     Error::InvalidValue {
@@ -209,6 +211,27 @@ impl CpuSet {
     }
 }
 
+const PIDS_FORM: &str =
+    "a positive number of processes such as 64, at most 4194304 (the kernel's PID_MAX_LIMIT)";
+
+/// Checks a pids limit: 1 ..= [`MAX_PIDS`].
+pub fn check_pids(n: u64) -> Result<u64, Error> {
+    if (1..=MAX_PIDS).contains(&n) {
+        Ok(n)
+    } else {
+        Err(invalid("pids limit", &n.to_string(), PIDS_FORM))
+    }
+}
+
+/// Parses a pids limit ("64").
+pub fn parse_pids(s: &str) -> Result<u64, Error> {
+    let n = s
+        .trim()
+        .parse::<u64>()
+        .map_err(|_| invalid("pids limit", s, PIDS_FORM))?;
+    check_pids(n).map_err(|_| invalid("pids limit", s, PIDS_FORM))
+}
+
 impl FromStr for CpuSet {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self, Error> {
@@ -370,6 +393,21 @@ mod tests {
         #[test]
         fn cpu_quota_parser_never_panics(s in "\\PC{0,16}") {
             let _ = s.parse::<CpuQuota>();
+        }
+
+        #[test]
+        fn pids_in_range_parse_and_others_are_refused(n in any::<u64>()) {
+            let parsed = parse_pids(&n.to_string());
+            if (1..=MAX_PIDS).contains(&n) {
+                prop_assert_eq!(parsed.unwrap(), n);
+            } else {
+                prop_assert!(parsed.unwrap_err().to_string().contains("PID_MAX_LIMIT"));
+            }
+        }
+
+        #[test]
+        fn pids_parser_never_panics(s in "\\PC{0,24}") {
+            let _ = parse_pids(&s);
         }
 
         #[test]

@@ -429,16 +429,10 @@ fn container(c: FileContainer) -> Result<ContainerDef, Bad> {
         );
     }
     if let Some(p) = &c.pids {
-        if *p.get_ref() <= 0 {
-            return Err(bad(
-                p,
-                format!(
-                    "invalid pids limit {}: expected a positive number of processes such as 64",
-                    p.get_ref()
-                ),
-            ));
-        }
-        limits.pids = Some(*p.get_ref() as u64);
+        let checked = u64::try_from(*p.get_ref())
+            .map_err(|_| runtime::units::parse_pids(&p.get_ref().to_string()).unwrap_err())
+            .and_then(runtime::units::check_pids);
+        limits.pids = Some(checked.map_err(|e| bad(p, e.to_string()))?);
     }
     if let Some(set) = &c.cpuset {
         limits.cpuset = Some(
