@@ -425,12 +425,16 @@ impl Drop for Container {
 fn single_threaded() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Threads:"))
-                .and_then(|n| n.trim().parse::<u32>().ok())
-        })
+        .and_then(|s| status_threads(&s))
         == Some(1)
+}
+
+/// The `Threads:` count of a /proc/<pid>/status text.
+fn status_threads(status: &str) -> Option<u32> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
 }
 
 /// Starts the setup stage by forking this single-threaded process instead
@@ -738,6 +742,25 @@ fn check_host_support(spec: &ContainerSpec) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn the_thread_count_is_found_among_the_status_lines(
+            before in proptest::collection::vec("[A-Za-z_]{1,12}:\t[ -~]{0,20}", 0..20),
+            threads in 1u32..100_000,
+            after in proptest::collection::vec("[A-Za-z_]{1,12}:\t[ -~]{0,20}", 0..20),
+        ) {
+            prop_assume!(before.iter().all(|l| !l.starts_with("Threads:")));
+            let text = format!("{}\nThreads:\t{threads}\n{}\n", before.join("\n"), after.join("\n"));
+            prop_assert_eq!(status_threads(&text), Some(threads));
+        }
+
+        #[test]
+        fn status_parser_never_panics(text in "\\PC{0,200}") {
+            let _ = status_threads(&text);
+        }
+    }
 
     fn reader(files: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
         move |p| {

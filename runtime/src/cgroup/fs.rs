@@ -87,8 +87,22 @@ fn hint_for(e: &std::io::Error) -> &'static str {
 /// The PIDs listed in `dir/cgroup.procs`.
 pub fn procs(dir: &Path) -> Vec<i32> {
     read(dir, "cgroup.procs")
-        .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
+        .map(|s| parse_procs(&s))
         .unwrap_or_default()
+}
+
+/// The PIDs of a cgroup.procs text: one per line; anything else is skipped.
+pub fn parse_procs(text: &str) -> Vec<i32> {
+    text.lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .filter(|&p: &i32| p > 0)
+        .collect()
+}
+
+/// The controller names of a cgroup.controllers or cgroup.subtree_control
+/// text ("cpuset cpu io memory pids").
+pub fn parse_controllers(text: &str) -> Vec<String> {
+    text.split_whitespace().map(String::from).collect()
 }
 
 /// SIGKILLs every process in `dir` until it is empty or `timeout` passes.
@@ -201,6 +215,26 @@ mod tests {
             for (k, v) in &entries {
                 prop_assert_eq!(keyed_value(&text, k), Some(*v));
             }
+        }
+
+        #[test]
+        fn cgroup_procs_give_back_every_pid(pids in proptest::collection::vec(1i32..i32::MAX, 0..50)) {
+            let text: String = pids.iter().map(|p| format!("{p}\n")).collect();
+            prop_assert_eq!(parse_procs(&text), pids);
+        }
+
+        #[test]
+        fn cgroup_procs_parser_never_panics(text in "\\PC{0,120}") {
+            prop_assert!(parse_procs(&text).iter().all(|&p| p > 0));
+        }
+
+        #[test]
+        fn controller_lists_split_on_any_whitespace(
+            names in proptest::collection::vec("[a-z_]{1,10}", 0..10),
+            sep in "[ \t]{1,3}",
+        ) {
+            let text = format!("{}\n", names.join(&sep));
+            prop_assert_eq!(parse_controllers(&text), names);
         }
 
         #[test]

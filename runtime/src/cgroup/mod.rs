@@ -109,6 +109,29 @@ pub struct CgroupInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn clean_absolute_parents_are_kept_as_they_are(
+            parts in proptest::collection::vec("[A-Za-z0-9_.:-]{1,12}", 1..6),
+        ) {
+            prop_assume!(parts.iter().all(|p| p != "." && p != ".."));
+            let parent = format!("/{}", parts.join("/"));
+            prop_assert_eq!(parse_parent(&parent).unwrap(), PathBuf::from(&parent));
+        }
+
+        #[test]
+        fn a_parent_never_escapes_upwards(s in "\\PC{0,40}") {
+            if let Ok(p) = parse_parent(&s) {
+                prop_assert!(p.is_absolute());
+                prop_assert!(p.components().all(|c| matches!(
+                    c,
+                    std::path::Component::RootDir | std::path::Component::Normal(_)
+                )));
+            }
+        }
+    }
 
     #[test]
     fn parents_must_be_clean_absolute_paths() {
