@@ -37,6 +37,15 @@ pub enum Error {
     },
 
     #[error(
+        "the cgroup {} does not enable [{line}] for its children, and boxwatch did not make it, \
+         so it does not write there: run `echo '{line}' > {}/cgroup.subtree_control`, \
+         or pass a --cgroup-parent that is delegated to boxwatch",
+        dir.display(),
+        dir.display()
+    )]
+    NotDelegated { dir: PathBuf, line: String },
+
+    #[error(
         "{file} of the cgroup {dir} is empty: a v1 cpuset cgroup without CPUs or memory nodes \
          cannot hold a child that has them; fill it from its parent \
          (cat ../{file} > {file} in that directory) or pass another --cgroup-parent"

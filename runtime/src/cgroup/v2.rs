@@ -21,11 +21,7 @@ impl V2Driver {
     }
 
     fn available(dir: &Path) -> Vec<String> {
-        fs::read(dir, "cgroup.controllers")
-            .unwrap_or_default()
-            .split_whitespace()
-            .map(String::from)
-            .collect()
+        fs::parse_controllers(&fs::read(dir, "cgroup.controllers").unwrap_or_default())
     }
 
     /// Controllers to enable for a container with `limits`: the limits'
@@ -61,16 +57,19 @@ impl V2Driver {
     }
 
     /// Enables `wanted` in `dir/cgroup.subtree_control` where missing.
-    fn delegate(dir: &Path, wanted: &[String]) -> Result<()> {
-        let enabled = fs::read(dir, "cgroup.subtree_control").unwrap_or_default();
+    /// Only a cgroup boxwatch may write is changed (`may_write`): the
+    /// hierarchy root, its own subtree, one it just made. Anyone else's
+    /// cgroup that lacks a controller is refused with the fix.
+    fn delegate(dir: &Path, wanted: &[String], may_write: bool) -> Result<()> {
+        let enabled =
+            fs::parse_controllers(&fs::read(dir, "cgroup.subtree_control").unwrap_or_default());
         let available = Self::available(dir);
-        let missing: Vec<&String> = wanted
-            .iter()
-            .filter(|c| !enabled.split_whitespace().any(|e| e == c.as_str()))
-            .collect();
+        let missing: Vec<&String> = wanted.iter().filter(|c| !enabled.contains(c)).collect();
         if missing.is_empty() {
             return Ok(());
         }
+        let line: Vec<String> = missing.iter().map(|c| format!("+{c}")).collect();
+        let line = line.join(" ");
         if let Some(c) = missing.iter().find(|c| !available.contains(c)) {
             return Err(Error::MissingController {
                 controller: c.to_string(),
@@ -78,8 +77,13 @@ impl V2Driver {
                 why: format!("it is not delegated to {}", dir.display()),
             });
         }
-        let line: Vec<String> = missing.iter().map(|c| format!("+{c}")).collect();
-        fs::write(dir, "cgroup.subtree_control", &line.join(" "))
+        if !may_write {
+            return Err(Error::NotDelegated {
+                dir: dir.to_path_buf(),
+                line,
+            });
+        }
+        fs::write(dir, "cgroup.subtree_control", &line)
     }
 }
 
@@ -101,11 +105,15 @@ impl CgroupDriver for V2Driver {
         };
         // Walk from the hierarchy root down to the leaf's parent, creating
         // each level and delegating the controllers one level further.
+        let own = Path::new(super::DEFAULT_PARENT);
         let mut made = Vec::new();
         let mut dir = self.root.clone();
+        let mut rel = PathBuf::from("/");
         let created = path.components().skip(1).try_for_each(|component| {
-            Self::delegate(&dir, &wanted)?;
+            let may_write = dir == self.root || rel.starts_with(own) || made.contains(&dir);
+            Self::delegate(&dir, &wanted, may_write)?;
             dir.push(component);
+            rel.push(component);
             made.extend(fs::create_dirs(&dir)?);
             Ok(())
         });
@@ -232,5 +240,73 @@ impl Cgroup for V2Cgroup {
 
     fn remove(&self) -> Result<()> {
         fs::remove_dir(&self.dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fake cgroup2 tree: the root offers cpu, memory and pids, and
+    /// `/foreign` is somebody else's cgroup with `subtree_control` as given.
+    fn fake_tree(foreign_enabled: &str) -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("cgroup.controllers"), "cpu memory pids\n").unwrap();
+        std::fs::write(t.path().join("cgroup.subtree_control"), "cpu memory pids\n").unwrap();
+        let foreign = t.path().join("foreign");
+        std::fs::create_dir(&foreign).unwrap();
+        std::fs::write(foreign.join("cgroup.controllers"), "cpu memory pids\n").unwrap();
+        std::fs::write(foreign.join("cgroup.subtree_control"), foreign_enabled).unwrap();
+        t
+    }
+
+    fn cpu_limit() -> Limits {
+        Limits {
+            cpu: Some("0.5".parse().unwrap()),
+            ..Limits::default()
+        }
+    }
+
+    #[test]
+    fn a_foreign_parent_without_the_controllers_is_refused_and_left_alone() {
+        let t = fake_tree("");
+        let driver = V2Driver::new(t.path().to_path_buf(), CgroupMode::V2);
+        let err = driver
+            .create(Path::new("/foreign/run/c"), &cpu_limit())
+            .unwrap_err();
+        assert!(matches!(err, Error::NotDelegated { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("echo '+cpu +memory +pids' >") && msg.contains("--cgroup-parent"),
+            "{msg}"
+        );
+        let foreign = t.path().join("foreign");
+        assert_eq!(
+            std::fs::read_to_string(foreign.join("cgroup.subtree_control")).unwrap(),
+            "",
+            "somebody else's cgroup was written"
+        );
+        assert!(
+            !foreign.join("run").exists(),
+            "the refused create left a directory"
+        );
+    }
+
+    #[test]
+    fn a_foreign_parent_that_delegates_is_used_as_it_is() {
+        let t = fake_tree("cpu memory pids\n");
+        let driver = V2Driver::new(t.path().to_path_buf(), CgroupMode::V2);
+        driver
+            .create(Path::new("/foreign/c"), &cpu_limit())
+            .unwrap();
+        let foreign = t.path().join("foreign");
+        assert_eq!(
+            std::fs::read_to_string(foreign.join("c/cpu.max")).unwrap(),
+            "50000 100000"
+        );
+        assert_eq!(
+            std::fs::read_to_string(foreign.join("cgroup.subtree_control")).unwrap(),
+            "cpu memory pids\n"
+        );
     }
 }
