@@ -21,6 +21,17 @@ fn root_or_skip(test: &str) -> bool {
     false
 }
 
+/// A test that needs a host of a certain shape (hybrid, v1 cpuset...)
+/// reports a host without it; under CI=true, whose machines are the hybrid
+/// kind this suite was written for, that is a failure, never a silent skip.
+fn host_lacks(test: &str, what: &str) {
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{test} needs {what}, which this host lacks, and CI=true forbids skipping it"
+    );
+    eprintln!("skipping {test}: needs {what}");
+}
+
 fn test_path(label: &str) -> PathBuf {
     PathBuf::from(format!("/boxwatch/test-{}-{label}", std::process::id()))
 }
@@ -94,13 +105,18 @@ fn the_detected_driver_creates_joins_kills_and_removes() {
 
 #[test]
 fn a_limit_whose_controller_the_v2_hierarchy_lacks_is_refused_with_the_fix() {
+    let test = "a_limit_whose_controller_the_v2_hierarchy_lacks_is_refused_with_the_fix";
     let mounts = Mounts::from_proc().unwrap();
     let Some(unified) = mounts.unified.clone() else {
-        return;
+        return host_lacks(test, "a cgroup2 mount");
     };
     let driver = V2Driver::new(unified, CgroupMode::V2);
     if driver.controllers().iter().any(|c| c == "cpu") {
-        return; // a pure v2 host offers cpu: nothing is missing there
+        // A pure v2 host offers cpu: nothing is missing there.
+        return host_lacks(
+            test,
+            "a cgroup2 hierarchy without the cpu controller (hybrid)",
+        );
     }
     let limits = Limits {
         cpu: Some("0.2".parse().unwrap()),
@@ -152,8 +168,7 @@ fn an_empty_v1_cpuset_ancestor_inside_boxwatch_is_filled_before_the_container_jo
         return;
     }
     let Some(mount) = v1_cpuset_mount() else {
-        eprintln!("no v1 cpuset hierarchy here: nothing to fill (a v2 host)");
-        return;
+        return host_lacks("empty owned cpuset ancestor", "a v1 cpuset hierarchy");
     };
     // An older run (or a test) left a run directory with cpus and mems empty.
     let run = test_path("emptyrun");
@@ -184,11 +199,11 @@ fn an_empty_v1_cpuset_parent_outside_boxwatch_is_refused_and_left_alone() {
         return;
     }
     let Some(mount) = v1_cpuset_mount() else {
-        eprintln!("no v1 cpuset hierarchy here: nothing to refuse (a v2 host)");
-        return;
+        return host_lacks("empty foreign cpuset parent", "a v1 cpuset hierarchy");
     };
-    // Someone else's cgroup (as a --cgroup-parent), never configured.
-    let foreign = PathBuf::from(format!("/bxw-foreign-{}", std::process::id()));
+    // Someone else's cgroup (as a --cgroup-parent), never configured. Named
+    // so that CI's check for leftovers would find it.
+    let foreign = PathBuf::from(format!("/boxwatch-test-foreign-{}", std::process::id()));
     let foreign_dir = mount.join(foreign.strip_prefix("/").unwrap());
     std::fs::create_dir(&foreign_dir).unwrap();
     let driver = cgroup::detect().unwrap();
