@@ -7,7 +7,7 @@
 //! title = "A 20% CPU quota holds a spin loop to 20% of one CPU"
 //! seed_claim = "cgroup cpu.cfs_quota_us=20000 / period=100000 holds a spin loop to 20%"
 //! headline = "cpu_share"    # optional: the measurement a matrix cell shows
-//! exclusive = true          # measures CPU: runs alone, even with --jobs
+//! exclusive = true          # runs alone, even with --jobs (implied for spin, burst, noisy)
 //! timeout = "30s"
 //!
 //! [container]               # every key optional
@@ -71,7 +71,8 @@ pub struct Scenario {
     /// The measurement that sums the scenario up in a matrix cell.
     pub headline: Option<String>,
     pub file: PathBuf,
-    /// Runs alone: nothing else overlaps it, even with `--jobs`.
+    /// Runs alone: nothing else overlaps it, even with `--jobs`. Set by the
+    /// file, and always for a workload that measures CPU.
     pub exclusive: bool,
     /// Scenarios sharing a lock class never overlap each other.
     pub lock: Option<String>,
@@ -381,7 +382,12 @@ fn build(raw: FileScenario, file: &Path) -> Result<Scenario, Bad> {
         description: raw.description,
         headline: raw.headline.map(|h| h.into_inner()),
         file: file.to_path_buf(),
-        exclusive: raw.exclusive,
+        // A CPU measurement shared with another scenario is spoiled: a
+        // workload that measures CPU runs alone whatever the file says.
+        exclusive: raw.exclusive
+            || std::iter::once(&main)
+                .chain(neighbour.as_ref())
+                .any(|m| crate::runner::measures_cpu(m.workload.kind())),
         lock: raw.lock,
         timeout,
         main,
@@ -1007,6 +1013,20 @@ tolerance = 0.02
 
     fn refused(text: &str) -> LoadError {
         load(text).expect_err("the file should be refused")
+    }
+
+    #[test]
+    fn a_cpu_measuring_scenario_runs_alone_even_when_the_file_forgets_it() {
+        let s = load(&GOOD.replace("exclusive = true\n", "")).unwrap();
+        assert!(s.exclusive, "a spin scenario must not share the machine");
+        let probe = GOOD
+            .replace("exclusive = true\n", "")
+            .replace(
+                "name = \"spin\"\nduration = \"5s\"",
+                "name = \"probe-inside\"",
+            )
+            .replace("metric = \"cpu_share\"", "metric = \"cpu_quota\"");
+        assert!(!load(&probe).unwrap().exclusive, "a probe may share it");
     }
 
     #[test]

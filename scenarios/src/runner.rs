@@ -243,7 +243,7 @@ impl Runner {
         }
         let mut run = match self.precheck(s) {
             Some(why) => ScenarioRun::for_scenario(s).all_checks(s, Verdict::Unsupported, &why),
-            None => self.run_checked(s),
+            None => contain_panic(s, || self.run_checked(s)),
         };
         run.duration = started.elapsed();
         run
@@ -481,6 +481,7 @@ impl Runner {
             s.expectations.iter().any(|e| e.metric == k)
                 || CORE_MEASUREMENTS.contains(&base)
                 || (CPU_MEASUREMENTS.contains(&base) && measures_cpu(member.workload.kind()))
+                || (base == "memory_limit_hits" && member.container.limits.memory.is_some())
         };
         run.measurements = obs
             .iter()
@@ -882,8 +883,26 @@ pub fn spare_cpus(obs: &Observations, cpus: f64) -> Option<f64> {
     Some((cpus - others.max(0.0)).max(0.0))
 }
 
+/// Runs one scenario so that a panic in it (a bug in boxwatch) ends that
+/// scenario in `error`, naming the panic, and never the whole run; its
+/// containers are killed and removed as the panic unwinds.
+fn contain_panic(s: &Scenario, run: impl FnOnce() -> ScenarioRun) -> ScenarioRun {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|m| m.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".into());
+        ScenarioRun::for_scenario(s).all_checks(
+            s,
+            Verdict::Error,
+            &format!("boxwatch panicked while running this scenario (a bug in boxwatch): {what}"),
+        )
+    })
+}
+
 /// Kinds of workload that measure CPU and therefore need the machine to
-/// themselves (used for a warning when a catalog forgets `exclusive`).
+/// themselves: the catalog makes their scenarios `exclusive`.
 pub fn measures_cpu(kind: WorkloadKind) -> bool {
     matches!(
         kind,
@@ -941,6 +960,23 @@ mod tests {
         }
     }
     use proptest::prelude::*;
+
+    #[test]
+    fn a_panicking_scenario_ends_in_error_and_the_run_goes_on() {
+        let s = crate::builtin::load()
+            .into_iter()
+            .find_map(|e| e.ok().filter(|s| s.id == "uts-namespace"))
+            .unwrap();
+        let run = contain_panic(&s, || panic!("index out of bounds"));
+        assert!(run
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("panicked") && e.contains("index out of bounds")));
+        assert!(run.judgements.iter().all(|j| j.verdict == Verdict::Error));
+        assert!(!run.judgements.is_empty());
+        let fine = contain_panic(&s, || ScenarioRun::for_scenario(&s));
+        assert!(fine.error.is_none());
+    }
 
     #[test]
     fn busy_ticks_skip_idle_and_iowait() {
