@@ -282,6 +282,15 @@ pub fn observe(
                     }
                 },
             );
+            put(
+                "memory_limit_hits",
+                match s.memory_failcnt.or(s.memory_events.and_then(|e| e.max)) {
+                    Some(n) => n.into(),
+                    None => unsupported(
+                        "the host shows no memory.failcnt (v1) or memory.events max (v2) for the container's cgroup",
+                    ),
+                },
+            );
             match s.oom_kills {
                 Some(k) => {
                     put("oom_kills", k.into());
@@ -312,6 +321,7 @@ pub fn observe(
                 "memory_limit_bytes",
                 "pids_limit",
                 "memory_peak_bytes",
+                "memory_limit_hits",
                 "oom_kills",
                 "oom_killed",
                 "host_oom_kills_outside",
