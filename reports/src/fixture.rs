@@ -75,6 +75,7 @@ pub fn host() -> HostInfo {
         controllers: strings(&[
             "blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "hugetlb", "memory", "pids",
         ]),
+        controllers_v2: strings(&["hugetlb"]),
         namespaces_supported: strings(&[
             "cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts",
         ]),

@@ -55,6 +55,11 @@ pub struct HostInfo {
     pub cgroup_mode: CgroupMode,
     /// Available cgroup controllers, sorted (e.g. `cpu`, `memory`, `pids`).
     pub controllers: Vec<String>,
+    /// Those of them attached to the cgroup2 hierarchy, sorted: all of them
+    /// on a v2 host, none on a v1 host, the few on the unified mount of a
+    /// hybrid host. Absent in reports written before it existed.
+    #[serde(default)]
+    pub controllers_v2: Vec<String>,
     /// Namespace kinds this kernel supports (`pid`, `mnt`, `uts`, `ipc`,
     /// `net`, `cgroup`, `user`, `time`), sorted.
     pub namespaces_supported: Vec<String>,

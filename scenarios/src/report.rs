@@ -90,6 +90,11 @@ pub fn host_info(layout: &CgroupLayout) -> HostInfo {
         .collect();
     controllers.sort();
     controllers.dedup();
+    let mut controllers_v2: Vec<String> = layout
+        .v2()
+        .map(|h| h.controllers.clone())
+        .unwrap_or_default();
+    controllers_v2.sort();
     let mut namespaces: Vec<String> = std::fs::read_dir("/proc/self/ns")
         .map(|rd| {
             rd.flatten()
@@ -117,6 +122,7 @@ pub fn host_info(layout: &CgroupLayout) -> HostInfo {
             probes::host::CgroupMode::Hybrid => reports::CgroupMode::Hybrid,
         },
         controllers,
+        controllers_v2,
         namespaces_supported: namespaces,
         features: features(layout),
         in_vm: std::fs::read_to_string("/proc/cpuinfo")
@@ -147,13 +153,37 @@ fn child_has(mount: &Path, file: &str) -> bool {
         .unwrap_or(false)
 }
 
+fn has_child_dir(mount: &Path) -> bool {
+    std::fs::read_dir(mount).is_ok_and(|mut rd| rd.any(|e| e.is_ok_and(|e| e.path().is_dir())))
+}
+
+/// Whether a kernel release (`6.1.0-57-amd64`) is at least `major.minor`.
+pub fn kernel_at_least(release: &str, (major, minor): (u32, u32)) -> bool {
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(a), Some(b)) => (a, b) >= (major, minor),
+        _ => false,
+    }
+}
+
 /// Kernel features the checks depend on, probed by name.
 pub fn features(layout: &CgroupLayout) -> BTreeMap<String, bool> {
     let mut f = BTreeMap::new();
     let v2 = layout.v2();
+    // cgroup.kill exists in every non-root cgroup2 directory. Where the
+    // cgroup2 mount has no child to look into (a hybrid host's unified
+    // mount often has none), the kernel release tells: it came in 5.14.
+    let release = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
     f.insert(
         "cgroup.kill".to_string(),
-        v2.is_some_and(|h| child_has(&h.mount_point, "cgroup.kill")),
+        v2.is_some_and(|h| {
+            child_has(&h.mount_point, "cgroup.kill")
+                || (!has_child_dir(&h.mount_point) && kernel_at_least(&release, (5, 14)))
+        }),
     );
     let mem = layout.hierarchy_for("memory");
     let mem_v2 = mem.filter(|h| h.version == CgroupVersion::V2);
@@ -223,6 +253,26 @@ mod tests {
     use crate::expect::{evaluate, Condition, Expectation, Observations, Observed};
     use probes::Verdict;
     use proptest::prelude::*;
+
+    #[test]
+    fn kernel_releases_compare_by_major_and_minor() {
+        assert!(kernel_at_least("6.18.44-fc-v1098", (5, 14)));
+        assert!(kernel_at_least("5.14.0", (5, 14)));
+        assert!(!kernel_at_least("5.10.0-28-amd64", (5, 14)));
+        assert!(!kernel_at_least("4.19.0", (5, 14)));
+        assert!(!kernel_at_least("garbage", (5, 14)));
+    }
+
+    proptest! {
+        #[test]
+        fn kernel_release_comparison_agrees_with_tuples(
+            a in 2u32..8, b in 0u32..30, c in 0u32..300, suffix in "(-[a-z0-9+.]{1,12})?",
+            x in 2u32..8, y in 0u32..30,
+        ) {
+            let release = format!("{a}.{b}.{c}{suffix}");
+            prop_assert_eq!(kernel_at_least(&release, (x, y)), (a, b) >= (x, y));
+        }
+    }
 
     #[test]
     fn cpu_flags_are_matched_whole() {

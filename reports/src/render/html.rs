@@ -55,14 +55,14 @@ fn header(out: &mut String, report: &Report) {
         out,
         "<header>\n<h1 class=\"banner {class}\">boxwatch {}: {}</h1>\n<p>{}</p>\n\
          <p>Host <code>{}</code>: kernel <code>{}</code>, cgroup <b>{}</b> ({}), {} CPUs, {}{}. \
-         Runtime {} {}, boxwatch {}, {}. Namespaces: {}. Features: {}.</p>\n</header>\n",
+         Runtime {} ({}), judged by boxwatch {}, {}. Namespaces: {}. Features: {}.</p>\n</header>\n",
         outcome(report),
         esc(&scenario_counts(report)),
         esc(&check_counts(report)),
         esc(&host.hostname),
         esc(&host.kernel_release),
         host.cgroup_mode,
-        esc(&host.controllers.join(", ")),
+        esc(&super::controllers(host)),
         host.cpus,
         bytes(host.memory_bytes),
         if host.in_vm { ", in a VM" } else { "" },

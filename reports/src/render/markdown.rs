@@ -33,12 +33,12 @@ fn headline(out: &mut String, report: &Report) {
     );
     let _ = writeln!(
         out,
-        "{}. Host `{}`: kernel `{}`, cgroup **{}** ({}), {} CPUs, {}{}. Runtime {} {}, boxwatch {}, {}.\n",
+        "{}. Host `{}`: kernel `{}`, cgroup **{}** ({}), {} CPUs, {}{}. Runtime {} ({}), judged by boxwatch {}, {}.\n",
         check_counts(report),
         cell(&host.hostname),
         cell(&host.kernel_release),
         host.cgroup_mode,
-        host.controllers.join(", "),
+        super::controllers(host),
         host.cpus,
         bytes(host.memory_bytes),
         if host.in_vm { ", in a VM" } else { "" },

@@ -235,6 +235,25 @@ fn regression_measurements(r: &crate::model::Regression) -> String {
 }
 
 /// Bytes in binary units: `512 B`, `64.0 MiB`, `8.0 GiB`.
+/// The host's controllers as a report line shows them: on a hybrid host,
+/// which are v1 and which are on the cgroup2 mount.
+fn controllers(host: &crate::model::HostInfo) -> String {
+    if host.cgroup_mode != crate::model::CgroupMode::Hybrid || host.controllers_v2.is_empty() {
+        return host.controllers.join(", ");
+    }
+    let v1: Vec<&str> = host
+        .controllers
+        .iter()
+        .filter(|c| !host.controllers_v2.contains(c))
+        .map(String::as_str)
+        .collect();
+    format!(
+        "v1: {}; v2: {}",
+        v1.join(", "),
+        host.controllers_v2.join(", ")
+    )
+}
+
 fn bytes(n: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
     if n < 1024 {

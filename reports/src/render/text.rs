@@ -58,7 +58,7 @@ fn headline(out: &mut String, report: &Report, color: Color) {
         host.hostname,
         host.kernel_release,
         host.cgroup_mode,
-        host.controllers.join(", "),
+        super::controllers(host),
         host.cpus,
         bytes(host.memory_bytes),
         if host.in_vm { ", in a VM" } else { "" },
