@@ -3,6 +3,7 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use nix::sys::signal::{SigSet, Signal};
+use runtime::lxcfs::Lxcfs;
 use runtime::{
     Capability, ContainerSpec, CpuQuota, CpuSet, Exit, MemoryBytes, Namespace, RootfsSpec, Runtime,
     RuntimeConfig,
@@ -49,6 +50,12 @@ pub struct RunArgs {
     /// Run a tiny init as PID 1 that reaps orphans and forwards signals.
     #[arg(long)]
     init: bool,
+    /// Virtualize /proc/meminfo, cpuinfo, stat, uptime... and the online
+    /// CPU list with lxcfs, so they show the container's limits: a private
+    /// lxcfs that boxwatch starts and stops, or the one mounted at DIR
+    /// (e.g. /var/lib/lxcfs).
+    #[arg(long, value_name = "DIR", num_args = 0..=1, require_equals = true)]
+    lxcfs: Option<Option<PathBuf>>,
     /// Set an environment variable in the container (KEY=VALUE).
     #[arg(short, long = "env", value_name = "KEY=VALUE")]
     env: Vec<String>,
@@ -118,6 +125,20 @@ pub fn main(args: RunArgs) -> Result<ExitCode> {
     let signals = termination_signals();
     signals.thread_block().context("blocking signals")?;
     let rt = Runtime::new(config)?;
+    let mut spec = spec;
+    // Dropped before `rt`, which removes the run's state directory.
+    let private_lxcfs = match &args.lxcfs {
+        Some(None) => {
+            let lxcfs = Lxcfs::start(&rt.run_state_dir().join("lxcfs"))?;
+            spec.lxcfs = Some(lxcfs.path().to_path_buf());
+            Some(lxcfs)
+        }
+        Some(Some(dir)) => {
+            spec.lxcfs = Some(dir.clone());
+            None
+        }
+        None => None,
+    };
     let container = rt.spawn(&spec, runtime::Stdio::default())?;
     let killer = container.killer();
     let grace = Duration::from_secs(args.grace);
@@ -136,6 +157,7 @@ pub fn main(args: RunArgs) -> Result<ExitCode> {
             .unwrap_or("unknown signal");
         eprintln!("boxwatch: the container was killed by {name}");
     }
+    drop(private_lxcfs);
     drop(rt);
     Ok(ExitCode::from(outcome.exit.shell_code().clamp(0, 255) as u8))
 }

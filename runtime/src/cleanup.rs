@@ -80,10 +80,51 @@ fn remove_stale_state_dirs(state_dir: &Path) {
         let Some((pid, start)) = name.to_str().and_then(parse_run_id) else {
             continue;
         };
-        if !run_alive(pid, start) {
-            let _ = std::fs::remove_dir_all(entry.path());
+        if run_alive(pid, start) {
+            continue;
+        }
+        remove_stale_lxcfs(&entry.path());
+        // Never recurse into a mount (an lxcfs that would not go away).
+        let run_dir = entry.path();
+        if crate::lxcfs::mount_points()
+            .iter()
+            .any(|m| m.starts_with(&run_dir))
+        {
+            tracing::warn!(
+                "stale run directory {} still has a mount below it: left in place",
+                run_dir.display()
+            );
+            continue;
+        }
+        let _ = std::fs::remove_dir_all(&run_dir);
+    }
+}
+
+/// Stops what the lxcfs of a dead run left (see [`crate::lxcfs`]): the
+/// daemon, if it outlived its run (the PID in the run's pid file, and only
+/// if that process's command line names the run's mount point: a recycled
+/// PID is left alone), and its mount.
+fn remove_stale_lxcfs(run_dir: &Path) {
+    let mount_point = run_dir.join("lxcfs");
+    let pid_file = mount_point.with_extension("pid");
+    let pid = std::fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|t| t.trim().parse::<i32>().ok());
+    if let Some(pid) = pid.filter(|&p| p > 1) {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let ours = cmdline
+            .split(|&b| b == 0)
+            .any(|arg| arg == mount_point.as_os_str().as_encoded_bytes());
+        if ours {
+            let pid = nix::unistd::Pid::from_raw(pid);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let deadline = std::time::Instant::now() + Duration::from_secs(3);
+            while crate::lxcfs::is_mounted(&mount_point) && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
     }
+    crate::lxcfs::remove_leftovers(&mount_point, &mount_point.with_extension("log"));
 }
 
 #[cfg(test)]

@@ -154,6 +154,14 @@ impl Runtime {
         self.config.cgroup_parent.join(&self.run_id)
     }
 
+    /// This run's state directory (`/run/boxwatch/<run-id>`): where its
+    /// containers' roots are mounted, and an lxcfs it starts
+    /// (`<dir>/lxcfs`, see [`crate::lxcfs`]). Removed when the runtime is
+    /// dropped, or by the next run if this one dies.
+    pub fn run_state_dir(&self) -> PathBuf {
+        self.config.state_dir.join(&self.run_id)
+    }
+
     /// Starts `spec`. Returns once the entry command is exec'd (setup
     /// failures come back as errors naming the step).
     pub fn spawn(&self, spec: &ContainerSpec, stdio: Stdio) -> Result<Container> {

@@ -22,6 +22,9 @@ pub enum Error {
     )]
     NoPrivilege { reason: String },
 
+    #[error("lxcfs at {mount_point}: {why}")]
+    Lxcfs { mount_point: PathBuf, why: String },
+
     #[error("no cgroup filesystem is mounted under {root}: mount cgroup2 (or the v1 controllers) there, or run boxwatch where cgroups are available")]
     NoCgroupFs { root: PathBuf },
 

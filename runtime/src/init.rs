@@ -142,6 +142,9 @@ fn run(sock: &mut UnixStream) -> StepResult<Never> {
         if ns.contains(Namespace::Pid) {
             rootfs::remount_proc()?;
         }
+        if let Some(lxcfs) = &spec.lxcfs {
+            rootfs::bind_lxcfs(lxcfs, std::path::Path::new("/"))?;
+        }
     } else if ns.contains(Namespace::Mount) {
         rootfs::make_private()?;
         let plan = RootPlan {
@@ -149,6 +152,7 @@ fn run(sock: &mut UnixStream) -> StepResult<Never> {
             mount_point: &cfg.root_mount_point,
             exe: &cfg.exe,
             hostname: ns.contains(Namespace::Uts).then(|| spec.hostname()),
+            lxcfs: spec.lxcfs.as_deref(),
         };
         rootfs::build(&plan)?;
         mark(sock, "rootfs-mounts");

@@ -14,6 +14,7 @@ pub mod cleanup;
 pub mod container;
 pub mod error;
 pub mod init;
+pub mod lxcfs;
 pub mod oci;
 pub mod rootfs;
 pub mod spec;

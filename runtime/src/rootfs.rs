@@ -53,6 +53,8 @@ pub struct RootPlan<'a> {
     /// The boxwatch binary on the host, bound at [`CONTAINER_EXE`].
     pub exe: &'a Path,
     pub hostname: Option<&'a str>,
+    /// An lxcfs mount whose files are bound over /proc and /sys.
+    pub lxcfs: Option<&'a Path>,
 }
 
 /// Stops mount events from leaking between the container and the host.
@@ -96,6 +98,32 @@ pub fn build(plan: &RootPlan) -> StepResult {
     mount_sys(&root.join("sys"))?;
     mount_dev(&root.join("dev"))?;
     mount_boxwatch_dir(root, plan.exe, plan.hostname)?;
+    if let Some(lxcfs) = plan.lxcfs {
+        bind_lxcfs(lxcfs, root)?;
+    }
+    Ok(())
+}
+
+/// Binds lxcfs's virtualized files over the fresh /proc and /sys of the
+/// root at `root` (`/` for a container on the host's root): each one the
+/// lxcfs mount and the root both have ([`crate::lxcfs::FILES`]).
+pub fn bind_lxcfs(lxcfs: &Path, root: &Path) -> StepResult {
+    for file in crate::lxcfs::FILES {
+        let (src, dst) = (lxcfs.join(file), root.join(file));
+        if src.exists() && dst.exists() {
+            mount(
+                Some(&src),
+                &dst,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(step(
+                "lxcfs",
+                format!("binding {} over {}", src.display(), dst.display()),
+            ))?;
+        }
+    }
     Ok(())
 }
 

@@ -264,6 +264,14 @@ pub struct ContainerSpec {
     pub time_offsets: TimeOffsets,
     /// Limits that must be present for this workload to run at all.
     pub guard: Option<Guard>,
+    /// The mount point of an lxcfs instance (one boxwatch started,
+    /// [`crate::lxcfs::Lxcfs`], or the host's `/var/lib/lxcfs`): its
+    /// `proc/meminfo`, `proc/cpuinfo`, ... and
+    /// `sys/devices/system/cpu/online` are bound over the container's own,
+    /// so they show its limits instead of the host's. Needs the mount
+    /// namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lxcfs: Option<std::path::PathBuf>,
 }
 
 impl ContainerSpec {
@@ -283,6 +291,7 @@ impl ContainerSpec {
             gid_map: Vec::new(),
             time_offsets: TimeOffsets::default(),
             guard: None,
+            lxcfs: None,
         }
     }
 
@@ -330,6 +339,18 @@ impl ContainerSpec {
         }
         if let Some(p) = self.limits.pids {
             crate::units::check_pids(p)?;
+        }
+        if let Some(dir) = &self.lxcfs {
+            if !self.namespaces.contains(Namespace::Mount) {
+                return bad("lxcfs files are bound in the container's own mount namespace: --lxcfs needs the mount namespace".into());
+            }
+            if !crate::lxcfs::is_lxcfs_dir(dir) {
+                return bad(format!(
+                    "{} is not an lxcfs mount ({} is missing): start lxcfs there, or let boxwatch start its own (--lxcfs without a directory)",
+                    dir.display(),
+                    dir.join("proc/meminfo").display()
+                ));
+            }
         }
         if let Some(guard) = &self.guard {
             for need in &guard.needs {
@@ -410,6 +431,21 @@ mod tests {
         assert!(e.contains("4194305") && e.contains("PID_MAX_LIMIT"), "{e}");
         s.limits.pids = Some(crate::units::MAX_PIDS);
         assert!(s.validate().is_ok());
+    }
+
+    #[test]
+    fn lxcfs_needs_the_mount_namespace_and_an_lxcfs_mount() {
+        let mut s = spec();
+        let not_lxcfs = std::env::temp_dir();
+        s.lxcfs = Some(not_lxcfs.clone());
+        let e = s.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("is not an lxcfs mount") && e.contains("proc/meminfo"),
+            "{e}"
+        );
+        s.namespaces.remove(Namespace::Mount);
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("needs the mount namespace"), "{e}");
     }
 
     #[test]

@@ -257,3 +257,35 @@ pub fn settimeofday(secs: i64, micros: i64) -> nix::Result<()> {
         Err(nix::errno::Errno::last())
     }
 }
+
+/// Makes the child that `cmd` starts receive `sig` when the thread that
+/// spawns it ends (with the whole process, on a SIGKILL too): a helper
+/// daemon boxwatch starts never outlives the boxwatch that needs it. The
+/// child also starts with no signal blocked (boxwatch's CLIs block the
+/// termination signals, and a blocked mask survives exec).
+pub fn die_with_spawning_thread(cmd: &mut std::process::Command, sig: nix::sys::signal::Signal) {
+    use std::os::unix::process::CommandExt;
+    let parent = nix::unistd::getpid();
+    // SAFETY: the closure runs in the forked child before exec and only
+    // calls sigprocmask(2), prctl(2) and getppid(2), which are
+    // async-signal-safe and do not allocate (the error path builds an
+    // io::Error from an errno code only).
+    unsafe {
+        cmd.pre_exec(move || {
+            let none = nix::sys::signal::SigSet::empty();
+            nix::sys::signal::sigprocmask(
+                nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                Some(&none),
+                None,
+            )
+            .map_err(std::io::Error::from)?;
+            nix::sys::prctl::set_pdeathsig(sig).map_err(std::io::Error::from)?;
+            // The parent may have died before the prctl: then nobody would
+            // ever send the signal.
+            if nix::unistd::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
