@@ -254,3 +254,45 @@ fn a_check_that_held_in_the_baseline_and_not_now_is_a_regression() {
         "{regressions:?}"
     );
 }
+
+#[test]
+fn the_lxcfs_fix_for_the_proc_leaks_is_applied_and_verified() {
+    if !root_or_skip("the_lxcfs_fix_for_the_proc_leaks_is_applied_and_verified") {
+        return;
+    }
+    let out = boxwatch(&["scenarios", "--only", "proc-*", "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&out.stderr)));
+    let scenario = |id: &str| {
+        report["scenarios"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .unwrap_or_else(|| panic!("{id} missing"))
+            .clone()
+    };
+    let fixed = scenario("proc-view-lxcfs");
+    if fixed["status"] == "unsupported" {
+        // Only where lxcfs cannot be installed; CI installs it.
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "lxcfs is missing and CI=true forbids skipping: {fixed}"
+        );
+        return;
+    }
+    assert_eq!(fixed["status"], "pass", "{fixed}");
+    for check in fixed["checks"].as_array().unwrap() {
+        assert_eq!(check["verdict"], "isolated", "{check}");
+    }
+    // The same limit without lxcfs leaks: the fix is what closed it.
+    let leaky = scenario("proc-meminfo-view");
+    let memtotal = leaky["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "memtotal")
+        .unwrap();
+    assert_eq!(memtotal["verdict"], "leaked", "{memtotal}");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}

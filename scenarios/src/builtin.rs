@@ -73,6 +73,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../catalog/proc-meminfo-view.toml"),
     ),
     (
+        "proc-view-lxcfs.toml",
+        include_str!("../catalog/proc-view-lxcfs.toml"),
+    ),
+    (
         "settimeofday-privileged.toml",
         include_str!("../catalog/settimeofday-privileged.toml"),
     ),

@@ -22,6 +22,7 @@
 //! monotonic_offset = "10d"  # time namespace offsets
 //! boottime_offset = "10d"
 //! env = { KEY = "value" }
+//! lxcfs = true              # /proc virtualized by a private lxcfs
 //!
 //! [workload]
 //! name = "spin"             # spin burst noisy hog fork-bomb settimeofday probe-inside orphan-maker
@@ -102,6 +103,9 @@ pub struct ContainerDef {
     /// Use the host's root instead of the minimal private one.
     pub host_rootfs: bool,
     pub env: BTreeMap<String, String>,
+    /// Virtualize /proc and the online CPU list with a private lxcfs that
+    /// the run starts ([`runtime::lxcfs`]).
+    pub lxcfs: bool,
 }
 
 /// A scenario file that could not be loaded.
@@ -268,6 +272,7 @@ struct FileContainer {
     rootfs: Option<Spanned<String>>,
     #[serde(default)]
     env: BTreeMap<String, String>,
+    lxcfs: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -512,7 +517,16 @@ fn container(c: FileContainer) -> Result<ContainerDef, Bad> {
             }
         },
     };
+    let lxcfs = match &c.lxcfs {
+        Some(l) if *l.get_ref() && !namespaces.contains(Namespace::Mount) => return Err(bad(
+            l,
+            "lxcfs files are bound in the container's mount namespace: add \"mount\" to namespaces",
+        )),
+        Some(l) => *l.get_ref(),
+        None => false,
+    };
     Ok(ContainerDef {
+        lxcfs,
         namespaces,
         hostname,
         limits,
@@ -1013,6 +1027,17 @@ tolerance = 0.02
 
     fn refused(text: &str) -> LoadError {
         load(text).expect_err("the file should be refused")
+    }
+
+    #[test]
+    fn lxcfs_without_the_mount_namespace_is_refused_with_its_line() {
+        let text = GOOD.replace(
+            "cpu = \"0.2\"",
+            "cpu = \"0.2\"\nnamespaces = [\"pid\"]\nlxcfs = true",
+        );
+        let e = refused(&text);
+        assert_eq!(e.line, 9, "{e}");
+        assert!(e.reason.contains("add \"mount\" to namespaces"), "{e}");
     }
 
     #[test]

@@ -629,6 +629,7 @@ mod tests {
             boottime_offset_secs: 0,
             host_rootfs: false,
             env: Default::default(),
+            lxcfs: false,
         }
     }
 

@@ -12,6 +12,7 @@ use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
 use probes::host::{CgroupLayout, CgroupPath, Host};
 use probes::Verdict;
 use runtime::backend::{Backend, BackendKind, Kill, Running};
+use runtime::lxcfs::Lxcfs;
 use runtime::{ContainerSpec, Guard, Namespace, RootfsSpec, RuntimeConfig, Stdio, TimeOffsets};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -21,7 +22,7 @@ use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -149,6 +150,10 @@ impl ScenarioRun {
 
 /// Runs scenarios on this host. One per `boxwatch scenarios` run.
 pub struct Runner {
+    /// The run's private lxcfs, started by the first scenario that asks for
+    /// one (see [`runtime::lxcfs`]); stopped in `drop`, before the runtime
+    /// removes the run's state directory.
+    lxcfs: OnceLock<std::result::Result<Lxcfs, String>>,
     rt: Box<dyn Backend>,
     host: Host,
     layout: CgroupLayout,
@@ -157,6 +162,17 @@ pub struct Runner {
     ticks_per_sec: f64,
     /// Online CPUs of the host.
     cpus: f64,
+}
+
+impl Drop for Runner {
+    /// Stops the run's lxcfs (it unmounts itself) and removes the run's
+    /// state directory if nothing else is left in it.
+    fn drop(&mut self) {
+        if let Some(Ok(lxcfs)) = self.lxcfs.take() {
+            drop(lxcfs);
+            let _ = std::fs::remove_dir(self.run_state_dir());
+        }
+    }
 }
 
 /// Host figures every scenario reports when it has them.
@@ -206,6 +222,7 @@ impl Runner {
             .flatten()
             .unwrap_or(1) as f64;
         Ok(Runner {
+            lxcfs: OnceLock::new(),
             rt,
             host,
             layout,
@@ -218,6 +235,25 @@ impl Runner {
 
     pub fn runtime(&self) -> &dyn Backend {
         self.rt.as_ref()
+    }
+
+    /// This run's state directory, `/run/boxwatch/<run-id>`.
+    fn run_state_dir(&self) -> PathBuf {
+        let run_id = self.rt.run_cgroup();
+        RuntimeConfig::new(self.cfg.exe.clone())
+            .state_dir
+            .join(run_id.file_name().unwrap_or_default())
+    }
+
+    /// The mount point of the run's private lxcfs, started on first use.
+    fn lxcfs(&self) -> Result<PathBuf> {
+        let started = self.lxcfs.get_or_init(|| {
+            Lxcfs::start(&self.run_state_dir().join("lxcfs")).map_err(|e| e.to_string())
+        });
+        match started {
+            Ok(l) => Ok(l.path().to_path_buf()),
+            Err(why) => Err(Error::Report(format!("starting lxcfs: {why}"))),
+        }
     }
 
     pub fn layout(&self) -> &CgroupLayout {
@@ -277,6 +313,13 @@ impl Runner {
                 if needed && self.layout.hierarchy_for(controller).is_none() {
                     return Some(format!(
                         "the {controller} cgroup controller is not available on this host"
+                    ));
+                }
+            }
+            if m.container.lxcfs {
+                if let Some(why) = runtime::lxcfs::unavailable() {
+                    return Some(format!(
+                        "this scenario verifies lxcfs's /proc virtualization, which boxwatch cannot apply here: {why}"
                     ));
                 }
             }
@@ -510,7 +553,10 @@ impl Runner {
         marker: &str,
         tx: Sender<(usize, Option<String>)>,
     ) -> Result<Live<'a>> {
-        let spec = self.spec_for(name, member, marker);
+        let mut spec = self.spec_for(name, member, marker);
+        if member.container.lxcfs {
+            spec.lxcfs = Some(self.lxcfs()?);
+        }
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
         let (in_r, in_w) = pipe()?;
