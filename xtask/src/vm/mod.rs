@@ -302,6 +302,50 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_kernel_that_does_not_boot_is_named_with_what_qemu_and_the_console_said() {
+        if std::process::Command::new("qemu-system-x86_64")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "qemu-system-x86_64 is missing and CI=true forbids skipping"
+            );
+            eprintln!("skipping: no qemu-system-x86_64 (apt-get install qemu-system-x86)");
+            return;
+        }
+        let work = tempfile::tempdir().unwrap();
+        let kernel = work.path().join("not-a-kernel");
+        std::fs::write(&kernel, vec![0x5a; 64 * 1024]).unwrap();
+        let col = Column {
+            kernel: KernelChoice::File(kernel),
+            cgroup: CgroupLayout::V2,
+        };
+        // Any files do as the initramfs' binaries: the kernel never gets there.
+        let stand_in = Path::new("/bin/true");
+        let mut kvm_known_bad = false;
+        let r = run_column(
+            &col,
+            work.path(),
+            stand_in,
+            stand_in,
+            &["scenarios".into()],
+            30,
+            &mut kvm_known_bad,
+        )
+        .unwrap();
+        let err = r.error.expect("the column failed");
+        assert!(err.starts_with("kernel not-a-kernel: qemu exited"), "{err}");
+        assert!(err.contains("last console lines:"), "{err}");
+        assert!(r.job_exit.is_none());
+        assert!(
+            !kvm_known_bad,
+            "a kernel that boots nowhere says nothing about KVM"
+        );
+    }
+
+    #[test]
     fn job_lines_split_like_a_shell() {
         assert_eq!(
             shell_words("run -- /bin/sh -c 'echo $$; x=\"a b\"'"),

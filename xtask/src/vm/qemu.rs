@@ -179,7 +179,14 @@ pub fn job_exit(console: &str) -> Option<i32> {
 /// The last `n` lines of the console, for error messages.
 pub fn console_tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r')).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    if lines.is_empty() {
+        return "(the console stayed empty: the kernel printed nothing)".into();
+    }
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
