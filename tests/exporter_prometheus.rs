@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "../exporter/tests/common/promtool.rs"]
+mod promtool;
+
 const BIN: &str = env!("CARGO_BIN_EXE_boxwatch");
 const PROMETHEUS: &str = "/usr/bin/prometheus";
 
@@ -228,6 +231,17 @@ fn prometheus_sees_usage_against_quota_and_dashboards_have_data() {
         .and_then(|r| r.split('/').next())
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| panic!("no address in {line:?}"));
+
+    // The real host's exposition passes promtool's parser and linter.
+    let (status, exposition) = http_get(exporter_addr, "/metrics").unwrap();
+    assert_eq!(status, 200, "{exposition}");
+    assert!(
+        exposition.contains(&format!("cgroup=\"{cgroup}\"")),
+        "{cgroup} missing from the exposition:\n{exposition}"
+    );
+    if promtool::have_promtool("prometheus_sees_usage_against_quota_and_dashboards_have_data") {
+        promtool::promtool_check_text(&exposition);
+    }
 
     // Prometheus, scraping every second.
     let prom_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();

@@ -130,13 +130,13 @@ fn several_roots_and_the_cgroup_bound() {
     v2_tree(dir.path());
     // Overlapping roots are exported once.
     let args = fake_args(dir.path(), &["/boxwatch", "/boxwatch/run-1", "/other"]);
-    let text = scrape(&args, Format::Text);
-    assert_eq!(value_of(&text, "boxwatch_exporter_cgroups "), Some(7.0));
+    let union = scrape(&args, Format::Text);
+    assert_eq!(value_of(&union, "boxwatch_exporter_cgroups "), Some(7.0));
     assert_eq!(
-        value_of(&text, "boxwatch_exporter_cgroups_truncated "),
+        value_of(&union, "boxwatch_exporter_cgroups_truncated "),
         Some(0.0)
     );
-    assert!(text.contains("cgroup=\"/other/x\""));
+    assert!(union.contains("cgroup=\"/other/x\""));
     let mut args = args;
     args.max_cgroups = 3;
     let text = scrape(&args, Format::Text);
@@ -145,10 +145,16 @@ fn several_roots_and_the_cgroup_bound() {
         value_of(&text, "boxwatch_exporter_cgroups_truncated "),
         Some(1.0)
     );
+    let truncated = text;
     // A root that does not exist is simply empty.
-    let text = scrape(&fake_args(dir.path(), &["/nope"]), Format::Text);
-    assert_eq!(value_of(&text, "boxwatch_exporter_cgroups "), Some(0.0));
-    assert!(!text.contains("cgroup=\""));
+    let empty = scrape(&fake_args(dir.path(), &["/nope"]), Format::Text);
+    assert_eq!(value_of(&empty, "boxwatch_exporter_cgroups "), Some(0.0));
+    assert!(!empty.contains("cgroup=\""));
+    if have_promtool("several_roots_and_the_cgroup_bound") {
+        promtool_check_text(&union);
+        promtool_check_text(&truncated);
+        promtool_check_text(&empty);
+    }
 }
 
 #[test]
@@ -164,6 +170,9 @@ fn unreadable_files_are_counted_not_fatal() {
     );
     assert!(!text.contains("/boxwatch/broken\""));
     assert!(text.contains("cgroup=\"/boxwatch/run-1/spin\""));
+    if have_promtool("unreadable_files_are_counted_not_fatal") {
+        promtool_check_text(&text);
+    }
 }
 
 #[test]
@@ -226,14 +235,23 @@ fn cgroups_appearing_and_vanishing_during_scrapes() {
         .enable_all()
         .build()
         .unwrap();
+    let mut texts = Vec::new();
     for _ in 0..200 {
         let s = rt.block_on(exporter.scrape());
         let text = String::from_utf8(s.body(Format::Text).to_vec()).unwrap();
         assert!(text.contains("boxwatch_exporter_cgroups "));
         // Files written half-way (empty) may be parse errors; never a panic.
+        texts.push(text);
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     churn.join().unwrap();
+    // Every exposition is valid, whatever the churn left half-made (checked
+    // after the churn stopped, so promtool does not compete with it).
+    if have_promtool("cgroups_appearing_and_vanishing_during_scrapes") {
+        for text in &texts {
+            promtool_check_text(text);
+        }
+    }
 }
 
 #[test]
@@ -249,4 +267,8 @@ fn walking_only_the_cpu_hierarchy() {
     let cpu = scrape(&args, Format::Text);
     assert!(!cpu.contains("only-pids"));
     assert_eq!(value_of(&cpu, "boxwatch_exporter_cgroups "), Some(2.0));
+    if have_promtool("walking_only_the_cpu_hierarchy") {
+        promtool_check_text(&union);
+        promtool_check_text(&cpu);
+    }
 }

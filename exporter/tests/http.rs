@@ -52,7 +52,13 @@ fn routes_and_negotiation() {
         head.contains("application/openmetrics-text; version=1.0.0"),
         "{head}"
     );
-    assert!(String::from_utf8(body).unwrap().ends_with("# EOF\n"));
+    let om = String::from_utf8(body).unwrap();
+    assert!(om.ends_with("# EOF\n"));
+    // `promtool check metrics` reads only the text format: OpenMetrics goes
+    // through Prometheus's own OpenMetrics parser instead.
+    if have_promtool("routes_and_negotiation") {
+        promtool_check_openmetrics(&om);
+    }
 
     let (code, _, body) = get(srv.addr, "/healthz", "");
     assert_eq!((code, body.as_slice()), (200, b"ok\n".as_slice()));
@@ -82,6 +88,9 @@ fn routes_and_negotiation() {
     assert!(
         text.contains("boxwatch_exporter_http_requests_total{code=\"405\",handler=\"metrics\"} 1")
     );
+    if have_promtool("routes_and_negotiation") {
+        promtool_check_text(&text);
+    }
 }
 
 #[test]
@@ -170,14 +179,22 @@ fn two_hundred_concurrent_scrapers_and_slow_clients() {
         .map(|_| std::thread::spawn(move || get(addr, "/metrics", "")))
         .collect();
     let mut ok = 0;
+    let mut bodies = std::collections::BTreeSet::new();
     for s in scrapers {
         let (code, _, body) = s.join().unwrap();
         let text = String::from_utf8(body).unwrap();
         if code == 200 && value_of(&text, "boxwatch_exporter_cgroups ") == Some(22.0) {
             ok += 1;
         }
+        bodies.insert(text);
     }
     drop(slow);
     assert_eq!(ok, 200);
     assert_eq!(get(srv.addr, "/healthz", "").0, 200);
+    // Coalesced scrapes share bodies: each distinct one is checked.
+    if have_promtool("two_hundred_concurrent_scrapers_and_slow_clients") {
+        for text in &bodies {
+            promtool_check_text(text);
+        }
+    }
 }
