@@ -309,10 +309,14 @@ impl CgroupCollector {
                 Ok(sub) => {
                     walk.truncated |= sub.truncated;
                     walk.cgroups.extend(sub.cgroups);
+                    for dir in &sub.unreadable {
+                        tracing::warn!("walking {root}: skipped what lies below {dir}");
+                    }
+                    self.error(sub.unreadable.len());
                 }
                 Err(e) => {
                     tracing::warn!("walking {root}: {e}");
-                    self.read_errors.fetch_add(1, Ordering::Relaxed);
+                    self.error(1);
                 }
             }
         }
@@ -321,7 +325,41 @@ impl CgroupCollector {
             walk.cgroups.pop_last();
             walk.truncated = true;
         }
+        self.drop_ambiguous(&mut walk);
         walk
+    }
+
+    /// Counts `n` problems in the read-errors counter.
+    fn error(&self, n: usize) {
+        if n > 0 {
+            self.read_errors.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// A cgroup whose name is not UTF-8 is labelled with its escaped text
+    /// (`\xNN`), which a UTF-8 sibling could spell out literally; two
+    /// series with one label would be one. The UTF-8 cgroup keeps the
+    /// label; the other is left out and counted as an error.
+    fn drop_ambiguous(&self, walk: &mut Walk) {
+        if walk.cgroups.iter().all(CgroupPath::is_utf8) {
+            return;
+        }
+        let ambiguous: Vec<CgroupPath> = walk
+            .cgroups
+            .iter()
+            .filter(|cg| !cg.is_utf8())
+            .filter(|cg| {
+                CgroupPath::new(cg.as_str()).is_ok_and(|twin| walk.cgroups.contains(&twin))
+            })
+            .cloned()
+            .collect();
+        for cg in &ambiguous {
+            tracing::warn!(
+                "cgroup {cg}: its name is not UTF-8 and its escaped label is the name of another cgroup; left out"
+            );
+            walk.cgroups.remove(cg);
+        }
+        self.error(ambiguous.len());
     }
 
     /// Reads every cgroup and fills one sample vector per metric. The
@@ -366,7 +404,7 @@ impl CgroupCollector {
                 }
                 Err(_) => {
                     tracing::error!("a cgroup reader thread panicked");
-                    self.read_errors.fetch_add(1, Ordering::Relaxed);
+                    self.error(1);
                 }
             }
         }
@@ -392,7 +430,7 @@ impl CgroupCollector {
                 Err(probes::Error::CgroupNotFound(_)) => continue,
                 Err(e) => {
                     tracing::warn!("reading cgroup {cg}: {e}");
-                    self.read_errors.fetch_add(1, Ordering::Relaxed);
+                    self.error(1);
                     continue;
                 }
             };
@@ -438,7 +476,7 @@ impl Collector for CgroupCollector {
             }
             Err(e) => {
                 tracing::warn!("cgroup layout: {e}");
-                self.read_errors.fetch_add(1, Ordering::Relaxed);
+                self.error(1);
             }
         }
         let g = |v: f64| vec![sample(&[], Kind::Gauge, v)];

@@ -272,3 +272,115 @@ fn walking_only_the_cpu_hierarchy() {
         promtool_check_text(&cpu);
     }
 }
+
+/// Creates cgroup directory `rel` (bytes, below the v2 mount) with a
+/// `cpu.stat` giving `usec` of CPU.
+fn raw_cgroup(t: &FakeTree, rel: &[u8], usec: u64) {
+    use std::os::unix::ffi::OsStrExt;
+    let d = t
+        .mkdir("", "/")
+        .unwrap()
+        .join(std::ffi::OsStr::from_bytes(rel));
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("cpu.stat"), format!("usage_usec {usec}\n")).unwrap();
+}
+
+#[test]
+fn names_that_are_not_utf8_get_escaped_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = v2_tree(dir.path());
+    raw_cgroup(&t, b"boxwatch/odd/a\xff", 1);
+    raw_cgroup(&t, b"boxwatch/odd/a\xfe", 2);
+    raw_cgroup(&t, b"boxwatch/odd/a\\\xff", 3);
+    raw_cgroup(&t, b"boxwatch/odd/sys\\x2dtem\xc3", 4);
+    let text = scrape(&fake_args(dir.path(), &["/boxwatch/odd"]), Format::Text);
+    // Each name has its own series, its value from its own directory; in
+    // the exposition a label's `\` is itself escaped as `\\`.
+    let usage = "boxwatch_cgroup_cpu_usage_seconds_total{cgroup=";
+    for (label, usec) in [
+        (r#""/boxwatch/odd/a\\xff"}"#, 1e-6),
+        (r#""/boxwatch/odd/a\\xfe"}"#, 2e-6),
+        (r#""/boxwatch/odd/a\\x5c\\xff"}"#, 3e-6),
+        (r#""/boxwatch/odd/sys\\x5cx2dtem\\xc3"}"#, 4e-6),
+    ] {
+        assert_eq!(
+            value_of(&text, &format!("{usage}{label}")),
+            Some(usec),
+            "{label}\n{text}"
+        );
+    }
+    assert_eq!(value_of(&text, "boxwatch_exporter_cgroups "), Some(5.0));
+    assert_eq!(
+        value_of(&text, "boxwatch_exporter_cgroup_read_errors_total "),
+        Some(0.0)
+    );
+    let om = scrape(
+        &fake_args(dir.path(), &["/boxwatch/odd"]),
+        Format::OpenMetrics,
+    );
+    if have_promtool("names_that_are_not_utf8_get_escaped_labels") {
+        promtool_check_text(&text);
+        promtool_check_openmetrics(&om);
+    }
+
+    // A UTF-8 sibling spelling out an escaped label keeps it; the cgroup
+    // whose bytes escape to it is left out and counted.
+    raw_cgroup(&t, br"boxwatch/odd/a\xff", 9);
+    let text = scrape(&fake_args(dir.path(), &["/boxwatch/odd"]), Format::Text);
+    assert_eq!(
+        value_of(&text, &format!(r#"{usage}"/boxwatch/odd/a\\xff"}}"#)),
+        Some(9e-6),
+        "{text}"
+    );
+    assert_eq!(value_of(&text, "boxwatch_exporter_cgroups "), Some(5.0));
+    assert_eq!(
+        value_of(&text, "boxwatch_exporter_cgroup_read_errors_total "),
+        Some(1.0)
+    );
+    if have_promtool("names_that_are_not_utf8_get_escaped_labels") {
+        promtool_check_text(&text);
+    }
+}
+
+#[test]
+fn an_unreadable_subtree_is_skipped_and_counted() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let t = v2_tree(dir.path());
+    t.write("", "/boxwatch/run-2/locked/c", "cpu.stat", "usage_usec 1\n")
+        .unwrap();
+    t.write("", "/boxwatch/run-3/c", "cpu.stat", "usage_usec 1\n")
+        .unwrap();
+    let locked = t.mkdir("", "/boxwatch/run-2/locked").unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let args = fake_args(dir.path(), &[]);
+    // Root reads through mode 000; a thread without CAP_DAC_OVERRIDE and
+    // CAP_DAC_READ_SEARCH (capabilities are per thread, and the scrape's
+    // threads are started by this one) gets EACCES like any other user.
+    let text = std::thread::scope(|s| {
+        s.spawn(|| {
+            caps::clear(None, caps::CapSet::Effective).expect("dropping capabilities");
+            scrape(&args, Format::Text)
+        })
+        .join()
+        .unwrap()
+    });
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Everything but the locked subtree: the v2 tree's 5, run-2, run-3 and
+    // run-3/c.
+    assert_eq!(
+        value_of(&text, "boxwatch_exporter_cgroups "),
+        Some(8.0),
+        "{text}"
+    );
+    assert!(!text.contains("locked"));
+    assert!(text.contains("cgroup=\"/boxwatch/run-3/c\""));
+    assert!(text.contains("cgroup=\"/boxwatch/run-1/spin\""));
+    assert_eq!(
+        value_of(&text, "boxwatch_exporter_cgroup_read_errors_total "),
+        Some(1.0)
+    );
+    if have_promtool("an_unreadable_subtree_is_skipped_and_counted") {
+        promtool_check_text(&text);
+    }
+}

@@ -349,6 +349,117 @@ fn walking_one_hierarchy_sees_only_its_cgroups() {
     assert_eq!(names, ["/boxwatch", "/boxwatch/r1", "/boxwatch/r1/c1"]);
 }
 
+/// The cgroup directory `rel` (bytes, below the mount) of a pure v2 tree.
+fn raw_dir(t: &FakeTree, rel: &[u8]) -> std::path::PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    let d = t
+        .mkdir("", "/")
+        .unwrap()
+        .join(std::ffi::OsStr::from_bytes(rel));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn names_that_are_not_utf8_are_walked_and_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = v2_tree(dir.path());
+    // Four siblings whose bytes differ only where UTF-8 breaks, and a
+    // child below one of them.
+    let names: [&[u8]; 4] = [b"x\xff", b"x\xfe", b"x\\\xff", b"x\xff\xfe"];
+    for (i, n) in names.iter().enumerate() {
+        let mut rel = b"boxwatch/odd/".to_vec();
+        rel.extend_from_slice(n);
+        let d = raw_dir(&t, &rel);
+        std::fs::write(d.join("cpu.stat"), format!("usage_usec {}\n", i + 1)).unwrap();
+    }
+    raw_dir(&t, b"boxwatch/odd/x\xff/inner\x80");
+    let l = t.host().layout().unwrap();
+    let walked = l.list_subtree(&cg("/boxwatch/odd"), 100).unwrap();
+    assert!(walked.unreadable.is_empty(), "{:?}", walked.unreadable);
+    let texts: Vec<&str> = walked.cgroups.iter().map(|c| c.as_str()).collect();
+    assert_eq!(
+        texts,
+        [
+            "/boxwatch/odd",
+            "/boxwatch/odd/x\\x5c\\xff",
+            "/boxwatch/odd/x\\xfe",
+            "/boxwatch/odd/x\\xff",
+            "/boxwatch/odd/x\\xff/inner\\x80",
+            "/boxwatch/odd/x\\xff\\xfe",
+        ]
+    );
+    // Each one reads its own files.
+    for (i, n) in names.iter().enumerate() {
+        let mut p = b"/boxwatch/odd/".to_vec();
+        p.extend_from_slice(n);
+        let c = CgroupPath::from_bytes(&p).unwrap();
+        assert!(walked.cgroups.contains(&c));
+        let s = l.stats(&c).unwrap();
+        assert_eq!(s.cpu_usage_ns, Some((i as u64 + 1) * 1000), "{c}");
+        assert_eq!(s.path, c.as_str());
+    }
+}
+
+/// Runs `f` on a thread without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH
+/// (capabilities are per thread), so that root too gets EACCES from
+/// directories with mode 000.
+pub(crate) fn without_dac_override<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            caps::clear(None, caps::CapSet::Effective).expect("dropping capabilities");
+            f()
+        })
+        .join()
+        .unwrap()
+    })
+}
+
+#[test]
+fn an_unreadable_directory_skips_only_its_subtree() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let t = v2_tree(dir.path());
+    t.mkdir("", "/boxwatch/r1/locked/inner").unwrap();
+    t.mkdir("", "/boxwatch/r2/c3").unwrap();
+    let locked = t.mkdir("", "/boxwatch/r1/locked").unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let l = t.host().layout().unwrap();
+    let (walked, at_locked) = without_dac_override(|| {
+        (
+            l.list_subtree(&cg("/boxwatch"), 100).unwrap(),
+            l.list_subtree(&cg("/boxwatch/r1/locked"), 100).unwrap(),
+        )
+    });
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let texts: Vec<&str> = walked.cgroups.iter().map(|c| c.as_str()).collect();
+    assert_eq!(
+        texts,
+        [
+            "/boxwatch",
+            "/boxwatch/r1",
+            "/boxwatch/r1/c1",
+            "/boxwatch/r1/c2",
+            "/boxwatch/r2",
+            "/boxwatch/r2/c3",
+        ]
+    );
+    assert_eq!(walked.unreadable.len(), 1, "{:?}", walked.unreadable);
+    assert_eq!(walked.unreadable[0].dir, locked);
+    assert!(
+        walked.unreadable[0].error.contains("Permission denied"),
+        "{}",
+        walked.unreadable[0]
+    );
+    // An unreadable starting point: nothing found, one unreadable dir.
+    assert!(at_locked.cgroups.is_empty());
+    assert_eq!(at_locked.unreadable.len(), 1);
+    // With the capability back, everything is found.
+    let all = l.list_subtree(&cg("/boxwatch"), 100).unwrap();
+    assert_eq!(all.cgroups.len(), 8);
+    assert!(all.unreadable.is_empty());
+}
+
 /// Every directory below `dir`, as cgroup paths under `prefix`, listed
 /// with plain std::fs (no link-count shortcuts): the walk's reference.
 fn reference_walk(dir: &Path, prefix: &str, out: &mut Vec<String>) {

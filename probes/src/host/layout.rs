@@ -69,61 +69,148 @@ impl Hierarchy {
 /// A validated cgroup path relative to the hierarchy mounts: absolute
 /// (`/boxwatch/<run-id>/<name>`, or `/` for the root), no `.`/`..`, no
 /// empty components, no trailing slash.
+///
+/// Cgroup names are bytes, and almost always UTF-8. A UTF-8 path is kept
+/// and shown as it is (systemd's `\x2d` escapes included). A path that is
+/// not UTF-8 keeps its bytes for reaching the filesystem, and its text
+/// ([`Self::as_str`], `Display`) shows every byte that is not part of valid
+/// UTF-8 as `\xNN` and every `\` as `\x5c`: distinct non-UTF-8 paths never
+/// show the same text. A UTF-8 path could spell out such a text
+/// literally; the two are still distinct `CgroupPath`s, told apart by
+/// [`Self::is_utf8`].
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct CgroupPath(String);
+pub struct CgroupPath {
+    /// The path as text: itself, or escaped when `raw` is set.
+    text: String,
+    /// The path's bytes, kept only when they are not UTF-8.
+    raw: Option<Box<[u8]>>,
+}
 
 impl CgroupPath {
     /// The root cgroup `/`.
     pub fn root() -> Self {
-        CgroupPath("/".into())
+        CgroupPath {
+            text: "/".into(),
+            raw: None,
+        }
     }
 
     /// Validates `path`.
     pub fn new(path: &str) -> Result<Self> {
-        let bad = |why| Error::BadCgroupPath {
+        validate(path.as_bytes()).map_err(|why| Error::BadCgroupPath {
             path: path.to_string(),
             why,
-        };
-        if path == "/" {
-            return Ok(Self::root());
-        }
-        let rest = path
-            .strip_prefix('/')
-            .ok_or_else(|| bad("must start with /"))?;
-        for comp in rest.split('/') {
-            match comp {
-                "" => return Err(bad("empty component or trailing /")),
-                "." | ".." => return Err(bad(". and .. are not allowed")),
-                c if c.contains('\0') => return Err(bad("NUL byte")),
-                _ => {}
-            }
-        }
-        Ok(CgroupPath(path.to_string()))
+        })?;
+        Ok(CgroupPath {
+            text: path.to_string(),
+            raw: None,
+        })
     }
 
-    /// The path as given (`/boxwatch/x`).
+    /// Validates `path`, given as bytes (a name read from a directory
+    /// need not be UTF-8).
+    pub fn from_bytes(path: &[u8]) -> Result<Self> {
+        if let Ok(text) = std::str::from_utf8(path) {
+            return Self::new(text);
+        }
+        let text = escape_non_utf8(path);
+        validate(path).map_err(|why| Error::BadCgroupPath {
+            path: text.clone(),
+            why,
+        })?;
+        Ok(CgroupPath {
+            text,
+            raw: Some(path.into()),
+        })
+    }
+
+    /// The path as text (`/boxwatch/x`): the path itself when it is UTF-8,
+    /// else escaped (see the type's documentation).
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.text
+    }
+
+    /// Whether the path is UTF-8 (and [`Self::as_str`] the path itself).
+    pub fn is_utf8(&self) -> bool {
+        self.raw.is_none()
+    }
+
+    /// The path's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.raw.as_deref().unwrap_or(self.text.as_bytes())
     }
 
     /// The path without its leading `/`, for joining onto a mount point.
-    pub fn relative(&self) -> &str {
-        &self.0[1..]
+    pub fn relative(&self) -> &Path {
+        use std::os::unix::ffi::OsStrExt;
+        Path::new(std::ffi::OsStr::from_bytes(&self.as_bytes()[1..]))
     }
 
     /// The child `name` of this cgroup.
     pub fn child(&self, name: &str) -> Result<Self> {
-        if self.0 == "/" {
-            Self::new(&format!("/{name}"))
-        } else {
-            Self::new(&format!("{}/{name}", self.0))
+        self.child_bytes(name.as_bytes())
+    }
+
+    /// The child `name` (bytes, as read from the directory) of this cgroup.
+    pub fn child_bytes(&self, name: &[u8]) -> Result<Self> {
+        if name.contains(&b'/') {
+            return Err(Error::BadCgroupPath {
+                path: String::from_utf8_lossy(name).into_owned(),
+                why: "a child's name has no /",
+            });
+        }
+        let parent = self.as_bytes();
+        let mut path = Vec::with_capacity(parent.len() + 1 + name.len());
+        if parent != b"/" {
+            path.extend_from_slice(parent);
+        }
+        path.push(b'/');
+        path.extend_from_slice(name);
+        Self::from_bytes(&path)
+    }
+}
+
+/// Why `path` is not a clean absolute cgroup path, if it is not.
+fn validate(path: &[u8]) -> std::result::Result<(), &'static str> {
+    if path == b"/" {
+        return Ok(());
+    }
+    let rest = path.strip_prefix(b"/").ok_or("must start with /")?;
+    for comp in rest.split(|b| *b == b'/') {
+        match comp {
+            b"" => return Err("empty component or trailing /"),
+            b"." | b".." => return Err(". and .. are not allowed"),
+            c if c.contains(&0) => return Err("NUL byte"),
+            _ => {}
         }
     }
+    Ok(())
+}
+
+/// The text of a path that is not UTF-8: bytes outside valid UTF-8 as
+/// `\xNN`, `\` as `\x5c`, everything else as it is. Every `\` of the result
+/// starts an escape, so distinct paths give distinct texts.
+fn escape_non_utf8(path: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(path.len() + 8);
+    for chunk in path.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c == '\\' {
+                out.push_str("\\x5c");
+            } else {
+                out.push(c);
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
 }
 
 impl std::fmt::Display for CgroupPath {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.text)
     }
 }
 
@@ -169,14 +256,32 @@ pub struct CgroupLayout {
     v2: Option<Hierarchy>,
 }
 
-/// A walk of a cgroup subtree: every cgroup found, and whether the walk
-/// stopped at its limit.
+/// A walk of a cgroup subtree: every cgroup found, whether the walk
+/// stopped at its limit, and the directories it could not read.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Subtree {
     /// Sorted; includes the starting cgroup when it exists.
     pub cgroups: Vec<CgroupPath>,
     /// True when more cgroups existed than the limit allowed.
     pub truncated: bool,
+    /// Directories that could not be opened or listed for a reason other
+    /// than their removal (`EACCES`, for instance): what lies below them
+    /// (all of it, or the part not listed yet) is missing from `cgroups`.
+    /// The rest of the walk goes on.
+    pub unreadable: Vec<UnreadableDir>,
+}
+
+/// A directory a walk could not read, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadableDir {
+    pub dir: PathBuf,
+    pub error: String,
+}
+
+impl std::fmt::Display for UnreadableDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.dir.display(), self.error)
+    }
 }
 
 impl CgroupLayout {
@@ -329,7 +434,8 @@ impl CgroupLayout {
     /// Every cgroup at or below `start` in the stat hierarchies (their
     /// union), sorted, at most `limit` of them. Directories that vanish
     /// during the walk are skipped; a `start` that exists nowhere gives an
-    /// empty list.
+    /// empty list; directories that cannot be read are listed in
+    /// [`Subtree::unreadable`] and the walk goes on around them.
     pub fn list_subtree(&self, start: &CgroupPath, limit: usize) -> Result<Subtree> {
         self.list_subtree_of(start, limit, Controllers::ALL)
     }
@@ -342,18 +448,11 @@ impl CgroupLayout {
         limit: usize,
         which: Controllers,
     ) -> Result<Subtree> {
-        let mut walk = Walk {
-            found: BTreeSet::new(),
-            limit,
-            truncated: false,
-        };
+        let mut walk = Walk::new(limit);
         for h in self.hierarchies_of(which) {
-            walk.hierarchy(h, start)?;
+            walk.hierarchy(h, start);
         }
-        Ok(Subtree {
-            cgroups: walk.found.into_iter().collect(),
-            truncated: walk.truncated,
-        })
+        Ok(walk.into_subtree())
     }
 
     /// [`Self::list_subtree`] in one hierarchy only: cheaper on v1 hosts,
@@ -364,32 +463,9 @@ impl CgroupLayout {
         start: &CgroupPath,
         limit: usize,
     ) -> Result<Subtree> {
-        let mut walk = Walk {
-            found: BTreeSet::new(),
-            limit,
-            truncated: false,
-        };
-        walk.hierarchy(hierarchy, start)?;
-        Ok(Subtree {
-            cgroups: walk.found.into_iter().collect(),
-            truncated: walk.truncated,
-        })
-    }
-}
-
-impl Walk {
-    /// Walks `start` in hierarchy `h`; nothing when it does not exist.
-    fn hierarchy(&mut self, h: &Hierarchy, start: &CgroupPath) -> Result<()> {
-        let dir = h.dir(start);
-        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-        match Dir::open(&dir, flags, Mode::empty()) {
-            Ok(d) => self.descend(d, start.clone(), &dir, 0),
-            Err(e) if is_gone(&e.into()) => Ok(()),
-            Err(e) => Err(Error::Io {
-                path: dir,
-                source: e.into(),
-            }),
-        }
+        let mut walk = Walk::new(limit);
+        walk.hierarchy(hierarchy, start);
+        Ok(walk.into_subtree())
     }
 }
 
@@ -401,57 +477,92 @@ struct Walk {
     found: BTreeSet<CgroupPath>,
     limit: usize,
     truncated: bool,
+    unreadable: Vec<UnreadableDir>,
 }
 
 impl Walk {
+    fn new(limit: usize) -> Self {
+        Walk {
+            found: BTreeSet::new(),
+            limit,
+            truncated: false,
+            unreadable: Vec::new(),
+        }
+    }
+
+    fn into_subtree(self) -> Subtree {
+        Subtree {
+            cgroups: self.found.into_iter().collect(),
+            truncated: self.truncated,
+            unreadable: self.unreadable,
+        }
+    }
+
+    /// Notes that `dir` could not be read (unless it is merely gone).
+    fn unreadable(&mut self, dir: PathBuf, e: nix::errno::Errno) {
+        let e = std::io::Error::from(e);
+        if !is_gone(&e) {
+            self.unreadable.push(UnreadableDir {
+                dir,
+                error: e.to_string(),
+            });
+        }
+    }
+
+    /// Walks `start` in hierarchy `h`; nothing when it does not exist.
+    fn hierarchy(&mut self, h: &Hierarchy, start: &CgroupPath) {
+        let dir = h.dir(start);
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        match Dir::open(&dir, flags, Mode::empty()) {
+            Ok(d) => self.descend(h, d, start.clone(), 0),
+            Err(e) => self.unreadable(dir, e),
+        }
+    }
+
     /// Records `cg` (open as `dir`) and walks its children, each opened
-    /// relative to its parent. `root` names the walk in errors.
-    fn descend(&mut self, mut dir: Dir, cg: CgroupPath, root: &Path, depth: usize) -> Result<()> {
+    /// relative to its parent. A child that cannot be opened is left out
+    /// with its subtree; a listing that fails keeps what it gave so far.
+    fn descend(&mut self, h: &Hierarchy, mut dir: Dir, cg: CgroupPath, depth: usize) {
+        use nix::sys::stat::{fstatat, SFlag};
         if !self.record(&cg) || depth >= MAX_WALK_DEPTH {
-            return Ok(());
+            return;
         }
         let fd = dir.as_raw_fd();
         let subdirs = subdir_count(nix::sys::stat::fstat(fd).ok());
         if subdirs == Some(0) {
-            return Ok(());
+            return;
         }
-        let io = |source: std::io::Error| Error::Io {
-            path: root.to_path_buf(),
-            source,
-        };
-        let mut children = Vec::new();
+        let mut children: Vec<Vec<u8>> = Vec::new();
         for entry in dir.iter() {
             if subdirs.is_some_and(|n| children.len() >= n) {
                 break; // every subdirectory found
             }
             let entry = match entry {
                 Ok(e) => e,
-                Err(e) if is_gone(&e.into()) => break,
-                Err(e) => return Err(io(e.into())),
+                Err(e) => {
+                    self.unreadable(h.dir(&cg), e);
+                    break;
+                }
             };
             if !matches!(entry.file_type(), Some(Type::Directory) | None) {
                 continue;
             }
-            let Ok(name) = entry.file_name().to_str() else {
-                continue; // not UTF-8: cannot be named by a CgroupPath
-            };
-            if name != "." && name != ".." {
-                children.push(name.to_string());
+            let name = entry.file_name().to_bytes();
+            if name != b"." && name != b".." {
+                children.push(name.to_vec());
             }
         }
         for name in children {
-            let Ok(child) = cg.child(&name) else { continue };
+            let Ok(child) = cg.child_bytes(&name) else {
+                continue;
+            };
+            let name = name.as_slice();
             // A leaf is recorded from one fstatat by name, never opened.
-            let st = nix::sys::stat::fstatat(
-                Some(fd),
-                name.as_str(),
-                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-            );
+            let st = fstatat(Some(fd), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW);
             match st {
                 Ok(st)
-                    if nix::sys::stat::SFlag::from_bits_truncate(
-                        st.st_mode & nix::sys::stat::SFlag::S_IFMT.bits(),
-                    ) != nix::sys::stat::SFlag::S_IFDIR =>
+                    if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits())
+                        != SFlag::S_IFDIR =>
                 {
                     continue
                 }
@@ -461,12 +572,11 @@ impl Walk {
                 Err(e) if is_gone(&e.into()) => continue,
                 _ => {
                     let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-                    match Dir::openat(Some(fd), name.as_str(), flags, Mode::empty()) {
-                        Ok(d) => self.descend(d, child, root, depth + 1)?,
-                        // Vanished, or not a directory after all.
+                    match Dir::openat(Some(fd), name, flags, Mode::empty()) {
+                        Ok(d) => self.descend(h, d, child, depth + 1),
+                        // Not a directory after all.
                         Err(nix::errno::Errno::ENOTDIR) => {}
-                        Err(e) if is_gone(&e.into()) => {}
-                        Err(e) => return Err(io(e.into())),
+                        Err(e) => self.unreadable(h.dir(&child), e),
                     }
                 }
             }
@@ -474,7 +584,6 @@ impl Walk {
                 break;
             }
         }
-        Ok(())
     }
 
     /// Adds `cg` to what the walk found; false (and the walk cut short)
@@ -592,9 +701,56 @@ mod tests {
                 .child("y")
                 .unwrap()
                 .relative(),
-            "x/y"
+            Path::new("x/y")
         );
         assert!(CgroupPath::root().child("..").is_err());
+        assert!(CgroupPath::root().child("a/b").is_err());
+    }
+
+    #[test]
+    fn paths_that_are_not_utf8() {
+        use std::os::unix::ffi::OsStrExt;
+        let p = CgroupPath::from_bytes(b"/boxwatch/a\xffb\\c").unwrap();
+        assert!(!p.is_utf8());
+        assert_eq!(p.as_str(), "/boxwatch/a\\xffb\\x5cc");
+        assert_eq!(p.to_string(), p.as_str());
+        assert_eq!(p.as_bytes(), b"/boxwatch/a\xffb\\c");
+        assert_eq!(p.relative().as_os_str().as_bytes(), b"boxwatch/a\xffb\\c");
+        // A child keeps the raw bytes of its parent and its own name.
+        let c = p.child_bytes(b"\xfe").unwrap();
+        assert_eq!(c.as_bytes(), b"/boxwatch/a\xffb\\c/\xfe");
+        assert_eq!(c.as_str(), "/boxwatch/a\\xffb\\x5cc/\\xfe");
+        // UTF-8 names stay as they are, backslashes included.
+        let u = CgroupPath::root()
+            .child_bytes("x\\x2dé".as_bytes())
+            .unwrap();
+        assert!(u.is_utf8());
+        assert_eq!(u.as_str(), "/x\\x2dé");
+        // The same text from a UTF-8 path is a different CgroupPath.
+        let literal = CgroupPath::new("/\\xff").unwrap();
+        let raw = CgroupPath::from_bytes(b"/\xff").unwrap();
+        assert_eq!(literal.as_str(), raw.as_str());
+        assert_ne!(literal, raw);
+        for bad in [&b"/a/\xff/"[..], b"/\xff/..", b"\xff", b"/\xff\0"] {
+            assert!(CgroupPath::from_bytes(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    proptest::proptest! {
+        /// Distinct non-UTF-8 names never share a text.
+        #[test]
+        fn escaped_texts_are_distinct(
+            a in proptest::collection::vec(1u8..=255, 1..8),
+            b in proptest::collection::vec(1u8..=255, 1..8),
+        ) {
+            let a: Vec<u8> = a.into_iter().filter(|c| *c != b'/').chain([0xff]).collect();
+            let b: Vec<u8> = b.into_iter().filter(|c| *c != b'/').chain([0xff]).collect();
+            let pa = CgroupPath::root().child_bytes(&a);
+            let pb = CgroupPath::root().child_bytes(&b);
+            if let (Ok(pa), Ok(pb)) = (pa, pb) {
+                proptest::prop_assert_eq!(a == b, pa.as_str() == pb.as_str());
+            }
+        }
     }
 
     #[test]

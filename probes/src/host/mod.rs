@@ -40,7 +40,7 @@ mod stats;
 pub use cache::StatsCache;
 pub use layout::{
     CgroupLayout, CgroupMode, CgroupPath, CgroupVersion, Controllers, Hierarchy, Subtree,
-    STAT_CONTROLLERS,
+    UnreadableDir, STAT_CONTROLLERS,
 };
 pub use parse::{CpuMax, CpuStat, Limit, MemoryEvents, MountInfo, OomControl, ProcCgroup};
 pub use stats::CgroupStats;
