@@ -138,7 +138,7 @@ const SELF_METRICS: &[(&str, &str, Kind)] = &[
     ),
     (
         "boxwatch_exporter_cgroup_read_errors_total",
-        "Cgroups skipped because a file could not be read or parsed.",
+        "Things scrapes had to leave out: a cgroup whose file could not be read or parsed, a directory that could not be listed (with its subtree), the cgroup layout (every cgroup), a reader thread that panicked (its share of cgroups), a cgroup whose escaped name is another's.",
         Kind::Counter,
     ),
     (

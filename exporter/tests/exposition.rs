@@ -384,3 +384,19 @@ fn an_unreadable_subtree_is_skipped_and_counted() {
         promtool_check_text(&text);
     }
 }
+
+#[test]
+fn an_unreadable_layout_is_counted() {
+    // No mountinfo at all: no cgroup can be found, and the scrape says so.
+    let dir = tempfile::tempdir().unwrap();
+    let text = scrape(&fake_args(dir.path(), &[]), Format::Text);
+    assert_eq!(
+        value_of(&text, "boxwatch_exporter_cgroup_read_errors_total "),
+        Some(1.0)
+    );
+    assert_eq!(value_of(&text, "boxwatch_exporter_cgroups "), Some(0.0));
+    assert!(!text.contains("boxwatch_exporter_cgroup_layout_info{"));
+    if have_promtool("an_unreadable_layout_is_counted") {
+        promtool_check_text(&text);
+    }
+}
