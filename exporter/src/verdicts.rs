@@ -3,15 +3,23 @@
 //! The report is read as plain JSON, using only `generated_at`,
 //! `scenarios[].id`, `scenarios[].checks[].id` and `.verdict`, so the
 //! exporter keeps working while the report model gains fields. The file is
-//! re-read at a scrape only when its size or modification time changed.
+//! re-read at a scrape only when its size or modification time changed,
+//! and never read beyond [`MAX_REPORT_BYTES`].
 
 use crate::collector::{desc, family, sample, Kind};
 use probes::Verdict;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
+use std::io::Read;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::SystemTime;
+
+/// Largest report the exporter reads (real reports are a few MiB at
+/// most). A bigger file is refused: `boxwatch_report_up` is 0 and
+/// `boxwatch_report_errors_total{reason="too_large"}` counts the scrape.
+pub const MAX_REPORT_BYTES: u64 = 64 << 20;
 
 /// One check of the report.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,11 +80,64 @@ pub fn parse_report(json: &str) -> Result<ReportVerdicts, String> {
 /// The file's identity for the re-read decision.
 type Stamp = (SystemTime, u64);
 
+/// Why a scrape could not use the report: the `reason` label of
+/// `boxwatch_report_errors_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// The file does not exist.
+    Missing,
+    /// It exists but could not be read.
+    Unreadable,
+    /// It is larger than [`MAX_REPORT_BYTES`].
+    TooLarge,
+    /// It is not a report (not JSON, no `scenarios` array).
+    Invalid,
+}
+
+impl Failure {
+    const ALL: [Failure; 4] = [
+        Failure::Missing,
+        Failure::Unreadable,
+        Failure::TooLarge,
+        Failure::Invalid,
+    ];
+
+    fn reason(self) -> &'static str {
+        match self {
+            Failure::Missing => "missing",
+            Failure::Unreadable => "unreadable",
+            Failure::TooLarge => "too_large",
+            Failure::Invalid => "invalid",
+        }
+    }
+
+    fn io(e: std::io::Error) -> (Failure, String) {
+        let f = if e.kind() == std::io::ErrorKind::NotFound {
+            Failure::Missing
+        } else {
+            Failure::Unreadable
+        };
+        (f, e.to_string())
+    }
+}
+
+fn too_large(size: u64) -> (Failure, String) {
+    (
+        Failure::TooLarge,
+        format!(
+            "{size} bytes, more than the {} MiB the exporter reads; not read",
+            MAX_REPORT_BYTES >> 20
+        ),
+    )
+}
+
 /// Publishes the latest report's verdicts at each scrape.
 pub struct VerdictCollector {
     path: PathBuf,
     descs: Vec<Desc>,
     cache: Mutex<Option<(Stamp, ReportVerdicts)>>,
+    /// Scrapes that could not use the report, by [`Failure`].
+    errors: [AtomicU64; 4],
 }
 
 const VERDICT: &str = "boxwatch_check_verdict";
@@ -86,6 +147,8 @@ const GENERATED: &str = "boxwatch_report_generated_timestamp_seconds";
 const GENERATED_HELP: &str = "When the latest report was generated (Unix time).";
 const UP: &str = "boxwatch_report_up";
 const UP_HELP: &str = "1 when the latest report could be read and parsed.";
+const ERRORS: &str = "boxwatch_report_errors_total";
+const ERRORS_HELP: &str = "Scrapes that could not use the report, by reason: missing, unreadable, too_large (over 64 MiB), invalid.";
 
 impl VerdictCollector {
     /// A collector for the report at `path` (read at scrape time).
@@ -96,23 +159,38 @@ impl VerdictCollector {
                 desc(VERDICT, VERDICT_HELP, &["scenario", "check", "verdict"]),
                 desc(GENERATED, GENERATED_HELP, &[]),
                 desc(UP, UP_HELP, &[]),
+                desc(ERRORS, ERRORS_HELP, &["reason"]),
             ],
             cache: Mutex::new(None),
+            errors: Default::default(),
         }
     }
 
     /// The report's verdicts, from the cache when the file is unchanged.
-    fn load(&self) -> Result<ReportVerdicts, String> {
-        let meta = std::fs::metadata(&self.path).map_err(|e| e.to_string())?;
-        let stamp = (meta.modified().map_err(|e| e.to_string())?, meta.len());
+    fn load(&self) -> Result<ReportVerdicts, (Failure, String)> {
+        let meta = std::fs::metadata(&self.path).map_err(Failure::io)?;
+        let stamp = (meta.modified().map_err(Failure::io)?, meta.len());
+        if meta.len() > MAX_REPORT_BYTES {
+            return Err(too_large(meta.len()));
+        }
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((s, r)) = cache.as_ref() {
             if *s == stamp {
                 return Ok(r.clone());
             }
         }
-        let text = std::fs::read_to_string(&self.path).map_err(|e| e.to_string())?;
-        let parsed = parse_report(&text)?;
+        // The file may grow after the metadata was read: read one byte
+        // past the cap at most.
+        let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
+        std::fs::File::open(&self.path)
+            .and_then(|f| f.take(MAX_REPORT_BYTES + 1).read_to_end(&mut bytes))
+            .map_err(Failure::io)?;
+        if bytes.len() as u64 > MAX_REPORT_BYTES {
+            return Err(too_large(bytes.len() as u64));
+        }
+        let text =
+            String::from_utf8(bytes).map_err(|_| (Failure::Invalid, "not UTF-8".to_string()))?;
+        let parsed = parse_report(&text).map_err(|e| (Failure::Invalid, e))?;
         *cache = Some((stamp, parsed.clone()));
         Ok(parsed)
     }
@@ -148,8 +226,14 @@ impl Collector for VerdictCollector {
     fn collect(&self) -> Vec<MetricFamily> {
         let (mut out, up) = match self.load() {
             Ok(report) => (verdict_families(&report), 1.0),
-            Err(e) => {
-                tracing::warn!("report {}: {e}", self.path.display());
+            Err((failure, why)) => {
+                tracing::warn!(
+                    "report {} ({}): {why}",
+                    self.path.display(),
+                    failure.reason()
+                );
+                let i = Failure::ALL.iter().position(|f| *f == failure).unwrap_or(0);
+                self.errors[i].fetch_add(1, Ordering::Relaxed);
                 (Vec::new(), 0.0)
             }
         };
@@ -159,6 +243,15 @@ impl Collector for VerdictCollector {
             Kind::Gauge,
             vec![sample(&[], Kind::Gauge, up)],
         ));
+        let errors = Failure::ALL
+            .iter()
+            .zip(&self.errors)
+            .map(|(f, n)| {
+                let n = n.load(Ordering::Relaxed) as f64;
+                sample(&[("reason", f.reason())], Kind::Counter, n)
+            })
+            .collect();
+        out.push(family(ERRORS, ERRORS_HELP, Kind::Counter, errors));
         out
     }
 }
@@ -212,22 +305,66 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("report.json");
         let c = VerdictCollector::new(path.clone());
-        let up = |fams: &[MetricFamily]| {
-            fams.iter()
-                .find(|f| f.get_name() == UP)
-                .unwrap()
-                .get_metric()[0]
-                .get_gauge()
-                .get_value()
-        };
         assert_eq!(up(&c.collect()), 0.0);
         std::fs::write(&path, REPORT).unwrap();
         let fams = c.collect();
         assert_eq!(up(&fams), 1.0);
-        assert_eq!(fams.len(), 3);
+        assert_eq!(fams.len(), 4);
         std::fs::write(&path, r#"{"scenarios": [{"id": "a", "checks": []}]}"#).unwrap();
         let fams = c.collect();
         assert_eq!(fams[0].get_metric().len(), 0);
+        let expected = [
+            ("missing", 1.0),
+            ("unreadable", 0.0),
+            ("too_large", 0.0),
+            ("invalid", 0.0),
+        ];
+        let expected: Vec<(String, f64)> =
+            expected.iter().map(|(r, n)| (r.to_string(), *n)).collect();
+        assert_eq!(errors(&fams), expected);
+    }
+
+    fn up(fams: &[MetricFamily]) -> f64 {
+        let f = fams.iter().find(|f| f.get_name() == UP).unwrap();
+        f.get_metric()[0].get_gauge().get_value()
+    }
+
+    /// (reason, count) of `boxwatch_report_errors_total`.
+    fn errors(fams: &[MetricFamily]) -> Vec<(String, f64)> {
+        let f = fams.iter().find(|f| f.get_name() == ERRORS).unwrap();
+        f.get_metric()
+            .iter()
+            .map(|m| {
+                let reason = m.get_label()[0].get_value().to_string();
+                (reason, m.get_counter().get_value())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_report_over_the_cap_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("report.json");
+        std::fs::write(&path, REPORT).unwrap();
+        let c = VerdictCollector::new(path.clone());
+        assert_eq!(up(&c.collect()), 1.0);
+        // One byte over the cap (a sparse file: no disk space used).
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(MAX_REPORT_BYTES + 1).unwrap();
+        let fams = c.collect();
+        assert_eq!(up(&fams), 0.0);
+        assert_eq!(
+            fams[0].get_name(),
+            UP,
+            "no verdicts from an oversized report"
+        );
+        assert_eq!(errors(&fams)[2], ("too_large".to_string(), 1.0));
+        // Exactly at the cap it is read (and is not JSON).
+        f.set_len(MAX_REPORT_BYTES).unwrap();
+        let fams = c.collect();
+        assert_eq!(up(&fams), 0.0);
+        assert_eq!(errors(&fams)[2].1, 1.0);
+        assert_eq!(errors(&fams)[3], ("invalid".to_string(), 1.0));
     }
 
     proptest! {

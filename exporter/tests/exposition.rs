@@ -205,7 +205,14 @@ fn verdicts_from_the_latest_report() {
     std::fs::write(&report, "{ not json").unwrap();
     let text = scrape(&args, Format::Text);
     assert_eq!(value_of(&text, "boxwatch_report_up "), Some(0.0));
+    assert_eq!(
+        value_of(&text, "boxwatch_report_errors_total{reason=\"invalid\"} "),
+        Some(1.0)
+    );
     assert!(!text.contains("boxwatch_check_verdict{"));
+    if have_promtool("verdicts_from_the_latest_report") {
+        promtool_check_text(&text);
+    }
 }
 
 #[test]
