@@ -314,6 +314,35 @@ fn prometheus_sees_usage_against_quota_and_dashboards_have_data() {
         }
     }
 
+    // Every template variable's label_values(...) has values, through the
+    // API Grafana's Prometheus data source uses for it; $cgroup offers the
+    // container.
+    let mut variables = 0;
+    for (file, json) in exporter::dashboards::DASHBOARDS {
+        for q in exporter::dashboards::variable_queries(json).unwrap() {
+            let lv = exporter::dashboards::label_values(&q)
+                .unwrap_or_else(|| panic!("{file}: not a label_values query: {q}"));
+            let mut path = format!("/api/v1/label/{}/values", lv.label);
+            if let Some(sel) = &lv.selector {
+                path.push_str(&format!("?match[]={}", urlencode(sel)));
+            }
+            let (status, body) = http_get(prom_addr, &path)
+                .unwrap_or_else(|| panic!("no answer from Prometheus for {path}"));
+            assert_eq!(status, 200, "{path}: {body}");
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let values: Vec<&str> = v["data"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+                .unwrap_or_default();
+            assert!(!values.is_empty(), "{file}: no values for {q}: {body}");
+            if lv.label == "cgroup" {
+                assert!(values.contains(&cgroup.as_str()), "{file}: {q}: {body}");
+            }
+            variables += 1;
+        }
+    }
+    assert!(variables > 0, "the dashboards have no template variable");
+
     // No scrape errors on the target.
     let (_, targets) = http_get(prom_addr, "/api/v1/targets").unwrap();
     let t: serde_json::Value = serde_json::from_str(&targets).unwrap();

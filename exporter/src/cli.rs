@@ -81,19 +81,18 @@ pub fn build(args: &ExporterArgs) -> Result<Arc<Exporter>> {
             "--max-cgroups must be at least 1".into(),
         ));
     }
-    let registry = prometheus::Registry::new();
-    let cgroups = CgroupCollector::new(CollectorConfig {
+    let mut collectors: Vec<Box<dyn prometheus::core::Collector>> = Vec::new();
+    collectors.push(Box::new(CgroupCollector::new(CollectorConfig {
         host: Host::with_root(&args.host_root),
         roots: args.roots()?,
         max_cgroups: args.max_cgroups,
         walk: args.walk,
         max_open_files: open_file_budget(args.max_connections),
-    });
-    registry.register(Box::new(cgroups))?;
+    })));
     if let Some(report) = &args.report {
-        registry.register(Box::new(VerdictCollector::new(report.clone())))?;
+        collectors.push(Box::new(VerdictCollector::new(report.clone())));
     }
-    Exporter::new(registry)
+    Exporter::new(collectors)
 }
 
 /// How many cgroup files the collector may keep open: the soft

@@ -34,6 +34,56 @@ fn collect(panels: &serde_json::Value, out: &mut Vec<String>) {
     }
 }
 
+/// The query of every template variable of type `query` (Grafana's
+/// `label_values(...)` and the like), from a dashboard's JSON.
+pub fn variable_queries(dashboard_json: &str) -> Result<Vec<String>, serde_json::Error> {
+    let d: serde_json::Value = serde_json::from_str(dashboard_json)?;
+    let vars = d["templating"]["list"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    Ok(vars
+        .iter()
+        .filter(|v| v["type"] == "query")
+        .filter_map(|v| {
+            // A string, or (newer Grafana) an object holding the string.
+            v["query"]
+                .as_str()
+                .or_else(|| v["query"]["query"].as_str())
+                .map(str::to_string)
+        })
+        .collect())
+}
+
+/// Grafana's `label_values(<series selector>, <label>)` or
+/// `label_values(<label>)`: the values of a label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelValues {
+    /// The series selector, when one is given.
+    pub selector: Option<String>,
+    pub label: String,
+}
+
+/// Parses a `label_values(...)` variable query; `None` for anything else.
+pub fn label_values(query: &str) -> Option<LabelValues> {
+    let inner = query
+        .trim()
+        .strip_prefix("label_values(")?
+        .strip_suffix(')')?;
+    // A label name has no comma: the last one ends the selector.
+    let (selector, label) = match inner.rsplit_once(',') {
+        Some((sel, label)) => (Some(sel.trim().to_string()), label.trim()),
+        None => (None, inner.trim()),
+    };
+    let valid = !label.is_empty()
+        && !label.starts_with(|c: char| c.is_ascii_digit())
+        && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    valid.then(|| LabelValues {
+        selector,
+        label: label.to_string(),
+    })
+}
+
 /// A query with Grafana's variables replaced as a dashboard showing every
 /// cgroup would: `$cgroup` -> `.*`, `$__rate_interval` -> `rate`,
 /// `$__range` -> `range`.
@@ -46,25 +96,58 @@ pub fn instantiate(expr: &str, rate: &str, range: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collector::CGROUP_METRICS;
 
-    /// Metric names the exporter can produce.
-    fn known() -> Vec<&'static str> {
-        let mut k: Vec<&str> = CGROUP_METRICS.iter().map(|m| m.name).collect();
-        k.extend([
-            "boxwatch_exporter_cgroups",
-            "boxwatch_exporter_cgroups_truncated",
-            "boxwatch_exporter_collect_duration_seconds",
+    /// Metric names the exporter can produce: the descriptors of every
+    /// collector `boxwatch exporter --report` registers.
+    fn known() -> Vec<String> {
+        let args = crate::cli::ExporterArgs {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            cgroup_roots: Vec::new(),
+            max_cgroups: 10,
+            walk: crate::collector::WalkMode::Union,
+            report: Some("/nonexistent/report.json".into()),
+            max_connections: 1,
+            header_timeout: 1,
+            connection_timeout: 1,
+            host_root: "/nonexistent".into(),
+        };
+        crate::cli::build(&args).unwrap().metric_names().to_vec()
+    }
+
+    /// Every `boxwatch_*` name in a query.
+    fn metrics_in(q: &str) -> Vec<&str> {
+        let mut out = Vec::new();
+        let mut rest = q;
+        while let Some(i) = rest.find("boxwatch_") {
+            let tail = &rest[i..];
+            let end = tail
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(tail.len());
+            out.push(&tail[..end]);
+            rest = &tail[end..];
+        }
+        out
+    }
+
+    #[test]
+    fn the_known_names_come_from_the_collectors() {
+        let k = known();
+        for name in [
+            "boxwatch_cgroup_cpu_usage_seconds_total",
             "boxwatch_exporter_cgroup_read_errors_total",
+            "boxwatch_exporter_http_requests_total",
             "boxwatch_check_verdict",
-            "boxwatch_report_generated_timestamp_seconds",
             "boxwatch_report_up",
-        ]);
-        k
+        ] {
+            assert!(k.iter().any(|n| n == name), "{name} not in {k:?}");
+        }
+        assert!(!k.iter().any(|n| n == "boxwatch_no_such_metric"));
+        assert!(k.len() >= crate::collector::CGROUP_METRICS.len() + 5);
     }
 
     #[test]
     fn dashboards_are_importable_and_use_only_real_metrics() {
+        let known = known();
         for (name, json) in DASHBOARDS {
             let d: serde_json::Value = serde_json::from_str(json).unwrap();
             assert!(d["title"].as_str().is_some(), "{name}: no title");
@@ -72,21 +155,47 @@ mod tests {
             assert!(d["panels"].as_array().is_some_and(|p| !p.is_empty()));
             let qs = queries(json).unwrap();
             assert!(!qs.is_empty(), "{name}: no queries");
-            for q in qs {
-                let mut rest = q.as_str();
-                while let Some(i) = rest.find("boxwatch_") {
-                    let tail = &rest[i..];
-                    let end = tail
-                        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                        .unwrap_or(tail.len());
-                    let metric = &tail[..end];
+            let vars = variable_queries(json).unwrap();
+            for v in &vars {
+                assert!(label_values(v).is_some(), "{name}: not label_values: {v}");
+            }
+            for q in qs.iter().chain(&vars) {
+                for metric in metrics_in(q) {
                     assert!(
-                        known().contains(&metric),
+                        known.iter().any(|k| k == metric),
                         "{name}: unknown metric {metric} in {q}"
                     );
-                    rest = &tail[end..];
                 }
             }
+        }
+        // The cgroup dashboard's $cgroup variable.
+        let vars = variable_queries(DASHBOARDS[0].1).unwrap();
+        assert_eq!(vars.len(), 1);
+    }
+
+    #[test]
+    fn label_values_queries() {
+        assert_eq!(
+            label_values("label_values(up{job=\"a,b\"}, cgroup)"),
+            Some(LabelValues {
+                selector: Some("up{job=\"a,b\"}".into()),
+                label: "cgroup".into()
+            })
+        );
+        assert_eq!(
+            label_values(" label_values(scenario) "),
+            Some(LabelValues {
+                selector: None,
+                label: "scenario".into()
+            })
+        );
+        for bad in [
+            "query_result(up)",
+            "label_values(x, )",
+            "label_values(x, 1a)",
+            "label_values(x",
+        ] {
+            assert_eq!(label_values(bad), None, "{bad}");
         }
     }
 

@@ -22,6 +22,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus::core::Collector;
 use prometheus::proto::MetricFamily;
 use prometheus::{IntCounterVec, Opts, Registry};
 use std::convert::Infallible;
@@ -84,13 +85,16 @@ impl Scrape {
 /// The exporter: a registry of collectors and the coalescing scrape cache.
 pub struct Exporter {
     registry: Registry,
+    /// The name of every metric family a registered collector describes.
+    metric_names: Vec<String>,
     last: Mutex<Option<Arc<Scrape>>>,
     requests: IntCounterVec,
 }
 
 impl Exporter {
-    /// An exporter serving `registry` (plus its own request counter).
-    pub fn new(registry: Registry) -> crate::Result<Arc<Self>> {
+    /// An exporter serving `collectors` (plus its own request counter).
+    pub fn new(collectors: Vec<Box<dyn Collector>>) -> crate::Result<Arc<Self>> {
+        let registry = Registry::new();
         let requests = IntCounterVec::new(
             Opts::new(
                 "boxwatch_exporter_http_requests_total",
@@ -98,12 +102,25 @@ impl Exporter {
             ),
             &["handler", "code"],
         )?;
-        registry.register(Box::new(requests.clone()))?;
+        let mut metric_names = Vec::new();
+        let own: Box<dyn Collector> = Box::new(requests.clone());
+        for c in collectors.into_iter().chain([own]) {
+            metric_names.extend(c.desc().iter().map(|d| d.fq_name.clone()));
+            registry.register(c)?;
+        }
+        metric_names.sort();
         Ok(Arc::new(Exporter {
             registry,
+            metric_names,
             last: Mutex::new(None),
             requests,
         }))
+    }
+
+    /// The name of every metric family the exporter can serve (from the
+    /// descriptors its collectors registered), sorted.
+    pub fn metric_names(&self) -> &[String] {
+        &self.metric_names
     }
 
     /// A collection that started no earlier than this call: the running
