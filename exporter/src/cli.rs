@@ -39,6 +39,10 @@ pub struct ExporterArgs {
     /// Seconds a client has to send its request headers.
     #[arg(long, default_value_t = 5, value_name = "SECS")]
     pub header_timeout: u64,
+    /// Seconds a client has to take a response (a client that stops
+    /// reading a large exposition is dropped then).
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub write_timeout: u64,
     /// Longest life of a connection, in seconds.
     #[arg(long, default_value_t = 60, value_name = "SECS")]
     pub connection_timeout: u64,
@@ -62,12 +66,13 @@ impl ExporterArgs {
 
     /// The server limits.
     pub fn server_config(&self) -> Result<ServerConfig> {
-        if self.header_timeout == 0 || self.connection_timeout == 0 {
+        if self.header_timeout == 0 || self.write_timeout == 0 || self.connection_timeout == 0 {
             return Err(Error::BadArgument("timeouts must be at least 1 s".into()));
         }
         Ok(ServerConfig {
             max_connections: self.max_connections.max(1),
             header_timeout: Duration::from_secs(self.header_timeout),
+            write_timeout: Duration::from_secs(self.write_timeout),
             connection_timeout: Duration::from_secs(self.connection_timeout),
         })
     }

@@ -108,6 +108,7 @@ mod tests {
             report: Some("/nonexistent/report.json".into()),
             max_connections: 1,
             header_timeout: 1,
+            write_timeout: 1,
             connection_timeout: 1,
             host_root: "/nonexistent".into(),
         };

@@ -2,12 +2,17 @@
 //! hyper on tokio with bounded concurrency and timeouts.
 //!
 //! - At most [`ServerConfig::max_connections`] connections are served at
-//!   once; further ones wait in the listen backlog.
+//!   once; further ones wait in the listen backlog (1024).
 //! - A client must send its request headers within
-//!   [`ServerConfig::header_timeout`], and a connection lives at most
+//!   [`ServerConfig::header_timeout`], must take each response within
+//!   [`ServerConfig::write_timeout`] (a client that stops reading a large
+//!   exposition is dropped then), and a connection lives at most
 //!   [`ServerConfig::connection_timeout`] (then it is shut down gracefully,
 //!   and dropped 2 s later if it still hangs): slow clients cannot pin
 //!   connections.
+//! - A request whose handling panics (a collector's panic included) is
+//!   answered 500 and counted in `boxwatch_exporter_panics_total`; the
+//!   server goes on.
 //! - Scrapes are coalesced: one collection runs at a time, and a request
 //!   that arrives while one runs is answered by the next collection that
 //!   starts after it arrived. 200 concurrent scrapers cost two collections,
@@ -24,12 +29,15 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus::core::Collector;
 use prometheus::proto::MetricFamily;
-use prometheus::{IntCounterVec, Opts, Registry};
+use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, Semaphore};
 
@@ -40,6 +48,10 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Time a client has to send its request headers.
     pub header_timeout: Duration,
+    /// Time a response may take to be handed to the client's socket (from
+    /// its first byte to its last); a client that does not read is dropped
+    /// after it.
+    pub write_timeout: Duration,
     /// Longest life of one connection (keep-alive included).
     pub connection_timeout: Duration,
 }
@@ -49,6 +61,7 @@ impl Default for ServerConfig {
         ServerConfig {
             max_connections: 256,
             header_timeout: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(10),
             connection_timeout: Duration::from_secs(60),
         }
     }
@@ -89,6 +102,7 @@ pub struct Exporter {
     metric_names: Vec<String>,
     last: Mutex<Option<Arc<Scrape>>>,
     requests: IntCounterVec,
+    panics: IntCounter,
 }
 
 impl Exporter {
@@ -102,9 +116,13 @@ impl Exporter {
             ),
             &["handler", "code"],
         )?;
+        let panics = IntCounter::new(
+            "boxwatch_exporter_panics_total",
+            "Requests whose handling panicked (a collector's panic included): each was answered 500, the panic is on stderr.",
+        )?;
         let mut metric_names = Vec::new();
-        let own: Box<dyn Collector> = Box::new(requests.clone());
-        for c in collectors.into_iter().chain([own]) {
+        let own: [Box<dyn Collector>; 2] = [Box::new(requests.clone()), Box::new(panics.clone())];
+        for c in collectors.into_iter().chain(own) {
             metric_names.extend(c.desc().iter().map(|d| d.fq_name.clone()));
             registry.register(c)?;
         }
@@ -114,6 +132,7 @@ impl Exporter {
             metric_names,
             last: Mutex::new(None),
             requests,
+            panics,
         }))
     }
 
@@ -124,7 +143,9 @@ impl Exporter {
     }
 
     /// A collection that started no earlier than this call: the running
-    /// or next one, shared by every caller waiting for it.
+    /// or next one, shared by every caller waiting for it. A collector's
+    /// panic is resumed here (and becomes a 500 in [`Self::handle`]); the
+    /// callers waiting for that collection then run their own.
     pub async fn scrape(&self) -> Arc<Scrape> {
         let asked = Instant::now();
         let mut last = self.last.lock().await;
@@ -135,6 +156,7 @@ impl Exporter {
         let started = Instant::now();
         let families = match tokio::task::spawn_blocking(move || registry.gather()).await {
             Ok(f) => f,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(e) => {
                 tracing::error!("collection failed: {e}");
                 Vec::new()
@@ -150,27 +172,38 @@ impl Exporter {
         s
     }
 
-    /// Answers one request. Never panics, whatever the request.
-    pub async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
-        let (handler, resp) = self.route(&req).await;
+    /// Answers one request. Never panics, whatever the request: the
+    /// request runs as its own task, and a panic in it (or in a collector
+    /// it waited for) is answered 500 and counted.
+    pub async fn handle(self: &Arc<Self>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let handler = handler_of(req.uri().path());
+        let this = self.clone();
+        let mut task = AbortOnDrop(tokio::spawn(async move { this.route(handler, &req).await }));
+        let resp = match (&mut task.0).await {
+            Ok(resp) => resp,
+            Err(e) => {
+                if e.is_panic() {
+                    self.panics.inc();
+                }
+                tracing::error!("{handler} request failed: {e}");
+                plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
+            }
+        };
         self.requests
             .with_label_values(&[handler, resp.status().as_str()])
             .inc();
         resp
     }
 
-    async fn route(&self, req: &Request<Incoming>) -> (&'static str, Response<Full<Bytes>>) {
-        let handler = match req.uri().path() {
-            "/metrics" => "metrics",
-            "/healthz" => "healthz",
-            "/" => "index",
-            _ => return ("other", plain(StatusCode::NOT_FOUND, "not found\n")),
-        };
+    async fn route(&self, handler: &'static str, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+        if handler == "other" {
+            return plain(StatusCode::NOT_FOUND, "not found\n");
+        }
         if req.method() != Method::GET && req.method() != Method::HEAD {
             let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
             r.headers_mut()
                 .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return (handler, r);
+            return r;
         }
         let resp = match handler {
             "metrics" => {
@@ -185,13 +218,32 @@ impl Exporter {
                 "text/html; charset=utf-8",
             ),
         };
-        let resp = if req.method() == Method::HEAD {
+        if req.method() == Method::HEAD {
             let (parts, _) = resp.into_parts();
             Response::from_parts(parts, Full::new(Bytes::new()))
         } else {
             resp
-        };
-        (handler, resp)
+        }
+    }
+}
+
+/// A task that ends with its handle: a request whose connection is gone
+/// stops too.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The `handler` label of a request path.
+fn handler_of(path: &str) -> &'static str {
+    match path {
+        "/metrics" => "metrics",
+        "/healthz" => "healthz",
+        "/" => "index",
+        _ => "other",
     }
 }
 
@@ -220,11 +272,26 @@ fn with_type(body: Bytes, content_type: &'static str) -> Response<Full<Bytes>> {
     r
 }
 
+/// Connections the kernel holds, handshake done, until the server takes
+/// them (capped by `net.core.somaxconn`): beyond the served ones, this
+/// many clients wait instead of having their SYNs dropped (and retried
+/// seconds later). The standard library's 128 would be less than the 256
+/// served at once.
+const LISTEN_BACKLOG: u32 = 1024;
+
 /// Binds `addr`.
 pub async fn bind(addr: SocketAddr) -> crate::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| crate::Error::Bind { addr, source })
+    let bind = || {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(LISTEN_BACKLOG)
+    };
+    bind().map_err(|source| crate::Error::Bind { addr, source })
 }
 
 /// Serves `exporter` on `listener` until `shutdown` completes. Connections
@@ -273,9 +340,13 @@ async fn serve_connection(
         let exporter = exporter.clone();
         async move { Ok::<_, Infallible>(exporter.handle(req).await) }
     });
+    let stream = WriteDeadline::new(stream, config.write_timeout);
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(config.header_timeout)
+        // A client may shut down its side once its request is sent (as
+        // `nc -N` does) and still get the answer.
+        .half_close(true)
         .max_buf_size(MAX_REQUEST_BUFFER)
         .serve_connection(TokioIo::new(stream), service);
     let mut conn = std::pin::pin!(conn);
@@ -289,5 +360,95 @@ async fn serve_connection(
             conn.as_mut().graceful_shutdown();
             let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
         }
+    }
+}
+
+/// A stream whose writes fail with `TimedOut` when a response has not been
+/// handed to the socket within `limit` of its first byte: the deadline is
+/// armed by a write and cleared by the flush hyper makes once its buffers
+/// (the whole response, for the full bodies served here) are written. A
+/// client that stops reading is dropped then instead of holding its
+/// connection slot until the connection's end of life.
+struct WriteDeadline<S> {
+    inner: S,
+    limit: Duration,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> WriteDeadline<S> {
+    fn new(inner: S, limit: Duration) -> Self {
+        WriteDeadline {
+            inner,
+            limit,
+            deadline: None,
+        }
+    }
+
+    /// `poll` (a write) unless the deadline passed while it is pending.
+    fn guard<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: impl FnOnce(&mut S, &mut Context<'_>) -> Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        let limit = self.limit;
+        let deadline = self
+            .deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match poll(&mut self.inner, cx) {
+            Poll::Pending if deadline.as_mut().poll(cx).is_ready() => {
+                Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("the client took no response for {limit:?}"),
+                )))
+            }
+            other => other,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for WriteDeadline<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.get_mut()
+            .guard(cx, |s, cx| Pin::new(s).poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        self.get_mut()
+            .guard(cx, |s, cx| Pin::new(s).poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_flush(cx);
+        if matches!(r, Poll::Ready(Ok(()))) {
+            this.deadline = None;
+        }
+        r
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }

@@ -29,6 +29,7 @@ pub fn fake_args(root: &Path, roots: &[&str]) -> ExporterArgs {
         report: None,
         max_connections: 256,
         header_timeout: 5,
+        write_timeout: 10,
         connection_timeout: 60,
         host_root: root.to_path_buf(),
     }
@@ -87,8 +88,14 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start(args: &ExporterArgs) -> TestServer {
-        let exporter = build(args).unwrap();
-        let config = args.server_config().unwrap();
+        Self::serve(build(args).unwrap(), args.server_config().unwrap())
+    }
+
+    /// Serves a given exporter (its own collectors) with `config`.
+    pub fn serve(
+        exporter: std::sync::Arc<exporter::server::Exporter>,
+        config: exporter::server::ServerConfig,
+    ) -> TestServer {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
