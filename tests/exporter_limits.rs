@@ -1,6 +1,7 @@
 //! The `boxwatch exporter` process under more connections than it serves
 //! at once: it keeps answering /healthz within a stated bound, and its
-//! resident memory (VmRSS from /proc/<pid>/status) stays bounded.
+//! resident memory (VmRSS from /proc/<pid>/status) stays bounded. And it
+//! stops on SIGTERM even when its parent had the signal blocked.
 //!
 //! The exporter reads a fake cgroup tree (`--host-root`), so the body size
 //! is known; it listens on 127.0.0.1 and is ended by PID. Every client is
@@ -267,4 +268,57 @@ fn slow_readers_lose_their_slot_at_the_write_timeout() {
         assert!(ended, "reader {i}: still open after the write timeout");
         assert!(got < body, "reader {i}: got the whole answer ({got} bytes)");
     }
+}
+
+/// A signal mask survives fork and exec, and std's `Command` does not
+/// reset it: a parent that blocks SIGTERM to `sigwait` for it (as `cargo
+/// xtask bench` does) would start an exporter deaf to SIGTERM. The
+/// exporter unblocks it, and stops within 5 s with status 0.
+#[test]
+fn sigterm_stops_it_even_when_the_parent_blocked_it() {
+    use nix::sys::signal::{kill, SigSet, Signal};
+    let dir = tempdir();
+    fake_tree(dir.path(), "/boxwatch/run", 1);
+    // Spawned from a thread of its own that blocks SIGTERM (only that
+    // thread: the test process still gets its signals elsewhere).
+    let root = dir.path().to_path_buf();
+    let mut exporter = std::thread::spawn(move || {
+        let mut set = SigSet::empty();
+        set.add(Signal::SIGTERM);
+        set.thread_block().unwrap();
+        Exporter::start(&root, &[])
+    })
+    .join()
+    .unwrap();
+    let pid = exporter.child.id();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let blocked = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigBlk:"))
+        .map(|m| u64::from_str_radix(m.trim(), 16).unwrap())
+        .unwrap();
+    assert_eq!(
+        blocked & (1 << 14),
+        0,
+        "SIGTERM still blocked in the exporter"
+    );
+    assert_eq!(
+        get(exporter.addr, "/healthz", Duration::from_secs(10))
+            .unwrap()
+            .0,
+        200
+    );
+    kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGTERM).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let code = loop {
+        if let Some(s) = exporter.child.try_wait().unwrap() {
+            break s.code();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "SIGTERM did not stop the exporter within 5 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(code, Some(0));
 }

@@ -122,6 +122,13 @@ pub fn run(args: ExporterArgs) -> Result<()> {
     let config = args.server_config()?;
     // Fail early, with a clear message, when cgroupfs cannot be read.
     Host::with_root(&args.host_root).layout()?;
+    // The signals that stop the exporter may come blocked from the parent
+    // (a signal mask survives fork and exec; `cargo xtask bench` blocks
+    // them to sigwait): unblocked here, before any other thread exists.
+    let mut stop = nix::sys::signal::SigSet::empty();
+    stop.add(nix::sys::signal::Signal::SIGINT);
+    stop.add(nix::sys::signal::Signal::SIGTERM);
+    stop.thread_unblock().map_err(std::io::Error::from)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(4)
