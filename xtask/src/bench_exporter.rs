@@ -1,10 +1,14 @@
 //! `cargo xtask bench exporter` and `cargo xtask bench exporter-load`.
 //!
 //! `exporter`: creates N cgroups (100, 1000, 5000 by default) under
-//! `boxwatch/bench-<pid>/` in every hierarchy the exporter reads, starts
+//! `boxwatch/bench-<pid>/` in every hierarchy the exporter reads, each
+//! with a CPU quota, a memory limit and a pids limit (on cgroup v2 the
+//! bench enables `+cpu +memory +pids` in the cgroups it created, so every
+//! file the exporter reads exists; a first scrape checks that), starts
 //! the release `boxwatch exporter` on a loopback port, and measures scrape
-//! latency (p50/p99), CPU seconds per scrape and RSS; in the same run the
-//! same figures for Debian's `prometheus-node-exporter` as a reference.
+//! latency (p50/p99), CPU per scrape and RSS; in the same run the same
+//! figures for Debian's `prometheus-node-exporter` as a reference. Then
+//! each target is printed with whether it was met.
 //!
 //! `exporter-load`: 200 concurrent scrapers, slow clients that never finish
 //! their request and malformed requests against one exporter over 1000
@@ -12,13 +16,15 @@
 //! latency and the exporter's peak RSS.
 //!
 //! Everything it creates (cgroups, processes) is removed by PID/path on
-//! success, error and Ctrl-C. Network traffic goes to 127.0.0.1 only.
+//! success, error and Ctrl-C: SIGINT/SIGTERM are blocked and a thread
+//! waits for them and sets a flag every loop checks. Network traffic goes
+//! to 127.0.0.1 only.
 
 use anyhow::{bail, ensure, Context, Result};
-use probes::host::{CgroupPath, Host};
+use probes::host::{CgroupPath, CgroupVersion, Controllers, Hierarchy, Host};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -39,9 +45,14 @@ enum BenchTarget {
         /// Cgroup counts to measure.
         #[arg(long, value_delimiter = ',', default_value = "100,1000,5000")]
         cgroups: Vec<usize>,
-        /// Timed scrapes per measurement.
-        #[arg(long, default_value_t = 50)]
+        /// Timed scrapes per measurement (enough for a p99 that is not
+        /// the maximum).
+        #[arg(long, default_value_t = 200)]
         scrapes: usize,
+        /// Timed scrapes per measurement from 5,000 cgroups up (p99 is
+        /// then the 99th of 100).
+        #[arg(long, default_value_t = 100)]
+        scrapes_large: usize,
     },
     /// Start-to-exit latency of a container running /bin/true: the
     /// builtin runtime, crun, runc and unshare side by side.
@@ -69,22 +80,23 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
-extern "C" fn on_signal(_: nix::libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
-
-fn install_signal_handlers() -> Result<()> {
-    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
-    let action = SigAction::new(
-        SigHandler::Handler(on_signal),
-        SaFlags::empty(),
-        SigSet::empty(),
-    );
-    for sig in [Signal::SIGINT, Signal::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic, which is
-        // async-signal-safe.
-        unsafe { sigaction(sig, &action) }.context("installing a signal handler")?;
-    }
+/// Blocks SIGINT and SIGTERM in this thread (before any other thread
+/// exists, so every thread inherits the mask) and waits for them in a
+/// thread of their own, which sets [`INTERRUPTED`]. No signal handler, no
+/// unsafe. Child processes start with an empty mask (std resets it).
+fn watch_signals() -> Result<()> {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    set.add(Signal::SIGTERM);
+    set.thread_block().context("blocking SIGINT and SIGTERM")?;
+    std::thread::spawn(move || {
+        while let Ok(sig) = set.wait() {
+            if !INTERRUPTED.swap(true, Ordering::SeqCst) {
+                eprintln!("bench: {sig}: stopping and removing what the bench made");
+            }
+        }
+    });
     Ok(())
 }
 
@@ -100,10 +112,14 @@ pub fn main(args: BenchArgs) -> Result<()> {
         nix::unistd::geteuid().is_root(),
         "the exporter bench creates cgroups: run it as root"
     );
-    install_signal_handlers()?;
+    watch_signals()?;
     let bin = build_boxwatch()?;
     match args.target {
-        BenchTarget::Exporter { cgroups, scrapes } => bench(&bin, &cgroups, scrapes),
+        BenchTarget::Exporter {
+            cgroups,
+            scrapes,
+            scrapes_large,
+        } => bench(&bin, &cgroups, scrapes, scrapes_large),
         BenchTarget::Runtime(args) => crate::bench_runtime::main(&bin, args),
         BenchTarget::ExporterLoad {
             cgroups,
@@ -126,10 +142,123 @@ fn build_boxwatch() -> Result<PathBuf> {
     Ok(target.join("release/boxwatch"))
 }
 
+/// The controllers the exporter reads (not cpuset).
+const READ: Controllers = Controllers {
+    cpu: true,
+    memory: true,
+    pids: true,
+    cpuset: false,
+};
+
+/// The limits every bench cgroup gets.
+const CPU_QUOTA_US: u64 = 50_000;
+const CPU_PERIOD_US: u64 = 100_000;
+const MEMORY_LIMIT: u64 = 64 << 20;
+const PIDS_LIMIT: u64 = 64;
+
+/// The bench's directories in one hierarchy.
+struct BenchHierarchy {
+    version: CgroupVersion,
+    /// Controllers of the hierarchy (v1: the mounted ones; v2: the root's
+    /// `cgroup.controllers`).
+    controllers: Vec<String>,
+    /// `boxwatch/bench-<pid>` in this hierarchy.
+    root: PathBuf,
+    /// The directories the bench created, outermost first (the shared
+    /// `boxwatch` parent only when it did not exist).
+    created: Vec<PathBuf>,
+}
+
+impl BenchHierarchy {
+    fn has(&self, controller: &str) -> bool {
+        self.controllers.iter().any(|c| c == controller)
+    }
+
+    /// Creates `root` (relative to `mount`) and the missing directories
+    /// above it, recording each one made in `self.created` as it goes.
+    fn create(&mut self, mount: &Path, root: &CgroupPath) -> Result<()> {
+        let mut dir = mount.to_path_buf();
+        for part in root.relative().components() {
+            dir.push(part);
+            match std::fs::create_dir(&dir) {
+                Ok(()) => self.created.push(dir.clone()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e).with_context(|| format!("creating {}", dir.display())),
+            }
+        }
+        ensure!(
+            self.created.last() == Some(&self.root),
+            "{} existed already: another bench with this PID?",
+            self.root.display()
+        );
+        Ok(())
+    }
+
+    /// v2: enables the read controllers for the children of every cgroup
+    /// the bench created, outermost first, so that the bench cgroups get
+    /// cpu.max, memory.* and pids.* (cgroups the bench did not create are
+    /// never written).
+    fn enable_controllers(&self) -> Result<()> {
+        if self.version != CgroupVersion::V2 {
+            return Ok(());
+        }
+        let wanted: Vec<&str> = ["cpu", "memory", "pids"]
+            .into_iter()
+            .filter(|c| self.has(c))
+            .collect();
+        let line: Vec<String> = wanted.iter().map(|c| format!("+{c}")).collect();
+        for dir in &self.created {
+            let file = dir.join("cgroup.subtree_control");
+            std::fs::write(&file, line.join(" ")).with_context(|| {
+                let offered =
+                    std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+                format!(
+                    "writing {:?} to {} ({} offers: {}); the parent cgroups the \
+                     bench did not create must enable them",
+                    line.join(" "),
+                    file.display(),
+                    dir.display(),
+                    offered.trim()
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The limit files of a bench cgroup in this hierarchy, with values.
+    fn limits(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        match self.version {
+            CgroupVersion::V1 => {
+                if self.has("cpu") {
+                    out.push(("cpu.cfs_period_us", CPU_PERIOD_US.to_string()));
+                    out.push(("cpu.cfs_quota_us", CPU_QUOTA_US.to_string()));
+                }
+                if self.has("memory") {
+                    out.push(("memory.limit_in_bytes", MEMORY_LIMIT.to_string()));
+                }
+            }
+            CgroupVersion::V2 => {
+                if self.has("cpu") {
+                    out.push(("cpu.max", format!("{CPU_QUOTA_US} {CPU_PERIOD_US}")));
+                }
+                if self.has("memory") {
+                    out.push(("memory.max", MEMORY_LIMIT.to_string()));
+                }
+            }
+        }
+        if self.has("pids") {
+            out.push(("pids.max", PIDS_LIMIT.to_string()));
+        }
+        out
+    }
+}
+
 /// The cgroups this bench made: `boxwatch/bench-<pid>/c<i>` in each
-/// hierarchy; all removed on drop (children first).
+/// hierarchy the exporter reads, each with real limits; all removed on
+/// drop (children first, then what the bench created above them).
 struct BenchCgroups {
-    parents: Vec<PathBuf>,
+    hierarchies: Vec<BenchHierarchy>,
     made: usize,
     root: CgroupPath,
 }
@@ -138,26 +267,43 @@ impl BenchCgroups {
     fn new() -> Result<Self> {
         let layout = Host::new().layout()?;
         let root = CgroupPath::new(&format!("/boxwatch/bench-{}", std::process::id()))?;
+        Self::in_hierarchies(&layout.hierarchies_of(READ), root)
+    }
+
+    /// The bench's cgroups in `hierarchies` (the real ones, or a fake tree
+    /// in tests).
+    fn in_hierarchies(hierarchies: &[&Hierarchy], root: CgroupPath) -> Result<Self> {
         let mut set = BenchCgroups {
-            parents: Vec::new(),
+            hierarchies: Vec::new(),
             made: 0,
             root,
         };
-        for h in layout.stat_hierarchies() {
-            let dir = h.dir(&set.root);
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            set.parents.push(dir);
+        for h in hierarchies {
+            // Registered before anything is made, so Drop sees all of it.
+            set.hierarchies.push(BenchHierarchy {
+                version: h.version,
+                controllers: h.controllers.clone(),
+                root: h.dir(&set.root),
+                created: Vec::new(),
+            });
+            let b = set.hierarchies.last_mut().expect("pushed above");
+            b.create(&h.mount_point, &set.root)?;
+            b.enable_controllers()?;
         }
         Ok(set)
     }
 
-    /// Creates cgroups until there are `n` of them.
+    /// Creates limited cgroups until there are `n` of them.
     fn grow_to(&mut self, n: usize) -> Result<()> {
         while self.made < n {
             check_interrupted()?;
-            for p in &self.parents {
-                let d = p.join(format!("c{}", self.made));
+            for h in &self.hierarchies {
+                let d = h.root.join(format!("c{}", self.made));
                 std::fs::create_dir(&d).with_context(|| format!("creating {}", d.display()))?;
+                for (file, value) in h.limits() {
+                    std::fs::write(d.join(file), &value)
+                        .with_context(|| format!("writing {value} to {}/{file}", d.display()))?;
+                }
             }
             self.made += 1;
         }
@@ -168,17 +314,20 @@ impl BenchCgroups {
 impl Drop for BenchCgroups {
     fn drop(&mut self) {
         let mut left = 0;
-        for p in &self.parents {
+        for h in &self.hierarchies {
+            if h.created.is_empty() {
+                continue;
+            }
             for i in 0..self.made {
-                let _ = std::fs::remove_dir(p.join(format!("c{i}")));
+                let _ = std::fs::remove_dir(h.root.join(format!("c{i}")));
             }
-            if std::fs::remove_dir(p).is_err() && p.exists() {
-                left += 1;
-                eprintln!("bench: could not remove {}", p.display());
-            }
-            // The shared /boxwatch parent, unless another run still uses it.
-            if let Some(parent) = p.parent() {
-                let _ = std::fs::remove_dir(parent);
+            // Innermost first; a shared parent stays while another run
+            // uses it.
+            for dir in h.created.iter().rev() {
+                if std::fs::remove_dir(dir).is_err() && dir.exists() && *dir == h.root {
+                    left += 1;
+                    eprintln!("bench: could not remove {}", dir.display());
+                }
             }
         }
         if left == 0 {
@@ -262,6 +411,12 @@ fn start_node_exporter() -> Result<(Proc, SocketAddr)> {
 
 /// One GET with Connection: close: (status, body length).
 fn scrape(addr: SocketAddr, path: &str) -> Result<(u16, usize)> {
+    let (status, body) = fetch(addr, path)?;
+    Ok((status, body.len()))
+}
+
+/// One GET with Connection: close: (status, body).
+fn fetch(addr: SocketAddr, path: &str) -> Result<(u16, Vec<u8>)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     write!(
@@ -276,7 +431,59 @@ fn scrape(addr: SocketAddr, path: &str) -> Result<(u16, usize)> {
         .and_then(|c| std::str::from_utf8(c).ok())
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    Ok((status, buf.len()))
+    let body = match buf.windows(4).position(|w| w == b"\r\n\r\n") {
+        Some(end) => buf.split_off(end + 4),
+        None => Vec::new(),
+    };
+    Ok((status, body))
+}
+
+/// Checks that the exporter at `addr` gives every per-cgroup metric for
+/// each of the `n` bench cgroups, with no read error: the figures then
+/// include reading every file. Metrics a kernel may lack a file for are
+/// reported; the limits and usage ones must be there.
+fn check_coverage(addr: SocketAddr, root: &CgroupPath, n: usize) -> Result<()> {
+    let (status, body) = fetch(addr, "/metrics")?;
+    ensure!(status == 200, "scrape of {addr} answered {status}");
+    let text = String::from_utf8(body).context("the exposition is not UTF-8")?;
+    let prefix = format!("{{cgroup=\"{root}/c");
+    let mut missing = Vec::new();
+    for m in exporter::collector::CGROUP_METRICS {
+        let head = format!("{}{prefix}", m.name);
+        let found = text.lines().filter(|l| l.starts_with(&head)).count();
+        if found < n {
+            missing.push(format!("{} ({found} of {n})", m.name));
+        }
+    }
+    let errors = text
+        .lines()
+        .find_map(|l| l.strip_prefix("boxwatch_exporter_cgroup_read_errors_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    ensure!(
+        errors == Some(0.0),
+        "the exporter counted read errors ({errors:?}): the figures would leave work out"
+    );
+    let required = [
+        "boxwatch_cgroup_cpu_usage_seconds_total",
+        "boxwatch_cgroup_cpu_quota_cores",
+        "boxwatch_cgroup_memory_usage_bytes",
+        "boxwatch_cgroup_memory_limit_bytes",
+        "boxwatch_cgroup_pids_current",
+        "boxwatch_cgroup_pids_limit",
+    ];
+    if let Some(m) = missing
+        .iter()
+        .find(|m| required.iter().any(|r| m.starts_with(&format!("{r} "))))
+    {
+        bail!("the bench cgroups lack {m}: their limits or controllers are not in place");
+    }
+    if !missing.is_empty() {
+        eprintln!(
+            "bench: this kernel does not give, for every bench cgroup: {}",
+            missing.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// utime + stime of `pid`, in seconds.
@@ -305,6 +512,7 @@ fn rss_mib(pid: u32) -> Result<(f64, f64)> {
 
 /// Figures of one measured exporter.
 struct Figures {
+    scrapes: usize,
     p50_ms: f64,
     p99_ms: f64,
     cpu_ms: f64,
@@ -313,13 +521,20 @@ struct Figures {
     bytes: usize,
 }
 
+/// The `p` quantile of `sorted` by nearest rank: the smallest value with
+/// at least `p` of the values at or below it (p99 of 200 is the 198th).
 fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
+    sorted[nearest_rank(sorted.len(), p) - 1]
+}
+
+/// The 1-based nearest rank of quantile `p` among `n` values.
+fn nearest_rank(n: usize, p: f64) -> usize {
+    ((p * n as f64).ceil() as usize).clamp(1, n.max(1))
 }
 
 /// `scrapes` sequential scrapes of `addr` after 3 warm-up ones.
 fn measure(pid: u32, addr: SocketAddr, scrapes: usize) -> Result<Figures> {
+    ensure!(scrapes > 0, "at least one scrape");
     let mut bytes = 0;
     for _ in 0..3 {
         bytes = scrape(addr, "/metrics")?.1;
@@ -337,6 +552,7 @@ fn measure(pid: u32, addr: SocketAddr, scrapes: usize) -> Result<Figures> {
     lat.sort_by(f64::total_cmp);
     let (rss, peak) = rss_mib(pid)?;
     Ok(Figures {
+        scrapes,
         p50_ms: percentile(&lat, 0.5),
         p99_ms: percentile(&lat, 0.99),
         cpu_ms: cpu * 1000.0 / scrapes as f64,
@@ -346,50 +562,137 @@ fn measure(pid: u32, addr: SocketAddr, scrapes: usize) -> Result<Figures> {
     })
 }
 
-fn bench(bin: &PathBuf, sizes: &[usize], scrapes: usize) -> Result<()> {
+/// Sizes from which `--scrapes-large` applies.
+const LARGE: usize = 5000;
+
+fn bench(bin: &PathBuf, sizes: &[usize], scrapes: usize, scrapes_large: usize) -> Result<()> {
     let mut cgroups = BenchCgroups::new()?;
-    let mut rows = Vec::new();
+    let mut rows: Vec<(usize, Vec<(&str, Figures)>)> = Vec::new();
     let (node, node_addr) = start_node_exporter()?;
     for &n in sizes {
         let t = Instant::now();
         cgroups.grow_to(n)?;
         eprintln!(
-            "bench: {n} cgroups in {} hierarchies ready ({:.1} s)",
-            cgroups.parents.len(),
+            "bench: {n} limited cgroups in {} hierarchies ready ({:.1} s)",
+            cgroups.hierarchies.len(),
             t.elapsed().as_secs_f64()
         );
+        let count = if n >= LARGE { scrapes_large } else { scrapes };
         let mut figures = Vec::new();
         for (walk, name) in [
             ("union", "boxwatch (walk union)"),
             ("cpu", "boxwatch (walk cpu)"),
         ] {
             let (exporter, addr) = start_exporter(bin, &cgroups.root, walk)?;
-            figures.push((name, measure(exporter.pid(), addr, scrapes)?));
+            check_coverage(addr, &cgroups.root, n)?;
+            figures.push((name, measure(exporter.pid(), addr, count)?));
         }
-        figures.push(("node-exporter", measure(node.pid(), node_addr, scrapes)?));
+        figures.push(("node-exporter", measure(node.pid(), node_addr, count)?));
         rows.push((n, figures));
     }
     drop(node);
     println!(
-        "\n{:>7} | {:<22} | {:>8} | {:>8} | {:>10} | {:>8} | {:>9} | {:>9}",
-        "cgroups", "exporter", "p50 ms", "p99 ms", "CPU ms/scr", "RSS MiB", "peak MiB", "body KiB"
+        "\n{:>7} | {:<22} | {:>7} | {:>8} | {:>8} | {:>10} | {:>10} | {:>8} | {:>8} | {:>8}",
+        "cgroups",
+        "exporter",
+        "scrapes",
+        "p50 ms",
+        "p99 ms",
+        "CPU ms/scr",
+        "CPU µs/cg",
+        "RSS MiB",
+        "peak MiB",
+        "body KiB"
     );
-    println!("{}", "-".repeat(100));
+    println!("{}", "-".repeat(124));
     for (n, figures) in &rows {
         for (name, f) in figures {
             println!(
-                "{n:>7} | {name:<22} | {:>8.2} | {:>8.2} | {:>10.2} | {:>8.1} | {:>9.1} | {:>9.0}",
+                "{n:>7} | {name:<22} | {:>7} | {:>8.2} | {:>8.2} | {:>10.2} | {:>10.2} | {:>8.1} | {:>8.1} | {:>8.0}",
+                f.scrapes,
                 f.p50_ms,
                 f.p99_ms,
                 f.cpu_ms,
+                f.cpu_ms * 1000.0 / *n as f64,
                 f.rss_mib,
                 f.peak_mib,
                 f.bytes as f64 / 1024.0
             );
         }
     }
-    println!("({scrapes} sequential scrapes each after 3 warm-ups; CPU = utime+stime of the exporter process / scrapes)");
+    println!(
+        "(sequential scrapes after 3 warm-ups; p99 by nearest rank: the {}th of {scrapes}, the {}th of {scrapes_large} from {LARGE} cgroups; \
+         CPU = utime+stime of the exporter process / scrapes; peak = VmHWM; \
+         each bench cgroup has a {} CPU quota, a {} MiB memory limit and a pids limit of {PIDS_LIMIT})",
+        nearest_rank(scrapes, 0.99),
+        nearest_rank(scrapes_large, 0.99),
+        CPU_QUOTA_US as f64 / CPU_PERIOD_US as f64,
+        MEMORY_LIMIT >> 20
+    );
+    for name in ["boxwatch (walk union)", "boxwatch (walk cpu)"] {
+        print_targets(name, &rows);
+    }
     Ok(())
+}
+
+/// The figures of exporter `name` at `n` cgroups.
+fn row<'a>(rows: &'a [(usize, Vec<(&str, Figures)>)], name: &str, n: usize) -> Option<&'a Figures> {
+    let (_, figures) = rows.iter().find(|(m, _)| *m == n)?;
+    figures.iter().find(|(e, _)| *e == name).map(|(_, f)| f)
+}
+
+/// Each target of `name`, its figure and whether it was met.
+fn print_targets(name: &str, rows: &[(usize, Vec<(&str, Figures)>)]) {
+    let verdict = |met: bool| if met { "met" } else { "NOT MET" };
+    println!("\ntargets, {name}:");
+    match row(rows, name, 1000) {
+        Some(f) => {
+            println!(
+                "  p99 < 25 ms at 1,000 cgroups:           {:>8.2} ms   {}",
+                f.p99_ms,
+                verdict(f.p99_ms < 25.0)
+            );
+            println!(
+                "  CPU < 5 ms per scrape at 1,000 cgroups: {:>8.2} ms   {}",
+                f.cpu_ms,
+                verdict(f.cpu_ms < 5.0)
+            );
+        }
+        None => println!("  p99 and CPU at 1,000 cgroups: not measured (no 1000 in --cgroups)"),
+    }
+    let peaks: Vec<(usize, f64)> = rows
+        .iter()
+        .filter_map(|(n, _)| row(rows, name, *n).map(|f| (*n, f.peak_mib)))
+        .collect();
+    if let Some((n, peak)) = peaks.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1)) {
+        println!(
+            "  RSS < 30 MiB (peak, every size):        {peak:>8.1} MiB  {} (highest at {n} cgroups)",
+            verdict(peak < 30.0)
+        );
+    }
+    let per_cg: Vec<(usize, f64)> = rows
+        .iter()
+        .filter_map(|(n, _)| row(rows, name, *n).map(|f| (*n, f.cpu_ms * 1000.0 / *n as f64)))
+        .collect();
+    let listed: Vec<String> = per_cg
+        .iter()
+        .map(|(n, us)| format!("{us:.2} µs at {n}"))
+        .collect();
+    match (row(rows, name, 1000), row(rows, name, LARGE)) {
+        (Some(a), Some(b)) => {
+            let (a, b) = (a.cpu_ms / 1000.0, b.cpu_ms / LARGE as f64);
+            println!(
+                "  linear growth, CPU per cgroup: {}   {} (at {LARGE}: {:.2}x the cost per cgroup at 1,000; met when <= 1.5x)",
+                listed.join(", "),
+                verdict(b <= 1.5 * a),
+                b / a
+            );
+        }
+        _ => println!(
+            "  linear growth, CPU per cgroup: {}   (needs 1000 and {LARGE} in --cgroups to judge)",
+            listed.join(", ")
+        ),
+    }
 }
 
 /// Counters of the load test.
@@ -510,4 +813,111 @@ fn load(bin: &PathBuf, n: usize, scrapers: usize, slow: usize, seconds: u64) -> 
     println!("  healthy afterwards: {alive}");
     ensure!(alive, "the exporter did not answer /healthz after the load");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use probes::host::fake::FakeTree;
+
+    fn read(p: &Path) -> String {
+        std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    }
+
+    #[test]
+    fn v2_enables_controllers_only_in_what_the_bench_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = FakeTree::new(dir.path())
+            .v2(&["cpuset", "cpu", "io", "memory", "pids"])
+            .build()
+            .unwrap();
+        let layout = t.host().layout().unwrap();
+        let mount = t.mkdir("", "/").unwrap();
+        let root = CgroupPath::new("/boxwatch/bench-1").unwrap();
+
+        // No /boxwatch yet: the bench makes it and enables the controllers
+        // there and in its own root.
+        let mut set =
+            BenchCgroups::in_hierarchies(&layout.hierarchies_of(READ), root.clone()).unwrap();
+        set.grow_to(2).unwrap();
+        for d in ["boxwatch", "boxwatch/bench-1"] {
+            let f = mount.join(d).join("cgroup.subtree_control");
+            assert_eq!(read(&f), "+cpu +memory +pids");
+        }
+        let c1 = mount.join("boxwatch/bench-1/c1");
+        assert_eq!(read(&c1.join("cpu.max")), "50000 100000");
+        assert_eq!(read(&c1.join("memory.max")), (64u64 << 20).to_string());
+        assert_eq!(read(&c1.join("pids.max")), "64");
+        // Fake directories hold plain files: removing them needs help here
+        // (cgroupfs removes its files with the directory).
+        for i in 0..2 {
+            let c = mount.join(format!("boxwatch/bench-1/c{i}"));
+            for f in ["cpu.max", "memory.max", "pids.max"] {
+                std::fs::remove_file(c.join(f)).unwrap();
+            }
+        }
+        for d in ["boxwatch/bench-1", "boxwatch"] {
+            std::fs::remove_file(mount.join(d).join("cgroup.subtree_control")).unwrap();
+        }
+        drop(set);
+        assert!(
+            !mount.join("boxwatch").exists(),
+            "the bench's /boxwatch stayed"
+        );
+
+        // A /boxwatch someone else made (in use by a run) is not written to
+        // and stays.
+        t.mkdir("", "/boxwatch/run-1").unwrap();
+        let set = BenchCgroups::in_hierarchies(&layout.hierarchies_of(READ), root).unwrap();
+        assert!(!mount.join("boxwatch/cgroup.subtree_control").exists());
+        assert_eq!(
+            read(&mount.join("boxwatch/bench-1/cgroup.subtree_control")),
+            "+cpu +memory +pids"
+        );
+        std::fs::remove_file(mount.join("boxwatch/bench-1/cgroup.subtree_control")).unwrap();
+        drop(set);
+        assert!(!mount.join("boxwatch/bench-1").exists());
+        assert!(mount.join("boxwatch/run-1").exists());
+    }
+
+    #[test]
+    fn v1_limits_go_to_each_controllers_hierarchy() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = FakeTree::new(dir.path())
+            .v1(&["cpu"])
+            .v1(&["cpuacct"])
+            .v1(&["cpuset"])
+            .v1(&["memory"])
+            .v1(&["pids"])
+            .build()
+            .unwrap();
+        let layout = t.host().layout().unwrap();
+        let root = CgroupPath::new("/boxwatch/bench-2").unwrap();
+        let mut set = BenchCgroups::in_hierarchies(&layout.hierarchies_of(READ), root).unwrap();
+        // cpu, cpuacct, memory, pids: not cpuset, which the exporter skips.
+        assert_eq!(set.hierarchies.len(), 4);
+        set.grow_to(1).unwrap();
+        let c0 = |m: &str| t.mkdir(m, "/boxwatch/bench-2/c0").unwrap();
+        assert_eq!(read(&c0("cpu").join("cpu.cfs_quota_us")), "50000");
+        assert_eq!(read(&c0("cpu").join("cpu.cfs_period_us")), "100000");
+        assert_eq!(
+            read(&c0("memory").join("memory.limit_in_bytes")),
+            (64u64 << 20).to_string()
+        );
+        assert_eq!(read(&c0("pids").join("pids.max")), "64");
+        assert_eq!(std::fs::read_dir(c0("cpuacct")).unwrap().count(), 0);
+        assert!(!c0("cpu").join("cgroup.subtree_control").exists());
+        std::mem::forget(set); // the tempdir goes with its plain files
+    }
+
+    #[test]
+    fn nearest_rank_p99() {
+        assert_eq!(nearest_rank(200, 0.99), 198);
+        assert_eq!(nearest_rank(100, 0.99), 99);
+        assert_eq!(nearest_rank(50, 0.99), 50);
+        assert_eq!(nearest_rank(1, 0.99), 1);
+        let v: Vec<f64> = (1..=200).map(f64::from).collect();
+        assert_eq!(percentile(&v, 0.99), 198.0);
+        assert_eq!(percentile(&v, 0.5), 100.0);
+    }
 }
