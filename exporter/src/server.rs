@@ -106,7 +106,8 @@ pub struct Exporter {
 }
 
 impl Exporter {
-    /// An exporter serving `collectors` (plus its own request counter).
+    /// An exporter serving `collectors`, plus its own counters of requests
+    /// and of panics.
     pub fn new(collectors: Vec<Box<dyn Collector>>) -> crate::Result<Arc<Self>> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
