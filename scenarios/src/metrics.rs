@@ -22,6 +22,7 @@ pub const HOST_METRICS: &[(&str, &str)] = &[
     ("oom_killed", "whether the OOM killer killed a process of the container"),
     ("host_oom_kills_outside", "OOM kills on the host outside the container's cgroup during the scenario"),
     ("pids_limit", "the pids limit read back from cgroupfs"),
+    ("pids_limit_hits", "forks the kernel refused at the pids limit, counted by the kernel (pids.events max)"),
     ("pids_peak", "the largest number of tasks seen in the cgroup (pids.peak, else the sampled maximum)"),
     ("exit_code", "the entry command's exit code (128 + signal when killed)"),
     ("survivors", "processes of the container still alive after its entry command ended"),

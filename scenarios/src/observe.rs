@@ -89,6 +89,9 @@ pub struct Collected {
     pub last: Option<Mark>,
     /// The cgroup's figures right after the entry exited (before cleanup).
     pub final_stats: Option<CgroupStats>,
+    /// Forks the kernel refused at the pids limit (`pids.events` max), read
+    /// right after the entry exited.
+    pub pids_limit_hits: Option<u64>,
     /// Why the cgroup's figures could not be read, when they could not.
     pub stats_error: Option<String>,
     /// The fields of the workload's protocol lines, merged.
@@ -271,6 +274,13 @@ pub fn observe(
                 limit_obs(s.memory_limit, "memory limit"),
             );
             put("pids_limit", limit_obs(s.pids_max, "pids.max"));
+            put(
+                "pids_limit_hits",
+                match c.pids_limit_hits {
+                    Some(n) => n.into(),
+                    None => unsupported("the host shows no pids.events for the container's cgroup"),
+                },
+            );
             let sampled_mem = c.samples.iter().filter_map(|x| x.memory_bytes).max();
             put(
                 "memory_peak_bytes",
@@ -320,6 +330,7 @@ pub fn observe(
                 "cpu_quota",
                 "memory_limit_bytes",
                 "pids_limit",
+                "pids_limit_hits",
                 "memory_peak_bytes",
                 "memory_limit_hits",
                 "oom_kills",

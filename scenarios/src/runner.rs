@@ -727,6 +727,7 @@ impl Runner {
         l.collected.last = Some(m);
         if let Some(cg) = &l.cgroup {
             l.collected.final_stats = self.layout.stats(cg).ok();
+            l.collected.pids_limit_hits = self.layout.pids_limit_hits(cg).ok().flatten();
             let mut pids: Vec<i32> = self
                 .layout
                 .existing_dirs(cg)

@@ -279,6 +279,15 @@ pub fn parse_memory_events(text: &str) -> Result<MemoryEvents, ParseError> {
     Ok(e)
 }
 
+/// The `max` count of `pids.events` (v1 and v2: forks refused at a pids
+/// limit); 0 when the kernel lists no `max` line.
+pub fn parse_pids_events_max(text: &str) -> Result<u64, ParseError> {
+    Ok(parse_flat_keyed(text)?
+        .into_iter()
+        .find_map(|(k, v)| (k == "max").then_some(v))
+        .unwrap_or(0))
+}
+
 /// v1 `memory.oom_control`.
 pub fn parse_oom_control(text: &str) -> Result<OomControl, ParseError> {
     let mut o = OomControl::default();
@@ -659,6 +668,7 @@ mod tests {
             let _ = parse_memory_stat(&s);
             let _ = parse_memory_events(&s);
             let _ = parse_oom_control(&s);
+            let _ = parse_pids_events_max(&s);
             let _ = parse_cpu_list(&s);
             let _ = parse_proc_cgroup(&s);
             let _ = parse_mountinfo(&s);
@@ -673,6 +683,18 @@ mod tests {
             let _ = parse_cpu_list(&s);
             let _ = parse_proc_cgroup(&s);
             let _ = parse_mountinfo(&s);
+        }
+
+        #[test]
+        fn pids_events_max_is_found_with_or_without_the_newer_keys(
+            max in any::<u64>(),
+            local in proptest::option::of(any::<u64>()),
+        ) {
+            let text = match local {
+                Some(l) => format!("max {max}\nmax.imposed {l}\n"),
+                None => format!("max {max}\n"),
+            };
+            prop_assert_eq!(parse_pids_events_max(&text), Ok(max));
         }
 
         #[test]

@@ -201,6 +201,15 @@ impl CgroupLayout {
             None => Ok(None),
         }
     }
+
+    /// How many forks the kernel refused at a pids limit: `pids.events`
+    /// `max` (v1 and v2); `None` without a pids controller or the file.
+    pub fn pids_limit_hits(&self, cgroup: &CgroupPath) -> Result<Option<u64>> {
+        match self.controller_dir("pids", cgroup) {
+            Some(dir) => read_parsed(&dir.join("pids.events"), parse::parse_pids_events_max),
+            None => Ok(None),
+        }
+    }
 }
 
 /// v1 quota and period from an open cpu directory. With no quota (`-1`)
