@@ -115,7 +115,8 @@ impl FromStr for BackendKind {
 
 /// Opens the backend `kind`. `runtime_path` overrides where the OCI
 /// runtime's binary is (default: `runc`/`crun` from PATH); it is refused
-/// for the builtin runtime.
+/// for the builtin runtime. Whatever the kind, OCI containers that killed
+/// runs left behind are removed first ([`crate::oci::stale`]).
 pub fn open(
     kind: BackendKind,
     config: RuntimeConfig,
@@ -129,6 +130,7 @@ pub fn open(
                     p.display()
                 )));
             }
+            crate::oci::stale::remove_dead_runs(&config);
             Ok(Box::new(Runtime::new(config)?))
         }
         BackendKind::Runc => Ok(Box::new(OciBackend::new(

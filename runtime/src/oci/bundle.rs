@@ -72,6 +72,29 @@ pub struct BundleOptions {
     pub host_entries: Vec<(String, HostEntry)>,
 }
 
+impl BundleOptions {
+    /// The options the OCI backend writes its bundles with, for a bundle
+    /// at `dir` whose container's cgroup is `cgroups_path`: the caller's
+    /// TERM, a hostname file in the bundle when the host has
+    /// /etc/hostname, and `host_entries` (see [`host_entries`]).
+    pub fn for_host(
+        exe: &Path,
+        cgroups_path: PathBuf,
+        dir: &Path,
+        host_entries: Vec<(String, HostEntry)>,
+    ) -> BundleOptions {
+        BundleOptions {
+            exe: exe.to_path_buf(),
+            cgroups_path,
+            term: std::env::var("TERM").ok(),
+            hostname_file: Path::new("/etc/hostname")
+                .is_file()
+                .then(|| dir.join("hostname")),
+            host_entries,
+        }
+    }
+}
+
 /// A top-level host entry, as [`host_entries`] found it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostEntry {
@@ -410,13 +433,15 @@ pub fn config_json(spec: &ContainerSpec, opts: &BundleOptions) -> Result<serde_j
 
 /// Writes the bundle at `dir`: `config.json`, the hostname file, and for
 /// the minimal root a `rootfs/` with the mount points and the merged-/usr
-/// symlinks.
+/// symlinks. `dir`'s parents are shared with other boxwatch processes,
+/// which remove them when they find them empty: creating `dir` starts over
+/// when one vanishes half-way.
 pub fn write(dir: &Path, spec: &ContainerSpec, opts: &BundleOptions) -> Result<()> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |cause| Error::OciBundle { path, cause }
     };
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    super::dirs::create_dir_all_retrying(dir).map_err(io(dir))?;
     if let Some(file) = &opts.hostname_file {
         std::fs::write(file, format!("{}\n", spec.hostname())).map_err(io(file))?;
     }

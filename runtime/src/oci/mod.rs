@@ -3,26 +3,36 @@
 //! For each container: an OCI bundle (`config.json` from [`bundle`], a
 //! rootfs skeleton) under `<state-dir>/<run-id>/<name>.oci`, then
 //! `<rt> create --bundle B --pid-file P ID` with the container's stdio and
-//! `<rt> start ID`. boxwatch is the child subreaper of what it starts, so
-//! when the runtime's own process exits, the container's first process is
+//! `<rt> start ID`. boxwatch is the child subreaper of what it starts
+//! while a backend or one of its containers exists ([`reap`]), so when the
+//! runtime's own process exits, the container's first process is
 //! re-parented to boxwatch: it is waited for like a builtin container, and
 //! its cgroup (`cgroupsPath` = `<parent>/<run-id>/<name>`, boxwatch's own
-//! subtree) stays readable until `<rt> delete`. After the entry exits,
-//! whatever is left in the cgroup is killed, the OOM kill count is read,
-//! and `<rt> delete -f` removes the runtime's state and cgroups; the bundle
-//! is removed last. Dropping a container, or the backend, does the same.
+//! subtree) stays readable until `<rt> delete`. After the entry exits (seen
+//! without reaping it), whatever is left in the cgroup is killed, the
+//! container's processes that were re-parented to boxwatch are reaped, the
+//! entry is reaped, the OOM kill count is read, and `<rt> delete -f`
+//! removes the runtime's state and cgroups; the bundle is removed last.
+//! Dropping a container, or the backend, does the same.
 //!
 //! The runtimes keep their state under `<state-dir>/oci/<runtime>` (their
-//! `--root`), apart from any other use of them on the host. A run killed
-//! with SIGKILL is cleaned up by the next one: its containers are deleted
-//! with the runtime, its cgroups and bundles removed.
+//! `--root`), apart from any other use of them on the host. That root is
+//! shared by every boxwatch process and held with a shared lock while used
+//! ([`dirs`]), so it is never removed under a running `<rt> --root`. A run
+//! killed with SIGKILL is cleaned up when the next one starts, builtin or
+//! OCI ([`stale`]): its containers are deleted with the runtime (or killed
+//! through their cgroups when the runtime is gone), its cgroups and bundles
+//! removed.
 //!
 //! crun refuses cgroup v1/v2 hybrid hosts. There it runs behind a shim
 //! ([`shim`]) in a private mount namespace where the cgroup2 mount is
 //! unmounted, and [`OciBackend::notes`] says so.
 
 pub mod bundle;
+pub mod dirs;
+pub mod reap;
 pub mod shim;
+pub mod stale;
 
 use crate::backend::{Backend, BackendKind, Kill, Running};
 use crate::cgroup::{self, Cgroup, CgroupDriver, CgroupMode};
@@ -30,9 +40,11 @@ use crate::container::{Exit, Outcome, Runtime, RuntimeConfig, Stdio};
 use crate::error::{Error, Result};
 use crate::spec::{ContainerSpec, Namespace, RootfsSpec};
 use bundle::{BundleOptions, HostEntry};
+use dirs::RootUse;
 use nix::sys::signal::Signal;
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
+use reap::Subreaper;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -75,6 +87,40 @@ struct Cli {
 }
 
 impl Cli {
+    /// How to run `kind` (its binary `binary`, state root `root`) on this
+    /// host: crun behind the shim on a hybrid host, with a note saying so.
+    fn for_host(
+        kind: OciKind,
+        binary: PathBuf,
+        root: PathBuf,
+        exe: &Path,
+        mode: CgroupMode,
+    ) -> Result<Cli> {
+        let mut shim = None;
+        if kind == OciKind::Crun && mode == CgroupMode::Hybrid {
+            if let Some(unified) = cgroup::Mounts::from_proc()?.unified {
+                shim = Some((exe.to_path_buf(), unified));
+            }
+        }
+        Ok(Cli {
+            kind,
+            binary,
+            root,
+            shim,
+        })
+    }
+
+    /// What a report should say about how the runtime is run.
+    fn notes(&self) -> Vec<String> {
+        match &self.shim {
+            Some((_, unified)) => vec![format!(
+                "crun: cgroup2 mount hidden on a hybrid host (crun refuses hybrid mode; it ran in a private mount namespace without {})",
+                unified.display()
+            )],
+            None => Vec::new(),
+        }
+    }
+
     /// `<rt> --root R [--log L --log-format json]`, through the shim if needed.
     fn command(&self, log: Option<&Path>) -> Command {
         let mut c = match &self.shim {
@@ -151,13 +197,42 @@ pub struct OciBackend {
     namespaces: Option<Vec<String>>,
     exe: PathBuf,
     state_dir: PathBuf,
-    cgroup_parent: PathBuf,
     kill_timeout: Duration,
     driver: Box<dyn CgroupDriver>,
     host_entries: Vec<(String, HostEntry)>,
+    /// What the backend and its containers share, released with the last.
+    run: Arc<RunShared>,
+}
+
+/// What an OCI backend and its containers share; dropped with the last of
+/// them (a container may outlive its backend).
+#[derive(Debug)]
+struct RunShared {
+    cgroup_parent: PathBuf,
+    /// The runtime's state root, held so nobody removes it under us.
+    root: RootUse,
+    /// This process is the containers' subreaper while this lives.
+    _subreaper: Subreaper,
     /// The builtin runtime's run bookkeeping: the run id, stale-run
     /// cleanup, and removal of the run's cgroup and state directory.
     run: Runtime,
+}
+
+impl Drop for RunShared {
+    /// Removes the run's cgroup directories in every hierarchy the runtime
+    /// used (runc and crun also join name=systemd and, on hybrid hosts,
+    /// the cgroup2 mount); then (fields in order) the runtime's state root
+    /// if it is empty and unused, and the builtin bookkeeping the rest.
+    fn drop(&mut self) {
+        let run_cg = self.run.run_cgroup();
+        for m in cgroup_mounts() {
+            let _ = std::fs::remove_dir(join(&m, &run_cg));
+            if self.cgroup_parent == Path::new(cgroup::DEFAULT_PARENT) {
+                let _ = std::fs::remove_dir(join(&m, &self.cgroup_parent));
+            }
+        }
+        tracing::debug!("released the state root {}", self.root.root().display());
+    }
 }
 
 impl OciBackend {
@@ -196,43 +271,41 @@ impl OciBackend {
             looked: format!("`{} --version` did not answer", binary.display()),
         })?;
         let driver = cgroup::detect()?;
-        let mut notes = Vec::new();
-        let mut shim = None;
-        if kind == OciKind::Crun && driver.mode() == CgroupMode::Hybrid {
-            let mounts = cgroup::Mounts::from_proc()?;
-            if let Some(unified) = mounts.unified {
-                notes.push(format!(
-                    "crun: cgroup2 mount hidden on a hybrid host (crun refuses hybrid mode; it ran in a private mount namespace without {})",
-                    unified.display()
-                ));
-                shim = Some((config.exe.clone(), unified));
-            }
-        }
-        nix::sys::prctl::set_child_subreaper(true).map_err(|e| Error::Io {
-            step: "becoming child subreaper (prctl PR_SET_CHILD_SUBREAPER)",
-            cause: e.into(),
-        })?;
-        let cli = Cli {
+        let cli = Cli::for_host(
             kind,
-            root: config.state_dir.join("oci").join(kind.name()),
             binary,
-            shim,
-        };
-        remove_stale_containers(&cli);
+            config.state_dir.join("oci").join(kind.name()),
+            &config.exe,
+            driver.mode(),
+        )?;
+        let subreaper = Subreaper::acquire()?;
+        // Dead runs' containers of every runtime (this one with the binary
+        // given), before the builtin bookkeeping removes their bundles.
+        stale::remove_dead_runs_with(&config, &|k| {
+            if k == kind {
+                Some(cli.binary.clone())
+            } else {
+                find_in_path(k.name())
+            }
+        });
+        let root = RootUse::create(&cli.root)?;
         let run = Runtime::with_driver(config.clone(), cgroup::detect()?)?;
-        remove_stale_cgroups(&config.cgroup_parent);
         Ok(OciBackend {
             namespaces: features_namespaces(&cli.binary),
+            notes: cli.notes(),
             cli,
             version,
-            notes,
             exe: config.exe.clone(),
             state_dir: config.state_dir.clone(),
-            cgroup_parent: config.cgroup_parent.clone(),
             kill_timeout: config.kill_timeout,
             driver,
             host_entries: bundle::host_entries(),
-            run,
+            run: Arc::new(RunShared {
+                cgroup_parent: config.cgroup_parent.clone(),
+                root,
+                _subreaper: subreaper,
+                run,
+            }),
         })
     }
 
@@ -246,18 +319,18 @@ impl OciBackend {
     }
 
     pub fn run_id(&self) -> &str {
-        self.run.run_id()
+        self.run.run.run_id()
     }
 
     /// The OCI container id of container `name` of this run.
     pub fn container_id(&self, name: &str) -> String {
-        format!("bw-{}-{name}", self.run.run_id())
+        format!("bw-{}-{name}", self.run_id())
     }
 
     /// Where the bundle of container `name` is written.
     pub fn bundle_dir(&self, name: &str) -> PathBuf {
         self.state_dir
-            .join(self.run.run_id())
+            .join(self.run_id())
             .join(format!("{name}.oci"))
     }
 
@@ -271,15 +344,12 @@ impl OciBackend {
     }
 
     fn bundle_options(&self, spec: &ContainerSpec, dir: &Path) -> BundleOptions {
-        BundleOptions {
-            exe: self.exe.clone(),
-            cgroups_path: self.run.run_cgroup().join(&spec.name),
-            term: std::env::var("TERM").ok(),
-            hostname_file: Path::new("/etc/hostname")
-                .is_file()
-                .then(|| dir.join("hostname")),
-            host_entries: self.host_entries.clone(),
-        }
+        BundleOptions::for_host(
+            &self.exe,
+            self.run.run.run_cgroup().join(&spec.name),
+            dir,
+            self.host_entries.clone(),
+        )
     }
 
     fn unsupported(&self, what: impl Into<String>) -> Error {
@@ -342,24 +412,6 @@ impl OciBackend {
     }
 }
 
-impl Drop for OciBackend {
-    /// Removes the run's cgroup directories in every hierarchy the runtime
-    /// used (runc and crun also join name=systemd and, on hybrid hosts,
-    /// the cgroup2 mount) and the runtime's empty state root; the builtin
-    /// bookkeeping then removes the rest.
-    fn drop(&mut self) {
-        let run_cg = self.run.run_cgroup();
-        for m in cgroup_mounts() {
-            let _ = std::fs::remove_dir(join(&m, &run_cg));
-            if self.cgroup_parent == Path::new(cgroup::DEFAULT_PARENT) {
-                let _ = std::fs::remove_dir(join(&m, &self.cgroup_parent));
-            }
-        }
-        let _ = std::fs::remove_dir(&self.cli.root);
-        let _ = std::fs::remove_dir(self.state_dir.join("oci"));
-    }
-}
-
 impl Backend for OciBackend {
     fn kind(&self) -> BackendKind {
         self.cli.kind.backend_kind()
@@ -374,7 +426,7 @@ impl Backend for OciBackend {
     }
 
     fn run_cgroup(&self) -> PathBuf {
-        self.run.run_cgroup()
+        self.run.run.run_cgroup()
     }
 
     fn spawn(&self, spec: &ContainerSpec, stdio: Stdio) -> Result<Box<dyn Running>> {
@@ -387,7 +439,7 @@ impl Backend for OciBackend {
                 spec.name
             )));
         }
-        let cgroup_path = self.run.run_cgroup().join(&spec.name);
+        let cgroup_path = self.run.run.run_cgroup().join(&spec.name);
         let mut c = OciContainer {
             cli: self.cli.clone(),
             id,
@@ -397,7 +449,9 @@ impl Backend for OciBackend {
             cgroup_path,
             started: Instant::now(),
             kill_timeout: self.kill_timeout,
+            reaps_orphans: !spec.namespaces.contains(Namespace::Pid),
             done: false,
+            _run: self.run.clone(),
         };
         bundle::write(&dir, spec, &self.bundle_options(spec, &dir))?;
 
@@ -476,7 +530,12 @@ pub struct OciContainer {
     cgroup_path: PathBuf,
     started: Instant,
     kill_timeout: Duration,
+    /// Without its own pid namespace, the container's orphans are
+    /// re-parented to this process: reap them.
+    reaps_orphans: bool,
     done: bool,
+    /// Keeps the state root, the subreaper and the run's bookkeeping.
+    _run: Arc<RunShared>,
 }
 
 impl OciContainer {
@@ -485,10 +544,29 @@ impl OciContainer {
         &self.id
     }
 
+    /// Kills what is left in the cgroup and reaps the container's
+    /// processes that were re-parented to this process; the entry, seen
+    /// exited but not reaped until now (so its PID, the session id, stays
+    /// taken), is reaped last.
+    fn kill_and_reap(&self, pid: Pid) -> Result<()> {
+        let noted = if self.reaps_orphans {
+            reap::our_children(&self.cgroup.pids())
+        } else {
+            Vec::new()
+        };
+        let killed = self.cgroup.kill_all(self.kill_timeout);
+        if self.reaps_orphans {
+            reap::reap_container_orphans(pid.as_raw(), &noted, self.kill_timeout);
+        }
+        while let Err(nix::errno::Errno::EINTR) = waitpid(pid, None) {}
+        killed
+    }
+
     fn finish(&mut self, exit: Exit) -> Result<Outcome> {
         let wall_time = self.started.elapsed();
         self.done = true;
-        let killed = self.cgroup.kill_all(self.kill_timeout);
+        let pid = self.pid.expect("a started container has a pid");
+        let killed = self.kill_and_reap(pid);
         let oom_kills = self.cgroup.oom_kills();
         let deleted = self.remove();
         killed?;
@@ -550,7 +628,8 @@ impl Running for OciContainer {
 
     fn try_wait(&mut self) -> Result<Option<Outcome>> {
         let pid = self.pid.expect("a started container has a pid");
-        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+        match waitid(Id::Pid(pid), flags) {
             Ok(status) => match exit_of(status) {
                 Some(exit) => self.finish(exit).map(Some),
                 None => Ok(None),
@@ -566,7 +645,7 @@ impl Running for OciContainer {
     fn wait(mut self: Box<Self>) -> Result<Outcome> {
         let pid = self.pid.expect("a started container has a pid");
         let exit = loop {
-            match waitpid(pid, None) {
+            match waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
                 Ok(status) => {
                     if let Some(exit) = exit_of(status) {
                         break exit;
@@ -590,10 +669,11 @@ impl Drop for OciContainer {
         if self.done {
             return;
         }
-        let _ = self.cgroup.kill_all(self.kill_timeout);
         if let Some(pid) = self.pid {
             let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-            let _ = waitpid(pid, None);
+            let _ = self.kill_and_reap(pid);
+        } else {
+            let _ = self.cgroup.kill_all(self.kill_timeout);
         }
         if let Err(e) = self.remove() {
             tracing::warn!("removing container {}: {e}", self.id);
@@ -631,8 +711,8 @@ fn exit_of(status: WaitStatus) -> Option<Exit> {
     }
 }
 
-/// `name` in PATH.
-fn find_in_path(name: &str) -> Option<PathBuf> {
+/// `name` in PATH (or the usual sbin and bin directories).
+pub fn find_in_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .chain(["/usr/sbin", "/usr/bin", "/sbin", "/bin"].map(PathBuf::from))
@@ -757,60 +837,6 @@ pub fn parse_container_id(id: &str) -> Option<(String, String)> {
     let run = format!("{pid}-{start}-{seq}");
     crate::cleanup::parse_run_id(&run)?;
     (!name.is_empty()).then(|| (run, name.to_string()))
-}
-
-/// `<rt> delete -f` for every container of a dead run in the runtime's
-/// state root.
-fn remove_stale_containers(cli: &Cli) {
-    let Ok(rd) = std::fs::read_dir(&cli.root) else {
-        return;
-    };
-    for e in rd.flatten() {
-        let id = e.file_name().to_string_lossy().into_owned();
-        let Some((run, _)) = parse_container_id(&id) else {
-            continue;
-        };
-        let (pid, start) =
-            crate::cleanup::parse_run_id(&run).expect("checked by parse_container_id");
-        if crate::cleanup::run_alive(pid, start) {
-            continue;
-        }
-        match cli.delete(&id) {
-            Ok(()) => tracing::info!("deleted stale {} container {id}", cli.kind.name()),
-            Err(err) => {
-                tracing::warn!("stale container {id}: {err}");
-                let _ = std::fs::remove_dir_all(e.path());
-            }
-        }
-    }
-}
-
-/// Removes the empty cgroup directories of dead runs under `parent` in the
-/// hierarchies the builtin driver does not manage (name=systemd, the
-/// cgroup2 mount of a hybrid host). Directories that still hold processes
-/// cannot be removed and are left alone.
-fn remove_stale_cgroups(parent: &Path) {
-    for m in cgroup_mounts() {
-        let base = join(&m, parent);
-        let Ok(rd) = std::fs::read_dir(&base) else {
-            continue;
-        };
-        for run in rd.flatten().filter(|e| e.path().is_dir()) {
-            let name = run.file_name().to_string_lossy().into_owned();
-            let Some((pid, start)) = crate::cleanup::parse_run_id(&name) else {
-                continue;
-            };
-            if crate::cleanup::run_alive(pid, start) {
-                continue;
-            }
-            if let Ok(children) = std::fs::read_dir(run.path()) {
-                for c in children.flatten().filter(|c| c.path().is_dir()) {
-                    let _ = std::fs::remove_dir(c.path());
-                }
-            }
-            let _ = std::fs::remove_dir(run.path());
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,277 @@
+//! The directories several boxwatch processes share: `<state-dir>` (also
+//! the builtin runtime's), `<state-dir>/oci`, and each runtime's state root
+//! `<state-dir>/oci/<runtime>` (its `--root`).
+//!
+//! Each is removed by whoever finds it empty last, while another process
+//! may be creating something inside. Two rules keep that safe:
+//!
+//! - creation retries when an empty parent vanishes half-way
+//!   ([`create_dir_all_retrying`]), as the builtin runtime does for its
+//!   state directory;
+//! - a runtime's root is used only under a [`RootUse`]: a shared `flock` on
+//!   the root directory itself, held by every backend (and its containers)
+//!   and by the stale-run cleanup while they run `<rt> --root`. The root is
+//!   removed only under an exclusive lock, that is when no other process
+//!   holds it, and only when it is empty. A process that locked a root that
+//!   was removed meanwhile sees it by the inode and starts over. A killed
+//!   process's lock goes with it; nothing is left to clean.
+
+use crate::error::{Error, Result};
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+use std::fs::File;
+use std::io::ErrorKind;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How many times a creation starts over when a parent vanished.
+const ATTEMPTS: u32 = 100;
+
+/// `create_dir_all(dir)`, started over (up to 100 times, after a pause of
+/// 50 µs doubling up to 3.2 ms, so as not to stay in step with a remover)
+/// when another process removed an empty parent half-way: between two of
+/// its `mkdir`s ("not found"), or between a `mkdir` that found the
+/// directory there and the check that it is a directory ("exists").
+pub fn create_dir_all_retrying(dir: &Path) -> std::io::Result<()> {
+    let mut attempt = 0;
+    loop {
+        match std::fs::create_dir_all(dir) {
+            Err(e) if vanished(&e, dir) && attempt < ATTEMPTS => {
+                std::thread::sleep(Duration::from_micros(50 << attempt.min(6)));
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Whether `e`, from creating `dir`, came from a part of it that another
+/// process removed meanwhile.
+fn vanished(e: &std::io::Error, dir: &Path) -> bool {
+    match e.kind() {
+        ErrorKind::NotFound => true,
+        ErrorKind::AlreadyExists => dir.ancestors().any(|a| {
+            !a.as_os_str().is_empty()
+                && matches!(std::fs::symlink_metadata(a), Err(e) if e.kind() == ErrorKind::NotFound)
+        }),
+        _ => false,
+    }
+}
+
+/// A shared hold on a runtime's state root: while any process holds one,
+/// the root is not removed. Dropping the last hold removes the root, and
+/// `<state-dir>/oci` above it, if they are empty.
+#[derive(Debug)]
+pub struct RootUse {
+    root: PathBuf,
+    lock: Option<Flock<File>>,
+}
+
+impl RootUse {
+    /// Creates `root` if needed and holds it.
+    pub fn create(root: &Path) -> Result<RootUse> {
+        match hold(root, true) {
+            Ok(Some(u)) => Ok(u),
+            Ok(None) => unreachable!("hold with create=true always creates"),
+            Err(cause) => Err(Error::Io {
+                step: "creating and locking the OCI runtime's state root",
+                cause,
+            }),
+        }
+    }
+
+    /// Holds `root` if it exists; None when it does not (or cannot be
+    /// opened).
+    pub fn existing(root: &Path) -> Option<RootUse> {
+        hold(root, false).ok().flatten()
+    }
+
+    /// The root held.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+}
+
+/// The device and inode of what `path` names now.
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+fn hold(root: &Path, create: bool) -> std::io::Result<Option<RootUse>> {
+    for _ in 0..ATTEMPTS {
+        if create {
+            create_dir_all_retrying(root)?;
+        }
+        let mut file = match File::open(root) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                if create {
+                    continue; // removed right after we made it
+                }
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        let lock = loop {
+            match Flock::lock(file, FlockArg::LockShared) {
+                Ok(l) => break l,
+                Err((f, Errno::EINTR)) => file = f,
+                Err((_, e)) => return Err(e.into()),
+            }
+        };
+        let held = lock.metadata().ok().map(|m| (m.dev(), m.ino()));
+        if held.is_some() && held == identity(root) {
+            return Ok(Some(RootUse {
+                root: root.to_path_buf(),
+                lock: Some(lock),
+            }));
+        }
+        // The directory we locked was removed (and maybe made again) while
+        // we waited for the lock: start over.
+        if !create && identity(root).is_none() {
+            return Ok(None);
+        }
+    }
+    Err(std::io::Error::other(format!(
+        "{} kept being removed while boxwatch tried to use it",
+        root.display()
+    )))
+}
+
+impl Drop for RootUse {
+    fn drop(&mut self) {
+        let Some(lock) = self.lock.take() else {
+            return;
+        };
+        // Exclusive only when no other process holds the root (the upgrade
+        // may drop our shared lock first: then someone else has it, fine).
+        if lock.relock(FlockArg::LockExclusiveNonblock).is_ok() {
+            // Fails, as it should, while the root holds container state.
+            if std::fs::remove_dir(&self.root).is_ok() {
+                if let Some(oci) = self.root.parent() {
+                    let _ = std::fs::remove_dir(oci);
+                }
+            }
+        }
+        drop(lock);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    #[test]
+    fn the_last_holder_removes_the_empty_root_and_its_parent() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("state/oci/runc");
+        let a = RootUse::create(&root).unwrap();
+        let b = RootUse::create(&root).unwrap();
+        assert_eq!(a.root(), root);
+        drop(a);
+        assert!(root.is_dir(), "removed while another holder had it");
+        drop(b);
+        assert!(!root.exists() && !root.parent().unwrap().exists());
+        assert!(tmp.path().join("state").is_dir(), "only oci/ and below");
+    }
+
+    #[test]
+    fn a_root_holding_state_is_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("oci/crun");
+        let a = RootUse::create(&root).unwrap();
+        std::fs::create_dir(root.join("bw-1-2-0-c")).unwrap();
+        drop(a);
+        assert!(root.join("bw-1-2-0-c").is_dir());
+        std::fs::remove_dir(root.join("bw-1-2-0-c")).unwrap();
+        // An existing root can be held, and its last holder removes it.
+        let b = RootUse::existing(&root).expect("the root exists");
+        drop(b);
+        assert!(!root.exists());
+        assert!(RootUse::existing(&root).is_none());
+    }
+
+    /// Holders come and go in parallel threads (each lock is its own open
+    /// file, as in separate processes): whoever holds the root always finds
+    /// it there, and creating below a vanishing parent never fails.
+    #[test]
+    fn a_held_root_is_never_removed_under_its_holder() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = Arc::new(tmp.path().join("state/oci/runc"));
+        let failed = Arc::new(AtomicBool::new(false));
+        let threads: Vec<_> = (0..4)
+            .map(|i| {
+                let root = root.clone();
+                let failed = failed.clone();
+                std::thread::spawn(move || {
+                    for n in 0..300 {
+                        let u = match RootUse::create(&root) {
+                            Ok(u) => u,
+                            Err(e) => {
+                                eprintln!("create: {e}");
+                                failed.store(true, Ordering::SeqCst);
+                                return;
+                            }
+                        };
+                        // What `runc --root` does: a container directory.
+                        let c = root.join(format!("bw-{i}-{n}-0-c"));
+                        if let Err(e) = std::fs::create_dir(&c) {
+                            eprintln!("mkdir {}: {e}", c.display());
+                            failed.store(true, Ordering::SeqCst);
+                            return;
+                        }
+                        std::fs::remove_dir(&c).unwrap();
+                        drop(u);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(!failed.load(Ordering::SeqCst));
+        assert!(!root.exists(), "the last holder removes the root");
+    }
+
+    #[test]
+    fn a_file_in_the_way_is_an_error_at_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("file");
+        std::fs::write(&f, "").unwrap();
+        let e = create_dir_all_retrying(&f).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::AlreadyExists);
+        assert!(create_dir_all_retrying(&f.join("below")).is_err());
+    }
+
+    #[test]
+    fn creation_survives_parents_vanishing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = Arc::new(tmp.path().join("run/boxwatch"));
+        let stop = Arc::new(AtomicBool::new(false));
+        let remover = {
+            let base = base.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    // What other boxwatch processes do when they finish,
+                    // every 100 µs: without the retry, some 50 to 200 of
+                    // the creations below fail.
+                    let _ = std::fs::remove_dir(base.join("oci"));
+                    let _ = std::fs::remove_dir(&*base);
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+            })
+        };
+        for n in 0..2000 {
+            let d = base.join(format!("{n}-1-0/c.oci"));
+            create_dir_all_retrying(&d).unwrap();
+            std::fs::remove_dir(&d).unwrap();
+            std::fs::remove_dir(d.parent().unwrap()).unwrap();
+        }
+        stop.store(true, Ordering::SeqCst);
+        remover.join().unwrap();
+    }
+}
