@@ -108,6 +108,35 @@ pub struct ContainerDef {
     pub lxcfs: bool,
 }
 
+impl ContainerDef {
+    /// The runtime's spec for this container running `command` (the
+    /// runner adds the workload's guard): what a scenario starts, for
+    /// anyone who wants the same container with another command.
+    pub fn spec(&self, name: &str, command: Vec<String>) -> runtime::ContainerSpec {
+        let mut spec = runtime::ContainerSpec::new(name, command);
+        spec.namespaces = self.namespaces.clone();
+        spec.hostname = self.hostname.clone();
+        spec.rootfs = if self.host_rootfs {
+            runtime::RootfsSpec::Host
+        } else {
+            runtime::RootfsSpec::Minimal
+        };
+        spec.limits = self.limits.clone();
+        spec.keep_caps = self.keep_caps.clone();
+        spec.init = self.init;
+        spec.time_offsets = runtime::TimeOffsets {
+            monotonic_secs: self.monotonic_offset_secs,
+            boottime_secs: self.boottime_offset_secs,
+        };
+        spec.env = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        spec
+    }
+}
+
 /// A scenario file that could not be loaded.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LoadError {

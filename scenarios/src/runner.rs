@@ -13,7 +13,7 @@ use probes::host::{CgroupLayout, CgroupPath, Host};
 use probes::Verdict;
 use runtime::backend::{Backend, BackendKind, Kill, Running};
 use runtime::lxcfs::Lxcfs;
-use runtime::{ContainerSpec, Guard, Namespace, RootfsSpec, RuntimeConfig, Stdio, TimeOffsets};
+use runtime::{ContainerSpec, Guard, Namespace, RuntimeConfig, Stdio};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -354,22 +354,7 @@ impl Runner {
         };
         let mut command = vec![exe];
         command.extend(m.workload.argv(marker));
-        let mut spec = ContainerSpec::new(name, command);
-        spec.namespaces = c.namespaces.clone();
-        spec.hostname = c.hostname.clone();
-        spec.rootfs = if c.host_rootfs {
-            RootfsSpec::Host
-        } else {
-            RootfsSpec::Minimal
-        };
-        spec.limits = c.limits.clone();
-        spec.keep_caps = c.keep_caps.clone();
-        spec.init = c.init;
-        spec.time_offsets = TimeOffsets {
-            monotonic_secs: c.monotonic_offset_secs,
-            boottime_secs: c.boottime_offset_secs,
-        };
-        spec.env = c.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut spec = c.spec(name, command);
         let kind = m.workload.kind();
         let needs = kind.guard_needs();
         if !needs.is_empty() {
