@@ -5,8 +5,22 @@ use anyhow::{Context, Result};
 use clap::Args;
 use std::process::ExitCode;
 
+/// Exit status when the host-side findings were made but entering the
+/// target's namespaces failed (documented in `--help`).
+pub const INSIDE_NOT_COLLECTED: u8 = 3;
+
 #[derive(Args, Debug)]
 #[command(group(clap::ArgGroup::new("target").required(true).args(["pid", "cgroup"])))]
+#[command(after_help = "\
+Namespaces are judged against those of PID 1, the host's init (boxwatch's own when \
+/proc/1/ns cannot be read; the output says which).
+
+Exit status:
+  0    everything was collected
+  3    the host-side findings were printed, but entering the target's namespaces failed: \
+the inside view and the /proc findings are missing (the reason is on stderr and in \
+inside_error)
+  125  nothing could be inspected (no such process, not in a container, no such cgroup...)")]
 pub struct InspectArgs {
     /// The host PID of a process in the container (docker inspect -f '{{.State.Pid}}').
     #[arg(long, value_name = "PID")]
@@ -32,5 +46,14 @@ pub fn main(args: InspectArgs) -> Result<ExitCode> {
     } else {
         print!("{found}");
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(match &found.inside_error {
+        None => ExitCode::SUCCESS,
+        Some(why) => {
+            eprintln!(
+                "boxwatch: inspect: the inside view of PID {} was not collected: {why}",
+                found.pid
+            );
+            ExitCode::from(INSIDE_NOT_COLLECTED)
+        }
+    })
 }

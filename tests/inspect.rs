@@ -212,3 +212,80 @@ fn inspect_names_a_pid_that_is_gone_and_a_process_outside_any_container() {
     assert_ne!(code, 0);
     assert!(err.contains("does not exist"), "{err}");
 }
+
+/// A user-namespaced container whose root directory its own root cannot
+/// search (owned by the host's root, mode 0700 once it runs): the host
+/// side is still inspected, entering fails, and inspect says why and
+/// exits 3 instead of passing for a complete inspection.
+#[test]
+fn inspect_that_cannot_enter_says_why_and_exits_3() {
+    if !root_or_skip("inspect_that_cannot_enter_says_why_and_exits_3") || !runc_installed() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let busybox = std::path::Path::new("/bin/busybox");
+    if !busybox.is_file() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "this test needs a static busybox (apt-get install busybox-static) and CI=true forbids skipping it"
+        );
+        eprintln!("skipping: no /bin/busybox (apt-get install busybox-static)");
+        return;
+    }
+    // Every directory on the way must be searchable from the container's
+    // user namespace while it starts.
+    let dir = tempfile::Builder::new()
+        .prefix("boxwatch-inspect-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let rootfs = dir.path().join("rootfs");
+    for d in ["bin", "proc", "dev", "sys", "tmp", "etc", ".boxwatch"] {
+        std::fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    std::fs::write(rootfs.join("etc/hostname"), "x\n").unwrap();
+    std::fs::copy(busybox, rootfs.join("bin/busybox")).unwrap();
+    let mode = |p: &std::path::Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    mode(dir.path(), 0o755);
+
+    let b = backend::open(BackendKind::Runc, RuntimeConfig::new(BIN.into()), None).unwrap();
+    let mut spec = ContainerSpec::new(
+        "unenterable",
+        vec!["/bin/busybox".into(), "sleep".into(), "60".into()],
+    );
+    spec.rootfs = runtime::RootfsSpec::Dir(rootfs.clone());
+    spec.namespaces.insert(runtime::Namespace::User);
+    let c = b.spawn(&spec, Stdio::default()).unwrap();
+    mode(&rootfs, 0o700);
+    let pid = c.host_pid().to_string();
+    let (code, out, err) = inspect(&["--pid", &pid, "--format", "json"]);
+    let (hcode, human, _) = inspect(&["--pid", &pid]);
+    mode(&rootfs, 0o755);
+    drop(c);
+    drop(b);
+
+    assert_eq!(code, 3, "{err}");
+    assert_eq!(hcode, 3);
+    assert!(
+        err.contains(&format!("the inside view of PID {pid} was not collected"))
+            && err.contains("Permission denied"),
+        "{err}"
+    );
+    let found: Value = serde_json::from_str(&out).unwrap();
+    assert!(found["inside"].is_null(), "{found}");
+    let why = found["inside_error"].as_str().unwrap();
+    assert!(why.contains("chdir / in the container"), "{why}");
+    // The host side was inspected all the same.
+    let user = found["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["namespace"] == "user")
+        .unwrap();
+    assert_eq!(user["isolated"], true, "{found}");
+    assert!(
+        human.contains("inside: NOT COLLECTED") && human.contains("Permission denied"),
+        "{human}"
+    );
+}

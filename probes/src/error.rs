@@ -35,9 +35,14 @@ pub enum Error {
     #[error("process {0} does not exist")]
     NoSuchProcess(i32),
     /// `boxwatch inspect` was pointed at a process that shares every
-    /// namespace with boxwatch: there is no container to look into.
-    #[error("process {pid} ({command}) is not in a container: it shares every namespace with the host (boxwatch's own)")]
-    NotAContainer { pid: i32, command: String },
+    /// namespace with the host (`reference`: whose namespaces stood for
+    /// the host's): there is no container to look into.
+    #[error("process {pid} ({command}) is not in a container: it shares every namespace with {reference}")]
+    NotAContainer {
+        pid: i32,
+        command: String,
+        reference: String,
+    },
     /// `boxwatch inspect --cgroup` was pointed at a cgroup with no process.
     #[error("cgroup {0} holds no process: there is nothing to enter (its limits can be read with the exporter)")]
     EmptyCgroup(String),

@@ -1,7 +1,9 @@
 //! `boxwatch inspect`: the judge's eyes on a container boxwatch did not
 //! start (docker, podman, runc, a Kubernetes pod).
 //!
-//! From the host: the target's namespaces against boxwatch's own, its
+//! From the host: the target's namespaces against the host's (those of
+//! PID 1, the host's init; boxwatch's own when /proc/1/ns cannot be read,
+//! which the inspection says), its
 //! cgroups (from /proc/<pid>/cgroup) with the limits in force and the
 //! usage, its capabilities, seccomp mode and no_new_privs. From inside: the
 //! [`InsideView`](crate::inside::InsideView) collected by entering the
@@ -37,7 +39,9 @@ pub struct Inspection {
     pub pid: i32,
     /// Its command line.
     pub command: String,
-    /// Each namespace against boxwatch's own.
+    /// Whose namespaces the target's are judged against.
+    pub reference: NamespaceReference,
+    /// Each namespace against the reference's.
     pub namespaces: Vec<NamespaceFinding>,
     /// Its cgroup per controller (cpu, cpuacct, memory, pids, cpuset).
     pub cgroups: BTreeMap<String, String>,
@@ -55,15 +59,64 @@ pub struct Inspection {
     pub notes: Vec<String>,
 }
 
-/// One namespace of the target against boxwatch's.
+/// Whose namespaces stand for the host's: PID 1 (the host's init), or
+/// boxwatch itself when PID 1's cannot be read (boxwatch then judges
+/// against where it runs, which is the host only if it runs there).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NamespaceReference {
+    /// 1, or boxwatch's own PID.
+    pub pid: i32,
+    /// In words, with why PID 1 was not used when it was not.
+    pub description: String,
+}
+
+/// One namespace of the target against the reference's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NamespaceFinding {
     pub namespace: String,
     pub target_inode: Option<u64>,
-    pub host_inode: Option<u64>,
+    /// The reference's inode (see [`Inspection::reference`]).
+    pub reference_inode: Option<u64>,
     /// True when the target has its own; None when the kernel has no such
     /// namespace.
     pub isolated: Option<bool>,
+}
+
+/// Picks the reference: PID 1 when every namespace this kernel has (that
+/// boxwatch has) can be read for it, else boxwatch (`me`). `read` is
+/// [`Host::ns_inode`]. Returns the reference and its inode per
+/// [`NAMESPACES`] entry.
+pub fn namespace_reference(
+    me: i32,
+    read: impl Fn(i32, &str) -> Result<u64>,
+) -> (NamespaceReference, Vec<Option<u64>>) {
+    let mine: Vec<Option<u64>> = NAMESPACES.iter().map(|ns| read(me, ns).ok()).collect();
+    let mut init = Vec::new();
+    for (ns, m) in NAMESPACES.iter().zip(&mine) {
+        match (m, read(1, ns)) {
+            (_, Ok(i)) => init.push(Some(i)),
+            // A namespace this kernel does not have.
+            (None, Err(_)) => init.push(None),
+            (Some(_), Err(e)) => {
+                return (
+                    NamespaceReference {
+                        pid: me,
+                        description: format!(
+                            "boxwatch's own (PID {me}): /proc/1/ns/{ns} of the host's init cannot be read ({e})"
+                        ),
+                    },
+                    mine,
+                )
+            }
+        }
+    }
+    (
+        NamespaceReference {
+            pid: 1,
+            description: "PID 1's, the host's init".into(),
+        },
+        init,
+    )
 }
 
 /// The limits of the target's cgroups as cgroupfs states them.
@@ -119,16 +172,17 @@ pub fn inspect_pid(exe: &Path, pid: i32) -> Result<Inspection> {
     let start = start_time(pid).ok_or(Error::NoSuchProcess(pid))?;
     let command = command_line(pid).ok_or(Error::NoSuchProcess(pid))?;
     let me = std::process::id() as i32;
+    let (reference, reference_inodes) = namespace_reference(me, |p, ns| host.ns_inode(p, ns));
     let namespaces: Vec<NamespaceFinding> = NAMESPACES
         .iter()
-        .map(|ns| {
+        .zip(reference_inodes)
+        .map(|(ns, reference_inode)| {
             let target_inode = host.ns_inode(pid, ns).ok();
-            let host_inode = host.ns_inode(me, ns).ok();
             NamespaceFinding {
                 namespace: ns.to_string(),
                 target_inode,
-                host_inode,
-                isolated: match (target_inode, host_inode) {
+                reference_inode,
+                isolated: match (target_inode, reference_inode) {
                     (Some(t), Some(h)) => Some(t != h),
                     _ => None,
                 },
@@ -139,7 +193,11 @@ pub fn inspect_pid(exe: &Path, pid: i32) -> Result<Inspection> {
         return Err(Error::NoSuchProcess(pid));
     }
     if namespaces.iter().all(|n| n.isolated != Some(true)) {
-        return Err(Error::NotAContainer { pid, command });
+        return Err(Error::NotAContainer {
+            pid,
+            command,
+            reference: reference.description,
+        });
     }
     let layout = host.layout()?;
     let (cgroups, limits, usage) = cgroup_view(&host, &layout, pid)?;
@@ -155,6 +213,7 @@ pub fn inspect_pid(exe: &Path, pid: i32) -> Result<Inspection> {
     Ok(Inspection {
         pid,
         command,
+        reference,
         namespaces,
         cgroups,
         limits,
@@ -402,7 +461,7 @@ impl fmt::Display for Inspection {
         for n in &self.notes {
             writeln!(f, "  note: {n}")?;
         }
-        writeln!(f, "\nnamespaces (against boxwatch's own):")?;
+        writeln!(f, "\nnamespaces (against {}):", self.reference.description)?;
         for n in &self.namespaces {
             let state = match n.isolated {
                 Some(true) => "isolated",
@@ -509,7 +568,10 @@ impl fmt::Display for Inspection {
                     )?;
                 }
             }
-            (None, Some(e)) => writeln!(f, "\ninside: not collected: {e}")?,
+            (None, Some(e)) => writeln!(
+                f,
+                "\ninside: NOT COLLECTED, so /proc inside was not compared with the limits: {e}"
+            )?,
             (None, None) => {}
         }
         Ok(())
@@ -583,12 +645,82 @@ mod tests {
     fn this_process_is_not_a_container() {
         let me = std::process::id() as i32;
         match inspect_pid(Path::new("/nonexistent"), me) {
-            Err(Error::NotAContainer { pid, command }) => {
+            Err(Error::NotAContainer {
+                pid,
+                command,
+                reference,
+            }) => {
                 assert_eq!(pid, me);
                 assert!(!command.is_empty());
+                assert!(!reference.is_empty());
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// Namespace inodes of a made-up host: PID 1 and boxwatch (PID 50)
+    /// differ in net; `unreadable` namespaces of PID 1 cannot be read; the
+    /// kernel has no time namespace.
+    fn reader(unreadable: &'static [&'static str]) -> impl Fn(i32, &str) -> Result<u64> {
+        move |pid, ns| {
+            if ns == "time" || (pid == 1 && unreadable.contains(&ns)) {
+                return Err(Error::NoSuchProcess(pid));
+            }
+            let base = NAMESPACES.iter().position(|n| *n == ns).unwrap() as u64;
+            Ok(if pid == 50 && ns == "net" { 900 } else { base })
+        }
+    }
+
+    #[test]
+    fn the_reference_is_pid_1_when_it_can_be_read() {
+        let (r, inodes) = namespace_reference(50, reader(&[]));
+        assert_eq!(r.pid, 1);
+        assert!(r.description.contains("PID 1"), "{}", r.description);
+        let net = NAMESPACES.iter().position(|n| *n == "net").unwrap();
+        assert_eq!(inodes[net], Some(net as u64), "PID 1's net, not boxwatch's");
+        assert_eq!(inodes[NAMESPACES.len() - 1], None, "no time namespace");
+    }
+
+    #[test]
+    fn the_reference_falls_back_to_boxwatch_and_says_why() {
+        let (r, inodes) = namespace_reference(50, reader(&["mnt"]));
+        assert_eq!(r.pid, 50);
+        assert!(
+            r.description.contains("boxwatch's own (PID 50)")
+                && r.description.contains("/proc/1/ns/mnt"),
+            "{}",
+            r.description
+        );
+        let net = NAMESPACES.iter().position(|n| *n == "net").unwrap();
+        assert_eq!(inodes[net], Some(900), "boxwatch's own net");
+    }
+
+    #[test]
+    fn a_failed_entry_is_said_with_its_reason() {
+        let found = Inspection {
+            pid: 7,
+            command: "sleep".into(),
+            reference: NamespaceReference {
+                pid: 1,
+                description: "PID 1's, the host's init".into(),
+            },
+            namespaces: Vec::new(),
+            cgroups: BTreeMap::new(),
+            limits: LimitsInForce::default(),
+            usage: Usage::default(),
+            security: Security::default(),
+            inside: None,
+            inside_error: Some("setns into the mnt namespace: EPERM".into()),
+            proc_findings: Vec::new(),
+            notes: Vec::new(),
+        };
+        let text = found.to_string();
+        assert!(text.contains("against PID 1's, the host's init"), "{text}");
+        assert!(
+            text.contains("inside: NOT COLLECTED")
+                && text.contains("setns into the mnt namespace: EPERM"),
+            "{text}"
+        );
     }
 
     #[test]
