@@ -27,10 +27,8 @@ fn runc_installed() -> bool {
     found
 }
 
-/// scenario id -> (measurements, check id -> verdict) of a runc run.
-type Judged = BTreeMap<String, (BTreeMap<String, f64>, BTreeMap<String, String>)>;
-
-fn scenarios_through_runc(only: &[&str]) -> Judged {
+/// The scenarios of a runc run, by id, as its JSON report has them.
+fn scenarios_through_runc(only: &[&str]) -> BTreeMap<String, Value> {
     let mut cmd = Command::new(BIN);
     cmd.args(["scenarios", "--runtime", "runc", "--format", "json"]);
     for o in only {
@@ -47,26 +45,7 @@ fn scenarios_through_runc(only: &[&str]) -> Judged {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| {
-            let m = s["measurements"]
-                .as_object()
-                .unwrap()
-                .iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_f64()?)))
-                .collect();
-            let c = s["checks"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|c| {
-                    (
-                        c["id"].as_str().unwrap().to_string(),
-                        c["verdict"].as_str().unwrap().to_string(),
-                    )
-                })
-                .collect();
-            (s["id"].as_str().unwrap().to_string(), (m, c))
-        })
+        .map(|s| (s["id"].as_str().unwrap().to_string(), s.clone()))
         .collect()
 }
 
@@ -83,6 +62,56 @@ fn inspect(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// The scenarios whose container inspect must see as they did: every
+/// namespace scenario, and the three that set limits and judge /proc.
+const AGREEING: [&str; 9] = [
+    "pid-namespace",
+    "mount-namespace",
+    "uts-namespace",
+    "ipc-namespace",
+    "net-namespace",
+    "time-namespace",
+    "proc-meminfo-view",
+    "nproc-view",
+    "pids-fork-bomb",
+];
+
+/// The catalog's scenario `id`.
+fn catalog_scenario(id: &str) -> scenarios::Scenario {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/catalog");
+    scenarios::catalog::load_dir(&dir)
+        .unwrap()
+        .into_iter()
+        .flatten()
+        .find(|s| s.id == id)
+        .unwrap_or_else(|| panic!("no scenario {id} in {}", dir.display()))
+}
+
+/// The limits of a scenario's JSON report, as the runtime's limits (CPU
+/// periods from the catalog's spec, 100 ms otherwise).
+fn report_limits(scenario: &Value, catalog: &runtime::Limits) -> runtime::Limits {
+    let l = &scenario["limits"];
+    let period = catalog.cpu.map(|q| q.period_us()).unwrap_or(100_000);
+    runtime::Limits {
+        cpu: l["cpu_quota"]
+            .as_f64()
+            .map(|c| runtime::CpuQuota::from_cores(c, period).unwrap()),
+        memory: l["memory_bytes"]
+            .as_u64()
+            .map(|b| runtime::MemoryBytes::new(b).unwrap()),
+        pids: l["pids_max"].as_u64(),
+        cpuset: catalog.cpuset.clone(),
+    }
+}
+
+/// For every scenario of [`AGREEING`]: a runc container started from the
+/// scenario's own container spec (the catalog's) with the limits of the
+/// scenario run's JSON report, kept running, and inspected. inspect must
+/// find what the scenario run found: every namespace this kernel has
+/// isolated exactly as the spec asks and as the scenario measured it, the
+/// limits the report states in force (and what the scenario read back),
+/// and /proc leaking where the scenario's checks found it leaking. A
+/// scenario runc cannot run (unsupported) must fail to start the same way.
 #[test]
 fn inspect_of_a_runc_container_agrees_with_the_scenario_run() {
     if !root_or_skip("inspect_of_a_runc_container_agrees_with_the_scenario_run")
@@ -90,107 +119,115 @@ fn inspect_of_a_runc_container_agrees_with_the_scenario_run() {
     {
         return;
     }
-    let judged = scenarios_through_runc(&[
-        "pid-namespace",
-        "mount-namespace",
-        "uts-namespace",
-        "ipc-namespace",
-        "net-namespace",
-        "proc-meminfo-view",
-        "nproc-view",
-        "pids-fork-bomb",
-    ]);
-    let m = |s: &str, k: &str| -> f64 {
-        *judged[s]
-            .0
-            .get(k)
-            .unwrap_or_else(|| panic!("{s} measured no {k}: {:?}", judged[s].0))
-    };
-    let verdict = |s: &str, c: &str| judged[s].1[c].clone();
-
-    // The same settings as those scenarios, on a container started with
-    // runc and left running for inspect.
+    let judged = scenarios_through_runc(&AGREEING);
+    let kernel_has = |ns: &str| std::path::Path::new("/proc/self/ns").join(ns).exists();
     let b = backend::open(BackendKind::Runc, RuntimeConfig::new(BIN.into()), None).unwrap();
-    let mut spec = ContainerSpec::new("inspected", vec!["/bin/sleep".into(), "60".into()]);
-    spec.limits.memory = Some("128M".parse().unwrap());
-    spec.limits.cpu = Some("1".parse().unwrap());
-    spec.limits.pids = Some(64);
-    let c = b.spawn(&spec, Stdio::default()).unwrap();
-    let pid = c.host_pid().to_string();
-
-    let (code, out, err) = inspect(&["--pid", &pid, "--format", "json"]);
-    assert_eq!(code, 0, "{err}");
-    let found: Value = serde_json::from_str(&out).unwrap();
-    let (code, human, _) = inspect(&["--cgroup", c.cgroup_path().to_str().unwrap()]);
-    assert_eq!(code, 0);
-    assert!(human.contains(&format!("PID {pid}")), "{human}");
-    drop(c);
-    drop(b);
-
-    // Namespaces: isolated exactly where the scenarios found them to differ.
-    for (ns, scenario) in [
-        ("pid", "pid-namespace"),
-        ("mnt", "mount-namespace"),
-        ("uts", "uts-namespace"),
-        ("ipc", "ipc-namespace"),
-        ("net", "net-namespace"),
-    ] {
-        let isolated = found["namespaces"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|n| n["namespace"] == ns)
-            .unwrap()["isolated"]
-            .as_bool()
-            .unwrap();
+    let mut compared = 0;
+    for id in AGREEING {
+        let run = &judged[id];
+        let scenario = catalog_scenario(id);
+        let container = &scenario.main.container;
+        let mut spec = container.spec(&format!("in-{id}"), vec!["/bin/sleep".into(), "60".into()]);
+        spec.limits = report_limits(run, &container.limits);
         assert_eq!(
-            isolated,
-            m(scenario, &format!("ns_differs.{ns}")) == 1.0,
-            "{ns}"
+            spec.limits, container.limits,
+            "{id}: the report's limits are not the catalog's"
         );
-        assert!(isolated, "{ns} should be isolated under runc");
+        let measured = |k: &str| run["measurements"][k].as_f64();
+        let verdict = |check: &str| {
+            run["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["id"] == check)
+                .map(|c| c["verdict"].as_str().unwrap().to_string())
+        };
+        if run["status"] == "unsupported" {
+            let e = b.spawn(&spec, Stdio::default()).unwrap_err();
+            assert!(
+                matches!(e, runtime::Error::OciUnsupported { .. }),
+                "{id} is unsupported under runc, but its container: {e}"
+            );
+            continue;
+        }
+        assert_eq!(run["status"], "pass", "{id}: {run}");
+        let c = b.spawn(&spec, Stdio::default()).unwrap();
+        let pid = c.host_pid().to_string();
+        let (code, out, err) = inspect(&["--pid", &pid, "--format", "json"]);
+        let (hcode, human, _) = inspect(&["--cgroup", c.cgroup_path().to_str().unwrap()]);
+        drop(c);
+        assert_eq!(code, 0, "{id}: {err}");
+        assert_eq!(hcode, 0, "{id}");
+        assert!(human.contains(&format!("PID {pid}")), "{human}");
+        let found: Value = serde_json::from_str(&out).unwrap();
+
+        // Namespaces, each one this kernel has.
+        for n in found["namespaces"].as_array().unwrap() {
+            let ns = n["namespace"].as_str().unwrap();
+            if !kernel_has(ns) {
+                assert!(n["isolated"].is_null(), "{id}: {n}");
+                continue;
+            }
+            let wanted = spec.namespaces.iter().any(|s| s.proc_name() == ns);
+            assert_eq!(n["isolated"], wanted, "{id}: {ns} against the spec: {n}");
+            if let Some(m) = measured(&format!("ns_differs.{ns}")) {
+                assert_eq!(m == 1.0, wanted, "{id}: ns_differs.{ns} = {m}");
+            }
+        }
+        // The limits in force: the report's, and what the scenario read.
+        let l = &found["limits"];
+        let lim = &run["limits"];
+        assert_eq!(
+            l["memory_limit_bytes"].as_u64(),
+            lim["memory_bytes"].as_u64(),
+            "{id}"
+        );
+        assert_eq!(
+            l["cpu_quota_cores"].as_f64(),
+            lim["cpu_quota"].as_f64(),
+            "{id}"
+        );
+        assert_eq!(l["pids_max"].as_u64(), lim["pids_max"].as_u64(), "{id}");
+        for (key, metric) in [
+            ("memory_limit_bytes", "memory_limit_bytes"),
+            ("cpu_quota_cores", "cpu_quota"),
+            ("pids_max", "pids_limit"),
+        ] {
+            if let Some(m) = measured(metric) {
+                assert_eq!(l[key].as_f64(), Some(m), "{id}: {key} against {metric}");
+            }
+        }
+        // /proc against the limits: leaked where the scenario found a leak.
+        for (finding, check) in [
+            ("meminfo", "memtotal"),
+            ("nproc", "nproc-online"),
+            ("available-parallelism", "available-parallelism"),
+        ] {
+            let Some(v) = verdict(check) else { continue };
+            let leaked = found["proc_findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["check"] == finding)
+                .unwrap_or_else(|| panic!("{id}: no {finding} finding: {found}"))["leaked"]
+                .as_bool()
+                .unwrap();
+            assert_eq!(
+                leaked,
+                v == "leaked",
+                "{id}: {finding} against {check} ({v})"
+            );
+        }
+        // The inside view is the container's.
+        let pid_ns = spec.namespaces.contains(runtime::Namespace::Pid);
+        if pid_ns {
+            assert_eq!(found["security"]["pid_inside"], 1, "{id}");
+        }
+        assert_eq!(found["inside"]["hostname"], spec.hostname(), "{id}");
+        compared += 1;
     }
-    // Limits in force: what the scenarios read back from cgroupfs.
-    let l = &found["limits"];
-    assert_eq!(
-        l["memory_limit_bytes"].as_f64().unwrap(),
-        m("proc-meminfo-view", "memory_limit_bytes")
-    );
-    assert_eq!(
-        l["cpu_quota_cores"].as_f64().unwrap(),
-        m("nproc-view", "cpu_quota")
-    );
-    assert_eq!(
-        l["pids_max"].as_f64().unwrap(),
-        m("pids-fork-bomb", "pids_limit")
-    );
-    // /proc against the limits: leaked where the scenarios found a leak.
-    let proc_leak = |check: &str| {
-        found["proc_findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["check"] == check)
-            .unwrap_or_else(|| panic!("no {check} finding: {found}"))["leaked"]
-            .as_bool()
-            .unwrap()
-    };
-    assert_eq!(
-        proc_leak("meminfo"),
-        verdict("proc-meminfo-view", "memtotal") == "leaked"
-    );
-    assert_eq!(
-        proc_leak("nproc"),
-        verdict("nproc-view", "nproc-online") == "leaked"
-    );
-    assert_eq!(
-        proc_leak("available-parallelism"),
-        verdict("nproc-view", "available-parallelism") == "leaked"
-    );
-    // The inside view is the container's: PID 1 there, its hostname.
-    assert_eq!(found["security"]["pid_inside"], 1);
-    assert_eq!(found["inside"]["hostname"], "inspected");
-    assert_eq!(found["inside"]["pids"].as_array().unwrap().len(), 1);
+    drop(b);
+    assert!(compared >= 8, "only {compared} scenarios could be compared");
 }
 
 #[test]
