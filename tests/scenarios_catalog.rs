@@ -253,6 +253,20 @@ fn a_check_that_held_in_the_baseline_and_not_now_is_a_regression() {
             .any(|r| r["scenario_id"] == "orphans" && r["check_id"] == "orphan-reaped"),
         "{regressions:?}"
     );
+    // A baseline belongs to the runtime it was made with: this builtin
+    // report is refused as runc's before anything runs.
+    let out = boxwatch(&[
+        "scenarios",
+        "--catalog",
+        after.path().to_str().unwrap(),
+        "--baseline",
+        baseline.to_str().unwrap(),
+        "--runtime",
+        "runc",
+    ]);
+    assert_eq!(out.status.code(), Some(125));
+    let err = text(&out.stderr);
+    assert!(err.contains("a report of builtin, not of runc"), "{err}");
 }
 
 #[test]

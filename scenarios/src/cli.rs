@@ -334,6 +334,15 @@ pub fn run_scenarios(args: ScenariosArgs) -> Result<ExitCode> {
         .map(reports::load_report)
         .transpose()
         .map_err(|e| Error::Report(e.to_string()))?;
+    if let Some(b) = &baseline {
+        let (of, now) = (b.runtime.name.as_str(), args.runtime.as_str());
+        if of != now {
+            return Err(Error::Report(format!(
+                "the baseline {} is a report of {of}, not of {now}: a baseline belongs to the runtime it was made with",
+                args.baseline.as_deref().unwrap_or_else(|| std::path::Path::new("")).display()
+            )));
+        }
+    }
     let interrupted = Arc::new(AtomicBool::new(false));
     watch_signals(interrupted.clone())?;
 

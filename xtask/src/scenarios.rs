@@ -13,9 +13,12 @@ use std::time::Instant;
 
 #[derive(Args)]
 pub struct ScenariosArgs {
-    /// An earlier JSON report (report.json): checks that held there and not
-    /// now are regressions and fail the task.
-    #[arg(long, value_name = "FILE")]
+    /// An earlier JSON report (report.json) of the same runtime: checks
+    /// that held there and not now are regressions and fail the task. A
+    /// baseline belongs to one runtime: with --runtime all, give a
+    /// directory holding one per runtime, <runtime>.json or
+    /// <runtime>/report.json (what --runtime all writes).
+    #[arg(long, value_name = "FILE|DIR")]
     baseline: Option<PathBuf>,
     /// Run only the scenarios whose id matches GLOB (repeatable).
     #[arg(long, value_name = "GLOB")]
@@ -75,12 +78,13 @@ pub fn main(args: ScenariosArgs) -> Result<()> {
         args.runtime_path.is_none() || matches!(args.runtime.as_str(), "runc" | "crun"),
         "--runtime-path needs --runtime runc or crun"
     );
+    let baselines = resolve_baselines(args.baseline.as_deref(), &runtimes)?;
     if runtimes.len() == 1 {
-        return run_one(&bin, &args, runtimes[0], &out);
+        return run_one(&bin, &args, runtimes[0], baselines[0].as_deref(), &out);
     }
     let mut failed = Vec::new();
-    for rt in &runtimes {
-        if let Err(e) = run_one(&bin, &args, rt, &out.join(rt)) {
+    for (rt, baseline) in runtimes.iter().zip(&baselines) {
+        if let Err(e) = run_one(&bin, &args, rt, baseline.as_deref(), &out.join(rt)) {
             eprintln!("xtask: {rt}: {e:#}");
             failed.push(*rt);
         }
@@ -135,8 +139,68 @@ pub fn main(args: ScenariosArgs) -> Result<()> {
     Ok(())
 }
 
+/// The baseline of each of `runtimes`, in order. A file is one runtime's
+/// report and is refused for several runtimes; a directory holds
+/// `<runtime>.json` or `<runtime>/report.json` for every runtime. Each
+/// baseline must be a report of the runtime it is the baseline of.
+fn resolve_baselines(baseline: Option<&Path>, runtimes: &[&str]) -> Result<Vec<Option<PathBuf>>> {
+    let Some(b) = baseline else {
+        return Ok(vec![None; runtimes.len()]);
+    };
+    let b = std::path::absolute(b).with_context(|| format!("baseline {}", b.display()))?;
+    let files: Vec<PathBuf> = if b.is_dir() {
+        let mut files = Vec::new();
+        let mut missing = Vec::new();
+        for rt in runtimes {
+            let candidates = [b.join(format!("{rt}.json")), b.join(rt).join("report.json")];
+            match candidates.iter().find(|p| p.is_file()) {
+                Some(p) => files.push(p.clone()),
+                None => missing.push(format!(
+                    "{rt} (neither {} nor {})",
+                    candidates[0].display(),
+                    candidates[1].display()
+                )),
+            }
+        }
+        anyhow::ensure!(
+            missing.is_empty(),
+            "the baseline directory {} has no report for {}: a baseline belongs to one runtime, give one per runtime",
+            b.display(),
+            missing.join(", ")
+        );
+        files
+    } else {
+        anyhow::ensure!(b.is_file(), "the baseline {} does not exist", b.display());
+        anyhow::ensure!(
+            runtimes.len() == 1,
+            "--baseline {} is one report, but --runtime all judges {}: a baseline belongs to one runtime. \
+             Give a directory holding <runtime>.json (or <runtime>/report.json, as --runtime all writes) for each of them",
+            b.display(),
+            runtimes.join(", ")
+        );
+        vec![b]
+    };
+    for (rt, file) in runtimes.iter().zip(&files) {
+        let report = reports::load_report(file)
+            .with_context(|| format!("reading the {rt} baseline {}", file.display()))?;
+        let of = report.runtime.name.as_str();
+        anyhow::ensure!(
+            of == *rt,
+            "the baseline {} is a report of {of}, not of {rt}: a baseline belongs to the runtime it was made with",
+            file.display()
+        );
+    }
+    Ok(files.into_iter().map(Some).collect())
+}
+
 /// `boxwatch scenarios --runtime <rt>` with every format written to `out`.
-fn run_one(bin: &Path, args: &ScenariosArgs, rt: &str, out: &Path) -> Result<()> {
+fn run_one(
+    bin: &Path,
+    args: &ScenariosArgs,
+    rt: &str,
+    baseline: Option<&Path>,
+    out: &Path,
+) -> Result<()> {
     let mut cmd = std::process::Command::new(bin);
     cmd.arg("scenarios")
         .arg("--out")
@@ -148,9 +212,7 @@ fn run_one(bin: &Path, args: &ScenariosArgs, rt: &str, out: &Path) -> Result<()>
     if let Some(p) = &args.runtime_path {
         cmd.arg("--runtime-path").arg(p);
     }
-    if let Some(b) = &args.baseline {
-        let b = std::path::absolute(b).with_context(|| format!("baseline {}", b.display()))?;
-        anyhow::ensure!(b.is_file(), "the baseline {} does not exist", b.display());
+    if let Some(b) = baseline {
         cmd.arg("--baseline").arg(b);
     }
     for glob in &args.only {
@@ -171,4 +233,87 @@ fn run_one(bin: &Path, args: &ScenariosArgs, rt: &str, out: &Path) -> Result<()>
         out.join("report.md").display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reports::RuntimeName;
+
+    fn write_report(path: &Path, rt: RuntimeName) {
+        let mut r = reports::fixture::sample_report();
+        r.runtime.name = rt;
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, serde_json::to_string(&r).unwrap()).unwrap();
+    }
+
+    const ALL: [&str; 3] = ["builtin", "runc", "crun"];
+
+    #[test]
+    fn one_report_is_refused_for_all_runtimes() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("report.json");
+        write_report(&f, RuntimeName::Builtin);
+        let e = resolve_baselines(Some(&f), &ALL).unwrap_err().to_string();
+        assert!(
+            e.contains("a baseline belongs to one runtime") && e.contains("<runtime>.json"),
+            "{e}"
+        );
+        // For its own runtime alone it is fine.
+        assert_eq!(
+            resolve_baselines(Some(&f), &["builtin"]).unwrap(),
+            vec![Some(f.clone())]
+        );
+    }
+
+    #[test]
+    fn a_directory_gives_each_runtime_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write_report(&d.join("builtin.json"), RuntimeName::Builtin);
+        write_report(&d.join("runc/report.json"), RuntimeName::Runc);
+        let e = resolve_baselines(Some(d), &ALL).unwrap_err().to_string();
+        assert!(e.contains("no report for crun"), "{e}");
+        write_report(&d.join("crun.json"), RuntimeName::Crun);
+        let got = resolve_baselines(Some(d), &ALL).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                Some(d.join("builtin.json")),
+                Some(d.join("runc/report.json")),
+                Some(d.join("crun.json")),
+            ]
+        );
+        assert_eq!(
+            resolve_baselines(Some(d), &["runc"]).unwrap(),
+            vec![Some(d.join("runc/report.json"))]
+        );
+    }
+
+    #[test]
+    fn another_runtimes_report_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("runc.json");
+        write_report(&f, RuntimeName::Crun);
+        let e = resolve_baselines(Some(&f), &["runc"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("a report of crun, not of runc"), "{e}");
+        let e = resolve_baselines(Some(dir.path()), &["runc"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("a report of crun, not of runc"), "{e}");
+    }
+
+    #[test]
+    fn no_baseline_is_none_for_each() {
+        assert_eq!(
+            resolve_baselines(None, &ALL).unwrap(),
+            vec![None, None, None]
+        );
+        let e = resolve_baselines(Some(Path::new("/no/such/baseline.json")), &["builtin"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("does not exist"), "{e}");
+    }
 }
