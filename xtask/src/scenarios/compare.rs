@@ -241,7 +241,7 @@ impl Comparison {
                     let detail = if c.detail.is_empty() {
                         String::new()
                     } else {
-                        format!(" ({})", c.detail.replace('|', "\\|"))
+                        format!(" ({})", md_cell(&c.detail))
                     };
                     if r.differs {
                         format!("{mark}**{}**{detail}", c.outcome)
@@ -335,6 +335,14 @@ fn differ(cells: &[Option<Cell>]) -> bool {
         .any(|c| c.as_ref().map(|c| &c.outcome) != Some(&first.outcome))
 }
 
+/// Text for a Markdown table cell: no column break, no raw HTML.
+fn md_cell(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('|', "\\|")
+}
+
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -422,5 +430,51 @@ mod tests {
         assert_eq!(observed_value("plain"), "plain");
         assert!(observed_value(&format!("m = {}", "x".repeat(100))).ends_with('…'));
         assert_eq!(esc("<a&\"b\">"), "&lt;a&amp;&quot;b&quot;&gt;");
+    }
+
+    /// builtin, runc and crun over the fixture catalog: runc differs in one
+    /// check's verdict, crun lacks a scenario and errs in another, and a
+    /// detail holds characters both renderers must escape.
+    fn three_runtimes() -> Comparison {
+        let builtin = reports::fixture::sample_report();
+        let mut runc = builtin.clone();
+        runc.runtime.name = RuntimeName::Runc;
+        runc.runtime.version = "runc version 1.1.5+ds1".into();
+        let s = runc
+            .scenarios
+            .iter_mut()
+            .find(|s| !s.checks.is_empty())
+            .expect("the fixture has checks");
+        s.checks[0].verdict = if s.checks[0].verdict == Verdict::NotEnforced {
+            Verdict::Enforced
+        } else {
+            Verdict::NotEnforced
+        };
+        s.checks[0].observed = "cpu_share = 0.31 | <b>&\"x\" (expected 0.2 ± 0.02)".into();
+        s.status = Status::Fail;
+        let mut crun = builtin.clone();
+        crun.runtime.name = RuntimeName::Crun;
+        crun.runtime.version = "crun version 1.8.1".into();
+        crun.scenarios.pop();
+        if let Some(s) = crun.scenarios.last_mut() {
+            s.status = Status::Error;
+            s.error = Some("starting container: crun cannot run this container".into());
+        }
+        Comparison::build(&[builtin, runc, crun])
+    }
+
+    #[test]
+    fn markdown_snapshot() {
+        insta::assert_snapshot!(three_runtimes().to_markdown());
+    }
+
+    #[test]
+    fn html_snapshot() {
+        insta::assert_snapshot!(three_runtimes().to_html());
+    }
+
+    #[test]
+    fn json_snapshot() {
+        insta::assert_json_snapshot!(three_runtimes());
     }
 }
