@@ -48,8 +48,13 @@ pub struct StaleContainer {
 }
 
 /// Removes the containers of dead runs from every OCI runtime's state root
-/// under `config.state_dir`, with the runtime's binary from PATH.
+/// under `config.state_dir`, with the runtime's binary from PATH. For any
+/// run to call first: when there is no `<state-dir>/oci` at all (no OCI
+/// run left anything), it costs one failed `stat`.
 pub fn remove_dead_runs(config: &RuntimeConfig) -> Vec<StaleContainer> {
+    if !config.state_dir.join("oci").exists() {
+        return Vec::new();
+    }
     remove_dead_runs_with(config, &|kind| find_in_path(kind.name()))
 }
 
