@@ -3,20 +3,28 @@
 //! limits (0.5 CPU, 64 MiB, 64 pids), side by side in one run:
 //!
 //! - boxwatch's builtin runtime, through the release CLI (`boxwatch run`);
-//! - crun and runc (`<rt> run` on a bundle with the same namespaces,
-//!   limits, capabilities and minimal root as the builtin's); crun on a
-//!   v1/v2 hybrid host through boxwatch's mount-namespace shim, which
-//!   hides the cgroup2 mount crun refuses;
+//! - crun and runc (`<rt> run` on the bundle the OCI backend writes for
+//!   the same spec, with `runtime::oci::bundle::write`: what the scenarios
+//!   run); crun on a v1/v2 hybrid host through boxwatch's mount-namespace
+//!   shim, which hides the cgroup2 mount crun refuses. That bundle also
+//!   has Docker's masked and read-only paths, some 14 more mounts than the
+//!   builtin makes, so each runtime runs a second time without them:
+//!   like-for-like figures next to the product's;
 //! - `unshare --pid --fork --mount --uts --ipc --net true`, the floor: the
 //!   namespaces alone, no cgroup, no root filesystem.
 //!
 //! The runtimes take turns run by run (the order rotates), so a change in
-//! the host's load hits them all alike. Then the builtin runs again with
-//! `BOXWATCH_LOG=boxwatch::timing=info` and the median of each setup step
-//! is printed: where its time goes. Everything the bench creates (a bundle
-//! under /run, cgroups under /boxwatch/bench-runtime-<pid>) is removed.
+//! the host's load hits them all alike. The targets are then checked on
+//! the medians: builtin at or below crun's, and at most a third of runc's.
+//! Then the builtin runs again with `BOXWATCH_LOG=boxwatch::timing=info`
+//! and the median of each setup step is printed: where its time goes (the
+//! builtin only: runc and crun are not instrumented). Everything the bench
+//! creates (bundles under /run, cgroups under
+//! /boxwatch/bench-runtime-<pid>) is removed.
 
 use anyhow::{bail, ensure, Context, Result};
+use runtime::oci::bundle;
+use runtime::{ContainerSpec, Namespace};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -97,78 +105,38 @@ fn find(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Docker's capability set, as the builtin runtime keeps it.
-const CAPS: [&str; 14] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
+/// The spec `boxwatch run --name bench --cpus 0.5 --memory 64M --pids 64
+/// --share cgroup -- /bin/true` starts.
+fn bench_spec() -> Result<ContainerSpec> {
+    let mut spec = ContainerSpec::new("bench", vec!["/bin/true".into()]);
+    spec.namespaces.remove(Namespace::Cgroup);
+    spec.limits.cpu = Some("0.5".parse()?);
+    spec.limits.memory = Some("64M".parse()?);
+    spec.limits.pids = Some(64);
+    Ok(spec)
+}
 
-/// Writes an OCI bundle at `dir` that does what the builtin does for
-/// `boxwatch run --cpus 0.5 --memory 64M --pids 64 --share cgroup -- /bin/true`.
-fn write_bundle(dir: &Path, cgroups_path: &str) -> Result<()> {
-    let root = dir.join("rootfs");
-    std::fs::create_dir_all(&root)?;
-    let mut mounts = vec![
-        serde_json::json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
-        serde_json::json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
-        serde_json::json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]}),
-        serde_json::json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
-        serde_json::json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
-        serde_json::json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777"]}),
-    ];
-    for d in [
-        "usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc",
-    ] {
-        let host = Path::new("/").join(d);
-        match std::fs::symlink_metadata(&host) {
-            Ok(m) if m.file_type().is_symlink() => {
-                std::os::unix::fs::symlink(std::fs::read_link(&host)?, root.join(d))?
-            }
-            Ok(m) if m.is_dir() => {
-                std::fs::create_dir_all(root.join(d))?;
-                mounts.push(serde_json::json!({"destination": format!("/{d}"), "type": "bind", "source": host, "options": ["rbind", "ro"]}));
-            }
-            _ => {}
-        }
+/// Writes at `dir` the bundle the OCI backend writes for [`bench_spec`]
+/// (its cgroup `cgroups_path`); `like_for_like` leaves out Docker's masked
+/// and read-only paths, which the builtin runtime does not make.
+fn write_bundle(dir: &Path, bin: &Path, cgroups_path: &str, like_for_like: bool) -> Result<()> {
+    let opts = bundle::BundleOptions::for_host(
+        bin,
+        PathBuf::from(cgroups_path),
+        dir,
+        bundle::host_entries(),
+    );
+    bundle::write(dir, &bench_spec()?, &opts)?;
+    if like_for_like {
+        let path = dir.join("config.json");
+        let mut cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+        let linux = cfg["linux"]
+            .as_object_mut()
+            .context("the bundle has no linux section")?;
+        linux.remove("maskedPaths");
+        linux.remove("readonlyPaths");
+        std::fs::write(&path, serde_json::to_vec_pretty(&cfg)?)?;
     }
-    let config = serde_json::json!({
-        "ociVersion": "1.0.2",
-        "root": {"path": "rootfs", "readonly": false},
-        "hostname": "bench",
-        "mounts": mounts,
-        "process": {
-            "terminal": false,
-            "user": {"uid": 0, "gid": 0},
-            "args": ["/bin/true"],
-            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-            "cwd": "/",
-            "noNewPrivileges": true,
-            "capabilities": {"bounding": CAPS, "effective": CAPS, "permitted": CAPS, "inheritable": [], "ambient": []},
-        },
-        "linux": {
-            "namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "uts"}, {"type": "ipc"}, {"type": "network"}],
-            "cgroupsPath": cgroups_path,
-            "resources": {
-                "devices": [{"allow": false, "access": "rwm"}],
-                "cpu": {"quota": 50000, "period": 100000},
-                "memory": {"limit": 64 << 20, "swap": 64 << 20},
-                "pids": {"limit": 64},
-            },
-        },
-    });
-    std::fs::write(dir.join("config.json"), serde_json::to_vec_pretty(&config)?)?;
     Ok(())
 }
 
@@ -240,27 +208,48 @@ pub fn main(bin: &Path, args: RuntimeBenchArgs) -> Result<()> {
         times: Vec::new(),
     }];
     let hide = hybrid_cgroup2();
-    for rt in ["crun", "runc"] {
+    for (rt, like_for_like) in [
+        ("crun", false),
+        ("runc", false),
+        ("crun", true),
+        ("runc", true),
+    ] {
         let Some(path) = find(rt) else {
-            eprintln!("bench: {rt} is not installed (apt-get install runc crun): left out");
+            if !like_for_like {
+                eprintln!("bench: {rt} is not installed (apt-get install runc crun): left out");
+            }
             continue;
         };
-        let bundle = cleanup.dir.join(rt);
-        write_bundle(&bundle, &format!("{}/{rt}", cleanup.cgroup))
-            .with_context(|| format!("writing the {rt} bundle"))?;
-        let state = cleanup.dir.join(format!("{rt}-state"));
+        let (name, variant) = if like_for_like {
+            (format!("{rt} (no masks)"), format!("{rt}-like"))
+        } else {
+            (rt.to_string(), rt.to_string())
+        };
+        let bundle = cleanup.dir.join(&variant);
+        write_bundle(
+            &bundle,
+            bin,
+            &format!("{}/{variant}", cleanup.cgroup),
+            like_for_like,
+        )
+        .with_context(|| format!("writing the {name} bundle"))?;
+        let state = cleanup.dir.join(format!("{variant}-state"));
         let mut cmd: Vec<String> = Vec::new();
-        let mut note = format!("{rt} run");
+        let mut note = if like_for_like {
+            format!("{rt} run, the same bundle without Docker's masked and read-only paths")
+        } else {
+            format!("{rt} run, the OCI backend's bundle")
+        };
         if let (Some(hide), "crun") = (&hide, rt) {
             cmd.extend([
                 bin_s.clone(),
                 "__boxwatch-oci-shim".into(),
                 hide.to_string_lossy().into_owned(),
             ]);
-            note = format!(
-                "crun run, through boxwatch's shim hiding {} (hybrid host)",
+            note.push_str(&format!(
+                ", through boxwatch's shim hiding {}",
                 hide.display()
-            );
+            ));
         }
         cmd.push(path.to_string_lossy().into_owned());
         cmd.extend([
@@ -272,7 +261,7 @@ pub fn main(bin: &Path, args: RuntimeBenchArgs) -> Result<()> {
             format!("bench-{me}"),
         ]);
         contenders.push(Contender {
-            name: rt.into(),
+            name,
             note,
             cmd,
             times: Vec::new(),
@@ -344,7 +333,7 @@ pub fn main(bin: &Path, args: RuntimeBenchArgs) -> Result<()> {
         );
     }
     let builtin = medians["boxwatch builtin"].as_secs_f64();
-    for other in ["crun", "runc"] {
+    for other in ["crun", "runc", "crun (no masks)", "runc (no masks)"] {
         if let Some(m) = medians.get(other) {
             println!(
                 "builtin / {other}: {:.2} (median over median)",
@@ -352,12 +341,56 @@ pub fn main(bin: &Path, args: RuntimeBenchArgs) -> Result<()> {
             );
         }
     }
+    println!("\ntargets (medians; crun and runc with the OCI backend's bundle, as the scenarios run them):");
+    for line in targets(builtin, &medians) {
+        println!("  {line}");
+    }
 
     if args.profile_runs > 0 {
         profile(&contenders[0].cmd, args.profile_runs)?;
     }
     drop(cleanup);
     Ok(())
+}
+
+/// Whether the targets hold: the builtin's median at or below crun's, and
+/// at most a third of runc's; also against the like-for-like variants.
+fn targets(builtin: f64, medians: &BTreeMap<String, Duration>) -> Vec<String> {
+    let ms = |s: f64| format!("{:.1} ms", s * 1000.0);
+    let verdict = |ok: bool| if ok { "HOLDS" } else { "MISSED" };
+    let mut out = Vec::new();
+    for (rt, extra) in [("crun", ""), ("crun (no masks)", " (like for like)")] {
+        match medians.get(rt) {
+            Some(m) => {
+                let m = m.as_secs_f64();
+                out.push(format!(
+                    "builtin <= {rt}{extra}: {} vs {}: {}",
+                    ms(builtin),
+                    ms(m),
+                    verdict(builtin <= m)
+                ));
+            }
+            None if extra.is_empty() => out.push(format!("builtin <= {rt}: not measured")),
+            None => {}
+        }
+    }
+    for (rt, extra) in [("runc", ""), ("runc (no masks)", " (like for like)")] {
+        match medians.get(rt) {
+            Some(m) => {
+                let m = m.as_secs_f64();
+                out.push(format!(
+                    "builtin <= {rt} / 3{extra}: {} vs {} / 3 = {}: {}",
+                    ms(builtin),
+                    ms(m),
+                    ms(m / 3.0),
+                    verdict(builtin <= m / 3.0)
+                ));
+            }
+            None if extra.is_empty() => out.push(format!("builtin <= {rt} / 3: not measured")),
+            None => {}
+        }
+    }
+    out
 }
 
 /// The `name=+Nµs` pairs and `total=Nµs` of a timing line.
@@ -424,7 +457,9 @@ fn profile(cmd: &[String], runs: usize) -> Result<()> {
         v.sort_unstable();
         v.get(v.len() / 2).copied().unwrap_or(0)
     };
-    println!("\nwhere the builtin's time goes (median µs over {runs} runs with timings on):");
+    println!(
+        "\nwhere the time goes, builtin only (runc and crun are not instrumented): median µs over {runs} runs with timings on"
+    );
     println!(
         "  steps prefixed init: run in the setup stage, concurrently with the parent's until `go`;\n  \
          each figure is the time since the step before it, whichever process took it."
@@ -490,6 +525,92 @@ mod tests {
         assert_eq!(steps[1], ("cgroup-create".into(), 870));
         assert_eq!(steps[3], ("total".into(), 33074));
         assert!(parse_steps("nothing here").is_empty());
+    }
+
+    #[test]
+    fn targets_hold_or_are_missed_on_the_medians() {
+        let m = |pairs: &[(&str, u64)]| -> BTreeMap<String, Duration> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), Duration::from_micros(*v)))
+                .collect()
+        };
+        let t = targets(0.012, &m(&[("crun", 12_500), ("runc", 37_600)]));
+        assert_eq!(t.len(), 2, "{t:?}");
+        assert!(
+            t[0].starts_with("builtin <= crun: 12.0 ms vs 12.5 ms: HOLDS"),
+            "{t:?}"
+        );
+        assert!(t[1].ends_with("= 12.5 ms: HOLDS"), "{t:?}");
+        let t = targets(
+            0.013,
+            &m(&[
+                ("crun", 12_500),
+                ("crun (no masks)", 13_500),
+                ("runc", 36_000),
+            ]),
+        );
+        assert!(t[0].ends_with("MISSED") && t[1].ends_with("HOLDS"), "{t:?}");
+        assert!(t[1].contains("like for like"), "{t:?}");
+        assert!(t[2].ends_with("12.0 ms: MISSED"), "{t:?}");
+        assert_eq!(
+            targets(0.01, &m(&[])),
+            [
+                "builtin <= crun: not measured",
+                "builtin <= runc / 3: not measured"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_bench_bundle_is_the_backends_with_and_without_masks() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = Path::new("/usr/local/bin/boxwatch");
+        write_bundle(&dir.path().join("p"), bin, "/boxwatch/bench-1/crun", false).unwrap();
+        write_bundle(
+            &dir.path().join("l"),
+            bin,
+            "/boxwatch/bench-1/crun-like",
+            true,
+        )
+        .unwrap();
+        let read = |d: &str| -> serde_json::Value {
+            serde_json::from_slice(&std::fs::read(dir.path().join(d).join("config.json")).unwrap())
+                .unwrap()
+        };
+        let (p, l) = (read("p"), read("l"));
+        assert_eq!(p["linux"]["cgroupsPath"], "/boxwatch/bench-1/crun");
+        assert_eq!(p["linux"]["resources"]["cpu"]["quota"], 50000);
+        assert_eq!(p["linux"]["resources"]["memory"]["limit"], 64 << 20);
+        assert_eq!(p["linux"]["resources"]["pids"]["limit"], 64);
+        assert_eq!(p["process"]["args"][0], "/bin/true");
+        let types: Vec<&str> = p["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            types,
+            ["pid", "mount", "uts", "ipc", "network"],
+            "--share cgroup"
+        );
+        assert!(p["linux"]["maskedPaths"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty()));
+        assert!(
+            l["linux"].get("maskedPaths").is_none() && l["linux"].get("readonlyPaths").is_none()
+        );
+        let dests = |v: &serde_json::Value| -> Vec<String> {
+            v["mounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["destination"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(dests(&p), dests(&l));
+        assert!(dests(&p).contains(&"/.boxwatch/boxwatch".to_string()));
     }
 
     #[test]
