@@ -13,8 +13,11 @@
 //! - `unshare --pid --fork --mount --uts --ipc --net true`, the floor: the
 //!   namespaces alone, no cgroup, no root filesystem.
 //!
-//! The runtimes take turns run by run (the order rotates), so a change in
-//! the host's load hits them all alike. The targets are then checked on
+//! The runtimes take turns run by run, in a new shuffled order every
+//! round, so a change in the host's load hits them all alike and none
+//! always follows the same one (the kernel tears namespaces and cgroups
+//! down after a run has exited: a fixed order would bill one runtime for
+//! its predecessor's teardown). The targets are then checked on
 //! the medians: builtin at or below crun's, and at most a third of runc's.
 //! Then the builtin runs again with `BOXWATCH_LOG=boxwatch::timing=info`
 //! and the median of each setup step is printed: where its time goes (the
@@ -138,6 +141,26 @@ fn write_bundle(dir: &Path, bin: &Path, cgroups_path: &str, like_for_like: bool)
         std::fs::write(&path, serde_json::to_vec_pretty(&cfg)?)?;
     }
     Ok(())
+}
+
+/// A small deterministic shuffler (xorshift64*): the bench's run order.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Fisher-Yates.
+    fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            let j = (self.next() % (i as u64 + 1)) as usize;
+            v.swap(i, j);
+        }
+    }
 }
 
 /// Runs `cmd` once; its wall time.
@@ -293,12 +316,15 @@ pub fn main(bin: &Path, args: RuntimeBenchArgs) -> Result<()> {
         }
     }
     let n = contenders.len();
-    for round in 0..args.runs {
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    for _ in 0..args.runs {
         if crate::bench_exporter::interrupted() {
             bail!("interrupted");
         }
-        for k in 0..n {
-            let c = &mut contenders[(round + k) % n];
+        rng.shuffle(&mut order);
+        for &k in &order {
+            let c = &mut contenders[k];
             let (t, _) = time_once(&c.cmd, &[])?;
             c.times.push(t);
         }
@@ -611,6 +637,27 @@ mod tests {
         };
         assert_eq!(dests(&p), dests(&l));
         assert!(dests(&p).contains(&"/.boxwatch/boxwatch".to_string()));
+    }
+
+    #[test]
+    fn every_round_is_a_permutation_and_predecessors_vary() {
+        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+        let mut order: Vec<usize> = (0..6).collect();
+        let mut before_0 = std::collections::BTreeSet::new();
+        for _ in 0..200 {
+            rng.shuffle(&mut order);
+            let mut sorted = order.clone();
+            sorted.sort();
+            assert_eq!(sorted, (0..6).collect::<Vec<_>>());
+            if let Some(p) = order.iter().position(|&k| k == 0).filter(|&p| p > 0) {
+                before_0.insert(order[p - 1]);
+            }
+        }
+        assert_eq!(
+            before_0.len(),
+            5,
+            "every other contender comes right before 0 sometimes"
+        );
     }
 
     #[test]
