@@ -94,7 +94,7 @@ pub fn remove_dead_runs_with(
                 .ok()
         });
         for (id, run, name) in dead {
-            let r = remove_one(
+            let Some(r) = remove_one(
                 kind,
                 cli.as_ref(),
                 &root,
@@ -102,7 +102,9 @@ pub fn remove_dead_runs_with(
                 (&run, &name),
                 driver,
                 config,
-            );
+            ) else {
+                continue; // another starting run removed it meanwhile
+            };
             match &r.removal {
                 Removal::Deleted => tracing::info!("deleted stale {} container {id}", kind.name()),
                 Removal::KilledThroughCgroup { why } => tracing::info!(
@@ -228,7 +230,7 @@ fn remove_one(
     (run, name): (&str, &str),
     driver: &dyn CgroupDriver,
     config: &RuntimeConfig,
-) -> StaleContainer {
+) -> Option<StaleContainer> {
     let dir = root.join(id);
     let until = Instant::now() + COMMAND_WAIT;
     loop {
@@ -241,6 +243,9 @@ fn remove_one(
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+    if !dir.exists() {
+        return None;
     }
     let leader = leader_of(&dir);
     let me = std::process::id() as i32;
@@ -302,11 +307,11 @@ fn remove_one(
             let _ = std::fs::remove_dir(join(&m, run_dir));
         }
     }
-    StaleContainer {
+    Some(StaleContainer {
         runtime: kind,
         id: id.to_string(),
         removal,
-    }
+    })
 }
 
 /// Removes the empty cgroup directories of dead runs under `parent` in
