@@ -433,8 +433,11 @@ mod tests {
     #[test]
     fn a_command_naming_the_container_is_found() {
         let id = format!("bw-{}-1-0-cmdtest", std::process::id());
+        // Blocks in the shell's own `read` (no fork, whose child would
+        // show the same arguments until it execs).
         let mut child = std::process::Command::new("/bin/sh")
-            .args(["-c", "sleep 5; :", &id])
+            .args(["-c", "read x", &id])
+            .stdin(std::process::Stdio::piped())
             .spawn()
             .unwrap();
         let pid = child.id() as i32;
