@@ -124,8 +124,6 @@ pub fn main(args: RunArgs) -> Result<ExitCode> {
     // resets its mask).
     let signals = termination_signals();
     signals.thread_block().context("blocking signals")?;
-    // OCI containers of killed runs too, whichever runtime they used.
-    runtime::oci::stale::remove_dead_runs(&config);
     let rt = Runtime::new(config)?;
     let mut spec = spec;
     // Dropped before `rt`, which removes the run's state directory.

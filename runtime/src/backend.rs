@@ -130,7 +130,6 @@ pub fn open(
                     p.display()
                 )));
             }
-            crate::oci::stale::remove_dead_runs(&config);
             Ok(Box::new(Runtime::new(config)?))
         }
         BackendKind::Runc => Ok(Box::new(OciBackend::new(

@@ -38,9 +38,13 @@ pub fn run_alive(pid: i32, start: u64) -> bool {
     start_time(pid) == Some(start)
 }
 
-/// Removes every stale run under the configured parent cgroup and state dir.
+/// Removes every stale run under the configured parent cgroup and state dir
+/// (every `Runtime::new` calls this: library users and tests included).
 /// Returns the run ids removed.
 pub fn remove_stale_runs(driver: &dyn CgroupDriver, config: &RuntimeConfig) -> Vec<String> {
+    // Dead runs' OCI containers first, whichever runtime started them,
+    // before their bundles go with the state directories below.
+    crate::oci::stale::remove_dead_runs(config);
     let parent = &config.cgroup_parent;
     let mut removed = Vec::new();
     for run in driver.children(parent) {

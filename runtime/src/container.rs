@@ -549,17 +549,12 @@ fn clone_flags(spec: &ContainerSpec) -> libc::c_int {
         .fold(0, |a, b| a | b)
 }
 
-/// Creates a container's state directory and its missing parents. Another
-/// run dropping its `Runtime` removes the shared, empty `/run/boxwatch`:
-/// when that happens between two steps of the creation, try again.
+/// Creates a container's state directory and its missing parents; another
+/// run dropping its `Runtime` may remove the shared, empty `/run/boxwatch`
+/// half-way (see [`crate::oci::dirs::create_dir_all_retrying`]).
 fn create_state_dir(dir: &Path) -> Result<()> {
-    let mut attempt = 0;
-    loop {
-        match std::fs::create_dir_all(dir) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt < 5 => attempt += 1,
-            other => return other.map_err(Error::io("creating the state directory")),
-        }
-    }
+    crate::oci::dirs::create_dir_all_retrying(dir)
+        .map_err(Error::io("creating the state directory"))
 }
 
 /// The mount point for the new root inside the state directory.

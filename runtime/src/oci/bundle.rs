@@ -247,6 +247,16 @@ fn mounts(spec: &ContainerSpec, opts: &BundleOptions) -> Result<Vec<Mount>> {
     if let (Some(file), true) = (&opts.hostname_file, ns.contains(Namespace::Uts)) {
         m.push(mount("/etc/hostname", "bind", file, &["bind", "ro"])?);
     }
+    // lxcfs's virtualized files over the fresh /proc and /sys, as Docker
+    // users bind them (runc and crun allow exactly these under /proc).
+    if let Some(lxcfs) = &spec.lxcfs {
+        for file in crate::lxcfs::FILES {
+            let src = lxcfs.join(file);
+            if src.exists() {
+                m.push(mount(&format!("/{file}"), "bind", src, &["bind", "rw"])?);
+            }
+        }
+    }
     Ok(m)
 }
 
@@ -572,6 +582,44 @@ mod tests {
         // /etc must be mounted before the hostname file on top of it.
         let pos = |d: &str| mounts.iter().position(|m| m["destination"] == d).unwrap();
         assert!(pos("/etc") < pos("/etc/hostname"));
+    }
+
+    #[test]
+    fn lxcfs_files_are_bound_over_proc_and_sys_after_them() {
+        let lxcfs = tempfile::tempdir().unwrap();
+        for f in [
+            "proc/meminfo",
+            "proc/uptime",
+            "sys/devices/system/cpu/online",
+        ] {
+            let p = lxcfs.path().join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, "").unwrap();
+        }
+        let mut s = spec();
+        s.lxcfs = Some(lxcfs.path().to_path_buf());
+        let v = config_json(&s, &opts()).unwrap();
+        let mounts = v["mounts"].as_array().unwrap();
+        let pos = |d: &str| mounts.iter().position(|m| m["destination"] == d);
+        for d in [
+            "/proc/meminfo",
+            "/proc/uptime",
+            "/sys/devices/system/cpu/online",
+        ] {
+            let at = pos(d).unwrap_or_else(|| panic!("{d} not bound"));
+            assert_eq!(mounts[at]["type"], "bind");
+            assert!(
+                at > pos("/proc").unwrap() && at > pos("/sys").unwrap(),
+                "{d} before its fs"
+            );
+        }
+        assert!(
+            pos("/proc/cpuinfo").is_none(),
+            "only files lxcfs has are bound"
+        );
+        assert!(pos("/proc/meminfo").is_some());
+        let without = config_json(&spec(), &opts()).unwrap();
+        assert!(!without["mounts"].to_string().contains("meminfo"));
     }
 
     #[test]
