@@ -256,3 +256,131 @@ fn stats_cache_follows_a_real_cgroup_until_it_goes() {
         Err(probes::Error::CgroupNotFound(_))
     ));
 }
+
+/// The limits a held cgroup is given, written in its v1 or v2 files.
+fn limit(cg: &TestCgroup, v2: bool, quota_us: u64, memory: u64, pids: u64) {
+    if v2 {
+        assert!(cg.write("cpu.max", &format!("{quota_us} 100000")));
+    } else {
+        assert!(cg.write("cpu.cfs_period_us", "100000"));
+        assert!(cg.write("cpu.cfs_quota_us", &quota_us.to_string()));
+    }
+    let memory_file = if v2 {
+        "memory.max"
+    } else {
+        "memory.limit_in_bytes"
+    };
+    assert!(cg.write(memory_file, &memory.to_string()));
+    assert!(cg.write("pids.max", &pids.to_string()));
+}
+
+#[test]
+fn held_files_see_new_limits_and_a_cgroup_made_again() {
+    if !root_or_skip("held_files_see_new_limits_and_a_cgroup_made_again") {
+        return;
+    }
+    use probes::host::{Controllers, FileBudget, HeldCgroup, StatsReader};
+    let layout = Host::new().layout().unwrap();
+    let v2 = layout.mode() == CgroupMode::V2;
+    let has_all = ["cpu", "memory", "pids"]
+        .iter()
+        .all(|c| layout.hierarchy_for(c).is_some());
+    if !has_all {
+        eprintln!("skipping: the cpu, memory and pids controllers are not all mounted");
+        return;
+    }
+    let which = Controllers {
+        cpu: true,
+        memory: true,
+        pids: true,
+        cpuset: false,
+    };
+    let mut cg = TestCgroup::new("held");
+    limit(&cg, v2, 20_000, 64 << 20, 64);
+    let budget = FileBudget::new(100);
+    let mut held = HeldCgroup::new(cg.path.clone(), &budget);
+    let mut reader = StatsReader::new(which);
+    let figures = |s: &probes::host::CgroupStats| {
+        (
+            s.cpu_max.and_then(|m| m.cores()),
+            s.memory_limit,
+            s.pids_max,
+        )
+    };
+    let s = reader.stats(&layout, &mut held).unwrap();
+    assert_eq!(
+        figures(&s),
+        (
+            Some(0.2),
+            Some(Limit::Value(64 << 20)),
+            Some(Limit::Value(64))
+        )
+    );
+    assert!(held.open_files() >= 6, "{} files held", held.open_files());
+    assert_eq!(budget.open_files(), held.open_files());
+
+    // New limits: the next read through the held files sees them.
+    limit(&cg, v2, 30_000, 32 << 20, 32);
+    let s = reader.stats(&layout, &mut held).unwrap();
+    assert_eq!(
+        figures(&s),
+        (
+            Some(0.3),
+            Some(Limit::Value(32 << 20)),
+            Some(Limit::Value(32))
+        )
+    );
+
+    // Removed and made again under the same name: the held files belong
+    // to the removed directories; the read gets the new cgroup's figures.
+    let path = cg.path.clone();
+    cg.remove();
+    let again = TestCgroup::new("held");
+    assert_eq!(again.path, path);
+    limit(&again, v2, 50_000, 16 << 20, 16);
+    let s = reader.stats(&layout, &mut held).unwrap();
+    assert_eq!(
+        figures(&s),
+        (
+            Some(0.5),
+            Some(Limit::Value(16 << 20)),
+            Some(Limit::Value(16))
+        )
+    );
+    drop(held);
+    assert_eq!(
+        budget.open_files(),
+        0,
+        "dropping a held cgroup closes its files"
+    );
+    drop(again);
+}
+
+#[test]
+fn stat_files_are_what_the_stats_read() {
+    if !root_or_skip("stat_files_are_what_the_stats_read") {
+        return;
+    }
+    use probes::host::Controllers;
+    let layout = Host::new().layout().unwrap();
+    let cg = TestCgroup::new("files");
+    let which = Controllers {
+        cpu: true,
+        memory: true,
+        pids: true,
+        cpuset: false,
+    };
+    let files = layout.stat_files(&cg.path, which).unwrap();
+    for f in &files {
+        assert!(f.is_file(), "{}", f.display());
+        assert!(f.starts_with("/sys/fs/cgroup"), "{}", f.display());
+    }
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    if layout.hierarchy_for("pids").is_some() {
+        assert!(names.contains(&"pids.max".to_string()), "{names:?}");
+    }
+    assert!(!names.iter().any(|n| n.starts_with("cpuset.")), "{names:?}");
+}

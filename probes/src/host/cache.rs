@@ -3,10 +3,20 @@
 //! the text on every read from the start). Opening a cgroupfs file costs
 //! several times more than reading it, so an exporter scraping the same
 //! thousand cgroups every few seconds keeps them open.
+//!
+//! The price is kernel memory: a cgroupfs file that has been read keeps
+//! its seq_file buffer (a page, 4 KiB) until it is closed, charged to the
+//! reader's memory cgroup. [`FileBudget`] bounds how many are held.
+//!
+//! - [`HeldCgroup`]: the open files of one cgroup.
+//! - [`StatsReader`]: reads a [`HeldCgroup`]'s stats (one per thread: it
+//!   owns the read buffer, so a read allocates nothing once warm).
+//! - [`StatsCache`]: both behind a map from cgroup path, for callers that
+//!   read cgroups one by one.
 
-use super::fsread::{is_gone, Dirs, Reader};
-use super::layout::{CgroupLayout, CgroupPath, Controllers};
-use super::stats::CgroupStats;
+use super::fsread::{is_gone, utf8, CgroupFiles};
+use super::layout::{CgroupLayout, CgroupPath, Controllers, Hierarchy};
+use super::stats::{CgroupStats, StatPlan};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::fs::File;
@@ -15,19 +25,343 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+/// How many files the [`HeldCgroup`]s sharing it may keep open, and how
+/// many they do. Beyond the limit, files are opened for each read and
+/// closed after it. Clones share the count.
+#[derive(Debug, Clone)]
+pub struct FileBudget {
+    open: Arc<AtomicUsize>,
+    max: usize,
+}
+
+impl FileBudget {
+    /// A budget of `max` open files.
+    pub fn new(max: usize) -> Self {
+        FileBudget {
+            open: Arc::new(AtomicUsize::new(0)),
+            max,
+        }
+    }
+
+    /// The most files that may be held.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Files held now.
+    pub fn open_files(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Takes one file from the budget; false when it is spent.
+    fn take(&self) -> bool {
+        self.open
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Gives `n` files back.
+    fn give_back(&self, n: usize) {
+        if n > 0 {
+            self.open.fetch_sub(n, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The control files of one cgroup kept open between reads (as many as
+/// its [`FileBudget`] allows), read by a [`StatsReader`]. Closed on drop.
+///
+/// The files are filed by hierarchy position in the [`CgroupLayout`] they
+/// were read with: read a `HeldCgroup` with that layout only (when the
+/// layout changes, drop it or call [`Self::close`]).
+pub struct HeldCgroup {
+    cgroup: CgroupPath,
+    files: HeldFiles,
+}
+
+/// The open files of a [`HeldCgroup`].
+struct HeldFiles {
+    /// Directories entered so far.
+    dirs: Vec<HeldDir>,
+    budget: FileBudget,
+}
+
+/// One directory of a [`HeldCgroup`]: it existed when it was entered
+/// first; its files held open.
+struct HeldDir {
+    /// Position of the hierarchy in the layout.
+    hierarchy: usize,
+    files: Vec<(&'static str, File)>,
+}
+
+impl HeldCgroup {
+    /// `cgroup`, with no file open yet, holding files from `budget`.
+    pub fn new(cgroup: CgroupPath, budget: &FileBudget) -> Self {
+        HeldCgroup {
+            cgroup,
+            files: HeldFiles {
+                dirs: Vec::new(),
+                budget: budget.clone(),
+            },
+        }
+    }
+
+    /// The cgroup.
+    pub fn cgroup(&self) -> &CgroupPath {
+        &self.cgroup
+    }
+
+    /// Files held open.
+    pub fn open_files(&self) -> usize {
+        self.files.open_files()
+    }
+
+    /// Closes every file (the next read opens them again).
+    pub fn close(&mut self) {
+        self.files.close();
+    }
+}
+
+impl HeldFiles {
+    fn open_files(&self) -> usize {
+        self.dirs.iter().map(|d| d.files.len()).sum()
+    }
+
+    fn close(&mut self) {
+        self.budget.give_back(self.open_files());
+        self.dirs.clear();
+    }
+}
+
+impl Drop for HeldFiles {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Reads the stats of [`HeldCgroup`]s, one at a time: owns the read
+/// buffer and a scratch path, so a warm read allocates nothing but the
+/// stats' path.
+pub struct StatsReader {
+    which: Controllers,
+    buf: Vec<u8>,
+    path: PathBuf,
+}
+
+impl StatsReader {
+    /// A reader of the `which` controllers' figures.
+    pub fn new(which: Controllers) -> Self {
+        StatsReader {
+            which,
+            buf: Vec::with_capacity(4096),
+            path: PathBuf::new(),
+        }
+    }
+
+    /// The stats of `held`, as [`CgroupLayout::stats_of`] would give
+    /// them: read through the files `held` keeps open, opening (and
+    /// keeping, within the budget) the others. A held file whose cgroup
+    /// went away (cgroupfs then fails its reads with `ENODEV`) is closed
+    /// and opened again by path, so a cgroup removed and made again
+    /// between two reads is read from its new directory.
+    pub fn stats(&mut self, layout: &CgroupLayout, held: &mut HeldCgroup) -> Result<CgroupStats> {
+        let plan = StatPlan::new(layout, self.which);
+        self.stats_by(layout, &plan, held)
+    }
+
+    /// [`Self::stats`] with a plan made for `layout`.
+    fn stats_by(
+        &mut self,
+        layout: &CgroupLayout,
+        plan: &StatPlan,
+        held: &mut HeldCgroup,
+    ) -> Result<CgroupStats> {
+        let mut reading = Reading {
+            layout,
+            cgroup: &held.cgroup,
+            files: &mut held.files,
+            buf: &mut self.buf,
+            path: &mut self.path,
+            current: None,
+        };
+        layout.stats_with(&mut reading, plan, &held.cgroup)
+    }
+}
+
+/// Reads many cgroups of one layout (which file comes from which
+/// hierarchy is worked out once, not per cgroup).
+pub struct LayoutReader<'a> {
+    layout: &'a CgroupLayout,
+    plan: StatPlan,
+    reader: StatsReader,
+}
+
+impl<'a> LayoutReader<'a> {
+    /// A reader of `which` in `layout`.
+    pub fn new(layout: &'a CgroupLayout, which: Controllers) -> Self {
+        LayoutReader {
+            layout,
+            plan: StatPlan::new(layout, which),
+            reader: StatsReader::new(which),
+        }
+    }
+
+    /// The stats of `held` (see [`StatsReader::stats`]).
+    pub fn stats(&mut self, held: &mut HeldCgroup) -> Result<CgroupStats> {
+        self.reader.stats_by(self.layout, &self.plan, held)
+    }
+}
+
+/// One read of a [`HeldCgroup`].
+struct Reading<'a> {
+    layout: &'a CgroupLayout,
+    cgroup: &'a CgroupPath,
+    files: &'a mut HeldFiles,
+    buf: &'a mut Vec<u8>,
+    path: &'a mut PathBuf,
+    /// The entered directory: its position in `files.dirs`.
+    current: Option<usize>,
+}
+
+impl Reading<'_> {
+    /// The mount point of the current directory's hierarchy.
+    fn mount(&self) -> Option<&Path> {
+        let d = &self.files.dirs[self.current?];
+        Some(&self.layout.nth(d.hierarchy).mount_point)
+    }
+
+    /// Sets `self.path` to the path of `name` in the current directory
+    /// (no allocation once the scratch path is long enough).
+    fn set_path(&mut self, name: &str) {
+        self.path.clear();
+        if let Some(i) = self.current {
+            let h = self.files.dirs[i].hierarchy;
+            self.path.push(&self.layout.nth(h).mount_point);
+            self.path.push(self.cgroup.relative());
+        }
+        self.path.push(name);
+    }
+}
+
+impl CgroupFiles for Reading<'_> {
+    fn enter(&mut self, index: usize, h: &Hierarchy, cgroup: &CgroupPath) -> Result<bool> {
+        debug_assert_eq!(cgroup, self.cgroup);
+        self.current = None;
+        let pos = match self.files.dirs.iter().position(|d| d.hierarchy == index) {
+            Some(pos) => pos,
+            None => {
+                if !h.dir(cgroup).is_dir() {
+                    return Ok(false);
+                }
+                self.files.dirs.push(HeldDir {
+                    hierarchy: index,
+                    files: Vec::new(),
+                });
+                self.files.dirs.len() - 1
+            }
+        };
+        self.current = Some(pos);
+        Ok(true)
+    }
+
+    fn read(&mut self, name: &'static str) -> Result<Option<&str>> {
+        let Some(pos) = self.current else {
+            return Ok(None);
+        };
+        let dir = &mut self.files.dirs[pos];
+        if let Some(i) = dir.files.iter().position(|(n, _)| *n == name) {
+            match pread_all(&dir.files[i].1, self.buf) {
+                Ok(true) => return utf8(self.buf, || self.dir_path().join(name)).map(Some),
+                Ok(false) => {
+                    // The cgroup went away, and may be back: opened again
+                    // below.
+                    dir.files.swap_remove(i);
+                    self.files.budget.give_back(1);
+                }
+                Err(source) => {
+                    let path = self.dir_path().join(name);
+                    return Err(Error::Io { path, source });
+                }
+            }
+        }
+        self.set_path(name);
+        let file = match File::open(&*self.path) {
+            Ok(f) => f,
+            Err(e) if is_gone(&e) => return Ok(None),
+            Err(source) => {
+                let path = self.path.clone();
+                return Err(Error::Io { path, source });
+            }
+        };
+        match pread_all(&file, self.buf) {
+            Ok(true) => {}
+            Ok(false) => return Ok(None),
+            Err(source) => {
+                let path = self.path.clone();
+                return Err(Error::Io { path, source });
+            }
+        }
+        if self.files.budget.take() {
+            self.files.dirs[pos].files.push((name, file));
+        }
+        utf8(self.buf, || self.path.clone()).map(Some)
+    }
+
+    fn dir_path(&self) -> PathBuf {
+        match self.mount() {
+            Some(mount) => mount.join(self.cgroup.relative()),
+            None => PathBuf::new(),
+        }
+    }
+}
+
+/// Reads `file` from offset 0 into `buf`; `Ok(false)` when its cgroup is
+/// gone.
+fn pread_all(file: &File, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+    buf.clear();
+    loop {
+        let start = buf.len();
+        if buf.capacity() - start < 256 {
+            buf.reserve(start.max(512));
+        }
+        let spare = buf.capacity() - start;
+        buf.resize(start + spare, 0);
+        match file.read_at(&mut buf[start..], start as u64) {
+            Ok(0) => {
+                buf.truncate(start);
+                return Ok(true);
+            }
+            Ok(n) => {
+                buf.truncate(start + n);
+                // One seq_file record: a short read ending in a newline
+                // is the whole file.
+                if n < spare && buf.last() == Some(&b'\n') {
+                    return Ok(true);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.truncate(start),
+            Err(e) if is_gone(&e) => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Reads [`CgroupStats`] of cgroups again and again, keeping up to
 /// `max_files` files open between reads. Call [`StatsCache::sweep`] after
 /// each round (scrape) to close the files of cgroups that were not read in
 /// it (removed cgroups, for instance).
 ///
 /// Relies on cgroupfs failing reads of a removed cgroup's open files
-/// (`ENODEV`), which marks the directory stale.
+/// (`ENODEV`): such a file is opened again by path.
 pub struct StatsCache {
-    which: Controllers,
-    dirs: HashMap<PathBuf, CachedDir>,
+    reader: StatsReader,
+    budget: FileBudget,
+    /// The layout the held files were filed by.
+    layout: Option<CgroupLayout>,
+    held: HashMap<CgroupPath, (HeldCgroup, u64)>,
     round: u64,
-    open_files: Arc<AtomicUsize>,
-    max_files: usize,
 }
 
 impl StatsCache {
@@ -35,157 +369,39 @@ impl StatsCache {
     /// `max_files` open files (beyond that, files are opened per read).
     pub fn new(which: Controllers, max_files: usize) -> Self {
         StatsCache {
-            which,
-            dirs: HashMap::new(),
+            reader: StatsReader::new(which),
+            budget: FileBudget::new(max_files),
+            layout: None,
+            held: HashMap::new(),
             round: 0,
-            open_files: Arc::new(AtomicUsize::new(0)),
-            max_files,
         }
     }
 
     /// The stats of `cgroup`, as [`CgroupLayout::stats_of`] would give.
     pub fn stats(&mut self, layout: &CgroupLayout, cgroup: &CgroupPath) -> Result<CgroupStats> {
-        let which = self.which;
-        layout.stats_with(self, cgroup, which)
+        if self.layout.as_ref() != Some(layout) {
+            self.held.clear();
+            self.layout = Some(layout.clone());
+        }
+        let round = self.round;
+        if !self.held.contains_key(cgroup) {
+            let held = HeldCgroup::new(cgroup.clone(), &self.budget);
+            self.held.insert(cgroup.clone(), (held, round));
+        }
+        let (held, used) = self.held.get_mut(cgroup).expect("inserted above");
+        *used = round;
+        self.reader.stats(layout, held)
     }
 
-    /// Closes the files of directories not used since the previous sweep.
+    /// Closes the files of cgroups not read since the previous sweep.
     pub fn sweep(&mut self) {
         let round = self.round;
-        self.dirs.retain(|_, d| d.used == round && !d.stale);
+        self.held.retain(|_, (_, used)| *used == round);
         self.round += 1;
     }
 
     /// Files currently held open.
     pub fn open_files(&self) -> usize {
-        self.open_files.load(Ordering::Relaxed)
-    }
-}
-
-impl Dirs for StatsCache {
-    type Dir = CachedDir;
-
-    fn open(&mut self, path: &Path) -> Result<Option<&mut CachedDir>> {
-        if self.dirs.get(path).is_some_and(|d| d.stale) {
-            self.dirs.remove(path);
-        }
-        if !self.dirs.contains_key(path) {
-            if !path.is_dir() {
-                return Ok(None);
-            }
-            let dir = CachedDir {
-                path: path.to_path_buf(),
-                files: Vec::new(),
-                buf: Vec::with_capacity(512),
-                stale: false,
-                used: self.round,
-                open_files: self.open_files.clone(),
-                max_files: self.max_files,
-            };
-            self.dirs.insert(path.to_path_buf(), dir);
-        }
-        let d = self.dirs.get_mut(path).expect("inserted above");
-        d.used = self.round;
-        Ok(Some(d))
-    }
-}
-
-/// One cgroup directory with its files kept open.
-pub(crate) struct CachedDir {
-    path: PathBuf,
-    files: Vec<(String, File)>,
-    buf: Vec<u8>,
-    /// The directory vanished (a read gave ENODEV/ENOENT): reopen next time.
-    stale: bool,
-    /// The round it was last used in.
-    used: u64,
-    /// Files open in the whole cache, and the most it may hold.
-    open_files: Arc<AtomicUsize>,
-    max_files: usize,
-}
-
-impl CachedDir {
-    /// Reads `file` from offset 0 into `buf`; `Ok(false)` when the cgroup
-    /// is gone.
-    fn pread_all(file: &File, buf: &mut Vec<u8>, path: &Path) -> Result<bool> {
-        buf.clear();
-        loop {
-            let start = buf.len();
-            if buf.capacity() - start < 256 {
-                buf.reserve(start.max(512));
-            }
-            let spare = buf.capacity() - start;
-            buf.resize(start + spare, 0);
-            match file.read_at(&mut buf[start..], start as u64) {
-                Ok(0) => {
-                    buf.truncate(start);
-                    return Ok(true);
-                }
-                Ok(n) => {
-                    buf.truncate(start + n);
-                    // One seq_file record: a short read ending in a newline
-                    // is the whole file.
-                    if n < spare && buf.last() == Some(&b'\n') {
-                        return Ok(true);
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.truncate(start),
-                Err(e) if is_gone(&e) => return Ok(false),
-                Err(source) => {
-                    return Err(Error::Io {
-                        path: path.to_path_buf(),
-                        source,
-                    })
-                }
-            }
-        }
-    }
-}
-
-impl Drop for CachedDir {
-    fn drop(&mut self) {
-        self.open_files
-            .fetch_sub(self.files.len(), Ordering::Relaxed);
-    }
-}
-
-impl Reader for CachedDir {
-    fn path(&self) -> &Path {
-        &self.path
-    }
-
-    fn read(&mut self, name: &str) -> Result<Option<&str>> {
-        let path = self.path.join(name);
-        let alive = match self.files.iter().position(|(n, _)| n == name) {
-            Some(i) => Self::pread_all(&self.files[i].1, &mut self.buf, &path)?,
-            None => {
-                // Not open yet (or absent last time: files can appear when
-                // a v2 controller is enabled, so absence is not cached).
-                let file = match File::open(&path) {
-                    Ok(f) => f,
-                    Err(e) if is_gone(&e) => return Ok(None),
-                    Err(source) => return Err(Error::Io { path, source }),
-                };
-                let alive = Self::pread_all(&file, &mut self.buf, &path)?;
-                if alive && self.open_files.load(Ordering::Relaxed) < self.max_files {
-                    self.files.push((name.to_string(), file));
-                    self.open_files.fetch_add(1, Ordering::Relaxed);
-                }
-                alive
-            }
-        };
-        if !alive {
-            self.stale = true;
-            return Ok(None);
-        }
-        std::str::from_utf8(&self.buf)
-            .map(Some)
-            .map_err(|_| Error::Parse {
-                path,
-                source: crate::error::ParseError::new(
-                    "UTF-8 text",
-                    &String::from_utf8_lossy(&self.buf),
-                ),
-            })
+        self.budget.open_files()
     }
 }

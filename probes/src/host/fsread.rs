@@ -1,8 +1,9 @@
 //! Reading kernel files where "it is gone" is an answer, not an error.
 
+use super::layout::{CgroupPath, Hierarchy};
 use crate::error::{Error, ParseError, Result};
 use std::io::ErrorKind;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Whether an I/O error means the file or its cgroup/process went away:
 /// `ENOENT`, `ENODEV` (a removed cgroup's open file), `ESRCH` (an exited
@@ -44,7 +45,7 @@ pub(crate) fn read_parsed<T>(
 /// of the whole path. Closed on drop.
 pub(crate) struct DirFd {
     fd: std::os::fd::RawFd,
-    path: std::path::PathBuf,
+    path: PathBuf,
     buf: Vec<u8>,
 }
 
@@ -69,12 +70,10 @@ impl DirFd {
     }
 }
 
-impl Reader for DirFd {
-    fn path(&self) -> &Path {
-        &self.path
-    }
-
-    fn read(&mut self, name: &str) -> Result<Option<&str>> {
+impl DirFd {
+    /// The text of file `name` in this directory, `None` when it (or the
+    /// directory) is gone.
+    pub(crate) fn read(&mut self, name: &str) -> Result<Option<&str>> {
         use nix::fcntl::{openat, OFlag};
         let io_err = |e: nix::errno::Errno, path: &Path| Error::Io {
             path: path.join(name),
@@ -117,14 +116,16 @@ impl Reader for DirFd {
         if !result? {
             return Ok(None);
         }
-        match std::str::from_utf8(&self.buf) {
-            Ok(text) => Ok(Some(text)),
-            Err(_) => Err(Error::Parse {
-                path: self.path.join(name),
-                source: ParseError::new("UTF-8 text", &String::from_utf8_lossy(&self.buf)),
-            }),
-        }
+        utf8(&self.buf, || self.path.join(name)).map(Some)
     }
+}
+
+/// `buf` as text, or a parse error naming the file (`path`).
+pub(crate) fn utf8(buf: &[u8], path: impl FnOnce() -> std::path::PathBuf) -> Result<&str> {
+    std::str::from_utf8(buf).map_err(|_| Error::Parse {
+        path: path(),
+        source: ParseError::new("UTF-8 text", &String::from_utf8_lossy(buf)),
+    })
 }
 
 impl Drop for DirFd {
@@ -133,39 +134,37 @@ impl Drop for DirFd {
     }
 }
 
-/// A directory whose files can be read by name.
-pub(crate) trait Reader {
-    /// The directory's path (for error messages).
-    fn path(&self) -> &Path;
+/// Reads the control files of one cgroup, one hierarchy directory at a
+/// time: [`Self::enter`] the directory of the cgroup in a hierarchy, then
+/// [`Self::read`] its files by name.
+pub(crate) trait CgroupFiles {
+    /// Moves to the directory of `cgroup` in hierarchy `h`, which is
+    /// number `index` in [`CgroupLayout::hierarchies`](super::CgroupLayout::hierarchies); false (and no
+    /// current directory) when it does not exist.
+    fn enter(&mut self, index: usize, h: &Hierarchy, cgroup: &CgroupPath) -> Result<bool>;
 
-    /// The text of file `name`, `None` when it (or the directory) is gone.
-    fn read(&mut self, name: &str) -> Result<Option<&str>>;
+    /// The text of file `name` in the current directory, `None` when it
+    /// (or the directory) is gone.
+    fn read(&mut self, name: &'static str) -> Result<Option<&str>>;
+
+    /// The current directory (for error messages).
+    fn dir_path(&self) -> PathBuf;
 
     /// Reads file `name` and parses it with `parse`; `None` when absent.
     fn parsed<T>(
         &mut self,
-        name: &str,
+        name: &'static str,
         parse: impl FnOnce(&str) -> Result<T, ParseError>,
     ) -> Result<Option<T>> {
-        match self.read(name)? {
-            None => Ok(None),
-            Some(text) => match parse(text) {
-                Ok(v) => Ok(Some(v)),
-                Err(source) => Err(Error::Parse {
-                    path: self.path().join(name),
-                    source,
-                }),
-            },
-        }
+        let parsed = match self.read(name)? {
+            None => return Ok(None),
+            Some(text) => parse(text),
+        };
+        parsed.map(Some).map_err(|source| Error::Parse {
+            path: self.dir_path().join(name),
+            source,
+        })
     }
-}
-
-/// Gives access to cgroup directories by path.
-pub(crate) trait Dirs {
-    type Dir: Reader;
-
-    /// The directory at `path`, `None` when it does not exist.
-    fn open(&mut self, path: &Path) -> Result<Option<&mut Self::Dir>>;
 }
 
 /// Opens each directory afresh (one-off reads).
@@ -174,11 +173,49 @@ pub(crate) struct FreshDirs {
     current: Option<DirFd>,
 }
 
-impl Dirs for FreshDirs {
-    type Dir = DirFd;
+impl CgroupFiles for FreshDirs {
+    fn enter(&mut self, _index: usize, h: &Hierarchy, cgroup: &CgroupPath) -> Result<bool> {
+        self.current = DirFd::open(&h.dir(cgroup))?;
+        Ok(self.current.is_some())
+    }
 
-    fn open(&mut self, path: &Path) -> Result<Option<&mut DirFd>> {
-        self.current = DirFd::open(path)?;
-        Ok(self.current.as_mut())
+    fn read(&mut self, name: &'static str) -> Result<Option<&str>> {
+        match self.current.as_mut() {
+            Some(d) => d.read(name),
+            None => Ok(None),
+        }
+    }
+
+    fn dir_path(&self) -> PathBuf {
+        self.current
+            .as_ref()
+            .map(|d| d.path.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// [`FreshDirs`] that also notes the path of every file it read.
+#[derive(Default)]
+pub(crate) struct RecordingDirs {
+    dirs: FreshDirs,
+    pub(crate) read: Vec<PathBuf>,
+}
+
+impl CgroupFiles for RecordingDirs {
+    fn enter(&mut self, index: usize, h: &Hierarchy, cgroup: &CgroupPath) -> Result<bool> {
+        self.dirs.enter(index, h, cgroup)
+    }
+
+    fn read(&mut self, name: &'static str) -> Result<Option<&str>> {
+        let path = self.dirs.dir_path().join(name);
+        let text = self.dirs.read(name)?;
+        if text.is_some() {
+            self.read.push(path);
+        }
+        Ok(text)
+    }
+
+    fn dir_path(&self) -> PathBuf {
+        self.dirs.dir_path()
     }
 }

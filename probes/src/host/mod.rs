@@ -37,7 +37,7 @@ mod layout;
 pub mod parse;
 mod stats;
 
-pub use cache::StatsCache;
+pub use cache::{FileBudget, HeldCgroup, LayoutReader, StatsCache, StatsReader};
 pub use layout::{
     CgroupLayout, CgroupMode, CgroupPath, CgroupVersion, Controllers, Hierarchy, Subtree,
     UnreadableDir, STAT_CONTROLLERS,

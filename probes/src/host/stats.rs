@@ -1,10 +1,11 @@
 //! The usage and limits of one cgroup, read from cgroupfs.
 
-use super::fsread::{read_parsed, Dirs, FreshDirs, Reader};
-use super::layout::{CgroupLayout, CgroupPath, CgroupVersion, Controllers};
+use super::fsread::{read_parsed, CgroupFiles, FreshDirs, RecordingDirs};
+use super::layout::{CgroupLayout, CgroupPath, CgroupVersion, Controllers, Hierarchy};
 use super::parse::{self, CpuMax, Limit, MemoryEvents};
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 /// Usage and limits of one cgroup, from whichever hierarchy serves each
 /// controller (v1 file names and v2 file names are both understood).
@@ -48,11 +49,75 @@ pub struct CgroupStats {
 impl CgroupStats {
     /// Whether no file at all could be read.
     pub fn is_empty(&self) -> bool {
-        *self
-            == CgroupStats {
-                path: self.path.clone(),
-                ..CgroupStats::default()
-            }
+        let CgroupStats {
+            path: _,
+            cpu_usage_ns,
+            cpu_nr_periods,
+            cpu_nr_throttled,
+            cpu_throttled_ns,
+            cpu_max,
+            memory_usage_bytes,
+            memory_limit,
+            memory_peak_bytes,
+            memory_failcnt,
+            memory_events,
+            oom_kills,
+            pids_current,
+            pids_max,
+            cpuset_cpus_effective,
+        } = self;
+        cpu_usage_ns.is_none()
+            && cpu_nr_periods.is_none()
+            && cpu_nr_throttled.is_none()
+            && cpu_throttled_ns.is_none()
+            && cpu_max.is_none()
+            && memory_usage_bytes.is_none()
+            && memory_limit.is_none()
+            && memory_peak_bytes.is_none()
+            && memory_failcnt.is_none()
+            && memory_events.is_none()
+            && oom_kills.is_none()
+            && pids_current.is_none()
+            && pids_max.is_none()
+            && cpuset_cpus_effective.is_none()
+    }
+}
+
+/// Where each figure of [`CgroupStats`] comes from in a layout: the
+/// hierarchy serving each controller, as a position in
+/// [`CgroupLayout::hierarchies`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StatPlan {
+    /// The v1 cpuacct hierarchy.
+    cpuacct: Option<usize>,
+    /// The hierarchy of cpu.stat and the quota (v1 cpu, else v2).
+    cpu: Option<usize>,
+    /// The v2 hierarchy (usage when v1 cpu has no v1 cpuacct beside it).
+    v2: Option<usize>,
+    memory: Option<usize>,
+    pids: Option<usize>,
+    cpuset: Option<usize>,
+}
+
+impl StatPlan {
+    /// The plan for reading `which` in `layout`.
+    pub(crate) fn new(layout: &CgroupLayout, which: Controllers) -> Self {
+        let index = |h: Option<&Hierarchy>| {
+            h.and_then(|h| layout.hierarchies().position(|x| std::ptr::eq(x, h)))
+        };
+        StatPlan {
+            cpuacct: index(layout.v1_hierarchy("cpuacct").filter(|_| which.cpu)),
+            cpu: index(
+                layout
+                    .hierarchy_for("cpu")
+                    .or_else(|| layout.v2())
+                    .filter(|_| which.cpu),
+            ),
+            v2: index(layout.v2().filter(|_| which.cpu)),
+            memory: index(layout.hierarchy_for("memory").filter(|_| which.memory)),
+            pids: index(layout.hierarchy_for("pids").filter(|_| which.pids)),
+            cpuset: index(layout.hierarchy_for("cpuset").filter(|_| which.cpuset)),
+        }
     }
 }
 
@@ -72,43 +137,68 @@ impl CgroupLayout {
     /// [`Self::stats`] reading only the selected controllers' files (the
     /// other fields stay `None`).
     pub fn stats_of(&self, cgroup: &CgroupPath, which: Controllers) -> Result<CgroupStats> {
-        self.stats_with(&mut FreshDirs::default(), cgroup, which)
+        let plan = StatPlan::new(self, which);
+        self.stats_with(&mut FreshDirs::default(), &plan, cgroup)
     }
 
-    /// The stats, with directories (and their files) provided by `dirs`.
-    pub(crate) fn stats_with<D: Dirs>(
+    /// Every file [`Self::stats_of`] reads for `cgroup` (and can read now),
+    /// in the order it reads them: what a reader of these figures cannot
+    /// do without.
+    pub fn stat_files(&self, cgroup: &CgroupPath, which: Controllers) -> Result<Vec<PathBuf>> {
+        let plan = StatPlan::new(self, which);
+        let mut dirs = RecordingDirs::default();
+        self.stats_with(&mut dirs, &plan, cgroup)?;
+        Ok(dirs.read)
+    }
+
+    /// The hierarchy at position `index` of [`Self::hierarchies`].
+    pub(crate) fn nth(&self, index: usize) -> &Hierarchy {
+        self.hierarchies()
+            .nth(index)
+            .expect("a plan's positions come from this layout")
+    }
+
+    /// Enters hierarchy `index` (if any) of `cgroup` in `dirs`.
+    fn enter<D: CgroupFiles>(
         &self,
         dirs: &mut D,
+        index: Option<usize>,
         cgroup: &CgroupPath,
-        which: Controllers,
+    ) -> Result<Option<CgroupVersion>> {
+        let Some(i) = index else {
+            return Ok(None);
+        };
+        let h = self.nth(i);
+        Ok(dirs.enter(i, h, cgroup)?.then_some(h.version))
+    }
+
+    /// The stats by `plan` (made for this layout), with directories (and
+    /// their files) provided by `dirs`.
+    pub(crate) fn stats_with<D: CgroupFiles>(
+        &self,
+        dirs: &mut D,
+        plan: &StatPlan,
+        cgroup: &CgroupPath,
     ) -> Result<CgroupStats> {
         let mut s = CgroupStats {
             path: cgroup.as_str().to_string(),
             ..CgroupStats::default()
         };
         let mut found = false;
-        if which.cpu {
-            found |= self.read_cpu(dirs, cgroup, &mut s)?;
+        found |= self.read_cpu(dirs, plan, cgroup, &mut s)?;
+        found |= self.read_memory(dirs, plan, cgroup, &mut s)?;
+        if self.enter(dirs, plan.pids, cgroup)?.is_some() {
+            found = true;
+            s.pids_current = dirs.parsed("pids.current", parse::parse_u64)?;
+            s.pids_max = dirs.parsed("pids.max", parse::parse_max)?;
         }
-        if which.memory {
-            found |= self.read_memory(dirs, cgroup, &mut s)?;
-        }
-        if let Some(dir) = self.controller_dir("pids", cgroup).filter(|_| which.pids) {
-            if let Some(d) = dirs.open(&dir)? {
-                found = true;
-                s.pids_current = d.parsed("pids.current", parse::parse_u64)?;
-                s.pids_max = d.parsed("pids.max", parse::parse_max)?;
-            }
-        }
-        if let Some(h) = self.hierarchy_for("cpuset").filter(|_| which.cpuset) {
-            if let Some(d) = dirs.open(&h.dir(cgroup))? {
-                found = true;
-                let file = match h.version {
-                    CgroupVersion::V1 => "cpuset.effective_cpus",
-                    CgroupVersion::V2 => "cpuset.cpus.effective",
-                };
-                s.cpuset_cpus_effective = d.parsed(file, parse::parse_cpu_list)?;
-            }
+        if let Some(version) = self.enter(dirs, plan.cpuset, cgroup)? {
+            found = true;
+            let file = match version {
+                CgroupVersion::V1 => "cpuset.effective_cpus",
+                CgroupVersion::V2 => "cpuset.cpus.effective",
+            };
+            s.cpuset_cpus_effective = dirs.parsed(file, parse::parse_cpu_list)?;
         }
         if (!found || s.is_empty()) && !self.exists(cgroup) {
             return Err(Error::CgroupNotFound(cgroup.to_string()));
@@ -117,62 +207,56 @@ impl CgroupLayout {
     }
 
     /// CPU figures; true when a directory was found.
-    fn read_cpu<D: Dirs>(
+    fn read_cpu<D: CgroupFiles>(
         &self,
         dirs: &mut D,
+        plan: &StatPlan,
         cgroup: &CgroupPath,
         s: &mut CgroupStats,
     ) -> Result<bool> {
         let mut found = false;
-        if let Some(h) = self.v1_hierarchy("cpuacct") {
-            if let Some(d) = dirs.open(&h.dir(cgroup))? {
-                found = true;
-                s.cpu_usage_ns = d.parsed("cpuacct.usage", parse::parse_u64)?;
-            }
+        if self.enter(dirs, plan.cpuacct, cgroup)?.is_some() {
+            found = true;
+            s.cpu_usage_ns = dirs.parsed("cpuacct.usage", parse::parse_u64)?;
         }
-        let Some(h) = self.hierarchy_for("cpu").or_else(|| self.v2()) else {
+        let Some(version) = self.enter(dirs, plan.cpu, cgroup)? else {
             return Ok(found);
         };
-        let Some(d) = dirs.open(&h.dir(cgroup))? else {
-            return Ok(found);
-        };
-        if let Some(st) = d.parsed("cpu.stat", parse::parse_cpu_stat)? {
+        if let Some(st) = dirs.parsed("cpu.stat", parse::parse_cpu_stat)? {
             s.cpu_usage_ns = s.cpu_usage_ns.or(st.usage_ns);
             s.cpu_nr_periods = st.nr_periods;
             s.cpu_nr_throttled = st.nr_throttled;
             s.cpu_throttled_ns = st.throttled_ns;
         }
-        s.cpu_max = match h.version {
-            CgroupVersion::V2 => d.parsed("cpu.max", parse::parse_cpu_max)?,
-            CgroupVersion::V1 => read_cfs_quota(d)?,
+        s.cpu_max = match version {
+            CgroupVersion::V2 => dirs.parsed("cpu.max", parse::parse_cpu_max)?,
+            CgroupVersion::V1 => read_cfs_quota(dirs)?,
         };
         // A v1 cpu hierarchy without a v1 cpuacct: usage from v2's cpu.stat.
-        if s.cpu_usage_ns.is_none() && h.version == CgroupVersion::V1 {
-            if let Some(v2) = self.v2() {
-                if let Some(d2) = dirs.open(&v2.dir(cgroup))? {
-                    s.cpu_usage_ns = d2
-                        .parsed("cpu.stat", parse::parse_cpu_stat)?
-                        .and_then(|st| st.usage_ns);
-                }
-            }
+        if s.cpu_usage_ns.is_none()
+            && version == CgroupVersion::V1
+            && self.enter(dirs, plan.v2, cgroup)?.is_some()
+        {
+            s.cpu_usage_ns = dirs
+                .parsed("cpu.stat", parse::parse_cpu_stat)?
+                .and_then(|st| st.usage_ns);
         }
         Ok(true)
     }
 
     /// Memory figures; true when a directory was found.
-    fn read_memory<D: Dirs>(
+    fn read_memory<D: CgroupFiles>(
         &self,
         dirs: &mut D,
+        plan: &StatPlan,
         cgroup: &CgroupPath,
         s: &mut CgroupStats,
     ) -> Result<bool> {
-        let Some(h) = self.hierarchy_for("memory") else {
+        let Some(version) = self.enter(dirs, plan.memory, cgroup)? else {
             return Ok(false);
         };
-        let Some(d) = dirs.open(&h.dir(cgroup))? else {
-            return Ok(false);
-        };
-        match h.version {
+        let d = dirs;
+        match version {
             CgroupVersion::V1 => {
                 s.memory_usage_bytes = d.parsed("memory.usage_in_bytes", parse::parse_u64)?;
                 s.memory_limit = d.parsed("memory.limit_in_bytes", parse::parse_v1_memory_limit)?;
@@ -215,22 +299,25 @@ impl CgroupLayout {
 /// v1 quota and period from an open cpu directory. With no quota (`-1`)
 /// the period file is not read and reported as the default 100000 µs: it
 /// then means nothing.
-fn read_cfs_quota<R: Reader + ?Sized>(d: &mut R) -> Result<Option<CpuMax>> {
-    let Some(quota) = d.read("cpu.cfs_quota_us")?.map(str::to_string) else {
+fn read_cfs_quota<D: CgroupFiles>(d: &mut D) -> Result<Option<CpuMax>> {
+    // The quota is parsed alone first, so the text of one file is all
+    // that is held at a time.
+    let Some(quota) = d.parsed("cpu.cfs_quota_us", |q| {
+        parse::parse_cfs_quota(q, "100000").map(|m| m.quota_us)
+    })?
+    else {
         return Ok(None);
     };
-    let period = if quota.trim() == "-1" {
-        "100000".to_string()
-    } else {
-        match d.read("cpu.cfs_period_us")? {
-            Some(p) => p.to_string(),
-            None => return Ok(None),
-        }
-    };
-    parse::parse_cfs_quota(&quota, &period)
-        .map(Some)
-        .map_err(|source| Error::Parse {
-            path: d.path().join("cpu.cfs_quota_us"),
-            source,
-        })
+    if quota.is_none() {
+        // -1: no quota; the period then means nothing.
+        return Ok(Some(CpuMax {
+            quota_us: None,
+            period_us: 100_000,
+        }));
+    }
+    Ok(d.parsed("cpu.cfs_period_us", parse::parse_u64)?
+        .map(|period_us| CpuMax {
+            quota_us: quota,
+            period_us,
+        }))
 }
