@@ -155,7 +155,7 @@ impl StatsReader {
     pub fn new(which: Controllers) -> Self {
         StatsReader {
             which,
-            buf: Vec::with_capacity(4096),
+            buf: vec![0; 4096],
             path: PathBuf::new(),
         }
     }
@@ -185,6 +185,7 @@ impl StatsReader {
             buf: &mut self.buf,
             path: &mut self.path,
             current: None,
+            nth: 0,
         };
         layout.stats_with(&mut reading, plan, &held.cgroup)
     }
@@ -223,6 +224,8 @@ struct Reading<'a> {
     path: &'a mut PathBuf,
     /// The entered directory: its position in `files.dirs`.
     current: Option<usize>,
+    /// Files read in it so far.
+    nth: usize,
 }
 
 impl Reading<'_> {
@@ -263,6 +266,7 @@ impl CgroupFiles for Reading<'_> {
             }
         };
         self.current = Some(pos);
+        self.nth = 0;
         Ok(true)
     }
 
@@ -271,13 +275,24 @@ impl CgroupFiles for Reading<'_> {
             return Ok(None);
         };
         let dir = &mut self.files.dirs[pos];
-        if let Some(i) = dir.files.iter().position(|(n, _)| *n == name) {
+        // Files are read in the same order every time, and held in the
+        // order they were first read: the next one is most likely at
+        // `self.nth`.
+        let nth = self.nth;
+        self.nth += 1;
+        let held_at = match dir.files.get(nth) {
+            Some((n, _)) if same_name(n, name) => Some(nth),
+            _ => dir.files.iter().position(|(n, _)| same_name(n, name)),
+        };
+        if let Some(i) = held_at {
             match pread_all(&dir.files[i].1, self.buf) {
-                Ok(true) => return utf8(self.buf, || self.dir_path().join(name)).map(Some),
-                Ok(false) => {
+                Ok(Some(len)) => {
+                    return utf8(&self.buf[..len], || self.dir_path().join(name)).map(Some)
+                }
+                Ok(None) => {
                     // The cgroup went away, and may be back: opened again
                     // below.
-                    dir.files.swap_remove(i);
+                    dir.files.remove(i);
                     self.files.budget.give_back(1);
                 }
                 Err(source) => {
@@ -295,18 +310,20 @@ impl CgroupFiles for Reading<'_> {
                 return Err(Error::Io { path, source });
             }
         };
-        match pread_all(&file, self.buf) {
-            Ok(true) => {}
-            Ok(false) => return Ok(None),
+        let len = match pread_all(&file, self.buf) {
+            Ok(Some(len)) => len,
+            Ok(None) => return Ok(None),
             Err(source) => {
                 let path = self.path.clone();
                 return Err(Error::Io { path, source });
             }
-        }
+        };
         if self.files.budget.take() {
-            self.files.dirs[pos].files.push((name, file));
+            let files = &mut self.files.dirs[pos].files;
+            let at = nth.min(files.len());
+            files.insert(at, (name, file));
         }
-        utf8(self.buf, || self.path.clone()).map(Some)
+        utf8(&self.buf[..len], || self.path.clone()).map(Some)
     }
 
     fn dir_path(&self) -> PathBuf {
@@ -317,32 +334,36 @@ impl CgroupFiles for Reading<'_> {
     }
 }
 
-/// Reads `file` from offset 0 into `buf`; `Ok(false)` when its cgroup is
-/// gone.
-fn pread_all(file: &File, buf: &mut Vec<u8>) -> std::io::Result<bool> {
-    buf.clear();
+/// Whether two file names are the same (the same literal, most often).
+fn same_name(a: &str, b: &str) -> bool {
+    std::ptr::eq(a, b) || a == b
+}
+
+/// Reads `file` from offset 0 into `buf` (whose whole length is usable
+/// space, zeroed once: it is grown, never cleared): the length read, or
+/// `None` when the file's cgroup is gone.
+fn pread_all(file: &File, buf: &mut Vec<u8>) -> std::io::Result<Option<usize>> {
+    if buf.len() < 512 {
+        buf.resize(4096, 0);
+    }
+    let mut filled = 0;
     loop {
-        let start = buf.len();
-        if buf.capacity() - start < 256 {
-            buf.reserve(start.max(512));
+        if buf.len() - filled < 256 {
+            buf.resize(buf.len() * 2, 0);
         }
-        let spare = buf.capacity() - start;
-        buf.resize(start + spare, 0);
-        match file.read_at(&mut buf[start..], start as u64) {
-            Ok(0) => {
-                buf.truncate(start);
-                return Ok(true);
-            }
+        let spare = buf.len() - filled;
+        match file.read_at(&mut buf[filled..], filled as u64) {
+            Ok(0) => return Ok(Some(filled)),
             Ok(n) => {
-                buf.truncate(start + n);
+                filled += n;
                 // One seq_file record: a short read ending in a newline
                 // is the whole file.
-                if n < spare && buf.last() == Some(&b'\n') {
-                    return Ok(true);
+                if n < spare && buf[filled - 1] == b'\n' {
+                    return Ok(Some(filled));
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.truncate(start),
-            Err(e) if is_gone(&e) => return Ok(false),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if is_gone(&e) => return Ok(None),
             Err(e) => return Err(e),
         }
     }

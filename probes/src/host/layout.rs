@@ -166,7 +166,21 @@ impl CgroupPath {
         }
         path.push(b'/');
         path.extend_from_slice(name);
-        Self::from_bytes(&path)
+        // The parent is valid and the name has no `/`: only the name can
+        // make the path invalid (and from_bytes then says why).
+        if name.is_empty() || name == b"." || name == b".." || name.contains(&0) {
+            return Self::from_bytes(&path);
+        }
+        Ok(match String::from_utf8(path) {
+            Ok(text) => CgroupPath { text, raw: None },
+            Err(e) => {
+                let raw = e.into_bytes();
+                CgroupPath {
+                    text: escape_non_utf8(&raw),
+                    raw: Some(raw.into()),
+                }
+            }
+        })
     }
 }
 
@@ -532,9 +546,11 @@ impl Walk {
         if subdirs == Some(0) {
             return;
         }
-        let mut children: Vec<Vec<u8>> = Vec::new();
+        // The subdirectories' names, one after the other in `names`.
+        let mut names: Vec<u8> = Vec::new();
+        let mut ends: Vec<usize> = Vec::new();
         for entry in dir.iter() {
-            if subdirs.is_some_and(|n| children.len() >= n) {
+            if subdirs.is_some_and(|n| ends.len() >= n) {
                 break; // every subdirectory found
             }
             let entry = match entry {
@@ -549,14 +565,17 @@ impl Walk {
             }
             let name = entry.file_name().to_bytes();
             if name != b"." && name != b".." {
-                children.push(name.to_vec());
+                names.extend_from_slice(name);
+                ends.push(names.len());
             }
         }
-        for name in children {
-            let Ok(child) = cg.child_bytes(&name) else {
+        let mut start = 0;
+        for end in ends {
+            let name = &names[start..end];
+            start = end;
+            let Ok(child) = cg.child_bytes(name) else {
                 continue;
             };
-            let name = name.as_slice();
             // A leaf is recorded from one fstatat by name, never opened.
             let st = fstatat(Some(fd), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW);
             match st {
@@ -567,7 +586,7 @@ impl Walk {
                     continue
                 }
                 Ok(st) if subdir_count(Some(st)) == Some(0) => {
-                    self.record(&child);
+                    self.record_leaf(child);
                 }
                 Err(e) if is_gone(&e.into()) => continue,
                 _ => {
@@ -584,6 +603,15 @@ impl Walk {
                 break;
             }
         }
+    }
+
+    /// [`Self::record`] for a cgroup the walk has no further use for.
+    fn record_leaf(&mut self, cg: CgroupPath) -> bool {
+        if self.found.len() < self.limit {
+            self.found.insert(cg);
+            return true;
+        }
+        self.record(&cg)
     }
 
     /// Adds `cg` to what the walk found; false (and the walk cut short)
@@ -749,6 +777,45 @@ mod tests {
             let pb = CgroupPath::root().child_bytes(&b);
             if let (Ok(pa), Ok(pb)) = (pa, pb) {
                 proptest::prop_assert_eq!(a == b, pa.as_str() == pb.as_str());
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// The child of a path is the path its joined bytes make, and
+        /// fails as that would (same message).
+        #[test]
+        fn a_child_is_its_joined_path(
+            parent in proptest::collection::vec(
+                proptest::collection::vec(proptest::prop_oneof![
+                    proptest::prelude::Just(b'a'), proptest::prelude::Just(0xff_u8),
+                    proptest::prelude::Just(b'\\'), 1u8..=255,
+                ], 1..4),
+                0..3,
+            ),
+            name in proptest::collection::vec(proptest::prop_oneof![
+                proptest::prelude::Just(b'.'), proptest::prelude::Just(0u8),
+                proptest::prelude::Just(0xc3_u8), 0u8..=255,
+            ], 0..5),
+        ) {
+            let mut p = CgroupPath::root();
+            for comp in &parent {
+                match p.child_bytes(comp) {
+                    Ok(c) => p = c,
+                    Err(_) => return Ok(()),
+                }
+            }
+            let joined = if p.as_bytes() == b"/" {
+                [b"/".as_slice(), &name].concat()
+            } else {
+                [p.as_bytes(), b"/", &name].concat()
+            };
+            let child = p.child_bytes(&name).map_err(|e| e.to_string());
+            if name.contains(&b'/') {
+                proptest::prop_assert!(child.is_err());
+            } else {
+                let want = CgroupPath::from_bytes(&joined).map_err(|e| e.to_string());
+                proptest::prop_assert_eq!(child, want);
             }
         }
     }
