@@ -1,6 +1,6 @@
 //! `boxwatch exporter`: arguments and the entry point.
 
-use crate::collector::{CgroupCollector, CollectorConfig, WalkMode};
+use crate::collector::{CgroupCollector, CollectorConfig, WalkMode, FILES_PER_CGROUP};
 use crate::server::{self, Exporter, ServerConfig};
 use crate::verdicts::VerdictCollector;
 use crate::{Error, Result};
@@ -86,34 +86,47 @@ pub fn build(args: &ExporterArgs) -> Result<Arc<Exporter>> {
             "--max-cgroups must be at least 1".into(),
         ));
     }
-    let mut collectors: Vec<Box<dyn prometheus::core::Collector>> = Vec::new();
-    collectors.push(Box::new(CgroupCollector::new(CollectorConfig {
+    let cgroups = CgroupCollector::new(CollectorConfig {
         host: Host::with_root(&args.host_root),
         roots: args.roots()?,
         max_cgroups: args.max_cgroups,
         walk: args.walk,
-        max_open_files: open_file_budget(args.max_connections),
-    })));
+        max_open_files: open_file_budget(args.max_connections, args.max_cgroups),
+    });
+    let mut collectors: Vec<Box<dyn prometheus::core::Collector>> = Vec::new();
     if let Some(report) = &args.report {
         collectors.push(Box::new(VerdictCollector::new(report.clone())));
     }
-    Exporter::new(collectors)
+    Exporter::with_cgroups(cgroups, collectors)
 }
 
 /// How many cgroup files the collector may keep open: the soft
-/// `RLIMIT_NOFILE` (raised to the hard limit first, as far as allowed)
-/// less room for connections and everything else.
-fn open_file_budget(max_connections: usize) -> usize {
+/// `RLIMIT_NOFILE` less room for connections and everything else. The
+/// limit is first raised to what `max_cgroups` cgroups need (so the cost
+/// per cgroup does not jump once the files no longer fit), capped by the
+/// kernel's `fs.nr_open`: beyond the hard limit when the process may
+/// raise it (`CAP_SYS_RESOURCE`), else to the hard limit.
+fn open_file_budget(max_connections: usize, max_cgroups: usize) -> usize {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
         return 0;
     };
-    let limit = match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-        Ok(()) => hard,
-        Err(_) => soft,
+    let room = max_connections + 256;
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok())
+        .unwrap_or(1 << 20);
+    let wanted = (max_cgroups.saturating_mul(FILES_PER_CGROUP) + room) as u64;
+    let wanted = wanted.min(nr_open).max(soft);
+    let limit = if setrlimit(Resource::RLIMIT_NOFILE, wanted, hard.max(wanted)).is_ok() {
+        wanted
+    } else if setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        hard
+    } else {
+        soft
     };
     let limit = usize::try_from(limit).unwrap_or(usize::MAX).min(1 << 20);
-    limit.saturating_sub(max_connections + 256)
+    limit.saturating_sub(room)
 }
 
 /// Runs the exporter until SIGINT or SIGTERM.

@@ -1,12 +1,21 @@
 //! The cgroup collector: reads the cgroup tree at scrape time and turns
 //! each cgroup's [`CgroupStats`] into metrics labelled with its path.
+//!
+//! [`CgroupCollector::read`] gives the per-cgroup figures as a
+//! [`CgroupTable`], which the exporter writes straight into the
+//! exposition; the collector's own metrics (how many cgroups, how long,
+//! errors) go through the `prometheus` registry as [`CgroupSelfMetrics`].
+//! As a plain [`Collector`], [`CgroupCollector`] gives both as objects.
 
-use probes::host::{CgroupLayout, CgroupPath, CgroupStats, Controllers, Host, StatsCache};
+use crate::table::{CgroupTable, Label, Labels, Row};
+use probes::host::{
+    CgroupLayout, CgroupPath, CgroupStats, Controllers, FileBudget, HeldCgroup, Host, LayoutReader,
+};
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, MetricFamily, MetricType};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// Whether a metric only goes up (counter) or goes up and down (gauge).
@@ -209,16 +218,13 @@ const READ: Controllers = Controllers {
 
 /// Trees smaller than this are read on the scraping thread alone.
 const PARALLEL_FROM: usize = 256;
-/// Open-file caches, and reader threads for large trees.
-const SHARDS: usize = 4;
+/// Reader threads for larger trees (each reads a contiguous share).
+const READERS: usize = 4;
 
-/// The cache shard of a cgroup.
-fn shard_of(cg: &CgroupPath) -> usize {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    cg.hash(&mut h);
-    (h.finish() % SHARDS as u64) as usize
-}
+/// The most files the reader keeps open for one cgroup (v1: cpuacct.usage,
+/// cpu.stat, the quota and period, five memory files, two pids files, and
+/// v2's cpu.stat when v1 has cpu but no cpuacct).
+pub const FILES_PER_CGROUP: usize = 12;
 
 /// How the collector finds the cgroups below its roots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -252,8 +258,63 @@ pub struct CollectorConfig {
 /// The cgroups found by one walk, with whether the walk was cut short.
 #[derive(Debug, Default)]
 struct Walk {
-    cgroups: BTreeSet<CgroupPath>,
+    /// Sorted, each once.
+    cgroups: Vec<CgroupPath>,
     truncated: bool,
+}
+
+/// The cgroups of the last scrape, kept for the next one.
+#[derive(Default)]
+struct Held {
+    /// The layout the files were opened in.
+    layout: Option<CgroupLayout>,
+    /// Sorted by path, with their files held open.
+    cgroups: Vec<HeldCgroup>,
+    /// Their labels, in the same order.
+    labels: Option<Labels>,
+}
+
+impl Held {
+    /// Follows the cgroup set to `cgroups` (sorted): cgroups still there
+    /// keep their open files, new ones start with none, gone ones close
+    /// theirs. The labels are made again only when the set changed.
+    fn follow(&mut self, cgroups: Vec<CgroupPath>, budget: &FileBudget) {
+        let before = std::mem::take(&mut self.cgroups);
+        let mut changed = before.len() != cgroups.len();
+        let mut before = before.into_iter().peekable();
+        let mut now = Vec::with_capacity(cgroups.len());
+        for cg in cgroups {
+            while before.next_if(|h| h.cgroup() < &cg).is_some() {
+                changed = true;
+            }
+            match before.next_if(|h| h.cgroup() == &cg) {
+                Some(h) => now.push(h),
+                None => {
+                    changed = true;
+                    now.push(HeldCgroup::new(cg, budget));
+                }
+            }
+        }
+        self.cgroups = now;
+        if changed || self.labels.is_none() {
+            self.labels = Some(
+                self.cgroups
+                    .iter()
+                    .map(|h| Label::new(h.cgroup().as_str()))
+                    .collect(),
+            );
+        }
+    }
+}
+
+/// What the last read found, for the collector's own metrics.
+#[derive(Debug, Clone, Default)]
+struct LastRead {
+    exported: usize,
+    truncated: bool,
+    seconds: f64,
+    /// The layout mode, when the layout could be read.
+    mode: Option<String>,
 }
 
 /// Reads the configured cgroup subtrees at every scrape.
@@ -261,15 +322,14 @@ pub struct CgroupCollector {
     config: CollectorConfig,
     descs: Vec<Desc>,
     read_errors: AtomicU64,
-    /// Open-file caches, one per reader thread; a cgroup always goes to
-    /// the shard its path hashes to, so its files stay cached.
-    shards: Vec<Mutex<StatsCache>>,
+    budget: FileBudget,
+    held: Mutex<Held>,
+    last: Mutex<LastRead>,
 }
 
 impl CgroupCollector {
     /// A collector for `config`. Nothing is read until the first scrape.
     pub fn new(config: CollectorConfig) -> Self {
-        let config_files = config.max_open_files;
         let mut descs: Vec<Desc> = CGROUP_METRICS
             .iter()
             .map(|m| desc(m.name, m.help, &["cgroup"]))
@@ -283,18 +343,61 @@ impl CgroupCollector {
             descs.push(desc(name, help, labels));
         }
         CgroupCollector {
+            budget: FileBudget::new(config.max_open_files),
             config,
             descs,
             read_errors: AtomicU64::new(0),
-            shards: (0..SHARDS)
-                .map(|_| Mutex::new(StatsCache::new(READ, config_files / SHARDS)))
-                .collect(),
+            held: Mutex::new(Held::default()),
+            last: Mutex::new(LastRead::default()),
         }
     }
 
     /// The configuration.
     pub fn config(&self) -> &CollectorConfig {
         &self.config
+    }
+
+    /// Cgroup files held open now.
+    pub fn open_files(&self) -> usize {
+        self.budget.open_files()
+    }
+
+    /// Walks the roots and reads every cgroup now: one row per cgroup
+    /// read, in label order. Also sets what [`Self::self_families`]
+    /// reports.
+    pub fn read(&self) -> CgroupTable {
+        let started = Instant::now();
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let layout = match self.config.host.layout() {
+            Ok(layout) => layout,
+            Err(e) => {
+                tracing::warn!("cgroup layout: {e}");
+                self.error(1);
+                *self.last.lock().unwrap_or_else(|p| p.into_inner()) = LastRead {
+                    seconds: started.elapsed().as_secs_f64(),
+                    ..LastRead::default()
+                };
+                return CgroupTable::empty();
+            }
+        };
+        if held.layout.as_ref() != Some(&layout) {
+            // Files are filed by hierarchy position: a new layout starts
+            // afresh.
+            held.cgroups.clear();
+            held.layout = Some(layout.clone());
+        }
+        let walk = self.walk(&layout);
+        held.follow(walk.cgroups, &self.budget);
+        let rows = self.read_rows(&layout, &mut held.cgroups);
+        let labels = held.labels.clone().expect("set by follow");
+        let table = CgroupTable::new(labels, rows);
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = LastRead {
+            exported: table.len(),
+            truncated: walk.truncated,
+            seconds: started.elapsed().as_secs_f64(),
+            mode: Some(format!("{:?}", layout.mode()).to_lowercase()),
+        };
+        table
     }
 
     fn walk(&self, layout: &CgroupLayout) -> Walk {
@@ -308,7 +411,13 @@ impl CgroupCollector {
             match sub {
                 Ok(sub) => {
                     walk.truncated |= sub.truncated;
-                    walk.cgroups.extend(sub.cgroups);
+                    if walk.cgroups.is_empty() {
+                        walk.cgroups = sub.cgroups;
+                    } else {
+                        walk.cgroups.extend(sub.cgroups);
+                        walk.cgroups.sort_unstable();
+                        walk.cgroups.dedup();
+                    }
                     for dir in &sub.unreadable {
                         tracing::warn!("walking {root}: skipped what lies below {dir}");
                     }
@@ -321,8 +430,8 @@ impl CgroupCollector {
             }
         }
         // Overlapping roots can push the union past the limit.
-        while walk.cgroups.len() > self.config.max_cgroups {
-            walk.cgroups.pop_last();
+        if walk.cgroups.len() > self.config.max_cgroups {
+            walk.cgroups.truncate(self.config.max_cgroups);
             walk.truncated = true;
         }
         self.drop_ambiguous(&mut walk);
@@ -344,12 +453,13 @@ impl CgroupCollector {
         if walk.cgroups.iter().all(CgroupPath::is_utf8) {
             return;
         }
-        let ambiguous: Vec<CgroupPath> = walk
+        let ambiguous: BTreeSet<CgroupPath> = walk
             .cgroups
             .iter()
             .filter(|cg| !cg.is_utf8())
             .filter(|cg| {
-                CgroupPath::new(cg.as_str()).is_ok_and(|twin| walk.cgroups.contains(&twin))
+                CgroupPath::new(cg.as_str())
+                    .is_ok_and(|twin| walk.cgroups.binary_search(&twin).is_ok())
             })
             .cloned()
             .collect();
@@ -357,92 +467,82 @@ impl CgroupCollector {
             tracing::warn!(
                 "cgroup {cg}: its name is not UTF-8 and its escaped label is the name of another cgroup; left out"
             );
-            walk.cgroups.remove(cg);
         }
+        walk.cgroups.retain(|cg| !ambiguous.contains(cg));
         self.error(ambiguous.len());
     }
 
-    /// Reads every cgroup and fills one sample vector per metric. The
-    /// cgroups are split over [`SHARDS`] open-file caches by path hash;
-    /// large trees read the shards on parallel threads (reading cgroupfs
-    /// is all system calls, which run in parallel). The registry sorts the
-    /// samples afterwards.
-    fn cgroup_samples(
-        &self,
-        layout: &CgroupLayout,
-        walk: &Walk,
-    ) -> (Vec<Vec<proto::Metric>>, usize) {
-        let mut parts: Vec<Vec<&CgroupPath>> = vec![Vec::new(); SHARDS];
-        for cg in &walk.cgroups {
-            parts[shard_of(cg)].push(cg);
+    /// Reads every cgroup of `cgroups` (sorted): one row per cgroup
+    /// read, in their order. Large trees are split into contiguous shares
+    /// read on parallel threads (reading cgroupfs is all system calls,
+    /// which run in parallel); a reader thread that panics loses its share
+    /// (counted as one error), not the scrape.
+    fn read_rows(&self, layout: &CgroupLayout, cgroups: &mut [HeldCgroup]) -> Vec<Row> {
+        if cgroups.len() < PARALLEL_FROM {
+            return self.read_share(layout, 0, cgroups);
         }
-        let results: Vec<_> = if walk.cgroups.len() < PARALLEL_FROM {
-            parts
-                .iter()
+        let n = cgroups.len();
+        let share = n.div_ceil(READERS);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = cgroups
+                .chunks_mut(share)
                 .enumerate()
-                .map(|(i, part)| Ok(self.read_shard(layout, i, part)))
-                .collect()
-        } else {
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = parts
-                    .iter()
-                    .enumerate()
-                    .map(|(i, part)| scope.spawn(move || self.read_shard(layout, i, part)))
-                    .collect();
-                handles.into_iter().map(|h| h.join()).collect()
-            })
-        };
-        let mut per_metric: Vec<Vec<proto::Metric>> = vec![Vec::new(); CGROUP_METRICS.len()];
-        let mut exported = 0;
-        for part in results {
-            match part {
-                Ok((samples, n)) => {
-                    for (all, mut some) in per_metric.iter_mut().zip(samples) {
-                        all.append(&mut some);
+                .map(|(i, part)| scope.spawn(move || self.read_share(layout, i * share, part)))
+                .collect();
+            let mut rows = Vec::with_capacity(n);
+            for h in handles {
+                match h.join() {
+                    Ok(mut part) => rows.append(&mut part),
+                    Err(_) => {
+                        tracing::error!("a cgroup reader thread panicked");
+                        self.error(1);
                     }
-                    exported += n;
-                }
-                Err(_) => {
-                    tracing::error!("a cgroup reader thread panicked");
-                    self.error(1);
                 }
             }
-        }
-        (per_metric, exported)
+            rows
+        })
     }
 
-    /// Reads `cgroups` through shard `shard`'s cache, then closes the
-    /// files of cgroups it did not read: one sample vector per metric, and
-    /// how many cgroups were exported.
-    fn read_shard(
+    /// Reads `cgroups`, the first of which has label `first`.
+    fn read_share(
         &self,
         layout: &CgroupLayout,
-        shard: usize,
-        cgroups: &[&CgroupPath],
-    ) -> (Vec<Vec<proto::Metric>>, usize) {
-        let mut cache = self.shards[shard].lock().unwrap_or_else(|p| p.into_inner());
-        let mut per_metric: Vec<Vec<proto::Metric>> = vec![Vec::new(); CGROUP_METRICS.len()];
-        let mut exported = 0;
-        for cg in cgroups {
-            let stats = match cache.stats(layout, cg) {
-                Ok(s) => s,
+        first: usize,
+        cgroups: &mut [HeldCgroup],
+    ) -> Vec<Row> {
+        let mut reader = LayoutReader::new(layout, READ);
+        let mut rows = Vec::with_capacity(cgroups.len());
+        for (i, held) in cgroups.iter_mut().enumerate() {
+            match reader.stats(held) {
+                Ok(stats) => rows.push(Row::new(first + i, &stats)),
                 // Removed between the walk and the read: not an error.
-                Err(probes::Error::CgroupNotFound(_)) => continue,
+                Err(probes::Error::CgroupNotFound(_)) => {}
                 Err(e) => {
-                    tracing::warn!("reading cgroup {cg}: {e}");
+                    tracing::warn!("reading cgroup {}: {e}", held.cgroup());
                     self.error(1);
-                    continue;
-                }
-            };
-            exported += 1;
-            for (metric, out) in CGROUP_METRICS.iter().zip(per_metric.iter_mut()) {
-                if let Some(v) = (metric.value)(&stats).filter(|v| v.is_finite()) {
-                    out.push(sample(&[("cgroup", cg.as_str())], metric.kind, v));
                 }
             }
         }
-        cache.sweep();
-        (per_metric, exported)
+        rows
+    }
+
+    /// The collector's own families (cgroups exported, truncation, read
+    /// time, errors, layout), from the last [`Self::read`].
+    pub fn self_families(&self) -> Vec<MetricFamily> {
+        let last = self.last.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let g = |v: f64| vec![sample(&[], Kind::Gauge, v)];
+        let errors = self.read_errors.load(Ordering::Relaxed) as f64;
+        let layout_info = match &last.mode {
+            Some(mode) => vec![sample(&[("mode", mode)], Kind::Gauge, 1.0)],
+            None => Vec::new(),
+        };
+        vec![
+            self.self_family(0, g(last.exported as f64)),
+            self.self_family(1, g(f64::from(u8::from(last.truncated)))),
+            self.self_family(2, g(last.seconds)),
+            self.self_family(3, vec![sample(&[], Kind::Counter, errors)]),
+            self.self_family(4, layout_info),
+        ]
     }
 
     fn self_family(&self, index: usize, metrics: Vec<proto::Metric>) -> MetricFamily {
@@ -451,41 +551,31 @@ impl CgroupCollector {
     }
 }
 
+/// The collector's own metrics, for a registry whose per-cgroup families
+/// come from [`CgroupCollector::read`] (the exporter's): describes every
+/// family the collector makes, collects only its own ones.
+pub struct CgroupSelfMetrics(pub Arc<CgroupCollector>);
+
+impl Collector for CgroupSelfMetrics {
+    fn desc(&self) -> Vec<&Desc> {
+        self.0.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        self.0.self_families()
+    }
+}
+
 impl Collector for CgroupCollector {
     fn desc(&self) -> Vec<&Desc> {
         self.descs.iter().collect()
     }
 
+    /// Reads the cgroups now: their families (as objects) and the
+    /// collector's own.
     fn collect(&self) -> Vec<MetricFamily> {
-        let started = Instant::now();
-        let mut out = Vec::new();
-        let mut exported = 0;
-        let mut truncated = false;
-        let mut layout_info = Vec::new();
-        match self.config.host.layout() {
-            Ok(layout) => {
-                let mode = format!("{:?}", layout.mode()).to_lowercase();
-                layout_info.push(sample(&[("mode", &mode)], Kind::Gauge, 1.0));
-                let walk = self.walk(&layout);
-                truncated = walk.truncated;
-                let (per_metric, n) = self.cgroup_samples(&layout, &walk);
-                exported = n;
-                for (m, samples) in CGROUP_METRICS.iter().zip(per_metric) {
-                    out.push(family(m.name, m.help, m.kind, samples));
-                }
-            }
-            Err(e) => {
-                tracing::warn!("cgroup layout: {e}");
-                self.error(1);
-            }
-        }
-        let g = |v: f64| vec![sample(&[], Kind::Gauge, v)];
-        out.push(self.self_family(0, g(exported as f64)));
-        out.push(self.self_family(1, g(f64::from(u8::from(truncated)))));
-        out.push(self.self_family(2, g(started.elapsed().as_secs_f64())));
-        let errors = self.read_errors.load(Ordering::Relaxed) as f64;
-        out.push(self.self_family(3, vec![sample(&[], Kind::Counter, errors)]));
-        out.push(self.self_family(4, layout_info));
+        let mut out = self.read().families();
+        out.extend(self.self_families());
         out
     }
 }

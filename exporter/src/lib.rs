@@ -17,6 +17,7 @@ pub mod dashboards;
 pub mod error;
 pub mod openmetrics;
 pub mod server;
+pub mod table;
 pub mod verdicts;
 
 pub use error::{Error, Result};

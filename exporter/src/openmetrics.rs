@@ -1,10 +1,13 @@
 //! Exposition formats: the Prometheus text format (the `prometheus`
 //! crate's encoder) and OpenMetrics 1.0 (written here, as the crate has no
 //! OpenMetrics encoder), and the choice between them from `Accept`.
+//! [`render_with`] merges the registry's families with the per-cgroup
+//! ones of a [`CgroupTable`], which writes its own.
 
+use crate::table::CgroupTable;
 use prometheus::proto::{MetricFamily, MetricType};
 use prometheus::Encoder;
-use std::fmt::Write;
+use std::io::Write;
 
 /// Content type of the Prometheus text format.
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -64,21 +67,56 @@ pub fn negotiate(accept: Option<&str>) -> Format {
 
 /// Renders `families` in `format`.
 pub fn render(families: &[MetricFamily], format: Format) -> Vec<u8> {
-    match format {
-        Format::Text => render_text(families),
-        Format::OpenMetrics => render_openmetrics(families).into_bytes(),
+    render_with(families, None, format)
+}
+
+/// Renders `families` (sorted by name, as the registry gives them) and
+/// the per-cgroup families of `table` in `format`, every family in name
+/// order, as if they had all come from the registry.
+pub fn render_with(
+    families: &[MetricFamily],
+    table: Option<&CgroupTable>,
+    format: Format,
+) -> Vec<u8> {
+    let names = table.map(CgroupTable::names).unwrap_or_default();
+    let hint = table.map_or(0, CgroupTable::size_hint);
+    let mut out = Vec::with_capacity(hint + 64 * 1024);
+    let mut direct = names.into_iter().peekable();
+    for mf in families {
+        while let Some((_, i)) = direct.next_if(|(name, _)| *name < mf.get_name()) {
+            if let Some(t) = table {
+                t.write_family(i, format, &mut out);
+            }
+        }
+        match format {
+            Format::Text => write_text_family(mf, &mut out),
+            Format::OpenMetrics => write_openmetrics_family(mf, &mut out),
+        }
     }
+    for (_, i) in direct {
+        if let Some(t) = table {
+            t.write_family(i, format, &mut out);
+        }
+    }
+    if format == Format::OpenMetrics {
+        out.extend_from_slice(b"# EOF\n");
+    }
+    out
 }
 
 /// The Prometheus text format, by the `prometheus` crate's encoder.
 pub fn render_text(families: &[MetricFamily]) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(64 * 1024);
+    render(families, Format::Text)
+}
+
+/// Appends one family in the text format, by the `prometheus` crate's
+/// encoder.
+fn write_text_family(mf: &MetricFamily, out: &mut Vec<u8>) {
     // Writing to a Vec cannot fail; the encoder only fails on I/O errors
     // and on families with no metrics, which the registry prunes.
-    if let Err(e) = prometheus::TextEncoder::new().encode(families, &mut buf) {
+    if let Err(e) = prometheus::TextEncoder::new().encode(std::slice::from_ref(mf), out) {
         tracing::error!("text encoding failed: {e}");
     }
-    buf
 }
 
 /// Escapes a label value or HELP text for OpenMetrics: `\`, `"` and
@@ -115,53 +153,61 @@ fn unit_of(name: &str) -> Option<&'static str> {
         .find(|u| name.ends_with(&format!("_{u}")))
 }
 
+/// Writes the `# TYPE`, `# UNIT` (when the name ends in one) and `# HELP`
+/// (when there is help) lines of OpenMetrics family `family_name`.
+pub fn write_header(out: &mut Vec<u8>, family_name: &str, om_type: &str, help: &str) {
+    let _ = writeln!(out, "# TYPE {family_name} {om_type}");
+    if let Some(unit) = unit_of(family_name) {
+        let _ = writeln!(out, "# UNIT {family_name} {unit}");
+    }
+    if !help.is_empty() {
+        let _ = writeln!(out, "# HELP {family_name} {}", escape(help));
+    }
+}
+
 /// OpenMetrics 1.0 text of counter and gauge families; other types are
 /// skipped (the exporter makes none). Counter families are named without `_total`, their samples with
 /// it. Ends with `# EOF`.
 pub fn render_openmetrics(families: &[MetricFamily]) -> String {
-    let mut out = String::with_capacity(64 * 1024);
-    for mf in families {
-        let (om_type, family_name, suffix) = match mf.get_field_type() {
-            MetricType::COUNTER => (
-                "counter",
-                mf.get_name()
-                    .strip_suffix("_total")
-                    .unwrap_or(mf.get_name()),
-                "_total",
-            ),
-            MetricType::GAUGE => ("gauge", mf.get_name(), ""),
-            _ => continue,
+    String::from_utf8(render(families, Format::OpenMetrics))
+        .expect("the families' strings are UTF-8")
+}
+
+/// Appends one counter or gauge family in OpenMetrics (nothing for other
+/// types).
+fn write_openmetrics_family(mf: &MetricFamily, out: &mut Vec<u8>) {
+    let (om_type, family_name, suffix) = match mf.get_field_type() {
+        MetricType::COUNTER => (
+            "counter",
+            mf.get_name()
+                .strip_suffix("_total")
+                .unwrap_or(mf.get_name()),
+            "_total",
+        ),
+        MetricType::GAUGE => ("gauge", mf.get_name(), ""),
+        _ => return,
+    };
+    write_header(out, family_name, om_type, mf.get_help());
+    for m in mf.get_metric() {
+        let value = match mf.get_field_type() {
+            MetricType::COUNTER => m.get_counter().get_value(),
+            _ => m.get_gauge().get_value(),
         };
-        let _ = writeln!(out, "# TYPE {family_name} {om_type}");
-        if let Some(unit) = unit_of(family_name) {
-            let _ = writeln!(out, "# UNIT {family_name} {unit}");
-        }
-        if !mf.get_help().is_empty() {
-            let _ = writeln!(out, "# HELP {family_name} {}", escape(mf.get_help()));
-        }
-        for m in mf.get_metric() {
-            let value = match mf.get_field_type() {
-                MetricType::COUNTER => m.get_counter().get_value(),
-                _ => m.get_gauge().get_value(),
-            };
-            out.push_str(family_name);
-            out.push_str(suffix);
-            let labels = m.get_label();
-            if !labels.is_empty() {
-                out.push('{');
-                for (i, l) in labels.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    let _ = write!(out, "{}=\"{}\"", l.get_name(), escape(l.get_value()));
+        out.extend_from_slice(family_name.as_bytes());
+        out.extend_from_slice(suffix.as_bytes());
+        let labels = m.get_label();
+        if !labels.is_empty() {
+            out.push(b'{');
+            for (i, l) in labels.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
                 }
-                out.push('}');
+                let _ = write!(out, "{}=\"{}\"", l.get_name(), escape(l.get_value()));
             }
-            let _ = writeln!(out, " {}", format_value(value));
+            out.push(b'}');
         }
+        let _ = writeln!(out, " {}", format_value(value));
     }
-    out.push_str("# EOF\n");
-    out
 }
 
 #[cfg(test)]

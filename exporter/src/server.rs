@@ -18,7 +18,9 @@
 //!   starts after it arrived. 200 concurrent scrapers cost two collections,
 //!   not 200.
 
+use crate::collector::{CgroupCollector, CgroupSelfMetrics};
 use crate::openmetrics::{self, Format};
+use crate::table::CgroupTable;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -74,6 +76,7 @@ const MAX_REQUEST_BUFFER: usize = 16 * 1024;
 pub struct Scrape {
     started: Instant,
     families: Vec<MetricFamily>,
+    cgroups: Option<CgroupTable>,
     text: OnceLock<Bytes>,
     openmetrics: OnceLock<Bytes>,
 }
@@ -85,19 +88,34 @@ impl Scrape {
             Format::Text => &self.text,
             Format::OpenMetrics => &self.openmetrics,
         };
-        cell.get_or_init(|| Bytes::from(openmetrics::render(&self.families, format)))
-            .clone()
+        cell.get_or_init(|| {
+            Bytes::from(openmetrics::render_with(
+                &self.families,
+                self.cgroups.as_ref(),
+                format,
+            ))
+        })
+        .clone()
     }
 
-    /// The gathered families.
+    /// The families gathered by the registry (without the per-cgroup
+    /// ones, see [`Self::cgroups`]).
     pub fn families(&self) -> &[MetricFamily] {
         &self.families
+    }
+
+    /// The per-cgroup figures, when the exporter reads cgroups.
+    pub fn cgroups(&self) -> Option<&CgroupTable> {
+        self.cgroups.as_ref()
     }
 }
 
 /// The exporter: a registry of collectors and the coalescing scrape cache.
 pub struct Exporter {
     registry: Registry,
+    /// The cgroup collector, whose per-cgroup families bypass the
+    /// registry's objects (its own metrics are in the registry).
+    cgroups: Option<Arc<CgroupCollector>>,
     /// The name of every metric family a registered collector describes.
     metric_names: Vec<String>,
     last: Mutex<Option<Arc<Scrape>>>,
@@ -109,6 +127,27 @@ impl Exporter {
     /// An exporter serving `collectors`, plus its own counters of requests
     /// and of panics.
     pub fn new(collectors: Vec<Box<dyn Collector>>) -> crate::Result<Arc<Self>> {
+        Self::build(None, collectors)
+    }
+
+    /// An exporter serving the cgroups of `cgroups` (each scrape's
+    /// per-cgroup families written straight from its [`CgroupTable`], the
+    /// collector's own metrics through the registry) and `collectors`,
+    /// plus its own counters.
+    pub fn with_cgroups(
+        cgroups: CgroupCollector,
+        collectors: Vec<Box<dyn Collector>>,
+    ) -> crate::Result<Arc<Self>> {
+        let cgroups = Arc::new(cgroups);
+        let mut all: Vec<Box<dyn Collector>> = vec![Box::new(CgroupSelfMetrics(cgroups.clone()))];
+        all.extend(collectors);
+        Self::build(Some(cgroups), all)
+    }
+
+    fn build(
+        cgroups: Option<Arc<CgroupCollector>>,
+        collectors: Vec<Box<dyn Collector>>,
+    ) -> crate::Result<Arc<Self>> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
             Opts::new(
@@ -130,6 +169,7 @@ impl Exporter {
         metric_names.sort();
         Ok(Arc::new(Exporter {
             registry,
+            cgroups,
             metric_names,
             last: Mutex::new(None),
             requests,
@@ -154,18 +194,26 @@ impl Exporter {
             return s.clone();
         }
         let registry = self.registry.clone();
+        let cgroups = self.cgroups.clone();
         let started = Instant::now();
-        let families = match tokio::task::spawn_blocking(move || registry.gather()).await {
+        // The cgroups first: the collector's own metrics, gathered by the
+        // registry, describe that read.
+        let collect = move || {
+            let table = cgroups.map(|c| c.read());
+            (registry.gather(), table)
+        };
+        let (families, cgroups) = match tokio::task::spawn_blocking(collect).await {
             Ok(f) => f,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(e) => {
                 tracing::error!("collection failed: {e}");
-                Vec::new()
+                (Vec::new(), None)
             }
         };
         let s = Arc::new(Scrape {
             started,
             families,
+            cgroups,
             text: OnceLock::new(),
             openmetrics: OnceLock::new(),
         });

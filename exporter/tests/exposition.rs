@@ -407,3 +407,63 @@ fn an_unreadable_layout_is_counted() {
         promtool_check_text(&text);
     }
 }
+
+/// The body the exporter serves (per-cgroup families written from the
+/// table) is byte for byte the body of the same collectors registered as
+/// plain `prometheus` collectors (every family an object, sorted by the
+/// registry, encoded by the encoders), in both formats, with other
+/// collectors' families merged in.
+#[test]
+fn the_direct_body_is_the_registry_body() {
+    use exporter::collector::{CgroupCollector, CollectorConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let t = v2_tree(dir.path());
+    raw_cgroup(&t, b"boxwatch/odd/a\xff", 1);
+    raw_cgroup(&t, b"boxwatch/odd/a\\\xfe", 2);
+    t.write("", "/boxwatch/broken", "memory.max", "garbage\n")
+        .unwrap();
+    let report = dir.path().join("report.json");
+    std::fs::write(
+        &report,
+        r#"{"generated_at": "2026-11-22T10:00:00Z", "scenarios": [
+            {"id": "cpu-quota-20", "checks": [{"id": "usage-within-quota", "verdict": "enforced"}]}]}"#,
+    )
+    .unwrap();
+    let mut args = fake_args(dir.path(), &["/boxwatch", "/other"]);
+    args.report = Some(report.clone());
+    let direct = exporter::cli::build(&args).unwrap();
+    let objects = exporter::server::Exporter::new(vec![
+        Box::new(CgroupCollector::new(CollectorConfig {
+            host: probes::host::Host::with_root(dir.path()),
+            roots: args.roots().unwrap(),
+            max_cgroups: args.max_cgroups,
+            walk: args.walk,
+            max_open_files: 1000,
+        })),
+        Box::new(exporter::verdicts::VerdictCollector::new(report)),
+    ])
+    .unwrap();
+    assert_eq!(direct.metric_names(), objects.metric_names());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for _ in 0..2 {
+        let (a, b) = (rt.block_on(direct.scrape()), rt.block_on(objects.scrape()));
+        // /boxwatch: 5 of the v2 tree, odd and its two; /other and /other/x;
+        // not the broken one.
+        assert_eq!(a.cgroups().map(|t| t.len()), Some(10));
+        for format in [Format::Text, Format::OpenMetrics] {
+            let body = |s: &exporter::server::Scrape| {
+                redact(std::str::from_utf8(&s.body(format)).unwrap())
+            };
+            let (a, b) = (body(&a), body(&b));
+            assert!(
+                a.contains("cgroup=\"/boxwatch/odd/a\\\\x5c\\\\xfe\""),
+                "{a}"
+            );
+            assert!(a.contains("boxwatch_check_verdict{"), "{a}");
+            assert_eq!(a, b);
+        }
+    }
+}
