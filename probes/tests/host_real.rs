@@ -384,3 +384,35 @@ fn stat_files_are_what_the_stats_read() {
     }
     assert!(!names.iter().any(|n| n.starts_with("cpuset.")), "{names:?}");
 }
+
+#[test]
+fn reads_beyond_the_file_budget_match_fresh_reads() {
+    if !root_or_skip("reads_beyond_the_file_budget_match_fresh_reads") {
+        return;
+    }
+    use probes::host::{Controllers, FileBudget, HeldCgroup, StatsReader};
+    let layout = Host::new().layout().unwrap();
+    let cg = TestCgroup::new("unheld");
+    let which = Controllers {
+        cpu: true,
+        memory: true,
+        pids: true,
+        cpuset: false,
+    };
+    // No task in the cgroup: its figures stay put between the two reads.
+    let budget = FileBudget::new(0);
+    let mut held = HeldCgroup::new(cg.path.clone(), &budget);
+    let mut reader = StatsReader::new(which);
+    for _ in 0..2 {
+        assert_eq!(
+            reader.stats(&layout, &mut held).unwrap(),
+            layout.stats_of(&cg.path, which).unwrap()
+        );
+    }
+    assert_eq!(held.open_files(), 0);
+    drop(cg);
+    assert!(matches!(
+        reader.stats(&layout, &mut held),
+        Err(probes::Error::CgroupNotFound(_))
+    ));
+}

@@ -14,7 +14,7 @@
 //! - [`StatsCache`]: both behind a map from cgroup path, for callers that
 //!   read cgroups one by one.
 
-use super::fsread::{is_gone, utf8, CgroupFiles};
+use super::fsread::{is_gone, utf8, CgroupFiles, DirFd};
 use super::layout::{CgroupLayout, CgroupPath, Controllers, Hierarchy};
 use super::stats::{CgroupStats, StatPlan};
 use crate::error::{Error, Result};
@@ -148,6 +148,19 @@ pub struct StatsReader {
     which: Controllers,
     buf: Vec<u8>,
     path: PathBuf,
+    /// The directory above the last cgroup read in each hierarchy, open,
+    /// for the files the budget leaves no room to hold.
+    parents: Vec<Parent>,
+}
+
+/// An open directory of cgroups: files below it are opened relative to
+/// it (`openat` of `<child>/<file>`), which walks two path components
+/// instead of the whole path from `/`.
+struct Parent {
+    hierarchy: usize,
+    /// The directory's path relative to the mount point.
+    relative: PathBuf,
+    dir: DirFd,
 }
 
 impl StatsReader {
@@ -157,6 +170,7 @@ impl StatsReader {
             which,
             buf: vec![0; 4096],
             path: PathBuf::new(),
+            parents: Vec::new(),
         }
     }
 
@@ -184,6 +198,7 @@ impl StatsReader {
             files: &mut held.files,
             buf: &mut self.buf,
             path: &mut self.path,
+            parents: &mut self.parents,
             current: None,
             nth: 0,
         };
@@ -222,6 +237,7 @@ struct Reading<'a> {
     files: &'a mut HeldFiles,
     buf: &'a mut Vec<u8>,
     path: &'a mut PathBuf,
+    parents: &'a mut Vec<Parent>,
     /// The entered directory: its position in `files.dirs`.
     current: Option<usize>,
     /// Files read in it so far.
@@ -229,6 +245,57 @@ struct Reading<'a> {
 }
 
 impl Reading<'_> {
+    /// Reads `name` of the directory at `pos` without holding it: opened
+    /// relative to the cgroup's parent directory (kept open by the
+    /// reader), read, closed.
+    fn read_through_parent(&mut self, pos: usize, name: &'static str) -> Result<Option<&str>> {
+        let h = self.files.dirs[pos].hierarchy;
+        let relative = self.cgroup.relative();
+        let (parent, child) = match (relative.parent(), relative.file_name()) {
+            (Some(p), Some(c)) => (p, Path::new(c)),
+            // The hierarchy's root cgroup.
+            _ => (Path::new(""), Path::new("")),
+        };
+        self.path.clear();
+        self.path.push(child);
+        self.path.push(name);
+        let mut found = None;
+        for attempt in 0..2 {
+            let at = match self
+                .parents
+                .iter()
+                .position(|p| p.hierarchy == h && p.relative == parent)
+            {
+                Some(at) => at,
+                None => {
+                    let dir = self.layout.nth(h).mount_point.join(parent);
+                    let Some(dir) = DirFd::open(&dir)? else {
+                        return Ok(None);
+                    };
+                    self.parents.retain(|p| p.hierarchy != h);
+                    self.parents.push(Parent {
+                        hierarchy: h,
+                        relative: parent.to_path_buf(),
+                        dir,
+                    });
+                    self.parents.len() - 1
+                }
+            };
+            if self.parents[at].dir.read(self.path)?.is_some() {
+                found = Some(at);
+                break;
+            }
+            // Absent: the file, the cgroup, or the parent, when the parent
+            // was removed (and maybe made again) since it was opened. That
+            // last case shows no cgroup below it: opened afresh, once.
+            if attempt > 0 || child.as_os_str().is_empty() || self.parents[at].dir.has(child) {
+                break;
+            }
+            self.parents.swap_remove(at);
+        }
+        Ok(found.map(|at| self.parents[at].dir.last_text()))
+    }
+
     /// The mount point of the current directory's hierarchy.
     fn mount(&self) -> Option<&Path> {
         let d = &self.files.dirs[self.current?];
@@ -301,28 +368,30 @@ impl CgroupFiles for Reading<'_> {
                 }
             }
         }
-        self.set_path(name);
-        let file = match File::open(&*self.path) {
-            Ok(f) => f,
-            Err(e) if is_gone(&e) => return Ok(None),
-            Err(source) => {
-                let path = self.path.clone();
-                return Err(Error::Io { path, source });
-            }
-        };
-        let len = match pread_all(&file, self.buf) {
-            Ok(Some(len)) => len,
-            Ok(None) => return Ok(None),
-            Err(source) => {
-                let path = self.path.clone();
-                return Err(Error::Io { path, source });
-            }
-        };
-        if self.files.budget.take() {
-            let files = &mut self.files.dirs[pos].files;
-            let at = nth.min(files.len());
-            files.insert(at, (name, file));
+        if !self.files.budget.take() {
+            return self.read_through_parent(pos, name);
         }
+        self.set_path(name);
+        let opened = File::open(&*self.path).and_then(|f| Ok((pread_all(&f, self.buf)?, f)));
+        let (len, file) = match opened {
+            Ok((Some(len), file)) => (len, file),
+            Ok((None, _)) => {
+                self.files.budget.give_back(1);
+                return Ok(None);
+            }
+            Err(e) if is_gone(&e) => {
+                self.files.budget.give_back(1);
+                return Ok(None);
+            }
+            Err(source) => {
+                self.files.budget.give_back(1);
+                let path = self.path.clone();
+                return Err(Error::Io { path, source });
+            }
+        };
+        let files = &mut self.files.dirs[pos].files;
+        let at = nth.min(files.len());
+        files.insert(at, (name, file));
         utf8(&self.buf[..len], || self.path.clone()).map(Some)
     }
 

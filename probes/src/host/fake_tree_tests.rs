@@ -333,6 +333,48 @@ fn stats_cache_respects_its_file_budget() {
 }
 
 #[test]
+fn beyond_the_budget_files_are_read_through_their_parent() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = v2_tree(dir.path());
+    let h = hybrid_tree(&dir.path().join("hybrid"));
+    for (t, cgroups) in [
+        (&t, ["/boxwatch/r1/c1", "/boxwatch/r1/c2", "/boxwatch", "/"]),
+        (&h, ["/boxwatch/r1/c1", "/boxwatch/r1", "/boxwatch", "/"]),
+    ] {
+        let l = t.host().layout().unwrap();
+        let mut cache = StatsCache::new(Controllers::ALL, 0);
+        for _ in 0..2 {
+            for c in cgroups.map(cg) {
+                assert_eq!(cache.stats(&l, &c).unwrap(), l.stats(&c).unwrap(), "{c}");
+            }
+            cache.sweep();
+        }
+        assert_eq!(cache.open_files(), 0);
+    }
+    // The reader keeps /boxwatch/r1 open; it is removed and made again
+    // with other figures: those are read, not "gone".
+    let l = t.host().layout().unwrap();
+    let mut cache = StatsCache::new(Controllers::ALL, 0);
+    let c1 = cg("/boxwatch/r1/c1");
+    assert_eq!(
+        cache.stats(&l, &c1).unwrap().memory_usage_bytes,
+        Some(1_048_576)
+    );
+    std::fs::remove_dir_all(t.mkdir("", "/boxwatch/r1").unwrap()).unwrap();
+    t.write("", "/boxwatch/r1/c1", "memory.current", "123\n")
+        .unwrap();
+    let s = cache.stats(&l, &c1).unwrap();
+    assert_eq!(s.memory_usage_bytes, Some(123));
+    assert_eq!(s.memory_limit, None, "memory.max is not there any more");
+    // Gone for good: not found.
+    std::fs::remove_dir_all(t.mkdir("", "/boxwatch/r1").unwrap()).unwrap();
+    assert!(matches!(
+        cache.stats(&l, &c1),
+        Err(Error::CgroupNotFound(_))
+    ));
+}
+
+#[test]
 fn walking_one_hierarchy_sees_only_its_cgroups() {
     let dir = tempfile::tempdir().unwrap();
     let t = hybrid_tree(dir.path());

@@ -45,7 +45,7 @@ pub(crate) fn read_parsed<T>(
 /// of the whole path. Closed on drop.
 pub(crate) struct DirFd {
     fd: std::os::fd::RawFd,
-    path: PathBuf,
+    pub(crate) path: PathBuf,
     buf: Vec<u8>,
 }
 
@@ -71,9 +71,9 @@ impl DirFd {
 }
 
 impl DirFd {
-    /// The text of file `name` in this directory, `None` when it (or the
-    /// directory) is gone.
-    pub(crate) fn read(&mut self, name: &str) -> Result<Option<&str>> {
+    /// The text of file `name` (a path relative to this directory), `None`
+    /// when it (or the directory) is gone.
+    pub(crate) fn read(&mut self, name: &Path) -> Result<Option<&str>> {
         use nix::fcntl::{openat, OFlag};
         let io_err = |e: nix::errno::Errno, path: &Path| Error::Io {
             path: path.join(name),
@@ -117,6 +117,19 @@ impl DirFd {
             return Ok(None);
         }
         utf8(&self.buf, || self.path.join(name)).map(Some)
+    }
+}
+
+impl DirFd {
+    /// Whether `name` (relative to this directory) exists.
+    pub(crate) fn has(&self, name: &Path) -> bool {
+        let flags = nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW;
+        nix::sys::stat::fstatat(Some(self.fd), name, flags).is_ok()
+    }
+
+    /// The text of the last file [`Self::read`] gave.
+    pub(crate) fn last_text(&self) -> &str {
+        std::str::from_utf8(&self.buf).unwrap_or_default()
     }
 }
 
@@ -181,7 +194,7 @@ impl CgroupFiles for FreshDirs {
 
     fn read(&mut self, name: &'static str) -> Result<Option<&str>> {
         match self.current.as_mut() {
-            Some(d) => d.read(name),
+            Some(d) => d.read(Path::new(name)),
             None => Ok(None),
         }
     }
