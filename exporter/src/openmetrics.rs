@@ -78,9 +78,21 @@ pub fn render_with(
     table: Option<&CgroupTable>,
     format: Format,
 ) -> Vec<u8> {
+    render_into(Vec::new(), families, table, format)
+}
+
+/// [`render_with`], written into `out` (emptied first; its allocation is
+/// kept, and grown once to the size the table announces).
+pub fn render_into(
+    mut out: Vec<u8>,
+    families: &[MetricFamily],
+    table: Option<&CgroupTable>,
+    format: Format,
+) -> Vec<u8> {
     let names = table.map(CgroupTable::names).unwrap_or_default();
     let hint = table.map_or(0, CgroupTable::size_hint);
-    let mut out = Vec::with_capacity(hint + 64 * 1024);
+    out.clear();
+    out.reserve(hint + 64 * 1024);
     let mut direct = names.into_iter().peekable();
     for mf in families {
         while let Some((_, i)) = direct.next_if(|(name, _)| *name < mf.get_name()) {

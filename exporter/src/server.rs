@@ -79,6 +79,8 @@ pub struct Scrape {
     cgroups: Option<CgroupTable>,
     text: OnceLock<Bytes>,
     openmetrics: OnceLock<Bytes>,
+    /// The buffer of an earlier scrape's body, for this one's first.
+    spare: std::sync::Mutex<Option<Vec<u8>>>,
 }
 
 impl Scrape {
@@ -89,13 +91,30 @@ impl Scrape {
             Format::OpenMetrics => &self.openmetrics,
         };
         cell.get_or_init(|| {
-            Bytes::from(openmetrics::render_with(
+            let spare = self.spare.lock().unwrap_or_else(|p| p.into_inner()).take();
+            Bytes::from(openmetrics::render_into(
+                spare.unwrap_or_default(),
                 &self.families,
                 self.cgroups.as_ref(),
                 format,
             ))
         })
         .clone()
+    }
+
+    /// The allocation of a body nobody holds any more (emptied), to
+    /// render the next scrape's body into: a body of thousands of cgroups
+    /// is megabytes, which the allocator would otherwise keep, once per
+    /// thread that rendered one, after it is freed.
+    fn into_buffer(self) -> Option<Vec<u8>> {
+        let bodies = [self.text.into_inner(), self.openmetrics.into_inner()];
+        for body in bodies.into_iter().flatten() {
+            if let Ok(mut b) = body.try_into_mut() {
+                b.clear();
+                return Some(b.into());
+            }
+        }
+        self.spare.into_inner().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The families gathered by the registry (without the per-cgroup
@@ -193,6 +212,12 @@ impl Exporter {
         if let Some(s) = last.as_ref().filter(|s| s.started >= asked) {
             return s.clone();
         }
+        // The last scrape is too old to answer anyone now; its body's
+        // buffer (when no response holds it any more) takes the next body.
+        let spare = last
+            .take()
+            .and_then(|old| Arc::try_unwrap(old).ok())
+            .and_then(Scrape::into_buffer);
         let registry = self.registry.clone();
         let cgroups = self.cgroups.clone();
         let started = Instant::now();
@@ -216,6 +241,7 @@ impl Exporter {
             cgroups,
             text: OnceLock::new(),
             openmetrics: OnceLock::new(),
+            spare: std::sync::Mutex::new(spare),
         });
         *last = Some(s.clone());
         s

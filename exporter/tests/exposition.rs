@@ -467,3 +467,29 @@ fn the_direct_body_is_the_registry_body() {
         }
     }
 }
+
+/// The next scrape renders into the allocation of the last body once
+/// nobody holds it; a body still held is never written over.
+#[test]
+fn a_body_nobody_holds_is_rendered_into_again() {
+    let dir = tempfile::tempdir().unwrap();
+    v2_tree(dir.path());
+    let exporter = exporter::cli::build(&fake_args(dir.path(), &[])).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let first = rt.block_on(exporter.scrape()).body(Format::Text);
+    let (at, text) = (first.as_ptr(), redact(std::str::from_utf8(&first).unwrap()));
+    drop(first);
+    let second = rt.block_on(exporter.scrape()).body(Format::Text);
+    assert_eq!(second.as_ptr(), at, "the buffer was not reused");
+    assert_eq!(redact(std::str::from_utf8(&second).unwrap()), text);
+    // Held (a response still being written): the next body goes elsewhere
+    // and the held one stays as it was.
+    let before = second.to_vec();
+    let third = rt.block_on(exporter.scrape()).body(Format::Text);
+    assert_ne!(third.as_ptr(), second.as_ptr());
+    assert_eq!(second.to_vec(), before);
+    assert_eq!(redact(std::str::from_utf8(&third).unwrap()), text);
+}
