@@ -10,6 +10,7 @@
 use crate::table::{CgroupTable, Label, Labels, Row};
 use probes::host::{
     CgroupLayout, CgroupPath, CgroupStats, Controllers, FileBudget, HeldCgroup, Host, LayoutReader,
+    Subtree,
 };
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, MetricFamily, MetricType};
@@ -386,7 +387,7 @@ impl CgroupCollector {
             held.cgroups.clear();
             held.layout = Some(layout.clone());
         }
-        let walk = self.walk(&layout);
+        let walk = self.walk(&layout, held.cgroups.len() >= PARALLEL_FROM);
         held.follow(walk.cgroups, &self.budget);
         let rows = self.read_rows(&layout, &mut held.cgroups);
         let labels = held.labels.clone().expect("set by follow");
@@ -400,36 +401,58 @@ impl CgroupCollector {
         table
     }
 
-    fn walk(&self, layout: &CgroupLayout) -> Walk {
+    /// Walks every root. `large`: the last scrape found a large tree,
+    /// so the hierarchies of a union walk are walked on parallel threads
+    /// (a v1 host has four).
+    fn walk(&self, layout: &CgroupLayout, large: bool) -> Walk {
         let mut walk = Walk::default();
+        let cpu_only = match (self.config.walk, layout.hierarchy_for("cpu")) {
+            (WalkMode::Cpu, Some(h)) => Some(h),
+            _ => None,
+        };
+        let hierarchies = layout.hierarchies_of(READ);
+        let parallel = large && cpu_only.is_none() && hierarchies.len() > 1;
         for root in &self.config.roots {
             let left = self.config.max_cgroups.saturating_sub(walk.cgroups.len());
-            let sub = match (self.config.walk, layout.hierarchy_for("cpu")) {
-                (WalkMode::Cpu, Some(h)) => layout.list_subtree_in(h, root, left),
-                _ => layout.list_subtree_of(root, left, READ),
+            let subs = match cpu_only {
+                Some(h) => vec![layout.list_subtree_in(h, root, left)],
+                None if parallel => std::thread::scope(|scope| {
+                    let walks: Vec<_> = hierarchies
+                        .iter()
+                        .map(|h| scope.spawn(move || layout.list_subtree_in(h, root, left)))
+                        .collect();
+                    walks
+                        .into_iter()
+                        .map(|w| {
+                            w.join().unwrap_or_else(|_| {
+                                tracing::error!("a cgroup walker thread panicked");
+                                Ok(Subtree::default())
+                            })
+                        })
+                        .collect()
+                }),
+                None => vec![layout.list_subtree_of(root, left, READ)],
             };
-            match sub {
-                Ok(sub) => {
-                    walk.truncated |= sub.truncated;
-                    if walk.cgroups.is_empty() {
-                        walk.cgroups = sub.cgroups;
-                    } else {
-                        walk.cgroups.extend(sub.cgroups);
-                        walk.cgroups.sort_unstable();
-                        walk.cgroups.dedup();
+            for sub in subs {
+                match sub {
+                    Ok(sub) => {
+                        walk.truncated |= sub.truncated;
+                        let found = std::mem::take(&mut walk.cgroups);
+                        walk.cgroups = merge_sorted(found, sub.cgroups);
+                        for dir in &sub.unreadable {
+                            tracing::warn!("walking {root}: skipped what lies below {dir}");
+                        }
+                        self.error(sub.unreadable.len());
                     }
-                    for dir in &sub.unreadable {
-                        tracing::warn!("walking {root}: skipped what lies below {dir}");
+                    Err(e) => {
+                        tracing::warn!("walking {root}: {e}");
+                        self.error(1);
                     }
-                    self.error(sub.unreadable.len());
-                }
-                Err(e) => {
-                    tracing::warn!("walking {root}: {e}");
-                    self.error(1);
                 }
             }
         }
-        // Overlapping roots can push the union past the limit.
+        // Overlapping roots (or hierarchies walked apart) can push the
+        // union past the limit.
         if walk.cgroups.len() > self.config.max_cgroups {
             walk.cgroups.truncate(self.config.max_cgroups);
             walk.truncated = true;
@@ -551,6 +574,33 @@ impl CgroupCollector {
     }
 }
 
+/// The union of two sorted lists without duplicates, sorted.
+fn merge_sorted(a: Vec<CgroupPath>, b: Vec<CgroupPath>) -> Vec<CgroupPath> {
+    if a.is_empty() {
+        return b;
+    }
+    if b.is_empty() {
+        return a;
+    }
+    let mut out = Vec::with_capacity(a.len().max(b.len()));
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if x < y => a.next(),
+            (Some(x), Some(y)) if x > y => b.next(),
+            (Some(_), Some(_)) => {
+                b.next();
+                a.next()
+            }
+            (Some(_), None) => a.next(),
+            (None, Some(_)) => b.next(),
+            (None, None) => break,
+        };
+        out.extend(next);
+    }
+    out
+}
+
 /// The collector's own metrics, for a registry whose per-cgroup families
 /// come from [`CgroupCollector::read`] (the exporter's): describes every
 /// family the collector makes, collects only its own ones.
@@ -577,5 +627,25 @@ impl Collector for CgroupCollector {
         let mut out = self.read().families();
         out.extend(self.self_families());
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn merged_lists_are_the_sorted_union(
+            a in proptest::collection::btree_set("/[a-c]{1,3}", 0..12),
+            b in proptest::collection::btree_set("/[a-c]{1,3}", 0..12),
+        ) {
+            let paths = |s: &BTreeSet<String>| -> Vec<CgroupPath> {
+                s.iter().map(|p| CgroupPath::new(p).unwrap()).collect()
+            };
+            let want = paths(&a.union(&b).cloned().collect());
+            prop_assert_eq!(merge_sorted(paths(&a), paths(&b)), want);
+        }
     }
 }

@@ -493,3 +493,49 @@ fn a_body_nobody_holds_is_rendered_into_again() {
     assert_eq!(second.to_vec(), before);
     assert_eq!(redact(std::str::from_utf8(&third).unwrap()), text);
 }
+
+/// A hybrid tree large enough for the parallel paths (hierarchies walked
+/// on threads of their own, cgroups read in shares), with cgroups that
+/// exist in some hierarchies only: the second scrape (parallel, as the
+/// first found a large tree) exports what the first (sequential) did.
+#[test]
+fn a_large_tree_read_in_parallel_is_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = hybrid_tree(dir.path());
+    for i in 0..300 {
+        let c = format!("/boxwatch/run-2/many/c{i}");
+        t.write("cpuacct", &c, "cpuacct.usage", &format!("{i}000\n"))
+            .unwrap();
+        t.write("cpu", &c, "cpu.cfs_quota_us", "-1\n").unwrap();
+        t.write("memory", &c, "memory.usage_in_bytes", "4096\n")
+            .unwrap();
+        if i % 7 == 0 {
+            t.write("pids", &format!("{c}/only-pids"), "pids.current", "1\n")
+                .unwrap();
+        }
+    }
+    let exporter = exporter::cli::build(&fake_args(dir.path(), &["/boxwatch/run-2"])).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let scrape = || {
+        let s = rt.block_on(exporter.scrape());
+        String::from_utf8(s.body(Format::Text).to_vec()).unwrap()
+    };
+    let (first, second) = (scrape(), scrape());
+    assert_eq!(redact(&first), redact(&second));
+    // run-2, c1, many, 300 cgroups, 43 only in pids.
+    assert_eq!(value_of(&second, "boxwatch_exporter_cgroups "), Some(346.0));
+    assert!(second.contains("{cgroup=\"/boxwatch/run-2/many/c294/only-pids\"} 1\n"));
+    assert!(second.contains(
+        "boxwatch_cgroup_cpu_usage_seconds_total{cgroup=\"/boxwatch/run-2/many/c299\"} 0.000299\n"
+    ));
+    assert_eq!(
+        value_of(&second, "boxwatch_exporter_cgroup_read_errors_total "),
+        Some(0.0)
+    );
+    if have_promtool("a_large_tree_read_in_parallel_is_the_same") {
+        promtool_check_text(&second);
+    }
+}
