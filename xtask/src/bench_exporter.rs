@@ -521,6 +521,8 @@ struct Figures {
     bytes: usize,
     /// Descriptors held on cgroupfs after the scrapes.
     cgroup_fds: usize,
+    /// The process's open-file limit (soft, hard).
+    nofile: (String, String),
 }
 
 /// The `p` quantile of `sorted` by nearest rank: the smallest value with
@@ -554,6 +556,7 @@ fn measure(pid: u32, addr: SocketAddr, scrapes: usize) -> Result<Figures> {
     lat.sort_by(f64::total_cmp);
     let (rss, peak) = rss_mib(pid)?;
     let cgroup_fds = cgroup_fds(pid)?;
+    let nofile = nofile(pid)?;
     Ok(Figures {
         scrapes,
         p50_ms: percentile(&lat, 0.5),
@@ -563,6 +566,7 @@ fn measure(pid: u32, addr: SocketAddr, scrapes: usize) -> Result<Figures> {
         peak_mib: peak,
         bytes,
         cgroup_fds,
+        nofile,
     })
 }
 
@@ -575,6 +579,9 @@ const FLOOR_ROUNDS: usize = 20;
 struct Floor {
     /// Files the exporter reads for the bench cgroups.
     files: usize,
+    /// Chunks they were opened and timed in (1 when the open-file limit
+    /// holds them all).
+    chunks: usize,
     /// One `pread` of each of them, on descriptors opened beforehand.
     read_ms: f64,
     /// The walk's system calls: opening and listing the bench root and one
@@ -605,22 +612,24 @@ fn best_of(mut f: impl FnMut() -> Result<()>) -> Result<f64> {
     Ok(best * 1000.0)
 }
 
-/// Raises this process's open-file limit to at least `n` (the bench runs
-/// as root; the kernel's fs.nr_open caps it).
-fn raise_nofile(n: usize) -> Result<()> {
+/// Raises this process's open-file limit towards `n` as far as it may
+/// (beyond the hard limit only with CAP_SYS_RESOURCE; fs.nr_open caps
+/// it): the soft limit it got.
+fn raise_nofile(n: usize) -> Result<usize> {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
     let want = n as u64;
-    if soft >= want {
-        return Ok(());
+    if soft < want && setrlimit(Resource::RLIMIT_NOFILE, want, hard.max(want)).is_err() {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
     }
-    setrlimit(Resource::RLIMIT_NOFILE, want, hard.max(want))
-        .with_context(|| format!("raising RLIMIT_NOFILE to {want} for the floor measurement"))
+    let (soft, _) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    Ok(usize::try_from(soft).unwrap_or(usize::MAX))
 }
 
 /// The floor for the `n` bench cgroups below `root`: the files come from
 /// [`probes::host::CgroupLayout::stat_files`], the very list the exporter's
-/// reader goes through.
+/// reader goes through. When the open-file limit cannot hold them all,
+/// they are opened and timed in chunks, and the chunks' times added.
 fn floor(root: &CgroupPath, n: usize) -> Result<Floor> {
     use nix::dir::Dir;
     use nix::fcntl::{AtFlags, OFlag};
@@ -632,19 +641,23 @@ fn floor(root: &CgroupPath, n: usize) -> Result<Floor> {
     for i in 0..n {
         paths.extend(layout.stat_files(&root.child(&format!("c{i}"))?, READ)?);
     }
-    raise_nofile(paths.len() + 256)?;
-    let files = paths
-        .iter()
-        .map(|p| std::fs::File::open(p).with_context(|| format!("opening {}", p.display())))
-        .collect::<Result<Vec<_>>>()?;
+    let limit = raise_nofile(paths.len() + 256)?;
+    let chunk = limit.saturating_sub(256).max(1000);
+    let mut read_ms = 0.0;
     let mut buf = vec![0u8; 4096];
-    let read_ms = best_of(|| {
-        for f in &files {
-            f.read_at(&mut buf, 0)?;
-        }
-        Ok(())
-    })?;
-    drop(files);
+    for part in paths.chunks(chunk) {
+        let files = part
+            .iter()
+            .map(|p| std::fs::File::open(p).with_context(|| format!("opening {}", p.display())))
+            .collect::<Result<Vec<_>>>()?;
+        read_ms += best_of(|| {
+            for f in &files {
+                f.read_at(&mut buf, 0)?;
+            }
+            Ok(())
+        })?;
+    }
+    let chunks = paths.len().div_ceil(chunk);
     let walk = |hierarchies: &[&Hierarchy]| {
         best_of(|| {
             for h in hierarchies {
@@ -669,6 +682,7 @@ fn floor(root: &CgroupPath, n: usize) -> Result<Floor> {
     let cpu: Vec<&Hierarchy> = layout.hierarchy_for("cpu").into_iter().collect();
     Ok(Floor {
         files: paths.len(),
+        chunks,
         read_ms,
         walk_union_ms: walk(&union)?,
         walk_cpu_ms: walk(&cpu)?,
@@ -687,6 +701,19 @@ fn cgroup_fds(pid: u32) -> Result<usize> {
         }
     }
     Ok(n)
+}
+
+/// The open-file limit of `pid` (soft, hard), from /proc/<pid>/limits.
+fn nofile(pid: u32) -> Result<(String, String)> {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits"))?;
+    let line = limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))
+        .context("no open-file limit in /proc/<pid>/limits")?;
+    let mut f = line.split_whitespace();
+    let soft = f.next().unwrap_or("?").to_string();
+    let hard = f.next().unwrap_or("?").to_string();
+    Ok((soft, hard))
 }
 
 /// Sizes from which `--scrapes-large` applies.
@@ -766,14 +793,22 @@ fn bench(bin: &PathBuf, sizes: &[usize], scrapes: usize, scrapes_large: usize) -
         "\nfloor: the system calls alone, timed in the bench process (thread CPU time, best of {FLOOR_ROUNDS} rounds), no parsing, no encoding"
     );
     println!(
-        "{:>7} | {:>7} | {:>13} | {:>9} | {:>9} | {:>13} | {:>11}",
-        "cgroups", "files", "pread ms/scr", "µs/file", "µs/cg", "walk union ms", "walk cpu ms"
+        "{:>7} | {:>7} | {:>6} | {:>13} | {:>9} | {:>9} | {:>13} | {:>11}",
+        "cgroups",
+        "files",
+        "chunks",
+        "pread ms/scr",
+        "µs/file",
+        "µs/cg",
+        "walk union ms",
+        "walk cpu ms"
     );
-    println!("{}", "-".repeat(86));
+    println!("{}", "-".repeat(95));
     for (n, f) in &floors {
         println!(
-            "{n:>7} | {:>7} | {:>13.2} | {:>9.2} | {:>9.2} | {:>13.2} | {:>11.2}",
+            "{n:>7} | {:>7} | {:>6} | {:>13.2} | {:>9.2} | {:>9.2} | {:>13.2} | {:>11.2}",
             f.files,
+            f.chunks,
             f.read_ms,
             f.read_ms * 1000.0 / f.files.max(1) as f64,
             f.read_ms * 1000.0 / *n as f64,
@@ -783,7 +818,8 @@ fn bench(bin: &PathBuf, sizes: &[usize], scrapes: usize, scrapes_large: usize) -
     }
     println!(
         "(pread ms: one pread of every file the exporter reads for these cgroups (CgroupLayout::stat_files), on descriptors opened \
-         beforehand; walk: open and list the bench root, one fstatat per cgroup, in each hierarchy the walk reads)"
+         beforehand, in chunks when this process's open-file limit cannot hold them all; walk: open and list the bench root, \
+         one fstatat per cgroup, in each hierarchy the walk reads)"
     );
     for name in ["boxwatch (walk union)", "boxwatch (walk cpu)"] {
         print_targets(name, &rows, &floors);
@@ -856,6 +892,7 @@ fn print_targets(name: &str, rows: &[(usize, Vec<(&str, Figures)>)], floors: &[(
         .collect();
     match (row(rows, name, 1000), row(rows, name, LARGE)) {
         (Some(a), Some(b)) => {
+            let large = b;
             let (a, b) = (a.cpu_ms / 1000.0, b.cpu_ms / LARGE as f64);
             println!(
                 "  linear growth, CPU per cgroup: {}   {} (at {LARGE}: {:.2}x the cost per cgroup at 1,000; met when <= 1.5x)",
@@ -863,6 +900,19 @@ fn print_targets(name: &str, rows: &[(usize, Vec<(&str, Figures)>)], floors: &[(
                 verdict(b <= 1.5 * a),
                 b / a
             );
+            if let Some((_, fl)) = floors.iter().find(|(n, _)| *n == LARGE) {
+                if large.cgroup_fds < fl.files {
+                    println!(
+                        "    at {LARGE} the exporter holds {} of the {} files open (open-file limit {} soft, {} hard; raising the hard \
+                         limit needs CAP_SYS_RESOURCE): the other {} are opened, read and closed at every scrape",
+                        large.cgroup_fds,
+                        fl.files,
+                        large.nofile.0,
+                        large.nofile.1,
+                        fl.files - large.cgroup_fds
+                    );
+                }
+            }
         }
         _ => println!(
             "  linear growth, CPU per cgroup: {}   (needs 1000 and {LARGE} in --cgroups to judge)",
