@@ -1,0 +1,146 @@
+//! The exporter against cgroups this test makes on the real kernel (under
+//! `boxwatch/exporter-test-<pid>`, removed by a Drop guard): the files it
+//! keeps open between scrapes give the values of the scrape, limits
+//! included. Needs root; under CI=true a missing prerequisite fails
+//! instead of skipping.
+
+mod common;
+
+use common::*;
+use exporter::openmetrics::Format;
+use probes::host::{CgroupPath, CgroupVersion, Host};
+use std::path::PathBuf;
+
+/// `boxwatch/exporter-test-<pid>/c` in the cpu, memory and pids
+/// hierarchies; removed on drop (with the parents the test made).
+struct TestCgroups {
+    root: CgroupPath,
+    /// (version, `.../exporter-test-<pid>`) of each hierarchy.
+    dirs: Vec<(CgroupVersion, PathBuf)>,
+}
+
+impl TestCgroups {
+    fn new() -> TestCgroups {
+        let layout = Host::new().layout().unwrap();
+        let root = CgroupPath::new(&unique("/boxwatch/exporter-test")).unwrap();
+        let mut set = TestCgroups {
+            root: root.clone(),
+            dirs: Vec::new(),
+        };
+        for c in ["cpu", "memory", "pids"] {
+            let h = layout.hierarchy_for(c).unwrap();
+            let dir = h.dir(&root);
+            if set.dirs.iter().any(|(_, d)| *d == dir) {
+                continue;
+            }
+            std::fs::create_dir_all(&dir).unwrap();
+            if h.version == CgroupVersion::V2 {
+                // Limits in the child need the controllers enabled here.
+                let want: Vec<String> = ["cpu", "memory", "pids"]
+                    .iter()
+                    .filter(|c| h.has(c))
+                    .map(|c| format!("+{c}"))
+                    .collect();
+                std::fs::write(dir.join("cgroup.subtree_control"), want.join(" ")).unwrap();
+            }
+            set.dirs.push((h.version, dir));
+        }
+        set
+    }
+
+    /// Makes `c` (again) with these limits.
+    fn make(&self, quota_us: u64, memory: u64, pids: u64) {
+        for (version, dir) in &self.dirs {
+            let c = dir.join("c");
+            let _ = std::fs::create_dir(&c);
+            let write = |file: &str, value: String| {
+                if c.join(file).exists() {
+                    std::fs::write(c.join(file), value).unwrap();
+                }
+            };
+            match version {
+                CgroupVersion::V1 => {
+                    write("cpu.cfs_period_us", "100000".into());
+                    write("cpu.cfs_quota_us", quota_us.to_string());
+                    write("memory.limit_in_bytes", memory.to_string());
+                }
+                CgroupVersion::V2 => {
+                    write("cpu.max", format!("{quota_us} 100000"));
+                    write("memory.max", memory.to_string());
+                }
+            }
+            write("pids.max", pids.to_string());
+        }
+    }
+
+    fn remove_c(&self) {
+        for (_, dir) in &self.dirs {
+            let _ = std::fs::remove_dir(dir.join("c"));
+        }
+    }
+}
+
+impl Drop for TestCgroups {
+    fn drop(&mut self) {
+        self.remove_c();
+        for (_, dir) in &self.dirs {
+            let _ = std::fs::remove_dir(dir);
+            let _ = std::fs::remove_dir(dir.parent().unwrap()); // fails while in use
+        }
+    }
+}
+
+#[test]
+fn held_files_give_each_scrape_the_limits_of_the_moment() {
+    if !have_root("held_files_give_each_scrape_the_limits_of_the_moment") {
+        return;
+    }
+    let set = TestCgroups::new();
+    set.make(20_000, 64 << 20, 64);
+    let args = fake_args(std::path::Path::new("/"), &[set.root.as_str()]);
+    let exporter = exporter::cli::build(&args).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let scrape = || {
+        let s = rt.block_on(exporter.scrape());
+        String::from_utf8(s.body(Format::Text).to_vec()).unwrap()
+    };
+    let c = format!("{{cgroup=\"{}/c\"}} ", set.root);
+    let limits = |text: &str| {
+        (
+            value_of(text, &format!("boxwatch_cgroup_cpu_quota_cores{c}")),
+            value_of(text, &format!("boxwatch_cgroup_memory_limit_bytes{c}")),
+            value_of(text, &format!("boxwatch_cgroup_pids_limit{c}")),
+        )
+    };
+    let mib = |n: u64| Some((n << 20) as f64);
+    assert_eq!(limits(&scrape()), (Some(0.2), mib(64), Some(64.0)));
+
+    // Changed in place: the next scrape, through the same open files,
+    // has the new limits.
+    set.make(30_000, 32 << 20, 32);
+    let text = scrape();
+    assert_eq!(limits(&text), (Some(0.3), mib(32), Some(32.0)));
+
+    // Removed and made again between two scrapes: the files held belong
+    // to the removed cgroup; the scrape reads the new one.
+    set.remove_c();
+    set.make(50_000, 16 << 20, 16);
+    let text = scrape();
+    assert_eq!(limits(&text), (Some(0.5), mib(16), Some(16.0)));
+    assert_eq!(
+        value_of(&text, "boxwatch_exporter_cgroup_read_errors_total "),
+        Some(0.0)
+    );
+
+    // Gone: left out, not an error.
+    set.remove_c();
+    let text = scrape();
+    assert_eq!(limits(&text), (None, None, None));
+    assert_eq!(
+        value_of(&text, "boxwatch_exporter_cgroup_read_errors_total "),
+        Some(0.0)
+    );
+}
