@@ -23,7 +23,9 @@ pub struct ExporterArgs {
     /// boxwatch's own `/boxwatch`.
     #[arg(long = "cgroup-root", value_name = "PATH")]
     pub cgroup_roots: Vec<String>,
-    /// Export at most this many cgroups per scrape.
+    /// Export at most this many cgroups per scrape. The open-file limit is
+    /// raised, where allowed, to keep the files of this many open between
+    /// scrapes.
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     pub max_cgroups: usize,
     /// Which hierarchies to walk for cgroups: `union` of all (v1 hosts

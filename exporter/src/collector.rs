@@ -252,7 +252,9 @@ pub struct CollectorConfig {
     /// Which hierarchies the walk reads.
     pub walk: WalkMode,
     /// Cgroup files kept open between scrapes (a re-read is then one
-    /// `pread`); beyond this, files are opened per scrape.
+    /// `pread`; each keeps a 4 KiB page of kernel memory); beyond this,
+    /// files are opened at every scrape, relative to their cgroup's parent
+    /// directory.
     pub max_open_files: usize,
 }
 

@@ -23,7 +23,11 @@
 //!
 //! Reading the same cgroups again and again (an exporter's scrapes)?
 //! [`StatsCache`] keeps their files open and re-reads each with one
-//! `pread`; [`Controllers`] limits what is read, and
+//! `pread` (or, owning the cgroups: a [`HeldCgroup`] each, read by a
+//! [`LayoutReader`] per thread), within a [`FileBudget`]: each held file
+//! that has been read keeps a 4 KiB page of kernel memory.
+//! [`CgroupLayout::stat_files`] lists the files the stats read;
+//! [`Controllers`] limits what is read, and
 //! [`CgroupLayout::list_subtree_in`] walks a single hierarchy.
 //!
 //! Everything is resolved under a host root (`/` normally): tests point
