@@ -538,4 +538,47 @@ fn a_large_tree_read_in_parallel_is_the_same() {
     if have_promtool("a_large_tree_read_in_parallel_is_the_same") {
         promtool_check_text(&second);
     }
+
+    // The next scrape reads the cgroups it knows while it walks: ten of
+    // them are gone, ten new ones came, one has a broken file now.
+    for i in 0..10 {
+        let c = t
+            .mkdir("cpuacct", &format!("/boxwatch/run-2/many/c{i}"))
+            .unwrap();
+        std::fs::remove_dir_all(c).unwrap();
+        for m in ["cpu", "memory"] {
+            std::fs::remove_dir_all(t.mkdir(m, &format!("/boxwatch/run-2/many/c{i}")).unwrap())
+                .unwrap();
+        }
+        if i % 7 == 0 {
+            let p = t
+                .mkdir("pids", &format!("/boxwatch/run-2/many/c{i}"))
+                .unwrap();
+            std::fs::remove_dir_all(p).unwrap();
+        }
+        let new = format!("/boxwatch/run-2/many/new{i}");
+        t.write("cpuacct", &new, "cpuacct.usage", "7\n").unwrap();
+    }
+    t.write(
+        "memory",
+        "/boxwatch/run-2/many/c100",
+        "memory.usage_in_bytes",
+        "x\n",
+    )
+    .unwrap();
+    let third = scrape();
+    // 346 - 10 gone - 2 of their only-pids children + 10 new - 1 broken.
+    assert_eq!(value_of(&third, "boxwatch_exporter_cgroups "), Some(343.0));
+    assert!(!third.contains("many/c0\""));
+    assert!(!third.contains("many/c100\""));
+    assert!(third.contains(
+        "boxwatch_cgroup_cpu_usage_seconds_total{cgroup=\"/boxwatch/run-2/many/new9\"} 0.000000007\n"
+    ));
+    assert_eq!(
+        value_of(&third, "boxwatch_exporter_cgroup_read_errors_total "),
+        Some(1.0)
+    );
+    if have_promtool("a_large_tree_read_in_parallel_is_the_same") {
+        promtool_check_text(&third);
+    }
 }
