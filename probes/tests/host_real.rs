@@ -416,3 +416,40 @@ fn reads_beyond_the_file_budget_match_fresh_reads() {
         Err(probes::Error::CgroupNotFound(_))
     ));
 }
+
+#[test]
+fn a_cached_walk_of_real_cgroups_follows_changes() {
+    if !root_or_skip("a_cached_walk_of_real_cgroups_follows_changes") {
+        return;
+    }
+    use probes::host::{FileBudget, WalkCache};
+    let layout = Host::new().layout().unwrap();
+    let h = layout.hierarchy_for("pids").unwrap();
+    let cg = TestCgroup::new("walk");
+    let dir = h.dir(&cg.path);
+    for i in 0..5 {
+        std::fs::create_dir(dir.join(format!("c{i}"))).unwrap();
+    }
+    let budget = FileBudget::new(100);
+    let mut cache = WalkCache::new(&budget);
+    let walk = |cache: &mut WalkCache| {
+        let cached = layout.list_subtree_cached(h, &cg.path, 100, cache).unwrap();
+        assert_eq!(cached, layout.list_subtree_in(h, &cg.path, 100).unwrap());
+        cached.cgroups.len()
+    };
+    assert_eq!(walk(&mut cache), 6);
+    assert_eq!(cache.len(), 5);
+    assert_eq!(walk(&mut cache), 6);
+    // c0 gets a child; c1 is removed and made again with one.
+    std::fs::create_dir(dir.join("c0/sub")).unwrap();
+    std::fs::remove_dir(dir.join("c1")).unwrap();
+    std::fs::create_dir(dir.join("c1")).unwrap();
+    std::fs::create_dir(dir.join("c1/sub")).unwrap();
+    assert_eq!(walk(&mut cache), 8);
+    for d in ["c0/sub", "c1/sub", "c0", "c1", "c2", "c3", "c4"] {
+        std::fs::remove_dir(dir.join(d)).unwrap();
+    }
+    assert_eq!(walk(&mut cache), 1);
+    assert_eq!(budget.open_files(), 0);
+    drop(cg);
+}

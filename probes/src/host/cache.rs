@@ -31,7 +31,7 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub struct FileBudget {
     open: Arc<AtomicUsize>,
-    max: usize,
+    max: Arc<AtomicUsize>,
 }
 
 impl FileBudget {
@@ -39,13 +39,19 @@ impl FileBudget {
     pub fn new(max: usize) -> Self {
         FileBudget {
             open: Arc::new(AtomicUsize::new(0)),
-            max,
+            max: Arc::new(AtomicUsize::new(max)),
         }
     }
 
     /// The most files that may be held.
     pub fn max(&self) -> usize {
-        self.max
+        self.max.load(Ordering::Relaxed)
+    }
+
+    /// Changes the most files that may be held from now on (files held
+    /// beyond it stay open until their holders close them).
+    pub fn set_max(&self, max: usize) {
+        self.max.store(max, Ordering::Relaxed);
     }
 
     /// Files held now.
@@ -54,16 +60,17 @@ impl FileBudget {
     }
 
     /// Takes one file from the budget; false when it is spent.
-    fn take(&self) -> bool {
+    pub(crate) fn take(&self) -> bool {
+        let max = self.max();
         self.open
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                (n < self.max).then_some(n + 1)
+                (n < max).then_some(n + 1)
             })
             .is_ok()
     }
 
     /// Gives `n` files back.
-    fn give_back(&self, n: usize) {
+    pub(crate) fn give_back(&self, n: usize) {
         if n > 0 {
             self.open.fetch_sub(n, Ordering::Relaxed);
         }

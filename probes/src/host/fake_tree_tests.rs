@@ -375,6 +375,58 @@ fn beyond_the_budget_files_are_read_through_their_parent() {
 }
 
 #[test]
+fn a_cached_walk_is_the_walk() {
+    use super::{FileBudget, WalkCache};
+    let dir = tempfile::tempdir().unwrap();
+    let t = hybrid_tree(dir.path());
+    let l = t.host().layout().unwrap();
+    let cpu = l.hierarchy_for("cpu").unwrap();
+    let budget = FileBudget::new(1000);
+    let mut cache = WalkCache::new(&budget);
+    let root = cg("/boxwatch");
+    let check = |cache: &mut WalkCache| {
+        let cached = l.list_subtree_cached(cpu, &root, 100, cache).unwrap();
+        assert_eq!(cached, l.list_subtree_in(cpu, &root, 100).unwrap());
+        cached
+    };
+    for i in 0..5 {
+        t.mkdir("cpu", &format!("/boxwatch/r1/leaf{i}")).unwrap();
+    }
+    check(&mut cache);
+    assert!(cache.len() >= 6, "{} held", cache.len());
+    assert_eq!(budget.open_files(), cache.len());
+    check(&mut cache);
+    // A leaf gets a child; another is removed and made again with one;
+    // one goes; one comes.
+    t.mkdir("cpu", "/boxwatch/r1/leaf0/sub").unwrap();
+    std::fs::remove_dir_all(t.mkdir("cpu", "/boxwatch/r1/leaf1").unwrap()).unwrap();
+    t.mkdir("cpu", "/boxwatch/r1/leaf1/sub").unwrap();
+    std::fs::remove_dir_all(t.mkdir("cpu", "/boxwatch/r1/leaf2").unwrap()).unwrap();
+    t.mkdir("cpu", "/boxwatch/r1/leaf9").unwrap();
+    let walk = check(&mut cache);
+    let names: Vec<&str> = walk.cgroups.iter().map(|c| c.as_str()).collect();
+    assert!(names.contains(&"/boxwatch/r1/leaf0/sub"), "{names:?}");
+    assert!(names.contains(&"/boxwatch/r1/leaf1/sub"), "{names:?}");
+    assert!(!names.contains(&"/boxwatch/r1/leaf2"), "{names:?}");
+    check(&mut cache);
+    // No room: the same walk, nothing held.
+    cache.shrink_to(0);
+    assert_eq!(budget.open_files(), 0);
+    budget.set_max(0);
+    check(&mut cache);
+    assert!(cache.is_empty());
+    // Another hierarchy: the cache starts afresh.
+    budget.set_max(1000);
+    let memory = l.hierarchy_for("memory").unwrap();
+    let cached = l
+        .list_subtree_cached(memory, &root, 100, &mut cache)
+        .unwrap();
+    assert_eq!(cached, l.list_subtree_in(memory, &root, 100).unwrap());
+    drop(cache);
+    assert_eq!(budget.open_files(), 0);
+}
+
+#[test]
 fn walking_one_hierarchy_sees_only_its_cgroups() {
     let dir = tempfile::tempdir().unwrap();
     let t = hybrid_tree(dir.path());
@@ -549,5 +601,49 @@ proptest::proptest! {
         got.sort();
         proptest::prop_assert_eq!(got, expected);
         proptest::prop_assert!(!walked.truncated);
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    /// A walk through a cache of directories held from the walk before
+    /// finds what a walk by name finds, whatever changed in between:
+    /// directories made, removed, or removed and made again with other
+    /// children.
+    #[test]
+    fn a_cached_walk_follows_any_change(
+        before in proptest::collection::vec(proptest::collection::vec("[a-d]", 1..4), 0..30),
+        removed in proptest::collection::vec(proptest::collection::vec("[a-d]", 1..3), 0..6),
+        after in proptest::collection::vec(proptest::collection::vec("[a-d]", 1..4), 0..15),
+        room in 0usize..40,
+    ) {
+        use super::{FileBudget, WalkCache};
+        let dir = tempfile::tempdir().unwrap();
+        let t = FakeTree::new(dir.path()).v2(&["cpu", "memory", "pids"]).build().unwrap();
+        let l = t.host().layout().unwrap();
+        let h = l.v2().unwrap();
+        let root = cg("/boxwatch");
+        let budget = FileBudget::new(room);
+        let mut cache = WalkCache::new(&budget);
+        t.mkdir("", "/boxwatch").unwrap();
+        for p in &before {
+            t.mkdir("", &format!("/boxwatch/{}", p.join("/"))).unwrap();
+        }
+        for _ in 0..2 {
+            let cached = l.list_subtree_cached(h, &root, 10_000, &mut cache).unwrap();
+            proptest::prop_assert_eq!(cached, l.list_subtree_in(h, &root, 10_000).unwrap());
+        }
+        proptest::prop_assert!(budget.open_files() <= room);
+        for p in &removed {
+            let d = t.mkdir("", &format!("/boxwatch/{}", p.join("/"))).unwrap();
+            std::fs::remove_dir_all(d).unwrap();
+        }
+        for p in &after {
+            t.mkdir("", &format!("/boxwatch/{}", p.join("/"))).unwrap();
+        }
+        let cached = l.list_subtree_cached(h, &root, 10_000, &mut cache).unwrap();
+        proptest::prop_assert_eq!(cached, l.list_subtree_in(h, &root, 10_000).unwrap());
+        proptest::prop_assert_eq!(budget.open_files(), cache.len());
     }
 }

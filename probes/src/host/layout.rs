@@ -2,6 +2,7 @@
 
 use super::fsread::{is_gone, read_opt};
 use super::parse::{self, MountInfo};
+use super::walkcache::WalkCache;
 use crate::error::{Error, Result};
 use nix::dir::{Dir, Type};
 use nix::fcntl::OFlag;
@@ -481,26 +482,53 @@ impl CgroupLayout {
         walk.hierarchy(hierarchy, start);
         Ok(walk.into_subtree())
     }
+
+    /// [`Self::list_subtree_in`], checking the directories `cache` holds
+    /// open from earlier walks of this hierarchy by descriptor (`fstat`)
+    /// instead of by name, and keeping those it can for the next walk.
+    /// The same result as without the cache.
+    pub fn list_subtree_cached(
+        &self,
+        hierarchy: &Hierarchy,
+        start: &CgroupPath,
+        limit: usize,
+        cache: &mut WalkCache,
+    ) -> Result<Subtree> {
+        cache.begin(hierarchy);
+        let mut walk = Walk::new(limit);
+        walk.cache = Some(cache);
+        walk.hierarchy(hierarchy, start);
+        let cache = walk.cache.take().expect("set above");
+        // A walk cut short saw only part of the tree: what it did not
+        // see is still valid.
+        if !walk.truncated && walk.unreadable.is_empty() {
+            cache.end();
+        }
+        Ok(walk.into_subtree())
+    }
 }
 
 /// Deepest cgroup nesting the walk follows.
 const MAX_WALK_DEPTH: usize = 64;
 
 /// State of one subtree walk.
-struct Walk {
+struct Walk<'c> {
     found: BTreeSet<CgroupPath>,
     limit: usize,
     truncated: bool,
     unreadable: Vec<UnreadableDir>,
+    /// Directories held open from earlier walks of the hierarchy.
+    cache: Option<&'c mut WalkCache>,
 }
 
-impl Walk {
+impl Walk<'_> {
     fn new(limit: usize) -> Self {
         Walk {
             found: BTreeSet::new(),
             limit,
             truncated: false,
             unreadable: Vec::new(),
+            cache: None,
         }
     }
 
@@ -546,9 +574,10 @@ impl Walk {
         if subdirs == Some(0) {
             return;
         }
-        // The subdirectories' names, one after the other in `names`.
+        // The subdirectories' names, one after the other in `names`, and
+        // their inodes.
         let mut names: Vec<u8> = Vec::new();
-        let mut ends: Vec<usize> = Vec::new();
+        let mut ends: Vec<(usize, u64)> = Vec::new();
         for entry in dir.iter() {
             if subdirs.is_some_and(|n| ends.len() >= n) {
                 break; // every subdirectory found
@@ -566,18 +595,33 @@ impl Walk {
             let name = entry.file_name().to_bytes();
             if name != b"." && name != b".." {
                 names.extend_from_slice(name);
-                ends.push(names.len());
+                ends.push((names.len(), entry.ino()));
             }
         }
         let mut start = 0;
-        for end in ends {
+        for (end, ino) in ends {
             let name = &names[start..end];
             start = end;
             let Ok(child) = cg.child_bytes(name) else {
                 continue;
             };
-            // A leaf is recorded from one fstatat by name, never opened.
-            let st = fstatat(Some(fd), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW);
+            // A leaf is recorded from one fstatat by name (or fstat of
+            // the descriptor a cache holds), never opened.
+            let held = self.cache.as_mut().and_then(|c| c.stat(&child, ino));
+            let st = match held {
+                Some(st) => Ok(st),
+                None => {
+                    let st = fstatat(Some(fd), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW);
+                    if let (Ok(st), Some(cache)) = (&st, self.cache.as_mut()) {
+                        if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits())
+                            == SFlag::S_IFDIR
+                        {
+                            cache.keep(fd, name, &child, st);
+                        }
+                    }
+                    st
+                }
+            };
             match st {
                 Ok(st)
                     if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits())

@@ -40,6 +40,7 @@ mod fsread;
 mod layout;
 pub mod parse;
 mod stats;
+mod walkcache;
 
 pub use cache::{FileBudget, HeldCgroup, LayoutReader, StatsCache, StatsReader};
 pub use layout::{
@@ -48,6 +49,7 @@ pub use layout::{
 };
 pub use parse::{CpuMax, CpuStat, Limit, MemoryEvents, MountInfo, OomControl, ProcCgroup};
 pub use stats::CgroupStats;
+pub use walkcache::WalkCache;
 
 use crate::error::{Error, Result};
 use fsread::{is_gone, read_opt};
