@@ -10,7 +10,7 @@
 use crate::table::{CgroupTable, Label, Labels, Row};
 use probes::host::{
     CgroupLayout, CgroupPath, CgroupStats, Controllers, FileBudget, HeldCgroup, Host, LayoutReader,
-    Subtree,
+    Subtree, WalkCache,
 };
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, MetricFamily, MetricType};
@@ -275,6 +275,9 @@ struct Held {
     cgroups: Vec<HeldCgroup>,
     /// Their labels, in the same order.
     labels: Option<Labels>,
+    /// The directories of each hierarchy walked (in walk order), held
+    /// open for the next walk.
+    walks: Vec<WalkCache>,
 }
 
 impl Held {
@@ -325,7 +328,11 @@ pub struct CgroupCollector {
     config: CollectorConfig,
     descs: Vec<Desc>,
     read_errors: AtomicU64,
+    /// Control files held open. With `dirs`, within
+    /// `config.max_open_files`: the files first.
     budget: FileBudget,
+    /// Directories held open for the walk, with what the files leave.
+    dirs: FileBudget,
     held: Mutex<Held>,
     last: Mutex<LastRead>,
 }
@@ -347,6 +354,7 @@ impl CgroupCollector {
         }
         CgroupCollector {
             budget: FileBudget::new(config.max_open_files),
+            dirs: FileBudget::new(0),
             config,
             descs,
             read_errors: AtomicU64::new(0),
@@ -360,9 +368,9 @@ impl CgroupCollector {
         &self.config
     }
 
-    /// Cgroup files held open now.
+    /// Cgroup files (and directories) held open now.
     pub fn open_files(&self) -> usize {
-        self.budget.open_files()
+        self.budget.open_files() + self.dirs.open_files()
     }
 
     /// Walks the roots and reads every cgroup now: one row per cgroup
@@ -387,9 +395,28 @@ impl CgroupCollector {
             // Files are filed by hierarchy position: a new layout starts
             // afresh.
             held.cgroups.clear();
+            held.walks.clear();
             held.layout = Some(layout.clone());
         }
-        let walk = self.walk(&layout, held.cgroups.len() >= PARALLEL_FROM);
+        // Directories may be held with what the files of the cgroups known
+        // (none on a first scrape) leave of the budget...
+        let total = self.config.max_open_files;
+        let known = held.cgroups.len();
+        let room = |cgroups: usize| match cgroups {
+            0 => 0,
+            n => total.saturating_sub(n.saturating_mul(FILES_PER_CGROUP)),
+        };
+        self.dirs.set_max(room(known));
+        let walk = self.walk(&layout, known >= PARALLEL_FROM, &mut held.walks);
+        // ... and, once the walk counted them, of the cgroups found.
+        let room = room(walk.cgroups.len());
+        for cache in held.walks.iter_mut() {
+            let over = self.dirs.open_files().saturating_sub(room);
+            cache.shrink_to(cache.len().saturating_sub(over));
+        }
+        self.dirs.set_max(room);
+        self.budget
+            .set_max(total.saturating_sub(self.dirs.open_files()));
         held.follow(walk.cgroups, &self.budget);
         let rows = self.read_rows(&layout, &mut held.cgroups);
         let labels = held.labels.clone().expect("set by follow");
@@ -403,25 +430,36 @@ impl CgroupCollector {
         table
     }
 
-    /// Walks every root. `large`: the last scrape found a large tree,
-    /// so the hierarchies of a union walk are walked on parallel threads
-    /// (a v1 host has four).
-    fn walk(&self, layout: &CgroupLayout, large: bool) -> Walk {
+    /// Walks every root, in each hierarchy through its cache in `caches`
+    /// (made as needed). `large`: the last scrape found a large tree, so
+    /// the hierarchies of a union walk are walked on parallel threads (a
+    /// v1 host has four).
+    fn walk(&self, layout: &CgroupLayout, large: bool, caches: &mut Vec<WalkCache>) -> Walk {
         let mut walk = Walk::default();
-        let cpu_only = match (self.config.walk, layout.hierarchy_for("cpu")) {
-            (WalkMode::Cpu, Some(h)) => Some(h),
-            _ => None,
+        let hierarchies = match (self.config.walk, layout.hierarchy_for("cpu")) {
+            (WalkMode::Cpu, Some(h)) => vec![h],
+            _ => layout.hierarchies_of(READ),
         };
-        let hierarchies = layout.hierarchies_of(READ);
-        let parallel = large && cpu_only.is_none() && hierarchies.len() > 1;
+        caches.resize_with(hierarchies.len(), || WalkCache::new(&self.dirs));
+        // One root in several hierarchies would share their caches: a
+        // cache holds one root's directories (the others walk by name).
+        let cached = self.config.roots.len() == 1;
+        let parallel = large && hierarchies.len() > 1;
         for root in &self.config.roots {
             let left = self.config.max_cgroups.saturating_sub(walk.cgroups.len());
-            let subs = match cpu_only {
-                Some(h) => vec![layout.list_subtree_in(h, root, left)],
-                None if parallel => std::thread::scope(|scope| {
+            let one = |h: &&probes::host::Hierarchy, cache: &mut WalkCache| {
+                if cached {
+                    layout.list_subtree_cached(h, root, left, cache)
+                } else {
+                    layout.list_subtree_in(h, root, left)
+                }
+            };
+            let subs: Vec<_> = if parallel {
+                std::thread::scope(|scope| {
                     let walks: Vec<_> = hierarchies
                         .iter()
-                        .map(|h| scope.spawn(move || layout.list_subtree_in(h, root, left)))
+                        .zip(caches.iter_mut())
+                        .map(|(h, cache)| scope.spawn(move || one(h, cache)))
                         .collect();
                     walks
                         .into_iter()
@@ -432,8 +470,13 @@ impl CgroupCollector {
                             })
                         })
                         .collect()
-                }),
-                None => vec![layout.list_subtree_of(root, left, READ)],
+                })
+            } else {
+                hierarchies
+                    .iter()
+                    .zip(caches.iter_mut())
+                    .map(|(h, cache)| one(h, cache))
+                    .collect()
             };
             for sub in subs {
                 match sub {
