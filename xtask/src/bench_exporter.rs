@@ -519,8 +519,9 @@ struct Figures {
     rss_mib: f64,
     peak_mib: f64,
     bytes: usize,
-    /// Descriptors held on cgroupfs after the scrapes.
-    cgroup_fds: usize,
+    /// Descriptors held on cgroupfs after the scrapes: (files,
+    /// directories).
+    cgroup_fds: (usize, usize),
     /// The process's open-file limit (soft, hard).
     nofile: (String, String),
 }
@@ -589,6 +590,11 @@ struct Floor {
     walk_union_ms: f64,
     /// The same in the cpu hierarchy alone (`--walk cpu`).
     walk_cpu_ms: f64,
+    /// The union walk with every cgroup directory held open (`O_PATH`)
+    /// beforehand: `fstat` on the descriptor instead of `fstatat` by name
+    /// (what the exporter does when its open-file budget has room); `None`
+    /// when this process cannot hold them all.
+    walk_union_held_ms: Option<f64>,
 }
 
 /// CPU time of this thread, in seconds.
@@ -680,27 +686,81 @@ fn floor(root: &CgroupPath, n: usize) -> Result<Floor> {
     };
     let union = layout.hierarchies_of(READ);
     let cpu: Vec<&Hierarchy> = layout.hierarchy_for("cpu").into_iter().collect();
+    let walk_union_held_ms = if n * union.len() + 256 <= limit {
+        // Every cgroup directory of every hierarchy, open O_PATH.
+        let mut held = Vec::new();
+        for h in &union {
+            let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+            let dir = Dir::open(
+                &h.dir(root),
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY,
+                Mode::empty(),
+            )?;
+            let mut fds = Vec::new();
+            for i in 0..n {
+                fds.push(nix::fcntl::openat(
+                    Some(dir.as_raw_fd()),
+                    format!("c{i}").as_str(),
+                    flags,
+                    Mode::empty(),
+                )?);
+            }
+            held.push((*h, fds));
+        }
+        let ms = best_of(|| {
+            for (h, fds) in &held {
+                let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+                let mut dir = Dir::open(&h.dir(root), flags, Mode::empty())?;
+                let listed = dir.iter().filter_map(|e| e.ok()).count();
+                ensure!(
+                    listed > fds.len(),
+                    "the bench root lists fewer entries than cgroups"
+                );
+                for fd in fds {
+                    nix::sys::stat::fstat(*fd)?;
+                }
+            }
+            Ok(())
+        });
+        for (_, fds) in held {
+            for fd in fds {
+                let _ = nix::unistd::close(fd);
+            }
+        }
+        Some(ms?)
+    } else {
+        None
+    };
     Ok(Floor {
         files: paths.len(),
         chunks,
         read_ms,
         walk_union_ms: walk(&union)?,
         walk_cpu_ms: walk(&cpu)?,
+        walk_union_held_ms,
     })
 }
 
-/// Descriptors `pid` holds open on cgroupfs: each one that has been read
-/// keeps a page (4 KiB) of kernel memory, its seq_file buffer, charged to
-/// the process's memory cgroup and not part of its RSS.
-fn cgroup_fds(pid: u32) -> Result<usize> {
-    let mut n = 0;
+/// Descriptors `pid` holds open on cgroupfs: (files, directories). Each
+/// file that has been read keeps a page (4 KiB) of kernel memory, its
+/// seq_file buffer, charged to the process's memory cgroup and not part
+/// of its RSS; a directory held `O_PATH` keeps no buffer.
+fn cgroup_fds(pid: u32) -> Result<(usize, usize)> {
+    let (mut files, mut dirs) = (0, 0);
     for e in std::fs::read_dir(format!("/proc/{pid}/fd"))? {
         let Ok(e) = e else { continue };
-        if std::fs::read_link(e.path()).is_ok_and(|t| t.starts_with("/sys/fs/cgroup")) {
-            n += 1;
+        let Ok(target) = std::fs::read_link(e.path()) else {
+            continue;
+        };
+        if target.starts_with("/sys/fs/cgroup") {
+            if target.is_dir() {
+                dirs += 1;
+            } else {
+                files += 1;
+            }
         }
     }
-    Ok(n)
+    Ok((files, dirs))
 }
 
 /// The open-file limit of `pid` (soft, hard), from /proc/<pid>/limits.
@@ -748,7 +808,7 @@ fn bench(bin: &PathBuf, sizes: &[usize], scrapes: usize, scrapes_large: usize) -
     }
     drop(node);
     println!(
-        "\n{:>7} | {:<22} | {:>7} | {:>8} | {:>8} | {:>10} | {:>10} | {:>8} | {:>8} | {:>8} | {:>8}",
+        "\n{:>7} | {:<22} | {:>7} | {:>8} | {:>8} | {:>10} | {:>10} | {:>8} | {:>8} | {:>8} | {:>8} | {:>7}",
         "cgroups",
         "exporter",
         "scrapes",
@@ -759,13 +819,14 @@ fn bench(bin: &PathBuf, sizes: &[usize], scrapes: usize, scrapes_large: usize) -
         "RSS MiB",
         "peak MiB",
         "body KiB",
-        "cg fds"
+        "cg files",
+        "cg dirs"
     );
-    println!("{}", "-".repeat(135));
+    println!("{}", "-".repeat(145));
     for (n, figures) in &rows {
         for (name, f) in figures {
             println!(
-                "{n:>7} | {name:<22} | {:>7} | {:>8.2} | {:>8.2} | {:>10.2} | {:>10.2} | {:>8.1} | {:>8.1} | {:>8.0} | {:>8}",
+                "{n:>7} | {name:<22} | {:>7} | {:>8.2} | {:>8.2} | {:>10.2} | {:>10.2} | {:>8.1} | {:>8.1} | {:>8.0} | {:>8} | {:>7}",
                 f.scrapes,
                 f.p50_ms,
                 f.p99_ms,
@@ -774,15 +835,16 @@ fn bench(bin: &PathBuf, sizes: &[usize], scrapes: usize, scrapes_large: usize) -
                 f.rss_mib,
                 f.peak_mib,
                 f.bytes as f64 / 1024.0,
-                f.cgroup_fds
+                f.cgroup_fds.0,
+                f.cgroup_fds.1
             );
         }
     }
     println!(
         "(sequential scrapes after 3 warm-ups; p99 by nearest rank: the {}th of {scrapes}, the {}th of {scrapes_large} from {LARGE} cgroups; \
          CPU = utime+stime of the exporter process / scrapes; peak = VmHWM; \
-         cg fds = descriptors the exporter holds on cgroupfs after the scrapes, each read one keeping a 4 KiB page of kernel memory \
-         (its seq_file buffer) charged to its memory cgroup, outside RSS; \
+         cg files / cg dirs = files and directories the exporter holds open on cgroupfs after the scrapes; each file read keeps a \
+         4 KiB page of kernel memory (its seq_file buffer) charged to the exporter's memory cgroup, outside RSS; a directory (O_PATH) keeps none; \
          each bench cgroup has a {} CPU quota, a {} MiB memory limit and a pids limit of {PIDS_LIMIT})",
         nearest_rank(scrapes, 0.99),
         nearest_rank(scrapes_large, 0.99),
@@ -806,20 +868,24 @@ fn bench(bin: &PathBuf, sizes: &[usize], scrapes: usize, scrapes_large: usize) -
     println!("{}", "-".repeat(95));
     for (n, f) in &floors {
         println!(
-            "{n:>7} | {:>7} | {:>6} | {:>13.2} | {:>9.2} | {:>9.2} | {:>13.2} | {:>11.2}",
+            "{n:>7} | {:>7} | {:>6} | {:>13.2} | {:>9.2} | {:>9.2} | {:>13.2} | {:>11.2} | {:>18}",
             f.files,
             f.chunks,
             f.read_ms,
             f.read_ms * 1000.0 / f.files.max(1) as f64,
             f.read_ms * 1000.0 / *n as f64,
             f.walk_union_ms,
-            f.walk_cpu_ms
+            f.walk_cpu_ms,
+            f.walk_union_held_ms
+                .map_or("n/a".to_string(), |ms| format!("{ms:.2}"))
         );
     }
     println!(
         "(pread ms: one pread of every file the exporter reads for these cgroups (CgroupLayout::stat_files), on descriptors opened \
          beforehand, in chunks when this process's open-file limit cannot hold them all; walk: open and list the bench root, \
-         one fstatat per cgroup, in each hierarchy the walk reads)"
+         one fstatat per cgroup, in each hierarchy the walk reads; walk union held: the same with every cgroup directory open \
+         (O_PATH) beforehand and one fstat per descriptor, as the exporter walks when its open-file budget has room: \
+         n/a when the bench cannot hold them all)"
     );
     for name in ["boxwatch (walk union)", "boxwatch (walk cpu)"] {
         print_targets(name, &rows, &floors);
@@ -850,13 +916,15 @@ fn print_targets(name: &str, rows: &[(usize, Vec<(&str, Figures)>)], floors: &[(
                 verdict(f.cpu_ms < 5.0)
             );
             if let Some((_, fl)) = floors.iter().find(|(n, _)| *n == 1000) {
-                let walk = if name.contains("union") {
-                    fl.walk_union_ms
-                } else {
-                    fl.walk_cpu_ms
+                // The walk as the exporter does it at 1,000 cgroups: the
+                // union one with its directories held when it can.
+                let (walk, how) = match (name.contains("union"), fl.walk_union_held_ms) {
+                    (true, Some(held)) => (held, "with the directories held open"),
+                    (true, None) => (fl.walk_union_ms, "by name"),
+                    (false, _) => (fl.walk_cpu_ms, "by name"),
                 };
                 println!(
-                    "    floor at 1,000 cgroups: {:.2} ms to pread the {} files alone (+ {walk:.2} ms for the walk's system calls); \
+                    "    floor at 1,000 cgroups: {:.2} ms to pread the {} files alone (+ {walk:.2} ms for the walk's system calls, {how}); \
                      the exporter is at {:.2}x the read floor, {:.2}x reads + walk",
                     fl.read_ms,
                     fl.files,
@@ -901,15 +969,15 @@ fn print_targets(name: &str, rows: &[(usize, Vec<(&str, Figures)>)], floors: &[(
                 b / a
             );
             if let Some((_, fl)) = floors.iter().find(|(n, _)| *n == LARGE) {
-                if large.cgroup_fds < fl.files {
+                if large.cgroup_fds.0 < fl.files {
                     println!(
                         "    at {LARGE} the exporter holds {} of the {} files open (open-file limit {} soft, {} hard; raising the hard \
                          limit needs CAP_SYS_RESOURCE): the other {} are opened, read and closed at every scrape",
-                        large.cgroup_fds,
+                        large.cgroup_fds.0,
                         fl.files,
                         large.nofile.0,
                         large.nofile.1,
-                        fl.files - large.cgroup_fds
+                        fl.files - large.cgroup_fds.0
                     );
                 }
             }
