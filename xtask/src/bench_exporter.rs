@@ -855,7 +855,7 @@ fn bench(bin: &PathBuf, sizes: &[usize], scrapes: usize, scrapes_large: usize) -
         "\nfloor: the system calls alone, timed in the bench process (thread CPU time, best of {FLOOR_ROUNDS} rounds), no parsing, no encoding"
     );
     println!(
-        "{:>7} | {:>7} | {:>6} | {:>13} | {:>9} | {:>9} | {:>13} | {:>11}",
+        "{:>7} | {:>7} | {:>6} | {:>13} | {:>9} | {:>9} | {:>13} | {:>11} | {:>18}",
         "cgroups",
         "files",
         "chunks",
@@ -863,9 +863,10 @@ fn bench(bin: &PathBuf, sizes: &[usize], scrapes: usize, scrapes_large: usize) -
         "µs/file",
         "µs/cg",
         "walk union ms",
-        "walk cpu ms"
+        "walk cpu ms",
+        "walk union held ms"
     );
-    println!("{}", "-".repeat(95));
+    println!("{}", "-".repeat(116));
     for (n, f) in &floors {
         println!(
             "{n:>7} | {:>7} | {:>6} | {:>13.2} | {:>9.2} | {:>9.2} | {:>13.2} | {:>11.2} | {:>18}",
