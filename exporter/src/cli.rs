@@ -23,11 +23,17 @@ pub struct ExporterArgs {
     /// boxwatch's own `/boxwatch`.
     #[arg(long = "cgroup-root", value_name = "PATH")]
     pub cgroup_roots: Vec<String>,
-    /// Export at most this many cgroups per scrape. The open-file limit is
-    /// raised, where allowed, to keep the files of this many open between
-    /// scrapes.
+    /// Export at most this many cgroups per scrape.
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     pub max_cgroups: usize,
+    /// Cgroup control files kept open between scrapes (a read through a
+    /// kept file costs about a quarter of an open, read and close). Each
+    /// one pins a 4 KiB page of kernel memory once read: the default,
+    /// 16384, is 64 MiB at most, enough for ~1,500 cgroups on a v1 host;
+    /// files beyond it are opened at each read. The open-file limit is
+    /// raised, where allowed, to hold them; 0 keeps none.
+    #[arg(long, default_value_t = DEFAULT_MAX_OPEN_FILES, value_name = "N")]
+    pub max_open_files: usize,
     /// Which hierarchies to walk for cgroups: `union` of all (v1 hosts
     /// keep separate trees per controller), or `cpu` only (faster on v1).
     #[arg(long, value_enum, default_value_t = WalkMode::Union)]
@@ -93,7 +99,12 @@ pub fn build(args: &ExporterArgs) -> Result<Arc<Exporter>> {
         roots: args.roots()?,
         max_cgroups: args.max_cgroups,
         walk: args.walk,
-        max_open_files: open_file_budget(args.max_connections, args.max_cgroups),
+        max_open_files: open_file_budget(
+            args.max_connections,
+            args.max_cgroups
+                .saturating_mul(FILES_PER_CGROUP)
+                .min(args.max_open_files),
+        ),
     });
     let mut collectors: Vec<Box<dyn prometheus::core::Collector>> = Vec::new();
     if let Some(report) = &args.report {
@@ -102,13 +113,15 @@ pub fn build(args: &ExporterArgs) -> Result<Arc<Exporter>> {
     Exporter::with_cgroups(cgroups, collectors)
 }
 
-/// How many cgroup files the collector may keep open: the soft
-/// `RLIMIT_NOFILE` less room for connections and everything else. The
-/// limit is first raised to what `max_cgroups` cgroups need (so the cost
-/// per cgroup does not jump once the files no longer fit), capped by the
-/// kernel's `fs.nr_open`: beyond the hard limit when the process may
+/// The default of `--max-open-files`: 64 MiB of kernel pages at most.
+pub const DEFAULT_MAX_OPEN_FILES: usize = 16_384;
+
+/// How many cgroup files the collector may keep open: at most `wanted`,
+/// and the soft `RLIMIT_NOFILE` less room for connections and everything
+/// else. The limit is first raised to what `wanted` files need, capped by
+/// the kernel's `fs.nr_open`: beyond the hard limit when the process may
 /// raise it (`CAP_SYS_RESOURCE`), else to the hard limit.
-fn open_file_budget(max_connections: usize, max_cgroups: usize) -> usize {
+fn open_file_budget(max_connections: usize, wanted_files: usize) -> usize {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
         return 0;
@@ -118,7 +131,7 @@ fn open_file_budget(max_connections: usize, max_cgroups: usize) -> usize {
         .ok()
         .and_then(|t| t.trim().parse::<u64>().ok())
         .unwrap_or(1 << 20);
-    let wanted = (max_cgroups.saturating_mul(FILES_PER_CGROUP) + room) as u64;
+    let wanted = (wanted_files + room) as u64;
     let wanted = wanted.min(nr_open).max(soft);
     let limit = if setrlimit(Resource::RLIMIT_NOFILE, wanted, hard.max(wanted)).is_ok() {
         wanted
@@ -128,7 +141,7 @@ fn open_file_budget(max_connections: usize, max_cgroups: usize) -> usize {
         soft
     };
     let limit = usize::try_from(limit).unwrap_or(usize::MAX).min(1 << 20);
-    limit.saturating_sub(room)
+    limit.saturating_sub(room).min(wanted_files)
 }
 
 /// Runs the exporter until SIGINT or SIGTERM.
@@ -172,5 +185,24 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = int.recv() => {}
         _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_open_file_budget_never_exceeds_what_was_asked() {
+        assert_eq!(open_file_budget(256, 0), 0, "--max-open-files 0 keeps none");
+        assert_eq!(open_file_budget(256, 100), 100);
+        let (soft, _) =
+            nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+        let big = open_file_budget(256, DEFAULT_MAX_OPEN_FILES);
+        assert!(big <= DEFAULT_MAX_OPEN_FILES);
+        let (after, _) =
+            nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+        assert!(after >= soft, "the limit is only ever raised");
+        assert!(big as u64 + 512 <= after, "room is left for connections");
     }
 }

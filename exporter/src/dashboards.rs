@@ -104,6 +104,7 @@ mod tests {
             listen: "127.0.0.1:0".parse().unwrap(),
             cgroup_roots: Vec::new(),
             max_cgroups: 10,
+            max_open_files: 0,
             walk: crate::collector::WalkMode::Union,
             report: Some("/nonexistent/report.json".into()),
             max_connections: 1,

@@ -25,6 +25,7 @@ pub fn fake_args(root: &Path, roots: &[&str]) -> ExporterArgs {
         listen: "127.0.0.1:0".parse().unwrap(),
         cgroup_roots: roots.iter().map(|r| r.to_string()).collect(),
         max_cgroups: 10_000,
+        max_open_files: exporter::cli::DEFAULT_MAX_OPEN_FILES,
         walk: exporter::collector::WalkMode::Union,
         report: None,
         max_connections: 256,
