@@ -44,24 +44,6 @@ fn sh(name: &str, script: &str) -> ContainerSpec {
     ContainerSpec::new(name, vec!["/bin/sh".into(), "-c".into(), script.into()])
 }
 
-/// Runs `spec` to its end with stdout captured: (exit, stdout).
-fn run(b: &dyn Backend, spec: &ContainerSpec) -> (runtime::Outcome, String) {
-    let (mut out, w) = pipe();
-    let c = b
-        .spawn(
-            spec,
-            Stdio {
-                stdout: Some(w),
-                ..Stdio::default()
-            },
-        )
-        .unwrap_or_else(|e| panic!("{} spawn: {e}", b.name()));
-    let outcome = c.wait().unwrap();
-    let mut text = String::new();
-    out.read_to_string(&mut text).unwrap();
-    (outcome, text)
-}
-
 /// Everything a backend's run may have created: its cgroup directory in
 /// every hierarchy, and its entries in the runtime's state and bundles.
 fn leftovers(run_cgroup: &Path, run_id: &str) -> Vec<PathBuf> {
@@ -216,7 +198,7 @@ fn crun_on_a_hybrid_host_says_the_cgroup2_mount_was_hidden() {
     let notes = b.notes().join("\n");
     assert_eq!(notes.contains("cgroup2 mount hidden"), hybrid, "{notes}");
     // The host still has its cgroup2 mount: only crun's namespace lost it.
-    let (outcome, _) = run(b.as_ref(), &sh("hybrid", "true"));
+    let (outcome, _) = run_captured(b.as_ref(), &sh("hybrid", "true"));
     assert_eq!(outcome.exit, Exit::Code(0));
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     if hybrid {
@@ -232,7 +214,7 @@ fn oom_and_kill(kind: BackendKind) {
     let run_cg = b.run_cgroup();
     let mut hog = sh("hog", "exec tail /dev/zero");
     hog.limits.memory = Some("32M".parse().unwrap());
-    let (outcome, _) = run(b.as_ref(), &hog);
+    let (outcome, _) = run_captured(b.as_ref(), &hog);
     assert_eq!(outcome.exit, Exit::Signal(9), "{kind}: {outcome:?}");
     assert!(
         outcome.oom_killed && outcome.oom_kills >= 1,
@@ -336,7 +318,7 @@ fn with_init_boxwatch_init_is_pid_1_for_both_runtimes() {
             "echo $$; tr '\\0' ' ' < /proc/1/cmdline; echo; exit 4",
         );
         spec.init = true;
-        let (outcome, text) = run(b.as_ref(), &spec);
+        let (outcome, text) = run_captured(b.as_ref(), &spec);
         assert_eq!(outcome.exit, Exit::Code(4), "{kind}: {text}");
         let (entry_pid, pid1) = text.split_once('\n').unwrap();
         assert_ne!(entry_pid, "1", "{kind}: the entry must not be PID 1");
@@ -374,7 +356,7 @@ fn backends_coming_and_going_in_parallel_keep_their_shared_directories() {
                     let kind = kinds[(t + n) % kinds.len()];
                     let b = open(kind);
                     let run_cg = b.run_cgroup();
-                    let (outcome, _) = run(b.as_ref(), &sh(&format!("p{t}-{n}"), "true"));
+                    let (outcome, _) = run_captured(b.as_ref(), &sh(&format!("p{t}-{n}"), "true"));
                     assert_eq!(outcome.exit, Exit::Code(0), "{kind}");
                     drop(b);
                     let left = leftovers(&run_cg, &run_id_of(&run_cg));

@@ -8,8 +8,7 @@ use common::*;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use runtime::lxcfs::{self, Lxcfs};
-use runtime::{ContainerSpec, Exit, Runtime, RuntimeConfig, Stdio};
-use std::io::Read;
+use runtime::{ContainerSpec, Exit, Runtime, RuntimeConfig};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio as PStdio};
 use std::time::{Duration, Instant};
@@ -98,19 +97,8 @@ fn a_private_lxcfs_stops_and_unmounts_when_dropped() {
     );
     spec.limits.memory = Some("64M".parse().unwrap());
     spec.lxcfs = Some(l.path().to_path_buf());
-    let (r, w) = nix::unistd::pipe().unwrap();
-    let c = rt
-        .spawn(
-            &spec,
-            Stdio {
-                stdout: Some(w),
-                ..Stdio::default()
-            },
-        )
-        .unwrap();
-    assert_eq!(c.wait().unwrap().exit, Exit::Code(0));
-    let mut out = String::new();
-    std::fs::File::from(r).read_to_string(&mut out).unwrap();
+    let (outcome, out) = run_captured(&rt, &spec);
+    assert_eq!(outcome.exit, Exit::Code(0));
     assert_eq!(out.trim(), "MemTotal:          65536 kB");
 
     drop(l);

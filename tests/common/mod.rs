@@ -117,3 +117,26 @@ pub fn host_ns(ns: &str) -> String {
         .to_string_lossy()
         .into_owned()
 }
+
+/// Runs `spec` on `backend` (the builtin `Runtime` is one too) to its end
+/// with stdout captured: (outcome, stdout).
+pub fn run_captured(
+    backend: &dyn runtime::backend::Backend,
+    spec: &runtime::ContainerSpec,
+) -> (runtime::Outcome, String) {
+    use std::io::Read;
+    let (r, w) = nix::unistd::pipe().unwrap();
+    let c = backend
+        .spawn(
+            spec,
+            runtime::Stdio {
+                stdout: Some(w),
+                ..runtime::Stdio::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("{} spawn: {e}", backend.name()));
+    let outcome = c.wait().unwrap();
+    let mut text = String::new();
+    std::fs::File::from(r).read_to_string(&mut text).unwrap();
+    (outcome, text)
+}
