@@ -176,7 +176,7 @@ mod tests {
     #[test]
     fn cpu_measuring_scenarios_are_exclusive() {
         for s in load().into_iter().flatten() {
-            if crate::runner::measures_cpu(s.main.workload.kind()) {
+            if s.main.workload.kind().measures_cpu() {
                 assert!(s.exclusive, "{} measures CPU and must be exclusive", s.id);
             }
         }

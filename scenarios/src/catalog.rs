@@ -421,7 +421,7 @@ fn build(raw: FileScenario, file: &Path) -> Result<Scenario, Bad> {
         exclusive: raw.exclusive
             || std::iter::once(&main)
                 .chain(neighbour.as_ref())
-                .any(|m| crate::runner::measures_cpu(m.workload.kind())),
+                .any(|m| m.workload.kind().measures_cpu()),
         lock: raw.lock,
         timeout,
         main,
@@ -469,10 +469,10 @@ fn container(c: FileContainer) -> Result<ContainerDef, Bad> {
         );
     }
     if let Some(p) = &c.pids {
-        let checked = u64::try_from(*p.get_ref())
-            .map_err(|_| runtime::units::parse_pids(&p.get_ref().to_string()).unwrap_err())
-            .and_then(runtime::units::check_pids);
-        limits.pids = Some(checked.map_err(|e| bad(p, e.to_string()))?);
+        limits.pids = Some(
+            runtime::units::parse_pids(&p.get_ref().to_string())
+                .map_err(|e| bad(p, e.to_string()))?,
+        );
     }
     if let Some(set) = &c.cpuset {
         limits.cpuset = Some(

@@ -7,7 +7,7 @@ use crate::catalog::{LoadError, Member, Scenario};
 use crate::error::{Error, Result};
 use crate::expect::{self, Judgement, Observations, Observed};
 use crate::observe::{self, AckView, Collected, HostSample, HostSnapshot, Mark};
-use crate::workload::{Workload, WorkloadKind, GUARD_ENV};
+use crate::workload::{Workload, GUARD_ENV};
 use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
 use probes::host::{CgroupLayout, CgroupPath, Host};
 use probes::Verdict;
@@ -508,7 +508,7 @@ impl Runner {
             };
             s.expectations.iter().any(|e| e.metric == k)
                 || CORE_MEASUREMENTS.contains(&base)
-                || (CPU_MEASUREMENTS.contains(&base) && measures_cpu(member.workload.kind()))
+                || (CPU_MEASUREMENTS.contains(&base) && member.workload.kind().measures_cpu())
                 || (base == "memory_limit_hits" && member.container.limits.memory.is_some())
         };
         run.measurements = obs
@@ -931,15 +931,6 @@ fn contain_panic(s: &Scenario, run: impl FnOnce() -> ScenarioRun) -> ScenarioRun
             &format!("boxwatch panicked while running this scenario (a bug in boxwatch): {what}"),
         )
     })
-}
-
-/// Kinds of workload that measure CPU and therefore need the machine to
-/// themselves: the catalog makes their scenarios `exclusive`.
-pub fn measures_cpu(kind: WorkloadKind) -> bool {
-    matches!(
-        kind,
-        WorkloadKind::Spin | WorkloadKind::Burst | WorkloadKind::Noisy
-    )
 }
 
 /// Namespace of a check name `ns_differs.<ns>`, for reports.

@@ -234,7 +234,6 @@ fn regression_measurements(r: &crate::model::Regression) -> String {
         .join(", ")
 }
 
-/// Bytes in binary units: `512 B`, `64.0 MiB`, `8.0 GiB`.
 /// The host's controllers as a report line shows them: on a hybrid host,
 /// which are v1 and which are on the cgroup2 mount.
 fn controllers(host: &crate::model::HostInfo) -> String {
@@ -254,6 +253,7 @@ fn controllers(host: &crate::model::HostInfo) -> String {
     )
 }
 
+/// Bytes in binary units: `512 B`, `64.0 MiB`, `8.0 GiB`.
 fn bytes(n: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
     if n < 1024 {

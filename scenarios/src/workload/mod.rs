@@ -117,6 +117,15 @@ impl WorkloadKind {
         }
     }
 
+    /// Whether this workload measures CPU and so needs the machine to
+    /// itself: the catalog makes its scenarios `exclusive`.
+    pub fn measures_cpu(self) -> bool {
+        matches!(
+            self,
+            WorkloadKind::Spin | WorkloadKind::Burst | WorkloadKind::Noisy
+        )
+    }
+
     /// Limits without which the runtime must refuse to start this workload.
     pub fn guard_needs(self) -> Vec<LimitKind> {
         match self {
