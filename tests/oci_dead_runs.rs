@@ -30,7 +30,7 @@ fn prerequisites(test: &str, kind: BackendKind) -> bool {
     if !root_or_skip(test) {
         return false;
     }
-    if runtime::oci::find_in_path(kind.as_str()).is_some() {
+    if runtime::find_in_path(kind.as_str()).is_some() {
         return true;
     }
     assert!(
@@ -46,7 +46,7 @@ fn prerequisites(test: &str, kind: BackendKind) -> bool {
 fn runtime_cmd(kind: BackendKind) -> Command {
     let hybrid = runtime::cgroup::detect().unwrap().mode() == runtime::CgroupMode::Hybrid;
     let unified = runtime::cgroup::Mounts::from_proc().unwrap().unified;
-    let binary = runtime::oci::find_in_path(kind.as_str()).unwrap();
+    let binary = runtime::find_in_path(kind.as_str()).unwrap();
     let mut c = match (kind, hybrid, unified) {
         (BackendKind::Crun, true, Some(hide)) => {
             let mut c = Command::new(BIN);

@@ -39,7 +39,7 @@ fn oci_backends_reap_what_they_inherit_and_give_the_subreaper_back() {
         "nothing made this test process a subreaper yet"
     );
     for kind in [BackendKind::Runc, BackendKind::Crun] {
-        if runtime::oci::find_in_path(kind.as_str()).is_none() {
+        if runtime::find_in_path(kind.as_str()).is_none() {
             assert!(
                 std::env::var("CI").as_deref() != Ok("true"),
                 "this test needs {kind} (apt-get install runc crun) and CI=true forbids skipping it"

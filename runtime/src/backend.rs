@@ -42,6 +42,9 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// The cgroup of this run, relative to the hierarchy roots
     /// (`/boxwatch/<run-id>`); containers are created below it.
     fn run_cgroup(&self) -> PathBuf;
+    /// This run's state directory (`/run/boxwatch/<run-id>`), where a
+    /// caller may keep what belongs to the run (its lxcfs mount point).
+    fn run_state_dir(&self) -> PathBuf;
     /// Starts `spec`; returns once the entry command runs.
     fn spawn(&self, spec: &ContainerSpec, stdio: Stdio) -> Result<Box<dyn Running>>;
 }
@@ -156,6 +159,10 @@ impl Backend for Runtime {
 
     fn run_cgroup(&self) -> PathBuf {
         Runtime::run_cgroup(self)
+    }
+
+    fn run_state_dir(&self) -> PathBuf {
+        Runtime::run_state_dir(self)
     }
 
     fn spawn(&self, spec: &ContainerSpec, stdio: Stdio) -> Result<Box<dyn Running>> {

@@ -30,6 +30,16 @@ pub mod raw {
 }
 pub mod units;
 
+/// The program `name` in PATH, or in the usual sbin and bin directories
+/// (runc, crun, lxcfs).
+pub fn find_in_path(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/bin", "/sbin", "/bin"].map(std::path::PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
 pub use cgroup::{CgroupInfo, CgroupMode};
 pub use container::{
     booted_by_boxwatch, Container, Exit, Killer, Outcome, Runtime, RuntimeConfig, Stdio, VM_MARKER,

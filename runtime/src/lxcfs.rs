@@ -34,9 +34,6 @@ pub const FILES: [&str; 8] = [
     "sys/devices/system/cpu/online",
 ];
 
-/// Where Debian's lxcfs package mounts its instance.
-pub const HOST_MOUNT: &str = "/var/lib/lxcfs";
-
 /// How long lxcfs may take to mount before starting it counts as failed.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long it may take to unmount itself after SIGTERM.
@@ -47,12 +44,9 @@ pub fn is_lxcfs_dir(dir: &Path) -> bool {
     dir.join("proc/meminfo").is_file()
 }
 
-/// The lxcfs binary: `lxcfs` on PATH, or None when it is not installed.
+/// The lxcfs binary, or None when it is not installed.
 pub fn binary() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
-    std::env::split_paths(&path)
-        .map(|d| d.join("lxcfs"))
-        .find(|p| p.is_file())
+    crate::find_in_path("lxcfs")
 }
 
 /// Why lxcfs cannot be started on this host, if it cannot (for a scenario

@@ -170,7 +170,7 @@ impl Drop for Runner {
     fn drop(&mut self) {
         if let Some(Ok(lxcfs)) = self.lxcfs.take() {
             drop(lxcfs);
-            let _ = std::fs::remove_dir(self.run_state_dir());
+            let _ = std::fs::remove_dir(self.rt.run_state_dir());
         }
     }
 }
@@ -237,18 +237,10 @@ impl Runner {
         self.rt.as_ref()
     }
 
-    /// This run's state directory, `/run/boxwatch/<run-id>`.
-    fn run_state_dir(&self) -> PathBuf {
-        let run_id = self.rt.run_cgroup();
-        RuntimeConfig::new(self.cfg.exe.clone())
-            .state_dir
-            .join(run_id.file_name().unwrap_or_default())
-    }
-
     /// The mount point of the run's private lxcfs, started on first use.
     fn lxcfs(&self) -> Result<PathBuf> {
         let started = self.lxcfs.get_or_init(|| {
-            Lxcfs::start(&self.run_state_dir().join("lxcfs")).map_err(|e| e.to_string())
+            Lxcfs::start(&self.rt.run_state_dir().join("lxcfs")).map_err(|e| e.to_string())
         });
         match started {
             Ok(l) => Ok(l.path().to_path_buf()),

@@ -98,16 +98,6 @@ fn hybrid_cgroup2() -> Option<PathBuf> {
         .flatten()
 }
 
-fn find(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .chain(["/usr/sbin", "/usr/bin", "/sbin", "/bin"].map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
 /// The spec `boxwatch run --name bench --cpus 0.5 --memory 64M --pids 64
 /// --share cgroup -- /bin/true` starts.
 fn bench_spec() -> Result<ContainerSpec> {
@@ -237,7 +227,7 @@ pub fn main(bin: &Path, args: RuntimeBenchArgs) -> Result<()> {
         ("crun", true),
         ("runc", true),
     ] {
-        let Some(path) = find(rt) else {
+        let Some(path) = runtime::find_in_path(rt) else {
             if !like_for_like {
                 eprintln!("bench: {rt} is not installed (apt-get install runc crun): left out");
             }

@@ -261,7 +261,7 @@ impl OciBackend {
                     looked: format!("--runtime-path {} is not a file", p.display()),
                 })
             }
-            None => find_in_path(kind.name()).ok_or_else(|| Error::OciRuntimeMissing {
+            None => crate::find_in_path(kind.name()).ok_or_else(|| Error::OciRuntimeMissing {
                 runtime: kind.name().into(),
                 looked: format!("not in PATH={}", std::env::var("PATH").unwrap_or_default()),
             })?,
@@ -285,7 +285,7 @@ impl OciBackend {
             if k == kind {
                 Some(cli.binary.clone())
             } else {
-                find_in_path(k.name())
+                crate::find_in_path(k.name())
             }
         });
         let root = RootUse::create(&cli.root)?;
@@ -427,6 +427,10 @@ impl Backend for OciBackend {
 
     fn run_cgroup(&self) -> PathBuf {
         self.run.run.run_cgroup()
+    }
+
+    fn run_state_dir(&self) -> PathBuf {
+        self.run.run.run_state_dir()
     }
 
     fn spawn(&self, spec: &ContainerSpec, stdio: Stdio) -> Result<Box<dyn Running>> {
@@ -709,15 +713,6 @@ fn exit_of(status: WaitStatus) -> Option<Exit> {
         WaitStatus::Signaled(_, sig, _) => Some(Exit::Signal(sig as i32)),
         _ => None,
     }
-}
-
-/// `name` in PATH (or the usual sbin and bin directories).
-pub fn find_in_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/bin", "/sbin", "/bin"].map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
 }
 
 /// The first line of `<binary> --version` (`runc version 1.1.5+ds1`).

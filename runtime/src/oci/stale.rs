@@ -15,10 +15,11 @@
 
 use super::dirs::RootUse;
 use super::reap::{self, proc_stat};
-use super::{cgroup_mounts, find_in_path, join, parse_container_id, Cli, OciKind};
+use super::{cgroup_mounts, join, parse_container_id, Cli, OciKind};
 use crate::cgroup::{self, CgroupDriver};
 use crate::cleanup::{parse_run_id, run_alive};
 use crate::container::RuntimeConfig;
+use crate::find_in_path;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use std::path::{Component, Path, PathBuf};
