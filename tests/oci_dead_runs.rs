@@ -295,7 +295,11 @@ fn a_dead_runs_crun_container_is_removed_when_a_builtin_run_starts() {
 fn without_the_runtime_binary(kind: BackendKind) {
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     let k = kill_a_run(kind);
-    let removed = stale::remove_dead_runs_with(&RuntimeConfig::new(BIN.into()), &|_| None);
+    let removed = stale::remove_dead_runs_with(
+        &RuntimeConfig::new(BIN.into()),
+        runtime::cgroup::detect().unwrap().as_ref(),
+        &|_| None,
+    );
     let mine = removed
         .iter()
         .find(|r| r.id == k.id)

@@ -44,7 +44,7 @@ pub fn run_alive(pid: i32, start: u64) -> bool {
 pub fn remove_stale_runs(driver: &dyn CgroupDriver, config: &RuntimeConfig) -> Vec<String> {
     // Dead runs' OCI containers first, whichever runtime started them,
     // before their bundles go with the state directories below.
-    crate::oci::stale::remove_dead_runs(config);
+    crate::oci::stale::remove_dead_runs(config, driver);
     let parent = &config.cgroup_parent;
     let mut removed = Vec::new();
     for run in driver.children(parent) {

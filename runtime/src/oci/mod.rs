@@ -279,16 +279,9 @@ impl OciBackend {
             driver.mode(),
         )?;
         let subreaper = Subreaper::acquire()?;
-        // Dead runs' containers of every runtime (this one with the binary
-        // given), before the builtin bookkeeping removes their bundles.
-        stale::remove_dead_runs_with(&config, &|k| {
-            if k == kind {
-                Some(cli.binary.clone())
-            } else {
-                crate::find_in_path(k.name())
-            }
-        });
         let root = RootUse::create(&cli.root)?;
+        // Its Runtime::new removes dead runs' containers of every OCI
+        // runtime first (oci::stale), then their cgroups and bundles.
         let run = Runtime::with_driver(config.clone(), cgroup::detect()?)?;
         Ok(OciBackend {
             namespaces: features_namespaces(&cli.binary),

@@ -9,9 +9,13 @@
 //! on v1, cgroup.kill on v2) and its state directory is removed. A
 //! `<rt> create` or `start` that the dead run left running is waited for
 //! first (up to 10 s), so it cannot finish after the cleanup and leave a
-//! container behind. The run's empty cgroup directories in the hierarchies
-//! the builtin driver does not manage (name=systemd, the cgroup2 mount of
-//! a hybrid host) go too.
+//! container behind. The dead runs' empty cgroup directories go too, in
+//! every hierarchy: also those the builtin driver does not manage
+//! (name=systemd, the cgroup2 mount of a hybrid host), which the OCI
+//! runtimes write to.
+//!
+//! [`crate::cleanup::remove_stale_runs`] calls this first thing, so every
+//! `Runtime::new` (builtin runs, and the one inside each OCI backend) does.
 
 use super::dirs::RootUse;
 use super::reap::{self, proc_stat};
@@ -49,14 +53,14 @@ pub struct StaleContainer {
 }
 
 /// Removes the containers of dead runs from every OCI runtime's state root
-/// under `config.state_dir`, with the runtime's binary from PATH. For any
-/// run to call first: when there is no `<state-dir>/oci` at all (no OCI
-/// run left anything), it costs one failed `stat`.
-pub fn remove_dead_runs(config: &RuntimeConfig) -> Vec<StaleContainer> {
+/// under `config.state_dir`, with the runtime's binary from PATH and
+/// `driver` to kill through cgroups. When there is no `<state-dir>/oci` at
+/// all (no OCI run left anything), it costs one failed `stat`.
+pub fn remove_dead_runs(config: &RuntimeConfig, driver: &dyn CgroupDriver) -> Vec<StaleContainer> {
     if !config.state_dir.join("oci").exists() {
         return Vec::new();
     }
-    remove_dead_runs_with(config, &|kind| find_in_path(kind.name()))
+    remove_dead_runs_with(config, driver, &|kind| find_in_path(kind.name()))
 }
 
 /// As [`remove_dead_runs`], with the runtimes' binaries from `binary`
@@ -64,10 +68,10 @@ pub fn remove_dead_runs(config: &RuntimeConfig) -> Vec<StaleContainer> {
 /// through their cgroups).
 pub fn remove_dead_runs_with(
     config: &RuntimeConfig,
+    driver: &dyn CgroupDriver,
     binary: &dyn Fn(OciKind) -> Option<PathBuf>,
 ) -> Vec<StaleContainer> {
     let mut removed = Vec::new();
-    let mut driver: Option<Box<dyn CgroupDriver>> = None;
     for kind in [OciKind::Runc, OciKind::Crun] {
         let root = config.state_dir.join("oci").join(kind.name());
         // Held while its containers are deleted; the last holder removes
@@ -79,16 +83,6 @@ pub fn remove_dead_runs_with(
         if dead.is_empty() {
             continue;
         }
-        if driver.is_none() {
-            match cgroup::detect() {
-                Ok(d) => driver = Some(d),
-                Err(e) => {
-                    tracing::warn!("stale {} containers left in place: {e}", kind.name());
-                    continue;
-                }
-            }
-        }
-        let driver = driver.as_deref().expect("detected above");
         let cli = binary(kind).and_then(|b| {
             Cli::for_host(kind, b, root.clone(), &config.exe, driver.mode())
                 .map_err(|e| tracing::warn!("{e}"))
