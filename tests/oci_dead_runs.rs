@@ -67,7 +67,7 @@ fn state(kind: BackendKind, id: &str) -> Option<Value> {
 
 /// (state, parent pid, start time) of a process.
 fn stat(pid: i32) -> Option<(char, i32, u64)> {
-    let s = runtime::oci::reap::proc_stat(pid)?;
+    let s = runtime::cleanup::proc_stat(pid)?;
     Some((s.state, s.ppid, s.start))
 }
 

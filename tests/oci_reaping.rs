@@ -23,7 +23,7 @@ fn children_in_session(sid: i32) -> Vec<(i32, char)> {
         .unwrap()
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter_map(|p| Some((p, runtime::oci::reap::proc_stat(p)?)))
+        .filter_map(|p| Some((p, runtime::cleanup::proc_stat(p)?)))
         .filter(|(_, s)| s.ppid == me && s.session == sid)
         .map(|(p, s)| (p, s.state))
         .collect()

@@ -11,17 +11,38 @@ use crate::container::RuntimeConfig;
 use std::path::Path;
 use std::time::Duration;
 
-/// The start time of `pid` in clock ticks since boot (field 22 of stat).
-pub fn start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_start_time(&stat)
+/// What /proc/<pid>/stat says about a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    pub state: char,
+    pub ppid: i32,
+    pub session: i32,
+    /// Clock ticks since boot.
+    pub start: u64,
 }
 
-/// Field 22 of a /proc/<pid>/stat line; the command name (field 2) may hold
-/// spaces and parentheses, so fields are counted after its last ')'.
-pub fn parse_start_time(stat: &str) -> Option<u64> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+/// Fields 3, 4, 6 and 22 of a /proc/<pid>/stat line; the command (field
+/// 2) may hold spaces and parentheses, so fields are counted after its
+/// last ')'.
+pub fn parse_proc_stat(text: &str) -> Option<ProcStat> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(ProcStat {
+        state: f.first()?.chars().next()?,
+        ppid: f.get(1)?.parse().ok()?,
+        session: f.get(3)?.parse().ok()?,
+        start: f.get(19)?.parse().ok()?,
+    })
+}
+
+/// /proc/<pid>/stat of `pid`, parsed; None when it is gone.
+pub fn proc_stat(pid: i32) -> Option<ProcStat> {
+    parse_proc_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// The start time of `pid` in clock ticks since boot (field 22 of stat).
+pub fn start_time(pid: i32) -> Option<u64> {
+    proc_stat(pid).map(|s| s.start)
 }
 
 /// Parses a run id `<pid>-<start>-<seq>`.
@@ -139,7 +160,7 @@ mod tests {
     #[test]
     fn start_time_is_field_22_even_with_odd_command_names() {
         let stat = "42 (a) b (c)) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
-        assert_eq!(parse_start_time(stat), Some(987654));
+        assert_eq!(parse_proc_stat(stat).map(|s| s.start), Some(987654));
     }
 
     #[test]
@@ -161,13 +182,13 @@ mod tests {
     proptest! {
         #[test]
         fn stat_parser_never_panics(s in "\\PC{0,200}") {
-            let _ = parse_start_time(&s);
+            let _ = parse_proc_stat(&s);
         }
 
         #[test]
         fn stat_parser_finds_start_time(comm in "[ -~]{0,16}", start in any::<u64>()) {
             let stat = format!("7 ({comm}) R 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 {start} 0 0");
-            prop_assert_eq!(parse_start_time(&stat), Some(start));
+            prop_assert_eq!(parse_proc_stat(&stat).map(|s| s.start), Some(start));
         }
     }
 }

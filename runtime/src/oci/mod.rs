@@ -793,10 +793,7 @@ fn read_pid_file(path: &Path) -> std::result::Result<i32, String> {
 
 /// The parent PID of `pid`, from /proc/<pid>/status.
 fn parent_of(pid: i32) -> Option<i32> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("PPid:")?.trim().parse().ok())
+    crate::cleanup::proc_stat(pid).map(|s| s.ppid)
 }
 
 /// The mount points of every cgroup hierarchy's root, v1 (named ones such

@@ -22,6 +22,7 @@
 //! Nothing else is reaped: a child this process forked itself belongs to
 //! whoever waits for it.
 
+use crate::cleanup::{proc_stat, ProcStat};
 use crate::error::{Error, Result};
 use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::Pid;
@@ -71,34 +72,6 @@ impl Drop for Subreaper {
             }
         }
     }
-}
-
-/// What /proc/<pid>/stat says about a process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProcStat {
-    pub state: char,
-    pub ppid: i32,
-    pub session: i32,
-    /// Clock ticks since boot.
-    pub start: u64,
-}
-
-/// Fields 3, 4, 6 and 22 of a /proc/<pid>/stat line; the command (field
-/// 2) may hold spaces and parentheses, so fields are counted after its
-/// last ')'.
-pub fn parse_proc_stat(text: &str) -> Option<ProcStat> {
-    let rest = &text[text.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    Some(ProcStat {
-        state: f.first()?.chars().next()?,
-        ppid: f.get(1)?.parse().ok()?,
-        session: f.get(3)?.parse().ok()?,
-        start: f.get(19)?.parse().ok()?,
-    })
-}
-
-pub fn proc_stat(pid: i32) -> Option<ProcStat> {
-    parse_proc_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
 /// Every process on the host, with its stat.
@@ -175,6 +148,7 @@ pub fn reap_container_orphans(leader: i32, noted: &[(i32, u64)], timeout: Durati
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cleanup::parse_proc_stat;
     use proptest::prelude::*;
 
     #[test]

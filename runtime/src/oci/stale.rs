@@ -18,10 +18,10 @@
 //! `Runtime::new` (builtin runs, and the one inside each OCI backend) does.
 
 use super::dirs::RootUse;
-use super::reap::{self, proc_stat};
+use super::reap;
 use super::{cgroup_mounts, join, parse_container_id, Cli, OciKind};
 use crate::cgroup::{self, CgroupDriver};
-use crate::cleanup::{parse_run_id, run_alive};
+use crate::cleanup::{parse_run_id, proc_stat, run_alive};
 use crate::container::RuntimeConfig;
 use crate::find_in_path;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
