@@ -551,9 +551,9 @@ fn clone_flags(spec: &ContainerSpec) -> libc::c_int {
 
 /// Creates a container's state directory and its missing parents; another
 /// run dropping its `Runtime` may remove the shared, empty `/run/boxwatch`
-/// half-way (see [`crate::oci::dirs::create_dir_all_retrying`]).
+/// half-way (see [`crate::shared_dir`]).
 fn create_state_dir(dir: &Path) -> Result<()> {
-    crate::oci::dirs::create_dir_all_retrying(dir)
+    crate::shared_dir::create_dir_all_retrying(dir)
         .map_err(Error::io("creating the state directory"))
 }
 

@@ -17,6 +17,7 @@ pub mod init;
 pub mod lxcfs;
 pub mod oci;
 pub mod rootfs;
+pub mod shared_dir;
 pub mod spec;
 mod sys;
 pub mod timing;

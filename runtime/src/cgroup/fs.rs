@@ -27,15 +27,16 @@ pub fn read(dir: &Path, file: &str) -> Option<String> {
 
 /// Creates `dir` and its missing parents; returns the directories it made,
 /// outermost first. Retries when a parallel run removes a shared, empty
-/// ancestor (the default `/boxwatch` parent) half-way.
+/// ancestor (the default `/boxwatch` parent) half-way
+/// ([`crate::shared_dir::pause_if_vanished`]).
 pub fn create_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut made = Vec::new();
-    for attempt in 0.. {
+    let mut attempt = 0;
+    loop {
         match create_missing(dir, &mut made) {
             Ok(()) => return Ok(made),
-            Err((source, _)) if source.kind() == std::io::ErrorKind::NotFound && attempt < 5 => {
-                continue
-            }
+            Err((source, _))
+                if crate::shared_dir::pause_if_vanished(&source, dir, &mut attempt) => {}
             Err((source, path)) => {
                 return Err(Error::Cgroup {
                     action: "creating",
@@ -46,7 +47,6 @@ pub fn create_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
             }
         }
     }
-    unreachable!("the loop returns")
 }
 
 fn create_missing(
@@ -195,6 +195,33 @@ pub fn join(root: &Path, rel: &Path) -> PathBuf {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn cgroup_creation_survives_the_shared_parent_vanishing() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let tmp = tempfile::tempdir().unwrap();
+        let parent = Arc::new(tmp.path().join("boxwatch"));
+        let stop = Arc::new(AtomicBool::new(false));
+        let remover = {
+            let (parent, stop) = (parent.clone(), stop.clone());
+            // Other runs ending: they remove the shared parent when empty.
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let _ = std::fs::remove_dir(&*parent);
+                    std::thread::sleep(std::time::Duration::from_micros(100));
+                }
+            })
+        };
+        for n in 0..1000 {
+            let c = parent.join(format!("{n}-1-0/c"));
+            let made = create_dirs(&c).unwrap();
+            assert_eq!(made.last(), Some(&c));
+            remove_made(&made);
+        }
+        stop.store(true, Ordering::SeqCst);
+        remover.join().unwrap();
+    }
 
     #[test]
     fn oom_kill_is_read_from_v1_and_v2_files() {

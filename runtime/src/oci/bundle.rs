@@ -451,7 +451,7 @@ pub fn write(dir: &Path, spec: &ContainerSpec, opts: &BundleOptions) -> Result<(
         let path = path.to_path_buf();
         move |cause| Error::OciBundle { path, cause }
     };
-    super::dirs::create_dir_all_retrying(dir).map_err(io(dir))?;
+    crate::shared_dir::create_dir_all_retrying(dir).map_err(io(dir))?;
     if let Some(file) = &opts.hostname_file {
         std::fs::write(file, format!("{}\n", spec.hostname())).map_err(io(file))?;
     }

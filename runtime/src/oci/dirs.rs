@@ -6,8 +6,8 @@
 //! may be creating something inside. Two rules keep that safe:
 //!
 //! - creation retries when an empty parent vanishes half-way
-//!   ([`create_dir_all_retrying`]), as the builtin runtime does for its
-//!   state directory;
+//!   ([`crate::shared_dir`], as for the builtin state directory and the
+//!   cgroups);
 //! - a runtime's root is used only under a [`RootUse`]: a shared `flock` on
 //!   the root directory itself, held by every backend (and its containers)
 //!   and by the stale-run cleanup while they run `<rt> --root`. The root is
@@ -17,47 +17,13 @@
 //!   process's lock goes with it; nothing is left to clean.
 
 use crate::error::{Error, Result};
+use crate::shared_dir::{create_dir_all_retrying, ATTEMPTS};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use std::fs::File;
 use std::io::ErrorKind;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-/// How many times a creation starts over when a parent vanished.
-const ATTEMPTS: u32 = 100;
-
-/// `create_dir_all(dir)`, started over (up to 100 times, after a pause of
-/// 50 µs doubling up to 3.2 ms, so as not to stay in step with a remover)
-/// when another process removed an empty parent half-way: between two of
-/// its `mkdir`s ("not found"), or between a `mkdir` that found the
-/// directory there and the check that it is a directory ("exists").
-pub fn create_dir_all_retrying(dir: &Path) -> std::io::Result<()> {
-    let mut attempt = 0;
-    loop {
-        match std::fs::create_dir_all(dir) {
-            Err(e) if vanished(&e, dir) && attempt < ATTEMPTS => {
-                std::thread::sleep(Duration::from_micros(50 << attempt.min(6)));
-                attempt += 1;
-            }
-            other => return other,
-        }
-    }
-}
-
-/// Whether `e`, from creating `dir`, came from a part of it that another
-/// process removed meanwhile.
-fn vanished(e: &std::io::Error, dir: &Path) -> bool {
-    match e.kind() {
-        ErrorKind::NotFound => true,
-        ErrorKind::AlreadyExists => dir.ancestors().any(|a| {
-            !a.as_os_str().is_empty()
-                && matches!(std::fs::symlink_metadata(a), Err(e) if e.kind() == ErrorKind::NotFound)
-        }),
-        _ => false,
-    }
-}
 
 /// A shared hold on a runtime's state root: while any process holds one,
 /// the root is not removed. Dropping the last hold removes the root, and
@@ -234,44 +200,5 @@ mod tests {
         }
         assert!(!failed.load(Ordering::SeqCst));
         assert!(!root.exists(), "the last holder removes the root");
-    }
-
-    #[test]
-    fn a_file_in_the_way_is_an_error_at_once() {
-        let tmp = tempfile::tempdir().unwrap();
-        let f = tmp.path().join("file");
-        std::fs::write(&f, "").unwrap();
-        let e = create_dir_all_retrying(&f).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::AlreadyExists);
-        assert!(create_dir_all_retrying(&f.join("below")).is_err());
-    }
-
-    #[test]
-    fn creation_survives_parents_vanishing() {
-        let tmp = tempfile::tempdir().unwrap();
-        let base = Arc::new(tmp.path().join("run/boxwatch"));
-        let stop = Arc::new(AtomicBool::new(false));
-        let remover = {
-            let base = base.clone();
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::SeqCst) {
-                    // What other boxwatch processes do when they finish,
-                    // every 100 µs: without the retry, some 50 to 200 of
-                    // the creations below fail.
-                    let _ = std::fs::remove_dir(base.join("oci"));
-                    let _ = std::fs::remove_dir(&*base);
-                    std::thread::sleep(Duration::from_micros(100));
-                }
-            })
-        };
-        for n in 0..2000 {
-            let d = base.join(format!("{n}-1-0/c.oci"));
-            create_dir_all_retrying(&d).unwrap();
-            std::fs::remove_dir(&d).unwrap();
-            std::fs::remove_dir(d.parent().unwrap()).unwrap();
-        }
-        stop.store(true, Ordering::SeqCst);
-        remover.join().unwrap();
     }
 }
