@@ -53,12 +53,15 @@ fn leftovers(run_cgroup: &Path, run_id: &str) -> Vec<PathBuf> {
         .map(|m| m.join(rel))
         .filter(|d| d.exists())
         .collect();
+    // Container ids are `bw-<run-id>-<name>`; run 1's prefix must not
+    // match runs 11 and 12 of a parallel test in this process.
+    let id_prefix = format!("bw-{run_id}-");
     left.extend(
         ["runc", "crun"]
             .iter()
             .filter_map(|r| std::fs::read_dir(Path::new("/run/boxwatch/oci").join(r)).ok())
             .flat_map(|rd| rd.flatten())
-            .filter(|e| e.file_name().to_string_lossy().contains(run_id))
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&id_prefix))
             .map(|e| e.path()),
     );
     let state = Path::new("/run/boxwatch").join(run_id);
