@@ -83,7 +83,9 @@ pub fn interrupted() -> bool {
 /// Blocks SIGINT and SIGTERM in this thread (before any other thread
 /// exists, so every thread inherits the mask) and waits for them in a
 /// thread of their own, which sets [`INTERRUPTED`]. No signal handler, no
-/// unsafe. Child processes start with an empty mask (std resets it).
+/// unsafe. Child processes inherit the blocked mask (std's `Command`
+/// keeps it): the exporter unblocks SIGINT and SIGTERM itself at start,
+/// and a child that SIGTERM does not end within 1 s gets SIGKILL.
 fn watch_signals() -> Result<()> {
     use nix::sys::signal::{SigSet, Signal};
     let mut set = SigSet::empty();
