@@ -239,9 +239,10 @@ fn prometheus_sees_usage_against_quota_and_dashboards_have_data() {
         exposition.contains(&format!("cgroup=\"{cgroup}\"")),
         "{cgroup} missing from the exposition:\n{exposition}"
     );
-    if promtool::have_promtool("prometheus_sees_usage_against_quota_and_dashboards_have_data") {
-        promtool::promtool_check_text(&exposition);
-    }
+    promtool::check_text(
+        "prometheus_sees_usage_against_quota_and_dashboards_have_data",
+        &exposition,
+    );
 
     // Prometheus, scraping every second.
     let prom_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();

@@ -103,10 +103,8 @@ fn v2_tree_text_and_openmetrics() {
     // Default root /boxwatch only: /other is not exported.
     assert!(!text.contains("/other"));
     assert_eq!(value_of(&text, "boxwatch_exporter_cgroups "), Some(5.0));
-    if have_promtool("v2_tree_text_and_openmetrics") {
-        promtool_check_text(&text);
-        promtool_check_openmetrics(&om);
-    }
+    check_text("v2_tree_text_and_openmetrics", &text);
+    check_openmetrics("v2_tree_text_and_openmetrics", &om);
 }
 
 #[test]
@@ -118,10 +116,8 @@ fn hybrid_tree_text_and_openmetrics() {
     let om = scrape(&args, Format::OpenMetrics);
     insta::assert_snapshot!("hybrid_text", redact(&text));
     insta::assert_snapshot!("hybrid_openmetrics", redact(&om));
-    if have_promtool("hybrid_tree_text_and_openmetrics") {
-        promtool_check_text(&text);
-        promtool_check_openmetrics(&om);
-    }
+    check_text("hybrid_tree_text_and_openmetrics", &text);
+    check_openmetrics("hybrid_tree_text_and_openmetrics", &om);
 }
 
 #[test]
@@ -150,11 +146,9 @@ fn several_roots_and_the_cgroup_bound() {
     let empty = scrape(&fake_args(dir.path(), &["/nope"]), Format::Text);
     assert_eq!(value_of(&empty, "boxwatch_exporter_cgroups "), Some(0.0));
     assert!(!empty.contains("cgroup=\""));
-    if have_promtool("several_roots_and_the_cgroup_bound") {
-        promtool_check_text(&union);
-        promtool_check_text(&truncated);
-        promtool_check_text(&empty);
-    }
+    check_text("several_roots_and_the_cgroup_bound", &union);
+    check_text("several_roots_and_the_cgroup_bound", &truncated);
+    check_text("several_roots_and_the_cgroup_bound", &empty);
 }
 
 #[test]
@@ -170,9 +164,7 @@ fn unreadable_files_are_counted_not_fatal() {
     );
     assert!(!text.contains("/boxwatch/broken\""));
     assert!(text.contains("cgroup=\"/boxwatch/run-1/spin\""));
-    if have_promtool("unreadable_files_are_counted_not_fatal") {
-        promtool_check_text(&text);
-    }
+    check_text("unreadable_files_are_counted_not_fatal", &text);
 }
 
 #[test]
@@ -198,10 +190,8 @@ fn verdicts_from_the_latest_report() {
         value_of(&text, "boxwatch_report_generated_timestamp_seconds "),
         Some(1_795_341_600.0)
     );
-    if have_promtool("verdicts_from_the_latest_report") {
-        promtool_check_text(&text);
-        promtool_check_openmetrics(&om);
-    }
+    check_text("verdicts_from_the_latest_report", &text);
+    check_openmetrics("verdicts_from_the_latest_report", &om);
     std::fs::write(&report, "{ not json").unwrap();
     let text = scrape(&args, Format::Text);
     assert_eq!(value_of(&text, "boxwatch_report_up "), Some(0.0));
@@ -210,9 +200,7 @@ fn verdicts_from_the_latest_report() {
         Some(1.0)
     );
     assert!(!text.contains("boxwatch_check_verdict{"));
-    if have_promtool("verdicts_from_the_latest_report") {
-        promtool_check_text(&text);
-    }
+    check_text("verdicts_from_the_latest_report", &text);
 }
 
 #[test]
@@ -254,10 +242,8 @@ fn cgroups_appearing_and_vanishing_during_scrapes() {
     churn.join().unwrap();
     // Every exposition is valid, whatever the churn left half-made (checked
     // after the churn stopped, so promtool does not compete with it).
-    if have_promtool("cgroups_appearing_and_vanishing_during_scrapes") {
-        for text in &texts {
-            promtool_check_text(text);
-        }
+    for text in &texts {
+        check_text("cgroups_appearing_and_vanishing_during_scrapes", text);
     }
 }
 
@@ -274,10 +260,8 @@ fn walking_only_the_cpu_hierarchy() {
     let cpu = scrape(&args, Format::Text);
     assert!(!cpu.contains("only-pids"));
     assert_eq!(value_of(&cpu, "boxwatch_exporter_cgroups "), Some(2.0));
-    if have_promtool("walking_only_the_cpu_hierarchy") {
-        promtool_check_text(&union);
-        promtool_check_text(&cpu);
-    }
+    check_text("walking_only_the_cpu_hierarchy", &union);
+    check_text("walking_only_the_cpu_hierarchy", &cpu);
 }
 
 /// Creates cgroup directory `rel` (bytes, below the v2 mount) with a
@@ -325,10 +309,8 @@ fn names_that_are_not_utf8_get_escaped_labels() {
         &fake_args(dir.path(), &["/boxwatch/odd"]),
         Format::OpenMetrics,
     );
-    if have_promtool("names_that_are_not_utf8_get_escaped_labels") {
-        promtool_check_text(&text);
-        promtool_check_openmetrics(&om);
-    }
+    check_text("names_that_are_not_utf8_get_escaped_labels", &text);
+    check_openmetrics("names_that_are_not_utf8_get_escaped_labels", &om);
 
     // A UTF-8 sibling spelling out an escaped label keeps it; the cgroup
     // whose bytes escape to it is left out and counted.
@@ -344,9 +326,7 @@ fn names_that_are_not_utf8_get_escaped_labels() {
         value_of(&text, "boxwatch_exporter_cgroup_read_errors_total "),
         Some(1.0)
     );
-    if have_promtool("names_that_are_not_utf8_get_escaped_labels") {
-        promtool_check_text(&text);
-    }
+    check_text("names_that_are_not_utf8_get_escaped_labels", &text);
 }
 
 #[test]
@@ -387,9 +367,7 @@ fn an_unreadable_subtree_is_skipped_and_counted() {
         value_of(&text, "boxwatch_exporter_cgroup_read_errors_total "),
         Some(1.0)
     );
-    if have_promtool("an_unreadable_subtree_is_skipped_and_counted") {
-        promtool_check_text(&text);
-    }
+    check_text("an_unreadable_subtree_is_skipped_and_counted", &text);
 }
 
 #[test]
@@ -403,9 +381,7 @@ fn an_unreadable_layout_is_counted() {
     );
     assert_eq!(value_of(&text, "boxwatch_exporter_cgroups "), Some(0.0));
     assert!(!text.contains("boxwatch_exporter_cgroup_layout_info{"));
-    if have_promtool("an_unreadable_layout_is_counted") {
-        promtool_check_text(&text);
-    }
+    check_text("an_unreadable_layout_is_counted", &text);
 }
 
 /// The body the exporter serves (per-cgroup families written from the
@@ -535,9 +511,7 @@ fn a_large_tree_read_in_parallel_is_the_same() {
         value_of(&second, "boxwatch_exporter_cgroup_read_errors_total "),
         Some(0.0)
     );
-    if have_promtool("a_large_tree_read_in_parallel_is_the_same") {
-        promtool_check_text(&second);
-    }
+    check_text("a_large_tree_read_in_parallel_is_the_same", &second);
 
     // The next scrape reads the cgroups it knows while it walks: ten of
     // them are gone, ten new ones came, one has a broken file now.
@@ -578,7 +552,5 @@ fn a_large_tree_read_in_parallel_is_the_same() {
         value_of(&third, "boxwatch_exporter_cgroup_read_errors_total "),
         Some(1.0)
     );
-    if have_promtool("a_large_tree_read_in_parallel_is_the_same") {
-        promtool_check_text(&third);
-    }
+    check_text("a_large_tree_read_in_parallel_is_the_same", &third);
 }

@@ -41,9 +41,7 @@ fn routes_and_negotiation() {
     assert!(head.contains("text/plain; version=0.0.4"), "{head}");
     let text = String::from_utf8(body).unwrap();
     assert_eq!(value_of(&text, "boxwatch_exporter_cgroups "), Some(22.0));
-    if have_promtool("routes_and_negotiation") {
-        promtool_check_text(&text);
-    }
+    check_text("routes_and_negotiation", &text);
 
     let prom_accept = "Accept: application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1\r\n";
     let (code, head, body) = get(srv.addr, "/metrics?x=1", prom_accept);
@@ -56,9 +54,7 @@ fn routes_and_negotiation() {
     assert!(om.ends_with("# EOF\n"));
     // `promtool check metrics` reads only the text format: OpenMetrics goes
     // through Prometheus's own OpenMetrics parser instead.
-    if have_promtool("routes_and_negotiation") {
-        promtool_check_openmetrics(&om);
-    }
+    check_openmetrics("routes_and_negotiation", &om);
 
     let (code, _, body) = get(srv.addr, "/healthz", "");
     assert_eq!((code, body.as_slice()), (200, b"ok\n".as_slice()));
@@ -88,9 +84,7 @@ fn routes_and_negotiation() {
     assert!(
         text.contains("boxwatch_exporter_http_requests_total{code=\"405\",handler=\"metrics\"} 1")
     );
-    if have_promtool("routes_and_negotiation") {
-        promtool_check_text(&text);
-    }
+    check_text("routes_and_negotiation", &text);
 }
 
 #[test]
@@ -304,9 +298,7 @@ fn a_panic_while_answering_is_a_500_and_counted() {
         Some(1.0)
     );
     assert_eq!(value_of(&text, "test_panicky "), Some(1.0));
-    if have_promtool("a_panic_while_answering_is_a_500_and_counted") {
-        promtool_check_text(&text);
-    }
+    check_text("a_panic_while_answering_is_a_500_and_counted", &text);
 }
 
 #[test]
@@ -339,9 +331,7 @@ fn two_hundred_concurrent_scrapers_and_slow_clients() {
     assert_eq!(ok, 200);
     assert_eq!(get(srv.addr, "/healthz", "").0, 200);
     // Coalesced scrapes share bodies: each distinct one is checked.
-    if have_promtool("two_hundred_concurrent_scrapers_and_slow_clients") {
-        for text in &bodies {
-            promtool_check_text(text);
-        }
+    for text in &bodies {
+        check_text("two_hundred_concurrent_scrapers_and_slow_clients", text);
     }
 }

@@ -31,6 +31,20 @@ pub fn have_promtool(test: &str) -> bool {
     )
 }
 
+/// [`promtool_check_text`] for `test`, which needs promtool (see [`require`]).
+pub fn check_text(test: &str, text: &str) {
+    if have_promtool(test) {
+        promtool_check_text(text);
+    }
+}
+
+/// [`promtool_check_openmetrics`] for `test`, which needs promtool.
+pub fn check_openmetrics(test: &str, om: &str) {
+    if have_promtool(test) {
+        promtool_check_openmetrics(om);
+    }
+}
+
 /// `promtool check metrics` on a Prometheus text exposition: must pass with
 /// no output at all (no lint warnings).
 pub fn promtool_check_text(text: &str) {
