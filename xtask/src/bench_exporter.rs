@@ -21,7 +21,8 @@
 //! to 127.0.0.1 only.
 
 use anyhow::{bail, ensure, Context, Result};
-use probes::host::{CgroupPath, CgroupVersion, Controllers, Hierarchy, Host};
+use exporter::collector::READ;
+use probes::host::{CgroupPath, CgroupVersion, Hierarchy, Host};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -143,14 +144,6 @@ fn build_boxwatch() -> Result<PathBuf> {
         .unwrap_or_else(|| crate::workspace_root().join("target"));
     Ok(target.join("release/boxwatch"))
 }
-
-/// The controllers the exporter reads (not cpuset).
-const READ: Controllers = Controllers {
-    cpu: true,
-    memory: true,
-    pids: true,
-    cpuset: false,
-};
 
 /// The limits every bench cgroup gets.
 const CPU_QUOTA_US: u64 = 50_000;
