@@ -554,3 +554,32 @@ fn a_large_tree_read_in_parallel_is_the_same() {
     );
     check_text("a_large_tree_read_in_parallel_is_the_same", &third);
 }
+
+#[test]
+fn files_per_cgroup_covers_every_file_the_reader_opens() {
+    // The open-file budget is sized with FILES_PER_CGROUP: it must not fall
+    // behind the files probes reads for one cgroup (a new metric's file).
+    for (build, c) in [
+        (
+            v2_tree as fn(&std::path::Path) -> FakeTree,
+            "/boxwatch/run-1/spin",
+        ),
+        (hybrid_tree, "/boxwatch/run-2/c1"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let _t = build(dir.path());
+        let layout = probes::host::Host::with_root(dir.path()).layout().unwrap();
+        let files = layout
+            .stat_files(
+                &probes::host::CgroupPath::new(c).unwrap(),
+                exporter::collector::READ,
+            )
+            .unwrap();
+        assert!(!files.is_empty());
+        assert!(
+            files.len() <= exporter::collector::FILES_PER_CGROUP,
+            "{} files for {c}: {files:?}",
+            files.len()
+        );
+    }
+}
