@@ -12,21 +12,6 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::process::Command;
 
-fn runc_installed() -> bool {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join("runc").is_file()))
-        .unwrap_or(false)
-        || std::path::Path::new("/usr/sbin/runc").is_file();
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "this test needs runc (apt-get install runc crun) and CI=true forbids skipping it"
-        );
-        eprintln!("skipping: runc is not installed (apt-get install runc crun)");
-    }
-    found
-}
-
 /// The scenarios of a runc run, by id, as its JSON report has them.
 fn scenarios_through_runc(only: &[&str]) -> BTreeMap<String, Value> {
     let mut cmd = Command::new(BIN);
@@ -114,9 +99,10 @@ fn report_limits(scenario: &Value, catalog: &runtime::Limits) -> runtime::Limits
 /// scenario runc cannot run (unsupported) must fail to start the same way.
 #[test]
 fn inspect_of_a_runc_container_agrees_with_the_scenario_run() {
-    if !root_or_skip("inspect_of_a_runc_container_agrees_with_the_scenario_run")
-        || !runc_installed()
-    {
+    if !oci_or_skip(
+        "inspect_of_a_runc_container_agrees_with_the_scenario_run",
+        runtime::backend::BackendKind::Runc,
+    ) {
         return;
     }
     let judged = scenarios_through_runc(&AGREEING);
@@ -256,17 +242,17 @@ fn inspect_names_a_pid_that_is_gone_and_a_process_outside_any_container() {
 /// exits 3 instead of passing for a complete inspection.
 #[test]
 fn inspect_that_cannot_enter_says_why_and_exits_3() {
-    if !root_or_skip("inspect_that_cannot_enter_says_why_and_exits_3") || !runc_installed() {
+    let test = "inspect_that_cannot_enter_says_why_and_exits_3";
+    if !oci_or_skip(test, runtime::backend::BackendKind::Runc) {
         return;
     }
     use std::os::unix::fs::PermissionsExt;
     let busybox = std::path::Path::new("/bin/busybox");
-    if !busybox.is_file() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "this test needs a static busybox (apt-get install busybox-static) and CI=true forbids skipping it"
-        );
-        eprintln!("skipping: no /bin/busybox (apt-get install busybox-static)");
+    if !present_or_skip(
+        busybox.is_file(),
+        test,
+        "a static /bin/busybox (apt-get install busybox-static)",
+    ) {
         return;
     }
     // Every directory on the way must be searchable from the container's

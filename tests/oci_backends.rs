@@ -11,26 +11,6 @@ use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-/// True when `kind` can be tested here; panics under CI=true when not.
-fn prerequisites(test: &str, kind: BackendKind) -> bool {
-    if !root_or_skip(test) {
-        return false;
-    }
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(kind.as_str()).is_file()))
-        .unwrap_or(false)
-        || Path::new("/usr/sbin").join(kind.as_str()).is_file();
-    if found {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{test} needs {kind} (apt-get install runc crun) and CI=true forbids skipping it"
-    );
-    eprintln!("skipping {test}: {kind} is not installed (apt-get install runc crun)");
-    false
-}
-
 fn open(kind: BackendKind) -> Box<dyn Backend> {
     backend::open(kind, RuntimeConfig::new(BIN.into()), None).unwrap()
 }
@@ -170,7 +150,7 @@ fn limits_and_namespaces(kind: BackendKind) {
 
 #[test]
 fn runc_runs_a_limited_container_and_leaves_nothing() {
-    if prerequisites(
+    if oci_or_skip(
         "runc_runs_a_limited_container_and_leaves_nothing",
         BackendKind::Runc,
     ) {
@@ -180,7 +160,7 @@ fn runc_runs_a_limited_container_and_leaves_nothing() {
 
 #[test]
 fn crun_runs_a_limited_container_and_leaves_nothing() {
-    if prerequisites(
+    if oci_or_skip(
         "crun_runs_a_limited_container_and_leaves_nothing",
         BackendKind::Crun,
     ) {
@@ -190,7 +170,7 @@ fn crun_runs_a_limited_container_and_leaves_nothing() {
 
 #[test]
 fn crun_on_a_hybrid_host_says_the_cgroup2_mount_was_hidden() {
-    if !prerequisites(
+    if !oci_or_skip(
         "crun_on_a_hybrid_host_says_the_cgroup2_mount_was_hidden",
         BackendKind::Crun,
     ) {
@@ -255,7 +235,7 @@ fn oom_and_kill(kind: BackendKind) {
 
 #[test]
 fn runc_containers_are_oom_killed_killed_and_dropped_cleanly() {
-    if prerequisites(
+    if oci_or_skip(
         "runc_containers_are_oom_killed_killed_and_dropped_cleanly",
         BackendKind::Runc,
     ) {
@@ -265,7 +245,7 @@ fn runc_containers_are_oom_killed_killed_and_dropped_cleanly() {
 
 #[test]
 fn crun_containers_are_oom_killed_killed_and_dropped_cleanly() {
-    if prerequisites(
+    if oci_or_skip(
         "crun_containers_are_oom_killed_killed_and_dropped_cleanly",
         BackendKind::Crun,
     ) {
@@ -297,14 +277,14 @@ fn failures_leave_nothing(kind: BackendKind) {
 
 #[test]
 fn runc_failures_leave_nothing_behind() {
-    if prerequisites("runc_failures_leave_nothing_behind", BackendKind::Runc) {
+    if oci_or_skip("runc_failures_leave_nothing_behind", BackendKind::Runc) {
         failures_leave_nothing(BackendKind::Runc);
     }
 }
 
 #[test]
 fn crun_failures_leave_nothing_behind() {
-    if prerequisites("crun_failures_leave_nothing_behind", BackendKind::Crun) {
+    if oci_or_skip("crun_failures_leave_nothing_behind", BackendKind::Crun) {
         failures_leave_nothing(BackendKind::Crun);
     }
 }
@@ -312,7 +292,7 @@ fn crun_failures_leave_nothing_behind() {
 #[test]
 fn with_init_boxwatch_init_is_pid_1_for_both_runtimes() {
     for kind in [BackendKind::Runc, BackendKind::Crun] {
-        if !prerequisites("with_init_boxwatch_init_is_pid_1_for_both_runtimes", kind) {
+        if !oci_or_skip("with_init_boxwatch_init_is_pid_1_for_both_runtimes", kind) {
             continue;
         }
         let b = open(kind);
@@ -342,7 +322,7 @@ fn backends_coming_and_going_in_parallel_keep_their_shared_directories() {
     let kinds: Vec<BackendKind> = [BackendKind::Runc, BackendKind::Crun]
         .into_iter()
         .filter(|k| {
-            prerequisites(
+            oci_or_skip(
                 "backends_coming_and_going_in_parallel_keep_their_shared_directories",
                 *k,
             )

@@ -25,22 +25,6 @@ static TURN: Mutex<()> = Mutex::new(());
 
 const STATE: &str = "/run/boxwatch/oci";
 
-/// True when `kind` can be tested here; panics under CI=true when not.
-fn prerequisites(test: &str, kind: BackendKind) -> bool {
-    if !root_or_skip(test) {
-        return false;
-    }
-    if runtime::find_in_path(kind.as_str()).is_some() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{test} needs {kind} (apt-get install runc crun) and CI=true forbids skipping it"
-    );
-    eprintln!("skipping {test}: {kind} is not installed (apt-get install runc crun)");
-    false
-}
-
 /// `<rt> --root <boxwatch's root>`, as the backend runs it (crun on a
 /// hybrid host through boxwatch's shim, which hides the cgroup2 mount).
 fn runtime_cmd(kind: BackendKind) -> Command {
@@ -242,7 +226,7 @@ fn next_run_of_the_same_runtime(kind: BackendKind) {
 
 #[test]
 fn a_dead_runs_runc_container_is_removed_by_the_next_runc_run() {
-    if prerequisites(
+    if oci_or_skip(
         "a_dead_runs_runc_container_is_removed_by_the_next_runc_run",
         BackendKind::Runc,
     ) {
@@ -252,7 +236,7 @@ fn a_dead_runs_runc_container_is_removed_by_the_next_runc_run() {
 
 #[test]
 fn a_dead_runs_crun_container_is_removed_by_the_next_crun_run() {
-    if prerequisites(
+    if oci_or_skip(
         "a_dead_runs_crun_container_is_removed_by_the_next_crun_run",
         BackendKind::Crun,
     ) {
@@ -272,7 +256,7 @@ fn next_builtin_run(kind: BackendKind) {
 
 #[test]
 fn a_dead_runs_runc_container_is_removed_when_a_builtin_run_starts() {
-    if prerequisites(
+    if oci_or_skip(
         "a_dead_runs_runc_container_is_removed_when_a_builtin_run_starts",
         BackendKind::Runc,
     ) {
@@ -282,7 +266,7 @@ fn a_dead_runs_runc_container_is_removed_when_a_builtin_run_starts() {
 
 #[test]
 fn a_dead_runs_crun_container_is_removed_when_a_builtin_run_starts() {
-    if prerequisites(
+    if oci_or_skip(
         "a_dead_runs_crun_container_is_removed_when_a_builtin_run_starts",
         BackendKind::Crun,
     ) {
@@ -316,7 +300,7 @@ fn without_the_runtime_binary(kind: BackendKind) {
 
 #[test]
 fn a_dead_runs_runc_container_is_killed_through_its_cgroup_without_runc() {
-    if prerequisites(
+    if oci_or_skip(
         "a_dead_runs_runc_container_is_killed_through_its_cgroup_without_runc",
         BackendKind::Runc,
     ) {
@@ -326,7 +310,7 @@ fn a_dead_runs_runc_container_is_killed_through_its_cgroup_without_runc() {
 
 #[test]
 fn a_dead_runs_crun_container_is_killed_through_its_cgroup_without_crun() {
-    if prerequisites(
+    if oci_or_skip(
         "a_dead_runs_crun_container_is_killed_through_its_cgroup_without_crun",
         BackendKind::Crun,
     ) {

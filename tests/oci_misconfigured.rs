@@ -7,17 +7,8 @@
 
 mod common;
 use common::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-fn runc() -> Option<PathBuf> {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
-        .map(|d| d.join("runc"))
-        .find(|p| p.is_file())
-}
 
 /// The checks of cpu-quota-20 run through runc (or `runtime_path`):
 /// (scenario status, [(check id, verdict)], runtime version).
@@ -81,14 +72,13 @@ fn a_runtime_that_drops_the_cpu_quota_is_judged_not_enforced() {
     if !root_or_skip("a_runtime_that_drops_the_cpu_quota_is_judged_not_enforced") {
         return;
     }
-    let Some(runc) = runc() else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "this test needs runc (apt-get install runc crun) and CI=true forbids skipping it"
-        );
-        eprintln!("skipping: runc is not installed (apt-get install runc crun)");
+    if !oci_or_skip(
+        "a_runtime_that_drops_the_cpu_quota_is_judged_not_enforced",
+        runtime::backend::BackendKind::Runc,
+    ) {
         return;
-    };
+    }
+    let runc = runtime::find_in_path("runc").expect("checked above");
     let dir = tempfile::tempdir().unwrap();
     let wrapper = dir.path().join("runc-without-cpu-limits");
     std::fs::write(

@@ -8,18 +8,39 @@ use std::process::{Command, Output};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_boxwatch");
 
-/// True when the test may run. Without root it is skipped with a message,
-/// except under CI=true, where a missing prerequisite fails the test.
-pub fn root_or_skip(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
+/// True when `what` the test needs is there (`ok`). Otherwise the test is
+/// skipped with a message, except under CI=true, where a missing
+/// prerequisite fails it.
+pub fn present_or_skip(ok: bool, test: &str, what: &str) -> bool {
+    if ok {
         return true;
     }
     assert!(
         std::env::var("CI").as_deref() != Ok("true"),
-        "{test} needs root (namespaces, cgroups) and CI=true forbids skipping it"
+        "{test} needs {what}, and CI=true forbids skipping it"
     );
-    eprintln!("skipping {test}: needs root");
+    eprintln!("skipping {test}: needs {what}");
     false
+}
+
+/// True when the test may run: root (namespaces, cgroups).
+pub fn root_or_skip(test: &str) -> bool {
+    present_or_skip(
+        nix::unistd::geteuid().is_root(),
+        test,
+        "root (namespaces, cgroups)",
+    )
+}
+
+/// True when a test of the OCI runtime `kind` may run: root and the
+/// runtime installed.
+pub fn oci_or_skip(test: &str, kind: runtime::backend::BackendKind) -> bool {
+    root_or_skip(test)
+        && present_or_skip(
+            runtime::find_in_path(kind.as_str()).is_some(),
+            test,
+            &format!("{kind} (apt-get install runc crun)"),
+        )
 }
 
 /// `boxwatch <args>` with output captured.
