@@ -5,8 +5,7 @@
 
 mod common;
 use common::*;
-use runtime::{ContainerSpec, Exit, Runtime, RuntimeConfig, Stdio};
-use std::io::Read;
+use runtime::{ContainerSpec, Exit, Runtime, RuntimeConfig};
 
 /// Descriptors open in the container's `ls`, besides 0-2 and its own
 /// directory descriptor.
@@ -45,7 +44,6 @@ fn a_re_executed_setup_stage_leaks_no_descriptor() {
     // Make sure this process has more than one thread: the re-exec path.
     let _keep = std::thread::spawn(|| std::thread::sleep(std::time::Duration::from_secs(5)));
     let rt = Runtime::new(RuntimeConfig::new(BIN.into())).unwrap();
-    let (r, w) = nix::unistd::pipe().unwrap();
     let spec = ContainerSpec::new(
         "fds",
         vec![
@@ -54,18 +52,8 @@ fn a_re_executed_setup_stage_leaks_no_descriptor() {
             "echo $$; ls /proc/self/fd".into(),
         ],
     );
-    let c = rt
-        .spawn(
-            &spec,
-            Stdio {
-                stdout: Some(w),
-                ..Stdio::default()
-            },
-        )
-        .unwrap();
-    assert_eq!(c.wait().unwrap().exit, Exit::Code(0));
-    let mut out = String::new();
-    std::fs::File::from(r).read_to_string(&mut out).unwrap();
+    let (outcome, out) = run_captured(&rt, &spec);
+    assert_eq!(outcome.exit, Exit::Code(0));
     let (pid, fds) = out.split_once('\n').unwrap();
     assert_eq!(pid, "1");
     assert!(extra_fds(fds).is_empty(), "leaked: {fds}");
