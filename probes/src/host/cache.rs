@@ -9,10 +9,15 @@
 //! reader's memory cgroup. [`FileBudget`] bounds how many are held.
 //!
 //! - [`HeldCgroup`]: the open files of one cgroup.
-//! - [`StatsReader`]: reads a [`HeldCgroup`]'s stats (one per thread: it
-//!   owns the read buffer, so a read allocates nothing once warm).
-//! - [`StatsCache`]: both behind a map from cgroup path, for callers that
-//!   read cgroups one by one.
+//! - [`LayoutReader`]: reads many [`HeldCgroup`]s of one layout (which file
+//!   comes from which hierarchy worked out once; it owns the read buffer,
+//!   so a read allocates nothing once warm). The exporter makes one per
+//!   share of each scrape.
+//! - [`StatsReader`]: the same for a caller that reads one [`HeldCgroup`]
+//!   at a time.
+//! - [`StatsCache`]: held cgroups behind a map from cgroup path, for a
+//!   library user that reads cgroups one by one (the exporter keeps its
+//!   own list, merged with each walk).
 
 use super::fsread::{is_gone, utf8, CgroupFiles, DirFd};
 use super::layout::{CgroupLayout, CgroupPath, Controllers, Hierarchy};

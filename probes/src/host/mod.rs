@@ -21,11 +21,11 @@
 //! hierarchy a figure comes from: the controller's v1 hierarchy when it has
 //! one, otherwise the v2 hierarchy (see [`CgroupLayout::hierarchy_for`]).
 //!
-//! Reading the same cgroups again and again (an exporter's scrapes)?
-//! [`StatsCache`] keeps their files open and re-reads each with one
-//! `pread` (or, owning the cgroups: a [`HeldCgroup`] each, read by a
-//! [`LayoutReader`] per thread), within a [`FileBudget`]: each held file
-//! that has been read keeps a 4 KiB page of kernel memory.
+//! Reading the same cgroups again and again (an exporter's scrapes)? Hold
+//! their files open and re-read each with one `pread`: a [`HeldCgroup`]
+//! each, read by a [`LayoutReader`] (what the exporter does), or
+//! [`StatsCache`] for one cgroup at a time, within a [`FileBudget`]: each
+//! held file that has been read keeps a 4 KiB page of kernel memory.
 //! [`CgroupLayout::stat_files`] lists the files the stats read;
 //! [`Controllers`] limits what is read, and
 //! [`CgroupLayout::list_subtree_in`] walks a single hierarchy.
