@@ -190,8 +190,15 @@ fn status_icon(status: Status) -> &'static str {
 }
 
 /// Text safe inside a table cell: one line, pipes escaped.
-fn cell(text: &str) -> String {
-    inline(text).replace('|', "\\|")
+/// Text for a Markdown table cell: on one line, with pipes escaped and
+/// `&`, `<`, `>` as entities (a PR comment must not take a workload's or a
+/// runtime's text as HTML).
+pub fn cell(text: &str) -> String {
+    inline(text)
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('|', "\\|")
 }
 
 /// Text on one line.
@@ -206,5 +213,6 @@ mod tests {
     #[test]
     fn cells_stay_on_one_line_and_escape_pipes() {
         assert_eq!(cell("a | b\nc"), "a \\| b c");
+        assert_eq!(cell("<b>x</b> & y"), "&lt;b&gt;x&lt;/b&gt; &amp; y");
     }
 }

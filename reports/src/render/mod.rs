@@ -12,7 +12,7 @@ mod text;
 pub use html::html;
 pub use json::json;
 pub use junit::junit;
-pub use markdown::markdown;
+pub use markdown::{cell as markdown_cell, markdown};
 pub use text::{human, Color};
 
 use crate::error::{Error, Result};

@@ -241,7 +241,7 @@ impl Comparison {
                     let detail = if c.detail.is_empty() {
                         String::new()
                     } else {
-                        format!(" ({})", md_cell(&c.detail))
+                        format!(" ({})", reports::markdown_cell(&c.detail))
                     };
                     if r.differs {
                         format!("{mark}**{}**{detail}", c.outcome)
@@ -336,13 +336,6 @@ fn differ(cells: &[Option<Cell>]) -> bool {
 }
 
 /// Text for a Markdown table cell: no column break, no raw HTML.
-fn md_cell(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('|', "\\|")
-}
-
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
