@@ -30,7 +30,7 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// argv[1] of the re-executed setup stage.
+/// `argv[1]` of the re-executed setup stage.
 pub const INIT_ARG: &str = "__boxwatch-init";
 
 /// Default PATH inside containers.

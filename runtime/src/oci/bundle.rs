@@ -28,7 +28,7 @@ pub const HOST_DIRS: [&str; 8] = [
     "usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc",
 ];
 
-/// argv[1] of boxwatch's tiny init when an OCI runtime runs it as PID 1
+/// `argv[1]` of boxwatch's tiny init when an OCI runtime runs it as PID 1
 /// (the equivalent of `docker run --init`).
 pub const OCI_INIT_ARG: &str = "__boxwatch-oci-init";
 

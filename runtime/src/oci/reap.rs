@@ -13,7 +13,7 @@
 //!   last one is dropped;
 //! - a container without its own pid namespace hands its orphans to us
 //!   too (with one, they go to its PID 1 and die with it): after it is
-//!   killed, [`reap_container_orphans`] reaps them. They are found by
+//!   killed, `reap_container_orphans` reaps them. They are found by
 //!   session: runc and crun make the container's first process a session
 //!   leader, and a zombie keeps its session id (not its cgroup: a zombie's
 //!   /proc/<pid>/cgroup reads `/`). The first process stays unreaped
@@ -88,7 +88,7 @@ fn processes() -> Vec<(i32, ProcStat)> {
 /// The processes `pids` that are children of this process, with their
 /// start times: taken while they are alive (from a cgroup's process list,
 /// before the cgroup is killed), for [`reap_container_orphans`].
-pub fn our_children(pids: &[i32]) -> Vec<(i32, u64)> {
+pub(crate) fn our_children(pids: &[i32]) -> Vec<(i32, u64)> {
     let me = std::process::id() as i32;
     pids.iter()
         .filter_map(|&p| {
@@ -104,7 +104,7 @@ pub fn our_children(pids: &[i32]) -> Vec<(i32, u64)> {
 /// that are still its children. Waits up to `timeout` for any of them that
 /// is not dead yet (call it after the container was killed). Returns how
 /// many were reaped.
-pub fn reap_container_orphans(leader: i32, noted: &[(i32, u64)], timeout: Duration) -> usize {
+pub(crate) fn reap_container_orphans(leader: i32, noted: &[(i32, u64)], timeout: Duration) -> usize {
     let me = std::process::id() as i32;
     let deadline = Instant::now() + timeout;
     let mut reaped = 0;

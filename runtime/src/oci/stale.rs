@@ -314,7 +314,7 @@ fn remove_one(
 /// (name=systemd, the cgroup2 mount of a hybrid host). Directories that
 /// still hold processes cannot be removed and are left alone. Returns
 /// whether it removed a run's directory.
-pub fn remove_stale_cgroups(parent: &Path) -> bool {
+fn remove_stale_cgroups(parent: &Path) -> bool {
     let mut removed = false;
     for m in cgroup_mounts() {
         let base = join(&m, parent);
