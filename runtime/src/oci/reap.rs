@@ -104,7 +104,11 @@ pub(crate) fn our_children(pids: &[i32]) -> Vec<(i32, u64)> {
 /// that are still its children. Waits up to `timeout` for any of them that
 /// is not dead yet (call it after the container was killed). Returns how
 /// many were reaped.
-pub(crate) fn reap_container_orphans(leader: i32, noted: &[(i32, u64)], timeout: Duration) -> usize {
+pub(crate) fn reap_container_orphans(
+    leader: i32,
+    noted: &[(i32, u64)],
+    timeout: Duration,
+) -> usize {
     let me = std::process::id() as i32;
     let deadline = Instant::now() + timeout;
     let mut reaped = 0;
