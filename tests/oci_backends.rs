@@ -352,3 +352,39 @@ fn backends_coming_and_going_in_parallel_keep_their_shared_directories() {
         t.join().unwrap();
     }
 }
+
+/// runc and crun make missing parent cgroups with a plain mkdir: if the
+/// shared `/boxwatch` were empty when the backend opened, another run
+/// ending (it removes the parent when empty) could take it away between
+/// their stat and their mkdir, failing `create` with ENOENT. An open
+/// backend's run directory exists in every hierarchy, so the parent is
+/// never empty while the run lives, and it goes when the backend does.
+#[test]
+fn an_open_backend_holds_its_run_cgroup_in_every_hierarchy() {
+    for kind in [BackendKind::Runc, BackendKind::Crun] {
+        if !oci_or_skip(
+            "an_open_backend_holds_its_run_cgroup_in_every_hierarchy",
+            kind,
+        ) {
+            continue;
+        }
+        let b = open(kind);
+        let run_cg = b.run_cgroup();
+        let rel = run_cg.strip_prefix("/").unwrap();
+        let parent = rel.parent().unwrap();
+        for m in cgroup_mounts() {
+            assert!(m.join(rel).is_dir(), "{kind}: no {}", m.join(rel).display());
+            // What another run does as it ends: fails while this run lives.
+            assert!(
+                std::fs::remove_dir(m.join(parent)).is_err(),
+                "{kind}: the shared parent in {} could be removed",
+                m.display()
+            );
+        }
+        let (outcome, _) = run_captured(b.as_ref(), &sh("held", "true"));
+        assert_eq!(outcome.exit, Exit::Code(0), "{kind}");
+        drop(b);
+        let left = leftovers(&run_cg, &run_id_of(&run_cg));
+        assert!(left.is_empty(), "{kind} left behind: {left:?}");
+    }
+}

@@ -22,6 +22,19 @@ pub use mounts::{CgroupMode, Mounts};
 /// Boxwatch's default parent cgroup, relative to each hierarchy root.
 pub const DEFAULT_PARENT: &str = "/boxwatch";
 
+/// Makes the cgroup directory `path` (and missing parents) in the
+/// hierarchy mounted at `mount`, whichever controllers it has, and gives a
+/// v1 cpuset directory its parent's CPUs and memory nodes. For an OCI run's
+/// own directory, made before runc or crun makes the container's below it.
+/// A shared parent that another run removes meanwhile is made again.
+pub(crate) fn make_dir_in(mount: &Path, path: &Path) -> Result<()> {
+    let made = fs::create_dirs(&fs::join(mount, path))?;
+    if mount.join("cpuset.cpus").exists() {
+        v1::inherit_cpuset(mount, path, &made)?;
+    }
+    Ok(())
+}
+
 /// One way of managing cgroups (v1 or v2).
 pub trait CgroupDriver: Send + Sync + std::fmt::Debug {
     /// The host's layout as detected: v1, v2 or hybrid.

@@ -174,7 +174,7 @@ impl CgroupDriver for V1Driver {
 /// inside boxwatch's own subtree ([`super::DEFAULT_PARENT`], e.g. one an
 /// older run left empty). An empty ancestor outside it is someone else's
 /// cgroup: it is refused with the fix, never written.
-fn inherit_cpuset(mount: &Path, path: &Path, created: &[PathBuf]) -> Result<()> {
+pub(super) fn inherit_cpuset(mount: &Path, path: &Path, created: &[PathBuf]) -> Result<()> {
     let own = Path::new(super::DEFAULT_PARENT);
     let mut rel = PathBuf::from("/");
     for part in path.components().skip_while(|c| c.as_os_str() == "/") {

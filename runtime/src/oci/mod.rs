@@ -218,6 +218,22 @@ struct RunShared {
     run: Runtime,
 }
 
+impl RunShared {
+    /// Makes the run's cgroup directory (`<parent>/<run-id>`) in every
+    /// hierarchy, before any container: runc and crun make missing parents
+    /// with a plain mkdir, so a shared `/boxwatch` that another run removes
+    /// as it ends (it was empty for that moment) failed their create with
+    /// ENOENT. Now they only make the container's own directory, below one
+    /// that lives as long as this run does.
+    fn make_run_cgroups(&self) -> Result<()> {
+        let run_cg = self.run.run_cgroup();
+        for m in cgroup_mounts() {
+            cgroup::make_dir_in(&m, &run_cg)?;
+        }
+        Ok(())
+    }
+}
+
 impl Drop for RunShared {
     /// Removes the run's cgroup directories in every hierarchy the runtime
     /// used (runc and crun also join name=systemd and, on hybrid hosts,
@@ -283,6 +299,13 @@ impl OciBackend {
         // Its Runtime::new removes dead runs' containers of every OCI
         // runtime first (oci::stale), then their cgroups and bundles.
         let run = Runtime::with_driver(config.clone(), cgroup::detect()?)?;
+        let run = Arc::new(RunShared {
+            cgroup_parent: config.cgroup_parent.clone(),
+            root,
+            _subreaper: subreaper,
+            run,
+        });
+        run.make_run_cgroups()?;
         Ok(OciBackend {
             namespaces: features_namespaces(&cli.binary),
             notes: cli.notes(),
@@ -293,12 +316,7 @@ impl OciBackend {
             kill_timeout: config.kill_timeout,
             driver,
             host_entries: bundle::host_entries(),
-            run: Arc::new(RunShared {
-                cgroup_parent: config.cgroup_parent.clone(),
-                root,
-                _subreaper: subreaper,
-                run,
-            }),
+            run,
         })
     }
 
