@@ -41,19 +41,27 @@ pub enum Ending {
     TimedOut { after: Duration },
 }
 
+/// How long a KVM boot may take to start the init before it counts as
+/// stopped. A kernel that KVM can run starts it within seconds (TCG takes
+/// about 4 s here); a paravirtual KVM that cannot run it may hang with an
+/// empty console instead of exiting.
+const KVM_INIT_DEADLINE: Duration = Duration::from_secs(30);
+
 /// Boots with KVM if `/dev/kvm` can be used, and again with TCG when the
 /// KVM boot stops before the job finished: a paravirtual KVM may not run a
-/// stock kernel at all, or crash it after init has started (both seen
-/// here). KVM is given up for later boots only when TCG then gets the same
-/// kernel further: a kernel that boots nowhere says nothing about KVM.
+/// stock kernel at all (qemu exits, or the guest hangs without starting
+/// the init: both seen here), or crash it after init has started. KVM is
+/// given up for later boots only when TCG then gets the same kernel
+/// further: a kernel that boots nowhere says nothing about KVM.
 pub fn boot(b: &Boot, kvm_known_bad: &mut bool) -> Result<Ending> {
     if *kvm_known_bad || !kvm_usable() {
         return boot_with(b, Accel::Tcg);
     }
     let ending = boot_with(b, Accel::Kvm)?;
-    if !matches!(ending, Ending::Stopped { .. }) {
+    let Ending::Stopped { why } = &ending else {
         return Ok(ending);
-    }
+    };
+    eprintln!("vm: KVM boot stopped ({why}); booting again with TCG");
     let ending = boot_with(b, Accel::Tcg)?;
     if matches!(ending, Ending::JobExited { .. }) || init_started(&b.console) {
         eprintln!("vm: KVM cannot run this kernel here but TCG can; using TCG from now on");
@@ -134,6 +142,18 @@ fn boot_with(b: &Boot, accel: Accel) -> Result<Ending> {
                 why: format!(
                     "qemu exited ({status}) before the job finished{}",
                     stderr_tail(&stderr)
+                ),
+            });
+        }
+        if accel == Accel::Kvm && started.elapsed() > KVM_INIT_DEADLINE && !init_started(&b.console)
+        {
+            // Our own qemu child, ended by PID.
+            let _ = qemu.kill();
+            let _ = qemu.wait();
+            return Ok(Ending::Stopped {
+                why: format!(
+                    "under KVM the init had not started after {} s",
+                    KVM_INIT_DEADLINE.as_secs()
                 ),
             });
         }
