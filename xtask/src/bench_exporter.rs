@@ -54,6 +54,11 @@ enum BenchTarget {
         /// then the 99th of 100).
         #[arg(long, default_value_t = 100)]
         scrapes_large: usize,
+        /// The exporter's --max-open-files (its default when not given):
+        /// with room for every file, a large tree is read with no
+        /// per-scrape opens, at the cost of a kernel page per file.
+        #[arg(long)]
+        max_open_files: Option<usize>,
     },
     /// Start-to-exit latency of a container running /bin/true: the
     /// builtin runtime, crun, runc and unshare side by side.
@@ -122,7 +127,8 @@ pub fn main(args: BenchArgs) -> Result<()> {
             cgroups,
             scrapes,
             scrapes_large,
-        } => bench(&bin, &cgroups, scrapes, scrapes_large),
+            max_open_files,
+        } => bench(&bin, &cgroups, scrapes, scrapes_large, max_open_files),
         BenchTarget::Runtime(args) => crate::bench_runtime::main(&bin, args),
         BenchTarget::ExporterLoad {
             cgroups,
@@ -356,7 +362,13 @@ impl Drop for Proc {
 }
 
 /// Starts `boxwatch exporter` over `root` and returns it with its address.
-fn start_exporter(bin: &PathBuf, root: &CgroupPath, walk: &str) -> Result<(Proc, SocketAddr)> {
+fn start_exporter(
+    bin: &PathBuf,
+    root: &CgroupPath,
+    walk: &str,
+    max_open_files: Option<usize>,
+) -> Result<(Proc, SocketAddr)> {
+    let budget = max_open_files.map(|n| ["--max-open-files".to_string(), n.to_string()]);
     let mut child = Command::new(bin)
         .args([
             "exporter",
@@ -366,6 +378,7 @@ fn start_exporter(bin: &PathBuf, root: &CgroupPath, walk: &str) -> Result<(Proc,
             "100000",
         ])
         .args(["--cgroup-root", root.as_str(), "--walk", walk])
+        .args(budget.iter().flatten())
         .stdout(Stdio::piped())
         .spawn()
         .context("starting boxwatch exporter")?;
@@ -774,7 +787,13 @@ fn nofile(pid: u32) -> Result<(String, String)> {
 /// Sizes from which `--scrapes-large` applies.
 const LARGE: usize = 5000;
 
-fn bench(bin: &PathBuf, sizes: &[usize], scrapes: usize, scrapes_large: usize) -> Result<()> {
+fn bench(
+    bin: &PathBuf,
+    sizes: &[usize],
+    scrapes: usize,
+    scrapes_large: usize,
+    max_open_files: Option<usize>,
+) -> Result<()> {
     let mut cgroups = BenchCgroups::new()?;
     let mut rows: Vec<(usize, Vec<(&str, Figures)>)> = Vec::new();
     let mut floors: Vec<(usize, Floor)> = Vec::new();
@@ -794,7 +813,7 @@ fn bench(bin: &PathBuf, sizes: &[usize], scrapes: usize, scrapes_large: usize) -
             ("union", "boxwatch (walk union)"),
             ("cpu", "boxwatch (walk cpu)"),
         ] {
-            let (exporter, addr) = start_exporter(bin, &cgroups.root, walk)?;
+            let (exporter, addr) = start_exporter(bin, &cgroups.root, walk, max_open_files)?;
             check_coverage(addr, &cgroups.root, n)?;
             figures.push((name, measure(exporter.pid(), addr, count)?));
         }
@@ -1002,7 +1021,7 @@ fn load(bin: &PathBuf, n: usize, scrapers: usize, slow: usize, seconds: u64) -> 
     );
     let mut cgroups = BenchCgroups::new()?;
     cgroups.grow_to(n)?;
-    let (exporter, addr) = start_exporter(bin, &cgroups.root, "union")?;
+    let (exporter, addr) = start_exporter(bin, &cgroups.root, "union", None)?;
     let pid = exporter.pid();
     let cpu0 = cpu_seconds(pid)?;
     let deadline = Instant::now() + Duration::from_secs(seconds);
