@@ -141,7 +141,16 @@ fn open_file_budget(max_connections: usize, wanted_files: usize) -> usize {
         soft
     };
     let limit = usize::try_from(limit).unwrap_or(usize::MAX).min(1 << 20);
-    limit.saturating_sub(room).min(wanted_files)
+    let budget = limit.saturating_sub(room).min(wanted_files);
+    if budget < wanted_files {
+        tracing::warn!(
+            "{budget} cgroup files can be held open, not the {wanted_files} asked for: the open-file limit \
+             is {limit} (hard {hard}; raising it past that needs CAP_SYS_RESOURCE, and fs.nr_open is {nr_open}), \
+             less {room} for connections; the other files are opened at every scrape. Raise the hard limit \
+             (ulimit -Hn, systemd LimitNOFILE=) to hold more"
+        );
+    }
+    budget
 }
 
 /// Runs the exporter until SIGINT or SIGTERM.

@@ -987,7 +987,8 @@ fn print_targets(name: &str, rows: &[(usize, Vec<(&str, Figures)>)], floors: &[(
                 if large.cgroup_fds.0 < fl.files {
                     println!(
                         "    at {LARGE} the exporter holds {} of the {} files open (its --max-open-files budget, default 16384 = \
-                         64 MiB of kernel pages, and its open-file limit, {} soft, {} hard): the other {} are opened, read and \
+                         64 MiB of kernel pages, and its open-file limit, {} soft, {} hard, raised past the hard limit only with \
+                         CAP_SYS_RESOURCE): the other {} are opened, read and \
                          closed at every scrape, ~4x the cost of a held read",
                         large.cgroup_fds.0,
                         fl.files,
