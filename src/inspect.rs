@@ -25,7 +25,7 @@ pub struct InspectArgs {
     /// The host PID of a process in the container (docker inspect -f '{{.State.Pid}}').
     #[arg(long, value_name = "PID")]
     pid: Option<i32>,
-    /// The container's cgroup, as in /proc/<pid>/cgroup (/docker/<id>,
+    /// The container's cgroup, as in `/proc/<pid>/cgroup` (`/docker/<id>`,
     /// /kubepods/...): its oldest process is entered.
     #[arg(long, value_name = "PATH")]
     cgroup: Option<String>,

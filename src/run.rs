@@ -29,7 +29,7 @@ pub struct RunArgs {
     /// Hostname inside the container (default: the container name).
     #[arg(long)]
     hostname: Option<String>,
-    /// Container name (default: run-<pid>).
+    /// Container name (default: `run-<pid>`).
     #[arg(long)]
     name: Option<String>,
     /// Use DIR as the root filesystem instead of the minimal throwaway root.

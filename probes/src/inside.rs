@@ -318,7 +318,7 @@ pub fn unescape_mount_path(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Parses /proc/<pid>/mountinfo; malformed lines are skipped.
+/// Parses `/proc/<pid>/mountinfo`; malformed lines are skipped.
 pub fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
     text.lines().filter_map(parse_mountinfo_line).collect()
 }
@@ -360,7 +360,7 @@ pub fn parse_net_dev(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Capability sets, seccomp mode and no_new_privs from /proc/<pid>/status.
+/// Capability sets, seccomp mode and no_new_privs from `/proc/<pid>/status`.
 pub fn parse_status(text: &str) -> StatusFields {
     let mut caps = CapabilitySets::default();
     let mut seen = 0;

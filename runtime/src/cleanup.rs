@@ -1,7 +1,7 @@
 //! Finding and removing what an earlier, killed boxwatch run left behind.
 //!
 //! A run's cgroup is `<parent>/<pid>-<start-time>-<seq>`: the PID and start
-//! time (in clock ticks since boot, from /proc/<pid>/stat) of the boxwatch
+//! time (in clock ticks since boot, from `/proc/<pid>/stat`) of the boxwatch
 //! process that made it. When no process with that PID and start time is
 //! alive, the run is stale: its containers are killed and its cgroups and
 //! state directory removed. Cgroups with other names are never touched.
@@ -11,7 +11,7 @@ use crate::container::RuntimeConfig;
 use std::path::Path;
 use std::time::Duration;
 
-/// What /proc/<pid>/stat says about a process.
+/// What `/proc/<pid>/stat` says about a process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProcStat {
     pub state: char,
@@ -21,7 +21,7 @@ pub struct ProcStat {
     pub start: u64,
 }
 
-/// Fields 3, 4, 6 and 22 of a /proc/<pid>/stat line; the command (field
+/// Fields 3, 4, 6 and 22 of a `/proc/<pid>/stat` line; the command (field
 /// 2) may hold spaces and parentheses, so fields are counted after its
 /// last ')'.
 pub fn parse_proc_stat(text: &str) -> Option<ProcStat> {
@@ -35,7 +35,7 @@ pub fn parse_proc_stat(text: &str) -> Option<ProcStat> {
     })
 }
 
-/// /proc/<pid>/stat of `pid`, parsed; None when it is gone.
+/// `/proc/<pid>/stat` of `pid`, parsed; None when it is gone.
 pub fn proc_stat(pid: i32) -> Option<ProcStat> {
     parse_proc_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }

@@ -249,7 +249,7 @@ pub struct ContainerSpec {
     pub limits: Limits,
     /// Capabilities kept beyond [`DEFAULT_CAPABILITIES`].
     pub keep_caps: Vec<Capability>,
-    /// Entry command: argv[0] is looked up in the container's PATH.
+    /// Entry command: `argv[0]` is looked up in the container's PATH.
     pub command: Vec<String>,
     /// Extra environment for the entry command (PATH, HOME, TERM are set).
     pub env: Vec<(String, String)>,

@@ -771,7 +771,7 @@ fn cgroup_fds(pid: u32) -> Result<(usize, usize)> {
     Ok((files, dirs))
 }
 
-/// The open-file limit of `pid` (soft, hard), from /proc/<pid>/limits.
+/// The open-file limit of `pid` (soft, hard), from `/proc/<pid>/limits`.
 fn nofile(pid: u32) -> Result<(String, String)> {
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits"))?;
     let line = limits

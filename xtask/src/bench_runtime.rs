@@ -23,7 +23,7 @@
 //! and the median of each setup step is printed: where its time goes (the
 //! builtin only: runc and crun are not instrumented). Everything the bench
 //! creates (bundles under /run, cgroups under
-//! /boxwatch/bench-runtime-<pid>) is removed.
+//! `/boxwatch/bench-runtime-<pid>`) is removed.
 
 use anyhow::{bail, ensure, Context, Result};
 use runtime::oci::bundle;

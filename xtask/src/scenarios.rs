@@ -16,8 +16,8 @@ pub struct ScenariosArgs {
     /// An earlier JSON report (report.json) of the same runtime: checks
     /// that held there and not now are regressions and fail the task. A
     /// baseline belongs to one runtime: with --runtime all, give a
-    /// directory holding one per runtime, <runtime>.json or
-    /// <runtime>/report.json (what --runtime all writes).
+    /// directory holding one per runtime, `<runtime>.json` or
+    /// `<runtime>/report.json` (what --runtime all writes).
     #[arg(long, value_name = "FILE|DIR")]
     baseline: Option<PathBuf>,
     /// Run only the scenarios whose id matches GLOB (repeatable).
@@ -33,8 +33,8 @@ pub struct ScenariosArgs {
     #[arg(long)]
     debug: bool,
     /// The runtime to judge: builtin, runc, crun, or all (one report per
-    /// runtime in <out>/<runtime>/, and comparison.md, comparison.html and
-    /// comparison.json side by side in <out>, differences highlighted).
+    /// runtime in `<out>/<runtime>/`, and comparison.md, comparison.html and
+    /// comparison.json side by side in `<out>`, differences highlighted).
     #[arg(long, default_value = "builtin", value_name = "RUNTIME")]
     runtime: String,
     /// The OCI runtime's binary (with --runtime runc or crun).

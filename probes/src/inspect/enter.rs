@@ -24,9 +24,9 @@ use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::process::ExitCode;
 
-/// argv[1] of the stage that joins the target's namespaces.
+/// `argv[1]` of the stage that joins the target's namespaces.
 pub const ENTER_ARG: &str = "__boxwatch-inspect-enter";
-/// argv[1] of the stage that joins its mount namespace and collects.
+/// `argv[1]` of the stage that joins its mount namespace and collects.
 pub const COLLECT_ARG: &str = "__boxwatch-inspect-collect";
 
 /// Namespaces joined by the enter stage, in order (user first: the others

@@ -4,9 +4,9 @@
 //! From the host: the target's namespaces against the host's (those of
 //! PID 1, the host's init; boxwatch's own when /proc/1/ns cannot be read,
 //! which the inspection says), its
-//! cgroups (from /proc/<pid>/cgroup) with the limits in force and the
+//! cgroups (from `/proc/<pid>/cgroup`) with the limits in force and the
 //! usage, its capabilities, seccomp mode and no_new_privs. From inside: the
-//! [`InsideView`](crate::inside::InsideView) collected by entering the
+//! [`InsideView`] collected by entering the
 //! target's namespaces with setns(2) (see [`enter`]). Then the findings
 //! that compare the two: what /proc inside says against the limits.
 //! Nothing in the target is changed.
@@ -29,7 +29,7 @@ use std::path::Path;
 
 pub use enter::dispatch;
 
-/// Namespaces compared, by their /proc/<pid>/ns link names.
+/// Namespaces compared, by their `/proc/<pid>/ns` link names.
 pub const NAMESPACES: [&str; 8] = ["pid", "mnt", "uts", "ipc", "net", "cgroup", "user", "time"];
 
 /// Everything `boxwatch inspect` found about one process.
@@ -142,7 +142,7 @@ pub struct Usage {
     pub pids_current: Option<u64>,
 }
 
-/// From /proc/<pid>/status on the host.
+/// From `/proc/<pid>/status` on the host.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Security {
     pub capabilities: Option<CapabilitySets>,
@@ -227,7 +227,7 @@ pub fn inspect_pid(exe: &Path, pid: i32) -> Result<Inspection> {
 }
 
 /// Inspects the container whose cgroup is `path` (relative to the
-/// hierarchy roots, as in /proc/<pid>/cgroup): its oldest process is the
+/// hierarchy roots, as in `/proc/<pid>/cgroup`): its oldest process is the
 /// one entered.
 pub fn inspect_cgroup(exe: &Path, path: &str) -> Result<Inspection> {
     let host = Host::new();

@@ -50,7 +50,7 @@ pub struct MountInfoLine {
     pub super_options: String,
 }
 
-/// Parses one line of /proc/<pid>/mountinfo (see proc(5)); None if malformed.
+/// Parses one line of `/proc/<pid>/mountinfo` (see proc(5)); None if malformed.
 pub fn parse_mountinfo_line(line: &str) -> Option<MountInfoLine> {
     let (pre, post) = line.split_once(" - ")?;
     let pre: Vec<&str> = pre.split(' ').collect();

@@ -16,7 +16,7 @@
 //!   killed, `reap_container_orphans` reaps them. They are found by
 //!   session: runc and crun make the container's first process a session
 //!   leader, and a zombie keeps its session id (not its cgroup: a zombie's
-//!   /proc/<pid>/cgroup reads `/`). The first process stays unreaped
+//!   `/proc/<pid>/cgroup` reads `/`). The first process stays unreaped
 //!   meanwhile, so its PID, and so the session id, cannot be reused.
 //!
 //! Nothing else is reaped: a child this process forked itself belongs to

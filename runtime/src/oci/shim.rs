@@ -22,7 +22,7 @@ use std::ffi::{CString, OsString};
 use std::os::unix::ffi::OsStringExt;
 use std::process::ExitCode;
 
-/// argv[1] of the mount-namespace shim.
+/// `argv[1]` of the mount-namespace shim.
 pub const OCI_SHIM_ARG: &str = "__boxwatch-oci-shim";
 
 /// If this process is the shim or the OCI init, runs it (the shim execs the
