@@ -293,58 +293,21 @@ pub fn parse_uptime(text: &str) -> Option<f64> {
     (v.is_finite() && v >= 0.0).then_some(v)
 }
 
-/// Decodes the octal escapes (`\040` for a space) the kernel uses in
-/// mountinfo paths.
-pub fn unescape_mount_path(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\' {
-            if let Some(oct) = bytes.get(i + 1..i + 4) {
-                if oct.iter().all(|b| (b'0'..=b'7').contains(b)) {
-                    let v = oct.iter().fold(0u32, |acc, b| acc * 8 + (b - b'0') as u32);
-                    if let Ok(byte) = u8::try_from(v) {
-                        out.push(byte);
-                        i += 4;
-                        continue;
-                    }
-                }
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Parses `/proc/<pid>/mountinfo`; malformed lines are skipped.
+/// Parses `/proc/<pid>/mountinfo` (with the host-side parser, the octal
+/// escapes decoded and non-UTF-8 bytes replaced); malformed lines are
+/// skipped: the inside view reports what it can.
 pub fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
-    text.lines().filter_map(parse_mountinfo_line).collect()
-}
-
-fn parse_mountinfo_line(line: &str) -> Option<MountEntry> {
-    let (pre, post) = line.split_once(" - ")?;
-    let mut f = pre.split(' ');
-    let id = f.next()?.parse().ok()?;
-    let parent_id = f.next()?.parse().ok()?;
-    let _dev = f.next()?;
-    let root = unescape_mount_path(f.next()?);
-    let mount_point = unescape_mount_path(f.next()?);
-    let mut p = post.split(' ');
-    let fs_type = p.next()?.to_string();
-    let source = unescape_mount_path(p.next().unwrap_or(""));
-    if fs_type.is_empty() {
-        return None;
-    }
-    Some(MountEntry {
-        id,
-        parent_id,
-        root,
-        mount_point,
-        fs_type,
-        source,
-    })
+    text.lines()
+        .filter_map(|l| crate::host::parse::parse_mountinfo_line(l).ok())
+        .map(|m| MountEntry {
+            id: m.mount_id,
+            parent_id: m.parent_id,
+            root: m.root.to_string_lossy().into_owned(),
+            mount_point: m.mount_point.to_string_lossy().into_owned(),
+            fs_type: m.fs_type,
+            source: m.source,
+        })
+        .collect()
 }
 
 /// Interface names from /proc/net/dev (two header lines, then `name: ...`).
@@ -579,7 +542,6 @@ mod tests {
             let _ = parse_id_map(&s);
             let _ = parse_ns_link(&s);
             let _ = parse_uptime(&s);
-            let _ = unescape_mount_path(&s);
             let _ = cpuinfo_processors(&s);
             let _ = proc_stat_cpus(&s);
         }

@@ -435,7 +435,8 @@ pub fn parse_mountinfo(text: &str) -> Result<Vec<MountInfo>, ParseError> {
         .collect()
 }
 
-fn parse_mountinfo_line(line: &str) -> Result<MountInfo, ParseError> {
+/// One line of `/proc/<pid>/mountinfo`.
+pub(crate) fn parse_mountinfo_line(line: &str) -> Result<MountInfo, ParseError> {
     let bad = || ParseError::new("a mountinfo line", line);
     let f: Vec<&str> = line.split(' ').collect();
     // Six fixed fields, optional fields, "-", then fs type, source, options.
