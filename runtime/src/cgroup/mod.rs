@@ -23,14 +23,20 @@ pub use mounts::{CgroupMode, Mounts};
 pub const DEFAULT_PARENT: &str = "/boxwatch";
 
 /// Makes the cgroup directory `path` (and missing parents) in the
-/// hierarchy mounted at `mount`, whichever controllers it has, and gives a
-/// v1 cpuset directory its parent's CPUs and memory nodes. For an OCI run's
-/// own directory, made before runc or crun makes the container's below it.
-/// A shared parent that another run removes meanwhile is made again.
-pub(crate) fn make_dir_in(mount: &Path, path: &Path) -> Result<()> {
-    let made = fs::create_dirs(&fs::join(mount, path))?;
-    if mount.join("cpuset.cpus").exists() {
-        v1::inherit_cpuset(mount, path, &made)?;
+/// hierarchy mounted at `mount`, adding each directory made to `made` (for
+/// undoing a failure); in a v1 `cpuset` hierarchy, gives them their
+/// parents' CPUs and memory nodes. A shared parent that another run
+/// removes meanwhile is made again.
+pub(crate) fn make_dir_in(
+    mount: &Path,
+    path: &Path,
+    cpuset: bool,
+    made: &mut Vec<PathBuf>,
+) -> Result<()> {
+    let created = fs::create_dirs(&fs::join(mount, path))?;
+    made.extend(created.iter().cloned());
+    if cpuset {
+        v1::inherit_cpuset(mount, path, &created)?;
     }
     Ok(())
 }

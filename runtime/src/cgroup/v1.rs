@@ -75,14 +75,9 @@ impl V1Driver {
         limits: &Limits,
     ) -> Result<()> {
         for (mount, controllers) in self.hierarchies_for(limits) {
-            let dir = fs::join(&mount, path);
-            let created = fs::create_dirs(&dir)?;
-            made.extend(created.iter().cloned());
-            let has_cpuset = controllers.iter().any(|c| c == "cpuset");
-            cg.dirs.push((controllers, dir));
-            if has_cpuset {
-                inherit_cpuset(&mount, path, &created)?;
-            }
+            let cpuset = controllers.iter().any(|c| c == "cpuset");
+            cg.dirs.push((controllers, fs::join(&mount, path)));
+            super::make_dir_in(&mount, path, cpuset, made)?;
         }
         cg.apply(limits)
     }

@@ -228,7 +228,10 @@ impl RunShared {
     fn make_run_cgroups(&self) -> Result<()> {
         let run_cg = self.run.run_cgroup();
         for m in cgroup_mounts() {
-            cgroup::make_dir_in(&m, &run_cg)?;
+            // A v1 cpuset hierarchy: its root has cpuset.cpus (a cgroup2
+            // root has only cpuset.cpus.effective).
+            let cpuset = m.join("cpuset.cpus").exists();
+            cgroup::make_dir_in(&m, &run_cg, cpuset, &mut Vec::new())?;
         }
         Ok(())
     }
