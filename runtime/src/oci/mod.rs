@@ -231,7 +231,10 @@ impl RunShared {
             // A v1 cpuset hierarchy: its root has cpuset.cpus (a cgroup2
             // root has only cpuset.cpus.effective).
             let cpuset = m.join("cpuset.cpus").exists();
-            cgroup::make_dir_in(&m, &run_cg, cpuset, &mut Vec::new())?;
+            // What a failure leaves (the run's directory, the default
+            // parent) goes with this RunShared's drop, as after a run.
+            let mut made = Vec::new();
+            cgroup::make_dir_in(&m, &run_cg, cpuset, &mut made)?;
         }
         Ok(())
     }
