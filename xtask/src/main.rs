@@ -21,6 +21,12 @@ enum Task {
     Lint,
     /// Run the scenarios inside VMs on other kernels and cgroup layouts.
     Vm(vm::VmArgs),
+    /// The kernel matrix from columns run elsewhere: `matrix merge DIR...`.
+    #[command(subcommand)]
+    Matrix(MatrixTask),
+    /// One scenario (and check) on one kernel image, for `git bisect run`:
+    /// exit 0 good, 1 bad, 125 skip (did not boot, inconclusive).
+    Bisect(vm::bisect::BisectArgs),
     /// Benchmarks: `bench exporter` (scrape cost over N cgroups, next to
     /// prometheus-node-exporter), `bench exporter-load` (200 concurrent
     /// scrapers, slow clients, malformed requests), `bench runtime`
@@ -32,10 +38,19 @@ enum Task {
     Scenarios(scenarios::ScenariosArgs),
 }
 
+#[derive(Subcommand)]
+enum MatrixTask {
+    /// Merge column results (`cargo xtask vm --out DIR`, one per CI job)
+    /// into the matrix in JSON, Markdown, JUnit and HTML.
+    Merge(vm::MergeArgs),
+}
+
 fn main() -> Result<()> {
     match Cli::parse().task {
         Task::Lint => lint(),
         Task::Vm(args) => vm::main(args),
+        Task::Matrix(MatrixTask::Merge(args)) => vm::merge(args),
+        Task::Bisect(args) => std::process::exit(vm::bisect::main(args)),
         Task::Bench(args) => bench_exporter::main(args),
         Task::Scenarios(args) => scenarios::main(args),
     }

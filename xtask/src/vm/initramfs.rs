@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Cgroup layout to give the VM.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum CgroupLayout {
     /// v1 controllers only, cpu and cpuacct co-mounted (as systemd does).
     V1,
@@ -30,6 +33,35 @@ impl std::fmt::Display for CgroupLayout {
 /// Lines the init script prints on the console, read by the host.
 pub const MARK_STARTED: &str = "BOXWATCH-INIT-STARTED";
 pub const MARK_EXIT: &str = "BOXWATCH-JOB-EXIT";
+/// `BOXWATCH-KERNEL-LACKS CONFIG_X what is missing`: an option the VM needs.
+pub const MARK_LACKS: &str = "BOXWATCH-KERNEL-LACKS";
+
+/// What the console says the kernel lacks, if it says so: the init's own
+/// checks ([`MARK_LACKS`] lines), or the panic of a kernel that did not
+/// unpack the initramfs and found no root filesystem.
+pub fn lacking_options(console: &str) -> Option<String> {
+    let lacks: Vec<String> = console
+        .lines()
+        .filter_map(|l| l.split_once(MARK_LACKS))
+        .map(|(_, rest)| {
+            let rest = rest.trim();
+            match rest.split_once(' ') {
+                Some((opt, why)) => format!("{opt} ({why})"),
+                None => rest.to_string(),
+            }
+        })
+        .collect();
+    if !lacks.is_empty() {
+        return Some(format!("this kernel lacks {}", lacks.join(", ")));
+    }
+    let panicked_without_root = console.contains("VFS: Unable to mount root fs")
+        || console.contains("No working init found");
+    (panicked_without_root && !console.contains(MARK_STARTED)).then(|| {
+        "this kernel lacks CONFIG_BLK_DEV_INITRD (it did not run the initramfs' /init and \
+         panicked looking for a root filesystem)"
+            .to_string()
+    })
+}
 
 /// Applets linked at build time (the script installs the rest at boot).
 const APPLETS: [&str; 12] = [
@@ -166,13 +198,20 @@ pub fn parse_ldd(text: &str) -> Vec<PathBuf> {
 /// The /init script for one VM.
 pub fn init_script(layout: CgroupLayout, job: &[String]) -> String {
     let cgroups = match layout {
-        CgroupLayout::V2 => "mount -t cgroup2 cgroup2 /sys/fs/cgroup".to_string(),
+        CgroupLayout::V2 => "mount -t cgroup2 cgroup2 /sys/fs/cgroup || lacks CONFIG_CGROUPS 'cgroup2 cannot be mounted'".to_string(),
         CgroupLayout::V1 => [
             "mount -t tmpfs -o mode=755 cgroup /sys/fs/cgroup",
             "for c in cpu,cpuacct cpuset memory pids freezer devices blkio; do",
             "  grep -q \"^${c%%,*}\t\" /proc/cgroups || continue",
-            "  mkdir -p /sys/fs/cgroup/$c && mount -t cgroup -o $c cgroup /sys/fs/cgroup/$c",
+            "  mkdir -p /sys/fs/cgroup/$c && mount -t cgroup -o $c cgroup /sys/fs/cgroup/$c 2>/dev/null",
             "done",
+            "# A v1 column without v1 cpu and memory hierarchies judges nothing of v1.",
+            "grep -q ' /sys/fs/cgroup/cpu,cpuacct ' /proc/mounts || lacks CONFIG_CGROUP_SCHED 'no v1 cpu,cpuacct hierarchy could be mounted'",
+            "if ! grep -q ' /sys/fs/cgroup/memory ' /proc/mounts; then",
+            "  if grep -q '^memory\t' /proc/cgroups; then",
+            "    lacks CONFIG_MEMCG_V1 'the memory controller cannot be mounted as cgroup v1 (since 6.11 a separate option; use --cgroup v2)'",
+            "  else lacks CONFIG_MEMCG 'no memory controller in /proc/cgroups'; fi",
+            "fi",
         ]
         .join("\n"),
     };
@@ -183,14 +222,28 @@ pub fn init_script(layout: CgroupLayout, job: &[String]) -> String {
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
+echo "{MARK_STARTED} kernel=$(uname -r)"
+# The options boxwatch cannot run without: named, instead of a job that
+# fails in some odd way (or a console that waits forever).
+lacking=
+lacks() {{ echo "{MARK_LACKS} $1 $2"; lacking=1; }}
+mount -t devtmpfs devtmpfs /dev || lacks CONFIG_DEVTMPFS 'devtmpfs cannot be mounted'
 mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
 hostname boxwatch-vm
 ip link set lo up
+for ns in pid:PID_NS uts:UTS_NS ipc:IPC_NS net:NET_NS cgroup:CGROUPS; do
+  [ -e /proc/self/ns/${{ns%%:*}} ] || lacks CONFIG_${{ns#*:}} "no ${{ns%%:*}} namespace in /proc/self/ns"
+done
+[ -e /dev/ttyS1 ] || lacks CONFIG_SERIAL_8250 'no second serial port (/dev/ttyS1) for the report'
 {cgroups}
+if [ -n "$lacking" ]; then
+  echo
+  echo "{MARK_EXIT} 125"
+  poweroff -f
+fi
 stty -F /dev/ttyS1 raw -echo 2>/dev/null
-echo "{MARK_STARTED} kernel=$(uname -r) cgroups=$(cat /sys/fs/cgroup/cgroup.controllers 2>/dev/null || ls /sys/fs/cgroup | tr '\n' ' ')"
+echo "cgroups: $(cat /sys/fs/cgroup/cgroup.controllers 2>/dev/null || ls /sys/fs/cgroup | tr '\n' ' ')"
 cd /tmp
 # stderr through a pipe: not a terminal, so progress comes as plain lines
 # that stream to the console instead of a bar redrawn over the log.

@@ -1,38 +1,88 @@
 //! The compatibility matrix: scenarios as rows, kernel x cgroup layout as
-//! columns; each cell the scenario's status and its headline measurement. Rows
-//! whose cells differ between columns are marked, since a difference is the
-//! news a kernel upgrade brings.
+//! columns; each cell the scenario's status and its headline measurement.
+//! Rows whose cells differ between columns come first and are marked, since
+//! a difference is the news a kernel upgrade brings. Against a baseline
+//! matrix, a cell that passed there and does not now is a regression, shown
+//! in every format (JSON, Markdown, JUnit, HTML).
 
 use super::ColumnResult;
-use anyhow::Result;
+use anyhow::{Context, Result};
+use quick_junit::{NonSuccessKind, Property, TestCase, TestCaseStatus, TestSuite};
 use reports::{Report, ScenarioResult, Status};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 pub const SCHEMA: &str = "boxwatch.matrix/v1";
 
-#[derive(Debug, Serialize)]
+/// The files [`write`] makes, besides each column's report.
+pub const FILES: [&str; 4] = [
+    "matrix.json",
+    "matrix.md",
+    "matrix.html",
+    "matrix-junit.xml",
+];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Matrix {
-    pub schema_version: &'static str,
+    pub schema_version: String,
     pub columns: Vec<MatrixColumn>,
+    /// Rows that differ between columns first, then in report order.
     pub rows: Vec<MatrixRow>,
+    /// Cells that passed in the baseline matrix and do not now; empty when
+    /// no baseline was given.
+    #[serde(default)]
+    pub regressions: Vec<CellRegression>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MatrixColumn {
+    /// The kernel's release (a Debian package's) or its image's file name.
     pub kernel: String,
+    /// The kernel as asked for (`6.1`, `6.12-rt`, or the image's file
+    /// name): what a baseline's columns are matched by, across package
+    /// updates.
+    #[serde(default)]
+    pub name: String,
     pub cgroup: String,
+    /// Kernel command line arguments added to the VM's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub append: Option<String>,
     /// The cgroup mode the report saw inside the VM.
     pub cgroup_mode: Option<String>,
     pub accel: Option<String>,
     pub seconds: Option<f64>,
     pub passed: Option<usize>,
     pub failed: Option<usize>,
+    /// Scenarios that could not be carried out (status `error`).
+    #[serde(default)]
+    pub errored: Option<usize>,
     /// Why this column has no report (boot failure, hang, cut-off report).
     pub error: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+impl MatrixColumn {
+    /// `6.1.0-57-amd64 v2`: how every format heads the column.
+    pub fn title(&self) -> String {
+        format!("{} {}", self.kernel, self.cgroup)
+    }
+
+    /// What a baseline's column is matched by.
+    fn key(&self) -> (&str, &str) {
+        let name = if self.name.is_empty() {
+            &self.kernel
+        } else {
+            &self.name
+        };
+        (name, &self.cgroup)
+    }
+
+    /// True when the column has a report and no scenario failed or errored.
+    pub fn held(&self) -> bool {
+        self.error.is_none() && self.failed == Some(0) && self.errored.unwrap_or(0) == 0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MatrixRow {
     pub scenario: String,
     /// The cells are not all the same status.
@@ -40,12 +90,48 @@ pub struct MatrixRow {
     pub cells: Vec<Option<Cell>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cell {
     pub status: Status,
     pub measurement: Option<(String, f64)>,
     /// Required checks that did not reach their expected verdict.
     pub failed_checks: Vec<String>,
+}
+
+/// A cell that passed in the baseline matrix and does not now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CellRegression {
+    pub scenario: String,
+    /// Index of the column in this matrix, and its title.
+    pub column: usize,
+    pub column_title: String,
+    /// The cell's status in the baseline (always `pass`).
+    pub baseline: Status,
+    /// Its status now; `None` when the column has no report or the
+    /// scenario no cell.
+    pub current: Option<Status>,
+    /// The baseline cell's headline figure, to compare with the current one.
+    pub baseline_measurement: Option<(String, f64)>,
+}
+
+impl CellRegression {
+    fn now(&self) -> &'static str {
+        self.current.map_or("no result", Status::as_str)
+    }
+
+    fn text(&self) -> String {
+        let mut t = format!(
+            "{} on {}: {} in the baseline, {} now",
+            self.scenario,
+            self.column_title,
+            self.baseline,
+            self.now()
+        );
+        if let Some((k, v)) = &self.baseline_measurement {
+            t.push_str(&format!(" (baseline {k} {})", fmt_value(*v)));
+        }
+        t
+    }
 }
 
 impl Cell {
@@ -69,10 +155,16 @@ impl Cell {
         }
     }
 
+    fn figure(&self) -> Option<String> {
+        self.measurement
+            .as_ref()
+            .map(|(k, v)| format!("{k} {}", fmt_value(*v)))
+    }
+
     fn text(&self) -> String {
         let mut t = self.status.to_string();
-        if let Some((k, v)) = &self.measurement {
-            t.push_str(&format!(" ({k} {})", fmt_value(*v)));
+        if let Some(f) = self.figure() {
+            t.push_str(&format!(" ({f})"));
         }
         if !self.failed_checks.is_empty() {
             t.push_str(&format!(": {}", self.failed_checks.join(", ")));
@@ -121,7 +213,9 @@ impl Matrix {
             .zip(&parsed)
             .map(|(r, p)| MatrixColumn {
                 kernel: r.kernel.clone(),
+                name: r.name.clone(),
                 cgroup: r.cgroup.to_string(),
+                append: r.append.clone(),
                 cgroup_mode: p
                     .as_ref()
                     .ok()
@@ -130,6 +224,7 @@ impl Matrix {
                 seconds: r.seconds,
                 passed: p.as_ref().ok().map(|rep| rep.summary.passed),
                 failed: p.as_ref().ok().map(|rep| rep.summary.failed),
+                errored: p.as_ref().ok().map(|rep| rep.summary.errored),
                 error: p.as_ref().err().cloned(),
             })
             .collect();
@@ -141,7 +236,7 @@ impl Matrix {
                 }
             }
         }
-        let rows = ids
+        let mut rows: Vec<MatrixRow> = ids
             .into_iter()
             .map(|id| {
                 let cells: Vec<Option<Cell>> = parsed
@@ -169,27 +264,101 @@ impl Matrix {
                 }
             })
             .collect();
+        // The news first; otherwise the order the scenarios ran in.
+        rows.sort_by_key(|r| !r.differs);
         Matrix {
-            schema_version: SCHEMA,
+            schema_version: SCHEMA.to_string(),
             columns,
             rows,
+            regressions: Vec::new(),
         }
     }
 
-    /// True when every column has a report and no required check failed.
+    /// Adds the cells that passed in `baseline` and do not now. Columns are
+    /// matched by kernel name (`6.1`, `6.12-rt`, an image's file name) and
+    /// cgroup layout, so a newer package of the same series compares with
+    /// the older one; columns new since the baseline are not compared.
+    pub fn with_baseline(mut self, baseline: &Matrix) -> Matrix {
+        let mut found = Vec::new();
+        for (ci, col) in self.columns.iter().enumerate() {
+            let Some(bi) = baseline.columns.iter().position(|b| b.key() == col.key()) else {
+                continue;
+            };
+            for brow in &baseline.rows {
+                let Some(Some(before)) = brow.cells.get(bi) else {
+                    continue;
+                };
+                if before.status != Status::Pass {
+                    continue;
+                }
+                let now = self
+                    .rows
+                    .iter()
+                    .find(|r| r.scenario == brow.scenario)
+                    .and_then(|r| r.cells.get(ci).cloned().flatten());
+                // A scenario gone from every column was deselected (--only),
+                // not lost; a dead column loses all its cells.
+                let row_known = self.rows.iter().any(|r| r.scenario == brow.scenario);
+                if now.is_none() && col.error.is_none() && !row_known {
+                    continue;
+                }
+                let current = now.as_ref().map(|c| c.status);
+                if current != Some(Status::Pass) {
+                    found.push(CellRegression {
+                        scenario: brow.scenario.clone(),
+                        column: ci,
+                        column_title: col.title(),
+                        baseline: before.status,
+                        current,
+                        baseline_measurement: before.measurement.clone(),
+                    });
+                }
+            }
+        }
+        self.regressions = found;
+        self
+    }
+
+    /// True when every column has a report in which no scenario failed or
+    /// errored, and nothing regressed.
     pub fn all_held(&self) -> bool {
-        self.columns
+        self.columns.iter().all(MatrixColumn::held) && self.regressions.is_empty()
+    }
+
+    /// The columns that did not hold, with why, for the exit message.
+    pub fn not_held(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .columns
             .iter()
-            .all(|c| c.error.is_none() && c.failed == Some(0))
+            .filter(|c| !c.held())
+            .map(|c| match (&c.error, c.failed, c.errored) {
+                (Some(_), _, _) => format!("{}: no report", c.title()),
+                (None, f, e) => format!(
+                    "{}: {} failed, {} errored",
+                    c.title(),
+                    f.unwrap_or(0),
+                    e.unwrap_or(0)
+                ),
+            })
+            .collect();
+        if !self.regressions.is_empty() {
+            out.push(format!(
+                "{} cell(s) regressed against the baseline",
+                self.regressions.len()
+            ));
+        }
+        out
+    }
+
+    fn regressed(&self, scenario: &str, column: usize) -> Option<&CellRegression> {
+        self.regressions
+            .iter()
+            .find(|r| r.scenario == scenario && r.column == column)
     }
 
     pub fn to_markdown(&self) -> String {
         let mut md = String::from("## boxwatch kernel-compatibility matrix\n\n");
-        let heads: Vec<String> = self
-            .columns
-            .iter()
-            .map(|c| format!("{} {}", c.kernel, c.cgroup))
-            .collect();
+        let heads: Vec<String> = self.columns.iter().map(MatrixColumn::title).collect();
         md.push_str(&format!("| scenario | {} |\n", heads.join(" | ")));
         md.push_str(&format!("|---|{}\n", "---|".repeat(heads.len())));
         for row in &self.rows {
@@ -201,9 +370,25 @@ impl Matrix {
             let cells: Vec<String> = row
                 .cells
                 .iter()
-                .map(|c| c.as_ref().map_or("—".into(), Cell::text))
+                .enumerate()
+                .map(|(i, c)| {
+                    let text = c.as_ref().map_or("—".into(), Cell::text);
+                    match self.regressed(&row.scenario, i) {
+                        Some(_) => format!("**REGRESSION** {}", reports::markdown_cell(&text)),
+                        None => reports::markdown_cell(&text),
+                    }
+                })
                 .collect();
             md.push_str(&format!("| {name} | {} |\n", cells.join(" | ")));
+        }
+        if !self.regressions.is_empty() {
+            md.push_str(&format!(
+                "\n### Regressions against the baseline ({})\n\n",
+                self.regressions.len()
+            ));
+            for r in &self.regressions {
+                md.push_str(&format!("- {}\n", reports::markdown_cell(&r.text())));
+            }
         }
         let errors: Vec<&MatrixColumn> =
             self.columns.iter().filter(|c| c.error.is_some()).collect();
@@ -211,34 +396,58 @@ impl Matrix {
             md.push_str("\n### Columns without a report\n\n");
             for c in errors {
                 let e = c.error.as_deref().unwrap_or("");
-                md.push_str(&format!(
-                    "- **{} {}**:\n\n```\n{e}\n```\n",
-                    c.kernel, c.cgroup
-                ));
+                md.push_str(&format!("- **{}**:\n\n```\n{e}\n```\n", c.title()));
             }
         }
         md
     }
 
+    /// A page read at a glance: one row per scenario, one column per kernel
+    /// and cgroup layout, each cell coloured by status with the headline
+    /// figure; differing rows first, regressions outlined.
     pub fn to_html(&self) -> String {
-        let esc = |s: &str| {
-            s.replace('&', "&amp;")
-                .replace('<', "&lt;")
-                .replace('>', "&gt;")
-        };
         let mut h = String::from(
             "<!doctype html><html><head><meta charset=\"utf-8\"><title>boxwatch kernel matrix</title><style>\
-             body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;font-size:14px}\
-             .pass{background:#e6f4ea}.fail{background:#fce8e6}.unsupported{background:#f1f3f4}.error{background:#fef7e0}\
-             tr.differs td:first-child{font-weight:bold;border-left:4px solid #e37400}pre{background:#f6f6f6;padding:8px}</style></head><body>\
-             <h1>boxwatch kernel-compatibility matrix</h1><table><tr><th>scenario</th>",
+             body{font-family:sans-serif;margin:2em;color:#202124}table{border-collapse:collapse}\
+             td,th{border:1px solid #ccc;padding:6px 10px;font-size:14px;vertical-align:top}\
+             th{background:#f8f9fa;text-align:left}td.cell b{display:block;font-size:15px}\
+             .pass{background:#ceead6}.fail{background:#fad2cf}.unsupported{background:#e8eaed}\
+             .error{background:#feefc3}.none{background:#fff;color:#999}\
+             td.regressed{outline:3px solid #c5221f;outline-offset:-3px}\
+             small{color:#5f6368}tr.differs td:first-child{font-weight:bold;border-left:5px solid #e37400}\
+             pre{background:#f6f6f6;padding:8px;white-space:pre-wrap}.legend span{padding:2px 8px;margin-right:6px}\
+             </style></head><body><h1>boxwatch kernel-compatibility matrix</h1>\
+             <p class=\"legend\"><span class=\"pass\">pass</span><span class=\"fail\">fail</span>\
+             <span class=\"unsupported\">unsupported</span><span class=\"error\">error</span>\
+             rows that differ between columns come first, with an orange edge; \
+             cells outlined in red regressed against the baseline.</p>",
         );
+        h.push_str(&format!(
+            "<p>{} column(s), {} scenario(s), {} differing, {} regression(s).</p>",
+            self.columns.len(),
+            self.rows.len(),
+            self.rows.iter().filter(|r| r.differs).count(),
+            self.regressions.len()
+        ));
+        h.push_str("<table><tr><th>scenario</th>");
         for c in &self.columns {
-            let mode = c.cgroup_mode.as_deref().unwrap_or("?");
+            let counts = match (c.passed, c.failed, c.errored) {
+                (Some(p), Some(f), e) => {
+                    format!("{p} pass, {f} fail, {} error", e.unwrap_or(0))
+                }
+                _ => "no report".to_string(),
+            };
+            let append = c
+                .append
+                .as_deref()
+                .map(|a| format!("<br><small>+ {}</small>", esc(a)))
+                .unwrap_or_default();
             h.push_str(&format!(
-                "<th>{} {}<br><small>mode {mode}</small></th>",
+                "<th>{}<br>cgroup {}{append}<br><small>mode {}, {}</small><br><small>{counts}</small></th>",
                 esc(&c.kernel),
-                c.cgroup
+                esc(&c.cgroup),
+                esc(c.cgroup_mode.as_deref().unwrap_or("?")),
+                esc(c.accel.as_deref().unwrap_or("?")),
             ));
         }
         h.push_str("</tr>");
@@ -249,43 +458,163 @@ impl Matrix {
                 ""
             };
             h.push_str(&format!("<tr{class}><td>{}</td>", esc(&row.scenario)));
-            for cell in &row.cells {
+            for (i, cell) in row.cells.iter().enumerate() {
+                let reg = self.regressed(&row.scenario, i);
+                let reg_class = if reg.is_some() { " regressed" } else { "" };
+                let reg_note = reg
+                    .map(|r| format!("<br><small>regression: was {}</small>", r.baseline))
+                    .unwrap_or_default();
                 match cell {
-                    Some(c) => h.push_str(&format!(
-                        "<td class=\"{}\">{}</td>",
-                        c.status,
-                        esc(&c.text())
+                    Some(c) => {
+                        let figure = c
+                            .figure()
+                            .map(|f| format!("<br>{}", esc(&f)))
+                            .unwrap_or_default();
+                        let checks = if c.failed_checks.is_empty() {
+                            String::new()
+                        } else {
+                            format!("<br><small>{}</small>", esc(&c.failed_checks.join(", ")))
+                        };
+                        h.push_str(&format!(
+                            "<td class=\"cell {}{reg_class}\"><b>{}</b>{figure}{checks}{reg_note}</td>",
+                            c.status, c.status
+                        ));
+                    }
+                    None => h.push_str(&format!(
+                        "<td class=\"cell none{reg_class}\">—{reg_note}</td>"
                     )),
-                    None => h.push_str("<td>—</td>"),
                 }
             }
             h.push_str("</tr>");
         }
         h.push_str("</table>");
+        if !self.regressions.is_empty() {
+            h.push_str("<h2>Regressions against the baseline</h2><ul>");
+            for r in &self.regressions {
+                h.push_str(&format!("<li>{}</li>", esc(&r.text())));
+            }
+            h.push_str("</ul>");
+        }
         for c in self.columns.iter().filter(|c| c.error.is_some()) {
             h.push_str(&format!(
-                "<h2>{} {}: no report</h2><pre>{}</pre>",
-                esc(&c.kernel),
-                c.cgroup,
+                "<h2>{}: no report</h2><pre>{}</pre>",
+                esc(&c.title()),
                 esc(c.error.as_deref().unwrap_or(""))
             ));
         }
         h.push_str("</body></html>\n");
         h
     }
+
+    /// JUnit XML: one suite per column, one case per scenario. `fail` is a
+    /// failure, `error` an error, `unsupported` (or a scenario the column
+    /// did not run) skipped; a regressed cell is a failure of type
+    /// `regression`; a column without a report has one error case `boot`.
+    pub fn to_junit(&self) -> String {
+        let mut junit = quick_junit::Report::new("boxwatch-matrix");
+        for (ci, col) in self.columns.iter().enumerate() {
+            let mut suite = TestSuite::new(col.title());
+            suite.add_property(Property::new("kernel", col.kernel.as_str()));
+            suite.add_property(Property::new("cgroup", col.cgroup.as_str()));
+            if let Some(a) = &col.accel {
+                suite.add_property(Property::new("accel", a.as_str()));
+            }
+            let class = format!("boxwatch.matrix.{}.{}", col.kernel, col.cgroup);
+            if let Some(e) = &col.error {
+                let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
+                status.set_type("no-report").set_message(e.as_str());
+                let mut case = TestCase::new("boot", status);
+                case.set_classname(class.as_str());
+                suite.add_test_case(case);
+            }
+            for row in &self.rows {
+                let cell = row.cells.get(ci).and_then(Option::as_ref);
+                let status = match (self.regressed(&row.scenario, ci), cell) {
+                    (Some(r), _) => {
+                        let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                        s.set_type("regression").set_message(r.text());
+                        s
+                    }
+                    (None, None) if col.error.is_some() => continue,
+                    (None, None) => {
+                        let mut s = TestCaseStatus::skipped();
+                        s.set_message("not run in this column");
+                        s
+                    }
+                    (None, Some(c)) => match c.status {
+                        Status::Pass => TestCaseStatus::success(),
+                        Status::Unsupported => {
+                            let mut s = TestCaseStatus::skipped();
+                            s.set_message("unsupported on this kernel");
+                            s
+                        }
+                        Status::Fail | Status::Error => {
+                            let kind = if c.status == Status::Fail {
+                                NonSuccessKind::Failure
+                            } else {
+                                NonSuccessKind::Error
+                            };
+                            let mut s = TestCaseStatus::non_success(kind);
+                            s.set_type(c.status.as_str()).set_message(c.text());
+                            s
+                        }
+                    },
+                };
+                let mut case = TestCase::new(row.scenario.as_str(), status);
+                case.set_classname(class.as_str());
+                suite.add_test_case(case);
+            }
+            junit.add_test_suite(suite);
+        }
+        // Writing sanitized XmlStrings into memory cannot fail.
+        junit.to_string().expect("JUnit XML serializes into memory")
+    }
 }
 
-/// Writes matrix.json, matrix.md, matrix.html and each column's report
-/// under `dir`; returns the matrix.
-pub fn write(results: &[ColumnResult], dir: &Path) -> Result<Matrix> {
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Reads a matrix written by [`write`] (its `matrix.json`), e.g. a baseline.
+pub fn load(path: &Path) -> Result<Matrix> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the matrix {}", path.display()))?;
+    let m: Matrix = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a boxwatch matrix (matrix.json written by `cargo xtask vm` or `cargo xtask matrix merge`)",
+            path.display()
+        )
+    })?;
+    anyhow::ensure!(
+        m.schema_version == SCHEMA,
+        "{}: matrix schema {:?}, this boxwatch reads {SCHEMA:?}",
+        path.display(),
+        m.schema_version
+    );
+    Ok(m)
+}
+
+/// Writes the matrix of `results` (against `baseline` if given) under
+/// `dir` in every format ([`FILES`]), and each column's report as
+/// `report-<kernel>-<cgroup>.json`; returns the matrix.
+pub fn write(results: &[ColumnResult], dir: &Path, baseline: Option<&Matrix>) -> Result<Matrix> {
     std::fs::create_dir_all(dir)?;
-    let m = Matrix::build(results);
-    std::fs::write(
-        dir.join("matrix.json"),
+    let mut m = Matrix::build(results);
+    if let Some(b) = baseline {
+        m = m.with_baseline(b);
+    }
+    let texts = [
         serde_json::to_string_pretty(&m)? + "\n",
-    )?;
-    std::fs::write(dir.join("matrix.md"), m.to_markdown())?;
-    std::fs::write(dir.join("matrix.html"), m.to_html())?;
+        m.to_markdown(),
+        m.to_html(),
+        m.to_junit(),
+    ];
+    for (name, text) in FILES.iter().zip(texts) {
+        std::fs::write(dir.join(name), text)?;
+    }
     for r in results.iter().filter(|r| !r.output.trim().is_empty()) {
         std::fs::write(
             dir.join(format!("report-{}-{}.json", r.kernel, r.cgroup)),
@@ -300,7 +629,7 @@ mod tests {
     use super::*;
     use crate::vm::initramfs::CgroupLayout;
 
-    fn column(
+    pub(crate) fn column(
         kernel: &str,
         cgroup: CgroupLayout,
         report: Option<Report>,
@@ -308,7 +637,9 @@ mod tests {
     ) -> ColumnResult {
         ColumnResult {
             kernel: kernel.into(),
+            name: kernel.split('.').take(2).collect::<Vec<_>>().join("."),
             cgroup,
+            append: None,
             accel: Some("tcg".into()),
             seconds: Some(42.0),
             job_exit: Some(if report.as_ref().is_some_and(|r| r.summary.failed > 0) {
@@ -320,6 +651,7 @@ mod tests {
                 .map(|r| serde_json::to_string(&r).unwrap())
                 .unwrap_or_default(),
             error: error.map(String::from),
+            console_tail: "BOXWATCH-JOB-EXIT 0".into(),
         }
     }
 
@@ -334,7 +666,7 @@ mod tests {
     }
 
     #[test]
-    fn rows_that_differ_between_columns_are_marked() {
+    fn rows_that_differ_between_columns_are_marked_and_come_first() {
         let m = Matrix::build(&columns());
         assert_eq!(m.columns.len(), 3);
         assert!(m.columns[2]
@@ -353,7 +685,123 @@ mod tests {
             ["cpu-quota-150"],
             "only real differences between reports count"
         );
+        assert_eq!(m.rows[0].scenario, "cpu-quota-150");
+        assert_eq!(m.rows[1].scenario, "cpu-quota-20", "then report order");
         assert!(!m.all_held());
+    }
+
+    #[test]
+    fn a_column_with_a_scenario_in_error_is_not_held() {
+        // Every scenario passes but one, which could not be carried out.
+        let reassemble = |r: Report| {
+            Report::assemble(
+                r.generated_at,
+                &r.tool_version,
+                r.host,
+                r.runtime,
+                r.scenarios,
+            )
+        };
+        let mut report = reports::fixture::baseline_report();
+        report.scenarios.retain(|s| s.status == Status::Pass);
+        let mut report = reassemble(report);
+        let held = Matrix::build(&[column(
+            "6.12.117+deb12-amd64",
+            CgroupLayout::V2,
+            Some(report.clone()),
+            None,
+        )]);
+        assert!(held.all_held(), "{:?}", held.not_held());
+        let s = &mut report.scenarios[0];
+        s.error = Some("spawning the container: EAGAIN".into());
+        s.judge();
+        assert_eq!(s.status, Status::Error);
+        let report = reassemble(report);
+        assert_eq!((report.summary.failed, report.summary.errored), (0, 1));
+        let m = Matrix::build(&[column(
+            "6.12.117+deb12-amd64",
+            CgroupLayout::V2,
+            Some(report),
+            None,
+        )]);
+        assert!(!m.all_held());
+        assert_eq!(
+            m.not_held(),
+            ["6.12.117+deb12-amd64 v2: 0 failed, 1 errored"]
+        );
+        let err = crate::vm::matrix_verdict(&m).unwrap_err().to_string();
+        assert!(err.contains("1 errored"), "{err}");
+    }
+
+    #[test]
+    fn a_cell_that_passed_in_the_baseline_and_fails_now_is_a_regression_in_every_format() {
+        let base = vec![
+            column(
+                "6.1.0-56-amd64",
+                CgroupLayout::V1,
+                Some(reports::fixture::baseline_report()),
+                None,
+            ),
+            column(
+                "6.12.117+deb12-amd64",
+                CgroupLayout::V2,
+                Some(reports::fixture::baseline_report()),
+                None,
+            ),
+        ];
+        let baseline = Matrix::build(&base);
+        assert!(Matrix::build(&base)
+            .with_baseline(&baseline)
+            .regressions
+            .is_empty());
+        // Now: a newer 6.12 package, where the 150% quota fails.
+        let now = vec![
+            base[0].clone(),
+            column(
+                "6.12.118+deb12-amd64",
+                CgroupLayout::V2,
+                Some(reports::fixture::sample_report()),
+                None,
+            ),
+        ];
+        let m = Matrix::build(&now).with_baseline(&baseline);
+        assert_eq!(m.regressions.len(), 1, "{:?}", m.regressions);
+        let r = &m.regressions[0];
+        assert_eq!(
+            (r.scenario.as_str(), r.column, r.current),
+            ("cpu-quota-150", 1, Some(Status::Fail))
+        );
+        assert!(!m.all_held());
+        assert!(m
+            .to_markdown()
+            .contains("**REGRESSION** fail (cpu_share 1.312)"));
+        assert!(m.to_html().contains("cell fail regressed"));
+        assert!(m.to_junit().contains("type=\"regression\""));
+        let json: Matrix = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+        assert_eq!(json.regressions, m.regressions);
+    }
+
+    #[test]
+    fn a_dead_column_loses_every_cell_it_held() {
+        let baseline = Matrix::build(&columns()[..1]);
+        let dead = Matrix::build(&columns()[2..]).with_baseline(&Matrix::build(&[column(
+            "6.1.0-56-amd64",
+            CgroupLayout::V2,
+            Some(reports::fixture::baseline_report()),
+            None,
+        )]));
+        let passed = reports::fixture::baseline_report()
+            .scenarios
+            .iter()
+            .filter(|s| s.status == Status::Pass)
+            .count();
+        assert_eq!(dead.regressions.len(), passed);
+        assert!(dead.regressions.iter().all(|r| r.current.is_none()));
+        // A column the baseline does not have is not compared.
+        assert!(Matrix::build(&columns()[1..2])
+            .with_baseline(&baseline)
+            .regressions
+            .is_empty());
     }
 
     #[test]
@@ -373,6 +821,21 @@ mod tests {
     }
 
     #[test]
+    fn a_written_matrix_loads_back_as_a_baseline() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = write(&columns(), dir.path(), None).unwrap();
+        for f in FILES {
+            assert!(dir.path().join(f).is_file(), "{f}");
+        }
+        assert_eq!(load(&dir.path().join("matrix.json")).unwrap(), m);
+        let err = load(&dir.path().join("matrix.md")).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("is not a boxwatch matrix"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
     fn markdown_snapshot() {
         insta::assert_snapshot!(Matrix::build(&columns()).to_markdown());
     }
@@ -380,6 +843,11 @@ mod tests {
     #[test]
     fn html_snapshot() {
         insta::assert_snapshot!(Matrix::build(&columns()).to_html());
+    }
+
+    #[test]
+    fn junit_snapshot() {
+        insta::assert_snapshot!(Matrix::build(&columns()).to_junit());
     }
 
     #[test]
