@@ -148,7 +148,7 @@ pub fn judge(result: &ColumnResult, scenario: &str, check: Option<&str>) -> Outc
 
 /// `cargo xtask bisect`: prints the verdict and returns the exit code.
 pub fn main(args: BisectArgs) -> i32 {
-    let outcome = match Runner::new(args.timeout) {
+    let outcome = match Runner::new(args.timeout, None) {
         Ok(mut runner) => run(&mut runner, &args),
         Err(e) => Outcome::Abort(format!("the harness cannot run: {e:#}")),
     };
@@ -201,7 +201,7 @@ mod tests {
         if !vm_or_skip("bisect on real kernels") {
             return;
         }
-        let mut runner = Runner::new(300).unwrap();
+        let mut runner = Runner::new(300, None).unwrap();
         let kernel = crate::vm::tests::debian_kernel("6.12");
         let args = |kernel: PathBuf, append: Option<&str>| BisectArgs {
             kernel,

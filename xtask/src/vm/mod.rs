@@ -41,6 +41,10 @@ pub struct VmArgs {
     /// regressions, shown in every format, and fail the run.
     #[arg(long, value_name = "MATRIX_JSON")]
     baseline: Option<PathBuf>,
+    /// A boxwatch binary built earlier (a CI build job's artifact) for the
+    /// VMs, instead of building one with cargo.
+    #[arg(long, value_name = "PATH")]
+    boxwatch: Option<PathBuf>,
     /// Cgroup layouts to boot each kernel with (repeatable).
     #[arg(long = "cgroup", value_enum)]
     cgroups: Vec<CgroupLayout>,
@@ -214,20 +218,30 @@ pub struct Runner {
 }
 
 impl Runner {
-    /// Builds boxwatch (release) for the VMs' initramfs.
-    pub fn new(timeout: u64) -> Result<Runner> {
+    /// Builds boxwatch (release) for the VMs' initramfs, unless a binary
+    /// is given.
+    pub fn new(timeout: u64, prebuilt: Option<&Path>) -> Result<Runner> {
         let root = crate::workspace_root();
         let work = root.join("target/vm");
         std::fs::create_dir_all(&work)?;
         let busybox = find_busybox()?;
-        eprintln!("vm: building boxwatch (release)");
-        crate::cmd(
-            "cargo",
-            &["build", "--release", "--quiet", "-p", "boxwatch"],
-        )?;
+        let boxwatch = match prebuilt {
+            Some(p) => {
+                anyhow::ensure!(p.is_file(), "--boxwatch {}: no such file", p.display());
+                p.to_path_buf()
+            }
+            None => {
+                eprintln!("vm: building boxwatch (release)");
+                crate::cmd(
+                    "cargo",
+                    &["build", "--release", "--quiet", "-p", "boxwatch"],
+                )?;
+                root.join("target/release/boxwatch")
+            }
+        };
         Ok(Runner {
             work,
-            boxwatch: root.join("target/release/boxwatch"),
+            boxwatch,
             busybox,
             timeout,
             kvm_known_bad: false,
@@ -285,7 +299,7 @@ impl Runner {
 
 pub fn main(args: VmArgs) -> Result<()> {
     let baseline = args.baseline.as_deref().map(matrix::load).transpose()?;
-    let mut runner = Runner::new(args.timeout)?;
+    let mut runner = Runner::new(args.timeout, args.boxwatch.as_deref())?;
     let job = args.job();
     let results: Vec<ColumnResult> = args
         .columns()
