@@ -173,16 +173,56 @@ mod tests {
         m
     }
 
+    /// Three columns recorded from real VMs (`cargo xtask vm --kernel K
+    /// --cgroup C --out DIR` on Debian 6.1.0-57 and 6.12.118 under TCG on
+    /// a loaded host; the reports' samples dropped, the matrix does not
+    /// read them).
+    fn recorded_vms() -> Vec<ColumnResult> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/columns");
+        find(&[root])
+            .unwrap()
+            .iter()
+            .map(|d| read(d).unwrap())
+            .collect()
+    }
+
     #[test]
     fn three_one_column_results_merge_into_the_three_column_matrix() {
+        merged_equals_whole(recorded());
+    }
+
+    #[test]
+    fn three_recorded_vm_columns_merge_into_the_three_column_matrix() {
+        let cols = recorded_vms();
+        let names: Vec<String> = cols
+            .iter()
+            .map(|c| format!("{} {}", c.name, c.cgroup))
+            .collect();
+        assert_eq!(names, ["6.1 v1", "6.1 v2", "6.12 v2"]);
+        merged_equals_whole(cols);
+    }
+
+    #[test]
+    fn recorded_vm_matrix_markdown_snapshot() {
+        insta::assert_snapshot!(Matrix::build(&recorded_vms()).to_markdown());
+    }
+
+    #[test]
+    fn recorded_vm_matrix_html_snapshot() {
+        insta::assert_snapshot!(Matrix::build(&recorded_vms()).to_html());
+    }
+
+    /// The matrix of `whole` as one machine writes it equals the one merged
+    /// from each column written to its own directory with its own timing.
+    fn merged_equals_whole(whole_run: Vec<ColumnResult>) {
         let one_machine = tempfile::tempdir().unwrap();
-        let whole = matrix::write(&recorded(), one_machine.path(), None).unwrap();
+        let whole = matrix::write(&whole_run, one_machine.path(), None).unwrap();
 
         // Each column on its own "runner", with its own timing; the CI
         // system brings the three directories together.
         let artifacts = tempfile::tempdir().unwrap();
         let mut dirs = Vec::new();
-        for (i, mut c) in recorded().into_iter().enumerate() {
+        for (i, mut c) in whole_run.into_iter().enumerate() {
             c.seconds = c.seconds.map(|s| s + 10.0 * i as f64 + 0.5);
             let dir = artifacts.path().join(format!("column-{i}"));
             write(&c, &dir).unwrap();

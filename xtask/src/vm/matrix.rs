@@ -419,7 +419,7 @@ impl Matrix {
              </style></head><body><h1>boxwatch kernel-compatibility matrix</h1>\
              <p class=\"legend\"><span class=\"pass\">pass</span><span class=\"fail\">fail</span>\
              <span class=\"unsupported\">unsupported</span><span class=\"error\">error</span>\
-             rows that differ between columns come first, with an orange edge; \
+             &nbsp;rows that differ between columns come first, with an orange edge; \
              cells outlined in red regressed against the baseline.</p>",
         );
         h.push_str(&format!(
@@ -442,8 +442,9 @@ impl Matrix {
                 .as_deref()
                 .map(|a| format!("<br><small>+ {}</small>", esc(a)))
                 .unwrap_or_default();
+            let took = c.seconds.map(|s| format!(", {s:.0} s")).unwrap_or_default();
             h.push_str(&format!(
-                "<th>{}<br>cgroup {}{append}<br><small>mode {}, {}</small><br><small>{counts}</small></th>",
+                "<th>{}<br>cgroup {}{append}<br><small>mode {}, {}{took}</small><br><small>{counts}</small></th>",
                 esc(&c.kernel),
                 esc(&c.cgroup),
                 esc(c.cgroup_mode.as_deref().unwrap_or("?")),
