@@ -56,7 +56,7 @@ pub fn write(r: &ColumnResult, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Reads a column written by [`write`].
+/// Reads a column written by [`write()`].
 pub fn read(dir: &Path) -> Result<ColumnResult> {
     let path = dir.join("column.json");
     let text = std::fs::read_to_string(&path).with_context(|| {

@@ -14,7 +14,7 @@ use std::path::Path;
 
 pub const SCHEMA: &str = "boxwatch.matrix/v1";
 
-/// The files [`write`] makes, besides each column's report.
+/// The files [`write()`] makes, besides each column's report.
 pub const FILES: [&str; 4] = [
     "matrix.json",
     "matrix.md",
@@ -579,7 +579,7 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// Reads a matrix written by [`write`] (its `matrix.json`), e.g. a baseline.
+/// Reads a matrix written by [`write()`] (its `matrix.json`), e.g. a baseline.
 pub fn load(path: &Path) -> Result<Matrix> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the matrix {}", path.display()))?;

@@ -33,7 +33,7 @@ pub struct VmArgs {
     #[arg(long, value_name = "ARGS")]
     append: Option<String>,
     /// Write each column's result (report, console tail, timing,
-    /// acceleration) to DIR instead of the matrix (DIR/<kernel>-<cgroup>/
+    /// acceleration) to DIR instead of the matrix (DIR/KERNEL-CGROUP/
     /// when there are several), for `cargo xtask matrix merge`.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
