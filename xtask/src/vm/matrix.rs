@@ -248,14 +248,10 @@ impl Matrix {
                             .map(Cell::of)
                     })
                     .collect();
-                // Compare only columns that produced a report: a dead VM is
-                // reported once, not as a difference in every row.
-                let statuses: Vec<Option<Status>> = cells
-                    .iter()
-                    .zip(&parsed)
-                    .filter(|(_, p)| p.is_ok())
-                    .map(|(c, _)| c.as_ref().map(|c| c.status))
-                    .collect();
+                // Compare only the cells there are: a dead VM is reported
+                // once, and a scenario a column did not run (--only) is not
+                // a difference in every row.
+                let statuses: Vec<Status> = cells.iter().flatten().map(|c| c.status).collect();
                 let differs = statuses.windows(2).any(|w| w[0] != w[1]);
                 MatrixRow {
                     scenario: id,
@@ -803,6 +799,28 @@ mod tests {
             .with_baseline(&baseline)
             .regressions
             .is_empty());
+    }
+
+    #[test]
+    fn a_scenario_a_column_did_not_run_is_not_a_difference() {
+        let mut only_one = reports::fixture::baseline_report();
+        only_one.scenarios.retain(|s| s.id == "cpu-quota-20");
+        let m = Matrix::build(&[
+            column(
+                "6.1.0-56-amd64",
+                CgroupLayout::V1,
+                Some(reports::fixture::baseline_report()),
+                None,
+            ),
+            column(
+                "6.12.117+deb12-rt-amd64",
+                CgroupLayout::V2,
+                Some(only_one),
+                None,
+            ),
+        ]);
+        assert!(m.rows.iter().all(|r| !r.differs), "{:?}", m.rows);
+        assert!(m.rows.iter().skip(1).all(|r| r.cells[1].is_none()));
     }
 
     #[test]
