@@ -1,6 +1,7 @@
 //! Expectations and their evaluation: a pure function from what was
 //! observed to a verdict. No I/O here.
 
+pub use probes::Evidence;
 use probes::Verdict;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -29,9 +30,11 @@ impl Value {
 #[serde(rename_all = "snake_case")]
 pub enum Observed {
     Value(Value),
-    /// The host cannot show this (the kernel lacks the feature): not a failure.
-    Unsupported(String),
-    /// The harness could not observe it: the check ends in `error`.
+    /// The kernel, the runtime or the host positively lacks the feature
+    /// (the evidence says how it is known): not a failure.
+    Unsupported(Evidence),
+    /// The harness could not observe it (named with the file and the
+    /// errno when a read failed): the check ends in `error`.
     Missing(String),
 }
 
@@ -118,6 +121,9 @@ pub struct Judgement {
     pub observed: String,
     /// The numeric observation, for reports and baselines.
     pub value: Option<f64>,
+    /// Why the check is `unsupported` (always set when it is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
 }
 
 impl Judgement {
@@ -145,6 +151,7 @@ pub fn evaluate(e: &Expectation, observations: &Observations) -> Judgement {
         expected: expected.clone(),
         observed,
         value,
+        evidence: None,
     };
     let value = match observations.get(&e.metric) {
         None => {
@@ -155,7 +162,12 @@ pub fn evaluate(e: &Expectation, observations: &Observations) -> Judgement {
             )
         }
         Some(Observed::Missing(why)) => return judge(Verdict::Error, why.clone(), None),
-        Some(Observed::Unsupported(why)) => return judge(Verdict::Unsupported, why.clone(), None),
+        Some(Observed::Unsupported(evidence)) => {
+            return Judgement {
+                evidence: Some(evidence.clone()),
+                ..judge(Verdict::Unsupported, evidence.describe(), None)
+            }
+        }
         Some(Observed::Value(v)) => v,
     };
     let number = match value {
@@ -347,12 +359,22 @@ mod tests {
         assert_eq!(evaluate(&e, &Observations::new()).verdict, Verdict::Error);
         let j = evaluate(
             &e,
-            &obs("oom_killed", Observed::Unsupported("no v1 memory".into())),
+            &obs(
+                "oom_killed",
+                Observed::Unsupported(Evidence::KernelController {
+                    controller: "memory".into(),
+                    source: "/proc/cgroups".into(),
+                }),
+            ),
         );
         assert_eq!(
             (j.verdict, j.observed.as_str()),
-            (Verdict::Unsupported, "no v1 memory")
+            (
+                Verdict::Unsupported,
+                "kernel: no memory cgroup controller (/proc/cgroups)"
+            )
         );
+        assert!(j.evidence.is_some());
         assert_eq!(
             evaluate(&e, &obs("oom_killed", Observed::Missing("x".into()))).verdict,
             Verdict::Error
