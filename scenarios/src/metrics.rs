@@ -27,7 +27,7 @@ pub const HOST_METRICS: &[(&str, &str)] = &[
     ("exit_code", "the entry command's exit code (128 + signal when killed)"),
     ("survivors", "processes of the container still alive after its entry command ended"),
     ("survivors_after_cleanup", "of those, processes still alive after the runtime cleaned the container up"),
-    ("host_can_fork", "the harness could start a host process while the container was at a limit (pids.current at pids.max, or memory within 10% of its limit) in a sample"),
+    ("host_can_fork", "the harness could start a host process while the container was at a limit (pids.current at pids.max, or memory within 20% of its limit) in a sample, or when the workload said it was there"),
     ("placement", "where the container's running processes were, from their /proc/<pid>/cgroup in every hierarchy the judge reads, sampled while it ran: every process in its cgroup, or the misplacements with their paths"),
     ("host_clock_step_secs", "the largest step of the host's CLOCK_REALTIME against CLOCK_MONOTONIC seen during or after the scenario"),
     ("host_clock_step_after_secs", "how far the host's CLOCK_REALTIME stood from where it was, against CLOCK_MONOTONIC, after the scenario"),

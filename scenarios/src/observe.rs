@@ -839,7 +839,7 @@ mod tests {
             4242,
             "5:pids:/\n4:memory:/boxwatch/run/pids-fork-bomb\n3:cpu:/boxwatch/run/pids-fork-bomb\n\
              2:cpuacct:/boxwatch/run/pids-fork-bomb\n1:cpuset:/boxwatch/run/pids-fork-bomb\n",
-            &crate::placement::judged_hierarchies(&layout),
+            &crate::placement::judged_hierarchies(&layout, false),
             &expected,
         );
         let mut facts = crate::facts::CgroupFacts::default();

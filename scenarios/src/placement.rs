@@ -56,10 +56,16 @@ impl PlacementSeen {
     }
 }
 
-/// The hierarchies the judge reads figures from, each once.
-pub fn judged_hierarchies(layout: &CgroupLayout) -> Vec<&Hierarchy> {
+/// The hierarchies the judge reads a container's figures from, each once:
+/// cpu, cpuacct, memory and pids (every scenario reports their figures),
+/// and cpuset when the container has a cpuset limit (a runtime creates no
+/// cpuset cgroup otherwise, and none of its figures is judged then).
+pub fn judged_hierarchies(layout: &CgroupLayout, cpuset: bool) -> Vec<&Hierarchy> {
     let mut out: Vec<&Hierarchy> = Vec::new();
-    for c in crate::facts::JUDGED_CONTROLLERS {
+    for c in crate::facts::JUDGED_CONTROLLERS
+        .into_iter()
+        .filter(|c| cpuset || *c != "cpuset")
+    {
         if let Some(h) = layout.hierarchy_for(c) {
             if !out.iter().any(|o| o.mount_point == h.mount_point) {
                 out.push(h);
@@ -157,35 +163,84 @@ pub fn container_processes(pid: i32) -> Vec<i32> {
     out
 }
 
-/// Whether `pid` is running (not gone, not a zombie).
+/// The kernel's PF_EXITING task flag: the process is exiting, and may
+/// already show the root cgroup (v1 moves a task there in cgroup_exit,
+/// before it becomes a zombie).
+const PF_EXITING: u64 = 0x4;
+
+/// Whether a /proc/<pid>/stat line is of a running process: not a zombie,
+/// not dead, not exiting (field 9, flags, without PF_EXITING).
+pub fn stat_running(stat: &str) -> bool {
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return false;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let state = f.first().and_then(|s| s.chars().next());
+    let flags = f.get(6).and_then(|x| x.parse::<u64>().ok());
+    matches!(state, Some(s) if s != 'Z' && s != 'X') && flags.is_some_and(|fl| fl & PF_EXITING == 0)
+}
+
+/// Whether `pid` is running (not gone, not a zombie, not exiting).
 fn running(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|t| t.rsplit_once(')').map(|(_, r)| r.trim_start().to_string()))
-        .and_then(|r| r.chars().next())
-        .is_some_and(|s| s != 'Z' && s != 'X')
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|t| stat_running(&t))
 }
 
 /// Reads the placement of the container whose entry is `pid` now. A
 /// process that exits meanwhile (a zombie or gone, before or after the
 /// read) is not counted: an exited process shows the root cgroup.
-pub fn sample(seen: &mut PlacementSeen, layout: &CgroupLayout, pid: i32, expected: &CgroupPath) {
-    let hierarchies = judged_hierarchies(layout);
-    for p in container_processes(pid) {
-        if !running(p) {
-            continue;
-        }
-        let text = std::fs::read_to_string(format!("/proc/{p}/cgroup"));
-        if !running(p) {
-            continue;
-        }
-        match text {
-            Ok(t) => judge_proc_cgroup(seen, p, &t, &hierarchies, expected),
-            Err(e) => {
-                seen.errors.insert(format!("/proc/{p}/cgroup: {e}"));
+pub fn sample(
+    seen: &mut PlacementSeen,
+    layout: &CgroupLayout,
+    cpuset: bool,
+    pid: i32,
+    expected: &CgroupPath,
+) {
+    let hierarchies = judged_hierarchies(layout, cpuset);
+    let procs = container_processes(pid);
+    tracing::debug!(pid, ?procs, "placement sample");
+    for p in procs {
+        // A process seen outside its cgroup is read again: a child between
+        // fork and its cgroup attachment, or a process starting to exit,
+        // shows the root cgroup for a moment; a misplaced one stays.
+        for wait_ms in [0, 2, 20] {
+            std::thread::sleep(std::time::Duration::from_millis(wait_ms));
+            let mut one = PlacementSeen::default();
+            if !read_one(&mut one, p, &hierarchies, expected) {
+                tracing::debug!(p, "placement: not running");
+                break;
+            }
+            if one.misplaced.is_empty() || wait_ms == 20 {
+                seen.readings += one.readings;
+                seen.misplaced.extend(one.misplaced);
+                seen.errors.extend(one.errors);
+                break;
             }
         }
     }
+}
+
+/// Reads the placement of one process into `seen`; false when it is not
+/// running (before or after the read), and nothing was recorded.
+fn read_one(
+    seen: &mut PlacementSeen,
+    p: i32,
+    hierarchies: &[&Hierarchy],
+    expected: &CgroupPath,
+) -> bool {
+    if !running(p) {
+        return false;
+    }
+    let text = std::fs::read_to_string(format!("/proc/{p}/cgroup"));
+    if !running(p) {
+        return false;
+    }
+    match text {
+        Ok(t) => judge_proc_cgroup(seen, p, &t, hierarchies, expected),
+        Err(e) => {
+            seen.errors.insert(format!("/proc/{p}/cgroup: {e}"));
+        }
+    }
+    true
 }
 
 #[cfg(test)]
@@ -211,7 +266,13 @@ mod tests {
     fn judge(layout: &CgroupLayout, text: &str) -> PlacementSeen {
         let mut seen = PlacementSeen::default();
         let expected = CgroupPath::new("/boxwatch/run/c").unwrap();
-        judge_proc_cgroup(&mut seen, 42, text, &judged_hierarchies(layout), &expected);
+        judge_proc_cgroup(
+            &mut seen,
+            42,
+            text,
+            &judged_hierarchies(layout, true),
+            &expected,
+        );
         seen
     }
 
@@ -255,6 +316,20 @@ mod tests {
         }
         let s = judge(&v2_layout(), "0::/\n");
         assert_ne!(s.observed(), Observed::from(PLACED));
+    }
+
+    #[test]
+    fn an_exiting_process_is_not_judged() {
+        let line = |state: char, flags: u64| {
+            format!("7 (a) b) {state} 1 7 7 0 -1 {flags} 0 0 0 0 0 0 0 0 20 0 1 0 99\n")
+        };
+        assert!(stat_running(&line('R', 0x400000)));
+        assert!(stat_running(&line('S', 0)));
+        assert!(!stat_running(&line('R', 0x400004)));
+        assert!(!stat_running(&line('Z', 0)));
+        assert!(!stat_running("garbage"));
+        let me = std::fs::read_to_string("/proc/self/stat").unwrap();
+        assert!(stat_running(&me));
     }
 
     #[test]

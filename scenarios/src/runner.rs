@@ -411,6 +411,12 @@ impl Runner {
             });
             spec.env.push((GUARD_ENV.into(), kind.name().into()));
         }
+        if let (crate::workload::WorkloadKind::Hog, Some(limit)) = (kind, c.limits.memory) {
+            spec.env.push((
+                crate::workload::MEMORY_LIMIT_ENV.into(),
+                limit.bytes().to_string(),
+            ));
+        }
         spec
     }
 
@@ -808,9 +814,13 @@ impl Runner {
     /// fork while the container is at a limit.
     fn watch(&self, l: &mut Live) {
         match &l.expected_cgroup {
-            Some(expected) => {
-                crate::placement::sample(&mut l.collected.placement, &self.layout, l.pid, expected)
-            }
+            Some(expected) => crate::placement::sample(
+                &mut l.collected.placement,
+                &self.layout,
+                l.member.container.limits.cpuset.is_some(),
+                l.pid,
+                expected,
+            ),
             None => {
                 l.collected.placement.errors.insert(format!(
                     "the runtime reported no usable cgroup path for pid {}",
@@ -886,9 +896,17 @@ impl Runner {
         match obj.get("event").and_then(|e| e.as_str()) {
             Some("start") => l.collected.start = Some(self.mark(l)),
             Some("result") => l.collected.end = Some(self.mark(l)),
+            Some("near-limit") => {
+                // The workload waits for the ack: look while it is there.
+                let m = self.mark(l);
+                l.collected.last = Some(m);
+                self.watch(l);
+            }
             _ => {}
         }
         if obj.get("ack").and_then(|a| a.as_bool()) == Some(true) {
+            // The workload waits for the answer: it is surely running now.
+            self.watch(l);
             l.collected.ack = Some(self.ack_view(l.pid, marker));
             if let Some(stdin) = l.stdin.as_mut() {
                 let _ = stdin.write_all(b"\n");
@@ -1035,7 +1053,7 @@ pub fn host_can_fork() -> bool {
 }
 
 /// The limit the cgroup is at in `stats`, if any: pids.current at pids.max,
-/// or memory usage within 10% of its limit.
+/// or memory usage within 20% of its limit.
 pub fn at_limit(stats: &probes::host::CgroupStats) -> Option<String> {
     use probes::host::Limit;
     if let (Some(cur), Some(Limit::Value(max))) = (stats.pids_current, stats.pids_max) {
@@ -1044,8 +1062,8 @@ pub fn at_limit(stats: &probes::host::CgroupStats) -> Option<String> {
         }
     }
     if let (Some(used), Some(Limit::Value(max))) = (stats.memory_usage_bytes, stats.memory_limit) {
-        if used as f64 >= 0.9 * max as f64 {
-            return Some(format!("memory usage {used} within 10% of its limit {max}"));
+        if used as f64 >= 0.8 * max as f64 {
+            return Some(format!("memory usage {used} within 20% of its limit {max}"));
         }
     }
     None
