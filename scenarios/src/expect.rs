@@ -11,8 +11,45 @@ use std::collections::BTreeMap;
 #[serde(untagged)]
 pub enum Value {
     Bool(bool),
+    /// JSON has no infinity (an unlimited limit) or NaN: those are written
+    /// as the strings `@inf`, `@-inf` and `@nan`, and read back as numbers.
+    #[serde(with = "nonfinite")]
     Number(f64),
     Text(String),
+}
+
+/// Serde of an `f64` that keeps infinities and NaN (see [`Value::Number`]).
+mod nonfinite {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        match *v {
+            v if v.is_finite() => s.serialize_f64(v),
+            v if v.is_nan() => s.serialize_str("@nan"),
+            v if v > 0.0 => s.serialize_str("@inf"),
+            _ => s.serialize_str("@-inf"),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Number(f64),
+            Text(String),
+        }
+        match Repr::deserialize(d)? {
+            Repr::Number(n) => Ok(n),
+            Repr::Text(t) => match t.as_str() {
+                "@inf" => Ok(f64::INFINITY),
+                "@-inf" => Ok(f64::NEG_INFINITY),
+                "@nan" => Ok(f64::NAN),
+                other => Err(serde::de::Error::custom(format!(
+                    "{other:?} is not a number"
+                ))),
+            },
+        }
+    }
 }
 
 impl Value {
@@ -390,6 +427,26 @@ mod tests {
             evaluate(&e, &obs("oom_killed", false)).verdict,
             Verdict::NotEnforced
         );
+    }
+
+    #[test]
+    fn observations_round_trip_through_json_infinities_included() {
+        let o: Observations = [
+            ("a".to_string(), Observed::from(f64::INFINITY)),
+            ("b".to_string(), Observed::from(f64::NEG_INFINITY)),
+            ("c".to_string(), Observed::from(1.5)),
+            ("d".to_string(), Observed::from("@inf is text")),
+            ("e".to_string(), Observed::from(true)),
+            ("f".to_string(), Observed::Missing("x".into())),
+        ]
+        .into();
+        let text = serde_json::to_string(&o).unwrap();
+        let back: Observations = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, o);
+        let nan: Observed =
+            serde_json::from_str(&serde_json::to_string(&Observed::from(f64::NAN)).unwrap())
+                .unwrap();
+        assert!(matches!(nan, Observed::Value(Value::Number(n)) if n.is_nan()));
     }
 
     #[test]
