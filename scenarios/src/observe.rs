@@ -206,6 +206,18 @@ fn absent(c: &Collected, controller: &str, v1: &str, v2: &str) -> Observed {
         CgroupVersion::V1 => v1,
         CgroupVersion::V2 => v2,
     };
+    // The probes saw the cgroup's directory missing from that hierarchy.
+    if let (Some(s), Some(ControllerFact::Mounted { dir, .. })) = (
+        &c.final_stats,
+        c.facts.as_ref().and_then(|f| f.controllers.get(controller)),
+    ) {
+        if s.missing_dirs.contains(dir) {
+            return missing(format!(
+                "{}: ENOENT: the container's cgroup is not in the {controller} hierarchy",
+                dir.display()
+            ));
+        }
+    }
     let why = c
         .stats_error
         .clone()
