@@ -47,6 +47,10 @@ pub struct RunnerConfig {
     pub runtime: BackendKind,
     /// The OCI runtime's binary (default: runc/crun from PATH).
     pub runtime_path: Option<PathBuf>,
+    /// Where every scenario's observations go (see [`OBSERVATIONS_ENV`]):
+    /// a directory, or `-` to keep them for [`Runner::recorded`]. Default:
+    /// the environment variable.
+    pub dump_observations: Option<PathBuf>,
 }
 
 impl RunnerConfig {
@@ -60,6 +64,7 @@ impl RunnerConfig {
             quiet_wait: Duration::from_secs(20),
             runtime: BackendKind::Builtin,
             runtime_path: None,
+            dump_observations: std::env::var_os(OBSERVATIONS_ENV).map(PathBuf::from),
         }
     }
 }
@@ -170,6 +175,8 @@ pub struct Runner {
     ticks_per_sec: f64,
     /// Online CPUs of the host.
     cpus: f64,
+    /// The observations kept when `dump_observations` is `-`.
+    recorded: std::sync::Mutex<Vec<RecordedObservations>>,
 }
 
 impl Drop for Runner {
@@ -257,7 +264,17 @@ impl Runner {
             harness_ns,
             ticks_per_sec,
             cpus,
+            recorded: std::sync::Mutex::new(Vec::new()),
         })
+    }
+
+    /// The observations kept so far (`dump_observations` `-`), in the
+    /// order the scenarios ended.
+    pub fn recorded(&self) -> Vec<RecordedObservations> {
+        self.recorded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn runtime(&self) -> &dyn Backend {
@@ -557,11 +574,11 @@ impl Runner {
             obs.insert(expect::SPARE_CPUS.into(), spare.into());
         }
         run.judgements = expect::evaluate_all(&s.expectations, &obs);
-        if let Some(dir) = std::env::var_os(OBSERVATIONS_ENV) {
-            if let Err(e) = self.dump_observations(std::path::Path::new(&dir), &s.id, &obs) {
+        if let Some(dir) = &self.cfg.dump_observations {
+            if let Err(e) = self.dump_observations(dir, &s.id, &obs) {
                 errors.push(format!(
-                    "writing the observations to {} ({OBSERVATIONS_ENV}): {e}",
-                    std::path::Path::new(&dir).display()
+                    "writing the observations to {}: {e}",
+                    dir.display()
                 ));
             }
         }
@@ -606,8 +623,6 @@ impl Runner {
         id: &str,
         obs: &Observations,
     ) -> std::io::Result<()> {
-        let dir = dir.join(self.rt.name());
-        std::fs::create_dir_all(&dir)?;
         let recorded = RecordedObservations {
             scenario: id.to_string(),
             runtime: self.rt.name().to_string(),
@@ -617,6 +632,15 @@ impl Runner {
             cgroup_mode: format!("{:?}", self.layout.mode()).to_lowercase(),
             observations: obs.clone(),
         };
+        if dir.as_os_str() == "-" {
+            self.recorded
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(recorded);
+            return Ok(());
+        }
+        let dir = dir.join(self.rt.name());
+        std::fs::create_dir_all(&dir)?;
         let text = serde_json::to_string_pretty(&recorded).map_err(std::io::Error::other)?;
         std::fs::write(dir.join(format!("{id}.json")), text + "\n")
     }
