@@ -1152,6 +1152,35 @@ tolerance = 0.02
     }
 
     #[test]
+    fn every_scenario_gets_a_required_placement_check_and_may_not_define_it() {
+        let s = load(GOOD).unwrap();
+        let p = s.expectations.last().unwrap();
+        assert_eq!(
+            (p.check.as_str(), p.metric.as_str()),
+            ("placement", "placement")
+        );
+        assert!(p.required);
+        assert_eq!((p.pass, p.fail), (Verdict::Enforced, Verdict::NotEnforced));
+        let e = refused(&GOOD.replace("check = \"cpu-share\"", "check = \"placement\""));
+        assert!(e.reason.contains("reserved"), "{e}");
+        assert_eq!(e.line, 14);
+        for s in crate::builtin::load().into_iter().map(|e| e.unwrap()) {
+            let want: &[&str] = if s.neighbour.is_some() {
+                &["placement", "neighbour-placement"]
+            } else {
+                &["placement"]
+            };
+            for id in want {
+                assert!(
+                    s.expectations.iter().any(|e| e.check == *id && e.required),
+                    "{}: no {id}",
+                    s.id
+                );
+            }
+        }
+    }
+
+    #[test]
     fn a_bad_memory_size_is_refused_with_its_line() {
         let text = GOOD.replace("cpu = \"0.2\"", "cpu = \"0.2\"\nmemory = '64Q'");
         let e = refused(&text);

@@ -69,13 +69,12 @@ pub struct AckView {
 /// Host facts read before and after a scenario.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct HostSnapshot {
-    pub hostname: String,
+    /// `None` when gethostname failed.
+    pub hostname: Option<String>,
     pub realtime: f64,
     pub monotonic: f64,
     /// /proc/vmstat `oom_kill`.
     pub oom_kills: Option<u64>,
-    /// Whether a host process could be started (after only).
-    pub can_fork: Option<bool>,
 }
 
 /// Everything the harness collected about one container.
@@ -471,7 +470,10 @@ pub fn observe(
     put("host_clock_step_after_secs", step_after.into());
     put(
         "host_hostname_unchanged",
-        (pre.hostname == post.hostname).into(),
+        match (&pre.hostname, &post.hostname) {
+            (Some(a), Some(b)) => (a == b).into(),
+            _ => missing("the host's hostname could not be read (gethostname) before and after"),
+        },
     );
 
     // Namespaces: the container's inodes (seen from the host) against ours.
@@ -1004,6 +1006,67 @@ mod tests {
         assert_eq!(num(&o, "host_mounts_visible_inside"), 1.0);
         assert_eq!(num(&o, "interfaces_besides_lo"), 0.0);
         assert_eq!(num(&o, "inside.pid"), 1.0);
+    }
+
+    #[test]
+    fn lists_the_probe_could_not_read_are_errors_not_empty() {
+        let mut view = InsideView {
+            pid: 1,
+            problems: vec!["/proc/self/net/dev: Permission denied".into()],
+            ..InsideView::default()
+        };
+        for l in ["interfaces", "mounts", "pids"] {
+            view.unread.insert(l.into());
+        }
+        let mut fields = serde_json::Map::new();
+        fields.insert("view".into(), serde_json::to_value(&view).unwrap());
+        let c = Collected {
+            host_pid: 4242,
+            fields,
+            ack: Some(AckView {
+                host_mount_points: vec!["/work".into()],
+                ..AckView::default()
+            }),
+            ..Collected::default()
+        };
+        let o = observe(
+            &c,
+            &HostSnapshot::default(),
+            &HostSnapshot::default(),
+            &BTreeMap::new(),
+            &def(),
+            WorkloadKind::ProbeInside,
+            100.0,
+        );
+        for k in [
+            "interfaces_besides_lo",
+            "inside.interface_count",
+            "inside.mount_count",
+            "inside.pid_count",
+            "host_mounts_visible_inside",
+            "host_hostname_unchanged",
+        ] {
+            assert!(matches!(o[k], Observed::Missing(_)), "{k}: {:?}", o[k]);
+        }
+        // The host's mount table unreadable at ack time: an error too.
+        let mut c = c;
+        view.unread.clear();
+        view.mounts = probes::inside::parse_mountinfo("1 0 0:1 / / rw - tmpfs t rw\n");
+        c.fields
+            .insert("view".into(), serde_json::to_value(&view).unwrap());
+        c.ack.as_mut().unwrap().mounts_error = Some("/proc/self/mountinfo: EACCES".into());
+        let o = observe(
+            &c,
+            &HostSnapshot::default(),
+            &HostSnapshot::default(),
+            &BTreeMap::new(),
+            &def(),
+            WorkloadKind::ProbeInside,
+            100.0,
+        );
+        assert!(
+            matches!(&o["host_mounts_visible_inside"], Observed::Missing(w) if w.contains("EACCES"))
+        );
     }
 
     #[test]

@@ -448,7 +448,7 @@ impl Runner {
             self.wait_for_quiet_host(needed, &s.id);
         }
         let marker = format!("boxwatch-marker-{}-{}", std::process::id(), s.id);
-        let pre = host_snapshot(false);
+        let pre = host_snapshot();
         let (tx, rx) = channel::<(usize, Option<String>)>();
         let mut live: Vec<Live> = Vec::new();
         let members = std::iter::once(("", s.id.clone(), &s.main)).chain(
@@ -547,7 +547,7 @@ impl Runner {
                 l.collected.stderr_tail = h.join().unwrap_or_default();
             }
         }
-        let post = host_snapshot(true);
+        let post = host_snapshot();
 
         let mut obs = Observations::new();
         for l in &live {
@@ -1052,18 +1052,17 @@ pub fn clocks() -> (f64, f64) {
 }
 
 /// Host facts around a scenario.
-pub fn host_snapshot(try_fork: bool) -> HostSnapshot {
+pub fn host_snapshot() -> HostSnapshot {
     let (realtime, monotonic) = clocks();
     HostSnapshot {
         hostname: nix::unistd::gethostname()
-            .map(|h| h.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+            .ok()
+            .map(|h| h.to_string_lossy().into_owned()),
         realtime,
         monotonic,
         oom_kills: std::fs::read_to_string("/proc/vmstat")
             .ok()
             .and_then(|t| vmstat_oom_kills(&t)),
-        can_fork: try_fork.then(host_can_fork),
     }
 }
 

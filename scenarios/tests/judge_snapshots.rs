@@ -108,6 +108,14 @@ fn judge_on_a_hybrid_6_18_host_with_crun() {
     insta::assert_snapshot!(verdicts("hybrid-6.18", "crun"));
 }
 
+/// Recorded in a VM: `cargo xtask vm --kernel 6.12 --cgroup v2 --job
+/// "scenarios --allow-clock-write --dump-observations -"` (Debian
+/// 6.12.118, pure cgroup v2, TCG; no lxcfs in the VM).
+#[test]
+fn judge_on_a_v2_6_12_vm_with_builtin() {
+    insta::assert_snapshot!(verdicts("v2-6.12", "builtin"));
+}
+
 /// Every recorded scenario has every check of its catalog entry observed
 /// (none judged on a metric nobody recorded).
 #[test]
