@@ -64,7 +64,7 @@ pub struct ScenariosArgs {
     #[arg(long, value_name = "PATH")]
     pub runtime_path: Option<PathBuf>,
     /// Write what the judge observed in every scenario to
-    /// DIR/<runtime>/<scenario>.json (the same as BOXWATCH_DUMP_OBSERVATIONS);
+    /// DIR/RUNTIME/SCENARIO.json (the same as BOXWATCH_DUMP_OBSERVATIONS);
     /// `-` prints them on stdout as one JSON array instead of the report
     /// (how `cargo xtask vm --job` brings them back from a VM).
     #[arg(long, value_name = "DIR", hide = true)]

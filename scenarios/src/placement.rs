@@ -1,6 +1,6 @@
 //! Placement: the container's processes are in the cgroup whose limits and
 //! usage the judge reads, in every hierarchy it reads (v1: each
-//! controller's; v2: the one tree). Read from /proc/<pid>/cgroup of the
+//! controller's; v2: the one tree). Read from `/proc/<pid>/cgroup` of the
 //! container's running processes while it runs, with the other samples.
 
 use crate::expect::Observed;
@@ -85,7 +85,7 @@ fn within(path: &str, expected: &str) -> bool {
             .is_some_and(|rest| rest.starts_with('/'))
 }
 
-/// Judges the /proc/<pid>/cgroup text of one running process against the
+/// Judges the `/proc/<pid>/cgroup` text of one running process against the
 /// `expected` cgroup in each of `hierarchies`; records into `seen`.
 pub fn judge_proc_cgroup(
     seen: &mut PlacementSeen,
@@ -136,7 +136,7 @@ pub fn judge_proc_cgroup(
 }
 
 /// The running processes of the container: its entry `pid` and its
-/// descendants (from /proc/<pid>/task/*/children), at most `MAX_PROCESSES`.
+/// descendants (from `/proc/<pid>/task/*/children`), at most `MAX_PROCESSES`.
 pub fn container_processes(pid: i32) -> Vec<i32> {
     let mut out = vec![pid];
     let mut i = 0;
@@ -168,7 +168,7 @@ pub fn container_processes(pid: i32) -> Vec<i32> {
 /// before it becomes a zombie).
 const PF_EXITING: u64 = 0x4;
 
-/// Whether a /proc/<pid>/stat line is of a running process: not a zombie,
+/// Whether a `/proc/<pid>/stat` line is of a running process: not a zombie,
 /// not dead, not exiting (field 9, flags, without PF_EXITING).
 pub fn stat_running(stat: &str) -> bool {
     let Some((_, rest)) = stat.rsplit_once(')') else {
