@@ -7,7 +7,7 @@
 //! the rest. The parsers are pure functions of the file text.
 
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// Everything a process can learn about its machine from inside.
@@ -52,6 +52,12 @@ pub struct InsideView {
     pub namespaces: BTreeMap<String, u64>,
     /// Sources that could not be read, with the reason.
     pub problems: Vec<String>,
+    /// The lists (`pids`, `mounts`, `interfaces`) that were not observed:
+    /// their source could not be read, or came back empty (there is always
+    /// this process in /proc, a root mount, and `lo`). An empty list is
+    /// then no answer, never "none".
+    #[serde(default)]
+    pub unread: BTreeSet<String>,
 }
 
 /// A clock reading.
@@ -195,6 +201,18 @@ pub fn collect() -> InsideView {
             v.pids.sort_unstable();
         }
         Err(e) => problems.push(format!("/proc: {e}")),
+    }
+    if v.mounts.is_empty() {
+        problems.push("/proc/self/mountinfo: no mount could be read".into());
+        v.unread.insert("mounts".into());
+    }
+    if v.interfaces.is_empty() {
+        problems.push("/proc/self/net/dev: no interface could be read".into());
+        v.unread.insert("interfaces".into());
+    }
+    if v.pids.is_empty() {
+        problems.push("/proc: no process could be listed".into());
+        v.unread.insert("pids".into());
     }
     v.namespaces = namespaces_of(Path::new("/proc/self/ns"), &mut problems);
     v.problems = problems;

@@ -11,4 +11,4 @@ pub mod inspect;
 pub mod verdict;
 
 pub use error::{Error, ParseError, Result};
-pub use verdict::Verdict;
+pub use verdict::{Evidence, Verdict};

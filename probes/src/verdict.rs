@@ -49,3 +49,57 @@ impl fmt::Display for Verdict {
         f.write_str(self.as_str())
     }
 }
+
+/// Why a check is `unsupported`: positive evidence that the kernel, the
+/// runtime or the host lacks what the check needs. A check the judge could
+/// not observe for any other reason is an `error`, never `unsupported`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Evidence {
+    /// The kernel has no such cgroup controller: `source` (`/proc/cgroups`,
+    /// a `cgroup.controllers` file) does not list it, or lists it disabled.
+    KernelController { controller: String, source: String },
+    /// The kernel has no such namespace: `/proc/self/ns/<namespace>` is
+    /// missing.
+    KernelNamespace { namespace: String },
+    /// The kernel's cgroupfs has no such file in a cgroup where its
+    /// controller is enabled (an older kernel): `path` does not exist.
+    KernelFile { path: String },
+    /// The kernel (release `release`) does not have the feature.
+    KernelVersion { release: String, feature: String },
+    /// The runtime does not offer it: its `features` output, or a
+    /// documented refusal (`detail` quotes it).
+    Runtime { runtime: String, detail: String },
+    /// The host lacks a tool the check needs (lxcfs not installed).
+    HostTool { tool: String, detail: String },
+    /// boxwatch's own safety rule keeps the check from running here (a
+    /// clock write outside a throwaway VM).
+    NotAllowedHere { rule: String },
+}
+
+impl Evidence {
+    /// The evidence in words, for every renderer.
+    pub fn describe(&self) -> String {
+        match self {
+            Evidence::KernelController { controller, source } => {
+                format!("kernel: no {controller} cgroup controller ({source})")
+            }
+            Evidence::KernelNamespace { namespace } => {
+                format!("kernel: no {namespace} namespace (/proc/self/ns/{namespace} is missing)")
+            }
+            Evidence::KernelFile { path } => format!("kernel: {path} does not exist"),
+            Evidence::KernelVersion { release, feature } => {
+                format!("kernel {release}: no {feature}")
+            }
+            Evidence::Runtime { runtime, detail } => format!("runtime {runtime}: {detail}"),
+            Evidence::HostTool { tool, detail } => format!("host: no {tool} ({detail})"),
+            Evidence::NotAllowedHere { rule } => format!("not allowed on this host: {rule}"),
+        }
+    }
+}
+
+impl fmt::Display for Evidence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe())
+    }
+}

@@ -110,6 +110,11 @@ mod tests {
             observed: String::new(),
             required,
             detail: None,
+            evidence: (verdict == Verdict::Unsupported).then(|| {
+                probes::Evidence::KernelNamespace {
+                    namespace: "time".into(),
+                }
+            }),
         }
     }
 

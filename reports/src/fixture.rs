@@ -103,6 +103,7 @@ fn check(
         observed: observed.into(),
         required,
         detail: None,
+        evidence: None,
     }
 }
 
@@ -296,6 +297,9 @@ fn time_namespace() -> ScenarioResult {
         "/proc/self/ns/time absent",
     );
     unsupported.detail = Some("kernel built without CONFIG_TIME_NS".into());
+    unsupported.evidence = Some(probes::Evidence::KernelNamespace {
+        namespace: "time".into(),
+    });
     let mut s = scenario(
         "time-namespace",
         "Time namespace offsets CLOCK_MONOTONIC only",

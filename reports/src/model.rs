@@ -9,13 +9,14 @@
 //! renaming a field, or changing its meaning, bumps the version.
 
 use chrono::{DateTime, Utc};
+pub use probes::Evidence;
 use probes::Verdict;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
 /// The schema this crate writes and the only one it reads as a baseline.
-pub const SCHEMA_VERSION: &str = "boxwatch.report/v1";
+pub const SCHEMA_VERSION: &str = "boxwatch.report/v2";
 
 /// One run of boxwatch scenarios on one host.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -242,6 +243,11 @@ pub struct CheckResult {
     pub required: bool,
     /// Anything else worth reading: the cause of an error, a fix hint.
     pub detail: Option<String>,
+    /// Why the check is `unsupported`: positive evidence that the kernel,
+    /// the runtime or the host lacks the feature. A required check that is
+    /// `unsupported` without it counts as `error`. `None` otherwise.
+    #[serde(default)]
+    pub evidence: Option<Evidence>,
 }
 
 impl CheckResult {

@@ -11,18 +11,23 @@ use probes::Verdict;
 /// 1. `fail` if a required check's verdict differs from its expected verdict
 ///    and is neither `unsupported` nor `error`: a broken guarantee is never
 ///    hidden behind an error elsewhere;
-/// 2. `error` if the scenario itself errored (`scenario_error` is `Some`) or
-///    a required check's verdict is `error` (unless `error` was expected);
+/// 2. `error` if the scenario itself errored (`scenario_error` is `Some`), a
+///    required check's verdict is `error` (unless `error` was expected), or
+///    a required check is `unsupported` without [`CheckResult::evidence`]:
+///    what the judge could not see is never a pass;
 /// 3. `unsupported` if there is at least one required check and every
-///    required check is `unsupported` (the kernel lacks the feature, which is
-///    never a failure);
-/// 4. `pass` otherwise: every required check held or was unsupported, or the
-///    scenario has only informational checks.
+///    required check is `unsupported` with evidence (the kernel, runtime or
+///    host positively lacks the feature, which is never a failure);
+/// 4. `pass` otherwise: every required check held or was unsupported with
+///    evidence, or the scenario has only informational checks.
 pub fn scenario_status(checks: &[CheckResult], scenario_error: Option<&str>) -> Status {
     let required: Vec<&CheckResult> = checks.iter().filter(|c| c.required).collect();
     let broken =
         |c: &&CheckResult| !c.held() && !matches!(c.verdict, Verdict::Unsupported | Verdict::Error);
-    let errored = |c: &&CheckResult| c.verdict == Verdict::Error && !c.held();
+    let errored = |c: &&CheckResult| {
+        (c.verdict == Verdict::Error && !c.held())
+            || (c.verdict == Verdict::Unsupported && c.evidence.is_none())
+    };
     if required.iter().any(broken) {
         Status::Fail
     } else if scenario_error.is_some() || required.iter().any(errored) {
@@ -64,6 +69,12 @@ mod tests {
             observed: String::new(),
             required,
             detail: None,
+            evidence: (verdict == Verdict::Unsupported).then(|| {
+                probes::Evidence::KernelController {
+                    controller: "memory".into(),
+                    source: "/proc/cgroups".into(),
+                }
+            }),
         }
     }
 
@@ -131,6 +142,20 @@ mod tests {
     }
 
     #[test]
+    fn a_required_unsupported_without_evidence_is_an_error() {
+        let mut blind = check(Verdict::Unsupported, Verdict::Enforced, true);
+        blind.evidence = None;
+        let checks = [
+            check(Verdict::Enforced, Verdict::Enforced, true),
+            blind.clone(),
+        ];
+        assert_eq!(scenario_status(&checks, None), Status::Error);
+        assert_eq!(scenario_status(&[blind.clone()], None), Status::Error);
+        blind.required = false;
+        assert_eq!(scenario_status(&[blind], None), Status::Pass);
+    }
+
+    #[test]
     fn a_scenario_error_is_an_error_even_without_checks() {
         assert_eq!(scenario_status(&[], Some("spawn failed")), Status::Error);
     }
@@ -174,9 +199,20 @@ mod tests {
         #[test]
         fn unsupported_is_never_a_failure(checks in prop::collection::vec(any_check(), 0..8)) {
             let unsupported_everywhere: Vec<CheckResult> = checks.into_iter()
-                .map(|mut c| { c.verdict = Verdict::Unsupported; c }).collect();
+                .map(|c| check(Verdict::Unsupported, c.expected, c.required)).collect();
             let status = scenario_status(&unsupported_everywhere, None);
             prop_assert!(status == Status::Pass || status == Status::Unsupported);
+        }
+
+        #[test]
+        fn unsupported_without_evidence_never_passes(checks in prop::collection::vec(any_check(), 0..8)) {
+            let blind = checks.iter().any(|c| c.required && c.verdict == Verdict::Unsupported);
+            let stripped: Vec<CheckResult> = checks.into_iter()
+                .map(|mut c| { c.evidence = None; c }).collect();
+            let status = scenario_status(&stripped, None);
+            if blind {
+                prop_assert!(status == Status::Fail || status == Status::Error);
+            }
         }
 
         #[test]

@@ -30,7 +30,7 @@ fn another_schema_version_is_refused_as_such() {
     assert_eq!(
         err.to_string(),
         format!(
-            "report {} has schema_version \"boxwatch.report/v0\", expected \"boxwatch.report/v1\"",
+            "report {} has schema_version \"boxwatch.report/v0\", expected \"boxwatch.report/v2\"",
             path.display()
         )
     );

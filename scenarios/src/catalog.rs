@@ -384,6 +384,15 @@ fn build(raw: FileScenario, file: &Path) -> Result<Scenario, Bad> {
     let mut checks = BTreeSet::new();
     let mut expectations = Vec::new();
     for e in raw.expect {
+        if PLACEMENT_CHECKS.contains(&e.check.get_ref().as_str()) {
+            return Err(bad(
+                &e.check,
+                format!(
+                    "check id {:?} is reserved: every scenario has it already",
+                    e.check.get_ref()
+                ),
+            ));
+        }
         if !checks.insert(e.check.get_ref().clone()) {
             return Err(bad(
                 &e.check,
@@ -399,6 +408,13 @@ fn build(raw: FileScenario, file: &Path) -> Result<Scenario, Bad> {
         return Err((
             None,
             "the scenario has no [[expect]] entries: nothing would be checked".into(),
+        ));
+    }
+    expectations.push(placement_check("", crate::placement::METRIC));
+    if neighbour.is_some() {
+        expectations.push(placement_check(
+            "neighbour-",
+            &format!("neighbour.{}", crate::placement::METRIC),
         ));
     }
     if let Some(h) = &raw.headline {
@@ -428,6 +444,33 @@ fn build(raw: FileScenario, file: &Path) -> Result<Scenario, Bad> {
         neighbour,
         expectations,
     })
+}
+
+/// The check ids every scenario gets without asking: its containers'
+/// processes are in the cgroup it judges.
+pub const PLACEMENT_CHECKS: [&str; 2] = ["placement", "neighbour-placement"];
+
+/// The required placement check of a container (`prefix` `neighbour-` for
+/// the neighbour), added to every scenario: every container boxwatch starts
+/// has a cgroup, and the figures judged come from it.
+fn placement_check(prefix: &str, metric: &str) -> Expectation {
+    let who = if prefix.is_empty() {
+        "the container's"
+    } else {
+        "the neighbour's"
+    };
+    Expectation {
+        check: format!("{prefix}placement"),
+        title: format!(
+            "{who} processes are in the cgroup the runtime reported, in every hierarchy the judge reads (/proc/<pid>/cgroup, sampled while it ran)"
+        ),
+        metric: metric.to_string(),
+        condition: Condition::Equals(Value::Text(crate::placement::PLACED.into())),
+        required: true,
+        pass: Verdict::Enforced,
+        fail: Verdict::NotEnforced,
+        needs_cpus: None,
+    }
 }
 
 fn member(c: FileContainer, w: FileWorkload) -> Result<Member, Bad> {
@@ -1106,6 +1149,35 @@ tolerance = 0.02
         );
         assert!(e.required);
         assert_eq!((e.pass, e.fail), (Verdict::Enforced, Verdict::NotEnforced));
+    }
+
+    #[test]
+    fn every_scenario_gets_a_required_placement_check_and_may_not_define_it() {
+        let s = load(GOOD).unwrap();
+        let p = s.expectations.last().unwrap();
+        assert_eq!(
+            (p.check.as_str(), p.metric.as_str()),
+            ("placement", "placement")
+        );
+        assert!(p.required);
+        assert_eq!((p.pass, p.fail), (Verdict::Enforced, Verdict::NotEnforced));
+        let e = refused(&GOOD.replace("check = \"cpu-share\"", "check = \"placement\""));
+        assert!(e.reason.contains("reserved"), "{e}");
+        assert_eq!(e.line, 14);
+        for s in crate::builtin::load().into_iter().map(|e| e.unwrap()) {
+            let want: &[&str] = if s.neighbour.is_some() {
+                &["placement", "neighbour-placement"]
+            } else {
+                &["placement"]
+            };
+            for id in want {
+                assert!(
+                    s.expectations.iter().any(|e| e.check == *id && e.required),
+                    "{}: no {id}",
+                    s.id
+                );
+            }
+        }
     }
 
     #[test]

@@ -63,6 +63,12 @@ pub struct ScenariosArgs {
     /// The OCI runtime's binary (default: runc or crun from PATH).
     #[arg(long, value_name = "PATH")]
     pub runtime_path: Option<PathBuf>,
+    /// Write what the judge observed in every scenario to
+    /// DIR/RUNTIME/SCENARIO.json (the same as BOXWATCH_DUMP_OBSERVATIONS);
+    /// `-` prints them on stdout as one JSON array instead of the report
+    /// (how `cargo xtask vm --job` brings them back from a VM).
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub dump_observations: Option<PathBuf>,
 }
 
 fn parse_interval(s: &str) -> std::result::Result<Duration, String> {
@@ -356,6 +362,9 @@ pub fn run_scenarios(args: ScenariosArgs) -> Result<ExitCode> {
     cfg.quiet_wait = args.quiet_wait;
     cfg.runtime = args.runtime;
     cfg.runtime_path = args.runtime_path.clone();
+    if let Some(d) = &args.dump_observations {
+        cfg.dump_observations = Some(d.clone());
+    }
     let runner = Runner::new(cfg)?;
 
     let jobs: Vec<Job> = entries
@@ -389,6 +398,7 @@ pub fn run_scenarios(args: ScenariosArgs) -> Result<ExitCode> {
     if let Some(b) = &baseline {
         report = report.with_baseline(b);
     }
+    let recorded = runner.recorded();
     drop(runner);
     if let Some(dir) = &args.out {
         let written = reports::write_all(&report, dir).map_err(|e| Error::Report(e.to_string()))?;
@@ -397,6 +407,10 @@ pub fn run_scenarios(args: ScenariosArgs) -> Result<ExitCode> {
         }
     }
     let text = match args.format {
+        _ if args.dump_observations.as_deref() == Some(std::path::Path::new("-")) => {
+            serde_json::to_string_pretty(&recorded)
+                .map_err(|e| Error::Report(format!("the observations as JSON: {e}")))?
+        }
         Format::Human => {
             let color = if std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
             {

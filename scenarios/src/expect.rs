@@ -1,6 +1,7 @@
 //! Expectations and their evaluation: a pure function from what was
 //! observed to a verdict. No I/O here.
 
+pub use probes::Evidence;
 use probes::Verdict;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -10,8 +11,45 @@ use std::collections::BTreeMap;
 #[serde(untagged)]
 pub enum Value {
     Bool(bool),
+    /// JSON has no infinity (an unlimited limit) or NaN: those are written
+    /// as the strings `@inf`, `@-inf` and `@nan`, and read back as numbers.
+    #[serde(with = "nonfinite")]
     Number(f64),
     Text(String),
+}
+
+/// Serde of an `f64` that keeps infinities and NaN (see [`Value::Number`]).
+mod nonfinite {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        match *v {
+            v if v.is_finite() => s.serialize_f64(v),
+            v if v.is_nan() => s.serialize_str("@nan"),
+            v if v > 0.0 => s.serialize_str("@inf"),
+            _ => s.serialize_str("@-inf"),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Number(f64),
+            Text(String),
+        }
+        match Repr::deserialize(d)? {
+            Repr::Number(n) => Ok(n),
+            Repr::Text(t) => match t.as_str() {
+                "@inf" => Ok(f64::INFINITY),
+                "@-inf" => Ok(f64::NEG_INFINITY),
+                "@nan" => Ok(f64::NAN),
+                other => Err(serde::de::Error::custom(format!(
+                    "{other:?} is not a number"
+                ))),
+            },
+        }
+    }
 }
 
 impl Value {
@@ -29,9 +67,11 @@ impl Value {
 #[serde(rename_all = "snake_case")]
 pub enum Observed {
     Value(Value),
-    /// The host cannot show this (the kernel lacks the feature): not a failure.
-    Unsupported(String),
-    /// The harness could not observe it: the check ends in `error`.
+    /// The kernel, the runtime or the host positively lacks the feature
+    /// (the evidence says how it is known): not a failure.
+    Unsupported(Evidence),
+    /// The harness could not observe it (named with the file and the
+    /// errno when a read failed): the check ends in `error`.
     Missing(String),
 }
 
@@ -118,6 +158,9 @@ pub struct Judgement {
     pub observed: String,
     /// The numeric observation, for reports and baselines.
     pub value: Option<f64>,
+    /// Why the check is `unsupported` (always set when it is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
 }
 
 impl Judgement {
@@ -145,6 +188,7 @@ pub fn evaluate(e: &Expectation, observations: &Observations) -> Judgement {
         expected: expected.clone(),
         observed,
         value,
+        evidence: None,
     };
     let value = match observations.get(&e.metric) {
         None => {
@@ -155,7 +199,12 @@ pub fn evaluate(e: &Expectation, observations: &Observations) -> Judgement {
             )
         }
         Some(Observed::Missing(why)) => return judge(Verdict::Error, why.clone(), None),
-        Some(Observed::Unsupported(why)) => return judge(Verdict::Unsupported, why.clone(), None),
+        Some(Observed::Unsupported(evidence)) => {
+            return Judgement {
+                evidence: Some(evidence.clone()),
+                ..judge(Verdict::Unsupported, evidence.describe(), None)
+            }
+        }
         Some(Observed::Value(v)) => v,
     };
     let number = match value {
@@ -347,12 +396,22 @@ mod tests {
         assert_eq!(evaluate(&e, &Observations::new()).verdict, Verdict::Error);
         let j = evaluate(
             &e,
-            &obs("oom_killed", Observed::Unsupported("no v1 memory".into())),
+            &obs(
+                "oom_killed",
+                Observed::Unsupported(Evidence::KernelController {
+                    controller: "memory".into(),
+                    source: "/proc/cgroups".into(),
+                }),
+            ),
         );
         assert_eq!(
             (j.verdict, j.observed.as_str()),
-            (Verdict::Unsupported, "no v1 memory")
+            (
+                Verdict::Unsupported,
+                "kernel: no memory cgroup controller (/proc/cgroups)"
+            )
         );
+        assert!(j.evidence.is_some());
         assert_eq!(
             evaluate(&e, &obs("oom_killed", Observed::Missing("x".into()))).verdict,
             Verdict::Error
@@ -368,6 +427,26 @@ mod tests {
             evaluate(&e, &obs("oom_killed", false)).verdict,
             Verdict::NotEnforced
         );
+    }
+
+    #[test]
+    fn observations_round_trip_through_json_infinities_included() {
+        let o: Observations = [
+            ("a".to_string(), Observed::from(f64::INFINITY)),
+            ("b".to_string(), Observed::from(f64::NEG_INFINITY)),
+            ("c".to_string(), Observed::from(1.5)),
+            ("d".to_string(), Observed::from("@inf is text")),
+            ("e".to_string(), Observed::from(true)),
+            ("f".to_string(), Observed::Missing("x".into())),
+        ]
+        .into();
+        let text = serde_json::to_string(&o).unwrap();
+        let back: Observations = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, o);
+        let nan: Observed =
+            serde_json::from_str(&serde_json::to_string(&Observed::from(f64::NAN)).unwrap())
+                .unwrap();
+        assert!(matches!(nan, Observed::Value(Value::Number(n)) if n.is_nan()));
     }
 
     #[test]

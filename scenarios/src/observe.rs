@@ -3,9 +3,12 @@
 //! only computes.
 
 use crate::catalog::ContainerDef;
-use crate::expect::{Observations, Observed, Value};
+use crate::expect::{Evidence, Observations, Observed, Value};
+use crate::facts::CgroupFacts;
+use crate::facts::ControllerFact;
+use crate::placement::PlacementSeen;
 use crate::workload::WorkloadKind;
-use probes::host::{CgroupStats, Limit};
+use probes::host::{CgroupStats, CgroupVersion, Limit};
 use probes::inside::{InsideView, CAP_SYS_ADMIN, CAP_SYS_TIME};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -59,18 +62,19 @@ pub struct AckView {
     pub host_sees_marker: bool,
     /// The container's namespace inodes as the host sees them then.
     pub container_ns: BTreeMap<String, u64>,
+    /// Why the host's mount table could not be read then, if it could not.
+    pub mounts_error: Option<String>,
 }
 
 /// Host facts read before and after a scenario.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct HostSnapshot {
-    pub hostname: String,
+    /// `None` when gethostname failed.
+    pub hostname: Option<String>,
     pub realtime: f64,
     pub monotonic: f64,
     /// /proc/vmstat `oom_kill`.
     pub oom_kills: Option<u64>,
-    /// Whether a host process could be started (after only).
-    pub can_fork: Option<bool>,
 }
 
 /// Everything the harness collected about one container.
@@ -92,6 +96,8 @@ pub struct Collected {
     /// Forks the kernel refused at the pids limit (`pids.events` max), read
     /// right after the entry exited.
     pub pids_limit_hits: Option<u64>,
+    /// Why pids.events could not be read, when it could not.
+    pub pids_limit_hits_error: Option<String>,
     /// Why the cgroup's figures could not be read, when they could not.
     pub stats_error: Option<String>,
     /// The fields of the workload's protocol lines, merged.
@@ -110,6 +116,17 @@ pub struct Collected {
     pub survivors_after_cleanup: Option<usize>,
     /// The last lines the workload wrote on stderr.
     pub stderr_tail: String,
+    /// What the kernel shows of the judged controllers for the container's
+    /// cgroup, read before cleanup: the evidence for `unsupported`.
+    pub facts: Option<CgroupFacts>,
+    /// Where the container's processes were, sampled while it ran.
+    pub placement: PlacementSeen,
+    /// The first sample (ms since start) where the container was running
+    /// and pids.current read 0: its processes are not counted there.
+    pub zero_pids_at_ms: Option<u64>,
+    /// The host's fork tried while the container was at a limit: (ms since
+    /// start, which limit, whether the host could start a process).
+    pub fork_at_limit: Option<(u64, String, bool)>,
 }
 
 /// Paths the minimal rootfs has on purpose: host mounts at these paths, or
@@ -147,17 +164,11 @@ fn missing(why: impl Into<String>) -> Observed {
     Observed::Missing(why.into())
 }
 
-fn unsupported(why: impl Into<String>) -> Observed {
-    Observed::Unsupported(why.into())
-}
-
-fn limit_obs(l: Option<Limit>, what: &str) -> Observed {
+fn limit_obs(l: Option<Limit>, absent: impl FnOnce() -> Observed) -> Observed {
     match l {
         Some(Limit::Value(v)) => v.into(),
         Some(Limit::Unlimited) => f64::INFINITY.into(),
-        None => unsupported(format!(
-            "the host shows no {what} for the container's cgroup"
-        )),
+        None => absent(),
     }
 }
 
@@ -178,17 +189,58 @@ pub fn window_share(a: &Mark, b: &Mark, ticks_per_sec: f64) -> Option<(f64, Opti
     Some((share, busy))
 }
 
-/// The metrics of one container.
-pub fn observe(
+/// The version of the hierarchy serving `controller` for the container,
+/// from the facts (v1 when unknown: only the file name in a message).
+fn version_of(c: &Collected, controller: &str) -> CgroupVersion {
+    match c.facts.as_ref().and_then(|f| f.controllers.get(controller)) {
+        Some(ControllerFact::Mounted { version, .. }) => *version,
+        _ => CgroupVersion::V1,
+    }
+}
+
+/// A figure of `controller` the host did not show (file `v1` or `v2` by
+/// the hierarchy's version): `unsupported` only with the kernel's evidence.
+fn absent(c: &Collected, controller: &str, v1: &str, v2: &str) -> Observed {
+    let file = match version_of(c, controller) {
+        CgroupVersion::V1 => v1,
+        CgroupVersion::V2 => v2,
+    };
+    // The probes saw the cgroup's directory missing from that hierarchy.
+    if let (Some(s), Some(ControllerFact::Mounted { dir, .. })) = (
+        &c.final_stats,
+        c.facts.as_ref().and_then(|f| f.controllers.get(controller)),
+    ) {
+        if s.missing_dirs.contains(dir) {
+            return missing(format!(
+                "{}: ENOENT: the container's cgroup is not in the {controller} hierarchy",
+                dir.display()
+            ));
+        }
+    }
+    let why = c
+        .stats_error
+        .clone()
+        .unwrap_or_else(|| "the container's cgroup was not found: its facts were not read".into());
+    crate::facts::absent_figure(c.facts.as_ref(), &why, controller, file)
+}
+
+/// The CPU usage the host did not show: v1 cpuacct.usage when the cpuacct
+/// hierarchy is mounted, else cpu.stat.
+fn absent_usage(c: &Collected) -> Observed {
+    match c.facts.as_ref().and_then(|f| f.controllers.get("cpuacct")) {
+        Some(ControllerFact::Mounted { .. }) => absent(c, "cpuacct", "cpuacct.usage", "cpu.stat"),
+        _ => absent(c, "cpu", "cpu.stat", "cpu.stat"),
+    }
+}
+
+/// The figures read from the container's cgroup: CPU, memory, pids, OOM.
+fn cgroup_figures(
     c: &Collected,
     pre: &HostSnapshot,
     post: &HostSnapshot,
-    harness_ns: &BTreeMap<String, u64>,
-    def: &ContainerDef,
-    workload: WorkloadKind,
     ticks_per_sec: f64,
-) -> Observations {
-    let mut o = Observations::new();
+    o: &mut Observations,
+) {
     let mut put = |k: &str, v: Observed| {
         o.insert(k.to_string(), v);
     };
@@ -207,11 +259,8 @@ pub fn observe(
     };
     match window {
         Some((a, b)) if a.cpu_usage_ns.is_none() || b.cpu_usage_ns.is_none() => {
-            put("cpu_share", unsupported("no CPU accounting for the container's cgroup (cpuacct.usage / cpu.stat usage_usec)"));
-            put(
-                "host_busy_cpus",
-                unsupported("needs the container's CPU accounting"),
-            );
+            put("cpu_share", absent_usage(c));
+            put("host_busy_cpus", absent_usage(c));
         }
         Some((a, b)) => match window_share(&a, &b, ticks_per_sec) {
             Some((share, busy)) => {
@@ -241,44 +290,56 @@ pub fn observe(
 
     match &c.final_stats {
         Some(s) => {
-            let cpu = |v: Option<u64>, f: &str| {
-                v.map(Observed::from).unwrap_or_else(|| {
-                    unsupported(format!("cpu.stat has no {f} for the container's cgroup"))
-                })
-            };
-            put("nr_periods", cpu(s.cpu_nr_periods, "nr_periods"));
-            put("nr_throttled", cpu(s.cpu_nr_throttled, "nr_throttled"));
+            let cpu_stat = || absent(c, "cpu", "cpu.stat", "cpu.stat");
+            put(
+                "nr_periods",
+                s.cpu_nr_periods
+                    .map(Observed::from)
+                    .unwrap_or_else(cpu_stat),
+            );
+            put(
+                "nr_throttled",
+                s.cpu_nr_throttled
+                    .map(Observed::from)
+                    .unwrap_or_else(cpu_stat),
+            );
             put(
                 "throttled_secs",
                 s.cpu_throttled_ns
                     .map(|ns| Observed::from(ns as f64 / 1e9))
-                    .unwrap_or_else(|| unsupported("cpu.stat has no throttled time")),
+                    .unwrap_or_else(cpu_stat),
             );
             put(
                 "throttled_ratio",
                 match (s.cpu_nr_periods, s.cpu_nr_throttled) {
                     (Some(0), Some(_)) => 0.0.into(),
                     (Some(p), Some(t)) => (t as f64 / p as f64).into(),
-                    _ => unsupported("cpu.stat has no nr_periods/nr_throttled"),
+                    _ => cpu_stat(),
                 },
             );
             put(
                 "cpu_quota",
                 match s.cpu_max {
                     Some(m) => m.cores().unwrap_or(f64::INFINITY).into(),
-                    None => unsupported("the host shows no CFS quota for the container's cgroup"),
+                    None => absent(c, "cpu", "cpu.cfs_quota_us", "cpu.max"),
                 },
             );
             put(
                 "memory_limit_bytes",
-                limit_obs(s.memory_limit, "memory limit"),
+                limit_obs(s.memory_limit, || {
+                    absent(c, "memory", "memory.limit_in_bytes", "memory.max")
+                }),
             );
-            put("pids_limit", limit_obs(s.pids_max, "pids.max"));
+            put(
+                "pids_limit",
+                limit_obs(s.pids_max, || absent(c, "pids", "pids.max", "pids.max")),
+            );
             put(
                 "pids_limit_hits",
-                match c.pids_limit_hits {
-                    Some(n) => n.into(),
-                    None => unsupported("the host shows no pids.events for the container's cgroup"),
+                match (c.pids_limit_hits, &c.pids_limit_hits_error) {
+                    (_, Some(e)) => missing(e.clone()),
+                    (Some(n), None) => n.into(),
+                    (None, None) => absent(c, "pids", "pids.events", "pids.events"),
                 },
             );
             let sampled_mem = c.samples.iter().filter_map(|x| x.memory_bytes).max();
@@ -287,18 +348,14 @@ pub fn observe(
                 match (s.memory_peak_bytes, sampled_mem) {
                     (Some(p), _) => p.into(),
                     (None, Some(m)) => m.into(),
-                    (None, None) => {
-                        unsupported("the host shows no memory usage for the container's cgroup")
-                    }
+                    (None, None) => absent(c, "memory", "memory.max_usage_in_bytes", "memory.peak"),
                 },
             );
             put(
                 "memory_limit_hits",
                 match s.memory_failcnt.or(s.memory_events.and_then(|e| e.max)) {
                     Some(n) => n.into(),
-                    None => unsupported(
-                        "the host shows no memory.failcnt (v1) or memory.events max (v2) for the container's cgroup",
-                    ),
+                    None => absent(c, "memory", "memory.failcnt", "memory.events"),
                 },
             );
             match s.oom_kills {
@@ -309,15 +366,17 @@ pub fn observe(
                         "host_oom_kills_outside",
                         match (pre.oom_kills, post.oom_kills) {
                             (Some(a), Some(b)) => b.saturating_sub(a).saturating_sub(k).into(),
-                            _ => unsupported("/proc/vmstat has no oom_kill counter"),
+                            _ => missing(
+                                "/proc/vmstat: no oom_kill counter was read before and after",
+                            ),
                         },
                     );
                 }
                 None => {
-                    let why = "this kernel does not count OOM kills per cgroup (memory.oom_control oom_kill / memory.events)";
-                    put("oom_kills", unsupported(why));
-                    put("oom_killed", unsupported(why));
-                    put("host_oom_kills_outside", unsupported(why));
+                    let why = || absent(c, "memory", "memory.oom_control", "memory.events");
+                    put("oom_kills", why());
+                    put("oom_killed", why());
+                    put("host_oom_kills_outside", why());
                 }
             }
         }
@@ -343,15 +402,32 @@ pub fn observe(
     }
     put(
         "pids_peak",
-        c.samples
-            .iter()
-            .filter_map(|s| s.pids)
-            .max()
-            .map(Observed::from)
-            .unwrap_or_else(|| {
-                unsupported("the host shows no pids.current for the container's cgroup")
-            }),
+        match (c.zero_pids_at_ms, c.samples.iter().filter_map(|s| s.pids).max()) {
+            (Some(t), _) => missing(format!(
+                "pids.current read 0 at {t} ms while the container ran: its processes are not counted in the cgroup the judge reads"
+            )),
+            (None, Some(n)) => n.into(),
+            (None, None) => absent(c, "pids", "pids.current", "pids.current"),
+        },
     );
+}
+
+/// The metrics of one container.
+pub fn observe(
+    c: &Collected,
+    pre: &HostSnapshot,
+    post: &HostSnapshot,
+    harness_ns: &BTreeMap<String, u64>,
+    def: &ContainerDef,
+    workload: WorkloadKind,
+    ticks_per_sec: f64,
+) -> Observations {
+    let mut o = Observations::new();
+    cgroup_figures(c, pre, post, ticks_per_sec, &mut o);
+    o.insert(crate::placement::METRIC.into(), c.placement.observed());
+    let mut put = |k: &str, v: Observed| {
+        o.insert(k.to_string(), v);
+    };
     put(
         "exit_code",
         c.exit_code
@@ -374,9 +450,12 @@ pub fn observe(
     );
     put(
         "host_can_fork",
-        post.can_fork
-            .map(Observed::from)
-            .unwrap_or_else(|| missing("not tried")),
+        match &c.fork_at_limit {
+            Some((_, _, ok)) => (*ok).into(),
+            None => missing(
+                "the container was never seen at a limit in a sample: the host's fork was not tried while it was",
+            ),
+        },
     );
     let offset_before = pre.realtime - pre.monotonic;
     let step_after = (post.realtime - post.monotonic - offset_before).abs();
@@ -391,7 +470,10 @@ pub fn observe(
     put("host_clock_step_after_secs", step_after.into());
     put(
         "host_hostname_unchanged",
-        (pre.hostname == post.hostname).into(),
+        match (&pre.hostname, &post.hostname) {
+            (Some(a), Some(b)) => (a == b).into(),
+            _ => missing("the host's hostname could not be read (gethostname) before and after"),
+        },
     );
 
     // Namespaces: the container's inodes (seen from the host) against ours.
@@ -404,7 +486,9 @@ pub fn observe(
     for ns in ["pid", "mnt", "uts", "ipc", "net", "cgroup", "user", "time"] {
         let key = format!("ns_differs.{ns}");
         let v = match (harness_ns.get(ns), container_ns.get(ns)) {
-            (None, _) => unsupported(format!("this kernel has no {ns} namespace")),
+            (None, _) => Observed::Unsupported(Evidence::KernelNamespace {
+                namespace: ns.into(),
+            }),
             (Some(_), None) => missing(format!(
                 "the container's {ns} namespace could not be read from /proc/{}/ns (it exited too soon?)",
                 c.host_pid
@@ -486,8 +570,22 @@ fn inside_metrics(
     let mut put = |k: &str, val: Observed| {
         o.insert(format!("inside.{k}"), val);
     };
+    // A list the probe could not read is no answer, never "none".
+    let unread = |list: &str| {
+        missing(format!(
+            "the probe could not read its {list} inside: {}",
+            v.problems.join("; ")
+        ))
+    };
+    let count = |list: &str, n: usize| {
+        if v.unread.contains(list) {
+            unread(list)
+        } else {
+            Observed::from(n as u64)
+        }
+    };
     put("pid", (v.pid as u64).into());
-    put("pid_count", (v.pids.len() as u64).into());
+    put("pid_count", count("pids", v.pids.len()));
     put("hostname", v.hostname.as_str().into());
     put("mem_total_bytes", opt(v.mem_total_bytes, "MemTotal"));
     put(
@@ -514,8 +612,8 @@ fn inside_metrics(
             .map(Observed::from)
             .unwrap_or_else(|| missing("/proc/uptime could not be read inside")),
     );
-    put("interface_count", (v.interfaces.len() as u64).into());
-    put("mount_count", (v.mounts.len() as u64).into());
+    put("interface_count", count("interfaces", v.interfaces.len()));
+    put("mount_count", count("mounts", v.mounts.len()));
     match v.capabilities {
         Some(caps) => {
             put("cap_sys_time", caps.effective_has(CAP_SYS_TIME).into());
@@ -584,7 +682,10 @@ fn inside_metrics(
     o.insert(
         "host_sees_inside_mount".into(),
         match (c.fields.get("mounted"), ack) {
-            (Some(serde_json::Value::Bool(true)), Some(a)) => a.host_sees_marker.into(),
+            (Some(serde_json::Value::Bool(true)), Some(a)) => match &a.mounts_error {
+                Some(e) => missing(format!("the host's mount table could not be read: {e}")),
+                None => a.host_sees_marker.into(),
+            },
             (Some(serde_json::Value::Bool(false)), _) => missing(format!(
                 "the probe could not mount its marker inside: {}",
                 c.fields
@@ -598,6 +699,14 @@ fn inside_metrics(
     o.insert(
         "host_mounts_visible_inside".into(),
         match ack {
+            Some(AckView {
+                mounts_error: Some(e),
+                ..
+            }) => missing(format!("the host's mount table could not be read: {e}")),
+            Some(_) if v.unread.contains("mounts") || v.mounts.is_empty() => missing(format!(
+                "the probe saw no mount inside: {}",
+                v.problems.join("; ")
+            )),
             Some(a) => {
                 let host: BTreeSet<&str> = a
                     .host_mount_points
@@ -617,9 +726,16 @@ fn inside_metrics(
     );
     o.insert(
         "interfaces_besides_lo".into(),
-        Observed::Value(Value::Number(
-            v.interfaces.iter().filter(|i| *i != "lo").count() as f64,
-        )),
+        if v.unread.contains("interfaces") || v.interfaces.is_empty() {
+            missing(format!(
+                "the probe could not read its network interfaces inside: {}",
+                v.problems.join("; ")
+            ))
+        } else {
+            Observed::Value(Value::Number(
+                v.interfaces.iter().filter(|i| *i != "lo").count() as f64,
+            ))
+        },
     );
     let _ = def;
 }
@@ -708,6 +824,130 @@ mod tests {
         assert!(matches!(o["ns_differs.pid"], Observed::Unsupported(_)));
     }
 
+    /// A fork bomb whose container was never placed in its pids cgroup:
+    /// the directory is missing from the pids hierarchy, so the pids figures
+    /// are absent, and /proc/<pid>/cgroup shows the root there. Today's
+    /// judge must not pass it.
+    #[test]
+    fn a_container_never_placed_in_a_pids_cgroup_is_not_a_pass() {
+        let s = crate::builtin::load()
+            .into_iter()
+            .find_map(|e| e.ok().filter(|s| s.id == "pids-fork-bomb"))
+            .unwrap();
+        let layout = probes::host::CgroupLayout::from_mounts(
+            &probes::host::parse::parse_mountinfo(
+                "30 25 0:26 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n\
+                 31 25 0:27 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+                 33 25 0:29 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n\
+                 34 25 0:30 / /sys/fs/cgroup/cpuacct rw - cgroup cgroup rw,cpuacct\n\
+                 35 25 0:31 / /sys/fs/cgroup/cpuset rw - cgroup cgroup rw,cpuset\n",
+            )
+            .unwrap(),
+            std::path::Path::new("/"),
+        )
+        .unwrap();
+        let expected = probes::host::CgroupPath::new("/boxwatch/run/pids-fork-bomb").unwrap();
+        let mut placement = PlacementSeen::default();
+        crate::placement::judge_proc_cgroup(
+            &mut placement,
+            4242,
+            "5:pids:/\n4:memory:/boxwatch/run/pids-fork-bomb\n3:cpu:/boxwatch/run/pids-fork-bomb\n\
+             2:cpuacct:/boxwatch/run/pids-fork-bomb\n1:cpuset:/boxwatch/run/pids-fork-bomb\n",
+            &crate::placement::judged_hierarchies(&layout, false),
+            &expected,
+        );
+        let mut facts = crate::facts::CgroupFacts::default();
+        facts.controllers.insert(
+            "pids".into(),
+            ControllerFact::Mounted {
+                dir: "/sys/fs/cgroup/pids/boxwatch/run/pids-fork-bomb".into(),
+                version: CgroupVersion::V1,
+                dir_error: Some("ENOENT (No such file or directory)".into()),
+            },
+        );
+        let c = Collected {
+            host_pid: 4242,
+            final_stats: Some(CgroupStats {
+                memory_limit: Some(Limit::Value(256 << 20)),
+                ..CgroupStats::default()
+            }),
+            samples: vec![HostSample {
+                t_ms: 100,
+                memory_bytes: Some(1 << 20),
+                ..HostSample::default()
+            }],
+            facts: Some(facts),
+            placement,
+            exit_code: Some(0),
+            survivors: Some(0),
+            survivors_after_cleanup: Some(0),
+            ..Collected::default()
+        };
+        let o = observe(
+            &c,
+            &HostSnapshot::default(),
+            &HostSnapshot::default(),
+            &BTreeMap::new(),
+            &def(),
+            WorkloadKind::ForkBomb,
+            100.0,
+        );
+        for k in ["pids_limit", "pids_limit_hits", "pids_peak"] {
+            match &o[k] {
+                Observed::Missing(why) => assert!(why.contains("ENOENT"), "{k}: {why}"),
+                other => panic!("{k}: {other:?}"),
+            }
+        }
+        let judgements = crate::expect::evaluate_all(&s.expectations, &o);
+        let placement = judgements.iter().find(|j| j.check == "placement").unwrap();
+        assert_eq!(placement.verdict, probes::Verdict::NotEnforced);
+        assert!(
+            placement
+                .observed
+                .contains("root cgroup of /sys/fs/cgroup/pids"),
+            "{}",
+            placement.observed
+        );
+        let checks: Vec<reports::CheckResult> =
+            judgements.iter().map(crate::report::check_result).collect();
+        assert_eq!(
+            reports::scenario_status(&checks, None),
+            reports::Status::Fail
+        );
+        // Even without the placement check, the blind pids checks are errors.
+        let rest: Vec<reports::CheckResult> =
+            checks.into_iter().filter(|c| c.id != "placement").collect();
+        assert_eq!(
+            reports::scenario_status(&rest, None),
+            reports::Status::Error
+        );
+    }
+
+    #[test]
+    fn a_pids_current_of_zero_while_running_is_an_error() {
+        let c = Collected {
+            zero_pids_at_ms: Some(300),
+            samples: vec![HostSample {
+                t_ms: 300,
+                pids: Some(0),
+                ..HostSample::default()
+            }],
+            ..Collected::default()
+        };
+        let o = observe(
+            &c,
+            &HostSnapshot::default(),
+            &HostSnapshot::default(),
+            &BTreeMap::new(),
+            &def(),
+            WorkloadKind::ForkBomb,
+            100.0,
+        );
+        assert!(matches!(&o["pids_peak"], Observed::Missing(w) if w.contains("read 0")));
+        assert!(matches!(&o["host_can_fork"], Observed::Missing(_)));
+        assert!(matches!(&o["placement"], Observed::Missing(_)));
+    }
+
     #[test]
     fn namespaces_and_inside_view_are_compared() {
         let harness: BTreeMap<String, u64> = [
@@ -766,6 +1006,67 @@ mod tests {
         assert_eq!(num(&o, "host_mounts_visible_inside"), 1.0);
         assert_eq!(num(&o, "interfaces_besides_lo"), 0.0);
         assert_eq!(num(&o, "inside.pid"), 1.0);
+    }
+
+    #[test]
+    fn lists_the_probe_could_not_read_are_errors_not_empty() {
+        let mut view = InsideView {
+            pid: 1,
+            problems: vec!["/proc/self/net/dev: Permission denied".into()],
+            ..InsideView::default()
+        };
+        for l in ["interfaces", "mounts", "pids"] {
+            view.unread.insert(l.into());
+        }
+        let mut fields = serde_json::Map::new();
+        fields.insert("view".into(), serde_json::to_value(&view).unwrap());
+        let c = Collected {
+            host_pid: 4242,
+            fields,
+            ack: Some(AckView {
+                host_mount_points: vec!["/work".into()],
+                ..AckView::default()
+            }),
+            ..Collected::default()
+        };
+        let o = observe(
+            &c,
+            &HostSnapshot::default(),
+            &HostSnapshot::default(),
+            &BTreeMap::new(),
+            &def(),
+            WorkloadKind::ProbeInside,
+            100.0,
+        );
+        for k in [
+            "interfaces_besides_lo",
+            "inside.interface_count",
+            "inside.mount_count",
+            "inside.pid_count",
+            "host_mounts_visible_inside",
+            "host_hostname_unchanged",
+        ] {
+            assert!(matches!(o[k], Observed::Missing(_)), "{k}: {:?}", o[k]);
+        }
+        // The host's mount table unreadable at ack time: an error too.
+        let mut c = c;
+        view.unread.clear();
+        view.mounts = probes::inside::parse_mountinfo("1 0 0:1 / / rw - tmpfs t rw\n");
+        c.fields
+            .insert("view".into(), serde_json::to_value(&view).unwrap());
+        c.ack.as_mut().unwrap().mounts_error = Some("/proc/self/mountinfo: EACCES".into());
+        let o = observe(
+            &c,
+            &HostSnapshot::default(),
+            &HostSnapshot::default(),
+            &BTreeMap::new(),
+            &def(),
+            WorkloadKind::ProbeInside,
+            100.0,
+        );
+        assert!(
+            matches!(&o["host_mounts_visible_inside"], Observed::Missing(w) if w.contains("EACCES"))
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub fn check_result(j: &Judgement) -> CheckResult {
         observed: format!("{} = {} (expected {})", j.metric, j.observed, j.expected),
         required: j.required,
         detail: Some(j.title.clone()),
+        evidence: j.evidence.clone(),
     }
 }
 

@@ -5,7 +5,7 @@
 
 use crate::catalog::{LoadError, Member, Scenario};
 use crate::error::{Error, Result};
-use crate::expect::{self, Judgement, Observations, Observed};
+use crate::expect::{self, Evidence, Judgement, Observations, Observed};
 use crate::observe::{self, AckView, Collected, HostSample, HostSnapshot, Mark};
 use crate::workload::{Workload, GUARD_ENV};
 use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
@@ -47,6 +47,10 @@ pub struct RunnerConfig {
     pub runtime: BackendKind,
     /// The OCI runtime's binary (default: runc/crun from PATH).
     pub runtime_path: Option<PathBuf>,
+    /// Where every scenario's observations go (see [`OBSERVATIONS_ENV`]):
+    /// a directory, or `-` to keep them for [`Runner::recorded`]. Default:
+    /// the environment variable.
+    pub dump_observations: Option<PathBuf>,
 }
 
 impl RunnerConfig {
@@ -60,6 +64,7 @@ impl RunnerConfig {
             quiet_wait: Duration::from_secs(20),
             runtime: BackendKind::Builtin,
             runtime_path: None,
+            dump_observations: std::env::var_os(OBSERVATIONS_ENV).map(PathBuf::from),
         }
     }
 }
@@ -124,8 +129,15 @@ impl ScenarioRun {
         }
     }
 
-    /// Every check of `s` judged with the same verdict and reason.
-    fn all_checks(mut self, s: &Scenario, verdict: Verdict, why: &str) -> ScenarioRun {
+    /// Every check of `s` judged with the same verdict and reason (and,
+    /// for `unsupported`, the same evidence).
+    fn all_checks(
+        mut self,
+        s: &Scenario,
+        verdict: Verdict,
+        why: &str,
+        evidence: Option<Evidence>,
+    ) -> ScenarioRun {
         self.judgements = s
             .expectations
             .iter()
@@ -139,6 +151,7 @@ impl ScenarioRun {
                 expected: expect::describe_condition(&e.metric, &e.condition),
                 observed: why.to_string(),
                 value: None,
+                evidence: evidence.clone(),
             })
             .collect();
         if verdict == Verdict::Error {
@@ -162,6 +175,8 @@ pub struct Runner {
     ticks_per_sec: f64,
     /// Online CPUs of the host.
     cpus: f64,
+    /// The observations kept when `dump_observations` is `-`.
+    recorded: std::sync::Mutex<Vec<RecordedObservations>>,
 }
 
 impl Drop for Runner {
@@ -173,6 +188,25 @@ impl Drop for Runner {
             let _ = std::fs::remove_dir(self.rt.run_state_dir());
         }
     }
+}
+
+/// Set to a directory, every scenario writes what the judge observed (the
+/// [`Observations`] its expectations are evaluated against) to
+/// `<dir>/<runtime>/<scenario>.json` as a [`RecordedObservations`]: the
+/// judge's snapshot tests replay such recordings.
+pub const OBSERVATIONS_ENV: &str = "BOXWATCH_DUMP_OBSERVATIONS";
+
+/// One scenario's observations as recorded on a real host.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct RecordedObservations {
+    pub scenario: String,
+    /// `builtin`, `runc` or `crun`.
+    pub runtime: String,
+    /// `uname -r` of the host.
+    pub kernel: String,
+    /// `v1`, `v2` or `hybrid`.
+    pub cgroup_mode: String,
+    pub observations: Observations,
 }
 
 /// Host figures every scenario reports when it has them.
@@ -230,7 +264,17 @@ impl Runner {
             harness_ns,
             ticks_per_sec,
             cpus,
+            recorded: std::sync::Mutex::new(Vec::new()),
         })
+    }
+
+    /// The observations kept so far (`dump_observations` `-`), in the
+    /// order the scenarios ended.
+    pub fn recorded(&self) -> Vec<RecordedObservations> {
+        self.recorded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn runtime(&self) -> &dyn Backend {
@@ -267,10 +311,21 @@ impl Runner {
                 s,
                 Verdict::Error,
                 "not run: boxwatch was interrupted",
+                None,
             );
         }
         let mut run = match self.precheck(s) {
-            Some(why) => ScenarioRun::for_scenario(s).all_checks(s, Verdict::Unsupported, &why),
+            // Unsupported only with the evidence; else the judge could not
+            // establish why, and that is an error.
+            Some((why, Some(evidence))) => ScenarioRun::for_scenario(s).all_checks(
+                s,
+                Verdict::Unsupported,
+                &why,
+                Some(evidence),
+            ),
+            Some((why, None)) => {
+                ScenarioRun::for_scenario(s).all_checks(s, Verdict::Error, &why, None)
+            }
             None => contain_panic(s, || self.run_checked(s)),
         };
         run.duration = started.elapsed();
@@ -284,14 +339,20 @@ impl Runner {
             .is_some_and(|f| f.load(Ordering::SeqCst))
     }
 
-    /// Why `s` cannot run on this host at all (not a failure), if it cannot.
-    fn precheck(&self, s: &Scenario) -> Option<String> {
+    /// Why `s` cannot run on this host at all, if it cannot, with the
+    /// evidence that makes it `unsupported` (none: `error`).
+    fn precheck(&self, s: &Scenario) -> Option<(String, Option<Evidence>)> {
         for m in std::iter::once(&s.main).chain(s.neighbour.as_ref()) {
             for ns in m.container.namespaces.iter() {
                 if !self.harness_ns.contains_key(ns.proc_name()) {
-                    return Some(format!(
-                        "this kernel has no {ns} namespace (/proc/self/ns/{} is missing)",
-                        ns.proc_name()
+                    return Some((
+                        format!(
+                            "this kernel has no {ns} namespace (/proc/self/ns/{} is missing)",
+                            ns.proc_name()
+                        ),
+                        Some(Evidence::KernelNamespace {
+                            namespace: ns.proc_name().into(),
+                        }),
                     ));
                 }
             }
@@ -303,15 +364,23 @@ impl Runner {
                 (l.cpuset.is_some(), "cpuset"),
             ] {
                 if needed && self.layout.hierarchy_for(controller).is_none() {
-                    return Some(format!(
-                        "the {controller} cgroup controller is not available on this host"
+                    return Some(crate::facts::controller_unavailable(
+                        &self.layout,
+                        controller,
+                        std::path::Path::new("/proc/cgroups"),
                     ));
                 }
             }
             if m.container.lxcfs {
                 if let Some(why) = runtime::lxcfs::unavailable() {
-                    return Some(format!(
-                        "this scenario verifies lxcfs's /proc virtualization, which boxwatch cannot apply here: {why}"
+                    return Some((
+                        format!(
+                            "this scenario verifies lxcfs's /proc virtualization, which boxwatch cannot apply here: {why}"
+                        ),
+                        Some(Evidence::HostTool {
+                            tool: "lxcfs".into(),
+                            detail: why.to_string(),
+                        }),
                     ));
                 }
             }
@@ -321,16 +390,19 @@ impl Runner {
             } = m.workload
             {
                 if !self.cfg.allow_clock_write {
-                    return Some(
-                        "this scenario may move the clock: it only runs with --allow-clock-write, inside a throwaway VM".into(),
-                    );
+                    let why = "this scenario may move the clock: it only runs with --allow-clock-write, inside a throwaway VM";
+                    return Some((
+                        why.into(),
+                        Some(Evidence::NotAllowedHere { rule: why.into() }),
+                    ));
                 }
                 if !runtime::booted_by_boxwatch() {
-                    return Some(format!(
+                    let why = format!(
                         "this scenario may move the clock: it only runs inside a VM boxwatch booted \
                          ({} on the kernel command line; cargo xtask vm), never on a host",
                         runtime::VM_MARKER
-                    ));
+                    );
+                    return Some((why.clone(), Some(Evidence::NotAllowedHere { rule: why })));
                 }
             }
         }
@@ -356,6 +428,12 @@ impl Runner {
             });
             spec.env.push((GUARD_ENV.into(), kind.name().into()));
         }
+        if let (crate::workload::WorkloadKind::Hog, Some(limit)) = (kind, c.limits.memory) {
+            spec.env.push((
+                crate::workload::MEMORY_LIMIT_ENV.into(),
+                limit.bytes().to_string(),
+            ));
+        }
         spec
     }
 
@@ -370,7 +448,7 @@ impl Runner {
             self.wait_for_quiet_host(needed, &s.id);
         }
         let marker = format!("boxwatch-marker-{}-{}", std::process::id(), s.id);
-        let pre = host_snapshot(false);
+        let pre = host_snapshot();
         let (tx, rx) = channel::<(usize, Option<String>)>();
         let mut live: Vec<Live> = Vec::new();
         let members = std::iter::once(("", s.id.clone(), &s.main)).chain(
@@ -384,14 +462,22 @@ impl Runner {
                 Err(e) => {
                     drop(live); // kills and cleans up what did start
                     let why = format!("starting container {name}: {e}");
-                    let verdict = match e {
-                        Error::Runtime(
-                            runtime::Error::MissingController { .. }
-                            | runtime::Error::OciUnsupported { .. },
-                        ) => Verdict::Unsupported,
-                        _ => Verdict::Error,
+                    // The runtime's documented refusal is evidence of what it
+                    // does not offer; a controller it says is missing is not
+                    // (the judge found it available), so that is an error.
+                    return match e {
+                        Error::Runtime(runtime::Error::OciUnsupported { runtime, what }) => run
+                            .all_checks(
+                                s,
+                                Verdict::Unsupported,
+                                &why,
+                                Some(Evidence::Runtime {
+                                    runtime,
+                                    detail: what,
+                                }),
+                            ),
+                        _ => run.all_checks(s, Verdict::Error, &why, None),
                     };
-                    return run.all_checks(s, verdict, &why);
                 }
             }
         }
@@ -461,7 +547,7 @@ impl Runner {
                 l.collected.stderr_tail = h.join().unwrap_or_default();
             }
         }
-        let post = host_snapshot(true);
+        let post = host_snapshot();
 
         let mut obs = Observations::new();
         for l in &live {
@@ -488,6 +574,14 @@ impl Runner {
             obs.insert(expect::SPARE_CPUS.into(), spare.into());
         }
         run.judgements = expect::evaluate_all(&s.expectations, &obs);
+        if let Some(dir) = &self.cfg.dump_observations {
+            if let Err(e) = self.dump_observations(dir, &s.id, &obs) {
+                errors.push(format!(
+                    "writing the observations to {}: {e}",
+                    dir.display()
+                ));
+            }
+        }
         if !errors.is_empty() {
             run.error = Some(errors.join("; "));
         }
@@ -521,6 +615,36 @@ impl Runner {
         run
     }
 
+    /// Writes what the judge observed in scenario `id` to
+    /// `<dir>/<runtime>/<id>.json` (see [`OBSERVATIONS_ENV`]).
+    fn dump_observations(
+        &self,
+        dir: &std::path::Path,
+        id: &str,
+        obs: &Observations,
+    ) -> std::io::Result<()> {
+        let recorded = RecordedObservations {
+            scenario: id.to_string(),
+            runtime: self.rt.name().to_string(),
+            kernel: nix::sys::utsname::uname()
+                .map(|u| u.release().to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            cgroup_mode: format!("{:?}", self.layout.mode()).to_lowercase(),
+            observations: obs.clone(),
+        };
+        if dir.as_os_str() == "-" {
+            self.recorded
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(recorded);
+            return Ok(());
+        }
+        let dir = dir.join(self.rt.name());
+        std::fs::create_dir_all(&dir)?;
+        let text = serde_json::to_string_pretty(&recorded).map_err(std::io::Error::other)?;
+        std::fs::write(dir.join(format!("{id}.json")), text + "\n")
+    }
+
     fn spawn<'a>(
         &self,
         idx: usize,
@@ -547,11 +671,13 @@ impl Runner {
         )?;
         let t0 = Instant::now();
         let pid = container.host_pid();
-        // The judge finds the cgroup itself, from /proc/<pid>/cgroup; the
-        // runtime's word is only the fallback for an already-exited entry.
-        let cgroup = self
-            .judge_cgroup(pid)
-            .or_else(|| CgroupPath::new(&container.cgroup_path().to_string_lossy()).ok());
+        // The judge finds the cgroup itself, from /proc/<pid>/cgroup, and
+        // never takes the runtime's word for it: an entry already gone, or
+        // in the root cgroup, leaves nothing to judge (an error), and the
+        // placement check holds the processes to the cgroup the runtime
+        // reported.
+        let cgroup = self.judge_cgroup(pid);
+        let reported = CgroupPath::new(&container.cgroup_path().to_string_lossy()).ok();
         std::thread::spawn(move || {
             for line in BufReader::new(File::from(out_r)).lines() {
                 match line {
@@ -582,7 +708,9 @@ impl Runner {
             killer: container.killer(),
             container: Some(container),
             pid,
+            expected_cgroup: reported.or_else(|| cgroup.clone()),
             cgroup,
+            last_stats: None,
             stdin: Some(File::from(in_w)),
             t0,
             collected: Collected {
@@ -595,6 +723,7 @@ impl Runner {
         };
         l.collected.spawn_ns = self.container_ns(pid);
         l.collected.first = Some(self.mark(&mut l));
+        self.watch(&mut l);
         Ok(l)
     }
 
@@ -668,20 +797,26 @@ impl Runner {
             .ok()
             .and_then(|t| busy_ticks(&t));
         let stats = l.cgroup.as_ref().map(|cg| self.layout.stats(cg));
+        l.last_stats = None;
         let cpu = match stats {
             Some(Ok(s)) => {
                 l.collected
                     .samples
                     .push(HostSample::from_stats(at.as_millis() as u64, &s));
                 l.collected.stats_error = None;
-                s.cpu_usage_ns
+                let cpu = s.cpu_usage_ns;
+                l.last_stats = Some((at.as_millis() as u64, s));
+                cpu
             }
             Some(Err(e)) => {
                 l.collected.stats_error = Some(format!("reading the container's cgroup: {e}"));
                 None
             }
             None => {
-                l.collected.stats_error = Some("the container's cgroup could not be found".into());
+                l.collected.stats_error = Some(format!(
+                    "the container's cgroup could not be found: /proc/{}/cgroup showed the root cgroup, or the process had exited, when it started",
+                    l.pid
+                ));
                 None
             }
         };
@@ -695,6 +830,40 @@ impl Runner {
     fn sample(&self, l: &mut Live) {
         let m = self.mark(l);
         l.collected.last = Some(m);
+        self.watch(l);
+    }
+
+    /// What a sample watches besides the figures, while the container
+    /// runs: where its processes are, a pids.current of 0, and the host's
+    /// fork while the container is at a limit.
+    fn watch(&self, l: &mut Live) {
+        match &l.expected_cgroup {
+            Some(expected) => crate::placement::sample(
+                &mut l.collected.placement,
+                &self.layout,
+                l.member.container.limits.cpuset.is_some(),
+                l.pid,
+                expected,
+            ),
+            None => {
+                l.collected.placement.errors.insert(format!(
+                    "the runtime reported no usable cgroup path for pid {}",
+                    l.pid
+                ));
+            }
+        }
+        let Some((t_ms, stats)) = l.last_stats.take() else {
+            return;
+        };
+        if stats.pids_current == Some(0) && l.collected.zero_pids_at_ms.is_none() && !l.has_exited()
+        {
+            l.collected.zero_pids_at_ms = Some(t_ms);
+        }
+        if l.collected.fork_at_limit.is_none() {
+            if let Some(limit) = at_limit(&stats) {
+                l.collected.fork_at_limit = Some((t_ms, limit, host_can_fork()));
+            }
+        }
     }
 
     /// The entry has exited (not yet reaped): last figures before cleanup.
@@ -703,8 +872,23 @@ impl Runner {
         let m = self.mark(l);
         l.collected.last = Some(m);
         if let Some(cg) = &l.cgroup {
-            l.collected.final_stats = self.layout.stats(cg).ok();
-            l.collected.pids_limit_hits = self.layout.pids_limit_hits(cg).ok().flatten();
+            l.collected.facts = Some(crate::facts::CgroupFacts::gather(
+                &self.layout,
+                cg,
+                std::path::Path::new("/proc/cgroups"),
+            ));
+            match self.layout.stats(cg) {
+                Ok(s) => l.collected.final_stats = Some(s),
+                Err(e) => {
+                    l.collected.stats_error = Some(format!(
+                        "reading the container's cgroup after its exit: {e}"
+                    ))
+                }
+            }
+            match self.layout.pids_limit_hits(cg) {
+                Ok(hits) => l.collected.pids_limit_hits = hits,
+                Err(e) => l.collected.pids_limit_hits_error = Some(e.to_string()),
+            }
             let mut pids: Vec<i32> = self
                 .layout
                 .existing_dirs(cg)
@@ -736,9 +920,17 @@ impl Runner {
         match obj.get("event").and_then(|e| e.as_str()) {
             Some("start") => l.collected.start = Some(self.mark(l)),
             Some("result") => l.collected.end = Some(self.mark(l)),
+            Some("near-limit") => {
+                // The workload waits for the ack: look while it is there.
+                let m = self.mark(l);
+                l.collected.last = Some(m);
+                self.watch(l);
+            }
             _ => {}
         }
         if obj.get("ack").and_then(|a| a.as_bool()) == Some(true) {
+            // The workload waits for the answer: it is surely running now.
+            self.watch(l);
             l.collected.ack = Some(self.ack_view(l.pid, marker));
             if let Some(stdin) = l.stdin.as_mut() {
                 let _ = stdin.write_all(b"\n");
@@ -753,10 +945,13 @@ impl Runner {
 
     fn ack_view(&self, pid: i32, marker: &str) -> AckView {
         let (realtime, monotonic) = clocks();
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo")
-            .map(|t| probes::inside::parse_mountinfo(&t))
-            .unwrap_or_default();
+        let (mounts, mounts_error) = match std::fs::read_to_string("/proc/self/mountinfo") {
+            Ok(t) if !t.trim().is_empty() => (probes::inside::parse_mountinfo(&t), None),
+            Ok(_) => (Vec::new(), Some("/proc/self/mountinfo: empty".to_string())),
+            Err(e) => (Vec::new(), Some(format!("/proc/self/mountinfo: {e}"))),
+        };
         AckView {
+            mounts_error,
             host_realtime: realtime,
             host_monotonic: monotonic,
             host_sees_marker: mounts
@@ -776,7 +971,12 @@ struct Live<'a> {
     container: Option<Box<dyn Running>>,
     killer: Arc<dyn Kill>,
     pid: i32,
+    /// The cgroup the judge reads: the entry's, from /proc/<pid>/cgroup.
     cgroup: Option<CgroupPath>,
+    /// The cgroup the runtime reported: every process must be in it.
+    expected_cgroup: Option<CgroupPath>,
+    /// The figures of the last mark (ms since start), for [`Runner::watch`].
+    last_stats: Option<(u64, probes::host::CgroupStats)>,
     stdin: Option<File>,
     t0: Instant,
     collected: Collected,
@@ -852,24 +1052,44 @@ pub fn clocks() -> (f64, f64) {
 }
 
 /// Host facts around a scenario.
-pub fn host_snapshot(try_fork: bool) -> HostSnapshot {
+pub fn host_snapshot() -> HostSnapshot {
     let (realtime, monotonic) = clocks();
     HostSnapshot {
         hostname: nix::unistd::gethostname()
-            .map(|h| h.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+            .ok()
+            .map(|h| h.to_string_lossy().into_owned()),
         realtime,
         monotonic,
         oom_kills: std::fs::read_to_string("/proc/vmstat")
             .ok()
             .and_then(|t| vmstat_oom_kills(&t)),
-        can_fork: try_fork.then(|| {
-            std::process::Command::new("true")
-                .stdin(std::process::Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        }),
     }
+}
+
+/// Whether the host can start a process now (`true`, outside any
+/// container).
+pub fn host_can_fork() -> bool {
+    std::process::Command::new("true")
+        .stdin(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The limit the cgroup is at in `stats`, if any: pids.current at pids.max,
+/// or memory usage within 20% of its limit.
+pub fn at_limit(stats: &probes::host::CgroupStats) -> Option<String> {
+    use probes::host::Limit;
+    if let (Some(cur), Some(Limit::Value(max))) = (stats.pids_current, stats.pids_max) {
+        if cur >= max {
+            return Some(format!("pids.current {cur} at pids.max {max}"));
+        }
+    }
+    if let (Some(used), Some(Limit::Value(max))) = (stats.memory_usage_bytes, stats.memory_limit) {
+        if used as f64 >= 0.8 * max as f64 {
+            return Some(format!("memory usage {used} within 20% of its limit {max}"));
+        }
+    }
+    None
 }
 
 /// Busy CPU ticks of all CPUs from /proc/stat's `cpu` line: user, nice,
@@ -921,6 +1141,7 @@ fn contain_panic(s: &Scenario, run: impl FnOnce() -> ScenarioRun) -> ScenarioRun
             s,
             Verdict::Error,
             &format!("boxwatch panicked while running this scenario (a bug in boxwatch): {what}"),
+            None,
         )
     })
 }

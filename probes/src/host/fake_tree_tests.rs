@@ -647,3 +647,21 @@ proptest::proptest! {
         proptest::prop_assert_eq!(budget.open_files(), cache.len());
     }
 }
+
+#[test]
+fn a_cgroup_missing_from_one_hierarchy_is_named_not_taken_for_absent() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = hybrid_tree(dir.path());
+    let l = t.host().layout().unwrap();
+    let s = l.stats(&cg("/boxwatch/r1/c1")).unwrap();
+    assert!(s.missing_dirs.is_empty(), "{:?}", s.missing_dirs);
+    // The container was never placed in a pids cgroup.
+    std::fs::remove_dir_all(dir.path().join("sys/fs/cgroup/pids/boxwatch/r1/c1")).unwrap();
+    let s = l.stats(&cg("/boxwatch/r1/c1")).unwrap();
+    assert_eq!(s.pids_current, None);
+    assert_eq!(
+        s.missing_dirs,
+        vec![dir.path().join("sys/fs/cgroup/pids/boxwatch/r1/c1")]
+    );
+    assert_eq!(s.cpu_usage_ns, Some(3_000_000_000));
+}

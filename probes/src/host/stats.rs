@@ -44,6 +44,10 @@ pub struct CgroupStats {
     pub pids_max: Option<Limit>,
     /// v1 `cpuset.effective_cpus`, v2 `cpuset.cpus.effective`.
     pub cpuset_cpus_effective: Option<Vec<u32>>,
+    /// The directories of this cgroup that do not exist in a hierarchy
+    /// whose figures were to be read: the fields from there are `None`
+    /// because the cgroup is not there, which is not an absent feature.
+    pub missing_dirs: Vec<PathBuf>,
 }
 
 impl CgroupStats {
@@ -65,6 +69,7 @@ impl CgroupStats {
             pids_current,
             pids_max,
             cpuset_cpus_effective,
+            missing_dirs: _,
         } = self;
         cpu_usage_ns.is_none()
             && cpu_nr_periods.is_none()
@@ -159,17 +164,26 @@ impl CgroupLayout {
     }
 
     /// Enters hierarchy `index` (if any) of `cgroup` in `dirs`.
+    /// A directory that does not exist is noted in `s.missing_dirs`.
     fn enter<D: CgroupFiles>(
         &self,
         dirs: &mut D,
         index: Option<usize>,
         cgroup: &CgroupPath,
+        s: &mut CgroupStats,
     ) -> Result<Option<CgroupVersion>> {
         let Some(i) = index else {
             return Ok(None);
         };
         let h = self.nth(i);
-        Ok(dirs.enter(i, h, cgroup)?.then_some(h.version))
+        if dirs.enter(i, h, cgroup)? {
+            return Ok(Some(h.version));
+        }
+        let dir = h.dir(cgroup);
+        if !s.missing_dirs.contains(&dir) {
+            s.missing_dirs.push(dir);
+        }
+        Ok(None)
     }
 
     /// The stats by `plan` (made for this layout), with directories (and
@@ -187,12 +201,12 @@ impl CgroupLayout {
         let mut found = false;
         found |= self.read_cpu(dirs, plan, cgroup, &mut s)?;
         found |= self.read_memory(dirs, plan, cgroup, &mut s)?;
-        if self.enter(dirs, plan.pids, cgroup)?.is_some() {
+        if self.enter(dirs, plan.pids, cgroup, &mut s)?.is_some() {
             found = true;
             s.pids_current = dirs.parsed("pids.current", parse::parse_u64)?;
             s.pids_max = dirs.parsed("pids.max", parse::parse_max)?;
         }
-        if let Some(version) = self.enter(dirs, plan.cpuset, cgroup)? {
+        if let Some(version) = self.enter(dirs, plan.cpuset, cgroup, &mut s)? {
             found = true;
             let file = match version {
                 CgroupVersion::V1 => "cpuset.effective_cpus",
@@ -215,11 +229,11 @@ impl CgroupLayout {
         s: &mut CgroupStats,
     ) -> Result<bool> {
         let mut found = false;
-        if self.enter(dirs, plan.cpuacct, cgroup)?.is_some() {
+        if self.enter(dirs, plan.cpuacct, cgroup, s)?.is_some() {
             found = true;
             s.cpu_usage_ns = dirs.parsed("cpuacct.usage", parse::parse_u64)?;
         }
-        let Some(version) = self.enter(dirs, plan.cpu, cgroup)? else {
+        let Some(version) = self.enter(dirs, plan.cpu, cgroup, s)? else {
             return Ok(found);
         };
         if let Some(st) = dirs.parsed("cpu.stat", parse::parse_cpu_stat)? {
@@ -235,7 +249,7 @@ impl CgroupLayout {
         // A v1 cpu hierarchy without a v1 cpuacct: usage from v2's cpu.stat.
         if s.cpu_usage_ns.is_none()
             && version == CgroupVersion::V1
-            && self.enter(dirs, plan.v2, cgroup)?.is_some()
+            && self.enter(dirs, plan.v2, cgroup, s)?.is_some()
         {
             s.cpu_usage_ns = dirs
                 .parsed("cpu.stat", parse::parse_cpu_stat)?
@@ -252,7 +266,7 @@ impl CgroupLayout {
         cgroup: &CgroupPath,
         s: &mut CgroupStats,
     ) -> Result<bool> {
-        let Some(version) = self.enter(dirs, plan.memory, cgroup)? else {
+        let Some(version) = self.enter(dirs, plan.memory, cgroup, s)? else {
             return Ok(false);
         };
         let d = dirs;

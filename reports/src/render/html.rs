@@ -255,15 +255,18 @@ fn checks_table(out: &mut String, report: &Report, s: &ScenarioResult) {
             .detail
             .as_deref()
             .map(|d| format!("<br><span class=\"muted\">{}</span>", esc(d)));
+        let evidence = super::evidence_note(c)
+            .map(|n| format!("<br><span class=\"unsupported\">{}</span>", esc(&n)));
         let _ = writeln!(
             out,
-            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td class=\"{class}\">{}</td><td>{}{}</td></tr>",
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td class=\"{class}\">{}</td><td>{}{}{}</td></tr>",
             esc(&c.id),
             if c.required { "yes" } else { "info" },
             c.expected,
             c.verdict,
             esc(&c.observed),
-            detail.unwrap_or_default()
+            detail.unwrap_or_default(),
+            evidence.unwrap_or_default()
         );
     }
     out.push_str("</table>\n");

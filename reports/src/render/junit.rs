@@ -83,14 +83,18 @@ fn case(scenario: &ScenarioResult, check: &CheckResult, regressed: bool) -> Test
 /// The status of a check that did not regress.
 fn check_status(check: &CheckResult) -> TestCaseStatus {
     let expectation = format!("expected {}, got {}", check.expected, check.verdict);
-    if check.verdict == Verdict::Unsupported && !check.held() {
+    if check.verdict == Verdict::Unsupported && !check.held() && check.evidence.is_some() {
         let mut status = TestCaseStatus::skipped();
-        status.set_message(format!("unsupported on this host: {}", check.observed));
+        status.set_message(format!(
+            "unsupported on this host: {} ({})",
+            check.observed,
+            super::evidence_note(check).unwrap_or_default()
+        ));
         status
     } else if !check.required || check.held() {
         TestCaseStatus::success()
     } else {
-        let kind = if check.verdict == Verdict::Error {
+        let kind = if matches!(check.verdict, Verdict::Error | Verdict::Unsupported) {
             NonSuccessKind::Error
         } else {
             NonSuccessKind::Failure
@@ -140,6 +144,9 @@ fn system_out(check: &CheckResult) -> String {
     );
     if let Some(detail) = &check.detail {
         out.push_str(&format!("detail: {detail}\n"));
+    }
+    if let Some(note) = super::evidence_note(check) {
+        out.push_str(&format!("{note}\n"));
     }
     out
 }

@@ -165,6 +165,10 @@ fn all_checks(out: &mut String, report: &Report) {
     for s in &report.scenarios {
         for c in &s.checks {
             let mark = if c.held() { "" } else { "**" };
+            let observed = match super::evidence_note(c) {
+                Some(note) => format!("{} ({note})", c.observed),
+                None => c.observed.clone(),
+            };
             let _ = writeln!(
                 out,
                 "| `{}/{}` | {} | {} | {mark}{}{mark} | {} |",
@@ -173,7 +177,7 @@ fn all_checks(out: &mut String, report: &Report) {
                 if c.required { "yes" } else { "info" },
                 c.expected,
                 c.verdict,
-                cell(&c.observed),
+                cell(&observed),
             );
         }
     }

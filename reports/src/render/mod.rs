@@ -171,6 +171,18 @@ fn failing_checks(report: &Report) -> impl Iterator<Item = (&ScenarioResult, &Ch
 }
 
 /// Informational checks that found a leak or an unenforced limit.
+/// Why an `unsupported` check is unsupported, in words: its evidence, or
+/// that it has none (a required check then counts as `error`).
+fn evidence_note(c: &CheckResult) -> Option<String> {
+    match (&c.evidence, c.verdict) {
+        (Some(e), _) => Some(format!("evidence: {e}")),
+        (None, probes::Verdict::Unsupported) => {
+            Some("no evidence that the feature is missing: counted as error".into())
+        }
+        (None, _) => None,
+    }
+}
+
 fn findings(report: &Report) -> impl Iterator<Item = (&ScenarioResult, &CheckResult)> {
     all_checks(report).filter(|(_, c)| c.is_finding())
 }

@@ -130,6 +130,9 @@ fn notes(out: &mut String, report: &Report, s: &ScenarioResult, width: usize, co
             verdict,
             c.observed
         );
+        if let Some(note) = super::evidence_note(c) {
+            let _ = writeln!(out, "    {:<width$}  {note}", "");
+        }
     }
     if let Some(error) = &s.error {
         let _ = writeln!(out, "  {} {error}", color.paint("35", "!"));

@@ -22,6 +22,9 @@ pub fn settimeofday(out: &Emitter, allow_clock_write: bool, step_secs: u64) -> R
         .capabilities
         .is_some_and(|c| c.effective_has(CAP_SYS_TIME));
     may_step(step_secs, allow_clock_write, runtime::booted_by_boxwatch())?;
+    // A call of a few microseconds: the harness looks at the container
+    // (where its process is) while it waits here.
+    out.emit_and_wait("start", json!({}), HOLD_MAX);
     if has_cap && !allow_clock_write {
         out.emit(
             "result",

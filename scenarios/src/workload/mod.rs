@@ -29,6 +29,12 @@ use std::time::Duration;
 /// `boxwatch workload hog` on a host does nothing harmful.
 pub const GUARD_ENV: &str = "BOXWATCH_GUARDED";
 
+/// The environment variable the runner sets for a hog: its container's
+/// memory limit in bytes. Near it (7/8) the hog stops once and asks the
+/// harness to look (`near-limit`), so that the host tries to start a
+/// process while the container is at its limit.
+pub const MEMORY_LIMIT_ENV: &str = "BOXWATCH_MEMORY_LIMIT";
+
 /// The kinds of workload, by their catalog and command-line name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

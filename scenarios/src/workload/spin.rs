@@ -137,11 +137,24 @@ pub fn hog(out: &Emitter, bytes: u64, step: u64) -> Result<()> {
     let step = step.max(4096) as usize;
     let mut held: Vec<Vec<u8>> = Vec::new();
     let mut allocated = 0u64;
+    let mut pause_at = std::env::var(super::MEMORY_LIMIT_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(|limit| limit / 8 * 7);
     while allocated < bytes {
         // A non-zero fill writes every page: the memory is really used.
         held.push(vec![0x5a; step]);
         allocated += step as u64;
         out.emit("progress", json!({ "allocated_bytes": allocated }));
+        if pause_at.is_some_and(|at| allocated >= at) {
+            pause_at = None;
+            black_box(&held);
+            out.emit_and_wait(
+                "near-limit",
+                json!({ "allocated_bytes": allocated }),
+                Duration::from_secs(5),
+            );
+        }
     }
     black_box(&held);
     out.emit(
