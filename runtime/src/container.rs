@@ -173,6 +173,9 @@ impl Runtime {
             // Without root, only a user namespace gives the privileges setup needs.
             spec.to_mut().namespaces.insert(Namespace::User);
         }
+        if cfg!(feature = "fault-injection") {
+            crate::fault::apply(spec.to_mut());
+        }
         let spec = spec.as_ref();
         check_host_support(spec)?;
         let run_cg = self.run_cgroup();
@@ -250,7 +253,12 @@ impl Runtime {
             kill_timeout: self.config.kill_timeout,
             done: false,
         };
-        let go = container.cgroup.add_process(pid).and_then(|()| {
+        let joined = if crate::fault::skip_cgroup_join() {
+            Ok(())
+        } else {
+            container.cgroup.add_process(pid)
+        };
+        let go = joined.and_then(|()| {
             sock.write_all(b"G")
                 .map_err(Error::io("starting the container"))
         });

@@ -2,6 +2,7 @@
 
 mod bench_exporter;
 mod bench_runtime;
+mod mutants;
 mod scenarios;
 mod vm;
 
@@ -30,6 +31,11 @@ enum Task {
     /// format to target/boxwatch-report/; fails on a required failure or a
     /// regression against --baseline.
     Scenarios(scenarios::ScenariosArgs),
+    /// The mutation suite: broken runtimes (runc/crun behind a wrapper that
+    /// edits config.json, the builtin runtime with fault injection) must
+    /// each make their expected checks fail, and the healthy ones none;
+    /// writes target/boxwatch-report/mutants/mutants.md.
+    Mutants(mutants::MutantsArgs),
 }
 
 fn main() -> Result<()> {
@@ -38,6 +44,7 @@ fn main() -> Result<()> {
         Task::Vm(args) => vm::main(args),
         Task::Bench(args) => bench_exporter::main(args),
         Task::Scenarios(args) => scenarios::main(args),
+        Task::Mutants(args) => mutants::main(args),
     }
 }
 
