@@ -173,11 +173,19 @@ impl Runtime {
             // Without root, only a user namespace gives the privileges setup needs.
             spec.to_mut().namespaces.insert(Namespace::User);
         }
-        if cfg!(feature = "fault-injection") {
-            crate::fault::apply(spec.to_mut());
-        }
         let spec = spec.as_ref();
         check_host_support(spec)?;
+        // Test builds only: the mutation suite's broken runtime, after every
+        // check (see fault.rs).
+        let faulty;
+        let spec = if cfg!(feature = "fault-injection") {
+            let mut s = spec.clone();
+            crate::fault::apply(&mut s);
+            faulty = s;
+            &faulty
+        } else {
+            spec
+        };
         let run_cg = self.run_cgroup();
         if self.driver.children(&run_cg).contains(&spec.name) {
             return Err(Error::InvalidSpec(format!(
