@@ -7,8 +7,8 @@
 //! unsupported time namespace and a scenario that errored.
 
 use crate::model::{
-    CgroupMode, CheckResult, EarlierTry, HostInfo, Limits, Report, RuntimeInfo, RuntimeName, Sample,
-    ScenarioResult, Status,
+    CgroupMode, CheckResult, EarlierTry, HostInfo, Limits, Report, RuntimeInfo, RuntimeName,
+    Sample, ScenarioResult, Status,
 };
 use chrono::{TimeZone, Utc};
 use probes::Verdict;

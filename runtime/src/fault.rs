@@ -17,14 +17,16 @@
 //! | `drop-namespace:<ns>` | does not create the namespace (pid, net, ipc, cgroup, time) |
 //! | `keep-cap:<cap>` | keeps the capability (`keep-cap:sys_time`) |
 //! | `skip-cgroup-join` | leaves the container's process in boxwatch's own cgroup |
+//! | `drop-lxcfs` | does not bind lxcfs's files over /proc |
+//! | `drop-init` | runs no reaping init in front of the entry |
 //!
 //! A memory or pids limit is never dropped, only doubled (a hog or a fork
 //! bomb keeps a bound); the mount and uts namespaces cannot be dropped (the
 //! setup stage would build its root, or set its hostname, on the host).
 
+use crate::spec::ContainerSpec;
 #[cfg(feature = "fault-injection")]
 use crate::spec::{Capability, Namespace};
-use crate::spec::ContainerSpec;
 
 /// The environment variable naming the fault (read only when the
 /// `fault-injection` feature is compiled in).
@@ -41,6 +43,8 @@ pub enum Fault {
     DropNamespace(Namespace),
     KeepCap(Capability),
     SkipCgroupJoin,
+    DropLxcfs,
+    DropInit,
 }
 
 #[cfg(feature = "fault-injection")]
@@ -55,6 +59,8 @@ impl std::str::FromStr for Fault {
                 "scale-memory-limit" => Fault::ScaleMemoryLimit,
                 "scale-pids-limit" => Fault::ScalePidsLimit,
                 "skip-cgroup-join" => Fault::SkipCgroupJoin,
+                "drop-lxcfs" => Fault::DropLxcfs,
+                "drop-init" => Fault::DropInit,
                 _ => return Err(bad("unknown fault (see runtime/src/fault.rs)".into())),
             },
             Some(("drop-namespace", ns)) => {
@@ -111,6 +117,8 @@ fn apply_fault(f: &Fault, spec: &mut ContainerSpec) {
         Fault::ScalePidsLimit => l.pids = l.pids.map(|p| p * 2),
         Fault::DropNamespace(ns) => spec.namespaces.remove(*ns),
         Fault::KeepCap(c) => spec.keep_caps.push(*c),
+        Fault::DropLxcfs => spec.lxcfs = None,
+        Fault::DropInit => spec.init = false,
         Fault::SkipCgroupJoin => {}
     }
 }

@@ -44,6 +44,9 @@ pub fn parse_schedstat(text: &str) -> Option<(u64, u64)> {
     Some((run, wait))
 }
 
+/// A thread's (run_ns, wait_ns) from schedstat.
+type RunWait = (u64, u64);
+
 /// The cumulative figures at one mark of the window.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct SchedMark {
@@ -60,8 +63,8 @@ pub struct SchedMark {
 /// with what they had used and waited.
 #[derive(Debug, Clone, Default)]
 pub struct ThreadTracker {
-    /// tid -> (baseline, last seen) of (run_ns, wait_ns).
-    threads: BTreeMap<u32, ((u64, u64), (u64, u64))>,
+    /// tid -> (baseline, last seen).
+    threads: BTreeMap<u32, (RunWait, RunWait)>,
     sampled: bool,
     /// The first thread the tracker could not read, if it could not.
     pub error: Option<String>,
@@ -182,11 +185,14 @@ pub fn judge(
     };
     let share = number(obs, "cpu_share");
     // Whether the main container's cpu_share shortfall is explained.
-    let share_explained = expectations.iter().find(|e| e.metric == "cpu_share").and_then(|e| {
-        let (s, c) = (share?, contention.clone()?.ok()?);
-        let bound = shortfall_bound(&e.condition, s)?;
-        Some(s + c >= bound)
-    });
+    let share_explained = expectations
+        .iter()
+        .find(|e| e.metric == "cpu_share")
+        .and_then(|e| {
+            let (s, c) = (share?, contention.clone()?.ok()?);
+            let bound = shortfall_bound(&e.condition, s)?;
+            Some(s + c >= bound)
+        });
     expectations
         .iter()
         .zip(judgements)
@@ -301,7 +307,11 @@ mod tests {
         // was busy, which the spare-CPU figure alone would have excused.
         let j = run(0.75, 40.0, Some(0.01), 0.2);
         assert_eq!(j[0].verdict, Verdict::NotEnforced);
-        assert!(j[0].observed.contains("not contention"), "{}", j[0].observed);
+        assert!(
+            j[0].observed.contains("not contention"),
+            "{}",
+            j[0].observed
+        );
     }
 
     #[test]

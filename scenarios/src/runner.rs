@@ -308,7 +308,8 @@ impl Runner {
                 .filter(|j| j.required && crate::contention::is_inconclusive(j))
                 .map(|j| j.check.as_str())
                 .collect();
-            if inconclusive.is_empty() || tries.len() >= INCONCLUSIVE_RETRIES || self.interrupted() {
+            if inconclusive.is_empty() || tries.len() >= INCONCLUSIVE_RETRIES || self.interrupted()
+            {
                 return ScenarioRun {
                     earlier_tries: tries,
                     ..run
@@ -720,16 +721,18 @@ impl Runner {
             .and_then(|t| busy_ticks(&t));
         let stats = l.cgroup.as_ref().map(|cg| self.layout.stats(cg));
         l.collected.threads.sample(l.pid);
-        let sched = l.collected.threads.totals().map(|(run_ns, wait_ns)| {
-            crate::contention::SchedMark {
-                run_ns,
-                wait_ns,
-                throttled_ns: match &stats {
-                    Some(Ok(s)) => s.cpu_throttled_ns,
-                    _ => None,
-                },
-            }
-        });
+        let sched =
+            l.collected
+                .threads
+                .totals()
+                .map(|(run_ns, wait_ns)| crate::contention::SchedMark {
+                    run_ns,
+                    wait_ns,
+                    throttled_ns: match &stats {
+                        Some(Ok(s)) => s.cpu_throttled_ns,
+                        _ => None,
+                    },
+                });
         let cpu = match stats {
             Some(Ok(s)) => {
                 l.collected

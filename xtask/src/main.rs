@@ -3,6 +3,7 @@
 mod bench_exporter;
 mod bench_runtime;
 mod mutants;
+mod noise;
 mod scenarios;
 mod vm;
 
@@ -36,6 +37,14 @@ enum Task {
     /// each make their expected checks fail, and the healthy ones none;
     /// writes target/boxwatch-report/mutants/mutants.md.
     Mutants(mutants::MutantsArgs),
+    /// CPU verdicts under a noisy neighbour: N runs each of cpu-quota-20,
+    /// -50 and -150 next to a background load, healthy and with a
+    /// quota-dropping mutant; pass/fail/error counts to
+    /// target/boxwatch-report/noise/noise.md.
+    Noise(noise::NoiseArgs),
+    /// The background load of `noise` (runs until killed).
+    #[command(hide = true)]
+    NoiseLoad,
 }
 
 fn main() -> Result<()> {
@@ -45,6 +54,8 @@ fn main() -> Result<()> {
         Task::Bench(args) => bench_exporter::main(args),
         Task::Scenarios(args) => scenarios::main(args),
         Task::Mutants(args) => mutants::main(args),
+        Task::Noise(args) => noise::main(args),
+        Task::NoiseLoad => noise::load(),
     }
 }
 

@@ -207,9 +207,7 @@ fn escape(pid: i32, top: &str, id: &str) -> Result<Vec<String>, String> {
             if ctrls.is_empty() {
                 opts.is_empty()
             } else {
-                ctrls
-                    .split(',')
-                    .all(|c| opts.split(',').any(|o| o == c))
+                ctrls.split(',').all(|c| opts.split(',').any(|o| o == c))
             }
         });
         let Some((_, mount)) = mount else { continue };

@@ -72,8 +72,10 @@ fn parent_and_key(path: &str) -> Result<(&str, &str), String> {
 
 fn guarded(config: &Value) -> bool {
     config["process"]["env"].as_array().is_some_and(|env| {
-        env.iter()
-            .any(|e| e.as_str().is_some_and(|e| e.starts_with(&format!("{GUARD_ENV}="))))
+        env.iter().any(|e| {
+            e.as_str()
+                .is_some_and(|e| e.starts_with(&format!("{GUARD_ENV}=")))
+        })
     })
 }
 
@@ -202,7 +204,10 @@ mod tests {
         .unwrap();
         assert_eq!(c["linux"]["resources"]["memory"]["limit"], 134217728);
         apply(&Edit::RemoveNamespace("uts".into()), &mut c).unwrap();
-        assert_eq!(c["linux"]["namespaces"], json!([{"type": "pid"}, {"type": "net"}]));
+        assert_eq!(
+            c["linux"]["namespaces"],
+            json!([{"type": "pid"}, {"type": "net"}])
+        );
         assert!(c.get("hostname").is_none());
         apply(&Edit::AddCapability("CAP_SYS_TIME".into()), &mut c).unwrap();
         assert_eq!(
@@ -236,7 +241,11 @@ mod tests {
     fn a_guarded_workload_keeps_its_bounds() {
         let mut c = config();
         c["process"]["env"] = json!(["BOXWATCH_GUARDED=hog"]);
-        let e = apply(&Edit::Remove("/linux/resources/memory/limit".into()), &mut c).unwrap_err();
+        let e = apply(
+            &Edit::Remove("/linux/resources/memory/limit".into()),
+            &mut c,
+        )
+        .unwrap_err();
         assert!(e.contains("guarded"), "{e}");
         let big = Edit::Scale {
             path: "/linux/resources/pids/limit".into(),

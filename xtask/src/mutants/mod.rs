@@ -45,8 +45,9 @@ pub struct MutantsArgs {
     /// Release builds instead of debug ones.
     #[arg(long)]
     release: bool,
-    /// How long a CPU-measuring scenario waits for a quiet host.
-    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    /// How long a CPU-measuring scenario waits for a quiet host (a
+    /// shortfall is judged by the container's own wait anyway).
+    #[arg(long, default_value = "3s", value_name = "DURATION")]
     quiet_wait: String,
 }
 
@@ -115,7 +116,8 @@ pub fn load(
     path: &Path,
     catalog: &BTreeMap<String, Vec<(String, bool)>>,
 ) -> Result<(Vec<Mutant>, Vec<String>)> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let file: MutantFile =
         toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     let mut names = BTreeSet::new();
@@ -164,7 +166,10 @@ pub fn load(
             let (s, c) = id
                 .split_once('/')
                 .ok_or_else(|| at(format!("{id:?} is not scenario/check")))?;
-            if !catalog.get(s).is_some_and(|cs| cs.iter().any(|(check, _)| check == c)) {
+            if !catalog
+                .get(s)
+                .is_some_and(|cs| cs.iter().any(|(check, _)| check == c))
+            {
                 return Err(at(format!("{s} has no check {c:?}")));
             }
         }
@@ -229,8 +234,8 @@ impl Run<'_> {
             .stdout(std::process::Stdio::null());
         // Its progress and warnings go to a log next to its reports.
         let log = self.out.join("boxwatch.log");
-        let log_file = std::fs::File::create(&log)
-            .with_context(|| format!("creating {}", log.display()))?;
+        let log_file =
+            std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         c.stderr(log_file);
         if let Some(p) = self.runtime_path {
             c.arg("--runtime-path").arg(p);
@@ -270,13 +275,52 @@ fn broken(c: &reports::CheckResult) -> bool {
 
 fn cargo_build(target: Option<&Path>, args: &[&str]) -> Result<()> {
     let mut c = Command::new("cargo");
-    c.arg("build").args(args).current_dir(crate::workspace_root());
+    c.arg("build")
+        .args(args)
+        .current_dir(crate::workspace_root());
     if let Some(t) = target {
         c.env("CARGO_TARGET_DIR", t);
     }
     let status = c.status().context("running cargo build")?;
     anyhow::ensure!(status.success(), "cargo build {} failed", args.join(" "));
     Ok(())
+}
+
+/// The binaries a mutation run needs.
+pub struct Bins {
+    /// boxwatch as users get it.
+    pub healthy: PathBuf,
+    /// The oci-mutant wrapper.
+    pub wrapper: PathBuf,
+    /// boxwatch with the `fault-injection` feature (built only when asked).
+    pub faulty: PathBuf,
+}
+
+/// Builds the healthy binary, the wrapper, and (into a target directory of
+/// its own, so that no ordinary build ever has it) the fault-injecting one.
+pub fn build(release: bool, with_fault: bool) -> Result<Bins> {
+    let profile = if release { "release" } else { "debug" };
+    let mut flags = vec!["--bin", "boxwatch"];
+    if release {
+        flags.push("--release");
+    }
+    cargo_build(None, &flags)?;
+    let mut wflags = vec!["-p", "xtask", "--bin", "oci-mutant"];
+    if release {
+        wflags.push("--release");
+    }
+    cargo_build(None, &wflags)?;
+    let fault_target = target_dir().join("fault-injection");
+    if with_fault {
+        let mut fflags = flags.clone();
+        fflags.extend(["--features", "fault-injection"]);
+        cargo_build(Some(&fault_target), &fflags)?;
+    }
+    Ok(Bins {
+        healthy: target_dir().join(profile).join("boxwatch"),
+        wrapper: target_dir().join(profile).join("oci-mutant"),
+        faulty: fault_target.join(profile).join("boxwatch"),
+    })
 }
 
 pub fn main(args: MutantsArgs) -> Result<()> {
@@ -313,37 +357,17 @@ pub fn main(args: MutantsArgs) -> Result<()> {
         .unwrap_or_else(|| target_dir().join("boxwatch-report").join("mutants"));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
 
-    // The healthy binary, the wrapper, and (into a target directory of its
-    // own, so no ordinary build ever has it) the fault-injecting one.
-    let profile = if args.release { "release" } else { "debug" };
-    let mut flags = vec!["--bin", "boxwatch"];
-    if args.release {
-        flags.push("--release");
-    }
-    cargo_build(None, &flags)?;
-    let mut wflags = vec!["-p", "xtask", "--bin", "oci-mutant"];
-    if args.release {
-        wflags.push("--release");
-    }
-    cargo_build(None, &wflags)?;
-    let healthy = target_dir().join(profile).join("boxwatch");
-    let wrapper = target_dir().join(profile).join("oci-mutant");
-    let fault_target = target_dir().join("fault-injection");
-    let faulty = fault_target.join(profile).join("boxwatch");
-    if runtimes.iter().any(|r| r == "builtin") {
-        let mut fflags = flags.clone();
-        fflags.extend(["--features", "fault-injection"]);
-        cargo_build(Some(&fault_target), &fflags)?;
-    }
+    let Bins {
+        healthy,
+        wrapper,
+        faulty,
+    } = build(args.release, runtimes.iter().any(|r| r == "builtin"))?;
 
     let mut rows: Vec<Row> = Vec::new();
     let mut problems: Vec<String> = Vec::new();
     let mut covered: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for rt in &runtimes {
-        let mine: Vec<&Mutant> = mutants
-            .iter()
-            .filter(|m| m.runtimes.contains(rt))
-            .collect();
+        let mine: Vec<&Mutant> = mutants.iter().filter(|m| m.runtimes.contains(rt)).collect();
         if mine.is_empty() {
             continue;
         }
@@ -574,7 +598,11 @@ pub fn main(args: MutantsArgs) -> Result<()> {
         for p in &problems {
             eprintln!("xtask mutants: {p}");
         }
-        bail!("{} problem(s): see above and {}", problems.len(), md_path.display());
+        bail!(
+            "{} problem(s): see above and {}",
+            problems.len(),
+            md_path.display()
+        );
     }
     Ok(())
 }
@@ -625,7 +653,11 @@ fn markdown(
         s.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} |\n",
             cell(&r.runtime),
-            if first { cell(&r.mutant) } else { String::new() },
+            if first {
+                cell(&r.mutant)
+            } else {
+                String::new()
+            },
             if first { cell(&r.edit) } else { String::new() },
             cell(&r.check),
             cell(&r.seen),
@@ -679,15 +711,27 @@ mod tests {
         let p = dir.path().join("m.toml");
         let write = |t: &str| std::fs::write(&p, t).unwrap();
         write("[[mutant]]\nname='a'\nabout='x'\nruntimes=['runc']\nexpect=['cpu-quota-20/cpu-share']\n");
-        assert!(load(&p, &cat).unwrap_err().to_string().contains("runc needs oci edits"));
+        assert!(load(&p, &cat)
+            .unwrap_err()
+            .to_string()
+            .contains("runc needs oci edits"));
         write("[[mutant]]\nname='a'\nabout='x'\nruntimes=['builtin']\nfault='drop-cpu-limit'\nexpect=['cpu-quota-20/nope']\n");
-        assert!(load(&p, &cat).unwrap_err().to_string().contains("no check \"nope\""));
+        assert!(load(&p, &cat)
+            .unwrap_err()
+            .to_string()
+            .contains("no check \"nope\""));
         write("[[mutant]]\nname='a'\nabout='x'\nruntimes=['runc']\noci=[{remove='/x/y'}]\nexpect=['no-such/check']\n");
-        assert!(load(&p, &cat).unwrap_err().to_string().contains("not in the catalog"));
+        assert!(load(&p, &cat)
+            .unwrap_err()
+            .to_string()
+            .contains("not in the catalog"));
         write("[[mutant]]\nname='a'\nabout='x'\nruntimes=['runc']\noci=[{remove='/x/y'}]\nexpect=['no-such/check']\nskip_without_scenario=true\n");
         let (run, skipped) = load(&p, &cat).unwrap();
         assert!(run.is_empty());
-        assert_eq!(skipped, vec!["skipped a: needs scenario no-such, not in the catalog"]);
+        assert_eq!(
+            skipped,
+            vec!["skipped a: needs scenario no-such, not in the catalog"]
+        );
         write("[[mutant]]\nname='a'\nabout='x'\nruntimes=['runc']\noci=['escape_cgroup', {scale={path='/a/b', by=2.0}}]\nexpect=['cpu-quota-20/cpu-share']\n");
         let (run, _) = load(&p, &cat).unwrap();
         assert_eq!(run[0].oci[0], Edit::EscapeCgroup);
