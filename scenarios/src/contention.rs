@@ -184,6 +184,11 @@ pub fn judge(
         _ => None,
     };
     let share = number(obs, "cpu_share");
+    // What the container could have had without waiting: its share plus
+    // the wait, but never more than the quota cgroupfs holds (a quota set
+    // too low is not the host's fault).
+    let quota = number(obs, "cpu_quota").filter(|q| q.is_finite());
+    let achievable = |v: f64, c: f64| quota.map_or(v + c, |q| (v + c).min(q));
     // Whether the main container's cpu_share shortfall is explained.
     let share_explained = expectations
         .iter()
@@ -191,7 +196,7 @@ pub fn judge(
         .and_then(|e| {
             let (s, c) = (share?, contention.clone()?.ok()?);
             let bound = shortfall_bound(&e.condition, s)?;
-            Some(s + c >= bound)
+            Some(achievable(s, c) >= bound)
         });
     expectations
         .iter()
@@ -216,14 +221,18 @@ pub fn judge(
                 return j;
             };
             let explained = if e.metric.ends_with("cpu_share") {
-                v + c >= bound
+                achievable(v, c) >= bound
             } else {
                 share_explained == Some(true)
             };
             if !explained {
+                let capped = match quota {
+                    Some(q) if v + c > q => format!(", and its quota in cgroupfs is {q:.4}"),
+                    _ => String::new(),
+                };
                 return Judgement {
                     observed: format!(
-                        "{} (not contention: the container waited {c:.4} CPUs for other processes beyond its throttling)",
+                        "{} (not contention: the container waited {c:.4} CPUs for other processes beyond its throttling{capped})",
                         j.observed
                     ),
                     ..j
@@ -312,6 +321,28 @@ mod tests {
             "{}",
             j[0].observed
         );
+    }
+
+    #[test]
+    fn a_wait_never_excuses_more_than_the_quota_in_cgroupfs() {
+        // Halved quota on a saturated host: 0.26 CPUs, 1.7 waited, but
+        // cgroupfs holds 0.75: the shortfall is the quota's.
+        let es = scenario();
+        let mut obs = Observations::new();
+        obs.insert("cpu_share".into(), 0.26.into());
+        obs.insert("nr_throttled".into(), 0.0.into());
+        obs.insert("cpu_quota".into(), 0.75.into());
+        obs.insert(CONTENTION_CPUS.into(), 1.7.into());
+        let plain = es.iter().map(|e| evaluate(e, &obs)).collect();
+        let j = judge(&es, plain, &obs, Some(0.2));
+        assert_eq!(j[0].verdict, Verdict::NotEnforced, "{}", j[0].observed);
+        assert!(j[0].observed.contains("quota in cgroupfs is 0.7500"));
+        assert_eq!(j[1].verdict, Verdict::NotEnforced);
+        // The right quota: inconclusive.
+        obs.insert("cpu_quota".into(), 1.5.into());
+        let plain = es.iter().map(|e| evaluate(e, &obs)).collect();
+        let j = judge(&es, plain, &obs, Some(0.2));
+        assert!(is_inconclusive(&j[0]) && is_inconclusive(&j[1]));
     }
 
     #[test]
