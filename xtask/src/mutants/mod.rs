@@ -573,7 +573,12 @@ pub fn main(args: MutantsArgs) -> Result<()> {
         println!("{s}");
     }
     println!(
-        "required checks no mutant can fail ({} of {}):",
+        "required checks no mutant {}can fail ({} of {}):",
+        if args.only.is_empty() && runtimes.len() == RUNTIMES.len() {
+            ""
+        } else {
+            "of this selection "
+        },
         uncovered.len(),
         catalog
             .values()
