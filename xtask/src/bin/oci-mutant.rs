@@ -249,3 +249,28 @@ fn remove_escape_leaves(id: &str) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<OsString> {
+        s.split_whitespace().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn the_subcommand_and_its_options_are_found_past_the_global_ones() {
+        // What the OCI backend runs.
+        let a = args("--root /run/r --log /b/runtime.log --log-format json create --bundle /b --pid-file /b/pid bw-1-c");
+        let sub = subcommand(&a).unwrap();
+        assert_eq!(a[sub], "create");
+        assert_eq!(option(&a, sub, &["--bundle", "-b"]), Some("/b".into()));
+        assert_eq!(option(&a, sub, &["--pid-file"]), Some("/b/pid".into()));
+        let a = args("--root /run/r delete -f bw-1-c");
+        assert_eq!(a[subcommand(&a).unwrap()], "delete");
+        let a = args("--version");
+        assert_eq!(subcommand(&a), None);
+        let a = args("create --bundle=/x id");
+        assert_eq!(option(&a, 0, &["--bundle", "-b"]), Some("/x".into()));
+    }
+}
