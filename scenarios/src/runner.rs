@@ -296,7 +296,8 @@ impl Runner {
     }
 
     /// Runs `s`, and again (at most [`INCONCLUSIVE_RETRIES`] times) while a
-    /// required CPU measurement is inconclusive; every earlier try is kept.
+    /// required CPU measurement is inconclusive and no required check
+    /// failed outright; every earlier try is kept.
     fn run_tries(&self, s: &Scenario, started: Instant) -> ScenarioRun {
         let mut tries = Vec::new();
         let mut t0 = started;
@@ -308,7 +309,13 @@ impl Runner {
                 .filter(|j| j.required && crate::contention::is_inconclusive(j))
                 .map(|j| j.check.as_str())
                 .collect();
-            if inconclusive.is_empty() || tries.len() >= INCONCLUSIVE_RETRIES || self.interrupted()
+            // A required check that failed outright fails the scenario
+            // whatever another try would measure.
+            let failed = run.judgements.iter().any(|j| j.required && j.broken());
+            if inconclusive.is_empty()
+                || failed
+                || tries.len() >= INCONCLUSIVE_RETRIES
+                || self.interrupted()
             {
                 return ScenarioRun {
                     earlier_tries: tries,
