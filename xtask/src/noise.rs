@@ -44,8 +44,14 @@ pub struct NoiseArgs {
 }
 
 /// The background load: one CPU busy a fraction of each 100 ms, the
-/// fraction drawn from 25-75% every second. Runs until killed.
+/// fraction drawn from 25-75% every second. Runs until killed, or until
+/// the xtask that started it dies.
 pub fn load() -> ! {
+    let parent = nix::unistd::getppid();
+    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+    if nix::unistd::getppid() != parent {
+        std::process::exit(0);
+    }
     let mut x: u64 = u64::from(std::process::id()) | 1;
     loop {
         // xorshift: a new duty cycle every second.
@@ -92,6 +98,8 @@ struct Tally {
     by_status: BTreeMap<&'static str, u32>,
     retries: u32,
     shares: Vec<f64>,
+    /// CPUs the host's other processes kept busy, per run.
+    host_busy: Vec<f64>,
     failures: Vec<String>,
 }
 
@@ -169,6 +177,9 @@ fn measure(
             if let Some(v) = s.measurements.get("cpu_share") {
                 t.shares.push(*v);
             }
+            if let Some(v) = s.measurements.get("host_busy_cpus") {
+                t.host_busy.push(*v);
+            }
             if s.status != Status::Pass {
                 let why: Vec<String> = s
                     .checks
@@ -199,13 +210,16 @@ fn measure(
 
 fn table(label: &str, runs: u32, t: &BTreeMap<&'static str, Tally>) -> String {
     let mut s = format!(
-        "\n### {label} (N = {runs})\n\n| scenario | pass | fail | error | retries | cpu_share min | max |\n|---|---|---|---|---|---|---|\n"
+        "\n### {label} (N = {runs})\n\n| scenario | pass | fail | error | retries | cpu_share min | max | other load (CPUs, median) |\n|---|---|---|---|---|---|---|---|\n"
     );
     for (id, t) in t {
         let min = t.shares.iter().copied().fold(f64::INFINITY, f64::min);
         let max = t.shares.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let mut busy = t.host_busy.clone();
+        busy.sort_by(f64::total_cmp);
+        let median = busy.get(busy.len() / 2).copied().unwrap_or(f64::NAN);
         s.push_str(&format!(
-            "| {id} | {} | {} | {} | {} | {min:.4} | {max:.4} |\n",
+            "| {id} | {} | {} | {} | {} | {min:.4} | {max:.4} | {median:.2} |\n",
             t.count("pass"),
             t.count("fail"),
             t.count("error"),
@@ -229,6 +243,13 @@ pub fn main(args: NoiseArgs) -> Result<()> {
     let bins = crate::mutants::build(args.release, rt == "builtin")?;
     let mutant_runs = args.mutant_runs.unwrap_or(args.runs);
 
+    let loadavg = || {
+        std::fs::read_to_string("/proc/loadavg")
+            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    };
+    let load_before = loadavg();
+    let t0 = Instant::now();
     let load = Load::start()?;
     eprintln!(
         "xtask noise: background load pid {} (one CPU, 25-75% busy); {} healthy and {mutant_runs} mutant run(s) of {}",
@@ -276,11 +297,17 @@ pub fn main(args: NoiseArgs) -> Result<()> {
     };
     let m = measure(&mutant_setup, mutant_runs, &out, "mutant")?;
     drop(load);
+    let elapsed = t0.elapsed();
 
     let mut md = format!(
         "# CPU verdicts under a noisy neighbour\n\nRuntime {rt}; background load: one process keeping one CPU busy 25-75% of the time (a new duty cycle every second); --quiet-wait {}; an inconclusive CPU measurement is tried again at most twice (`retries`).\n",
         args.quiet_wait
     );
+    md.push_str(&format!(
+        "Load average before: {load_before}, after: {}; {:.0} min in all. `other load` is the CPUs the host's other processes (the background load among them) kept busy during the measurement.\n",
+        loadavg(),
+        elapsed.as_secs_f64() / 60.0
+    ));
     md.push_str(&table("healthy runtime", args.runs, &h));
     md.push_str(&table(
         &format!("quota-dropping mutant ({what})"),
