@@ -12,7 +12,10 @@
 //!
 //! The threads' own run time (first field) must match what the judged
 //! cgroup was charged: threads that ran outside it (a container not placed
-//! in its cgroup) excuse nothing.
+//! in its cgroup) excuse nothing. The threads followed are those of the
+//! container's first process (the CPU workloads are threads of one
+//! process); a cgroup charged for more than they ran holds other processes
+//! too, and then the host's spare CPUs decide.
 
 use crate::expect::{Condition, Expectation, Judgement, Observations, Observed, Value};
 use probes::Verdict;
@@ -125,10 +128,16 @@ pub fn metrics(a: &SchedMark, b: &SchedMark, dt: f64, share: f64) -> Vec<(&'stat
     let mut out = vec![(THREADS_CPU_SHARE, run.into()), (WAIT_CPUS, wait.into())];
     // Threads that ran where the cgroup was not charged for them are not
     // this cgroup's: their waits say nothing about its limit.
-    let placed = (run - share).abs() <= 0.05_f64.max(0.1 * share);
+    // The other way round (the cgroup charged for more than the threads
+    // ran) means other processes in it, whose wait is not followed: not
+    // known, and the host's spare CPUs decide.
+    let margin = 0.05_f64.max(0.1 * share);
     let contention = match (a.throttled_ns, b.throttled_ns) {
-        _ if !placed => Observed::Missing(format!(
+        _ if run > share + margin => Observed::Missing(format!(
             "the container's threads ran {run:.4} CPUs while its cgroup was charged {share:.4}: they are not (all) in the judged cgroup"
+        )),
+        _ if run < share - margin => Observed::Missing(format!(
+            "the cgroup was charged {share:.4} CPUs, its first process's threads ran {run:.4}: the wait of its other processes is not followed"
         )),
         (Some(x), Some(y)) => {
             let throttled = y.saturating_sub(x) as f64 / 1e9 / dt;
@@ -375,6 +384,12 @@ mod tests {
         assert!(matches!(m[CONTENTION_CPUS], Observed::Missing(_)));
         let m: BTreeMap<_, _> = metrics(&a, &b, 5.0, 0.32).into_iter().collect();
         assert_eq!(m[CONTENTION_CPUS], Observed::from(0.6));
+        // Charged for more than the followed threads ran: not known.
+        let m: BTreeMap<_, _> = metrics(&a, &b, 5.0, 1.0).into_iter().collect();
+        let Observed::Missing(why) = &m[CONTENTION_CPUS] else {
+            panic!("{:?}", m[CONTENTION_CPUS])
+        };
+        assert!(!why.contains("not (all) in the judged cgroup"), "{why}");
     }
 
     #[test]
