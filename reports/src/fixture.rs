@@ -7,8 +7,8 @@
 //! unsupported time namespace and a scenario that errored.
 
 use crate::model::{
-    CgroupMode, CheckResult, HostInfo, Limits, Report, RuntimeInfo, RuntimeName, Sample,
-    ScenarioResult, Status,
+    CgroupMode, CheckResult, EarlierTry, HostInfo, Limits, Report, RuntimeInfo, RuntimeName,
+    Sample, ScenarioResult, Status,
 };
 use chrono::{TimeZone, Utc};
 use probes::Verdict;
@@ -122,6 +122,7 @@ fn scenario(id: &str, title: &str, description: &str, checks: Vec<CheckResult>) 
         error: None,
         seed_claim: None,
         headline: None,
+        earlier_tries: Vec::new(),
     }
 }
 
@@ -211,6 +212,16 @@ fn cpu_quota_150(share: f64, verdict: Verdict) -> ScenarioResult {
     if verdict != Verdict::Enforced {
         s.checks[0].detail =
             Some("measured share is 0.188 below the quota: over-throttling".into());
+        s.earlier_tries = vec![EarlierTry {
+            duration_ms: 5_120,
+            checks: vec![check(
+                "cpu-share-within-tolerance",
+                Verdict::Error,
+                Verdict::Enforced,
+                true,
+                "cpu_share 1.4516 (inconclusive: the container waited 0.0612 CPUs for other processes beyond its throttling, enough to explain the shortfall)",
+            )],
+        }];
     }
     s.duration_ms = 5_097;
     s.limits.cpu_quota = Some(1.5);

@@ -172,6 +172,53 @@ pub struct ScenarioResult {
     /// shown in the kernel-compatibility matrix; absent when none does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub headline: Option<String>,
+    /// Earlier tries whose CPU measurement was inconclusive (the host's
+    /// load explained a shortfall), oldest first; this result is the last
+    /// try. Empty when the first try was conclusive.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier_tries: Vec<EarlierTry>,
+}
+
+/// One earlier try of a scenario, as judged then.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EarlierTry {
+    /// Wall time of that try, in milliseconds.
+    pub duration_ms: u64,
+    /// Its required checks that did not hold.
+    pub checks: Vec<CheckResult>,
+}
+
+impl ScenarioResult {
+    /// The earlier tries in one line (`try 1 (5.1 s): cpu-share error:
+    /// ...`), when there were any.
+    pub fn tries_line(&self) -> Option<String> {
+        if self.earlier_tries.is_empty() {
+            return None;
+        }
+        let tries: Vec<String> = self
+            .earlier_tries
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let checks: Vec<String> = t
+                    .checks
+                    .iter()
+                    .map(|c| format!("{} {}: {}", c.id, c.verdict, c.observed))
+                    .collect();
+                format!(
+                    "try {} ({:.1} s): {}",
+                    i + 1,
+                    t.duration_ms as f64 / 1000.0,
+                    checks.join("; ")
+                )
+            })
+            .collect();
+        Some(format!(
+            "tried {} times (an inconclusive CPU measurement is tried again): {}",
+            tries.len() + 1,
+            tries.join(" | ")
+        ))
+    }
 }
 
 /// The limits a scenario's container ran under. `None` means unlimited or

@@ -13,6 +13,7 @@ pub mod cgroup;
 pub mod cleanup;
 pub mod container;
 pub mod error;
+pub mod fault;
 pub mod init;
 pub mod lxcfs;
 pub mod oci;

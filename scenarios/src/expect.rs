@@ -247,16 +247,19 @@ pub fn evaluate(e: &Expectation, observations: &Observations) -> Judgement {
 /// during a scenario's measurement (see [`judge_contention`]).
 pub const SPARE_CPUS: &str = "host_spare_cpus";
 
-/// Evaluates every expectation, then [`judge_contention`].
+/// Evaluates every expectation, then judges CPU shortfalls by the
+/// container's own run-queue wait ([`crate::contention::judge`]), or by the
+/// host's spare CPUs ([`judge_contention`]) where that is not known.
 pub fn evaluate_all(expectations: &[Expectation], observations: &Observations) -> Vec<Judgement> {
     let spare = match observations.get(SPARE_CPUS) {
         Some(Observed::Value(Value::Number(n))) => Some(*n),
         _ => None,
     };
-    expectations
+    let plain = expectations
         .iter()
-        .map(|e| judge_contention(e, evaluate(e, observations), spare))
-        .collect()
+        .map(|e| evaluate(e, observations))
+        .collect();
+    crate::contention::judge(expectations, plain, observations, spare)
 }
 
 /// A CPU measurement that fell short (below a `near` target or an
@@ -287,8 +290,9 @@ pub fn judge_contention(e: &Expectation, j: Judgement, spare_cpus: Option<f64>) 
     Judgement {
         verdict: Verdict::Error,
         observed: format!(
-            "{} (inconclusive: the host's other processes left {spare:.2} CPUs free, this measurement needs {needed})",
-            j.observed
+            "{} {} the host's other processes left {spare:.2} CPUs free, this measurement needs {needed})",
+            j.observed,
+            crate::contention::INCONCLUSIVE
         ),
         ..j
     }

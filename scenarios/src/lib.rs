@@ -9,6 +9,7 @@
 pub mod builtin;
 pub mod catalog;
 pub mod cli;
+pub mod contention;
 pub mod error;
 pub mod expect;
 pub mod facts;

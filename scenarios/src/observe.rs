@@ -48,6 +48,9 @@ pub struct Mark {
     pub at_secs: f64,
     pub cpu_usage_ns: Option<u64>,
     pub host_busy_ticks: Option<u64>,
+    /// The container's threads' run and wait, and the cgroup's throttled
+    /// time, then (see [`crate::contention`]).
+    pub sched: Option<crate::contention::SchedMark>,
 }
 
 /// What the host showed while the workload asked the harness to look
@@ -98,6 +101,8 @@ pub struct Collected {
     pub pids_limit_hits: Option<u64>,
     /// Why pids.events could not be read, when it could not.
     pub pids_limit_hits_error: Option<String>,
+    /// The run and wait of the container's first process's threads.
+    pub threads: crate::contention::ThreadTracker,
     /// Why the cgroup's figures could not be read, when they could not.
     pub stats_error: Option<String>,
     /// The fields of the workload's protocol lines, merged.
@@ -264,6 +269,12 @@ fn cgroup_figures(
         }
         Some((a, b)) => match window_share(&a, &b, ticks_per_sec) {
             Some((share, busy)) => {
+                if let (Some(x), Some(y)) = (a.sched, b.sched) {
+                    let dt = b.at_secs - a.at_secs;
+                    for (k, v) in crate::contention::metrics(&x, &y, dt, share) {
+                        put(k, v);
+                    }
+                }
                 put("cpu_share", share.into());
                 put(
                     "host_busy_cpus",
@@ -765,6 +776,7 @@ mod tests {
             at_secs: at,
             cpu_usage_ns: Some((cpu_s * 1e9) as u64),
             host_busy_ticks: Some(busy_ticks),
+            sched: None,
         }
     }
 
@@ -1102,6 +1114,7 @@ mod tests {
                 at_secs: t0 + dt,
                 cpu_usage_ns: Some(((1.0 + share * dt) * 1e9) as u64),
                 host_busy_ticks: Some(10_000 + ((share + busy) * dt * 100.0) as u64),
+                sched: None,
             };
             let (s, other) = window_share(&a, &b, 100.0).unwrap();
             prop_assert!((s - share).abs() < 1e-6 + 1e-9 / dt);

@@ -65,6 +65,19 @@ impl ScenarioRun {
             error: self.error.clone(),
             seed_claim: (!self.seed_claim.is_empty()).then(|| self.seed_claim.clone()),
             headline: self.headline.clone(),
+            earlier_tries: self
+                .earlier_tries
+                .iter()
+                .map(|t| reports::EarlierTry {
+                    duration_ms: t.duration.as_millis() as u64,
+                    checks: t
+                        .judgements
+                        .iter()
+                        .filter(|j| j.required && !j.held())
+                        .map(check_result)
+                        .collect(),
+                })
+                .collect(),
         };
         r.judge();
         r

@@ -2,6 +2,8 @@
 
 mod bench_exporter;
 mod bench_runtime;
+mod mutants;
+mod noise;
 mod scenarios;
 mod vm;
 
@@ -36,6 +38,19 @@ enum Task {
     /// format to target/boxwatch-report/; fails on a required failure or a
     /// regression against --baseline.
     Scenarios(scenarios::ScenariosArgs),
+    /// The mutation suite: broken runtimes (runc/crun behind a wrapper that
+    /// edits config.json, the builtin runtime with fault injection) must
+    /// each make their expected checks fail, and the healthy ones none;
+    /// writes target/boxwatch-report/mutants/mutants.md.
+    Mutants(mutants::MutantsArgs),
+    /// CPU verdicts under a noisy neighbour: N runs each of cpu-quota-20,
+    /// -50 and -150 next to a background load, healthy and with a
+    /// quota-dropping mutant; pass/fail/error counts to
+    /// target/boxwatch-report/noise/noise.md.
+    Noise(noise::NoiseArgs),
+    /// The background load of `noise` (runs until killed).
+    #[command(hide = true)]
+    NoiseLoad,
 }
 
 #[derive(Subcommand)]
@@ -53,6 +68,9 @@ fn main() -> Result<()> {
         Task::Bisect(args) => std::process::exit(vm::bisect::main(args)),
         Task::Bench(args) => bench_exporter::main(args),
         Task::Scenarios(args) => scenarios::main(args),
+        Task::Mutants(args) => mutants::main(args),
+        Task::Noise(args) => noise::main(args),
+        Task::NoiseLoad => noise::load(),
     }
 }
 

@@ -43,7 +43,7 @@ pub struct ScenariosArgs {
 }
 
 /// The cargo target directory (CARGO_TARGET_DIR, else `<workspace>/target`).
-fn target_dir() -> PathBuf {
+pub fn target_dir() -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(d) => {
             let d = PathBuf::from(d);

@@ -204,6 +204,9 @@ fn scenario_section(out: &mut String, report: &Report, s: &ScenarioResult) {
     if let Some(error) = &s.error {
         let _ = writeln!(out, "<p class=\"error\">Error: {}</p>", esc(error));
     }
+    if let Some(tries) = s.tries_line() {
+        let _ = writeln!(out, "<p class=\"muted\">{}</p>", esc(&tries));
+    }
     checks_table(out, report, s);
     if !s.measurements.is_empty() {
         let list: Vec<String> = s

@@ -15,6 +15,7 @@ pub fn markdown(report: &Report) -> String {
     headline(&mut out, report);
     regressions(&mut out, report);
     failures(&mut out, report);
+    tries(&mut out, report);
     leaks(&mut out, report);
     scenario_table(&mut out, report);
     all_checks(&mut out, report);
@@ -106,6 +107,19 @@ fn failures(out: &mut String, report: &Report) {
         let _ = writeln!(out, "- ⚠️ `{}` errored: {}", s.id, inline(error));
     }
     out.push('\n');
+}
+
+/// Scenarios that were tried more than once, with each earlier try.
+fn tries(out: &mut String, report: &Report) {
+    let lines: Vec<String> = report
+        .scenarios
+        .iter()
+        .filter_map(|s| Some(format!("- `{}`: {}", s.id, inline(&s.tries_line()?))))
+        .collect();
+    if lines.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "### Tried again\n\n{}\n", lines.join("\n"));
 }
 
 /// Informational checks that found a leak or an unenforced limit.

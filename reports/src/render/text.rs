@@ -137,6 +137,9 @@ fn notes(out: &mut String, report: &Report, s: &ScenarioResult, width: usize, co
     if let Some(error) = &s.error {
         let _ = writeln!(out, "  {} {error}", color.paint("35", "!"));
     }
+    if let Some(tries) = s.tries_line() {
+        let _ = writeln!(out, "  {} {tries}", color.paint("33", "~"));
+    }
 }
 
 fn regressions(out: &mut String, report: &Report, color: Color) {
