@@ -38,6 +38,9 @@ pub struct ExporterArgs {
     /// keep separate trees per controller), or `cpu` only (faster on v1).
     #[arg(long, value_enum, default_value_t = WalkMode::Union)]
     pub walk: WalkMode,
+    /// Where containers' names are read.
+    #[command(flatten)]
+    pub names: crate::identity::NameSources,
     /// The latest JSON report, whose check verdicts are published.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
@@ -105,6 +108,7 @@ pub fn build(args: &ExporterArgs) -> Result<Arc<Exporter>> {
                 .saturating_mul(FILES_PER_CGROUP)
                 .min(args.max_open_files),
         ),
+        names: args.names.clone(),
     });
     let mut collectors: Vec<Box<dyn prometheus::core::Collector>> = Vec::new();
     if let Some(report) = &args.report {

@@ -7,6 +7,7 @@
 //! errors) go through the `prometheus` registry as [`CgroupSelfMetrics`].
 //! As a plain [`Collector`], [`CgroupCollector`] gives both as objects.
 
+use crate::identity::{Identity, NameCache, NameSources, Role};
 use crate::table::{CgroupTable, Label, Labels, Row};
 use probes::host::{
     CgroupLayout, CgroupPath, CgroupStats, Controllers, FileBudget, HeldCgroup, Host, LayoutReader,
@@ -156,6 +157,22 @@ const SELF_METRICS: &[(&str, &str, Kind)] = &[
         "The host's cgroup layout (mode v1, v2 or hybrid); 1 when it could be read.",
         Kind::Gauge,
     ),
+    (
+        "boxwatch_container_info",
+        "One per container cgroup exported, with who it is: its engine, container id, name (from the engine's files, when on disk), Kubernetes pod UID and QoS class.",
+        Kind::Gauge,
+    ),
+];
+
+/// The labels of `boxwatch_container_info` (each sample has those it
+/// knows).
+const INFO_LABELS: &[&str] = &[
+    "cgroup",
+    "container_id",
+    "engine",
+    "name",
+    "pod_uid",
+    "qos_class",
 ];
 
 /// A metric family from its parts.
@@ -257,6 +274,8 @@ pub struct CollectorConfig {
     /// files are opened at every scrape, relative to their cgroup's parent
     /// directory.
     pub max_open_files: usize,
+    /// Where containers' names are read (once per new container).
+    pub names: NameSources,
 }
 
 /// The cgroups found by one walk, with whether the walk was cut short.
@@ -276,6 +295,10 @@ struct Held {
     cgroups: Vec<HeldCgroup>,
     /// Their labels, in the same order.
     labels: Option<Labels>,
+    /// `boxwatch_container_info`'s samples for those labels.
+    info: Arc<Vec<proto::Metric>>,
+    /// The containers' names, read once each.
+    names: NameCache,
     /// The directories of each hierarchy walked (in walk order), held
     /// open for the next walk.
     walks: Vec<WalkCache>,
@@ -304,13 +327,47 @@ impl Held {
         }
         self.cgroups = now;
         if changed || self.labels.is_none() {
-            self.labels = Some(
-                self.cgroups
-                    .iter()
-                    .map(|h| Label::new(h.cgroup().as_str()))
-                    .collect(),
-            );
+            self.relabel();
         }
+    }
+
+    /// Makes the labels (and the info samples) of the cgroups held: each
+    /// path's identity, with the names of containers not seen before read
+    /// from disk.
+    fn relabel(&mut self) {
+        let mut labels = Vec::with_capacity(self.cgroups.len());
+        let mut info = Vec::new();
+        let mut live = std::collections::HashSet::new();
+        for h in &self.cgroups {
+            let path = h.cgroup().as_str();
+            let Some(id) = Identity::of(path) else {
+                labels.push(Label::new(path));
+                continue;
+            };
+            let name = match (id.role, id.engine, &id.container_id) {
+                (Role::Container, Some(engine), Some(cid)) => {
+                    live.insert((engine, cid.clone()));
+                    self.names.name(engine, cid).map(str::to_string)
+                }
+                _ => None,
+            };
+            let extra = id.labels(name.as_deref());
+            if id.role == Role::Container && id.is_top {
+                let mut pairs: Vec<(&str, &str)> = vec![("cgroup", path)];
+                pairs.extend(
+                    extra
+                        .iter()
+                        .filter(|(k, _)| *k != "role")
+                        .map(|(k, v)| (*k, v.as_str())),
+                );
+                info.push(sample(&pairs, Kind::Gauge, 1.0));
+            }
+            labels.push(Label::with(path, extra));
+        }
+        self.names
+            .retain(|e, id| live.contains(&(e, id.to_string())));
+        self.labels = Some(labels.into());
+        self.info = Arc::new(info);
     }
 }
 
@@ -322,6 +379,8 @@ struct LastRead {
     seconds: f64,
     /// The layout mode, when the layout could be read.
     mode: Option<String>,
+    /// `boxwatch_container_info`'s samples.
+    info: Arc<Vec<proto::Metric>>,
 }
 
 /// Reads the configured cgroup subtrees at every scrape.
@@ -346,7 +405,9 @@ impl CgroupCollector {
             .map(|m| desc(m.name, m.help, &["cgroup"]))
             .collect();
         for (name, help, _) in SELF_METRICS {
-            let labels: &[&str] = if name.ends_with("_info") {
+            let labels: &[&str] = if *name == "boxwatch_container_info" {
+                INFO_LABELS
+            } else if name.ends_with("_info") {
                 &["mode"]
             } else {
                 &[]
@@ -356,11 +417,14 @@ impl CgroupCollector {
         CgroupCollector {
             budget: FileBudget::new(config.max_open_files),
             dirs: FileBudget::new(0),
-            config,
             descs,
             read_errors: AtomicU64::new(0),
-            held: Mutex::new(Held::default()),
+            held: Mutex::new(Held {
+                names: NameCache::new(config.names.clone()),
+                ..Held::default()
+            }),
             last: Mutex::new(LastRead::default()),
+            config,
         }
     }
 
@@ -427,6 +491,7 @@ impl CgroupCollector {
             truncated: walk.truncated,
             seconds: started.elapsed().as_secs_f64(),
             mode: Some(format!("{:?}", layout.mode()).to_lowercase()),
+            info: held.info.clone(),
         };
         table
     }
@@ -611,6 +676,7 @@ impl CgroupCollector {
             self.self_family(2, g(last.seconds)),
             self.self_family(3, vec![sample(&[], Kind::Counter, errors)]),
             self.self_family(4, layout_info),
+            self.self_family(5, last.info.to_vec()),
         ]
     }
 

@@ -112,6 +112,7 @@ mod tests {
             write_timeout: 1,
             connection_timeout: 1,
             host_root: "/nonexistent".into(),
+            names: Default::default(),
         };
         crate::cli::build(&args).unwrap().metric_names().to_vec()
     }

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod collector;
 pub mod dashboards;
 pub mod error;
+pub mod identity;
 pub mod openmetrics;
 pub mod server;
 pub mod table;

@@ -415,6 +415,7 @@ fn the_direct_body_is_the_registry_body() {
             max_cgroups: args.max_cgroups,
             walk: args.walk,
             max_open_files: 1000,
+            names: args.names.clone(),
         })),
         Box::new(exporter::verdicts::VerdictCollector::new(report)),
     ])
@@ -582,4 +583,91 @@ fn files_per_cgroup_covers_every_file_the_reader_opens() {
             files.len()
         );
     }
+}
+
+/// Identity labels: Docker, Podman, Kubernetes (systemd driver) and a
+/// boxwatch container, with the names Docker and Podman keep on disk, and
+/// `boxwatch_container_info` for each container.
+#[test]
+fn containers_are_labelled_with_who_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = FakeTree::new(&dir.path().join("host"))
+        .v2(&["cpu", "memory", "pids"])
+        .build()
+        .unwrap();
+    let docker_id = "bfa3bb5f4215878aeaa0e0cbd72d494a18b7e5a5fa316a886f8335e2b939615f";
+    let podman_id = "d3e06ff720ca42902646f30453193d29810ed2445094b5e9db66456075837d28";
+    let kube_id = "7".repeat(64);
+    let kube = format!(
+        "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0f6a3c1e_29b1_4e4f_9d84_5c6f0ab3d7e2.slice/cri-containerd-{kube_id}.scope"
+    );
+    let paths = [
+        "/docker".to_string(),
+        format!("/docker/{docker_id}"),
+        "/libpod_parent/conmon".to_string(),
+        format!("/libpod_parent/libpod-{podman_id}"),
+        kube.clone(),
+        "/boxwatch/4242-987654-0/memory-hog".to_string(),
+        "/system.slice/sshd.service".to_string(),
+    ];
+    for p in &paths {
+        t.write("", p, "memory.current", "4096\n").unwrap();
+    }
+    let docker = dir.path().join("docker");
+    std::fs::create_dir_all(docker.join("containers").join(docker_id)).unwrap();
+    std::fs::write(
+        docker
+            .join("containers")
+            .join(docker_id)
+            .join("config.v2.json"),
+        r#"{"Name":"/web","Config":{"Image":"x"}}"#,
+    )
+    .unwrap();
+    let storage = dir.path().join("storage");
+    std::fs::create_dir_all(storage.join("vfs-containers")).unwrap();
+    std::fs::write(
+        storage.join("vfs-containers/containers.json"),
+        format!(r#"[{{"id":"{podman_id}","names":["db"]}}]"#),
+    )
+    .unwrap();
+    let mut args = fake_args(
+        &dir.path().join("host"),
+        &[
+            "/docker",
+            "/libpod_parent",
+            "/kubepods.slice",
+            "/boxwatch",
+            "/system.slice",
+        ],
+    );
+    args.names.docker_data_root = docker;
+    args.names.containers_storage = storage;
+    let text = scrape(&args, Format::Text);
+    let rows: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            l.starts_with("boxwatch_cgroup_memory_usage_bytes{")
+                || l.starts_with("boxwatch_container_info")
+        })
+        .collect();
+    insta::assert_snapshot!("identity_text", rows.join("\n"));
+    assert!(text.contains(&format!(
+        "boxwatch_container_info{{cgroup=\"/docker/{docker_id}\",container_id=\"{docker_id}\",engine=\"docker\",name=\"web\"}} 1"
+    )));
+    assert!(text.contains("name=\"db\""));
+    assert!(text.contains(
+        "boxwatch_cgroup_memory_usage_bytes{cgroup=\"/system.slice/sshd.service\"} 4096"
+    ));
+    assert_eq!(
+        rows.iter()
+            .filter(|l| l.starts_with("boxwatch_container_info"))
+            .count(),
+        4,
+        "docker, podman, kubernetes and boxwatch containers; not conmon nor the parents"
+    );
+    check_text("containers_are_labelled_with_who_they_are", &text);
+    check_openmetrics(
+        "containers_are_labelled_with_who_they_are",
+        &scrape(&args, Format::OpenMetrics),
+    );
 }
