@@ -16,7 +16,7 @@
 //! |---|---|---|
 //! | `boxwatch` | `boxwatch/<run-id>/<name>` | `boxwatch`, `boxwatch/<run-id>` |
 //! | `docker` | `docker/<id>`, `docker-<id>.scope` | `docker`, `docker.service` |
-//! | `podman` | `libpod-<id>`, `libpod-<id>.scope` | `libpod_parent`, `libpod_parent/conmon`, `libpod-conmon-<id>.scope` |
+//! | `podman` | `libpod-<id>`, `libpod-<id>.scope` | `libpod_parent`, `conmon`, `libpod-conmon-<id>.scope` |
 //! | `containerd` | `cri-containerd-<id>.scope` | `containerd.service` |
 //! | `cri-o` | `crio-<id>`, `crio-<id>.scope` | `crio-conmon-<id>.scope`, `crio.service` |
 //! | `cri` | `<id>` below a pod cgroup (the cgroupfs driver of containerd and Docker) | |
@@ -211,7 +211,8 @@ fn container_segment(seg: &str, parent: Option<&str>) -> Option<(Engine, Option<
         "libpod_parent" | "podman.service" => Engine::Podman,
         "containerd.service" => Engine::Containerd,
         "crio.service" => Engine::CriO,
-        "conmon" if parent == Some("libpod_parent") => Engine::Podman,
+        // Podman's conmon, beside its containers in their parent cgroup.
+        "conmon" => Engine::Podman,
         _ => return None,
     };
     Some((engine, None, Role::Engine))
