@@ -24,7 +24,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 /// Per-cgroup metrics (the length of [`CGROUP_METRICS`]).
-pub const METRICS: usize = 12;
+pub const METRICS: usize = 30;
 const _: () = assert!(CGROUP_METRICS.len() == METRICS);
 
 /// The name of the label carrying the cgroup path.
@@ -105,7 +105,7 @@ pub struct Row {
     /// Index of the cgroup's label in the table's [`Labels`].
     label: u32,
     /// Bit `i`: `values[i]` is a sample.
-    present: u16,
+    present: u64,
     values: [f64; METRICS],
 }
 
@@ -229,7 +229,7 @@ impl CgroupTable {
     /// The names of the families with at least one sample, sorted, each
     /// with its index in [`CGROUP_METRICS`].
     pub fn names(&self) -> Vec<(&'static str, usize)> {
-        let mut any = 0u16;
+        let mut any = 0u64;
         for r in &self.rows {
             any |= r.present;
         }

@@ -11,7 +11,7 @@ use probes::host::fake::FakeTree;
 /// whose names need escaping.
 fn v2_tree(dir: &std::path::Path) -> FakeTree {
     let t = FakeTree::new(dir)
-        .v2(&["cpuset", "cpu", "memory", "pids"])
+        .v2(&["cpuset", "cpu", "memory", "pids", "io"])
         .build()
         .unwrap();
     let c = "/boxwatch/run-1/spin";
@@ -30,6 +30,27 @@ fn v2_tree(dir: &std::path::Path) -> FakeTree {
     t.write("", c, "pids.current", "2\n").unwrap();
     t.write("", c, "pids.max", "64\n").unwrap();
     t.write("", c, "cpuset.cpus.effective", "0-1\n").unwrap();
+    t.write("", c, "cpu.max.burst", "10000\n").unwrap();
+    t.write("", c, "memory.high", "50331648\n").unwrap();
+    t.write("", c, "memory.swap.current", "0\n").unwrap();
+    t.write(
+        "",
+        c,
+        "memory.stat",
+        "anon 786432\nfile 262144\nactive_file 131072\ninactive_file 65536\n",
+    )
+    .unwrap();
+    let psi = "some avg10=1.50 avg60=0.40 avg300=0.10 total=2500000\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=125000\n";
+    for f in ["cpu.pressure", "memory.pressure", "io.pressure"] {
+        t.write("", c, f, psi).unwrap();
+    }
+    t.write(
+        "",
+        c,
+        "io.stat",
+        "254:0 rbytes=1048576 wbytes=4096 rios=16 wios=1 dbytes=0 dios=0\n",
+    )
+    .unwrap();
     let free = "/boxwatch/run-1/free";
     t.write("", free, "cpu.stat", "usage_usec 10\n").unwrap();
     t.write("", free, "cpu.max", "max 100000\n").unwrap();
@@ -88,6 +109,14 @@ fn hybrid_tree(dir: &std::path::Path) -> FakeTree {
     t.write("pids", c, "pids.max", "max\n").unwrap();
     t.write("cpuset", c, "cpuset.effective_cpus", "1\n")
         .unwrap();
+    t.write("cpu", c, "cpu.cfs_burst_us", "0\n").unwrap();
+    t.write(
+        "memory",
+        c,
+        "memory.stat",
+        "cache 8192\ninactive_file 4096\ntotal_cache 8192\ntotal_inactive_file 1024\n",
+    )
+    .unwrap();
     t
 }
 
