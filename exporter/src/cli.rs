@@ -41,6 +41,9 @@ pub struct ExporterArgs {
     /// Where containers' names are read.
     #[command(flatten)]
     pub names: crate::identity::NameSources,
+    /// TLS and basic authentication.
+    #[command(flatten)]
+    pub web: crate::webconfig::WebArgs,
     /// The latest JSON report, whose check verdicts are published.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
@@ -161,6 +164,10 @@ fn open_file_budget(max_connections: usize, wanted_files: usize) -> usize {
 pub fn run(args: ExporterArgs) -> Result<()> {
     let exporter = build(&args)?;
     let config = args.server_config()?;
+    let web = match &args.web.web_config_file {
+        Some(file) => crate::webconfig::WebConfig::load(file)?,
+        None => crate::webconfig::WebConfig::none(),
+    };
     // Fail early, with a clear message, when cgroupfs cannot be read.
     Host::with_root(&args.host_root).layout()?;
     // The signals that stop the exporter may come blocked from the parent
@@ -178,10 +185,11 @@ pub fn run(args: ExporterArgs) -> Result<()> {
     rt.block_on(async {
         let listener = server::bind(args.listen).await?;
         let addr = listener.local_addr()?;
-        println!("boxwatch exporter listening on http://{addr}/metrics");
+        let scheme = if web.tls().is_some() { "https" } else { "http" };
+        println!("boxwatch exporter listening on {scheme}://{addr}/metrics");
         use std::io::Write;
         std::io::stdout().flush()?;
-        server::serve(listener, exporter, config, shutdown_signal()).await
+        server::serve_with(listener, exporter, config, web, shutdown_signal()).await
     })
 }
 

@@ -113,6 +113,7 @@ mod tests {
             connection_timeout: 1,
             host_root: "/nonexistent".into(),
             names: Default::default(),
+            web: Default::default(),
         };
         crate::cli::build(&args).unwrap().metric_names().to_vec()
     }

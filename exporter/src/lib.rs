@@ -20,5 +20,6 @@ pub mod openmetrics;
 pub mod server;
 pub mod table;
 pub mod verdicts;
+pub mod webconfig;
 
 pub use error::{Error, Result};

@@ -34,6 +34,7 @@ pub fn fake_args(root: &Path, roots: &[&str]) -> ExporterArgs {
         connection_timeout: 60,
         host_root: root.to_path_buf(),
         names: Default::default(),
+        web: Default::default(),
     }
 }
 
