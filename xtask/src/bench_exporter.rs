@@ -1224,12 +1224,14 @@ fn print_targets(name: &str, rows: &[(usize, Vec<(&str, Figures)>)], floors: &[(
             if let Some((_, fl)) = floors.iter().find(|(n, _)| *n == LARGE) {
                 if large.cgroup_fds.0 < fl.files {
                     println!(
-                        "    at {LARGE} the exporter holds {} of the {} files open (its --max-open-files budget, default 16384 = \
-                         64 MiB of kernel pages, and its open-file limit, {} soft, {} hard, raised past the hard limit only with \
+                        "    at {LARGE} the exporter holds {} of the {} files open (its --max-open-files budget, default {} = \
+                         ~{} MiB of kernel pages, and its open-file limit, {} soft, {} hard, raised past the hard limit only with \
                          CAP_SYS_RESOURCE): the other {} are opened, read and \
                          closed at every scrape, ~4x the cost of a held read",
                         large.cgroup_fds.0,
                         fl.files,
+                        exporter::cli::DEFAULT_MAX_OPEN_FILES,
+                        exporter::cli::DEFAULT_MAX_OPEN_FILES * 4 / 1024,
                         large.nofile.0,
                         large.nofile.1,
                         fl.files - large.cgroup_fds.0
