@@ -44,6 +44,10 @@ struct Podman {
     dir: PathBuf,
     parent: String,
     ids: Vec<String>,
+    /// Host directories Podman makes whatever its roots (`podman import`
+    /// keeps a blob-info cache in /var/lib/containers/cache) that did not
+    /// exist before: removed at the end.
+    made: Vec<PathBuf>,
 }
 
 impl Podman {
@@ -53,6 +57,8 @@ impl Podman {
             .arg(self.dir.join("root"))
             .arg("--runroot")
             .arg(self.dir.join("run"))
+            .arg("--tmpdir")
+            .arg(self.dir.join("tmp"))
             .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
             .args(["--events-backend", "none"]);
         c
@@ -124,6 +130,9 @@ impl Drop for Podman {
     fn drop(&mut self) {
         for id in &self.ids {
             let _ = self.cmd().args(["rm", "-f", "-t", "0", id]).output();
+        }
+        for dir in &self.made {
+            let _ = std::fs::remove_dir_all(dir);
         }
         // Podman leaves the parent (and conmon's cgroup in it) in every
         // hierarchy: this test's own, removed deepest first once conmon
@@ -199,6 +208,12 @@ fn podman_containers_are_exported_with_their_engine_id_and_name() {
         dir: tmp.path().to_path_buf(),
         parent: format!("/boxwatch-engines-{}", std::process::id()),
         ids: Vec::new(),
+        made: ["/var/lib/containers", "/var/lib/containers/cache"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| !p.exists())
+            .into_iter()
+            .collect(),
     };
     let image = podman.import_busybox();
     let name = format!("bw-engines-{}", std::process::id());
