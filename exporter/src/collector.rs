@@ -7,6 +7,7 @@
 //! errors) go through the `prometheus` registry as [`CgroupSelfMetrics`].
 //! As a plain [`Collector`], [`CgroupCollector`] gives both as objects.
 
+use crate::identity::{Identity, NameCache, NameSources, Role};
 use crate::table::{CgroupTable, Label, Labels, Row};
 use probes::host::{
     CgroupLayout, CgroupPath, CgroupStats, Controllers, FileBudget, HeldCgroup, Host, LayoutReader,
@@ -50,6 +51,10 @@ fn secs(ns: Option<u64>) -> Option<f64> {
 
 fn num(v: Option<u64>) -> Option<f64> {
     v.map(|n| n as f64)
+}
+
+fn psi(us: Option<u64>) -> Option<f64> {
+    us.map(|n| n as f64 / 1e6)
 }
 
 /// Every per-cgroup metric, each with a `cgroup` label.
@@ -126,6 +131,114 @@ pub const CGROUP_METRICS: &[CgroupMetric] = &[
         kind: Kind::Gauge,
         value: |s| num(s.pids_max.and_then(|l| l.value())),
     },
+    CgroupMetric {
+        name: "boxwatch_cgroup_memory_working_set_bytes",
+        help: "Memory usage less inactive file pages (memory.stat inactive_file; v1 total_inactive_file), as the kubelet and cAdvisor compute it: what the OOM killer weighs against the limit.",
+        kind: Kind::Gauge,
+        value: |s| num(s.memory_working_set_bytes()),
+    },
+    CgroupMetric {
+        name: "boxwatch_cgroup_memory_swap_bytes",
+        help: "Swap used by the cgroup (v2 memory.swap.current; v1 memory.memsw.usage_in_bytes less memory.usage_in_bytes, where swap accounting is on).",
+        kind: Kind::Gauge,
+        value: |s| num(s.memory_swap_bytes),
+    },
+    CgroupMetric {
+        name: "boxwatch_cgroup_memory_high_bytes",
+        help: "v2 memory.high: usage above it is throttled and reclaimed; absent when unlimited.",
+        kind: Kind::Gauge,
+        value: |s| num(s.memory_high.and_then(|l| l.value())),
+    },
+    CgroupMetric {
+        name: "boxwatch_cgroup_memory_high_events_total",
+        help: "Times usage went over memory.high and the cgroup was throttled (v2 memory.events high).",
+        kind: Kind::Counter,
+        value: |s| num(s.memory_events.and_then(|e| e.high)),
+    },
+    CgroupMetric {
+        name: "boxwatch_cgroup_memory_low_events_total",
+        help: "Times the cgroup was reclaimed below its memory.low protection (v2 memory.events low).",
+        kind: Kind::Counter,
+        value: |s| num(s.memory_events.and_then(|e| e.low)),
+    },
+    CgroupMetric {
+        name: "boxwatch_cgroup_memory_oom_events_total",
+        help: "Times the memory limit left the cgroup out of memory (v2 memory.events oom); each may or may not kill.",
+        kind: Kind::Counter,
+        value: |s| num(s.memory_events.and_then(|e| e.oom)),
+    },
+    CgroupMetric {
+        name: "boxwatch_cgroup_cpu_burst_seconds",
+        help: "CFS burst: CPU time a cgroup may bank and spend above its quota in one period (v2 cpu.max.burst, v1 cpu.cfs_burst_us).",
+        kind: Kind::Gauge,
+        value: |s| s.cpu_burst_us.map(|us| us as f64 / 1e6),
+    },
+    CgroupMetric {
+        name: "boxwatch_cgroup_cpuset_cpus",
+        help: "CPUs the cgroup may run on (the size of cpuset.cpus.effective; v1 cpuset.effective_cpus).",
+        kind: Kind::Gauge,
+        value: |s| s.cpuset_cpus_effective.as_ref().map(|c| c.len() as f64),
+    },
+    CgroupMetric {
+        name: "boxwatch_cgroup_cpu_pressure_some_seconds_total",
+        help: "Time some of the cgroup's tasks waited for a CPU (cpu.pressure some total).",
+        kind: Kind::Counter,
+        value: |s| psi(s.cpu_pressure.and_then(|p| p.some_us)),
+    },
+    CgroupMetric {
+        name: "boxwatch_cgroup_cpu_pressure_full_seconds_total",
+        help: "Time all of the cgroup's runnable tasks waited for a CPU at once (cpu.pressure full total).",
+        kind: Kind::Counter,
+        value: |s| psi(s.cpu_pressure.and_then(|p| p.full_us)),
+    },
+    CgroupMetric {
+        name: "boxwatch_cgroup_memory_pressure_some_seconds_total",
+        help: "Time some of the cgroup's tasks stalled on memory: reclaim, swap-in, refaults (memory.pressure some total).",
+        kind: Kind::Counter,
+        value: |s| psi(s.memory_pressure.and_then(|p| p.some_us)),
+    },
+    CgroupMetric {
+        name: "boxwatch_cgroup_memory_pressure_full_seconds_total",
+        help: "Time all of the cgroup's non-idle tasks stalled on memory at once (memory.pressure full total).",
+        kind: Kind::Counter,
+        value: |s| psi(s.memory_pressure.and_then(|p| p.full_us)),
+    },
+    CgroupMetric {
+        name: "boxwatch_cgroup_io_pressure_some_seconds_total",
+        help: "Time some of the cgroup's tasks waited for I/O (io.pressure some total).",
+        kind: Kind::Counter,
+        value: |s| psi(s.io_pressure.and_then(|p| p.some_us)),
+    },
+    CgroupMetric {
+        name: "boxwatch_cgroup_io_pressure_full_seconds_total",
+        help: "Time all of the cgroup's non-idle tasks waited for I/O at once (io.pressure full total).",
+        kind: Kind::Counter,
+        value: |s| psi(s.io_pressure.and_then(|p| p.full_us)),
+    },
+    CgroupMetric {
+        name: "boxwatch_cgroup_io_read_bytes_total",
+        help: "Bytes read from block devices, all devices (v2 io.stat rbytes, v1 blkio.throttle.io_service_bytes_recursive Read).",
+        kind: Kind::Counter,
+        value: |s| s.io.map(|io| io.read_bytes as f64),
+    },
+    CgroupMetric {
+        name: "boxwatch_cgroup_io_written_bytes_total",
+        help: "Bytes written to block devices, all devices (v2 io.stat wbytes, v1 blkio.throttle.io_service_bytes_recursive Write).",
+        kind: Kind::Counter,
+        value: |s| s.io.map(|io| io.write_bytes as f64),
+    },
+    CgroupMetric {
+        name: "boxwatch_cgroup_io_reads_total",
+        help: "Read operations on block devices, all devices (v2 io.stat rios, v1 blkio.throttle.io_serviced_recursive Read).",
+        kind: Kind::Counter,
+        value: |s| s.io.map(|io| io.reads as f64),
+    },
+    CgroupMetric {
+        name: "boxwatch_cgroup_io_writes_total",
+        help: "Write operations on block devices, all devices (v2 io.stat wios, v1 blkio.throttle.io_serviced_recursive Write).",
+        kind: Kind::Counter,
+        value: |s| s.io.map(|io| io.writes as f64),
+    },
 ];
 
 /// The exporter's own per-scrape metrics (no labels), with `cgroup_info`
@@ -156,6 +269,27 @@ const SELF_METRICS: &[(&str, &str, Kind)] = &[
         "The host's cgroup layout (mode v1, v2 or hybrid); 1 when it could be read.",
         Kind::Gauge,
     ),
+    (
+        "boxwatch_host_pressure_seconds_total",
+        "The host's pressure stall time (/proc/pressure/<resource>): kind some (some tasks stalled) or full (all non-idle tasks at once), resource cpu, memory or io.",
+        Kind::Counter,
+    ),
+    (
+        "boxwatch_container_info",
+        "One per container cgroup exported, with who it is: its engine, container id, name (from the engine's files, when on disk), Kubernetes pod UID and QoS class.",
+        Kind::Gauge,
+    ),
+];
+
+/// The labels of `boxwatch_container_info` (each sample has those it
+/// knows).
+const INFO_LABELS: &[&str] = &[
+    "cgroup",
+    "container_id",
+    "engine",
+    "name",
+    "pod_uid",
+    "qos_class",
 ];
 
 /// A metric family from its parts.
@@ -208,14 +342,24 @@ pub fn desc(name: &str, help: &str, labels: &[&str]) -> Desc {
     .expect("static metric names and help are valid")
 }
 
-/// The controllers the exporter reads (not cpuset: it would cost a walk
-/// of one more v1 hierarchy per scrape for a figure no panel uses). The
-/// bench measures its read floor on the same set.
+/// The controllers the exporter reads. The bench measures its read floor
+/// on the same set.
 pub const READ: Controllers = Controllers {
     cpu: true,
     memory: true,
     pids: true,
+    cpuset: true,
+    io: true,
+};
+
+/// The hierarchies a union walk lists: not cpuset's and blkio's (on v1,
+/// two more trees to list at every scrape; engines make their cgroups in
+/// every hierarchy, and a cgroup missing from those two just has no
+/// cpuset or I/O figures).
+pub const WALK: Controllers = Controllers {
     cpuset: false,
+    io: false,
+    ..READ
 };
 
 /// Trees smaller than this are read on the scraping thread alone.
@@ -223,10 +367,12 @@ const PARALLEL_FROM: usize = 256;
 /// Reader threads for larger trees (each reads a contiguous share).
 const READERS: usize = 4;
 
-/// The most files the reader keeps open for one cgroup (v1: cpuacct.usage,
-/// cpu.stat, the quota and period, five memory files, two pids files, and
-/// v2's cpu.stat when v1 has cpu but no cpuacct).
-pub const FILES_PER_CGROUP: usize = 12;
+/// The most files the reader keeps open for one cgroup (v1: cpuacct.usage;
+/// cpu.stat, the quota, period and burst; seven memory files with
+/// memory.stat and memsw; two pids files; the cpuset; two blkio files;
+/// from the v2 hierarchy three pressure files, and cpu.stat when v1 has
+/// cpu but no cpuacct).
+pub const FILES_PER_CGROUP: usize = 21;
 
 /// How the collector finds the cgroups below its roots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -257,6 +403,8 @@ pub struct CollectorConfig {
     /// files are opened at every scrape, relative to their cgroup's parent
     /// directory.
     pub max_open_files: usize,
+    /// Where containers' names are read (once per new container).
+    pub names: NameSources,
 }
 
 /// The cgroups found by one walk, with whether the walk was cut short.
@@ -276,6 +424,10 @@ struct Held {
     cgroups: Vec<HeldCgroup>,
     /// Their labels, in the same order.
     labels: Option<Labels>,
+    /// `boxwatch_container_info`'s samples for those labels.
+    info: Arc<Vec<proto::Metric>>,
+    /// The containers' names, read once each.
+    names: NameCache,
     /// The directories of each hierarchy walked (in walk order), held
     /// open for the next walk.
     walks: Vec<WalkCache>,
@@ -304,13 +456,47 @@ impl Held {
         }
         self.cgroups = now;
         if changed || self.labels.is_none() {
-            self.labels = Some(
-                self.cgroups
-                    .iter()
-                    .map(|h| Label::new(h.cgroup().as_str()))
-                    .collect(),
-            );
+            self.relabel();
         }
+    }
+
+    /// Makes the labels (and the info samples) of the cgroups held: each
+    /// path's identity, with the names of containers not seen before read
+    /// from disk.
+    fn relabel(&mut self) {
+        let mut labels = Vec::with_capacity(self.cgroups.len());
+        let mut info = Vec::new();
+        let mut live = std::collections::HashSet::new();
+        for h in &self.cgroups {
+            let path = h.cgroup().as_str();
+            let Some(id) = Identity::of(path) else {
+                labels.push(Label::new(path));
+                continue;
+            };
+            let name = match (id.role, id.engine, &id.container_id) {
+                (Role::Container, Some(engine), Some(cid)) => {
+                    live.insert((engine, cid.clone()));
+                    self.names.name(engine, cid).map(str::to_string)
+                }
+                _ => None,
+            };
+            let extra = id.labels(name.as_deref());
+            if id.role == Role::Container && id.is_top {
+                let mut pairs: Vec<(&str, &str)> = vec![("cgroup", path)];
+                pairs.extend(
+                    extra
+                        .iter()
+                        .filter(|(k, _)| *k != "role")
+                        .map(|(k, v)| (*k, v.as_str())),
+                );
+                info.push(sample(&pairs, Kind::Gauge, 1.0));
+            }
+            labels.push(Label::with(path, extra));
+        }
+        self.names
+            .retain(|e, id| live.contains(&(e, id.to_string())));
+        self.labels = Some(labels.into());
+        self.info = Arc::new(info);
     }
 }
 
@@ -322,6 +508,8 @@ struct LastRead {
     seconds: f64,
     /// The layout mode, when the layout could be read.
     mode: Option<String>,
+    /// `boxwatch_container_info`'s samples.
+    info: Arc<Vec<proto::Metric>>,
 }
 
 /// Reads the configured cgroup subtrees at every scrape.
@@ -346,7 +534,11 @@ impl CgroupCollector {
             .map(|m| desc(m.name, m.help, &["cgroup"]))
             .collect();
         for (name, help, _) in SELF_METRICS {
-            let labels: &[&str] = if name.ends_with("_info") {
+            let labels: &[&str] = if *name == "boxwatch_container_info" {
+                INFO_LABELS
+            } else if *name == "boxwatch_host_pressure_seconds_total" {
+                &["kind", "resource"]
+            } else if name.ends_with("_info") {
                 &["mode"]
             } else {
                 &[]
@@ -356,11 +548,14 @@ impl CgroupCollector {
         CgroupCollector {
             budget: FileBudget::new(config.max_open_files),
             dirs: FileBudget::new(0),
-            config,
             descs,
             read_errors: AtomicU64::new(0),
-            held: Mutex::new(Held::default()),
+            held: Mutex::new(Held {
+                names: NameCache::new(config.names.clone()),
+                ..Held::default()
+            }),
             last: Mutex::new(LastRead::default()),
+            config,
         }
     }
 
@@ -427,6 +622,7 @@ impl CgroupCollector {
             truncated: walk.truncated,
             seconds: started.elapsed().as_secs_f64(),
             mode: Some(format!("{:?}", layout.mode()).to_lowercase()),
+            info: held.info.clone(),
         };
         table
     }
@@ -439,7 +635,7 @@ impl CgroupCollector {
         let mut walk = Walk::default();
         let hierarchies = match (self.config.walk, layout.hierarchy_for("cpu")) {
             (WalkMode::Cpu, Some(h)) => vec![h],
-            _ => layout.hierarchies_of(READ),
+            _ => layout.hierarchies_of(WALK),
         };
         caches.resize_with(hierarchies.len(), || WalkCache::new(&self.dirs));
         // One root in several hierarchies would share their caches: a
@@ -611,7 +807,39 @@ impl CgroupCollector {
             self.self_family(2, g(last.seconds)),
             self.self_family(3, vec![sample(&[], Kind::Counter, errors)]),
             self.self_family(4, layout_info),
+            self.self_family(5, self.host_pressure()),
+            self.self_family(6, last.info.to_vec()),
         ]
+    }
+
+    /// The host's /proc/pressure figures (none where the kernel has no
+    /// PSI, or it is off: `psi=0`).
+    fn host_pressure(&self) -> Vec<proto::Metric> {
+        let mut out = Vec::new();
+        for resource in ["cpu", "io", "memory"] {
+            let path = self
+                .config
+                .host
+                .resolve(format!("/proc/pressure/{resource}"));
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            match probes::host::parse::parse_pressure(&text) {
+                Ok(p) => {
+                    for (kind, us) in [("full", p.full_us), ("some", p.some_us)] {
+                        if let Some(us) = us {
+                            let labels = [("kind", kind), ("resource", resource)];
+                            out.push(sample(&labels, Kind::Counter, us as f64 / 1e6));
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("{}: {e}", path.display());
+                    self.error(1);
+                }
+            }
+        }
+        out
     }
 
     fn self_family(&self, index: usize, metrics: Vec<proto::Metric>) -> MetricFamily {

@@ -85,12 +85,13 @@ pub fn label_values(query: &str) -> Option<LabelValues> {
 }
 
 /// A query with Grafana's variables replaced as a dashboard showing every
-/// cgroup would: `$cgroup` -> `.*`, `$__rate_interval` -> `rate`,
-/// `$__range` -> `range`.
+/// cgroup and container would: `$cgroup` and `$container` -> `.*`,
+/// `$__rate_interval` -> `rate`, `$__range` -> `range`.
 pub fn instantiate(expr: &str, rate: &str, range: &str) -> String {
     expr.replace("$__rate_interval", rate)
         .replace("$__range", range)
         .replace("$cgroup", ".*")
+        .replace("$container", ".*")
 }
 
 #[cfg(test)]
@@ -112,6 +113,8 @@ mod tests {
             write_timeout: 1,
             connection_timeout: 1,
             host_root: "/nonexistent".into(),
+            names: Default::default(),
+            web: Default::default(),
         };
         crate::cli::build(&args).unwrap().metric_names().to_vec()
     }
@@ -170,9 +173,15 @@ mod tests {
                 }
             }
         }
-        // The cgroup dashboard's $cgroup variable.
+        // The cgroup dashboard's $cgroup and $container variables.
         let vars = variable_queries(DASHBOARDS[0].1).unwrap();
-        assert_eq!(vars.len(), 1);
+        assert_eq!(
+            vars,
+            [
+                "label_values(boxwatch_cgroup_cpu_usage_seconds_total, cgroup)",
+                "label_values(boxwatch_container_info, name)"
+            ]
+        );
     }
 
     #[test]

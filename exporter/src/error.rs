@@ -26,6 +26,14 @@ pub enum Error {
     /// The latest report could not be read or understood.
     #[error("report {path}: {why}")]
     Report { path: PathBuf, why: String },
+    /// The `--web.config.file` is refused.
+    #[error("web configuration {path}: {why}")]
+    WebConfig {
+        path: PathBuf,
+        why: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     /// A command-line value is unusable.
     #[error("invalid argument: {0}")]
     BadArgument(String),

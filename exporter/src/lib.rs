@@ -15,9 +15,11 @@ pub mod cli;
 pub mod collector;
 pub mod dashboards;
 pub mod error;
+pub mod identity;
 pub mod openmetrics;
 pub mod server;
 pub mod table;
 pub mod verdicts;
+pub mod webconfig;
 
 pub use error::{Error, Result};

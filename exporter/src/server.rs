@@ -21,10 +21,11 @@
 use crate::collector::{CgroupCollector, CgroupSelfMetrics};
 use crate::openmetrics::{self, Format};
 use crate::table::CgroupTable;
+use crate::webconfig::WebConfig;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ACCEPT, ALLOW, CONTENT_TYPE};
+use hyper::header::{HeaderValue, ACCEPT, ALLOW, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -377,6 +378,20 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> crate::Result<()> {
+    serve_with(listener, exporter, config, WebConfig::none(), shutdown).await
+}
+
+/// [`serve`] with a `--web.config.file`: TLS (the handshake must end
+/// within the header timeout) and basic authentication (a request without
+/// valid credentials is answered 401).
+pub async fn serve_with(
+    listener: TcpListener,
+    exporter: Arc<Exporter>,
+    config: ServerConfig,
+    web: WebConfig,
+    shutdown: impl Future<Output = ()>,
+) -> crate::Result<()> {
+    let tls = web.tls().map(tokio_rustls::TlsAcceptor::from);
     let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -398,22 +413,59 @@ pub async fn serve(
             }
         };
         let exporter = exporter.clone();
+        let web = web.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            serve_connection(stream, peer, exporter, config).await;
+            match tls {
+                None => serve_connection(stream, peer, exporter, config, web).await,
+                Some(tls) => {
+                    match tokio::time::timeout(config.header_timeout, tls.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            serve_connection(stream, peer, exporter, config, web).await
+                        }
+                        Ok(Err(e)) => tracing::debug!("TLS handshake with {peer}: {e}"),
+                        Err(_) => tracing::debug!("TLS handshake with {peer}: timed out"),
+                    }
+                }
+            }
             drop(permit);
         });
     }
 }
 
-async fn serve_connection(
-    stream: tokio::net::TcpStream,
+async fn serve_connection<S>(
+    stream: S,
     peer: SocketAddr,
     exporter: Arc<Exporter>,
     config: ServerConfig,
-) {
-    let service = service_fn(move |req| {
+    web: WebConfig,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req: Request<Incoming>| {
         let exporter = exporter.clone();
-        async move { Ok::<_, Infallible>(exporter.handle(req).await) }
+        let web = web.clone();
+        async move {
+            if web.needs_auth() {
+                let header = req
+                    .headers()
+                    .get(AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                let ok = tokio::task::spawn_blocking(move || web.allows(header.as_deref()))
+                    .await
+                    .unwrap_or(false);
+                if !ok {
+                    let mut r = plain(StatusCode::UNAUTHORIZED, "unauthorized\n");
+                    r.headers_mut().insert(
+                        WWW_AUTHENTICATE,
+                        HeaderValue::from_static("Basic realm=\"boxwatch exporter\""),
+                    );
+                    return Ok::<_, Infallible>(r);
+                }
+            }
+            Ok::<_, Infallible>(exporter.handle(req).await)
+        }
     });
     let stream = WriteDeadline::new(stream, config.write_timeout);
     let conn = http1::Builder::new()

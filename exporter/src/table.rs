@@ -24,29 +24,53 @@ use std::io::Write;
 use std::sync::Arc;
 
 /// Per-cgroup metrics (the length of [`CGROUP_METRICS`]).
-pub const METRICS: usize = 12;
+pub const METRICS: usize = 30;
 const _: () = assert!(CGROUP_METRICS.len() == METRICS);
 
 /// The name of the label carrying the cgroup path.
 const LABEL: &str = "cgroup";
 
-/// One cgroup's `cgroup` label value, and its escaped form when it
-/// differs (a `\`, `"` or newline in the path).
+/// One cgroup's labels: the `cgroup` path and what
+/// [`crate::identity`] tells of it, with the label set escaped once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Label {
     value: Box<str>,
-    escaped: Option<Box<str>>,
+    /// The other label pairs, sorted by name (all after `cgroup`).
+    extra: Box<[(&'static str, Box<str>)]>,
+    /// What follows `{cgroup="` in a sample line, up to the closing `"`:
+    /// the escaped path, then `",name="value` for each other pair.
+    rendered: Box<str>,
 }
 
 impl Label {
-    /// The label for the cgroup path `value`.
+    /// The label for the cgroup path `value` alone.
     pub fn new(value: &str) -> Self {
-        let escaped = value
-            .contains(['\\', '"', '\n'])
-            .then(|| openmetrics::escape(value).into_boxed_str());
+        Label::with(value, Vec::new())
+    }
+
+    /// The label for the cgroup path `value` with `extra` pairs (sorted by
+    /// name, each after `cgroup`).
+    pub fn with(value: &str, extra: Vec<(&'static str, String)>) -> Self {
+        debug_assert!(extra.windows(2).all(|w| w[0].0 < w[1].0));
+        debug_assert!(extra.iter().all(|(k, _)| *k > LABEL));
+        let esc = |v: &str| -> String {
+            if v.contains(['\\', '"', '\n']) {
+                openmetrics::escape(v)
+            } else {
+                v.to_string()
+            }
+        };
+        let mut rendered = esc(value);
+        for (k, v) in &extra {
+            rendered.push_str("\",");
+            rendered.push_str(k);
+            rendered.push_str("=\"");
+            rendered.push_str(&esc(v));
+        }
         Label {
             value: value.into(),
-            escaped,
+            extra: extra.into_iter().map(|(k, v)| (k, v.into())).collect(),
+            rendered: rendered.into(),
         }
     }
 
@@ -55,9 +79,17 @@ impl Label {
         &self.value
     }
 
-    /// The value escaped for both exposition formats (`\\`, `\"`, `\n`).
+    /// Every pair, `cgroup` first, the others sorted by name.
+    pub fn pairs(&self) -> Vec<(&str, &str)> {
+        std::iter::once((LABEL, self.value()))
+            .chain(self.extra.iter().map(|(k, v)| (*k, &**v)))
+            .collect()
+    }
+
+    /// The label set escaped for both exposition formats (`\\`, `\"`,
+    /// `\n`), without the outer `cgroup="` and `"`.
     pub fn escaped(&self) -> &str {
-        self.escaped.as_deref().unwrap_or(&self.value)
+        &self.rendered
     }
 }
 
@@ -73,7 +105,7 @@ pub struct Row {
     /// Index of the cgroup's label in the table's [`Labels`].
     label: u32,
     /// Bit `i`: `values[i]` is a sample.
-    present: u16,
+    present: u64,
     values: [f64; METRICS],
 }
 
@@ -186,7 +218,7 @@ impl CgroupTable {
                     .iter()
                     .filter_map(|r| {
                         let v = r.get(i)?;
-                        Some(sample(&[(LABEL, self.label(r).value())], m.kind, v))
+                        Some(sample(&self.label(r).pairs(), m.kind, v))
                     })
                     .collect();
                 family(m.name, m.help, m.kind, samples)
@@ -197,7 +229,7 @@ impl CgroupTable {
     /// The names of the families with at least one sample, sorted, each
     /// with its index in [`CGROUP_METRICS`].
     pub fn names(&self) -> Vec<(&'static str, usize)> {
-        let mut any = 0u16;
+        let mut any = 0u64;
         for r in &self.rows {
             any |= r.present;
         }

@@ -11,7 +11,7 @@ use probes::host::fake::FakeTree;
 /// whose names need escaping.
 fn v2_tree(dir: &std::path::Path) -> FakeTree {
     let t = FakeTree::new(dir)
-        .v2(&["cpuset", "cpu", "memory", "pids"])
+        .v2(&["cpuset", "cpu", "memory", "pids", "io"])
         .build()
         .unwrap();
     let c = "/boxwatch/run-1/spin";
@@ -30,6 +30,27 @@ fn v2_tree(dir: &std::path::Path) -> FakeTree {
     t.write("", c, "pids.current", "2\n").unwrap();
     t.write("", c, "pids.max", "64\n").unwrap();
     t.write("", c, "cpuset.cpus.effective", "0-1\n").unwrap();
+    t.write("", c, "cpu.max.burst", "10000\n").unwrap();
+    t.write("", c, "memory.high", "50331648\n").unwrap();
+    t.write("", c, "memory.swap.current", "0\n").unwrap();
+    t.write(
+        "",
+        c,
+        "memory.stat",
+        "anon 786432\nfile 262144\nactive_file 131072\ninactive_file 65536\n",
+    )
+    .unwrap();
+    let psi = "some avg10=1.50 avg60=0.40 avg300=0.10 total=2500000\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=125000\n";
+    for f in ["cpu.pressure", "memory.pressure", "io.pressure"] {
+        t.write("", c, f, psi).unwrap();
+    }
+    t.write(
+        "",
+        c,
+        "io.stat",
+        "254:0 rbytes=1048576 wbytes=4096 rios=16 wios=1 dbytes=0 dios=0\n",
+    )
+    .unwrap();
     let free = "/boxwatch/run-1/free";
     t.write("", free, "cpu.stat", "usage_usec 10\n").unwrap();
     t.write("", free, "cpu.max", "max 100000\n").unwrap();
@@ -88,6 +109,14 @@ fn hybrid_tree(dir: &std::path::Path) -> FakeTree {
     t.write("pids", c, "pids.max", "max\n").unwrap();
     t.write("cpuset", c, "cpuset.effective_cpus", "1\n")
         .unwrap();
+    t.write("cpu", c, "cpu.cfs_burst_us", "0\n").unwrap();
+    t.write(
+        "memory",
+        c,
+        "memory.stat",
+        "cache 8192\ninactive_file 4096\ntotal_cache 8192\ntotal_inactive_file 1024\n",
+    )
+    .unwrap();
     t
 }
 
@@ -415,6 +444,7 @@ fn the_direct_body_is_the_registry_body() {
             max_cgroups: args.max_cgroups,
             walk: args.walk,
             max_open_files: 1000,
+            names: args.names.clone(),
         })),
         Box::new(exporter::verdicts::VerdictCollector::new(report)),
     ])
@@ -582,4 +612,91 @@ fn files_per_cgroup_covers_every_file_the_reader_opens() {
             files.len()
         );
     }
+}
+
+/// Identity labels: Docker, Podman, Kubernetes (systemd driver) and a
+/// boxwatch container, with the names Docker and Podman keep on disk, and
+/// `boxwatch_container_info` for each container.
+#[test]
+fn containers_are_labelled_with_who_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = FakeTree::new(&dir.path().join("host"))
+        .v2(&["cpu", "memory", "pids"])
+        .build()
+        .unwrap();
+    let docker_id = "bfa3bb5f4215878aeaa0e0cbd72d494a18b7e5a5fa316a886f8335e2b939615f";
+    let podman_id = "d3e06ff720ca42902646f30453193d29810ed2445094b5e9db66456075837d28";
+    let kube_id = "7".repeat(64);
+    let kube = format!(
+        "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0f6a3c1e_29b1_4e4f_9d84_5c6f0ab3d7e2.slice/cri-containerd-{kube_id}.scope"
+    );
+    let paths = [
+        "/docker".to_string(),
+        format!("/docker/{docker_id}"),
+        "/libpod_parent/conmon".to_string(),
+        format!("/libpod_parent/libpod-{podman_id}"),
+        kube.clone(),
+        "/boxwatch/4242-987654-0/memory-hog".to_string(),
+        "/system.slice/sshd.service".to_string(),
+    ];
+    for p in &paths {
+        t.write("", p, "memory.current", "4096\n").unwrap();
+    }
+    let docker = dir.path().join("docker");
+    std::fs::create_dir_all(docker.join("containers").join(docker_id)).unwrap();
+    std::fs::write(
+        docker
+            .join("containers")
+            .join(docker_id)
+            .join("config.v2.json"),
+        r#"{"Name":"/web","Config":{"Image":"x"}}"#,
+    )
+    .unwrap();
+    let storage = dir.path().join("storage");
+    std::fs::create_dir_all(storage.join("vfs-containers")).unwrap();
+    std::fs::write(
+        storage.join("vfs-containers/containers.json"),
+        format!(r#"[{{"id":"{podman_id}","names":["db"]}}]"#),
+    )
+    .unwrap();
+    let mut args = fake_args(
+        &dir.path().join("host"),
+        &[
+            "/docker",
+            "/libpod_parent",
+            "/kubepods.slice",
+            "/boxwatch",
+            "/system.slice",
+        ],
+    );
+    args.names.docker_data_root = docker;
+    args.names.containers_storage = storage;
+    let text = scrape(&args, Format::Text);
+    let rows: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            l.starts_with("boxwatch_cgroup_memory_usage_bytes{")
+                || l.starts_with("boxwatch_container_info")
+        })
+        .collect();
+    insta::assert_snapshot!("identity_text", rows.join("\n"));
+    assert!(text.contains(&format!(
+        "boxwatch_container_info{{cgroup=\"/docker/{docker_id}\",container_id=\"{docker_id}\",engine=\"docker\",name=\"web\"}} 1"
+    )));
+    assert!(text.contains("name=\"db\""));
+    assert!(text.contains(
+        "boxwatch_cgroup_memory_usage_bytes{cgroup=\"/system.slice/sshd.service\"} 4096"
+    ));
+    assert_eq!(
+        rows.iter()
+            .filter(|l| l.starts_with("boxwatch_container_info"))
+            .count(),
+        4,
+        "docker, podman, kubernetes and boxwatch containers; not conmon nor the parents"
+    );
+    check_text("containers_are_labelled_with_who_they_are", &text);
+    check_openmetrics(
+        "containers_are_labelled_with_who_they_are",
+        &scrape(&args, Format::OpenMetrics),
+    );
 }

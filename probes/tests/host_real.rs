@@ -294,6 +294,7 @@ fn held_files_see_new_limits_and_a_cgroup_made_again() {
         memory: true,
         pids: true,
         cpuset: false,
+        io: false,
     };
     let mut cg = TestCgroup::new("held");
     limit(&cg, v2, 20_000, 64 << 20, 64);
@@ -369,6 +370,7 @@ fn stat_files_are_what_the_stats_read() {
         memory: true,
         pids: true,
         cpuset: false,
+        io: false,
     };
     let files = layout.stat_files(&cg.path, which).unwrap();
     for f in &files {
@@ -398,6 +400,7 @@ fn reads_beyond_the_file_budget_match_fresh_reads() {
         memory: true,
         pids: true,
         cpuset: false,
+        io: false,
     };
     // No task in the cgroup: its figures stay put between the two reads.
     let budget = FileBudget::new(0);

@@ -361,15 +361,134 @@ impl Drop for Proc {
     }
 }
 
-/// Starts `boxwatch exporter` over `root` and returns it with its address.
+/// A memory cgroup of the exporter's own, `boxwatch/bench-<pid>-exporter`
+/// (beside the bench cgroups, so the exporter does not export it): the
+/// exporter starts in it (a shell moves itself in, then execs the
+/// exporter, so every page from its first is charged there), and its
+/// `memory.usage_in_bytes` / `memory.current` is the exporter's whole
+/// footprint: RSS, page cache and the kernel memory its held cgroup files
+/// pin, which RSS does not show. Removed on drop.
+struct SelfCgroup {
+    dir: PathBuf,
+    version: CgroupVersion,
+}
+
+impl SelfCgroup {
+    fn new(tag: &str) -> Result<Option<Self>> {
+        let layout = Host::new().layout()?;
+        let Some(h) = layout.hierarchy_for("memory") else {
+            eprintln!("bench: no memory controller: the exporter's charged memory is not measured");
+            return Ok(None);
+        };
+        let root = CgroupPath::new(&format!("/boxwatch/bench-{}-{tag}", std::process::id()))?;
+        let dir = h.dir(&root);
+        if !dir.parent().is_some_and(|p| p.is_dir()) {
+            eprintln!(
+                "bench: {} is missing: the exporter's charged memory is not measured",
+                h.dir(&CgroupPath::new("/boxwatch")?).display()
+            );
+            return Ok(None);
+        }
+        std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let me = SelfCgroup {
+            dir,
+            version: h.version,
+        };
+        if !me.usage_file().exists() {
+            eprintln!(
+                "bench: {} has no memory accounting (memory not enabled in its parent's cgroup.subtree_control): \
+                 the exporter's charged memory is not measured",
+                me.dir.display()
+            );
+            return Ok(None);
+        }
+        Ok(Some(me))
+    }
+
+    fn usage_file(&self) -> PathBuf {
+        self.dir.join(match self.version {
+            CgroupVersion::V1 => "memory.usage_in_bytes",
+            CgroupVersion::V2 => "memory.current",
+        })
+    }
+
+    /// (charged, of which kernel) in MiB, now.
+    fn charged_mib(&self) -> Result<(f64, f64)> {
+        let read = |p: PathBuf| -> Result<f64> {
+            Ok(std::fs::read_to_string(&p)
+                .with_context(|| format!("reading {}", p.display()))?
+                .trim()
+                .parse::<f64>()?)
+        };
+        let total = read(self.usage_file())?;
+        let kernel = match self.version {
+            CgroupVersion::V1 => {
+                read(self.dir.join("memory.kmem.usage_in_bytes")).unwrap_or(f64::NAN)
+            }
+            CgroupVersion::V2 => {
+                let stat = std::fs::read_to_string(self.dir.join("memory.stat"))?;
+                let get = |k: &str| {
+                    stat.lines()
+                        .find_map(|l| l.strip_prefix(k).and_then(|v| v.strip_prefix(' ')))
+                        .and_then(|v| v.trim().parse::<f64>().ok())
+                };
+                get("kernel").unwrap_or_else(|| {
+                    ["slab", "kernel_stack", "pagetables", "percpu", "sock"]
+                        .iter()
+                        .filter_map(|k| get(k))
+                        .sum()
+                })
+            }
+        };
+        Ok((total / 1048576.0, kernel / 1048576.0))
+    }
+}
+
+impl Drop for SelfCgroup {
+    fn drop(&mut self) {
+        // The exporter is gone (its Proc dropped first); its exit may take
+        // a moment to leave the cgroup.
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        eprintln!("bench: could not remove {}", self.dir.display());
+    }
+}
+
+/// Starts `boxwatch exporter` over `root` and returns it with its address;
+/// in `own` when given (the process starts there).
 fn start_exporter(
     bin: &PathBuf,
     root: &CgroupPath,
     walk: &str,
     max_open_files: Option<usize>,
 ) -> Result<(Proc, SocketAddr)> {
+    start_exporter_in(bin, root, walk, max_open_files, None)
+}
+
+fn start_exporter_in(
+    bin: &PathBuf,
+    root: &CgroupPath,
+    walk: &str,
+    max_open_files: Option<usize>,
+    own: Option<&SelfCgroup>,
+) -> Result<(Proc, SocketAddr)> {
     let budget = max_open_files.map(|n| ["--max-open-files".to_string(), n.to_string()]);
-    let mut child = Command::new(bin)
+    let mut command = match own {
+        Some(cg) => {
+            let mut c = Command::new("/bin/sh");
+            c.arg("-c")
+                .arg("echo $$ > \"$0\" && exec \"$@\"")
+                .arg(cg.dir.join("cgroup.procs"))
+                .arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
+    let mut child = command
         .args([
             "exporter",
             "--listen",
@@ -395,13 +514,26 @@ fn start_exporter(
     Ok((proc, addr))
 }
 
-/// Starts Debian's node exporter on a free loopback port.
-fn start_node_exporter() -> Result<(Proc, SocketAddr)> {
+/// Starts Debian's node exporter on a free loopback port (in `own` when
+/// given).
+fn start_node_exporter(own: Option<&SelfCgroup>) -> Result<(Proc, SocketAddr)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-    let child = Command::new("/usr/bin/prometheus-node-exporter")
+    let node = "/usr/bin/prometheus-node-exporter";
+    let mut command = match own {
+        Some(cg) => {
+            let mut c = Command::new("/bin/sh");
+            c.arg("-c")
+                .arg("echo $$ > \"$0\" && exec \"$@\"")
+                .arg(cg.dir.join("cgroup.procs"))
+                .arg(node);
+            c
+        }
+        None => Command::new(node),
+    };
+    let child = command
         .arg(format!("--web.listen-address={addr}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -532,6 +664,9 @@ struct Figures {
     cgroup_fds: (usize, usize),
     /// The process's open-file limit (soft, hard).
     nofile: (String, String),
+    /// Memory charged to the exporter's own cgroup after the scrapes:
+    /// (all, of which kernel), MiB; `None` when not measured.
+    charged_mib: Option<(f64, f64)>,
 }
 
 /// The `p` quantile of `sorted` by nearest rank: the smallest value with
@@ -545,8 +680,14 @@ fn nearest_rank(n: usize, p: f64) -> usize {
     ((p * n as f64).ceil() as usize).clamp(1, n.max(1))
 }
 
-/// `scrapes` sequential scrapes of `addr` after 3 warm-up ones.
-fn measure(pid: u32, addr: SocketAddr, scrapes: usize) -> Result<Figures> {
+/// `scrapes` sequential scrapes of `addr` after 3 warm-up ones; with the
+/// charged memory of the exporter's cgroup `own`, when given.
+fn measure_in(
+    pid: u32,
+    addr: SocketAddr,
+    scrapes: usize,
+    own: Option<&SelfCgroup>,
+) -> Result<Figures> {
     ensure!(scrapes > 0, "at least one scrape");
     let mut bytes = 0;
     for _ in 0..3 {
@@ -566,7 +707,12 @@ fn measure(pid: u32, addr: SocketAddr, scrapes: usize) -> Result<Figures> {
     let (rss, peak) = rss_mib(pid)?;
     let cgroup_fds = cgroup_fds(pid)?;
     let nofile = nofile(pid)?;
+    let charged_mib = match own {
+        Some(cg) => Some(cg.charged_mib()?),
+        None => None,
+    };
     Ok(Figures {
+        charged_mib,
         scrapes,
         p50_ms: percentile(&lat, 0.5),
         p99_ms: percentile(&lat, 0.99),
@@ -797,7 +943,9 @@ fn bench(
     let mut cgroups = BenchCgroups::new()?;
     let mut rows: Vec<(usize, Vec<(&str, Figures)>)> = Vec::new();
     let mut floors: Vec<(usize, Floor)> = Vec::new();
-    let (node, node_addr) = start_node_exporter()?;
+    let mut budgets: Vec<(usize, usize, Figures)> = Vec::new();
+    let node_cg = SelfCgroup::new("node-exporter")?;
+    let (node, node_addr) = start_node_exporter(node_cg.as_ref())?;
     for &n in sizes {
         let t = Instant::now();
         cgroups.grow_to(n)?;
@@ -813,16 +961,35 @@ fn bench(
             ("union", "boxwatch (walk union)"),
             ("cpu", "boxwatch (walk cpu)"),
         ] {
-            let (exporter, addr) = start_exporter(bin, &cgroups.root, walk, max_open_files)?;
+            let own = SelfCgroup::new(&format!("exporter-{walk}-{n}"))?;
+            let (exporter, addr) =
+                start_exporter_in(bin, &cgroups.root, walk, max_open_files, own.as_ref())?;
             check_coverage(addr, &cgroups.root, n)?;
-            figures.push((name, measure(exporter.pid(), addr, count)?));
+            figures.push((name, measure_in(exporter.pid(), addr, count, own.as_ref())?));
         }
-        figures.push(("node-exporter", measure(node.pid(), node_addr, count)?));
+        figures.push((
+            "node-exporter",
+            measure_in(node.pid(), node_addr, count, node_cg.as_ref())?,
+        ));
         rows.push((n, figures));
+        // The held-file budget's trade-off: CPU per scrape against the
+        // memory charged to the exporter.
+        for budget in BUDGETS {
+            let own = SelfCgroup::new(&format!("budget-{budget}-{n}"))?;
+            let (exporter, addr) =
+                start_exporter_in(bin, &cgroups.root, "union", Some(budget), own.as_ref())?;
+            let count = (count / 4).max(20);
+            budgets.push((
+                n,
+                budget,
+                measure_in(exporter.pid(), addr, count, own.as_ref())?,
+            ));
+        }
     }
     drop(node);
+    drop(node_cg);
     println!(
-        "\n{:>7} | {:<22} | {:>7} | {:>8} | {:>8} | {:>10} | {:>10} | {:>8} | {:>8} | {:>8} | {:>8} | {:>7}",
+        "\n{:>7} | {:<22} | {:>7} | {:>8} | {:>8} | {:>10} | {:>10} | {:>8} | {:>8} | {:>8} | {:>8} | {:>7} | {:>11} | {:>10}",
         "cgroups",
         "exporter",
         "scrapes",
@@ -834,13 +1001,20 @@ fn bench(
         "peak MiB",
         "body KiB",
         "cg files",
-        "cg dirs"
+        "cg dirs",
+        "charged MiB",
+        "kernel MiB"
     );
-    println!("{}", "-".repeat(145));
+    println!("{}", "-".repeat(175));
+    let charged = |f: &Figures| match f.charged_mib {
+        Some((all, kernel)) => (format!("{all:.1}"), format!("{kernel:.1}")),
+        None => ("n/a".to_string(), "n/a".to_string()),
+    };
     for (n, figures) in &rows {
         for (name, f) in figures {
+            let (all, kernel) = charged(f);
             println!(
-                "{n:>7} | {name:<22} | {:>7} | {:>8.2} | {:>8.2} | {:>10.2} | {:>10.2} | {:>8.1} | {:>8.1} | {:>8.0} | {:>8} | {:>7}",
+                "{n:>7} | {name:<22} | {:>7} | {:>8.2} | {:>8.2} | {:>10.2} | {:>10.2} | {:>8.1} | {:>8.1} | {:>8.0} | {:>8} | {:>7} | {all:>11} | {kernel:>10}",
                 f.scrapes,
                 f.p50_ms,
                 f.p99_ms,
@@ -859,7 +1033,9 @@ fn bench(
          CPU = utime+stime of the exporter process / scrapes; peak = VmHWM; \
          cg files / cg dirs = files and directories the exporter holds open on cgroupfs after the scrapes; each file read keeps a \
          4 KiB page of kernel memory (its seq_file buffer) charged to the exporter's memory cgroup, outside RSS; a directory (O_PATH) keeps none; \
-         each bench cgroup has a {} CPU quota, a {} MiB memory limit and a pids limit of {PIDS_LIMIT})",
+         each bench cgroup has a {} CPU quota, a {} MiB memory limit and a pids limit of {PIDS_LIMIT}; \
+         charged = memory charged to the process's own memory cgroup (it started there): RSS, page cache and kernel memory; \
+         kernel = the kernel part of it (v1 memory.kmem.usage_in_bytes, v2 memory.stat kernel))",
         nearest_rank(scrapes, 0.99),
         nearest_rank(scrapes_large, 0.99),
         CPU_QUOTA_US as f64 / CPU_PERIOD_US as f64,
@@ -902,10 +1078,55 @@ fn bench(
          (O_PATH) beforehand and one fstat per descriptor, as the exporter walks when its open-file budget has room: \
          n/a when the bench cannot hold them all)"
     );
+    print_budgets(&budgets, &floors);
     for name in ["boxwatch (walk union)", "boxwatch (walk cpu)"] {
         print_targets(name, &rows, &floors);
     }
     Ok(())
+}
+
+/// The `--max-open-files` values the trade-off table measures (the
+/// open-file limit may hold fewer: `held` says how many were).
+const BUDGETS: [usize; 4] = [0, 2048, 8192, 32768];
+
+/// The held-file budget's trade-off: CPU per scrape against memory
+/// charged to the exporter, per size and budget.
+fn print_budgets(budgets: &[(usize, usize, Figures)], floors: &[(usize, Floor)]) {
+    println!(
+        "\nheld-file budget (--max-open-files, walk union): CPU per scrape against the memory charged to the exporter's own cgroup"
+    );
+    println!(
+        "{:>7} | {:>7} | {:>6} | {:>8} | {:>10} | {:>11} | {:>11} | {:>10} | {:>8}",
+        "cgroups",
+        "budget",
+        "held",
+        "p99 ms",
+        "CPU ms/scr",
+        "x read flr",
+        "charged MiB",
+        "kernel MiB",
+        "RSS MiB"
+    );
+    println!("{}", "-".repeat(100));
+    for (n, budget, f) in budgets {
+        let floor = floors
+            .iter()
+            .find(|(m, _)| m == n)
+            .map(|(_, fl)| fl.read_ms);
+        let (all, kernel) = f.charged_mib.unwrap_or((f64::NAN, f64::NAN));
+        println!(
+            "{n:>7} | {budget:>7} | {:>6} | {:>8.2} | {:>10.2} | {:>11} | {all:>11.1} | {kernel:>10.1} | {:>8.1}",
+            f.cgroup_fds.0,
+            f.p99_ms,
+            f.cpu_ms,
+            floor.map_or("n/a".into(), |fl| format!("{:.2}", f.cpu_ms / fl)),
+            f.rss_mib
+        );
+    }
+    println!(
+        "(held = cgroup files the exporter holds after the scrapes, within the budget and its open-file limit; \
+         each pins a 4 KiB kernel page charged to its cgroup; files beyond it are opened and closed at every read)"
+    );
 }
 
 /// The figures of exporter `name` at `n` cgroups.
@@ -930,6 +1151,23 @@ fn print_targets(name: &str, rows: &[(usize, Vec<(&str, Figures)>)], floors: &[(
                 f.cpu_ms,
                 verdict(f.cpu_ms < 5.0)
             );
+            if let Some((_, fl)) = floors.iter().find(|(n, _)| *n == 1000) {
+                println!(
+                    "  CPU <= 1.3x the read floor at 1,000:    {:>8.2} x    {} (floor {:.2} ms)",
+                    f.cpu_ms / fl.read_ms,
+                    verdict(f.cpu_ms <= 1.3 * fl.read_ms),
+                    fl.read_ms
+                );
+            }
+            match f.charged_mib {
+                Some((all, kernel)) => println!(
+                    "  RSS + charged kernel < 40 MiB at 1,000: {:>8.1} MiB  {} (all charged: {all:.1} MiB, of which kernel {kernel:.1} MiB; RSS {:.1} MiB)",
+                    f.rss_mib + kernel,
+                    verdict(f.rss_mib + kernel < 40.0),
+                    f.rss_mib
+                ),
+                None => println!("  RSS + charged kernel at 1,000: not measured (no memory cgroup of its own)"),
+            }
             if let Some((_, fl)) = floors.iter().find(|(n, _)| *n == 1000) {
                 // The walk as the exporter does it at 1,000 cgroups: the
                 // union one with its directories held when it can.
@@ -986,12 +1224,14 @@ fn print_targets(name: &str, rows: &[(usize, Vec<(&str, Figures)>)], floors: &[(
             if let Some((_, fl)) = floors.iter().find(|(n, _)| *n == LARGE) {
                 if large.cgroup_fds.0 < fl.files {
                     println!(
-                        "    at {LARGE} the exporter holds {} of the {} files open (its --max-open-files budget, default 16384 = \
-                         64 MiB of kernel pages, and its open-file limit, {} soft, {} hard, raised past the hard limit only with \
+                        "    at {LARGE} the exporter holds {} of the {} files open (its --max-open-files budget, default {} = \
+                         ~{} MiB of kernel pages, and its open-file limit, {} soft, {} hard, raised past the hard limit only with \
                          CAP_SYS_RESOURCE): the other {} are opened, read and \
                          closed at every scrape, ~4x the cost of a held read",
                         large.cgroup_fds.0,
                         fl.files,
+                        exporter::cli::DEFAULT_MAX_OPEN_FILES,
+                        exporter::cli::DEFAULT_MAX_OPEN_FILES * 4 / 1024,
                         large.nofile.0,
                         large.nofile.1,
                         fl.files - large.cgroup_fds.0

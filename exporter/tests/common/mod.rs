@@ -33,6 +33,8 @@ pub fn fake_args(root: &Path, roots: &[&str]) -> ExporterArgs {
         write_timeout: 10,
         connection_timeout: 60,
         host_root: root.to_path_buf(),
+        names: Default::default(),
+        web: Default::default(),
     }
 }
 

@@ -231,7 +231,7 @@ impl std::fmt::Display for CgroupPath {
 
 /// The controllers whose files [`CgroupLayout::stats`](super::CgroupLayout)
 /// reads.
-pub const STAT_CONTROLLERS: [&str; 5] = ["cpu", "cpuacct", "memory", "pids", "cpuset"];
+pub const STAT_CONTROLLERS: [&str; 6] = ["cpu", "cpuacct", "memory", "pids", "cpuset", "blkio"];
 
 /// Which controllers' figures to read (see
 /// [`CgroupLayout::stats_of`](super::CgroupLayout::stats_of)); `cpu`
@@ -242,6 +242,8 @@ pub struct Controllers {
     pub memory: bool,
     pub pids: bool,
     pub cpuset: bool,
+    /// v1 `blkio`, v2 `io`.
+    pub io: bool,
 }
 
 impl Controllers {
@@ -251,6 +253,7 @@ impl Controllers {
         memory: true,
         pids: true,
         cpuset: true,
+        io: true,
     };
 
     /// The controller names selected, from [`STAT_CONTROLLERS`].
@@ -259,6 +262,7 @@ impl Controllers {
             "cpu" | "cpuacct" => self.cpu,
             "memory" => self.memory,
             "pids" => self.pids,
+            "blkio" => self.io,
             _ => self.cpuset,
         })
     }
@@ -396,7 +400,13 @@ impl CgroupLayout {
             return Some(h);
         }
         let v2 = self.v2.as_ref()?;
-        (controller == "cpuacct" || v2.has(controller)).then_some(v2)
+        let on_v2 = match controller {
+            "cpuacct" => true,
+            // v1's blkio is v2's io.
+            "blkio" => v2.has("io"),
+            c => v2.has(c),
+        };
+        on_v2.then_some(v2)
     }
 
     /// The directory of `cgroup` in `controller`'s hierarchy (see

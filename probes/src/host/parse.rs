@@ -103,6 +103,28 @@ pub struct MemoryEvents {
     pub oom_group_kill: Option<u64>,
 }
 
+/// A pressure stall information file (`/proc/pressure/<resource>`, v2
+/// `<resource>.pressure`): the total stall time of its `some` and `full`
+/// lines (kernels before 5.13 have no `full` line for cpu).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pressure {
+    /// Time some tasks were stalled, in microseconds.
+    pub some_us: Option<u64>,
+    /// Time all non-idle tasks were stalled at once, in microseconds.
+    pub full_us: Option<u64>,
+}
+
+/// I/O done by a cgroup, summed over its devices (v2 `io.stat`, v1
+/// `blkio.throttle.io_service_bytes_recursive` and
+/// `io_serviced_recursive`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IoStat {
+    pub read_bytes: u64,
+    pub write_bytes: u64,
+    pub reads: u64,
+    pub writes: u64,
+}
+
 /// v1 `memory.oom_control`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct OomControl {
@@ -260,6 +282,96 @@ pub fn parse_cpu_stat(text: &str) -> Result<CpuStat, ParseError> {
         }
     }
     Ok(s)
+}
+
+/// A pressure file: `some avg10=0.00 avg60=0.00 avg300=0.00 total=N`
+/// and the same for `full`.
+pub fn parse_pressure(text: &str) -> Result<Pressure, ParseError> {
+    let mut p = Pressure::default();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let bad = || ParseError::new("\"some|full avg10=.. avg60=.. avg300=.. total=N\"", line);
+        let mut f = line.split_whitespace();
+        let slot = match f.next() {
+            Some("some") => &mut p.some_us,
+            Some("full") => &mut p.full_us,
+            _ => return Err(bad()),
+        };
+        let total = f
+            .find_map(|kv| kv.strip_prefix("total="))
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(bad)?;
+        *slot = Some(total);
+    }
+    Ok(p)
+}
+
+/// v2 `io.stat`: `MAJ:MIN rbytes=N wbytes=N rios=N wios=N dbytes=N
+/// dios=N` per device, summed (keys it does not know are skipped).
+pub fn parse_io_stat(text: &str) -> Result<IoStat, ParseError> {
+    let mut io = IoStat::default();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let bad = || ParseError::new("\"MAJ:MIN key=value ...\"", line);
+        let mut f = line.split_whitespace();
+        let dev = f.next().ok_or_else(bad)?;
+        if !dev.contains(':') {
+            return Err(bad());
+        }
+        for kv in f {
+            let (k, v) = kv.split_once('=').ok_or_else(bad)?;
+            let v: u64 = v.parse().map_err(|_| bad())?;
+            let slot = match k {
+                "rbytes" => &mut io.read_bytes,
+                "wbytes" => &mut io.write_bytes,
+                "rios" => &mut io.reads,
+                "wios" => &mut io.writes,
+                _ => continue,
+            };
+            *slot = slot.saturating_add(v);
+        }
+    }
+    Ok(io)
+}
+
+/// A v1 blkio statistics file (`MAJ:MIN Read N`, `MAJ:MIN Write N`, ...
+/// per device, then `Total N`): the reads and writes summed over devices.
+pub fn parse_blkio_v1(text: &str) -> Result<(u64, u64), ParseError> {
+    let (mut read, mut write) = (0u64, 0u64);
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let bad = || ParseError::new("\"MAJ:MIN Op N\" or \"Total N\"", line);
+        let f: Vec<&str> = line.split_whitespace().collect();
+        match f.as_slice() {
+            ["Total", v] => {
+                v.parse::<u64>().map_err(|_| bad())?;
+            }
+            [dev, op, v] if dev.contains(':') => {
+                let v: u64 = v.parse().map_err(|_| bad())?;
+                match *op {
+                    "Read" => read = read.saturating_add(v),
+                    "Write" => write = write.saturating_add(v),
+                    _ => {}
+                }
+            }
+            _ => return Err(bad()),
+        }
+    }
+    Ok((read, write))
+}
+
+/// The value of `key` in a flat-keyed file such as `memory.stat`
+/// (`None` when absent), without building the whole map.
+pub fn parse_keyed_value(text: &str, key: &str) -> Result<Option<u64>, ParseError> {
+    for line in text.lines() {
+        let mut f = line.split_whitespace();
+        if f.next() == Some(key) {
+            return f
+                .next()
+                .and_then(|v| v.parse().ok())
+                .filter(|_| f.next().is_none())
+                .map(Some)
+                .ok_or_else(|| ParseError::new("\"key unsigned-value\"", line));
+        }
+    }
+    Ok(None)
 }
 
 /// v2 `memory.events` (or `memory.events.local`).
@@ -503,6 +615,72 @@ pub fn parse_ns_link(target: &str) -> Result<(String, u64), ParseError> {
 
 #[cfg(test)]
 mod tests {
+    proptest! {
+        #[test]
+        fn pressure_totals_are_read_back(some in any::<u64>(), full in proptest::option::of(any::<u64>()), a in 0u32..10000) {
+            let mut text = format!("some avg10={}.{:02} avg60=0.00 avg300=0.00 total={some}\n", a / 100, a % 100);
+            if let Some(f) = full {
+                text.push_str(&format!("full avg10=0.00 avg60=0.00 avg300=0.00 total={f}\n"));
+            }
+            let p = parse_pressure(&text).unwrap();
+            prop_assert_eq!(p.some_us, Some(some));
+            prop_assert_eq!(p.full_us, full);
+        }
+
+        #[test]
+        fn io_stat_sums_every_device(devs in proptest::collection::vec((0u32..300, 0u32..64, 0u64..1 << 50, 0u64..1 << 50, 0u64..1 << 40, 0u64..1 << 40), 0..5)) {
+            let text: String = devs.iter().map(|(ma, mi, rb, wb, r, w)| {
+                format!("{ma}:{mi} rbytes={rb} wbytes={wb} rios={r} wios={w} dbytes=0 dios=0\n")
+            }).collect();
+            let io = parse_io_stat(&text).unwrap();
+            prop_assert_eq!(io.read_bytes, devs.iter().map(|d| d.2).sum::<u64>());
+            prop_assert_eq!(io.write_bytes, devs.iter().map(|d| d.3).sum::<u64>());
+            prop_assert_eq!(io.reads, devs.iter().map(|d| d.4).sum::<u64>());
+            prop_assert_eq!(io.writes, devs.iter().map(|d| d.5).sum::<u64>());
+        }
+
+        #[test]
+        fn blkio_v1_sums_reads_and_writes(devs in proptest::collection::vec((0u32..300, 0u32..64, 0u64..1 << 50, 0u64..1 << 50), 0..5)) {
+            let mut text = String::new();
+            for (ma, mi, r, w) in &devs {
+                text.push_str(&format!("{ma}:{mi} Read {r}\n{ma}:{mi} Write {w}\n{ma}:{mi} Sync {r}\n{ma}:{mi} Async 0\n{ma}:{mi} Discard 0\n{ma}:{mi} Total {}\n", r + w));
+            }
+            text.push_str(&format!("Total {}\n", devs.iter().map(|d| d.2 + d.3).sum::<u64>()));
+            let (r, w) = parse_blkio_v1(&text).unwrap();
+            prop_assert_eq!(r, devs.iter().map(|d| d.2).sum::<u64>());
+            prop_assert_eq!(w, devs.iter().map(|d| d.3).sum::<u64>());
+        }
+
+        #[test]
+        fn keyed_value_finds_its_key(pairs in proptest::collection::btree_map("[a-z_]{1,20}", any::<u64>(), 0..30), key in "[a-z_]{1,20}") {
+            let text: String = pairs.iter().map(|(k, v)| format!("{k} {v}\n")).collect();
+            prop_assert_eq!(parse_keyed_value(&text, &key).unwrap(), pairs.get(&key).copied());
+        }
+
+        #[test]
+        fn new_parsers_never_panic(text in "\\PC{0,200}") {
+            let _ = parse_pressure(&text);
+            let _ = parse_io_stat(&text);
+            let _ = parse_blkio_v1(&text);
+            let _ = parse_keyed_value(&text, "inactive_file");
+        }
+    }
+
+    #[test]
+    fn real_pressure_io_and_blkio_files() {
+        let p = parse_pressure("some avg10=0.00 avg60=0.00 avg300=0.00 total=717\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=576\n").unwrap();
+        assert_eq!((p.some_us, p.full_us), (Some(717), Some(576)));
+        let io = parse_io_stat("254:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n7:0 rbytes=1 wbytes=0 rios=1 wios=0 dbytes=0 dios=0\n").unwrap();
+        assert_eq!(
+            (io.read_bytes, io.write_bytes, io.reads, io.writes),
+            (4097, 8192, 2, 2)
+        );
+        assert_eq!(parse_blkio_v1("254:0 Read 4096\n254:0 Write 512\n254:0 Sync 0\n254:0 Async 4608\n254:0 Discard 0\n254:0 Total 4608\nTotal 4608\n").unwrap(), (4096, 512));
+        assert_eq!(parse_blkio_v1("Total 0\n").unwrap(), (0, 0));
+        assert!(parse_pressure("none total=1\n").is_err());
+        assert!(parse_io_stat("rbytes=1\n").is_err());
+    }
+
     use super::*;
     use proptest::prelude::*;
 

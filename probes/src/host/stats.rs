@@ -2,7 +2,7 @@
 
 use super::fsread::{read_parsed, CgroupFiles, FreshDirs, RecordingDirs};
 use super::layout::{CgroupLayout, CgroupPath, CgroupVersion, Controllers, Hierarchy};
-use super::parse::{self, CpuMax, Limit, MemoryEvents};
+use super::parse::{self, CpuMax, IoStat, Limit, MemoryEvents, Pressure};
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -48,6 +48,33 @@ pub struct CgroupStats {
     /// whose figures were to be read: the fields from there are `None`
     /// because the cgroup is not there, which is not an absent feature.
     pub missing_dirs: Vec<PathBuf>,
+    /// CFS burst: v1 `cpu.cfs_burst_us`, v2 `cpu.max.burst` (µs).
+    pub cpu_burst_us: Option<u64>,
+    /// `memory.stat` inactive file pages (v1 `total_inactive_file`, the
+    /// hierarchy's; v2 `inactive_file`): what the working set leaves out.
+    pub memory_inactive_file_bytes: Option<u64>,
+    /// Swap used: v2 `memory.swap.current`; v1 `memory.memsw.usage_in_bytes`
+    /// less `memory.usage_in_bytes` (where swap accounting is on).
+    pub memory_swap_bytes: Option<u64>,
+    /// v2 `memory.high`: where the kernel starts throttling and reclaiming.
+    pub memory_high: Option<Limit>,
+    /// Pressure stall information of the cgroup (v2 `cpu.pressure`,
+    /// `memory.pressure`, `io.pressure`; on a hybrid host from the v2
+    /// hierarchy when the cgroup exists there).
+    pub cpu_pressure: Option<Pressure>,
+    pub memory_pressure: Option<Pressure>,
+    pub io_pressure: Option<Pressure>,
+    /// I/O done: v2 `io.stat`, v1 blkio's throttle statistics.
+    pub io: Option<IoStat>,
+}
+
+impl CgroupStats {
+    /// The working set as cAdvisor and the kubelet compute it: usage less
+    /// inactive file pages, at least 0.
+    pub fn memory_working_set_bytes(&self) -> Option<u64> {
+        let usage = self.memory_usage_bytes?;
+        Some(usage.saturating_sub(self.memory_inactive_file_bytes.unwrap_or(0)))
+    }
 }
 
 impl CgroupStats {
@@ -70,6 +97,14 @@ impl CgroupStats {
             pids_max,
             cpuset_cpus_effective,
             missing_dirs: _,
+            cpu_burst_us,
+            memory_inactive_file_bytes,
+            memory_swap_bytes,
+            memory_high,
+            cpu_pressure,
+            memory_pressure,
+            io_pressure,
+            io,
         } = self;
         cpu_usage_ns.is_none()
             && cpu_nr_periods.is_none()
@@ -85,6 +120,14 @@ impl CgroupStats {
             && pids_current.is_none()
             && pids_max.is_none()
             && cpuset_cpus_effective.is_none()
+            && cpu_burst_us.is_none()
+            && memory_inactive_file_bytes.is_none()
+            && memory_swap_bytes.is_none()
+            && memory_high.is_none()
+            && cpu_pressure.is_none()
+            && memory_pressure.is_none()
+            && io_pressure.is_none()
+            && io.is_none()
     }
 }
 
@@ -102,6 +145,7 @@ pub(crate) struct StatPlan {
     memory: Option<usize>,
     pids: Option<usize>,
     cpuset: Option<usize>,
+    io: Option<usize>,
 }
 
 impl StatPlan {
@@ -122,6 +166,7 @@ impl StatPlan {
             memory: index(layout.hierarchy_for("memory").filter(|_| which.memory)),
             pids: index(layout.hierarchy_for("pids").filter(|_| which.pids)),
             cpuset: index(layout.hierarchy_for("cpuset").filter(|_| which.cpuset)),
+            io: index(layout.hierarchy_for("blkio").filter(|_| which.io)),
         }
     }
 }
@@ -214,6 +259,43 @@ impl CgroupLayout {
             };
             s.cpuset_cpus_effective = dirs.parsed(file, parse::parse_cpu_list)?;
         }
+        if let Some(version) = self.enter(dirs, plan.io, cgroup, &mut s)? {
+            found = true;
+            s.io = match version {
+                CgroupVersion::V2 => dirs.parsed("io.stat", parse::parse_io_stat)?,
+                CgroupVersion::V1 => {
+                    let bytes = dirs.parsed(
+                        "blkio.throttle.io_service_bytes_recursive",
+                        parse::parse_blkio_v1,
+                    )?;
+                    let ops = dirs.parsed(
+                        "blkio.throttle.io_serviced_recursive",
+                        parse::parse_blkio_v1,
+                    )?;
+                    bytes.zip(ops).map(|((rb, wb), (r, w))| IoStat {
+                        read_bytes: rb,
+                        write_bytes: wb,
+                        reads: r,
+                        writes: w,
+                    })
+                }
+            };
+        }
+        // Pressure: in the v2 hierarchy, wherever the controllers are.
+        if (plan.cpu.is_some() || plan.memory.is_some() || plan.io.is_some())
+            && self.enter(dirs, plan.v2, cgroup, &mut s)?.is_some()
+        {
+            found = true;
+            if plan.cpu.is_some() {
+                s.cpu_pressure = dirs.parsed("cpu.pressure", parse::parse_pressure)?;
+            }
+            if plan.memory.is_some() {
+                s.memory_pressure = dirs.parsed("memory.pressure", parse::parse_pressure)?;
+            }
+            if plan.io.is_some() {
+                s.io_pressure = dirs.parsed("io.pressure", parse::parse_pressure)?;
+            }
+        }
         if (!found || s.is_empty()) && !self.exists(cgroup) {
             return Err(Error::CgroupNotFound(cgroup.to_string()));
         }
@@ -245,6 +327,10 @@ impl CgroupLayout {
         s.cpu_max = match version {
             CgroupVersion::V2 => dirs.parsed("cpu.max", parse::parse_cpu_max)?,
             CgroupVersion::V1 => read_cfs_quota(dirs)?,
+        };
+        s.cpu_burst_us = match version {
+            CgroupVersion::V2 => dirs.parsed("cpu.max.burst", parse::parse_u64)?,
+            CgroupVersion::V1 => dirs.parsed("cpu.cfs_burst_us", parse::parse_u64)?,
         };
         // A v1 cpu hierarchy without a v1 cpuacct: usage from v2's cpu.stat.
         if s.cpu_usage_ns.is_none()
@@ -279,6 +365,15 @@ impl CgroupLayout {
                 s.oom_kills = d
                     .parsed("memory.oom_control", parse::parse_oom_control)?
                     .and_then(|o| o.oom_kill);
+                s.memory_inactive_file_bytes = d
+                    .parsed("memory.stat", |t| {
+                        parse::parse_keyed_value(t, "total_inactive_file")
+                    })?
+                    .flatten();
+                s.memory_swap_bytes = d
+                    .parsed("memory.memsw.usage_in_bytes", parse::parse_u64)?
+                    .zip(s.memory_usage_bytes)
+                    .map(|(memsw, usage)| memsw.saturating_sub(usage));
             }
             CgroupVersion::V2 => {
                 s.memory_usage_bytes = d.parsed("memory.current", parse::parse_u64)?;
@@ -286,6 +381,13 @@ impl CgroupLayout {
                 s.memory_peak_bytes = d.parsed("memory.peak", parse::parse_u64)?;
                 s.memory_events = d.parsed("memory.events", parse::parse_memory_events)?;
                 s.oom_kills = s.memory_events.and_then(|e| e.oom_kill);
+                s.memory_high = d.parsed("memory.high", parse::parse_max)?;
+                s.memory_inactive_file_bytes = d
+                    .parsed("memory.stat", |t| {
+                        parse::parse_keyed_value(t, "inactive_file")
+                    })?
+                    .flatten();
+                s.memory_swap_bytes = d.parsed("memory.swap.current", parse::parse_u64)?;
             }
         }
         Ok(true)
