@@ -272,6 +272,9 @@ pub struct ContainerSpec {
     /// namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lxcfs: Option<std::path::PathBuf>,
+    /// The seccomp profile: boxwatch's Docker-like default, or none.
+    #[serde(default)]
+    pub seccomp: crate::seccomp::SeccompMode,
 }
 
 impl ContainerSpec {
@@ -292,6 +295,7 @@ impl ContainerSpec {
             time_offsets: TimeOffsets::default(),
             guard: None,
             lxcfs: None,
+            seccomp: crate::seccomp::SeccompMode::Default,
         }
     }
 

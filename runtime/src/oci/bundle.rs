@@ -11,7 +11,7 @@
 
 use crate::error::{Error, Result};
 use crate::init::DEFAULT_PATH;
-use crate::rootfs::CONTAINER_EXE;
+use crate::rootfs::{CONTAINER_EXE, MASKED_PATHS, READONLY_PATHS};
 use crate::spec::{ContainerSpec, IdMap, Namespace, RootfsSpec, DEFAULT_CAPABILITIES};
 use oci_spec::runtime::{
     Capability as OciCap, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder,
@@ -31,29 +31,6 @@ pub const HOST_DIRS: [&str; 8] = [
 /// `argv[1]` of boxwatch's tiny init when an OCI runtime runs it as PID 1
 /// (the equivalent of `docker run --init`).
 pub const OCI_INIT_ARG: &str = "__boxwatch-oci-init";
-
-/// Docker's masked paths: bound over with /dev/null (files) or an empty
-/// read-only tmpfs (directories) by the OCI runtime.
-const MASKED_PATHS: [&str; 9] = [
-    "/proc/asound",
-    "/proc/acpi",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/sys/firmware",
-];
-
-/// Docker's read-only paths.
-const READONLY_PATHS: [&str; 5] = [
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-];
 
 /// What the bundle needs besides the spec.
 #[derive(Debug, Clone)]
@@ -327,12 +304,7 @@ pub fn config(spec: &ContainerSpec, opts: &BundleOptions) -> Result<Spec> {
         .build()
         .map_err(oci_err)?;
 
-    let mut resources =
-        LinuxResourcesBuilder::default().devices(vec![LinuxDeviceCgroupBuilder::default()
-            .allow(false)
-            .access("rwm")
-            .build()
-            .map_err(oci_err)?]);
+    let mut resources = LinuxResourcesBuilder::default().devices(device_rules()?);
     let l = &spec.limits;
     if l.cpu.is_some() || l.cpuset.is_some() {
         let mut cpu = LinuxCpuBuilder::default();
@@ -424,6 +396,45 @@ pub fn config(spec: &ContainerSpec, opts: &BundleOptions) -> Result<Spec> {
     builder.build().map_err(oci_err)
 }
 
+/// The device cgroup rules: deny everything, then allow Docker's default
+/// devices (runc and crun add the same ones themselves; written out so the
+/// bundle says what the container may open).
+pub const DEFAULT_DEVICES: [(char, i64, Option<i64>, &str); 8] = [
+    ('c', 1, Some(3), "rwm"), // null
+    ('c', 1, Some(5), "rwm"), // zero
+    ('c', 1, Some(7), "rwm"), // full
+    ('c', 1, Some(8), "rwm"), // random
+    ('c', 1, Some(9), "rwm"), // urandom
+    ('c', 5, Some(0), "rwm"), // tty
+    ('c', 5, Some(2), "rwm"), // ptmx
+    ('c', 136, None, "rwm"),  // pts/*
+];
+
+fn device_rules() -> Result<Vec<oci_spec::runtime::LinuxDeviceCgroup>> {
+    use oci_spec::runtime::LinuxDeviceType;
+    let mut rules = vec![LinuxDeviceCgroupBuilder::default()
+        .allow(false)
+        .access("rwm")
+        .build()
+        .map_err(oci_err)?];
+    for (typ, major, minor, access) in DEFAULT_DEVICES {
+        let mut b = LinuxDeviceCgroupBuilder::default()
+            .allow(true)
+            .typ(if typ == 'c' {
+                LinuxDeviceType::C
+            } else {
+                LinuxDeviceType::B
+            })
+            .major(major)
+            .access(access);
+        if let Some(minor) = minor {
+            b = b.minor(minor);
+        }
+        rules.push(b.build().map_err(oci_err)?);
+    }
+    Ok(rules)
+}
+
 /// `config` as JSON, with what `oci-spec` 0.7 cannot express added:
 /// `linux.timeOffsets` in the runtime spec's shape
 /// (`{"monotonic": {"secs": N, "nanosecs": 0}}`).
@@ -437,6 +448,10 @@ pub fn config_json(spec: &ContainerSpec, opts: &BundleOptions) -> Result<serde_j
             "monotonic": {"secs": o.monotonic_secs, "nanosecs": 0},
             "boottime": {"secs": o.boottime_secs, "nanosecs": 0},
         });
+    }
+    let seccomp = crate::seccomp::oci_json(spec);
+    if !seccomp.is_null() {
+        v["linux"]["seccomp"] = seccomp;
     }
     Ok(v)
 }
