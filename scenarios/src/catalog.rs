@@ -318,6 +318,8 @@ struct FileWorkload {
     clock_step: Option<Spanned<String>>,
     mount_marker: Option<Spanned<bool>>,
     linger: Option<Spanned<bool>>,
+    probe: Option<Spanned<String>>,
+    private_mount: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -336,6 +338,9 @@ struct FileExpect {
     pass: Option<Spanned<String>>,
     fail: Option<Spanned<String>>,
     needs_cpus: Option<Spanned<toml::Value>>,
+    attack: Option<String>,
+    #[serde(default)]
+    informational_on: BTreeMap<String, String>,
 }
 
 fn yes() -> bool {
@@ -629,7 +634,7 @@ fn workload(w: FileWorkload, c: &ContainerDef) -> Result<Workload, Bad> {
         )
     })?;
     // Refuse parameters the workload does not take.
-    let given: [(&str, Option<Range<usize>>); 10] = [
+    let given: [(&str, Option<Range<usize>>); 12] = [
         ("threads", w.threads.as_ref().map(|s| s.span())),
         ("duration", w.duration.as_ref().map(|s| s.span())),
         ("burst", w.burst.as_ref().map(|s| s.span())),
@@ -643,6 +648,8 @@ fn workload(w: FileWorkload, c: &ContainerDef) -> Result<Workload, Bad> {
         ("clock_step", w.clock_step.as_ref().map(|s| s.span())),
         ("mount_marker", w.mount_marker.as_ref().map(|s| s.span())),
         ("linger", w.linger.as_ref().map(|s| s.span())),
+        ("probe", w.probe.as_ref().map(|s| s.span())),
+        ("private_mount", w.private_mount.as_ref().map(|s| s.span())),
     ];
     for (param, span) in given {
         if let Some(span) = span {
@@ -785,6 +792,7 @@ fn workload(w: FileWorkload, c: &ContainerDef) -> Result<Workload, Bad> {
         WorkloadKind::OrphanMaker => Workload::OrphanMaker {
             linger: w.linger.as_ref().is_some_and(|b| *b.get_ref()),
         },
+        WorkloadKind::Escape => escape_workload(&w, c)?,
     };
     // The guard: dangerous workloads need their limits in the file itself.
     for need in kind.guard_needs() {
@@ -808,6 +816,38 @@ fn workload(w: FileWorkload, c: &ContainerDef) -> Result<Workload, Bad> {
         }
     }
     Ok(workload)
+}
+
+fn escape_workload(w: &FileWorkload, c: &ContainerDef) -> Result<Workload, Bad> {
+    use crate::workload::escape::EscapeProbe;
+    let p = w.probe.as_ref().ok_or_else(|| {
+        (
+            Some(w.name.span()),
+            "workload escape needs `probe`".to_string(),
+        )
+    })?;
+    let probe = EscapeProbe::from_name(p.get_ref()).ok_or_else(|| {
+        let all: Vec<&str> = EscapeProbe::ALL.iter().map(|p| p.name()).collect();
+        bad(
+            p,
+            format!(
+                "unknown probe {:?}: expected one of {}",
+                p.get_ref(),
+                all.join(", ")
+            ),
+        )
+    })?;
+    let private_mount = w.private_mount.as_ref().is_some_and(|b| *b.get_ref());
+    if private_mount && (c.host_rootfs || !c.namespaces.contains(Namespace::Mount)) {
+        return Err(bad(
+            w.private_mount.as_ref().expect("set"),
+            "private_mount needs the mount namespace and a private rootfs: it would mount on the host",
+        ));
+    }
+    Ok(Workload::Escape {
+        probe,
+        private_mount,
+    })
 }
 
 /// The verdict of a judged check and its opposite.
@@ -1003,7 +1043,17 @@ fn expectation(
         return Err(bad(t, "`tolerance` only goes with `near`"));
     }
     let (pass, fail) = verdicts(&e.pass, &e.fail)?;
+    for rt in e.informational_on.keys() {
+        if rt.parse::<runtime::backend::BackendKind>().is_err() {
+            return Err(bad(
+                &e.check,
+                format!("informational_on names {rt:?}: expected builtin, runc or crun"),
+            ));
+        }
+    }
     Ok(Expectation {
+        attack: e.attack,
+        informational_on: e.informational_on,
         check: check.clone(),
         title: e
             .title

@@ -20,7 +20,12 @@ pub fn check_result(j: &Judgement) -> CheckResult {
         expected: j.expected_verdict,
         observed: format!("{} = {} (expected {})", j.metric, j.observed, j.expected),
         required: j.required,
-        detail: Some(j.title.clone()),
+        detail: Some(match &j.attack {
+            Some(attack) if j.broken() => {
+                format!("{}; where it leaks, an attacker could: {attack}", j.title)
+            }
+            _ => j.title.clone(),
+        }),
     }
 }
 
@@ -307,6 +312,8 @@ mod tests {
                 pass,
                 fail,
                 needs_cpus: None,
+                attack: None,
+                informational_on: Default::default(),
             };
             let obs: Observations = [("m".to_string(), Observed::from(value))].into();
             let j = evaluate(&e, &obs);

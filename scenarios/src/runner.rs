@@ -139,6 +139,7 @@ impl ScenarioRun {
                 expected: expect::describe_condition(&e.metric, &e.condition),
                 observed: why.to_string(),
                 value: None,
+                attack: None,
             })
             .collect();
         if verdict == Verdict::Error {
@@ -487,7 +488,12 @@ impl Runner {
         if let Some(spare) = spare_cpus(&obs, self.cpus) {
             obs.insert(expect::SPARE_CPUS.into(), spare.into());
         }
-        run.judgements = expect::evaluate_all(&s.expectations, &obs);
+        let expectations: Vec<expect::Expectation> = s
+            .expectations
+            .iter()
+            .map(|e| e.for_runtime(self.rt.name()))
+            .collect();
+        run.judgements = expect::evaluate_all(&expectations, &obs);
         if !errors.is_empty() {
             run.error = Some(errors.join("; "));
         }
