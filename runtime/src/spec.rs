@@ -237,6 +237,20 @@ pub const DEFAULT_CAPABILITIES: [caps::Capability; 14] = [
     caps::Capability::CAP_AUDIT_WRITE,
 ];
 
+/// The devices a container may use (type, major, minor or any, access):
+/// Docker's default set. The builtin runtime writes them to the v1 devices
+/// cgroup after denying everything; the OCI bundle lists them.
+pub const DEFAULT_DEVICES: [(char, i64, Option<i64>, &str); 8] = [
+    ('c', 1, Some(3), "rwm"), // null
+    ('c', 1, Some(5), "rwm"), // zero
+    ('c', 1, Some(7), "rwm"), // full
+    ('c', 1, Some(8), "rwm"), // random
+    ('c', 1, Some(9), "rwm"), // urandom
+    ('c', 5, Some(0), "rwm"), // tty
+    ('c', 5, Some(2), "rwm"), // ptmx
+    ('c', 136, None, "rwm"),  // pts/*
+];
+
 /// Everything the runtime needs to start one container.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContainerSpec {

@@ -23,9 +23,11 @@
 //! boottime_offset = "10d"
 //! env = { KEY = "value" }
 //! lxcfs = true              # /proc virtualized by a private lxcfs
+//! seccomp = "unconfined"    # no seccomp filter (default: the runtime's profile)
 //!
 //! [workload]
-//! name = "spin"             # spin burst noisy hog fork-bomb settimeofday probe-inside orphan-maker
+//! name = "spin"             # spin burst noisy hog fork-bomb settimeofday probe-inside orphan-maker escape
+//! probe = "devices"         # escape: devices proc-paths capabilities seccomp sockets all
 //! threads = 1
 //! duration = "5s"
 //!
@@ -39,6 +41,8 @@
 //! pass = "enforced"         # verdict when it holds: enforced | isolated, or
 //! fail = "not-enforced"     # leaked | not-enforced to show a documented leak;
 //!                           # fail is its opposite (the default for a missing one)
+//! attack = "..."            # one line: what an attacker could do where it leaks
+//! informational_on = { crun = "why" }   # runtimes where it is only a finding
 //! ```
 //!
 //! An optional `[neighbour]` table with its own `container` and `workload`
@@ -106,6 +110,9 @@ pub struct ContainerDef {
     /// Virtualize /proc and the online CPU list with a private lxcfs that
     /// the run starts ([`runtime::lxcfs`]).
     pub lxcfs: bool,
+    /// The seccomp profile (the runtime's default unless `unconfined`).
+    #[serde(default)]
+    pub seccomp: runtime::SeccompMode,
 }
 
 impl ContainerDef {
@@ -123,6 +130,7 @@ impl ContainerDef {
         };
         spec.limits = self.limits.clone();
         spec.keep_caps = self.keep_caps.clone();
+        spec.seccomp = self.seccomp;
         spec.init = self.init;
         spec.time_offsets = runtime::TimeOffsets {
             monotonic_secs: self.monotonic_offset_secs,
@@ -302,6 +310,7 @@ struct FileContainer {
     #[serde(default)]
     env: BTreeMap<String, String>,
     lxcfs: Option<Spanned<bool>>,
+    seccomp: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -559,8 +568,16 @@ fn container(c: FileContainer) -> Result<ContainerDef, Bad> {
         Some(l) => *l.get_ref(),
         None => false,
     };
+    let seccomp = match &c.seccomp {
+        None => runtime::SeccompMode::Default,
+        Some(m) => m
+            .get_ref()
+            .parse::<runtime::SeccompMode>()
+            .map_err(|e| bad(m, e.to_string()))?,
+    };
     Ok(ContainerDef {
         lxcfs,
+        seccomp,
         namespaces,
         hostname,
         limits,

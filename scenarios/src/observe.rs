@@ -641,6 +641,7 @@ mod tests {
             host_rootfs: false,
             env: Default::default(),
             lxcfs: false,
+            seccomp: runtime::SeccompMode::Default,
         }
     }
 

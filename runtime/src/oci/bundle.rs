@@ -396,20 +396,9 @@ pub fn config(spec: &ContainerSpec, opts: &BundleOptions) -> Result<Spec> {
     builder.build().map_err(oci_err)
 }
 
-/// The device cgroup rules: deny everything, then allow Docker's default
+/// The device cgroup rules: deny everything, then allow the default
 /// devices (runc and crun add the same ones themselves; written out so the
 /// bundle says what the container may open).
-pub const DEFAULT_DEVICES: [(char, i64, Option<i64>, &str); 8] = [
-    ('c', 1, Some(3), "rwm"), // null
-    ('c', 1, Some(5), "rwm"), // zero
-    ('c', 1, Some(7), "rwm"), // full
-    ('c', 1, Some(8), "rwm"), // random
-    ('c', 1, Some(9), "rwm"), // urandom
-    ('c', 5, Some(0), "rwm"), // tty
-    ('c', 5, Some(2), "rwm"), // ptmx
-    ('c', 136, None, "rwm"),  // pts/*
-];
-
 fn device_rules() -> Result<Vec<oci_spec::runtime::LinuxDeviceCgroup>> {
     use oci_spec::runtime::LinuxDeviceType;
     let mut rules = vec![LinuxDeviceCgroupBuilder::default()
@@ -417,7 +406,7 @@ fn device_rules() -> Result<Vec<oci_spec::runtime::LinuxDeviceCgroup>> {
         .access("rwm")
         .build()
         .map_err(oci_err)?];
-    for (typ, major, minor, access) in DEFAULT_DEVICES {
+    for (typ, major, minor, access) in crate::spec::DEFAULT_DEVICES {
         let mut b = LinuxDeviceCgroupBuilder::default()
             .allow(true)
             .typ(if typ == 'c' {
