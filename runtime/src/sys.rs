@@ -3,8 +3,9 @@
 //!
 //! Safe wrappers from `nix` are used everywhere else; what is here has no
 //! safe wrapper that fits: `clone` with namespace flags followed by `execve`
-//! in a possibly multi-threaded parent, and `sysconf`/`sched_getaffinity`
-//! style queries that `nix` does not cover.
+//! in a possibly multi-threaded parent, `sysconf`/`sched_getaffinity`
+//! style queries that `nix` does not cover, and the escape probes'
+//! dangerous system calls ([`ProbeCall`]), which have no wrapper at all.
 
 use std::ffi::CString;
 use std::os::fd::RawFd;

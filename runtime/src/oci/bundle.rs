@@ -6,7 +6,9 @@
 //! /etc; /bin and /sbin as symlinks on merged-/usr hosts), a fresh /proc, a
 //! read-only /sys, a small /dev, a /tmp, the boxwatch binary at
 //! [`CONTAINER_EXE`], Docker's capability set plus the kept ones,
-//! no_new_privs, and the limits in `linux.resources` (swap = the memory
+//! no_new_privs, boxwatch's seccomp profile ([`crate::seccomp`]) as
+//! `linux.seccomp`, runc's masked and read-only paths, the default device
+//! allow-list, and the limits in `linux.resources` (swap = the memory
 //! limit, so no swap), in the cgroup `cgroupsPath`.
 
 use crate::error::{Error, Result};
