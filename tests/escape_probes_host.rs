@@ -110,10 +110,19 @@ fn every_escape_probe_run_on_the_host_changes_nothing() {
     let left_before = leftovers();
 
     // The host side's facts, as the runner passes them, and every probe.
-    let mut args = vec!["workload".to_string(), "escape".into(), "--probe".into(), "all".into()];
+    let mut args = vec![
+        "workload".to_string(),
+        "escape".into(),
+        "--probe".into(),
+        "all".into(),
+    ];
     args.extend(scenarios::workload::escape::HostFacts::read().args());
     let out = Command::new(BIN).args(&args).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let result: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
 
@@ -121,7 +130,11 @@ fn every_escape_probe_run_on_the_host_changes_nothing() {
     assert_eq!(before, after, "the probes changed the host");
     let step = (clock_offset() - clock_before).abs();
     assert!(step < 0.5, "the host's clock stepped by {step} s");
-    assert_eq!(leftovers(), left_before, "a probe left a device node behind");
+    assert_eq!(
+        leftovers(),
+        left_before,
+        "a probe left a device node behind"
+    );
 
     // The probes did run: on the host nothing is filtered or dropped.
     for key in scenarios::workload::escape::RESULT_KEYS {
@@ -133,7 +146,16 @@ fn every_escape_probe_run_on_the_host_changes_nothing() {
     assert_eq!(result["seccomp_mode"], 0, "{result}");
     assert_ne!(result["dangerous_caps"], "none", "{result}");
     let allowed = result["allowed_syscalls"].as_str().unwrap();
-    for call in ["keyctl", "add_key", "mount", "unshare(CLONE_NEWUSER)", "setns"] {
-        assert!(allowed.contains(call), "{call} not reached on the host: {allowed}");
+    for call in [
+        "keyctl",
+        "add_key",
+        "mount",
+        "unshare(CLONE_NEWUSER)",
+        "setns",
+    ] {
+        assert!(
+            allowed.contains(call),
+            "{call} not reached on the host: {allowed}"
+        );
     }
 }

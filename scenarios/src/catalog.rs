@@ -1271,6 +1271,52 @@ tolerance = 0.02
     }
 
     #[test]
+    fn informational_on_names_runtimes_and_makes_the_check_a_finding_there() {
+        let text = format!(
+            "{GOOD}attack = \"take the host\"\ninformational_on = {{ crun = \"crun does not claim it\" }}\n"
+        );
+        let s = load(&text).unwrap();
+        let e = &s.expectations[0];
+        assert_eq!(e.attack.as_deref(), Some("take the host"));
+        assert!(e.for_runtime("runc").required);
+        let on_crun = e.for_runtime("crun");
+        assert!(!on_crun.required);
+        assert!(
+            on_crun.title.contains("crun does not claim it"),
+            "{}",
+            on_crun.title
+        );
+        let e = refused(&format!("{GOOD}informational_on = {{ docker = \"x\" }}\n"));
+        assert!(e.reason.contains("expected builtin, runc or crun"), "{e}");
+    }
+
+    #[test]
+    fn escape_workloads_need_a_known_probe_and_a_private_mount_namespace() {
+        let escape = |workload: &str, container: &str| {
+            format!(
+                "id = \"e\"\ntitle = \"t\"\n{container}[workload]\nname = \"escape\"\n{workload}\n\
+                 [[expect]]\ncheck = \"c\"\nmetric = \"workload.seccomp_mode\"\nequals = 2\n"
+            )
+        };
+        assert!(load(&escape("probe = \"seccomp\"", "")).is_ok());
+        let e = refused(&escape("", ""));
+        assert!(e.reason.contains("needs `probe`"), "{e}");
+        let e = refused(&escape("probe = \"kernel\"", ""));
+        assert!(e.reason.contains("unknown probe"), "{e}");
+        let e = refused(&escape(
+            "probe = \"devices\"\nprivate_mount = true",
+            "[container]\nnamespaces = [\"pid\"]\n",
+        ));
+        assert!(e.reason.contains("mount on the host"), "{e}");
+        let s = load(&escape(
+            "probe = \"seccomp\"",
+            "[container]\nseccomp = \"unconfined\"\n",
+        ))
+        .unwrap();
+        assert_eq!(s.main.container.seccomp, runtime::SeccompMode::Unconfined);
+    }
+
+    #[test]
     fn a_clock_step_needs_allow_clock_write() {
         let clock = |workload: &str| {
             format!(

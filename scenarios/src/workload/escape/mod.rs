@@ -223,3 +223,72 @@ mod tests {
         }
     }
 }
+
+/// The judge on real recorded results: a builtin container run with
+/// `--seccomp unconfined --keep-cap CAP_SYS_ADMIN` (the result line as it
+/// came out of `workload escape --probe all`), judged by the catalog's
+/// escape checks.
+#[cfg(test)]
+mod judged {
+    use crate::expect::evaluate_all;
+    use crate::observe::{observe, Collected, HostSnapshot};
+    use crate::workload::WorkloadKind;
+    use probes::Verdict;
+    use std::collections::BTreeMap;
+
+    const UNCONFINED_SYS_ADMIN: &str = r#"{"allowed_syscalls":"keyctl (EOPNOTSUPP), add_key (EFAULT), request_key (EFAULT), bpf (EINVAL), perf_event_open (EFAULT), unshare(CLONE_NEWUSER) (EINVAL), clone(CLONE_NEWUSER) (EINVAL), mount (EFAULT), umount2 (EINVAL), pivot_root (EFAULT), swapon (EINVAL), swapoff (EFAULT), open_by_handle_at (EFAULT), setns (EBADF)","ambient":"empty","block_device_probe":"7:0: /tmp: mknod EPERM: Operation not permitted","blocked_syscalls":"userfaultfd, init_module (ENOSYS), finit_module (ENOSYS), kexec_load (ENOSYS), reboot","bounding_vs_default":"+CAP_SYS_ADMIN","cgroupfs":"absent","cgroupfs_writable":"none","dangerous_caps":"CAP_SYS_ADMIN","effective_vs_default":"+CAP_SYS_ADMIN","engine_sockets":"none","event":"result","extra_dev_nodes":"none","host_block_device_opened":false,"host_engine_sockets":"none","no_new_privs":true,"permitted_vs_default":"+CAP_SYS_ADMIN","probe":"all","seccomp_mode":0,"sys_writable":false,"unmasked_paths":"none","writable_readonly_paths":"none"}"#;
+
+    #[test]
+    fn an_unconfined_container_with_cap_sys_admin_leaks_exactly_those_checks() {
+        let line: serde_json::Value = serde_json::from_str(UNCONFINED_SYS_ADMIN).unwrap();
+        let c = Collected {
+            fields: line.as_object().unwrap().clone(),
+            exit_code: Some(0),
+            ..Collected::default()
+        };
+        let mut leaked = Vec::new();
+        for s in crate::builtin::load().into_iter().flatten() {
+            if !s.id.starts_with("escape-") {
+                continue;
+            }
+            let o = observe(
+                &c,
+                &HostSnapshot::default(),
+                &HostSnapshot::default(),
+                &BTreeMap::new(),
+                &s.main.container,
+                WorkloadKind::Escape,
+                100.0,
+            );
+            for j in evaluate_all(&s.expectations, &o) {
+                assert_ne!(
+                    j.verdict,
+                    Verdict::Error,
+                    "{}/{}: {}",
+                    s.id,
+                    j.check,
+                    j.observed
+                );
+                if j.verdict == Verdict::Leaked {
+                    assert!(
+                        j.attack.is_some(),
+                        "{} says what an attacker could do",
+                        j.check
+                    );
+                    leaked.push(format!("{}/{}", s.id, j.check));
+                }
+            }
+        }
+        assert_eq!(
+            leaked,
+            [
+                "escape-capabilities/no-dangerous-caps",
+                "escape-capabilities/effective-default",
+                "escape-capabilities/permitted-default",
+                "escape-capabilities/bounding-default",
+                "escape-seccomp/seccomp-mode",
+                "escape-seccomp/dangerous-syscalls-blocked",
+            ]
+        );
+    }
+}

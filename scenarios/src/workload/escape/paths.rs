@@ -121,10 +121,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_tmp_dir_is_writable_and_proc_self_status_is_not() {
+    fn a_tmp_dir_is_writable_and_proc_sys_is_not() {
         let d = tempfile::tempdir().unwrap();
         assert!(writable(d.path()));
-        assert!(!writable(Path::new("/proc/self/status")));
+        // The /proc/sys directory itself refuses writes even to root.
+        assert!(!writable(Path::new("/proc/sys")));
+        assert!(!writable(&d.path().join("absent")));
     }
 
     #[test]
