@@ -2,8 +2,11 @@
 //! Each call gets arguments that make it fail harmlessly after the check
 //! (listed with the reason in [`runtime::raw::ProbeCall`]); `EPERM` is a
 //! block (by the seccomp profile's errno, or by a missing capability
-//! checked first), `ENOSYS` a block by a profile that answers so (noted),
-//! anything else means the call reached its own argument checks.
+//! checked first), `ENOSYS` a block by a profile that answers so, or a
+//! kernel built without the call (a kernel without module support answers
+//! init_module so): either way the call cannot act, and the result names
+//! each ENOSYS. Anything else means the call reached its own argument
+//! checks.
 
 use runtime::raw::{probe_syscall, ProbeCall};
 use serde_json::{Map, Value};
