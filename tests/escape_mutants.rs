@@ -52,29 +52,12 @@ fn leaked(v: &BTreeMap<(String, String), String>) -> Vec<String> {
 /// A runc that runs `jq FILTER` on the bundle's config.json first.
 fn runc_wrapper(dir: &Path, name: &str, filter: &str) -> std::path::PathBuf {
     let runc = runtime::find_in_path("runc").expect("checked by the caller");
-    let wrapper = dir.join(name);
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\n\
-             prev=\n\
-             for a in \"$@\"; do\n\
-             \x20   if [ \"$prev\" = --bundle ]; then\n\
-             \x20       jq '{filter}' \"$a/config.json\" > \"$a/config.json.new\" && mv \"$a/config.json.new\" \"$a/config.json\" || exit 1\n\
-             \x20   fi\n\
-             \x20   prev=$a\n\
-             done\n\
-             exec {} \"$@\"\n",
-            runc.display()
-        ),
+    bundle_editing_wrapper(
+        dir,
+        name,
+        &runc,
+        &format!("jq '{filter}' \"$cfg\" > \"$cfg.new\" && mv \"$cfg.new\" \"$cfg\""),
     )
-    .unwrap();
-    std::fs::set_permissions(
-        &wrapper,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    wrapper
 }
 
 #[test]
