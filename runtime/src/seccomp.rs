@@ -211,7 +211,7 @@ pub fn compile(rules: &[Rule]) -> Result<Vec<seccompiler::BpfProgram>> {
         by_errno
             .entry(r.errno)
             .or_default()
-            .insert(r.nr as i64, conditions);
+            .insert(r.nr, conditions);
     }
     by_errno
         .into_iter()
