@@ -1,10 +1,12 @@
 //! Masked and read-only kernel paths, /sys, and cgroupfs. Nothing here
 //! writes: a path is writable when `access(W_OK)` (which opens nothing)
-//! succeeds and its filesystem is not mounted read-only (`statvfs`).
+//! succeeds and neither the mount's flags in /proc/self/mountinfo nor
+//! `statvfs` say read-only.
 
 use super::list;
 use nix::sys::statvfs::{statvfs, FsFlags};
 use nix::unistd::{access, AccessFlags};
+use probes::host::MountInfo;
 use serde_json::{Map, Value};
 use std::io::Read;
 use std::path::Path;
@@ -38,11 +40,29 @@ const READ_ONLY: [&str; 8] = [
     "/proc/sys/vm/drop_caches",
 ];
 
-/// Whether `p` could be written: `access(W_OK)` passes and the filesystem
-/// is not read-only. Neither call opens the file.
-pub fn writable(p: &Path) -> bool {
+/// Whether `p` could be written: `access(W_OK)` passes, and neither the
+/// mount holding it (`mounts`, the caller's mountinfo) nor `statvfs` say
+/// read-only. Nothing opens the file.
+pub fn writable(p: &Path, mounts: &[MountInfo]) -> bool {
     let ro = statvfs(p).is_ok_and(|s| s.flags().contains(FsFlags::ST_RDONLY));
-    !ro && access(p, AccessFlags::W_OK).is_ok()
+    !ro && !mount_read_only(p, mounts) && access(p, AccessFlags::W_OK).is_ok()
+}
+
+/// Whether the mount holding `p` (the longest mount point above it, the
+/// top one when several are stacked there) has the per-mount `ro` flag.
+pub fn mount_read_only(p: &Path, mounts: &[MountInfo]) -> bool {
+    mounts
+        .iter()
+        .filter(|m| p.starts_with(&m.mount_point))
+        .max_by_key(|m| m.mount_point.as_os_str().len())
+        .is_some_and(|m| m.mount_options.split(',').any(|o| o == "ro"))
+}
+
+fn own_mounts() -> Vec<MountInfo> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .ok()
+        .and_then(|t| probes::host::parse::parse_mountinfo(&t).ok())
+        .unwrap_or_default()
 }
 
 /// What a masked path shows: `None` when it is absent, empty or cannot be
@@ -63,6 +83,7 @@ fn unmasked(p: &Path) -> Option<String> {
 }
 
 pub fn probe(r: &mut Map<String, Value>) {
+    let mounts = own_mounts();
     let unmasked: Vec<String> = MASKED
         .iter()
         .filter_map(|p| unmasked(Path::new(p)))
@@ -70,18 +91,14 @@ pub fn probe(r: &mut Map<String, Value>) {
     r.insert("unmasked_paths".into(), list(&unmasked));
     let writable_paths: Vec<String> = READ_ONLY
         .iter()
-        .filter(|p| Path::new(p).exists() && writable(Path::new(p)))
+        .filter(|p| Path::new(p).exists() && writable(Path::new(p), &mounts))
         .map(|p| p.to_string())
         .collect();
     r.insert("writable_readonly_paths".into(), list(&writable_paths));
     r.insert(
         "sys_writable".into(),
-        Value::from(writable(Path::new("/sys"))),
+        Value::from(writable(Path::new("/sys"), &mounts)),
     );
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo")
-        .ok()
-        .and_then(|t| probes::host::parse::parse_mountinfo(&t).ok())
-        .unwrap_or_default();
     let (state, writable_cg) = cgroupfs(&mounts);
     r.insert("cgroupfs".into(), Value::from(state));
     r.insert("cgroupfs_writable".into(), list(&writable_cg));
@@ -90,8 +107,8 @@ pub fn probe(r: &mut Map<String, Value>) {
 /// The cgroup filesystems visible inside: `absent`, or `read-only`, or
 /// mounted with some writable; the writable mount points, and a v1
 /// `release_agent` that could be written.
-fn cgroupfs(mounts: &[probes::host::MountInfo]) -> (String, Vec<String>) {
-    let cg: Vec<&probes::host::MountInfo> = mounts
+fn cgroupfs(mounts: &[MountInfo]) -> (String, Vec<String>) {
+    let cg: Vec<&MountInfo> = mounts
         .iter()
         .filter(|m| m.fs_type == "cgroup" || m.fs_type == "cgroup2")
         .collect();
@@ -100,11 +117,11 @@ fn cgroupfs(mounts: &[probes::host::MountInfo]) -> (String, Vec<String>) {
     }
     let mut w = Vec::new();
     for m in &cg {
-        if writable(&m.mount_point) {
+        if writable(&m.mount_point, mounts) {
             w.push(m.mount_point.display().to_string());
         }
         let agent = m.mount_point.join("release_agent");
-        if agent.exists() && writable(&agent) {
+        if agent.exists() && writable(&agent, mounts) {
             w.push(agent.display().to_string());
         }
     }
@@ -123,10 +140,11 @@ mod tests {
     #[test]
     fn a_tmp_dir_is_writable_and_proc_sys_is_not() {
         let d = tempfile::tempdir().unwrap();
-        assert!(writable(d.path()));
+        let mounts = own_mounts();
+        assert!(writable(d.path(), &mounts));
         // The /proc/sys directory itself refuses writes even to root.
-        assert!(!writable(Path::new("/proc/sys")));
-        assert!(!writable(&d.path().join("absent")));
+        assert!(!writable(Path::new("/proc/sys"), &mounts));
+        assert!(!writable(&d.path().join("absent"), &mounts));
     }
 
     #[test]
@@ -138,6 +156,30 @@ mod tests {
         std::fs::write(d.path().join("f"), "x").unwrap();
         assert!(unmasked(d.path()).is_some());
         assert!(unmasked(&d.path().join("f")).is_some());
+    }
+
+    #[test]
+    fn the_top_mount_at_the_longest_prefix_decides() {
+        let mounts = probes::host::parse::parse_mountinfo(
+            "1 0 0:1 / / rw - tmpfs t rw\n\
+             2 1 0:2 / /proc rw,nosuid - proc p rw\n\
+             3 2 0:2 /sys /proc/sys ro,nosuid - proc p rw\n\
+             4 3 0:2 /sys /proc/sys rw,nosuid - proc p rw\n\
+             5 2 0:2 /irq /proc/irq ro - proc p rw\n",
+        )
+        .unwrap();
+        assert!(
+            !mount_read_only(Path::new("/proc/sys/kernel"), &mounts),
+            "the rw mount on top"
+        );
+        assert!(mount_read_only(Path::new("/proc/irq/1"), &mounts));
+        assert!(!mount_read_only(Path::new("/proc/irqx"), &mounts));
+        assert!(!mount_read_only(Path::new("/tmp"), &mounts));
+        // The same mount writable to access() is judged read-only by its flag.
+        let d = tempfile::tempdir().unwrap();
+        let ro_here = format!("9 1 0:9 / {} ro - tmpfs t rw\n", d.path().display());
+        let ro = probes::host::parse::parse_mountinfo(&ro_here).unwrap();
+        assert!(!writable(d.path(), &ro));
     }
 
     #[test]
