@@ -327,6 +327,8 @@ pub fn run(w: &Workload, mount_marker: Option<&str>) -> Result<()> {
         } => clock::settimeofday(&out, *allow_clock_write, *step_secs),
         Workload::ProbeInside { .. } => probe::probe_inside(&out, mount_marker),
         Workload::OrphanMaker { linger } => orphans::orphan_maker(&out, *linger),
+        // Without host facts: the command line (`cli::run_workload`) is
+        // how a container's escape workload gets them.
         Workload::Escape {
             probe,
             private_mount,
