@@ -38,6 +38,10 @@ pub struct RunArgs {
     /// Keep a capability beyond Docker's default set (CAP_SYS_TIME, net_admin...).
     #[arg(long = "keep-cap", value_name = "CAP")]
     keep_cap: Vec<Capability>,
+    /// Seccomp profile: `default` (boxwatch's Docker-like deny-list of the
+    /// system calls escapes use) or `unconfined` (no filter).
+    #[arg(long, value_name = "PROFILE", default_value = "default")]
+    seccomp: runtime::SeccompMode,
     /// Also create a user namespace (root inside maps to an unprivileged id range outside).
     #[arg(long)]
     userns: bool,
@@ -83,6 +87,7 @@ impl RunArgs {
         spec.limits.pids = self.pids;
         spec.limits.cpuset = self.cpuset.clone();
         spec.keep_caps = self.keep_cap.clone();
+        spec.seccomp = self.seccomp;
         spec.init = self.init;
         if let Some(dir) = &self.rootfs {
             spec.rootfs = RootfsSpec::Dir(

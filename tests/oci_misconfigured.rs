@@ -80,29 +80,13 @@ fn a_runtime_that_drops_the_cpu_quota_is_judged_not_enforced() {
     }
     let runc = runtime::find_in_path("runc").expect("checked above");
     let dir = tempfile::tempdir().unwrap();
-    let wrapper = dir.path().join("runc-without-cpu-limits");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\n\
-             # A broken runtime: linux.resources.cpu never reaches runc.\n\
-             prev=\n\
-             for a in \"$@\"; do\n\
-             \x20   if [ \"$prev\" = --bundle ]; then\n\
-             \x20       sed -i 's/\"cpu\": {{/\"x-dropped-cpu\": {{/' \"$a/config.json\" || exit 1\n\
-             \x20   fi\n\
-             \x20   prev=$a\n\
-             done\n\
-             exec {} \"$@\"\n",
-            runc.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        &wrapper,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    // A broken runtime: linux.resources.cpu never reaches runc.
+    let wrapper = bundle_editing_wrapper(
+        dir.path(),
+        "runc-without-cpu-limits",
+        &runc,
+        "sed -i 's/\"cpu\": {/\"x-dropped-cpu\": {/' \"$cfg\"",
+    );
 
     let (status, checks, version) = cpu_quota_20(Some(&wrapper));
     assert_eq!(status, "fail", "{checks:?}");

@@ -191,6 +191,10 @@ fn run(sock: &mut UnixStream) -> StepResult<Never> {
     let envp = cstrings(env.iter().map(|(k, v)| format!("{k}={v}")))?;
     let exe = cstring(program.to_string_lossy())?;
 
+    // Last, so that the setup stage itself is not filtered; exec, and the
+    // tiny init's fork, are allowed by the profile.
+    install_seccomp(spec)?;
+    mark(sock, "seccomp");
     if spec.init {
         return tiny_init(sock, &exe, &argv, &envp);
     }
@@ -322,6 +326,22 @@ fn restrict_capabilities(spec: &ContainerSpec) -> StepResult {
     caps::clear(None, CapSet::Inheritable).map_err(fail("clearing inheritable"))?;
     caps::set(None, CapSet::Effective, &keep).map_err(fail("setting effective"))?;
     caps::set(None, CapSet::Permitted, &keep).map_err(fail("setting permitted"))
+}
+
+/// Installs the spec's seccomp profile on this (single-threaded) process;
+/// no_new_privs is already set, as the kernel requires without
+/// CAP_SYS_ADMIN.
+fn install_seccomp(spec: &ContainerSpec) -> StepResult {
+    let rules = crate::seccomp::rules_for(spec);
+    if rules.is_empty() {
+        return Ok(());
+    }
+    let programs =
+        crate::seccomp::compile(&rules).map_err(step("seccomp", "compiling the profile"))?;
+    for p in &programs {
+        seccompiler::apply_filter(p).map_err(step("seccomp", "installing the filter"))?;
+    }
+    Ok(())
 }
 
 fn set_cloexec(fd: i32) -> StepResult {

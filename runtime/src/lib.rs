@@ -18,6 +18,7 @@ pub mod init;
 pub mod lxcfs;
 pub mod oci;
 pub mod rootfs;
+pub mod seccomp;
 pub mod shared_dir;
 pub mod spec;
 mod sys;
@@ -27,7 +28,7 @@ pub mod timing;
 /// containers: a fork bomb, an orphan maker, a settimeofday attempt). They
 /// live here so that all of the project's `unsafe` stays in `sys.rs`.
 pub mod raw {
-    pub use crate::sys::{exit_now, fork_single_threaded, settimeofday};
+    pub use crate::sys::{exit_now, fork_single_threaded, probe_syscall, settimeofday, ProbeCall};
     pub use nix::unistd::ForkResult;
 }
 pub mod units;
@@ -48,6 +49,7 @@ pub use container::{
 };
 pub use error::Error;
 pub use rootfs::CONTAINER_EXE;
+pub use seccomp::SeccompMode;
 pub use spec::{
     Capability, ContainerSpec, Guard, IdMap, LimitKind, Limits, Namespace, NamespaceSet,
     RootfsSpec, TimeOffsets,

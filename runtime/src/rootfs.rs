@@ -19,6 +19,31 @@ const HOST_DIRS: [&str; 8] = [
 /// Device nodes bound from the host into the container's /dev.
 const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
+/// The masked paths of `runc spec` (Docker's, and /proc/scsi): bound over
+/// with /dev/null (files) or an empty read-only tmpfs (directories) by the
+/// OCI runtime.
+pub const MASKED_PATHS: [&str; 10] = [
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/sys/firmware",
+    "/proc/scsi",
+];
+
+/// The read-only paths of `runc spec` and Docker.
+pub const READONLY_PATHS: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
 /// A failed setup step, sent back to the parent.
 #[derive(Debug)]
 pub struct StepError {
@@ -97,6 +122,7 @@ pub fn build(plan: &RootPlan) -> StepResult {
     mount_proc(&root.join("proc"))?;
     mount_sys(&root.join("sys"))?;
     mount_dev(&root.join("dev"))?;
+    mask_kernel_paths(root)?;
     mount_boxwatch_dir(root, plan.exe, plan.hostname)?;
     if let Some(lxcfs) = plan.lxcfs {
         bind_lxcfs(lxcfs, root)?;
@@ -251,6 +277,41 @@ fn mount_proc(target: &Path) -> StepResult {
     }
 }
 
+/// What runc and crun do with `maskedPaths` and `readonlyPaths`: the
+/// masked files get /dev/null bound over them, the masked directories an
+/// empty read-only tmpfs; the read-only paths are bound read-only onto
+/// themselves. Paths this kernel does not have are skipped.
+fn mask_kernel_paths(root: &Path) -> StepResult {
+    for p in MASKED_PATHS {
+        let at = root.join(p.trim_start_matches('/'));
+        match std::fs::symlink_metadata(&at) {
+            Err(_) => continue,
+            Ok(m) if m.is_dir() => mount_fs(
+                "tmpfs",
+                &at,
+                "tmpfs",
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                "size=0",
+            )?,
+            Ok(_) => mount(
+                Some("/dev/null"),
+                &at,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(step("rootfs", format!("masking {p} with /dev/null")))?,
+        }
+    }
+    for p in READONLY_PATHS {
+        let at = root.join(p.trim_start_matches('/'));
+        if at.exists() {
+            bind(&at, &at, true)?;
+        }
+    }
+    Ok(())
+}
+
 /// A fresh /proc over the host's, for a container on the host rootfs.
 pub fn remount_proc() -> StepResult {
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
@@ -275,11 +336,13 @@ fn mount_sys(target: &Path) -> StepResult {
 /// A minimal /dev: a tmpfs with the harmless host devices bound in, a private
 /// devpts, /dev/shm and the usual symlinks.
 fn mount_dev(dev: &Path) -> StepResult {
+    // nodev: no device node made in /dev opens (the bound ones are mounts
+    // of their own); the builtin runtime has no device cgroup on v2.
     mount_fs(
         "tmpfs",
         dev,
         "tmpfs",
-        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV,
         "mode=0755",
     )?;
     for name in DEVICES {

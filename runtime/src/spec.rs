@@ -237,6 +237,20 @@ pub const DEFAULT_CAPABILITIES: [caps::Capability; 14] = [
     caps::Capability::CAP_AUDIT_WRITE,
 ];
 
+/// The devices a container may use (type, major, minor or any, access):
+/// Docker's default set. The builtin runtime writes them to the v1 devices
+/// cgroup after denying everything; the OCI bundle lists them.
+pub const DEFAULT_DEVICES: [(char, i64, Option<i64>, &str); 8] = [
+    ('c', 1, Some(3), "rwm"), // null
+    ('c', 1, Some(5), "rwm"), // zero
+    ('c', 1, Some(7), "rwm"), // full
+    ('c', 1, Some(8), "rwm"), // random
+    ('c', 1, Some(9), "rwm"), // urandom
+    ('c', 5, Some(0), "rwm"), // tty
+    ('c', 5, Some(2), "rwm"), // ptmx
+    ('c', 136, None, "rwm"),  // pts/*
+];
+
 /// Everything the runtime needs to start one container.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContainerSpec {
@@ -272,6 +286,9 @@ pub struct ContainerSpec {
     /// namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lxcfs: Option<std::path::PathBuf>,
+    /// The seccomp profile: boxwatch's Docker-like default, or none.
+    #[serde(default)]
+    pub seccomp: crate::seccomp::SeccompMode,
 }
 
 impl ContainerSpec {
@@ -292,6 +309,7 @@ impl ContainerSpec {
             time_offsets: TimeOffsets::default(),
             guard: None,
             lxcfs: None,
+            seccomp: crate::seccomp::SeccompMode::Default,
         }
     }
 

@@ -3,8 +3,9 @@
 //!
 //! Safe wrappers from `nix` are used everywhere else; what is here has no
 //! safe wrapper that fits: `clone` with namespace flags followed by `execve`
-//! in a possibly multi-threaded parent, and `sysconf`/`sched_getaffinity`
-//! style queries that `nix` does not cover.
+//! in a possibly multi-threaded parent, `sysconf`/`sched_getaffinity`
+//! style queries that `nix` does not cover, and the escape probes'
+//! dangerous system calls ([`ProbeCall`]), which have no wrapper at all.
 
 use std::ffi::CString;
 use std::os::fd::RawFd;
@@ -288,4 +289,215 @@ pub fn die_with_spawning_thread(cmd: &mut std::process::Command, sig: nix::sys::
             Ok(())
         });
     }
+}
+
+/// A dangerous system call, called by the escape probes with arguments that
+/// make it fail harmlessly *after* seccomp (and, where said, after the
+/// permission check), so that the error tells a blocked call (`EPERM`, or
+/// `ENOSYS` from a profile that answers so) from an allowed one (`EINVAL`,
+/// `EFAULT`, `EBADF`, `ENOEXEC`, `EOPNOTSUPP`).
+///
+/// This list is the judge's, kept apart from the builtin runtime's seccomp
+/// profile (`seccomp.rs`) on purpose: a syscall missing from the profile
+/// must show up here as allowed. It lives in this file only because the
+/// calls need `unsafe`. Calls without harmless arguments are left out:
+/// `acct(NULL)` would switch the host's process accounting off,
+/// `delete_module` needs a module name that certainly does not exist,
+/// `kexec_file_load` with bad descriptors is harmless but unsupported on
+/// some kernels in ways indistinguishable from a block, and `ptrace` is
+/// allowed by Docker's profile on kernels >= 4.8 and by boxwatch's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ProbeCall {
+    /// `keyctl(0x7fffffff, 0, 0, 0, 0)`: an operation number the kernel does
+    /// not know, answered with `EOPNOTSUPP` before any keyring is looked up.
+    Keyctl,
+    /// `add_key(NULL, NULL, NULL, 0, 0)`: copying the type string from NULL
+    /// fails with `EFAULT`; nothing is created.
+    AddKey,
+    /// `request_key(NULL, NULL, NULL, 0)`: `EFAULT` copying the type.
+    RequestKey,
+    /// `bpf(0x7fff, NULL, 0)`: an unknown command, `EINVAL` (or `EPERM` when
+    /// unprivileged BPF is disabled); nothing is loaded.
+    Bpf,
+    /// `perf_event_open(NULL, 0, -1, -1, 0)`: `EFAULT` reading the attribute
+    /// size from NULL, before any event exists.
+    PerfEventOpen,
+    /// `userfaultfd(0x7fff0000)`: flags the kernel does not know, `EINVAL`
+    /// after the `vm.unprivileged_userfaultfd` check (`EPERM`).
+    Userfaultfd,
+    /// `unshare(CLONE_NEWUSER | 0x1)`: bit 0 (`CSIGNAL`) is not an unshare
+    /// flag, so `check_unshare_flags` answers `EINVAL` before any namespace
+    /// is made; a seccomp rule on `CLONE_NEWUSER` still sees the bit.
+    UnshareUserns,
+    /// `clone(CLONE_NEWUSER | CLONE_FS, 0, 0, 0, 0)`: `copy_process` refuses
+    /// that pair with `EINVAL` before anything is copied (since Linux 3.9).
+    CloneUserns,
+    /// `mount(NULL, NULL, NULL, 0, NULL)`: copying the target path from NULL
+    /// fails with `EFAULT` before `may_mount`.
+    Mount,
+    /// `umount2(NULL, 0x80000000)`: unknown flags, `EINVAL` first thing.
+    Umount2,
+    /// `pivot_root(NULL, NULL)`: `EPERM` without CAP_SYS_ADMIN, else
+    /// `EFAULT` on the NULL path.
+    PivotRoot,
+    /// `init_module(NULL, 0, NULL)`: `EPERM` without CAP_SYS_MODULE, else
+    /// `ENOEXEC` (an image shorter than an ELF header is never loaded).
+    InitModule,
+    /// `finit_module(-1, NULL, 0)`: `EPERM` without CAP_SYS_MODULE, else
+    /// `EBADF`.
+    FinitModule,
+    /// `kexec_load(0, 1000, NULL, 0x8000)`: `EPERM` without CAP_SYS_BOOT,
+    /// else `EINVAL` for the unknown flag and the segment count (over
+    /// `KEXEC_SEGMENT_MAX`), checked before any image is loaded or unloaded.
+    KexecLoad,
+    /// `reboot(0, 0, 0, NULL)`: `EPERM` without CAP_SYS_BOOT, else `EINVAL`
+    /// for the wrong magic numbers; the magic is checked before the command.
+    Reboot,
+    /// `swapon(NULL, 0x7fff0000)`: unknown swap flags, `EINVAL` first thing.
+    Swapon,
+    /// `swapoff(NULL)`: `EPERM` without CAP_SYS_ADMIN, else `EFAULT`.
+    Swapoff,
+    /// `open_by_handle_at(-1, NULL, 0)`: `EPERM` without
+    /// CAP_DAC_READ_SEARCH, else `EBADF`/`EFAULT`; nothing is opened.
+    OpenByHandleAt,
+    /// `setns(-1, 0)`: `EBADF`; no namespace is entered.
+    Setns,
+}
+
+impl ProbeCall {
+    pub const ALL: [ProbeCall; 19] = [
+        ProbeCall::Keyctl,
+        ProbeCall::AddKey,
+        ProbeCall::RequestKey,
+        ProbeCall::Bpf,
+        ProbeCall::PerfEventOpen,
+        ProbeCall::Userfaultfd,
+        ProbeCall::UnshareUserns,
+        ProbeCall::CloneUserns,
+        ProbeCall::Mount,
+        ProbeCall::Umount2,
+        ProbeCall::PivotRoot,
+        ProbeCall::InitModule,
+        ProbeCall::FinitModule,
+        ProbeCall::KexecLoad,
+        ProbeCall::Reboot,
+        ProbeCall::Swapon,
+        ProbeCall::Swapoff,
+        ProbeCall::OpenByHandleAt,
+        ProbeCall::Setns,
+    ];
+
+    /// The probe's name in reports (`unshare-userns` for the flag-specific ones).
+    pub fn name(self) -> &'static str {
+        match self {
+            ProbeCall::Keyctl => "keyctl",
+            ProbeCall::AddKey => "add_key",
+            ProbeCall::RequestKey => "request_key",
+            ProbeCall::Bpf => "bpf",
+            ProbeCall::PerfEventOpen => "perf_event_open",
+            ProbeCall::Userfaultfd => "userfaultfd",
+            ProbeCall::UnshareUserns => "unshare(CLONE_NEWUSER)",
+            ProbeCall::CloneUserns => "clone(CLONE_NEWUSER)",
+            ProbeCall::Mount => "mount",
+            ProbeCall::Umount2 => "umount2",
+            ProbeCall::PivotRoot => "pivot_root",
+            ProbeCall::InitModule => "init_module",
+            ProbeCall::FinitModule => "finit_module",
+            ProbeCall::KexecLoad => "kexec_load",
+            ProbeCall::Reboot => "reboot",
+            ProbeCall::Swapon => "swapon",
+            ProbeCall::Swapoff => "swapoff",
+            ProbeCall::OpenByHandleAt => "open_by_handle_at",
+            ProbeCall::Setns => "setns",
+        }
+    }
+}
+
+/// Makes `call` with its harmless arguments (see [`ProbeCall`]) and returns
+/// the error it failed with, or `None` if it returned success (which none
+/// of them can: that would be a kernel that ignores the checks named there).
+pub fn probe_syscall(call: ProbeCall) -> Option<nix::errno::Errno> {
+    use libc::{c_long, syscall};
+    let null = std::ptr::null::<libc::c_void>();
+    let ret: c_long = match call {
+        // SAFETY (each arm): the arguments are integers, -1 descriptors or
+        // NULL pointers; the kernel reads nothing through a NULL pointer but
+        // fails with EFAULT, and writes nowhere. The documented checks (see
+        // ProbeCall) make every call fail before it acts.
+        ProbeCall::Keyctl => unsafe {
+            syscall(libc::SYS_keyctl, 0x7fff_ffff as c_long, 0, 0, 0, 0)
+        },
+        // SAFETY: see above.
+        ProbeCall::AddKey => unsafe { syscall(libc::SYS_add_key, null, null, null, 0, 0) },
+        // SAFETY: see above.
+        ProbeCall::RequestKey => unsafe { syscall(libc::SYS_request_key, null, null, null, 0) },
+        // SAFETY: see above.
+        ProbeCall::Bpf => unsafe { syscall(libc::SYS_bpf, 0x7fff as c_long, null, 0) },
+        // SAFETY: see above.
+        ProbeCall::PerfEventOpen => unsafe {
+            syscall(
+                libc::SYS_perf_event_open,
+                null,
+                0,
+                -1 as c_long,
+                -1 as c_long,
+                0,
+            )
+        },
+        // SAFETY: see above.
+        ProbeCall::Userfaultfd => unsafe { syscall(libc::SYS_userfaultfd, 0x7fff_0000 as c_long) },
+        // SAFETY: see above.
+        ProbeCall::UnshareUserns => unsafe {
+            syscall(libc::SYS_unshare, (libc::CLONE_NEWUSER | 0x1) as c_long)
+        },
+        // SAFETY: see above; should a kernel ever accept the flags, the
+        // child (0) leaves at once without running any Rust code.
+        ProbeCall::CloneUserns => unsafe {
+            let r = syscall(
+                libc::SYS_clone,
+                (libc::CLONE_NEWUSER | libc::CLONE_FS) as c_long,
+                0,
+                0,
+                0,
+                0,
+            );
+            if r == 0 {
+                libc::_exit(0);
+            }
+            r
+        },
+        // SAFETY: see above.
+        ProbeCall::Mount => unsafe { syscall(libc::SYS_mount, null, null, null, 0, null) },
+        // SAFETY: see above.
+        ProbeCall::Umount2 => unsafe { syscall(libc::SYS_umount2, null, 0x8000_0000u32 as c_long) },
+        // SAFETY: see above.
+        ProbeCall::PivotRoot => unsafe { syscall(libc::SYS_pivot_root, null, null) },
+        // SAFETY: see above.
+        ProbeCall::InitModule => unsafe { syscall(libc::SYS_init_module, null, 0, null) },
+        // SAFETY: see above.
+        ProbeCall::FinitModule => unsafe { syscall(libc::SYS_finit_module, -1 as c_long, null, 0) },
+        // SAFETY: see above.
+        ProbeCall::KexecLoad => unsafe {
+            syscall(
+                libc::SYS_kexec_load,
+                0,
+                1000 as c_long,
+                null,
+                0x8000 as c_long,
+            )
+        },
+        // SAFETY: see above.
+        ProbeCall::Reboot => unsafe { syscall(libc::SYS_reboot, 0, 0, 0, null) },
+        // SAFETY: see above.
+        ProbeCall::Swapon => unsafe { syscall(libc::SYS_swapon, null, 0x7fff_0000 as c_long) },
+        // SAFETY: see above.
+        ProbeCall::Swapoff => unsafe { syscall(libc::SYS_swapoff, null) },
+        // SAFETY: see above.
+        ProbeCall::OpenByHandleAt => unsafe {
+            syscall(libc::SYS_open_by_handle_at, -1 as c_long, null, 0)
+        },
+        // SAFETY: see above.
+        ProbeCall::Setns => unsafe { syscall(libc::SYS_setns, -1 as c_long, 0) },
+    };
+    (ret < 0).then(nix::errno::Errno::last)
 }

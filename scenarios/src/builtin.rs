@@ -33,6 +33,26 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../catalog/entry-exit-kills-the-rest.toml"),
     ),
     (
+        "escape-capabilities.toml",
+        include_str!("../catalog/escape-capabilities.toml"),
+    ),
+    (
+        "escape-devices.toml",
+        include_str!("../catalog/escape-devices.toml"),
+    ),
+    (
+        "escape-proc-paths.toml",
+        include_str!("../catalog/escape-proc-paths.toml"),
+    ),
+    (
+        "escape-seccomp.toml",
+        include_str!("../catalog/escape-seccomp.toml"),
+    ),
+    (
+        "escape-sockets.toml",
+        include_str!("../catalog/escape-sockets.toml"),
+    ),
+    (
         "ipc-namespace.toml",
         include_str!("../catalog/ipc-namespace.toml"),
     ),

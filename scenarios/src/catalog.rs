@@ -23,9 +23,11 @@
 //! boottime_offset = "10d"
 //! env = { KEY = "value" }
 //! lxcfs = true              # /proc virtualized by a private lxcfs
+//! seccomp = "unconfined"    # no seccomp filter (default: the runtime's profile)
 //!
 //! [workload]
-//! name = "spin"             # spin burst noisy hog fork-bomb settimeofday probe-inside orphan-maker
+//! name = "spin"             # spin burst noisy hog fork-bomb settimeofday probe-inside orphan-maker escape
+//! probe = "devices"         # escape: devices proc-paths capabilities seccomp sockets all
 //! threads = 1
 //! duration = "5s"
 //!
@@ -39,6 +41,8 @@
 //! pass = "enforced"         # verdict when it holds: enforced | isolated, or
 //! fail = "not-enforced"     # leaked | not-enforced to show a documented leak;
 //!                           # fail is its opposite (the default for a missing one)
+//! attack = "..."            # one line: what an attacker could do where it leaks
+//! informational_on = { crun = "why" }   # runtimes where it is only a finding
 //! ```
 //!
 //! An optional `[neighbour]` table with its own `container` and `workload`
@@ -106,6 +110,9 @@ pub struct ContainerDef {
     /// Virtualize /proc and the online CPU list with a private lxcfs that
     /// the run starts ([`runtime::lxcfs`]).
     pub lxcfs: bool,
+    /// The seccomp profile (the runtime's default unless `unconfined`).
+    #[serde(default)]
+    pub seccomp: runtime::SeccompMode,
 }
 
 impl ContainerDef {
@@ -123,6 +130,7 @@ impl ContainerDef {
         };
         spec.limits = self.limits.clone();
         spec.keep_caps = self.keep_caps.clone();
+        spec.seccomp = self.seccomp;
         spec.init = self.init;
         spec.time_offsets = runtime::TimeOffsets {
             monotonic_secs: self.monotonic_offset_secs,
@@ -302,6 +310,7 @@ struct FileContainer {
     #[serde(default)]
     env: BTreeMap<String, String>,
     lxcfs: Option<Spanned<bool>>,
+    seccomp: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -318,6 +327,8 @@ struct FileWorkload {
     clock_step: Option<Spanned<String>>,
     mount_marker: Option<Spanned<bool>>,
     linger: Option<Spanned<bool>>,
+    probe: Option<Spanned<String>>,
+    private_mount: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -336,6 +347,9 @@ struct FileExpect {
     pass: Option<Spanned<String>>,
     fail: Option<Spanned<String>>,
     needs_cpus: Option<Spanned<toml::Value>>,
+    attack: Option<String>,
+    #[serde(default)]
+    informational_on: BTreeMap<String, String>,
 }
 
 fn yes() -> bool {
@@ -470,6 +484,8 @@ fn placement_check(prefix: &str, metric: &str) -> Expectation {
         pass: Verdict::Enforced,
         fail: Verdict::NotEnforced,
         needs_cpus: None,
+        attack: None,
+        informational_on: BTreeMap::new(),
     }
 }
 
@@ -597,8 +613,16 @@ fn container(c: FileContainer) -> Result<ContainerDef, Bad> {
         Some(l) => *l.get_ref(),
         None => false,
     };
+    let seccomp = match &c.seccomp {
+        None => runtime::SeccompMode::Default,
+        Some(m) => m
+            .get_ref()
+            .parse::<runtime::SeccompMode>()
+            .map_err(|e| bad(m, e.to_string()))?,
+    };
     Ok(ContainerDef {
         lxcfs,
+        seccomp,
         namespaces,
         hostname,
         limits,
@@ -672,7 +696,7 @@ fn workload(w: FileWorkload, c: &ContainerDef) -> Result<Workload, Bad> {
         )
     })?;
     // Refuse parameters the workload does not take.
-    let given: [(&str, Option<Range<usize>>); 10] = [
+    let given: [(&str, Option<Range<usize>>); 12] = [
         ("threads", w.threads.as_ref().map(|s| s.span())),
         ("duration", w.duration.as_ref().map(|s| s.span())),
         ("burst", w.burst.as_ref().map(|s| s.span())),
@@ -686,6 +710,8 @@ fn workload(w: FileWorkload, c: &ContainerDef) -> Result<Workload, Bad> {
         ("clock_step", w.clock_step.as_ref().map(|s| s.span())),
         ("mount_marker", w.mount_marker.as_ref().map(|s| s.span())),
         ("linger", w.linger.as_ref().map(|s| s.span())),
+        ("probe", w.probe.as_ref().map(|s| s.span())),
+        ("private_mount", w.private_mount.as_ref().map(|s| s.span())),
     ];
     for (param, span) in given {
         if let Some(span) = span {
@@ -828,6 +854,7 @@ fn workload(w: FileWorkload, c: &ContainerDef) -> Result<Workload, Bad> {
         WorkloadKind::OrphanMaker => Workload::OrphanMaker {
             linger: w.linger.as_ref().is_some_and(|b| *b.get_ref()),
         },
+        WorkloadKind::Escape => escape_workload(&w, c)?,
     };
     // The guard: dangerous workloads need their limits in the file itself.
     for need in kind.guard_needs() {
@@ -851,6 +878,38 @@ fn workload(w: FileWorkload, c: &ContainerDef) -> Result<Workload, Bad> {
         }
     }
     Ok(workload)
+}
+
+fn escape_workload(w: &FileWorkload, c: &ContainerDef) -> Result<Workload, Bad> {
+    use crate::workload::escape::EscapeProbe;
+    let p = w.probe.as_ref().ok_or_else(|| {
+        (
+            Some(w.name.span()),
+            "workload escape needs `probe`".to_string(),
+        )
+    })?;
+    let probe = EscapeProbe::from_name(p.get_ref()).ok_or_else(|| {
+        let all: Vec<&str> = EscapeProbe::ALL.iter().map(|p| p.name()).collect();
+        bad(
+            p,
+            format!(
+                "unknown probe {:?}: expected one of {}",
+                p.get_ref(),
+                all.join(", ")
+            ),
+        )
+    })?;
+    let private_mount = w.private_mount.as_ref().is_some_and(|b| *b.get_ref());
+    if private_mount && (c.host_rootfs || !c.namespaces.contains(Namespace::Mount)) {
+        return Err(bad(
+            w.private_mount.as_ref().expect("set"),
+            "private_mount needs the mount namespace and a private rootfs: it would mount on the host",
+        ));
+    }
+    Ok(Workload::Escape {
+        probe,
+        private_mount,
+    })
 }
 
 /// The verdict of a judged check and its opposite.
@@ -1046,7 +1105,17 @@ fn expectation(
         return Err(bad(t, "`tolerance` only goes with `near`"));
     }
     let (pass, fail) = verdicts(&e.pass, &e.fail)?;
+    for rt in e.informational_on.keys() {
+        if rt.parse::<runtime::backend::BackendKind>().is_err() {
+            return Err(bad(
+                &e.check,
+                format!("informational_on names {rt:?}: expected builtin, runc or crun"),
+            ));
+        }
+    }
     Ok(Expectation {
+        attack: e.attack,
+        informational_on: e.informational_on,
         check: check.clone(),
         title: e
             .title
@@ -1273,6 +1342,52 @@ tolerance = 0.02
         // A scenario that demonstrates a documented leak holds when it leaks.
         assert_eq!(pair("pass = \"leaked\"\n"), (Leaked, Isolated));
         assert_eq!(pair("pass = \"not-enforced\"\n"), (NotEnforced, Enforced));
+    }
+
+    #[test]
+    fn informational_on_names_runtimes_and_makes_the_check_a_finding_there() {
+        let text = format!(
+            "{GOOD}attack = \"take the host\"\ninformational_on = {{ crun = \"crun does not claim it\" }}\n"
+        );
+        let s = load(&text).unwrap();
+        let e = &s.expectations[0];
+        assert_eq!(e.attack.as_deref(), Some("take the host"));
+        assert!(e.for_runtime("runc").required);
+        let on_crun = e.for_runtime("crun");
+        assert!(!on_crun.required);
+        assert!(
+            on_crun.title.contains("crun does not claim it"),
+            "{}",
+            on_crun.title
+        );
+        let e = refused(&format!("{GOOD}informational_on = {{ docker = \"x\" }}\n"));
+        assert!(e.reason.contains("expected builtin, runc or crun"), "{e}");
+    }
+
+    #[test]
+    fn escape_workloads_need_a_known_probe_and_a_private_mount_namespace() {
+        let escape = |workload: &str, container: &str| {
+            format!(
+                "id = \"e\"\ntitle = \"t\"\n{container}[workload]\nname = \"escape\"\n{workload}\n\
+                 [[expect]]\ncheck = \"c\"\nmetric = \"workload.seccomp_mode\"\nequals = 2\n"
+            )
+        };
+        assert!(load(&escape("probe = \"seccomp\"", "")).is_ok());
+        let e = refused(&escape("", ""));
+        assert!(e.reason.contains("needs `probe`"), "{e}");
+        let e = refused(&escape("probe = \"kernel\"", ""));
+        assert!(e.reason.contains("unknown probe"), "{e}");
+        let e = refused(&escape(
+            "probe = \"devices\"\nprivate_mount = true",
+            "[container]\nnamespaces = [\"pid\"]\n",
+        ));
+        assert!(e.reason.contains("mount on the host"), "{e}");
+        let s = load(&escape(
+            "probe = \"seccomp\"",
+            "[container]\nseccomp = \"unconfined\"\n",
+        ))
+        .unwrap();
+        assert_eq!(s.main.container.seccomp, runtime::SeccompMode::Unconfined);
     }
 
     #[test]

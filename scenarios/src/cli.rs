@@ -145,6 +145,21 @@ pub enum WorkloadCommand {
         #[arg(long)]
         linger: bool,
     },
+    /// Probe, harmlessly, the guarantees container escapes rely on.
+    Escape {
+        #[arg(long, value_enum)]
+        probe: workload::escape::EscapeProbe,
+        /// A block device of the host, MAJOR:MINOR (the harness reads it
+        /// from the host's /proc/partitions).
+        #[arg(long, value_name = "MAJOR:MINOR", value_parser = workload::escape::parse_dev)]
+        block_dev: Option<(u64, u64)>,
+        /// An engine socket present on the host (repeatable).
+        #[arg(long, value_name = "PATH")]
+        host_socket: Vec<std::path::PathBuf>,
+        /// May mount a small tmpfs (only in a container's own mount namespace).
+        #[arg(long)]
+        private_mount: bool,
+    },
 }
 
 impl WorkloadCommand {
@@ -191,12 +206,37 @@ impl WorkloadCommand {
                 mount_marker: mount_marker.is_some(),
             },
             WorkloadCommand::OrphanMaker { linger } => Workload::OrphanMaker { linger },
+            WorkloadCommand::Escape {
+                probe,
+                private_mount,
+                ..
+            } => Workload::Escape {
+                probe,
+                private_mount,
+            },
         }
     }
 }
 
 /// `boxwatch workload ...`: runs the workload, its protocol on stdout.
 pub fn run_workload(args: WorkloadArgs) -> Result<ExitCode> {
+    if let WorkloadCommand::Escape {
+        probe,
+        block_dev,
+        host_socket,
+        private_mount,
+    } = &args.workload
+    {
+        let opts = workload::escape::EscapeOptions {
+            facts: workload::escape::HostFacts {
+                block_dev: *block_dev,
+                sockets: host_socket.clone(),
+            },
+            private_mount: *private_mount,
+        };
+        workload::escape::run(&workload::Emitter::stdout(), *probe, &opts)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let marker = match &args.workload {
         WorkloadCommand::ProbeInside { mount_marker } => mount_marker.clone(),
         _ => None,

@@ -275,6 +275,8 @@ mod tests {
             pass: Verdict::Enforced,
             fail: Verdict::NotEnforced,
             needs_cpus: Some(1.5),
+            attack: None,
+            informational_on: Default::default(),
         }
     }
 

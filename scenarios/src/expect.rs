@@ -140,6 +140,27 @@ pub struct Expectation {
     /// CPUs this measurement needs free on the host: a shortfall while the
     /// host's other processes left fewer is inconclusive, not a failure.
     pub needs_cpus: Option<f64>,
+    /// What an attacker could do where the check leaks, in one line (the
+    /// report shows it on a broken check; nothing is ever tried).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attack: Option<String>,
+    /// Runtimes (`builtin`, `runc`, `crun`) on which the check is only
+    /// informational, with the reason.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub informational_on: BTreeMap<String, String>,
+}
+
+impl Expectation {
+    /// This expectation as judged on `runtime`: informational there (and
+    /// saying why in its title) when the catalog says so.
+    pub fn for_runtime(&self, runtime: &str) -> Expectation {
+        let mut e = self.clone();
+        if let Some(why) = self.informational_on.get(runtime) {
+            e.required = false;
+            e.title = format!("{} (informational on {runtime}: {why})", e.title);
+        }
+        e
+    }
 }
 
 /// The judgement of one expectation.
@@ -161,6 +182,9 @@ pub struct Judgement {
     /// Why the check is `unsupported` (always set when it is).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<Evidence>,
+    /// What an attacker could do if the check leaked ([`Expectation::attack`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attack: Option<String>,
 }
 
 impl Judgement {
@@ -189,6 +213,7 @@ pub fn evaluate(e: &Expectation, observations: &Observations) -> Judgement {
         observed,
         value,
         evidence: None,
+        attack: e.attack.clone(),
     };
     let value = match observations.get(&e.metric) {
         None => {
@@ -367,6 +392,8 @@ mod tests {
             pass: Verdict::Enforced,
             fail: Verdict::NotEnforced,
             needs_cpus: None,
+            attack: None,
+            informational_on: BTreeMap::new(),
         }
     }
 

@@ -768,6 +768,7 @@ mod tests {
             host_rootfs: false,
             env: Default::default(),
             lxcfs: false,
+            seccomp: runtime::SeccompMode::Default,
         }
     }
 

@@ -20,7 +20,12 @@ pub fn check_result(j: &Judgement) -> CheckResult {
         expected: j.expected_verdict,
         observed: format!("{} = {} (expected {})", j.metric, j.observed, j.expected),
         required: j.required,
-        detail: Some(j.title.clone()),
+        detail: Some(match &j.attack {
+            Some(attack) if j.broken() => {
+                format!("{}; where it leaks, an attacker could: {attack}", j.title)
+            }
+            _ => j.title.clone(),
+        }),
         evidence: j.evidence.clone(),
     }
 }
@@ -269,6 +274,32 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
+    fn a_leaked_check_says_what_an_attacker_could_do_and_a_held_one_does_not() {
+        let e = Expectation {
+            check: "c".into(),
+            title: "no engine socket".into(),
+            metric: "m".into(),
+            condition: Condition::Equals(crate::expect::Value::Text("none".into())),
+            required: true,
+            pass: Verdict::Isolated,
+            fail: Verdict::Leaked,
+            needs_cpus: None,
+            attack: Some("root on the host through the engine".into()),
+            informational_on: Default::default(),
+        };
+        let seen = |v: &str| -> Observations { [("m".to_string(), Observed::from(v))].into() };
+        let leaked = check_result(&evaluate(&e, &seen("/run/docker.sock (connected)")));
+        assert_eq!(leaked.verdict, Verdict::Leaked);
+        let detail = leaked.detail.unwrap();
+        assert!(
+            detail.ends_with("an attacker could: root on the host through the engine"),
+            "{detail}"
+        );
+        let held = check_result(&evaluate(&e, &seen("none")));
+        assert_eq!(held.detail.as_deref(), Some("no engine socket"));
+    }
+
+    #[test]
     fn kernel_releases_compare_by_major_and_minor() {
         assert!(kernel_at_least("6.18.44-fc-v1098", (5, 14)));
         assert!(kernel_at_least("5.14.0", (5, 14)));
@@ -321,6 +352,8 @@ mod tests {
                 pass,
                 fail,
                 needs_cpus: None,
+                attack: None,
+                informational_on: Default::default(),
             };
             let obs: Observations = [("m".to_string(), Observed::from(value))].into();
             let j = evaluate(&e, &obs);

@@ -167,6 +167,7 @@ impl ScenarioRun {
                 observed: why.to_string(),
                 value: None,
                 evidence: evidence.clone(),
+                attack: None,
             })
             .collect();
         if verdict == Verdict::Error {
@@ -632,7 +633,12 @@ impl Runner {
         if let Some(spare) = spare_cpus(&obs, self.cpus) {
             obs.insert(expect::SPARE_CPUS.into(), spare.into());
         }
-        run.judgements = expect::evaluate_all(&s.expectations, &obs);
+        let expectations: Vec<expect::Expectation> = s
+            .expectations
+            .iter()
+            .map(|e| e.for_runtime(self.rt.name()))
+            .collect();
+        run.judgements = expect::evaluate_all(&expectations, &obs);
         if let Some(dir) = &self.cfg.dump_observations {
             if let Err(e) = self.dump_observations(dir, &s.id, &obs) {
                 errors.push(format!(

@@ -161,3 +161,33 @@ pub fn run_captured(
     std::fs::File::from(r).read_to_string(&mut text).unwrap();
     (outcome, text)
 }
+
+/// A wrapper around the OCI runtime at `runtime` that runs the shell
+/// command `edit` on the bundle's config.json (as `$cfg`) before exec'ing
+/// the runtime: a broken runtime, for tests that must catch it.
+pub fn bundle_editing_wrapper(dir: &Path, name: &str, runtime: &Path, edit: &str) -> PathBuf {
+    let wrapper = dir.join(name);
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n\
+             prev=\n\
+             for a in \"$@\"; do\n\
+             \x20   if [ \"$prev\" = --bundle ]; then\n\
+             \x20       cfg=\"$a/config.json\"\n\
+             \x20       {edit} || exit 1\n\
+             \x20   fi\n\
+             \x20   prev=$a\n\
+             done\n\
+             exec {} \"$@\"\n",
+            runtime.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    wrapper
+}

@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Controllers a container cgroup always joins when the host has them: the
-/// limits' controllers, cpuacct for accounting, freezer for a clean kill.
-const ALWAYS: [&str; 5] = ["cpu", "cpuacct", "memory", "pids", "freezer"];
+/// limits' controllers, cpuacct for accounting, freezer for a clean kill,
+/// devices for the default device allow-list.
+const ALWAYS: [&str; 6] = ["cpu", "cpuacct", "memory", "pids", "freezer", "devices"];
 
 #[derive(Debug)]
 pub struct V1Driver {
@@ -226,6 +227,18 @@ impl V1Cgroup {
         }
         if let (Some(set), Some(dir)) = (&limits.cpuset, self.dir("cpuset")) {
             fs::write(dir, "cpuset.cpus", &set.to_string())?;
+        }
+        if let Some(dir) = self.dir("devices") {
+            // Deny every device, then allow the default ones (as runc does).
+            fs::write(dir, "devices.deny", "a")?;
+            for (typ, major, minor, access) in crate::spec::DEFAULT_DEVICES {
+                let minor = minor.map_or("*".to_string(), |m| m.to_string());
+                fs::write(
+                    dir,
+                    "devices.allow",
+                    &format!("{typ} {major}:{minor} {access}"),
+                )?;
+            }
         }
         Ok(())
     }

@@ -6,12 +6,14 @@
 //! /etc; /bin and /sbin as symlinks on merged-/usr hosts), a fresh /proc, a
 //! read-only /sys, a small /dev, a /tmp, the boxwatch binary at
 //! [`CONTAINER_EXE`], Docker's capability set plus the kept ones,
-//! no_new_privs, and the limits in `linux.resources` (swap = the memory
+//! no_new_privs, boxwatch's seccomp profile ([`crate::seccomp`]) as
+//! `linux.seccomp`, runc's masked and read-only paths, the default device
+//! allow-list, and the limits in `linux.resources` (swap = the memory
 //! limit, so no swap), in the cgroup `cgroupsPath`.
 
 use crate::error::{Error, Result};
 use crate::init::DEFAULT_PATH;
-use crate::rootfs::CONTAINER_EXE;
+use crate::rootfs::{CONTAINER_EXE, MASKED_PATHS, READONLY_PATHS};
 use crate::spec::{ContainerSpec, IdMap, Namespace, RootfsSpec, DEFAULT_CAPABILITIES};
 use oci_spec::runtime::{
     Capability as OciCap, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder,
@@ -31,29 +33,6 @@ pub const HOST_DIRS: [&str; 8] = [
 /// `argv[1]` of boxwatch's tiny init when an OCI runtime runs it as PID 1
 /// (the equivalent of `docker run --init`).
 pub const OCI_INIT_ARG: &str = "__boxwatch-oci-init";
-
-/// Docker's masked paths: bound over with /dev/null (files) or an empty
-/// read-only tmpfs (directories) by the OCI runtime.
-const MASKED_PATHS: [&str; 9] = [
-    "/proc/asound",
-    "/proc/acpi",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/sys/firmware",
-];
-
-/// Docker's read-only paths.
-const READONLY_PATHS: [&str; 5] = [
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-];
 
 /// What the bundle needs besides the spec.
 #[derive(Debug, Clone)]
@@ -327,12 +306,7 @@ pub fn config(spec: &ContainerSpec, opts: &BundleOptions) -> Result<Spec> {
         .build()
         .map_err(oci_err)?;
 
-    let mut resources =
-        LinuxResourcesBuilder::default().devices(vec![LinuxDeviceCgroupBuilder::default()
-            .allow(false)
-            .access("rwm")
-            .build()
-            .map_err(oci_err)?]);
+    let mut resources = LinuxResourcesBuilder::default().devices(device_rules()?);
     let l = &spec.limits;
     if l.cpu.is_some() || l.cpuset.is_some() {
         let mut cpu = LinuxCpuBuilder::default();
@@ -424,6 +398,34 @@ pub fn config(spec: &ContainerSpec, opts: &BundleOptions) -> Result<Spec> {
     builder.build().map_err(oci_err)
 }
 
+/// The device cgroup rules: deny everything, then allow the default
+/// devices (runc and crun add the same ones themselves; written out so the
+/// bundle says what the container may open).
+fn device_rules() -> Result<Vec<oci_spec::runtime::LinuxDeviceCgroup>> {
+    use oci_spec::runtime::LinuxDeviceType;
+    let mut rules = vec![LinuxDeviceCgroupBuilder::default()
+        .allow(false)
+        .access("rwm")
+        .build()
+        .map_err(oci_err)?];
+    for (typ, major, minor, access) in crate::spec::DEFAULT_DEVICES {
+        let mut b = LinuxDeviceCgroupBuilder::default()
+            .allow(true)
+            .typ(if typ == 'c' {
+                LinuxDeviceType::C
+            } else {
+                LinuxDeviceType::B
+            })
+            .major(major)
+            .access(access);
+        if let Some(minor) = minor {
+            b = b.minor(minor);
+        }
+        rules.push(b.build().map_err(oci_err)?);
+    }
+    Ok(rules)
+}
+
 /// `config` as JSON, with what `oci-spec` 0.7 cannot express added:
 /// `linux.timeOffsets` in the runtime spec's shape
 /// (`{"monotonic": {"secs": N, "nanosecs": 0}}`).
@@ -437,6 +439,10 @@ pub fn config_json(spec: &ContainerSpec, opts: &BundleOptions) -> Result<serde_j
             "monotonic": {"secs": o.monotonic_secs, "nanosecs": 0},
             "boottime": {"secs": o.boottime_secs, "nanosecs": 0},
         });
+    }
+    let seccomp = crate::seccomp::oci_json(spec);
+    if !seccomp.is_null() {
+        v["linux"]["seccomp"] = seccomp;
     }
     Ok(v)
 }

@@ -12,6 +12,7 @@
 
 mod bomb;
 mod clock;
+pub mod escape;
 mod orphans;
 mod probe;
 mod spin;
@@ -47,10 +48,11 @@ pub enum WorkloadKind {
     Settimeofday,
     ProbeInside,
     OrphanMaker,
+    Escape,
 }
 
 impl WorkloadKind {
-    pub const ALL: [WorkloadKind; 8] = [
+    pub const ALL: [WorkloadKind; 9] = [
         WorkloadKind::Spin,
         WorkloadKind::Burst,
         WorkloadKind::Noisy,
@@ -59,6 +61,7 @@ impl WorkloadKind {
         WorkloadKind::Settimeofday,
         WorkloadKind::ProbeInside,
         WorkloadKind::OrphanMaker,
+        WorkloadKind::Escape,
     ];
 
     pub fn name(self) -> &'static str {
@@ -71,6 +74,7 @@ impl WorkloadKind {
             WorkloadKind::Settimeofday => "settimeofday",
             WorkloadKind::ProbeInside => "probe-inside",
             WorkloadKind::OrphanMaker => "orphan-maker",
+            WorkloadKind::Escape => "escape",
         }
     }
 
@@ -88,6 +92,7 @@ impl WorkloadKind {
             WorkloadKind::Settimeofday => &["allow_clock_write", "clock_step"],
             WorkloadKind::ProbeInside => &["mount_marker"],
             WorkloadKind::OrphanMaker => &["linger"],
+            WorkloadKind::Escape => &["probe", "private_mount"],
         }
     }
 
@@ -120,6 +125,7 @@ impl WorkloadKind {
             ],
             WorkloadKind::ProbeInside => &["mounted"],
             WorkloadKind::OrphanMaker => &["grandchild_reaped", "reap_ms", "zombies"],
+            WorkloadKind::Escape => escape::RESULT_KEYS,
         }
     }
 
@@ -181,6 +187,13 @@ pub enum Workload {
     OrphanMaker {
         linger: bool,
     },
+    /// The escape probes of one group ([`escape`]).
+    Escape {
+        probe: escape::EscapeProbe,
+        /// May mount a tmpfs in the container's own mount namespace.
+        #[serde(default)]
+        private_mount: bool,
+    },
 }
 
 impl Workload {
@@ -194,6 +207,7 @@ impl Workload {
             Workload::Settimeofday { .. } => WorkloadKind::Settimeofday,
             Workload::ProbeInside { .. } => WorkloadKind::ProbeInside,
             Workload::OrphanMaker { .. } => WorkloadKind::OrphanMaker,
+            Workload::Escape { .. } => WorkloadKind::Escape,
         }
     }
 
@@ -265,6 +279,17 @@ impl Workload {
                     a.push("--linger".into());
                 }
             }
+            Workload::Escape {
+                probe,
+                private_mount,
+            } => {
+                push("probe", probe.name().to_string());
+                if *private_mount {
+                    a.push("--private-mount".into());
+                }
+                // The host's facts, read here on the host side.
+                a.extend(escape::HostFacts::read().args());
+            }
         }
         a
     }
@@ -308,6 +333,19 @@ pub fn run(w: &Workload, mount_marker: Option<&str>) -> Result<()> {
         } => clock::settimeofday(&out, *allow_clock_write, *step_secs),
         Workload::ProbeInside { .. } => probe::probe_inside(&out, mount_marker),
         Workload::OrphanMaker { linger } => orphans::orphan_maker(&out, *linger),
+        // Without host facts: the command line (`cli::run_workload`) is
+        // how a container's escape workload gets them.
+        Workload::Escape {
+            probe,
+            private_mount,
+        } => escape::run(
+            &out,
+            *probe,
+            &escape::EscapeOptions {
+                facts: escape::HostFacts::default(),
+                private_mount: *private_mount,
+            },
+        ),
     }
 }
 
@@ -331,7 +369,7 @@ pub struct Emitter {
 }
 
 impl Emitter {
-    fn stdout() -> Emitter {
+    pub fn stdout() -> Emitter {
         Emitter {
             out: std::sync::Mutex::new(Box::new(std::io::stdout())),
         }
