@@ -328,12 +328,18 @@ pub fn run_scenarios(args: ScenariosArgs) -> Result<ExitCode> {
             ExitCode::SUCCESS
         });
     }
+    if let Some(dir) = &args.out {
+        reports::check_out_dir(dir).map_err(|source| Error::Out {
+            dir: dir.clone(),
+            source,
+        })?;
+    }
     let baseline = args
         .baseline
         .as_deref()
         .map(reports::load_report)
         .transpose()
-        .map_err(|e| Error::Report(e.to_string()))?;
+        .map_err(Error::Baseline)?;
     if let Some(b) = &baseline {
         let (of, now) = (b.runtime.name.as_str(), args.runtime.as_str());
         if of != now {
@@ -391,7 +397,10 @@ pub fn run_scenarios(args: ScenariosArgs) -> Result<ExitCode> {
     }
     drop(runner);
     if let Some(dir) = &args.out {
-        let written = reports::write_all(&report, dir).map_err(|e| Error::Report(e.to_string()))?;
+        let written = reports::write_all(&report, dir).map_err(|source| Error::Out {
+            dir: dir.clone(),
+            source,
+        })?;
         for p in written {
             eprintln!("boxwatch: wrote {}", p.display());
         }

@@ -204,9 +204,7 @@ impl Runner {
     /// A runner whose containers `rt` starts (`cfg.runtime` is not used).
     pub fn with_backend(cfg: RunnerConfig, rt: Box<dyn Backend>) -> Result<Runner> {
         let host = Host::new();
-        let layout = host
-            .layout()
-            .map_err(|e| Error::Report(format!("reading the host's cgroup layout: {e}")))?;
+        let layout = host.layout().map_err(Error::Layout)?;
         let me = std::process::id() as i32;
         let harness_ns = NS_NAMES
             .iter()
@@ -240,7 +238,8 @@ impl Runner {
     /// The mount point of the run's private lxcfs, started on first use.
     fn lxcfs(&self) -> Result<PathBuf> {
         let started = self.lxcfs.get_or_init(|| {
-            Lxcfs::start(&self.rt.run_state_dir().join("lxcfs")).map_err(|e| e.to_string())
+            Lxcfs::start(&self.rt.run_state_dir().join("lxcfs"))
+                .map_err(|e| runtime::error::chain(&e))
         });
         match started {
             Ok(l) => Ok(l.path().to_path_buf()),
@@ -383,7 +382,7 @@ impl Runner {
                 Ok(l) => live.push(l),
                 Err(e) => {
                     drop(live); // kills and cleans up what did start
-                    let why = format!("starting container {name}: {e}");
+                    let why = format!("starting container {name}: {}", runtime::error::chain(&e));
                     let verdict = match e {
                         Error::Runtime(
                             runtime::Error::MissingController { .. }
@@ -677,7 +676,10 @@ impl Runner {
                 s.cpu_usage_ns
             }
             Some(Err(e)) => {
-                l.collected.stats_error = Some(format!("reading the container's cgroup: {e}"));
+                l.collected.stats_error = Some(format!(
+                    "reading the container's cgroup: {}",
+                    runtime::error::chain(&e)
+                ));
                 None
             }
             None => {

@@ -102,6 +102,21 @@ impl FromStr for Format {
     }
 }
 
+/// Checks, before a long run, that `out_dir` can take the reports: creates
+/// it (and its parents) when missing and writes and removes a probe file.
+pub fn check_out_dir(out_dir: &Path) -> Result<()> {
+    fn write(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+        move |source| Error::Write {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+    std::fs::create_dir_all(out_dir).map_err(write(out_dir))?;
+    let probe = out_dir.join(".boxwatch-write-check");
+    std::fs::write(&probe, b"").map_err(write(&probe))?;
+    std::fs::remove_file(&probe).map_err(write(&probe))
+}
+
 /// Writes every format into `out_dir` (created if needed): `report.json`,
 /// `report.md`, `junit.xml`, `report.html`, `report.txt`. Returns the paths
 /// written, in that order.
