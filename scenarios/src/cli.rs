@@ -40,7 +40,9 @@ pub struct ScenariosArgs {
     /// Load the scenario files of DIR instead of the built-in catalog.
     #[arg(long, value_name = "DIR")]
     pub catalog: Option<PathBuf>,
-    /// How often the host view is sampled while a workload runs (100ms, 1s).
+    /// The longest gap between host samples while a workload runs (100ms,
+    /// 1s): sampling starts every 5 ms, so that a short workload is seen,
+    /// and backs off to this.
     #[arg(long, default_value = "100ms", value_name = "DURATION", value_parser = parse_interval)]
     pub sample_interval: Duration,
     /// Parent cgroup for the scenario containers.

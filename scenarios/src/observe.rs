@@ -21,6 +21,8 @@ pub struct HostSample {
     pub nr_throttled: Option<u64>,
     pub throttled_ns: Option<u64>,
     pub pids: Option<u64>,
+    /// OOM kills charged to the cgroup so far.
+    pub oom_kills: Option<u64>,
 }
 
 impl HostSample {
@@ -33,6 +35,7 @@ impl HostSample {
             nr_throttled: s.cpu_nr_throttled,
             throttled_ns: s.cpu_throttled_ns,
             pids: s.pids_current,
+            oom_kills: s.oom_kills,
         }
     }
 }
@@ -292,15 +295,7 @@ pub fn observe(
                     }
                 },
             );
-            put(
-                "memory_limit_hits",
-                match s.memory_failcnt.or(s.memory_events.and_then(|e| e.max)) {
-                    Some(n) => n.into(),
-                    None => unsupported(
-                        "the host shows no memory.failcnt (v1) or memory.events max (v2) for the container's cgroup",
-                    ),
-                },
-            );
+            put("memory_limit_hits", memory_limit_hits(s));
             match s.oom_kills {
                 Some(k) => {
                     put("oom_kills", k.into());
@@ -624,6 +619,34 @@ fn inside_metrics(
     let _ = def;
 }
 
+/// `memory_limit_hits`: v2 memory.events `max`, else v1 memory.failcnt,
+/// unless that count is shown wrong by the cgroup's own figures: a v1
+/// failcnt of 0 next to an OOM kill or a peak at the limit (kernel 6.18
+/// leaves it at 0 for an OOM-killed hog) does not count what the name
+/// says, and is not reported as a number next to `oom_kills 1`.
+fn memory_limit_hits(s: &probes::host::CgroupStats) -> Observed {
+    if let Some(n) = s.memory_events.and_then(|e| e.max) {
+        return n.into();
+    }
+    let Some(failcnt) = s.memory_failcnt else {
+        return unsupported(
+            "the host shows no memory.failcnt (v1) or memory.events max (v2) for the container's cgroup",
+        );
+    };
+    let limit = match s.memory_limit {
+        Some(probes::host::Limit::Value(v)) => Some(v),
+        _ => None,
+    };
+    let reached = limit.is_some_and(|l| s.memory_peak_bytes.is_some_and(|p| p >= l));
+    if failcnt == 0 && (s.oom_kills.unwrap_or(0) > 0 || reached) {
+        return unsupported(
+            "v1 memory.failcnt stayed 0 although the usage reached the limit (OOM kill or peak at the limit): \
+             this kernel does not count limit hits there; see oom_kills and memory_peak_bytes",
+        );
+    }
+    failcnt.into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -657,6 +680,39 @@ mod tests {
             Some(Observed::Value(Value::Number(n))) => *n,
             other => panic!("{k}: {other:?}"),
         }
+    }
+
+    /// memory-hog on kernel 6.18 v1: failcnt 0, OOM-killed at a 64 MiB peak.
+    #[test]
+    fn a_failcnt_of_0_next_to_an_oom_kill_is_not_reported_as_0_hits() {
+        let limit = 64 << 20;
+        let hog = CgroupStats {
+            memory_limit: Some(Limit::Value(limit)),
+            memory_peak_bytes: Some(limit),
+            memory_failcnt: Some(0),
+            oom_kills: Some(1),
+            ..CgroupStats::default()
+        };
+        match memory_limit_hits(&hog) {
+            Observed::Unsupported(why) => {
+                assert!(
+                    why.starts_with("v1 memory.failcnt stayed 0 although"),
+                    "{why}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        let counted = CgroupStats {
+            memory_failcnt: Some(3),
+            ..hog.clone()
+        };
+        assert_eq!(memory_limit_hits(&counted), Observed::from(3u64));
+        let below = CgroupStats {
+            memory_peak_bytes: Some(limit / 2),
+            oom_kills: Some(0),
+            ..hog.clone()
+        };
+        assert_eq!(memory_limit_hits(&below), Observed::from(0u64));
     }
 
     #[test]
