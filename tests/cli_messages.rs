@@ -77,6 +77,23 @@ fn negative_values_are_refused_for_what_they_are() {
 }
 
 #[test]
+fn inspect_refuses_a_pid_that_cannot_be_one() {
+    let (code, err) = stderr_of(&["inspect", "--pid", "-5"]);
+    assert_eq!(code, 125, "{err}");
+    assert!(
+        err.contains(
+            "invalid value '-5' for '--pid <PID>': expected a process ID from 1 to 2147483647"
+        ),
+        "{err}"
+    );
+    let (_, err) = stderr_of(&["inspect", "--pid", "abc"]);
+    assert!(
+        err.contains("expected a process ID, a whole number"),
+        "{err}"
+    );
+}
+
+#[test]
 fn cpu_quotas_say_which_part_is_out_of_range() {
     let (code, err) = stderr_of(&["run", "--cpus", "500/100", "--", "true"]);
     assert_eq!(code, 125, "{err}");
@@ -177,6 +194,12 @@ fn the_exporter_takes_node_exporter_addresses_and_checks_its_inputs() {
     let (code, err) = stderr_of(&["exporter", "--report", notjson.to_str().unwrap()]);
     assert_eq!(code, 125, "{err}");
     assert!(err.contains("is not a boxwatch JSON report"), "{err}");
+    let (code, err) = stderr_of(&["exporter", "--write-timeout", "0"]);
+    assert_eq!(code, 125, "{err}");
+    assert!(
+        err.contains("--write-timeout 0: a timeout must be at least 1 s"),
+        "{err}"
+    );
     let (code, err) = stderr_of(&["exporter", "--listen", "localhost", "--report", "/x"]);
     assert_eq!(code, 125, "{err}");
     assert!(err.contains("'--listen <ADDR>': no port"), "{err}");

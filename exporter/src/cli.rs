@@ -105,8 +105,16 @@ impl ExporterArgs {
 
     /// The server limits.
     pub fn server_config(&self) -> Result<ServerConfig> {
-        if self.header_timeout == 0 || self.write_timeout == 0 || self.connection_timeout == 0 {
-            return Err(Error::BadArgument("timeouts must be at least 1 s".into()));
+        for (flag, secs) in [
+            ("--header-timeout", self.header_timeout),
+            ("--write-timeout", self.write_timeout),
+            ("--connection-timeout", self.connection_timeout),
+        ] {
+            if secs == 0 {
+                return Err(Error::BadArgument(format!(
+                    "{flag} 0: a timeout must be at least 1 s"
+                )));
+            }
         }
         Ok(ServerConfig {
             max_connections: self.max_connections.max(1),

@@ -450,7 +450,11 @@ impl Runner {
             if let Some(c) = l.container.take() {
                 match c.wait() {
                     Ok(outcome) => l.collected.exit_code = Some(outcome.exit.shell_code()),
-                    Err(e) => errors.push(format!("cleaning up container {}: {e}", l.name)),
+                    Err(e) => errors.push(format!(
+                        "cleaning up container {}: {}",
+                        l.name,
+                        runtime::error::chain(&e)
+                    )),
                 }
                 if l.exited {
                     l.collected.survivors_after_cleanup =

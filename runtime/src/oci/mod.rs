@@ -697,7 +697,11 @@ impl Drop for OciContainer {
             let _ = self.cgroup.kill_all(self.kill_timeout);
         }
         if let Err(e) = self.remove() {
-            tracing::warn!("removing container {}: {e}", self.id);
+            tracing::warn!(
+                "removing container {}: {}",
+                self.id,
+                crate::error::chain(&e)
+            );
         }
     }
 }
