@@ -266,3 +266,18 @@ fn a_quota_above_the_cpus_it_can_use_is_warned_about() {
     let (_, err) = stderr_of(&["run", "--cpus", "0.5", "--", "true"]);
     assert!(!err.contains("warning"), "{err}");
 }
+
+#[test]
+fn log_lines_carry_no_colour_codes_off_a_terminal() {
+    if !root_or_skip("log_lines_carry_no_colour_codes_off_a_terminal") {
+        return;
+    }
+    let out = std::process::Command::new(BIN)
+        .args(["run", "--", "true"])
+        .env("BOXWATCH_LOG", "info")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(" INFO "), "{err}");
+    assert!(!err.contains('\u{1b}'), "ANSI codes in a log file: {err:?}");
+}

@@ -285,6 +285,19 @@ pub const PIDS_STROKE: &str = "#0a7ea4";
 /// The axes' colour (a screenshot test finds the charts by their axes).
 pub const AXIS: &str = "#8c959f";
 
+/// One chart's data and marks.
+struct Series<'a> {
+    title: &'a str,
+    points: Vec<(u64, f64)>,
+    /// The quota or limit line: value and label.
+    limit: Option<(f64, String)>,
+    events: Vec<Event>,
+    /// The marked peak: time, value, label.
+    peak: Option<(u64, f64, String)>,
+    y_label: fn(f64) -> String,
+    stroke: &'a str,
+}
+
 /// Something that happened at a time, marked on a chart.
 struct Event {
     t_ms: u64,
@@ -299,56 +312,53 @@ struct Event {
 fn plots(out: &mut String, s: &ScenarioResult) {
     let mut numbers = Vec::new();
     if let Some(q) = s.limits.cpu_quota {
-        chart(
-            out,
-            &mut numbers,
-            "CPU share over time (fraction of one CPU)",
-            &cpu_share_series(&s.samples),
-            Some((q, format!("quota {}", percent(q)))),
-            &throttling(s),
-            None,
-            percent,
-            CPU_STROKE,
-        );
+        let series = Series {
+            title: "CPU share over time (fraction of one CPU)",
+            points: cpu_share_series(&s.samples),
+            limit: Some((q, format!("quota {}", percent(q)))),
+            events: throttling(s),
+            peak: None,
+            y_label: percent,
+            stroke: CPU_STROKE,
+        };
+        chart(out, &mut numbers, series);
     }
     if let Some(m) = s.limits.memory_bytes {
-        let memory = memory_series(&s.samples);
-        let peak = memory
+        let points = memory_series(&s.samples);
+        let peak = points
             .iter()
             .copied()
             .fold(None, |best: Option<(u64, f64)>, p| match best {
                 Some(b) if b.1 >= p.1 => Some(b),
                 _ => Some(p),
             });
-        chart(
-            out,
-            &mut numbers,
-            "Memory usage over time",
-            &memory,
-            Some((m as f64, format!("limit {}", bytes(m)))),
-            &oom_kill(s),
-            peak.map(|(t, v)| (t, v, format!("peak {}", bytes(v as u64)))),
-            |v| bytes(v as u64),
-            MEMORY_STROKE,
-        );
+        let series = Series {
+            title: "Memory usage over time",
+            points,
+            limit: Some((m as f64, format!("limit {}", bytes(m)))),
+            events: oom_kill(s),
+            peak: peak.map(|(t, v)| (t, v, format!("peak {}", bytes(v as u64)))),
+            y_label: |v| bytes(v as u64),
+            stroke: MEMORY_STROKE,
+        };
+        chart(out, &mut numbers, series);
     }
     if let Some(max) = s.limits.pids_max {
-        let pids: Vec<(u64, f64)> = s
+        let points: Vec<(u64, f64)> = s
             .samples
             .iter()
             .filter_map(|x| Some((x.t_ms, x.pids? as f64)))
             .collect();
-        chart(
-            out,
-            &mut numbers,
-            "Tasks in the cgroup over time",
-            &pids,
-            Some((max as f64, format!("pids limit {max}"))),
-            &pids_limit_hit(s, &pids, max),
-            None,
-            |v| format!("{v:.0}"),
-            PIDS_STROKE,
-        );
+        let series = Series {
+            title: "Tasks in the cgroup over time",
+            events: pids_limit_hit(s, &points, max),
+            points,
+            limit: Some((max as f64, format!("pids limit {max}"))),
+            peak: None,
+            y_label: |v| format!("{v:.0}"),
+            stroke: PIDS_STROKE,
+        };
+        chart(out, &mut numbers, series);
     }
     if !numbers.is_empty() {
         let _ = writeln!(
@@ -359,20 +369,18 @@ fn plots(out: &mut String, s: &ScenarioResult) {
     }
 }
 
-/// A chart of `points`, or, with fewer than [`MIN_CHART_POINTS`], its
-/// last value as a number in `numbers`.
-#[allow(clippy::too_many_arguments)]
-fn chart(
-    out: &mut String,
-    numbers: &mut Vec<String>,
-    title: &str,
-    points: &[(u64, f64)],
-    limit: Option<(f64, String)>,
-    events: &[Event],
-    peak: Option<(u64, f64, String)>,
-    y_label: fn(f64) -> String,
-    stroke: &str,
-) {
+/// A chart of the series, or, with fewer than [`MIN_CHART_POINTS`]
+/// points, its values as numbers in `numbers`.
+fn chart(out: &mut String, numbers: &mut Vec<String>, series: Series) {
+    let Series {
+        title,
+        ref points,
+        ref limit,
+        ref events,
+        ref peak,
+        y_label,
+        ..
+    } = series;
     if points.is_empty() {
         return;
     }
@@ -412,7 +420,7 @@ fn chart(
     let _ = write!(
         out,
         "<figure class=\"chart\">\n{}<figcaption class=\"muted\">{} samples; {}</figcaption>\n</figure>\n",
-        plot(title, points, limit, events, peak, y_label, stroke),
+        plot(&series),
         points.len(),
         esc(&caption.join("; "))
     );
@@ -494,15 +502,16 @@ const BOTTOM: f64 = 28.0;
 /// dashed limit line, event marks (a vertical line with a label; repeated
 /// events as ticks on the time axis) and a marked peak, y from 0 to 110%
 /// of the larger of data and limit.
-fn plot(
-    title: &str,
-    points: &[(u64, f64)],
-    limit: Option<(f64, String)>,
-    events: &[Event],
-    peak: Option<(u64, f64, String)>,
-    y_label: fn(f64) -> String,
-    stroke: &str,
-) -> String {
+fn plot(series: &Series) -> String {
+    let Series {
+        title,
+        ref points,
+        ref limit,
+        ref events,
+        ref peak,
+        y_label,
+        stroke,
+    } = *series;
     let t_max = points.iter().map(|p| p.0).max().unwrap_or(0).max(1) as f64;
     let data_max = points.iter().map(|p| p.1).fold(0.0, f64::max);
     let limit_value = limit.as_ref().map_or(0.0, |l| l.0);
