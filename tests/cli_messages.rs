@@ -155,7 +155,7 @@ fn scenario_files_and_outputs_are_checked_before_anything_runs() {
     assert_eq!(code, 125, "{err}");
     assert_eq!(
         err.trim(),
-        "boxwatch: error: reading the catalog directory /nonexistent: No such file or directory (os error 2)"
+        "boxwatch: error: --catalog: reading the catalog directory /nonexistent: No such file or directory (os error 2)"
     );
     let dir = tempfile::tempdir().unwrap();
     let notjson = dir.path().join("notjson.txt");

@@ -310,7 +310,14 @@ fn watch_signals(flag: Arc<AtomicBool>) -> Result<()> {
 /// `--format`, writes every format to `--out`. Exit code 1 when a required
 /// check failed or errored, or something regressed against `--baseline`.
 pub fn run_scenarios(args: ScenariosArgs) -> Result<ExitCode> {
-    let entries = select(load_catalog(args.catalog.as_deref())?, &args.only)?;
+    let flag = |flag| {
+        move |e| Error::Flag {
+            flag,
+            source: Box::new(e),
+        }
+    };
+    let catalog = load_catalog(args.catalog.as_deref()).map_err(flag("--catalog"))?;
+    let entries = select(catalog, &args.only)?;
     if args.list {
         for e in &entries {
             match e {
@@ -357,7 +364,10 @@ pub fn run_scenarios(args: ScenariosArgs) -> Result<ExitCode> {
     let exe = std::env::current_exe()
         .map_err(Error::io("locating the boxwatch binary", "/proc/self/exe"))?;
     let mut cfg = RunnerConfig::new(exe);
-    cfg.cgroup_parent = Some(runtime::cgroup::parse_parent(&args.cgroup_parent)?);
+    cfg.cgroup_parent = Some(
+        runtime::cgroup::parse_parent(&args.cgroup_parent)
+            .map_err(|e| flag("--cgroup-parent")(e.into()))?,
+    );
     cfg.sample_interval = args.sample_interval;
     cfg.allow_clock_write = args.allow_clock_write;
     cfg.interrupted = Some(interrupted);

@@ -48,6 +48,14 @@ pub enum Error {
     #[error("report: {0}")]
     Report(String),
 
+    /// The value of a command-line flag cannot be used: the flag, and why.
+    #[error("{flag}")]
+    Flag {
+        flag: &'static str,
+        #[source]
+        source: Box<Error>,
+    },
+
     /// `--baseline FILE` cannot be used.
     #[error("--baseline")]
     Baseline(#[source] reports::Error),
