@@ -14,7 +14,7 @@ use std::time::Duration;
 /// to Prometheus.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ExporterArgs {
-    /// Address to listen on: HOST:PORT, [IPv6]:PORT, `:PORT` (every
+    /// Address to listen on: HOST:PORT, `[IPv6]:PORT`, `:PORT` (every
     /// interface, as node_exporter reads it) or `localhost:PORT`; port 0
     /// picks a free one (the address is printed on stdout).
     #[arg(long, default_value = "127.0.0.1:9417", value_name = "ADDR", value_parser = parse_listen)]
