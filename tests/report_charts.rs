@@ -24,7 +24,11 @@ const SCENARIOS: [&str; 4] = [
 fn run() -> &'static (PathBuf, Value) {
     static RUN: OnceLock<(PathBuf, Value)> = OnceLock::new();
     RUN.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep();
+        // Under target/tmp, replaced at each run: the page and its
+        // screenshot stay there to be looked at.
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-charts");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
         let mut cmd = Command::new(BIN);
         cmd.args(["scenarios", "--format", "json", "--out"])
             .arg(&dir);
