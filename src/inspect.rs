@@ -23,7 +23,7 @@ inside_error)
   125  nothing could be inspected (no such process, not in a container, no such cgroup...)")]
 pub struct InspectArgs {
     /// The host PID of a process in the container (docker inspect -f '{{.State.Pid}}').
-    #[arg(long, value_name = "PID")]
+    #[arg(long, value_name = "PID", allow_negative_numbers = true, value_parser = parse_pid)]
     pid: Option<i32>,
     /// The container's cgroup, as in `/proc/<pid>/cgroup` (`/docker/<id>`,
     /// /kubepods/...): its oldest process is entered.
@@ -32,6 +32,15 @@ pub struct InspectArgs {
     /// human or json.
     #[arg(long, default_value = "human", value_parser = ["human", "json"])]
     format: String,
+}
+
+/// `--pid`: a host PID, 1 or more.
+fn parse_pid(s: &str) -> Result<i32, String> {
+    match s.trim().parse::<i64>() {
+        Ok(p) if (1..=i32::MAX as i64).contains(&p) => Ok(p as i32),
+        Ok(_) => Err(format!("expected a process ID from 1 to {}", i32::MAX)),
+        Err(_) => Err("expected a process ID, a whole number such as 4242 (docker inspect -f '{{.State.Pid}}' gives it)".into()),
+    }
 }
 
 pub fn main(args: InspectArgs) -> Result<ExitCode> {

@@ -4,14 +4,30 @@
 mod inspect;
 mod run;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use std::io::IsTerminal;
 use std::process::ExitCode;
+
+/// The exit status of every refusal of boxwatch's own: a bad flag or value,
+/// a missing file, a failed setup (Docker's convention, clear of the codes
+/// commands commonly use).
+pub const REFUSED: u8 = 125;
+
+/// The exit-status section of `--help` (`run`'s adds the command's codes).
+const EXIT_STATUS: &str = "\
+Exit status:
+  125  boxwatch itself refused or failed: a bad flag or value (the message names it),
+       a missing file, a setup step that failed
+  1    scenarios: a required check failed or errored, or something regressed
+  run: the command's own exit code, 128+N when it was killed by signal N,
+       126 when it cannot be executed, 127 when it is not found";
 
 #[derive(Parser)]
 #[command(
     name = "boxwatch",
     version,
-    about = "Proves, on a real kernel, whether container isolation and resource limits hold"
+    about = "Proves, on a real kernel, whether container isolation and resource limits hold",
+    after_help = EXIT_STATUS
 )]
 struct Cli {
     /// More output (-v info, -vv debug).
@@ -48,7 +64,10 @@ fn main() -> ExitCode {
     if let Some(code) = probes::inspect::dispatch() {
         return code;
     }
-    let cli = Cli::parse();
+    let cli = match parse_cli(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     init_tracing(cli.verbose);
     let result = match cli.command {
         Command::Run(args) => run::main(args),
@@ -68,13 +87,35 @@ fn main() -> ExitCode {
     }
 }
 
+/// Parses the command line. A usage error (unknown flag, bad value) is
+/// printed by clap and exits [`REFUSED`], not clap's 2, which commands
+/// commonly use; `--help` and `--version` exit 0.
+fn parse_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Cli, ExitCode> {
+    let color = if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
+        clap::ColorChoice::Auto
+    } else {
+        clap::ColorChoice::Never
+    };
+    let matches = Cli::command()
+        .color(color)
+        .try_get_matches_from(args)
+        .and_then(|m| Cli::from_arg_matches(&m));
+    match matches {
+        Ok(cli) => Ok(cli),
+        Err(e) => {
+            let _ = e.print();
+            Err(ExitCode::from(if e.use_stderr() { REFUSED } else { 0 }))
+        }
+    }
+}
+
 /// Docker's convention: 127 the command was not found, 126 it could not be
 /// executed, 125 boxwatch itself failed.
 fn error_code(e: &anyhow::Error) -> u8 {
     match e.downcast_ref::<runtime::Error>() {
-        Some(runtime::Error::BadEntry { why, .. }) if why.contains("not executable") => 126,
-        Some(runtime::Error::BadEntry { .. }) => 127,
-        _ => 125,
+        Some(runtime::Error::BadEntry { missing: true, .. }) => 127,
+        Some(runtime::Error::BadEntry { missing: false, .. }) => 126,
+        _ => REFUSED,
     }
 }
 
@@ -89,6 +130,7 @@ fn init_tracing(verbose: u8) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .without_time()
         .init();
 }

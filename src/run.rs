@@ -13,15 +13,21 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 #[derive(Args, Debug)]
+#[command(after_help = "\
+Exit status:
+  the command's own exit code; 128+N when it was killed by signal N (137: SIGKILL, the OOM killer)
+  125  boxwatch itself refused or failed: a bad flag or value (the message names it), a setup step
+  126  the command was found but cannot be executed (a directory, no execute permission)
+  127  the command was not found in the container")]
 pub struct RunArgs {
     /// CPU limit in CPUs (0.2 = 20% of one CPU), or QUOTA/PERIOD in µs.
-    #[arg(long, value_name = "CPUS")]
+    #[arg(long, value_name = "CPUS", allow_negative_numbers = true)]
     cpus: Option<CpuQuota>,
     /// Memory limit (64M, 1G, ...); swap is off.
-    #[arg(long, value_name = "SIZE")]
+    #[arg(long, value_name = "SIZE", allow_negative_numbers = true)]
     memory: Option<MemoryBytes>,
     /// Maximum number of processes (1 to 4194304).
-    #[arg(long, value_name = "N", value_parser = runtime::units::parse_pids)]
+    #[arg(long, value_name = "N", value_parser = runtime::units::parse_pids, allow_negative_numbers = true)]
     pids: Option<u64>,
     /// CPUs the container may run on (0, 0-1, 0,2).
     #[arg(long, value_name = "LIST")]
@@ -46,7 +52,7 @@ pub struct RunArgs {
     #[arg(long)]
     userns: bool,
     /// Also create a time namespace, with this CLOCK_MONOTONIC offset in seconds.
-    #[arg(long, value_name = "SECS", allow_hyphen_values = true)]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = parse_time_offset)]
     timens_offset: Option<i64>,
     /// Do not create this namespace (repeatable): pid, mount, uts, ipc, net, cgroup.
     #[arg(long = "share", value_name = "NS")]
@@ -66,12 +72,79 @@ pub struct RunArgs {
     /// Parent cgroup for boxwatch's cgroups.
     #[arg(long, value_name = "PATH", default_value = runtime::cgroup::DEFAULT_PARENT)]
     cgroup_parent: String,
-    /// Seconds to wait after forwarding SIGINT/SIGTERM before killing the container.
-    #[arg(long, default_value_t = 5)]
+    /// Seconds to wait after forwarding SIGINT/SIGTERM before killing the
+    /// container (0 to 3600).
+    #[arg(long, default_value_t = 5, value_name = "SECS", allow_negative_numbers = true, value_parser = parse_grace)]
     grace: u64,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     command: Vec<String>,
+}
+
+/// The longest `--grace`: an hour.
+const MAX_GRACE_SECS: u64 = 3600;
+
+fn parse_grace(s: &str) -> Result<u64, String> {
+    let expected = format!("expected whole seconds from 0 to {MAX_GRACE_SECS}");
+    match s.trim().parse::<i128>() {
+        Ok(n) if n < 0 => Err(format!("a grace period cannot be negative: {expected}")),
+        Ok(n) if n > MAX_GRACE_SECS as i128 => Err(format!("too long: {expected}")),
+        Ok(n) => Ok(n as u64),
+        Err(_) => Err(format!(
+            "not a whole number: {expected} (no unit: 5, not 5s)"
+        )),
+    }
+}
+
+/// `--timens-offset`: checked against the clocks now, so that an offset
+/// the kernel would refuse (ERANGE) is refused here, with the range.
+fn parse_time_offset(s: &str) -> Result<i64, String> {
+    let secs: i64 = s.trim().parse().map_err(|_| {
+        format!(
+            "not a whole number of seconds from {} to {}",
+            i64::MIN,
+            i64::MAX
+        )
+    })?;
+    for (clock, id) in [
+        ("CLOCK_MONOTONIC", nix::time::ClockId::CLOCK_MONOTONIC),
+        ("CLOCK_BOOTTIME", nix::time::ClockId::CLOCK_BOOTTIME),
+    ] {
+        let now = nix::time::clock_gettime(id).map_or(0, |t| t.tv_sec());
+        runtime::units::check_time_offset(clock, secs, now).map_err(|e| match e {
+            runtime::Error::InvalidValue { expected, .. } => {
+                format!("out of range: expected {expected}")
+            }
+            e => e.to_string(),
+        })?;
+    }
+    Ok(secs)
+}
+
+/// The number of CPUs online on the host.
+fn host_cpus() -> Option<u64> {
+    let n = nix::unistd::sysconf(nix::unistd::SysconfVar::_NPROCESSORS_ONLN).ok()??;
+    u64::try_from(n).ok()
+}
+
+/// A warning when the limits cannot bite: a CPU quota above the CPUs the
+/// container can run on is never reached.
+fn quota_warning(
+    cpus: Option<CpuQuota>,
+    cpuset: Option<&CpuSet>,
+    host: Option<u64>,
+) -> Option<String> {
+    let q = cpus?;
+    let (usable, of) = match cpuset {
+        Some(set) => (set.cpus().len() as u64, format!("--cpuset {set}")),
+        None => (host?, format!("the host's {} CPUs", host?)),
+    };
+    (q.cores() > usable as f64).then(|| {
+        format!(
+            "--cpus {} is more than {of}: the quota can never be used up, so it will not limit the container",
+            q.cores()
+        )
+    })
 }
 
 impl RunArgs {
@@ -92,7 +165,7 @@ impl RunArgs {
         if let Some(dir) = &self.rootfs {
             spec.rootfs = RootfsSpec::Dir(
                 dir.canonicalize()
-                    .with_context(|| format!("rootfs {}", dir.display()))?,
+                    .with_context(|| format!("--rootfs {}", dir.display()))?,
             );
         }
         if self.userns {
@@ -121,9 +194,13 @@ impl RunArgs {
 
 pub fn main(args: RunArgs) -> Result<ExitCode> {
     let spec = args.spec()?;
+    if let Some(w) = quota_warning(args.cpus, args.cpuset.as_ref(), host_cpus()) {
+        eprintln!("boxwatch: warning: {w}");
+    }
     let mut config =
         RuntimeConfig::new(std::env::current_exe().context("locating the boxwatch binary")?);
-    config.cgroup_parent = runtime::cgroup::parse_parent(&args.cgroup_parent)?;
+    config.cgroup_parent =
+        runtime::cgroup::parse_parent(&args.cgroup_parent).context("--cgroup-parent")?;
     // Block the termination signals before any thread exists, so that only
     // the forwarding thread below receives them (the container's setup stage
     // resets its mask).

@@ -236,6 +236,38 @@ fn inspect_names_a_pid_that_is_gone_and_a_process_outside_any_container() {
     assert!(err.contains("does not exist"), "{err}");
 }
 
+/// `inspect --pid 1`: PID 1 exists. Where its namespace links can be read
+/// it shares them with itself and is "not in a container"; where they
+/// cannot (a machine whose init is not ours to read), inspect says what it
+/// could not read, judges the rest and exits 3, never "does not exist".
+#[test]
+fn inspect_of_pid_1_says_what_it_could_not_read() {
+    if !root_or_skip("inspect_of_pid_1_says_what_it_could_not_read") {
+        return;
+    }
+    let (code, out, err) = inspect(&["--pid", "1"]);
+    assert!(!err.contains("does not exist"), "{err}");
+    match std::fs::read_link("/proc/1/ns/pid") {
+        Ok(_) => {
+            assert_eq!(code, 125, "{err}");
+            assert!(
+                err.contains("process 1 (") && err.contains("is not in a container"),
+                "{err}"
+            );
+        }
+        Err(e) => {
+            assert_eq!(code, 3, "{out}{err}");
+            let why = format!("reading /proc/1/ns/pid: {e}");
+            assert!(
+                out.contains(&format!("note: the namespaces of process 1 could not be read ({why}): they are not judged")),
+                "{out}"
+            );
+            assert!(out.contains("pid     not judged: unreadable"), "{out}");
+            assert!(out.contains("limits in force, and usage:"), "{out}");
+        }
+    }
+}
+
 /// A user-namespaced container whose root directory its own root cannot
 /// search (owned by the host's root, mode 0700 once it runs): the host
 /// side is still inspected, entering fails, and inspect says why and

@@ -14,9 +14,10 @@ use std::time::Duration;
 /// to Prometheus.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ExporterArgs {
-    /// Address to listen on (port 0 picks a free one; the address is
-    /// printed on stdout).
-    #[arg(long, default_value = "127.0.0.1:9417")]
+    /// Address to listen on: HOST:PORT, `[IPv6]:PORT`, `:PORT` (every
+    /// interface, as node_exporter reads it) or `localhost:PORT`; port 0
+    /// picks a free one (the address is printed on stdout).
+    #[arg(long, default_value = "127.0.0.1:9417", value_name = "ADDR", value_parser = parse_listen)]
     pub listen: SocketAddr,
     /// Cgroup subtree to export, relative to each hierarchy root
     /// (`/boxwatch`, `/docker`, `/kubepods.slice`); repeatable. Default:
@@ -69,6 +70,33 @@ pub struct ExporterArgs {
     pub host_root: PathBuf,
 }
 
+/// `--listen`: a socket address, `:PORT` (every interface) or a host name
+/// with a port (`localhost:9100`), which is resolved once, here.
+pub fn parse_listen(s: &str) -> std::result::Result<SocketAddr, String> {
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    let expected = "expected HOST:PORT such as 127.0.0.1:9417, [::1]:9417, :9417 (every interface) or localhost:9417";
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return Err(format!("no port: {expected}"));
+    };
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("port {port:?} is not a number from 0 to 65535: {expected}"))?;
+    if host.is_empty() {
+        return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
+    }
+    use std::net::ToSocketAddrs;
+    match (host, port).to_socket_addrs() {
+        Ok(mut addrs) => addrs
+            .next()
+            .ok_or_else(|| format!("host {host:?} has no address: {expected}")),
+        Err(e) => Err(format!(
+            "host {host:?} cannot be resolved ({e}): {expected}"
+        )),
+    }
+}
+
 impl ExporterArgs {
     /// The cgroup roots, validated; `/boxwatch` when none was given.
     pub fn roots(&self) -> Result<Vec<CgroupPath>> {
@@ -77,14 +105,25 @@ impl ExporterArgs {
         }
         self.cgroup_roots
             .iter()
-            .map(|r| CgroupPath::new(r).map_err(|e| Error::BadArgument(e.to_string())))
+            .map(|r| {
+                CgroupPath::new(r)
+                    .map_err(|e| Error::BadArgument(format!("--cgroup-root {r:?}: {e}")))
+            })
             .collect()
     }
 
     /// The server limits.
     pub fn server_config(&self) -> Result<ServerConfig> {
-        if self.header_timeout == 0 || self.write_timeout == 0 || self.connection_timeout == 0 {
-            return Err(Error::BadArgument("timeouts must be at least 1 s".into()));
+        for (flag, secs) in [
+            ("--header-timeout", self.header_timeout),
+            ("--write-timeout", self.write_timeout),
+            ("--connection-timeout", self.connection_timeout),
+        ] {
+            if secs == 0 {
+                return Err(Error::BadArgument(format!(
+                    "{flag} 0: a timeout must be at least 1 s"
+                )));
+            }
         }
         Ok(ServerConfig {
             max_connections: self.max_connections.max(1),
@@ -130,6 +169,44 @@ pub fn build(args: &ExporterArgs) -> Result<Arc<Exporter>> {
 /// every file.
 pub const DEFAULT_MAX_OPEN_FILES: usize = 4096;
 
+/// `--report FILE` is checked once at start, so that a typo is refused
+/// now, not found at the first scrape.
+fn check_report(path: &std::path::Path) -> Result<()> {
+    let report = |why: String| Error::Report {
+        path: path.to_path_buf(),
+        why,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        report(format!(
+            "cannot be read ({e}): give the report.json that `boxwatch scenarios --out DIR` wrote"
+        ))
+    })?;
+    crate::verdicts::parse_report(&text)
+        .map_err(|why| report(format!("is not a boxwatch JSON report: {why}")))?;
+    Ok(())
+}
+
+/// Refuses a `--cgroup-root` given on the command line that exists in no
+/// hierarchy: it would export nothing, silently.
+fn check_roots(args: &ExporterArgs, layout: &probes::host::CgroupLayout) -> Result<()> {
+    for (given, root) in args.cgroup_roots.iter().zip(args.roots()?) {
+        if !layout.exists(&root) {
+            let looked: Vec<String> = layout
+                .hierarchies()
+                .take(3)
+                .map(|h| h.dir(&root).display().to_string())
+                .collect();
+            return Err(Error::BadArgument(format!(
+                "--cgroup-root {given:?}: no such cgroup in any hierarchy (looked for {}, ...): \
+                 give one that exists, as /proc/<pid>/cgroup names it (/docker, /system.slice)",
+                looked.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+
 /// How many cgroup files the collector may keep open: at most `wanted`,
 /// and the soft `RLIMIT_NOFILE` less room for connections and everything
 /// else. The limit is first raised to what `wanted` files need, capped by
@@ -169,6 +246,9 @@ fn open_file_budget(max_connections: usize, wanted_files: usize) -> usize {
 
 /// Runs the exporter until SIGINT or SIGTERM.
 pub fn run(args: ExporterArgs) -> Result<()> {
+    if let Some(report) = &args.report {
+        check_report(report)?;
+    }
     let exporter = build(&args)?;
     let config = args.server_config()?;
     let web = match &args.web.web_config_file {
@@ -176,7 +256,8 @@ pub fn run(args: ExporterArgs) -> Result<()> {
         None => crate::webconfig::WebConfig::none(),
     };
     // Fail early, with a clear message, when cgroupfs cannot be read.
-    Host::with_root(&args.host_root).layout()?;
+    let layout = Host::with_root(&args.host_root).layout()?;
+    check_roots(&args, &layout)?;
     // The signals that stop the exporter may come blocked from the parent
     // (a signal mask survives fork and exec; `cargo xtask bench` blocks
     // them to sigwait): unblocked here, before any other thread exists.
@@ -219,6 +300,30 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listen_takes_the_forms_node_exporter_users_type() {
+        assert_eq!(
+            parse_listen("127.0.0.1:9100").unwrap(),
+            "127.0.0.1:9100".parse().unwrap()
+        );
+        assert_eq!(
+            parse_listen(":9100").unwrap(),
+            "0.0.0.0:9100".parse().unwrap()
+        );
+        assert!(parse_listen("localhost:9100").unwrap().ip().is_loopback());
+        assert_eq!(
+            parse_listen("[::1]:9100").unwrap(),
+            "[::1]:9100".parse().unwrap()
+        );
+        let e = parse_listen("localhost").unwrap_err();
+        assert!(e.starts_with("no port: expected HOST:PORT"), "{e}");
+        let e = parse_listen(":99999").unwrap_err();
+        assert!(
+            e.starts_with("port \"99999\" is not a number from 0 to 65535"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn the_open_file_budget_never_exceeds_what_was_asked() {

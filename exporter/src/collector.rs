@@ -578,7 +578,7 @@ impl CgroupCollector {
         let layout = match self.config.host.layout() {
             Ok(layout) => layout,
             Err(e) => {
-                tracing::warn!("cgroup layout: {e}");
+                tracing::warn!("cgroup layout: {}", probes::error::chain(&e));
                 self.error(1);
                 *self.last.lock().unwrap_or_else(|p| p.into_inner()) = LastRead {
                     seconds: started.elapsed().as_secs_f64(),
@@ -687,7 +687,7 @@ impl CgroupCollector {
                         self.error(sub.unreadable.len());
                     }
                     Err(e) => {
-                        tracing::warn!("walking {root}: {e}");
+                        tracing::warn!("walking {root}: {}", probes::error::chain(&e));
                         self.error(1);
                     }
                 }

@@ -8,23 +8,23 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The listen address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("--listen {addr}: cannot listen there")]
     Bind {
         addr: std::net::SocketAddr,
         #[source]
         source: std::io::Error,
     },
     /// Any other I/O failure of the server itself.
-    #[error("I/O error: {0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     /// The host view could not be set up.
     #[error(transparent)]
     Probes(#[from] probes::Error),
     /// The Prometheus registry refused a collector or failed to encode.
-    #[error("prometheus: {0}")]
+    #[error(transparent)]
     Prometheus(#[from] prometheus::Error),
     /// The latest report could not be read or understood.
-    #[error("report {path}: {why}")]
+    #[error("--report {path}: {why}")]
     Report { path: PathBuf, why: String },
     /// The `--web.config.file` is refused.
     #[error("web configuration {path}: {why}")]

@@ -8,14 +8,14 @@ pub enum Error {
     /// A kernel file or directory could not be read for a reason other than
     /// "it is gone" (a vanished cgroup or process is reported as `None` or
     /// [`Error::CgroupNotFound`], never as this).
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
     /// A kernel file did not have the expected format.
-    #[error("parsing {path}: {source}")]
+    #[error("parsing {path}")]
     Parse {
         path: PathBuf,
         #[source]
@@ -66,6 +66,21 @@ impl ParseError {
             found: found.chars().take(80).collect(),
         }
     }
+}
+
+/// `e` and its causes, outermost first, joined with ": " (what anyhow's
+/// `{:#}` prints). The crates' errors keep their cause as `#[source]` and do
+/// not repeat it in their own message; where such an error becomes text (a
+/// log line, a report field, a note), this prints the whole chain once.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cur = c.source();
+    }
+    out
 }
 
 /// Shorthand for results of this crate.

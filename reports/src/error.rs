@@ -6,19 +6,25 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A report file could not be read.
-    #[error("cannot read report {}: {source}", path.display())]
+    #[error("cannot read report {}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// The cause.
+        #[source]
         source: std::io::Error,
     },
     /// A report file is not valid JSON or does not match the schema.
-    #[error("malformed report {}: {source}", path.display())]
+    #[error(
+        "{} is not a boxwatch JSON report ({})",
+        path.display(),
+        if source.is_data() { "it is JSON, but not of a report's shape" } else { "it is not JSON" }
+    )]
     Malformed {
         /// The file.
         path: PathBuf,
         /// The cause, with line and column.
+        #[source]
         source: serde_json::Error,
     },
     /// A report file was written with another schema version.
@@ -35,14 +41,18 @@ pub enum Error {
         expected: &'static str,
     },
     /// An output file or directory could not be written.
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}", path.display())]
     Write {
         /// The file or directory.
         path: PathBuf,
         /// The cause.
+        #[source]
         source: std::io::Error,
     },
 }
+
+/// `e` and its causes, printed once (see [`probes::error::chain`]).
+pub use probes::error::chain;
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

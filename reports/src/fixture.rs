@@ -156,6 +156,7 @@ fn cpu_samples(share: f64, throttled_per_period: f64) -> Vec<Sample> {
                 nr_throttled: Some((periods as f64 * throttled_per_period) as u64),
                 throttled_ns: Some((t_ms as f64 * (1.0 - share.min(1.0)) * 1e6) as u64),
                 pids: Some(2),
+                oom_kills: None,
             }
         })
         .collect()
@@ -257,6 +258,7 @@ fn memory_hog() -> ScenarioResult {
             t_ms: i * 10,
             memory_bytes: Some(if i < 6 { (i * 12 + 2) * MIB } else { 0 }),
             pids: Some(if i < 6 { 2 } else { 1 }),
+            oom_kills: Some(if i < 6 { 0 } else { 1 }),
             ..Sample::default()
         })
         .collect();

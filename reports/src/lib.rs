@@ -22,5 +22,7 @@ pub use diff::compare;
 pub use error::{Error, Result};
 pub use model::*;
 pub use probes::Verdict;
-pub use render::{html, human, json, junit, markdown, markdown_cell, write_all, Color, Format};
+pub use render::{
+    check_out_dir, html, human, json, junit, markdown, markdown_cell, write_all, Color, Format,
+};
 pub use status::{scenario_status, summarize};

@@ -330,6 +330,10 @@ pub struct Sample {
     pub throttled_ns: Option<u64>,
     /// Tasks in the cgroup (`pids.current`).
     pub pids: Option<u64>,
+    /// Cumulative OOM kills in the cgroup (absent in reports that predate
+    /// it, and where the kernel does not count them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom_kills: Option<u64>,
 }
 
 /// Counts over a report's scenarios, checks and regressions.

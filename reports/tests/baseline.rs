@@ -49,9 +49,12 @@ fn truncated_json_is_malformed_with_its_position() {
     let (_dir, path) = baseline_file(&text[..text.len() / 2]);
     let err = load_report(&path).unwrap_err();
     assert!(matches!(err, Error::Malformed { .. }));
-    let message = err.to_string();
+    let message = reports::error::chain(&err);
     assert!(
-        message.starts_with(&format!("malformed report {}: ", path.display())),
+        message.starts_with(&format!(
+            "{} is not a boxwatch JSON report (it is not JSON): ",
+            path.display()
+        )),
         "{message}"
     );
     assert!(message.contains("EOF while parsing"), "{message}");
@@ -63,9 +66,9 @@ fn a_field_of_the_wrong_type_is_malformed_naming_the_problem() {
     let text =
         json(&fixture::baseline_report()).replacen("\"in_vm\": false", "\"in_vm\": \"no\"", 1);
     let (_dir, path) = baseline_file(&text);
-    let message = load_report(&path).unwrap_err().to_string();
+    let message = reports::error::chain(&load_report(&path).unwrap_err());
     assert!(
-        message.contains("invalid type: string \"no\", expected a boolean"),
+        message.contains("(it is JSON, but not of a report's shape): invalid type: string \"no\", expected a boolean"),
         "{message}"
     );
 }
@@ -78,7 +81,7 @@ fn an_unknown_verdict_is_malformed() {
         1,
     );
     let (_dir, path) = baseline_file(&text);
-    let message = load_report(&path).unwrap_err().to_string();
+    let message = reports::error::chain(&load_report(&path).unwrap_err());
     assert!(message.contains("unknown variant `mostly`"), "{message}");
 }
 
@@ -88,9 +91,14 @@ fn a_missing_file_names_the_file() {
     let path = dir.path().join("nope.json");
     let err = load_report(&path).unwrap_err();
     assert!(matches!(err, Error::Read { .. }));
-    assert!(err
-        .to_string()
-        .starts_with(&format!("cannot read report {}: ", path.display())));
+    // The cause is the source, printed once in the chain, not in the message.
+    assert_eq!(
+        reports::error::chain(&err),
+        format!(
+            "cannot read report {}: No such file or directory (os error 2)",
+            path.display()
+        )
+    );
 }
 
 #[test]

@@ -79,10 +79,18 @@ pub fn remove_stale_runs(driver: &dyn CgroupDriver, config: &RuntimeConfig) -> V
         for name in driver.children(&run_cg) {
             let cg = driver.open(&run_cg.join(&name));
             if let Err(e) = cg.kill_all(Duration::from_secs(5)) {
-                tracing::warn!("stale container {}: {e}", cg.path().display());
+                tracing::warn!(
+                    "stale container {}: {}",
+                    cg.path().display(),
+                    crate::error::chain(&e)
+                );
             }
             if let Err(e) = cg.remove() {
-                tracing::warn!("stale container {}: {e}", cg.path().display());
+                tracing::warn!(
+                    "stale container {}: {}",
+                    cg.path().display(),
+                    crate::error::chain(&e)
+                );
             }
         }
         if driver.remove_dir(&run_cg) {

@@ -221,9 +221,9 @@ impl Runtime {
         let pid = if !userns && single_threaded() {
             fork_setup_stage(spec, &plan)?
         } else {
-            sys::clone_exec(clone_flags(spec), &plan).map_err(|cause| Error::Io {
+            sys::clone_exec(clone_flags(spec), &plan).map_err(|source| Error::Io {
                 step: "clone with the requested namespaces",
-                cause,
+                source,
             })?
         };
         child.pid = Some(Pid::from_raw(pid));
@@ -374,10 +374,10 @@ impl Container {
                     }
                 }
                 Err(nix::errno::Errno::EINTR) => continue,
-                Err(cause) => {
+                Err(source) => {
                     return Err(Error::Wait {
                         pid: pid.as_raw(),
-                        cause,
+                        source,
                     })
                 }
             }
@@ -394,9 +394,9 @@ impl Container {
                 None => Ok(None),
             },
             Err(nix::errno::Errno::EINTR) => Ok(None),
-            Err(cause) => Err(Error::Wait {
+            Err(source) => Err(Error::Wait {
                 pid: pid.as_raw(),
-                cause,
+                source,
             }),
         }
     }
@@ -473,7 +473,7 @@ fn fork_setup_stage(spec: &ContainerSpec, plan: &ExecPlan) -> Result<i32> {
     let io = |step: &'static str| {
         move |e: nix::Error| Error::Io {
             step,
-            cause: e.into(),
+            source: e.into(),
         }
     };
     let own_pid_ns = if spec.namespaces.contains(Namespace::Pid) {
@@ -608,6 +608,7 @@ fn read_setup_result(sock: UnixStream, spec: &ContainerSpec) -> Result<Vec<Strin
                 "exec-missing" | "exec-permission" => Error::BadEntry {
                     command: spec.command.join(" "),
                     why: message.to_string(),
+                    missing: step == "exec-missing",
                 },
                 _ => Error::Setup {
                     step: step.to_string(),

@@ -55,22 +55,29 @@ pub enum Error {
     )]
     EmptyCpuset { dir: PathBuf, file: &'static str },
 
-    #[error("cgroup parent {parent} must be an absolute cgroup path such as /boxwatch or /system.slice/ci")]
-    BadCgroupParent { parent: String },
+    #[error("cgroup parent {parent} {why}: give an absolute cgroup path such as /boxwatch or /system.slice/ci")]
+    BadCgroupParent { parent: String, why: &'static str },
 
-    #[error("{action} {path}: {cause}{hint}")]
+    #[error("{action} {path}{hint}")]
     Cgroup {
         action: &'static str,
         path: PathBuf,
-        cause: std::io::Error,
+        #[source]
+        source: std::io::Error,
         hint: &'static str,
     },
 
     #[error("the rootfs {path} cannot be used: {why}")]
     BadRootfs { path: PathBuf, why: String },
 
+    /// `missing`: the command was not found (exit 127); else it was found
+    /// but cannot be executed (exit 126).
     #[error("the entry command {command:?} cannot run in the container: {why}")]
-    BadEntry { command: String, why: String },
+    BadEntry {
+        command: String,
+        why: String,
+        missing: bool,
+    },
 
     #[error("{workload} must not run without a {limit} limit: set one in the spec (for example {example})")]
     MissingGuardLimit {
@@ -79,17 +86,22 @@ pub enum Error {
         example: &'static str,
     },
 
-    #[error("{step} failed: {cause}")]
+    #[error("{step} failed")]
     Io {
         step: &'static str,
-        cause: std::io::Error,
+        #[source]
+        source: std::io::Error,
     },
 
     #[error("container setup failed at step '{step}': {message}")]
     Setup { step: String, message: String },
 
-    #[error("the container process {pid} could not be waited for: {cause}")]
-    Wait { pid: i32, cause: nix::Error },
+    #[error("the container process {pid} could not be waited for")]
+    Wait {
+        pid: i32,
+        #[source]
+        source: nix::Error,
+    },
 
     #[error("unknown runtime {name:?}: expected builtin, runc or crun")]
     UnknownBackend { name: String },
@@ -103,10 +115,11 @@ pub enum Error {
     #[error("{runtime} cannot run this container: {what}")]
     OciUnsupported { runtime: String, what: String },
 
-    #[error("writing the OCI bundle at {path}: {cause}")]
+    #[error("writing the OCI bundle at {path}")]
     OciBundle {
         path: PathBuf,
-        cause: std::io::Error,
+        #[source]
+        source: std::io::Error,
     },
 
     #[error("`{runtime} {step}` failed for container {id}: {message}")]
@@ -135,6 +148,65 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub(crate) fn io(step: &'static str) -> impl FnOnce(std::io::Error) -> Error {
-        move |cause| Error::Io { step, cause }
+        move |source| Error::Io { step, source }
+    }
+}
+
+/// `e` and its causes, outermost first, joined with ": " (what anyhow's
+/// `{:#}` prints). Library errors keep their cause as `#[source]` and do not
+/// repeat it in their own message; where such an error becomes text (a
+/// report's error field, a log line), this prints the whole chain once.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cur = c.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The convention: a cause is the `#[source]`, not part of the
+    /// message, so a chain printed with `{:#}` (or [`chain`]) shows it once.
+    #[test]
+    fn a_nested_error_prints_its_cause_once() {
+        let io = || std::io::Error::from_raw_os_error(libc::EACCES);
+        for e in [
+            Error::Cgroup {
+                action: "writing",
+                path: "/sys/fs/cgroup/x/cpu.max".into(),
+                source: io(),
+                hint: "",
+            },
+            Error::Io {
+                step: "spawning the container",
+                source: io(),
+            },
+            Error::OciBundle {
+                path: "/run/b".into(),
+                source: io(),
+            },
+        ] {
+            let text = chain(&e);
+            assert_eq!(text.matches("Permission denied").count(), 1, "{text}");
+            assert!(!e.to_string().contains("Permission denied"), "{e}");
+            assert!(
+                text.ends_with(": Permission denied (os error 13)"),
+                "{text}"
+            );
+        }
+        let wait = Error::Wait {
+            pid: 7,
+            source: nix::Error::ECHILD,
+        };
+        assert_eq!(
+            chain(&wait),
+            "the container process 7 could not be waited for: ECHILD: No child processes"
+        );
     }
 }

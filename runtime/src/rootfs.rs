@@ -434,6 +434,12 @@ pub fn resolve_command(cmd: &str, path_var: &str) -> StepResult<PathBuf> {
     };
     let mut found_not_exec = None;
     for c in &candidates {
+        if c.is_dir() && cmd.contains('/') {
+            return Err(StepError {
+                step: "exec-permission",
+                message: format!("{} is a directory, not an executable file", c.display()),
+            });
+        }
         if !c.is_file() {
             continue;
         }

@@ -317,7 +317,8 @@ impl ContainerSpec {
         self.hostname.as_deref().unwrap_or(&self.name)
     }
 
-    /// Checks what can be checked without touching the host.
+    /// Checks what can be checked without touching the host (and the
+    /// clocks, for the time offsets).
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidSpec(m));
         if self.name.is_empty()
@@ -329,8 +330,9 @@ impl ContainerSpec {
             || self.name.starts_with('.')
         {
             return bad(format!(
-                "container name {:?} must be 1-64 characters of letters, digits, '-', '_' or '.', not starting with '.'",
-                self.name
+                "container name {} ({} characters) must be 1-64 characters of letters, digits, '-', '_' or '.', not starting with '.'",
+                shorten(&self.name),
+                self.name.chars().count()
             ));
         }
         if self.command.is_empty() || self.command[0].is_empty() {
@@ -339,7 +341,9 @@ impl ContainerSpec {
         if let Some(h) = &self.hostname {
             if h.is_empty() || h.len() > 64 || h.contains(['/', '\0', ' ']) {
                 return bad(format!(
-                    "hostname {h:?} must be 1-64 characters without '/', spaces or NUL"
+                    "hostname {} ({} characters) must be 1-64 characters without '/', spaces or NUL",
+                    shorten(h),
+                    h.chars().count()
                 ));
             }
             if !self.namespaces.contains(Namespace::Uts) {
@@ -349,6 +353,23 @@ impl ContainerSpec {
         let offsets = self.time_offsets != TimeOffsets::default();
         if offsets && !self.namespaces.contains(Namespace::Time) {
             return bad("time offsets need the time namespace".into());
+        }
+        for (clock, id, secs) in [
+            (
+                "CLOCK_MONOTONIC",
+                nix::time::ClockId::CLOCK_MONOTONIC,
+                self.time_offsets.monotonic_secs,
+            ),
+            (
+                "CLOCK_BOOTTIME",
+                nix::time::ClockId::CLOCK_BOOTTIME,
+                self.time_offsets.boottime_secs,
+            ),
+        ] {
+            if secs != 0 {
+                let now = nix::time::clock_gettime(id).map_or(0, |t| t.tv_sec());
+                crate::units::check_time_offset(clock, secs, now)?;
+            }
         }
         if (!self.uid_map.is_empty() || !self.gid_map.is_empty())
             && !self.namespaces.contains(Namespace::User)
@@ -387,6 +408,18 @@ impl ContainerSpec {
             }
         }
         Ok(())
+    }
+}
+
+/// `s` quoted, cut to 40 characters (with "...") so that a long value
+/// does not drown the message that refuses it.
+pub fn shorten(s: &str) -> String {
+    const MAX: usize = 40;
+    if s.chars().count() <= MAX {
+        format!("{s:?}")
+    } else {
+        let head: String = s.chars().take(MAX).collect();
+        format!("{head:?}...")
     }
 }
 

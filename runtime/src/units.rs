@@ -178,13 +178,36 @@ impl FromStr for CpuQuota {
             };
             let q: u64 = q.trim().parse().map_err(|_| err())?;
             let p: u64 = p.trim().parse().map_err(|_| err())?;
-            if !(MIN_PERIOD_US..=MAX_PERIOD_US).contains(&p) || q < MIN_QUOTA_US {
-                return Err(err());
+            if !(MIN_PERIOD_US..=MAX_PERIOD_US).contains(&p) {
+                return Err(invalid(
+                    "cpu quota",
+                    s,
+                    &format!(
+                        "a period of {MIN_PERIOD_US} to {MAX_PERIOD_US} µs (1 ms to 1 s); {p} µs is too {}",
+                        if p < MIN_PERIOD_US { "short" } else { "long" }
+                    ),
+                ));
+            }
+            if q < MIN_QUOTA_US {
+                return Err(invalid(
+                    "cpu quota",
+                    s,
+                    &format!(
+                        "a quota of at least {MIN_QUOTA_US} µs per period; {q} µs is too small"
+                    ),
+                ));
             }
             return Ok(CpuQuota {
                 quota_us: q,
                 period_us: p,
             });
+        }
+        if t.starts_with('-') && t[1..].parse::<f64>().is_ok() {
+            return Err(invalid(
+                "cpu quota",
+                s,
+                "a positive number of CPUs: a CPU limit cannot be negative (0.2 is 20% of one CPU; leave --cpus out for no limit)",
+            ));
         }
         if t.is_empty() || !t.chars().all(|c| c.is_ascii_digit() || c == '.') {
             return Err(invalid("cpu quota", s, CPU_FORM));
@@ -193,6 +216,27 @@ impl FromStr for CpuQuota {
         CpuQuota::from_cores(cores, DEFAULT_PERIOD_US)
             .map_err(|_| invalid("cpu quota", s, CPU_FORM))
     }
+}
+
+/// The kernel's KTIME_SEC_MAX: the largest time it represents, in seconds.
+const KTIME_SEC_MAX: i64 = i64::MAX / 1_000_000_000;
+
+/// Checks a time namespace offset of `secs` for `clock`, which reads `now`
+/// seconds: the kernel refuses (ERANGE) an offset that would put the clock
+/// below 0 or above KTIME_SEC_MAX / 2 (about 146 years).
+pub fn check_time_offset(clock: &'static str, secs: i64, now: i64) -> Result<i64, Error> {
+    let (lo, hi) = (-now, KTIME_SEC_MAX / 2 - now);
+    if (lo..=hi).contains(&secs) {
+        return Ok(secs);
+    }
+    Err(Error::InvalidValue {
+        what: "time offset",
+        value: secs.to_string(),
+        expected: format!(
+            "{lo} to {hi} seconds: {clock} reads {now} s and the kernel keeps it between 0 and {} s",
+            KTIME_SEC_MAX / 2
+        ),
+    })
 }
 
 /// A set of CPU numbers, parsed from the kernel's list format "0-1,3".

@@ -1052,7 +1052,21 @@ fn expectation(
     };
     if !metrics::is_known(bare, member.workload.kind()) {
         let hint = if bare.starts_with("inside.") {
-            " (inside.* metrics need the probe-inside workload)".to_string()
+            if member.workload.kind() == crate::workload::WorkloadKind::ProbeInside {
+                format!(
+                    " (the probe-inside workload reports inside.{})",
+                    metrics::INSIDE_METRICS
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", inside.")
+                )
+            } else {
+                format!(
+                    " (inside.* metrics need the probe-inside workload, and this scenario runs {})",
+                    member.workload.kind().name()
+                )
+            }
         } else if bare.starts_with("workload.") {
             format!(
                 " (workload {} reports: {})",
@@ -1308,6 +1322,25 @@ tolerance = 0.02
         let e = refused(&GOOD.replace("metric = \"cpu_share\"", "metric = \"cpu_shares\""));
         assert_eq!(e.line, 15);
         assert!(e.reason.contains("unknown metric"), "{e}");
+        // A spin scenario naming an inside metric is told it needs probe-inside.
+        let e = refused(&GOOD.replace("metric = \"cpu_share\"", "metric = \"inside.pid\""));
+        assert!(
+            e.reason.ends_with(
+                "unknown metric \"inside.pid\" (inside.* metrics need the probe-inside workload, and this scenario runs spin)"
+            ),
+            "{e}"
+        );
+        // A probe-inside scenario with a misspelt inside metric is told the
+        // ones that exist, not that it needs the workload it already has.
+        let probe = "id = \"p\"\ntitle = \"p\"\n[workload]\nname = \"probe-inside\"\n\
+                     [[expect]]\ncheck = \"c\"\nmetric = \"inside.pids\"\nequals = 1\n";
+        let e = refused(probe);
+        assert!(
+            e.reason
+                .contains("unknown metric \"inside.pids\" (the probe-inside workload reports inside.pid, inside.pid_count,"),
+            "{e}"
+        );
+        assert!(!e.reason.contains("need"), "{e}");
         let e = refused(&GOOD.replace("near = \"limit.cpu\"", "near = \"limit.memory\""));
         assert!(e.reason.contains("has none"), "{e}");
         let e = refused(&GOOD.replace("tolerance = 0.02", ""));

@@ -40,7 +40,9 @@ pub struct ScenariosArgs {
     /// Load the scenario files of DIR instead of the built-in catalog.
     #[arg(long, value_name = "DIR")]
     pub catalog: Option<PathBuf>,
-    /// How often the host view is sampled while a workload runs (100ms, 1s).
+    /// The longest gap between host samples while a workload runs (100ms,
+    /// 1s): sampling starts every 5 ms, so that a short workload is seen,
+    /// and backs off to this.
     #[arg(long, default_value = "100ms", value_name = "DURATION", value_parser = parse_interval)]
     pub sample_interval: Duration,
     /// Parent cgroup for the scenario containers.
@@ -354,7 +356,14 @@ fn watch_signals(flag: Arc<AtomicBool>) -> Result<()> {
 /// `--format`, writes every format to `--out`. Exit code 1 when a required
 /// check failed or errored, or something regressed against `--baseline`.
 pub fn run_scenarios(args: ScenariosArgs) -> Result<ExitCode> {
-    let entries = select(load_catalog(args.catalog.as_deref())?, &args.only)?;
+    let flag = |flag| {
+        move |e| Error::Flag {
+            flag,
+            source: Box::new(e),
+        }
+    };
+    let catalog = load_catalog(args.catalog.as_deref()).map_err(flag("--catalog"))?;
+    let entries = select(catalog, &args.only)?;
     if args.list {
         for e in &entries {
             match e {
@@ -374,12 +383,18 @@ pub fn run_scenarios(args: ScenariosArgs) -> Result<ExitCode> {
             ExitCode::SUCCESS
         });
     }
+    if let Some(dir) = &args.out {
+        reports::check_out_dir(dir).map_err(|source| Error::Out {
+            dir: dir.clone(),
+            source,
+        })?;
+    }
     let baseline = args
         .baseline
         .as_deref()
         .map(reports::load_report)
         .transpose()
-        .map_err(|e| Error::Report(e.to_string()))?;
+        .map_err(Error::Baseline)?;
     if let Some(b) = &baseline {
         let (of, now) = (b.runtime.name.as_str(), args.runtime.as_str());
         if of != now {
@@ -395,7 +410,10 @@ pub fn run_scenarios(args: ScenariosArgs) -> Result<ExitCode> {
     let exe = std::env::current_exe()
         .map_err(Error::io("locating the boxwatch binary", "/proc/self/exe"))?;
     let mut cfg = RunnerConfig::new(exe);
-    cfg.cgroup_parent = Some(runtime::cgroup::parse_parent(&args.cgroup_parent)?);
+    cfg.cgroup_parent = Some(
+        runtime::cgroup::parse_parent(&args.cgroup_parent)
+            .map_err(|e| flag("--cgroup-parent")(e.into()))?,
+    );
     cfg.sample_interval = args.sample_interval;
     cfg.allow_clock_write = args.allow_clock_write;
     cfg.interrupted = Some(interrupted);
@@ -441,7 +459,10 @@ pub fn run_scenarios(args: ScenariosArgs) -> Result<ExitCode> {
     let recorded = runner.recorded();
     drop(runner);
     if let Some(dir) = &args.out {
-        let written = reports::write_all(&report, dir).map_err(|e| Error::Report(e.to_string()))?;
+        let written = reports::write_all(&report, dir).map_err(|source| Error::Out {
+            dir: dir.clone(),
+            source,
+        })?;
         for p in written {
             eprintln!("boxwatch: wrote {}", p.display());
         }

@@ -12,10 +12,11 @@ pub enum Error {
         reason: String,
     },
 
-    #[error("{what} {path}: {source}")]
+    #[error("{what} {path}")]
     Io {
         what: &'static str,
         path: PathBuf,
+        #[source]
         source: std::io::Error,
     },
 
@@ -37,14 +38,39 @@ pub enum Error {
         message: String,
     },
 
-    #[error("{step} failed: {source}")]
+    #[error("{step} failed")]
     Sys {
         step: &'static str,
+        #[source]
         source: nix::Error,
     },
 
     #[error("report: {0}")]
     Report(String),
+
+    /// The value of a command-line flag cannot be used: the flag, and why.
+    #[error("{flag}")]
+    Flag {
+        flag: &'static str,
+        #[source]
+        source: Box<Error>,
+    },
+
+    /// `--baseline FILE` cannot be used.
+    #[error("--baseline")]
+    Baseline(#[source] reports::Error),
+
+    /// `--out DIR` cannot be written.
+    #[error("--out {}: the reports cannot be written there", dir.display())]
+    Out {
+        dir: PathBuf,
+        #[source]
+        source: reports::Error,
+    },
+
+    /// The host's cgroup layout could not be read.
+    #[error("reading the host's cgroup layout")]
+    Layout(#[source] probes::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -17,7 +17,7 @@ pub const HOST_METRICS: &[(&str, &str)] = &[
     ("host_spare_cpus", "CPUs the host's other processes (not the scenario's containers) left free during the measurement"),
     ("memory_limit_bytes", "the memory limit read back from cgroupfs"),
     ("memory_peak_bytes", "the cgroup's peak memory usage (memory.peak / memory.max_usage_in_bytes, else the sampled maximum)"),
-    ("memory_limit_hits", "times the cgroup's memory usage hit its limit, as the kernel counts them (v1 memory.failcnt, which kernel 6.18 left at 0 for an OOM-killed hog; v2 memory.events max)"),
+    ("memory_limit_hits", "times the cgroup's memory usage hit its limit, as the kernel counts them (v2 memory.events max; v1 memory.failcnt, unless it stayed 0 next to an OOM kill or a peak at the limit, as kernel 6.18 leaves it: then it is unsupported, not 0)"),
     ("oom_kills", "OOM kills charged to the container's cgroup"),
     ("oom_killed", "whether the OOM killer killed a process of the container"),
     ("host_oom_kills_outside", "OOM kills on the host outside the container's cgroup during the scenario"),

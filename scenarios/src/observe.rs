@@ -24,6 +24,8 @@ pub struct HostSample {
     pub nr_throttled: Option<u64>,
     pub throttled_ns: Option<u64>,
     pub pids: Option<u64>,
+    /// OOM kills charged to the cgroup so far.
+    pub oom_kills: Option<u64>,
 }
 
 impl HostSample {
@@ -36,6 +38,7 @@ impl HostSample {
             nr_throttled: s.cpu_nr_throttled,
             throttled_ns: s.cpu_throttled_ns,
             pids: s.pids_current,
+            oom_kills: s.oom_kills,
         }
     }
 }
@@ -362,13 +365,7 @@ fn cgroup_figures(
                     (None, None) => absent(c, "memory", "memory.max_usage_in_bytes", "memory.peak"),
                 },
             );
-            put(
-                "memory_limit_hits",
-                match s.memory_failcnt.or(s.memory_events.and_then(|e| e.max)) {
-                    Some(n) => n.into(),
-                    None => absent(c, "memory", "memory.failcnt", "memory.events"),
-                },
-            );
+            put("memory_limit_hits", memory_limit_hits(c, s));
             match s.oom_kills {
                 Some(k) => {
                     put("oom_kills", k.into());
@@ -751,6 +748,39 @@ fn inside_metrics(
     let _ = def;
 }
 
+/// `memory_limit_hits`: v2 memory.events `max`, else v1 memory.failcnt,
+/// unless that count is shown wrong by the cgroup's own figures: a v1
+/// failcnt of 0 next to an OOM kill or a peak at the limit (kernel 6.18
+/// leaves it at 0 for an OOM-killed hog) does not count what the name
+/// says, and is not reported as a number next to `oom_kills 1`.
+fn memory_limit_hits(c: &Collected, s: &probes::host::CgroupStats) -> Observed {
+    if let Some(n) = s.memory_events.and_then(|e| e.max) {
+        return n.into();
+    }
+    let Some(failcnt) = s.memory_failcnt else {
+        return absent(c, "memory", "memory.failcnt", "memory.events");
+    };
+    let limit = match s.memory_limit {
+        Some(probes::host::Limit::Value(v)) => Some(v),
+        _ => None,
+    };
+    let reached = limit.is_some_and(|l| s.memory_peak_bytes.is_some_and(|p| p >= l));
+    if failcnt == 0 && (s.oom_kills.unwrap_or(0) > 0 || reached) {
+        // The kernel's own figures are the evidence: the usage reached the
+        // limit, and the counter of limit hits did not move.
+        return Observed::Unsupported(probes::Evidence::KernelVersion {
+            release: nix::sys::utsname::uname()
+                .map(|u| u.release().to_string_lossy().into_owned())
+                .unwrap_or_else(|_| "?".into()),
+            feature: "v1 memory.failcnt counting of the limit hits that end in an OOM kill \
+                      (it stayed 0 although the usage reached the limit; see oom_kills and \
+                      memory_peak_bytes)"
+                .into(),
+        });
+    }
+    failcnt.into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -786,6 +816,40 @@ mod tests {
             Some(Observed::Value(Value::Number(n))) => *n,
             other => panic!("{k}: {other:?}"),
         }
+    }
+
+    /// memory-hog on kernel 6.18 v1: failcnt 0, OOM-killed at a 64 MiB peak.
+    #[test]
+    fn a_failcnt_of_0_next_to_an_oom_kill_is_not_reported_as_0_hits() {
+        let limit = 64 << 20;
+        let hog = CgroupStats {
+            memory_limit: Some(Limit::Value(limit)),
+            memory_peak_bytes: Some(limit),
+            memory_failcnt: Some(0),
+            oom_kills: Some(1),
+            ..CgroupStats::default()
+        };
+        let c = Collected::default();
+        match memory_limit_hits(&c, &hog) {
+            Observed::Unsupported(why) => {
+                assert!(
+                    why.describe().contains("v1 memory.failcnt counting"),
+                    "{why}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        let counted = CgroupStats {
+            memory_failcnt: Some(3),
+            ..hog.clone()
+        };
+        assert_eq!(memory_limit_hits(&c, &counted), Observed::from(3u64));
+        let below = CgroupStats {
+            memory_peak_bytes: Some(limit / 2),
+            oom_kills: Some(0),
+            ..hog.clone()
+        };
+        assert_eq!(memory_limit_hits(&c, &below), Observed::from(0u64));
     }
 
     #[test]

@@ -39,6 +39,7 @@ fn sample(s: &HostSample) -> Sample {
         nr_throttled: s.nr_throttled,
         throttled_ns: s.throttled_ns,
         pids: s.pids,
+        oom_kills: s.oom_kills,
     }
 }
 

@@ -257,9 +257,7 @@ impl Runner {
     /// A runner whose containers `rt` starts (`cfg.runtime` is not used).
     pub fn with_backend(cfg: RunnerConfig, rt: Box<dyn Backend>) -> Result<Runner> {
         let host = Host::new();
-        let layout = host
-            .layout()
-            .map_err(|e| Error::Report(format!("reading the host's cgroup layout: {e}")))?;
+        let layout = host.layout().map_err(Error::Layout)?;
         let me = std::process::id() as i32;
         let harness_ns = NS_NAMES
             .iter()
@@ -303,7 +301,8 @@ impl Runner {
     /// The mount point of the run's private lxcfs, started on first use.
     fn lxcfs(&self) -> Result<PathBuf> {
         let started = self.lxcfs.get_or_init(|| {
-            Lxcfs::start(&self.rt.run_state_dir().join("lxcfs")).map_err(|e| e.to_string())
+            Lxcfs::start(&self.rt.run_state_dir().join("lxcfs"))
+                .map_err(|e| runtime::error::chain(&e))
         });
         match started {
             Ok(l) => Ok(l.path().to_path_buf()),
@@ -521,7 +520,7 @@ impl Runner {
                 Ok(l) => live.push(l),
                 Err(e) => {
                     drop(live); // kills and cleans up what did start
-                    let why = format!("starting container {name}: {e}");
+                    let why = format!("starting container {name}: {}", runtime::error::chain(&e));
                     // The runtime's documented refusal is evidence of what it
                     // does not offer; a controller it says is missing is not
                     // (the judge found it available), so that is an error.
@@ -545,7 +544,8 @@ impl Runner {
 
         let deadline = Instant::now() + s.timeout;
         let interval = self.cfg.sample_interval.max(Duration::from_millis(10));
-        let mut next_sample = Instant::now() + interval;
+        let sampling_from = Instant::now();
+        let mut next_sample = sampling_from + FIRST_SAMPLE_GAP;
         let mut timed_out = false;
         let mut stopped = false;
         loop {
@@ -554,7 +554,7 @@ impl Runner {
                 for l in live.iter_mut().filter(|l| !l.exited) {
                     self.sample(l);
                 }
-                next_sample = (next_sample + interval).max(now + interval / 2);
+                next_sample = now + sample_gap(now - sampling_from, interval);
             }
             for l in live.iter_mut().filter(|l| !l.exited) {
                 if l.has_exited() {
@@ -596,7 +596,11 @@ impl Runner {
             if let Some(c) = l.container.take() {
                 match c.wait() {
                     Ok(outcome) => l.collected.exit_code = Some(outcome.exit.shell_code()),
-                    Err(e) => errors.push(format!("cleaning up container {}: {e}", l.name)),
+                    Err(e) => errors.push(format!(
+                        "cleaning up container {}: {}",
+                        l.name,
+                        runtime::error::chain(&e)
+                    )),
                 }
                 if l.exited {
                     l.collected.survivors_after_cleanup =
@@ -887,7 +891,10 @@ impl Runner {
                 cpu
             }
             Some(Err(e)) => {
-                l.collected.stats_error = Some(format!("reading the container's cgroup: {e}"));
+                l.collected.stats_error = Some(format!(
+                    "reading the container's cgroup: {}",
+                    runtime::error::chain(&e)
+                ));
                 None
             }
             None => {
@@ -1230,9 +1237,54 @@ pub fn namespace_of(metric: &str) -> Option<Namespace> {
     metric.strip_prefix("ns_differs.")?.parse().ok()
 }
 
+/// The first gap between host samples of a running container.
+pub const FIRST_SAMPLE_GAP: Duration = Duration::from_millis(5);
+
+/// How long sampling stays at [`FIRST_SAMPLE_GAP`].
+pub const FINE_SAMPLING: Duration = Duration::from_millis(500);
+
+/// The gap before the next host sample, `elapsed` after sampling began:
+/// [`FIRST_SAMPLE_GAP`] for the first [`FINE_SAMPLING`], so that a workload
+/// that reaches its limit in tens or hundreds of milliseconds (a memory hog
+/// is OOM-killed in 70-200 ms) is seen climbing to it, then backing off by
+/// an eighth of the time past that, up to `interval` (the
+/// `--sample-interval` ceiling).
+pub fn sample_gap(elapsed: Duration, interval: Duration) -> Duration {
+    (elapsed.saturating_sub(FINE_SAMPLING) / 8)
+        .clamp(FIRST_SAMPLE_GAP, interval.max(FIRST_SAMPLE_GAP))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sampling_starts_fine_and_backs_off_to_the_interval() {
+        let ms = Duration::from_millis;
+        let every = ms(100);
+        assert_eq!(sample_gap(ms(0), every), ms(5));
+        assert_eq!(sample_gap(ms(499), every), ms(5));
+        assert_eq!(sample_gap(ms(660), every), ms(20));
+        assert_eq!(sample_gap(ms(1300), every), every);
+        assert_eq!(sample_gap(Duration::from_secs(60), every), every);
+        assert_eq!(sample_gap(Duration::from_secs(60), ms(1)), ms(5));
+        // The first 80 ms are sampled at least 10 times; a minute of a
+        // long workload is not sampled much more than at the interval.
+        let count = |until: Duration| {
+            let (mut t, mut n) = (Duration::ZERO, 0);
+            while t < until {
+                t += sample_gap(t, every);
+                n += 1;
+            }
+            n
+        };
+        assert!(count(ms(80)) >= 10);
+        assert!(
+            count(Duration::from_secs(60)) <= 600 + 150,
+            "{}",
+            count(Duration::from_secs(60))
+        );
+    }
 
     #[test]
     fn survivors_are_alive_only_with_their_own_start_time() {

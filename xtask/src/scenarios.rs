@@ -95,7 +95,10 @@ pub fn main(args: ScenariosArgs) -> Result<()> {
         match reports::load_report(&path) {
             Ok(r) => reports.push(r),
             Err(e) => {
-                eprintln!("xtask: {rt} wrote no usable report ({e}): left out of the comparison")
+                eprintln!(
+                    "xtask: {rt} wrote no usable report ({}): left out of the comparison",
+                    reports::error::chain(&e)
+                )
             }
         }
     }

@@ -102,7 +102,8 @@ pub fn namespace_reference(
                     NamespaceReference {
                         pid: me,
                         description: format!(
-                            "boxwatch's own (PID {me}): /proc/1/ns/{ns} of the host's init cannot be read ({e})"
+                            "boxwatch's own (PID {me}): /proc/1/ns/{ns} of the host's init cannot be read ({})",
+                            crate::error::chain(&e)
                         ),
                     },
                     mine,
@@ -173,11 +174,20 @@ pub fn inspect_pid(exe: &Path, pid: i32) -> Result<Inspection> {
     let command = command_line(pid).ok_or(Error::NoSuchProcess(pid))?;
     let me = std::process::id() as i32;
     let (reference, reference_inodes) = namespace_reference(me, |p, ns| host.ns_inode(p, ns));
+    let mut unreadable = None;
     let namespaces: Vec<NamespaceFinding> = NAMESPACES
         .iter()
         .zip(reference_inodes)
         .map(|(ns, reference_inode)| {
-            let target_inode = host.ns_inode(pid, ns).ok();
+            let target_inode = match host.ns_inode(pid, ns) {
+                Ok(i) => Some(i),
+                Err(e) => {
+                    if !matches!(e, Error::NoSuchProcess(_)) {
+                        unreadable.get_or_insert(e);
+                    }
+                    None
+                }
+            };
             NamespaceFinding {
                 namespace: ns.to_string(),
                 target_inode,
@@ -189,10 +199,19 @@ pub fn inspect_pid(exe: &Path, pid: i32) -> Result<Inspection> {
             }
         })
         .collect();
+    let mut notes = Vec::new();
     if namespaces.iter().all(|n| n.target_inode.is_none()) {
-        return Err(Error::NoSuchProcess(pid));
-    }
-    if namespaces.iter().all(|n| n.isolated != Some(true)) {
+        match unreadable {
+            // The process is there, but its namespace links cannot be read
+            // (PID 1 of the machine, under a restricted root): say so and
+            // judge what can be judged.
+            Some(e) => notes.push(format!(
+                "the namespaces of process {pid} could not be read ({}): they are not judged",
+                crate::error::chain(&e)
+            )),
+            None => return Err(Error::NoSuchProcess(pid)),
+        }
+    } else if namespaces.iter().all(|n| n.isolated != Some(true)) {
         return Err(Error::NotAContainer {
             pid,
             command,
@@ -222,7 +241,7 @@ pub fn inspect_pid(exe: &Path, pid: i32) -> Result<Inspection> {
         inside,
         inside_error,
         proc_findings,
-        notes: Vec::new(),
+        notes,
     })
 }
 
@@ -463,10 +482,12 @@ impl fmt::Display for Inspection {
         }
         writeln!(f, "\nnamespaces (against {}):", self.reference.description)?;
         for n in &self.namespaces {
-            let state = match n.isolated {
-                Some(true) => "isolated",
-                Some(false) => "SHARED with the host",
-                None => "not on this kernel",
+            let state = match (n.isolated, n.target_inode, n.reference_inode) {
+                (Some(true), _, _) => "isolated",
+                (Some(false), _, _) => "SHARED with the host",
+                (None, None, Some(_)) => "not judged: unreadable",
+                (None, Some(_), None) => "not judged: no reference",
+                (None, _, _) => "not on this kernel",
             };
             let inode = n.target_inode.map(|i| i.to_string()).unwrap_or_default();
             writeln!(f, "  {:<7} {:<21} {}", n.namespace, state, inode)?;

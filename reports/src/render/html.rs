@@ -15,7 +15,8 @@ code{font:12px ui-monospace,monospace;background:#f6f8fa;padding:0 .2em}
 .pass{color:#1a7f37}.fail,.regressed{color:#cf222e;font-weight:600}.unsupported{color:#6e7781}.error{color:#8250df;font-weight:600}.finding{color:#9a6700}
 .banner{padding:.6em 1em;border-radius:6px;color:#fff}.banner.ok{background:#1a7f37}.banner.bad{background:#cf222e}
 .scenario{border:1px solid #d0d7de;border-radius:6px;padding:.2em 1em 1em;margin:1em 0}
-.muted{color:#6e7781}svg{display:block;margin:.5em 0;max-width:100%}
+.muted{color:#6e7781}svg{display:block;margin:.5em 0;max-width:100%;height:auto}
+figure.chart{margin:.8em 0}figcaption{font-size:12px}
 ";
 
 /// The report as one HTML page: banner with counts and host, regressions,
@@ -275,54 +276,248 @@ fn checks_table(out: &mut String, report: &Report, s: &ScenarioResult) {
     out.push_str("</table>\n");
 }
 
-/// The usage-over-time plots the samples allow.
+/// Fewer points than this make no chart (a line through one or two points
+/// says nothing): the figure is given as a number instead.
+pub const MIN_CHART_POINTS: usize = 5;
+
+/// The series colours, used nowhere else on the page (a screenshot test
+/// finds the charts by them).
+pub const CPU_STROKE: &str = "#0969da";
+/// See [`CPU_STROKE`].
+pub const MEMORY_STROKE: &str = "#6639ba";
+/// See [`CPU_STROKE`].
+pub const PIDS_STROKE: &str = "#0a7ea4";
+
+/// The axes' colour (a screenshot test finds the charts by their axes).
+pub const AXIS: &str = "#8c959f";
+
+/// One chart's data and marks.
+struct Series<'a> {
+    title: &'a str,
+    points: Vec<(u64, f64)>,
+    /// The quota or limit line: value and label.
+    limit: Option<(f64, String)>,
+    events: Vec<Event>,
+    /// The marked peak: time, value, label.
+    peak: Option<(u64, f64, String)>,
+    y_label: fn(f64) -> String,
+    stroke: &'a str,
+}
+
+/// Something that happened at a time, marked on a chart.
+struct Event {
+    t_ms: u64,
+    label: String,
+    color: &'static str,
+}
+
+/// A chart per limit the scenario sets (usage without a limit is in the
+/// measurements), with its limit line and the events that show what the
+/// scenario is about: throttling (CPU), the peak and the OOM kill
+/// (memory), the pids limit hit (pids).
 fn plots(out: &mut String, s: &ScenarioResult) {
-    let cpu = cpu_share_series(&s.samples);
-    if !cpu.is_empty() {
-        let quota = s
-            .limits
-            .cpu_quota
-            .map(|q| (q, format!("quota {}", percent(q))));
-        out.push_str(&plot(
-            "CPU share over time (fraction of one CPU)",
-            &cpu,
-            quota,
-            percent,
-            "#0969da",
-        ));
+    let mut numbers = Vec::new();
+    if let Some(q) = s.limits.cpu_quota {
+        let series = Series {
+            title: "CPU share over time (fraction of one CPU)",
+            points: cpu_share_series(&s.samples),
+            limit: Some((q, format!("quota {}", percent(q)))),
+            events: throttling(s),
+            peak: None,
+            y_label: percent,
+            stroke: CPU_STROKE,
+        };
+        chart(out, &mut numbers, series);
     }
-    let memory = memory_series(&s.samples);
-    if !memory.is_empty() {
-        let limit = s
-            .limits
-            .memory_bytes
-            .map(|m| (m as f64, format!("limit {}", bytes(m))));
-        out.push_str(&plot(
-            "Memory usage over time",
-            &memory,
-            limit,
-            |v| bytes(v as u64),
-            "#8250df",
-        ));
+    if let Some(m) = s.limits.memory_bytes {
+        let points = memory_series(&s.samples);
+        let peak = points
+            .iter()
+            .copied()
+            .fold(None, |best: Option<(u64, f64)>, p| match best {
+                Some(b) if b.1 >= p.1 => Some(b),
+                _ => Some(p),
+            });
+        let series = Series {
+            title: "Memory usage over time",
+            points,
+            limit: Some((m as f64, format!("limit {}", bytes(m)))),
+            events: oom_kill(s),
+            peak: peak.map(|(t, v)| (t, v, format!("peak {}", bytes(v as u64)))),
+            y_label: |v| bytes(v as u64),
+            stroke: MEMORY_STROKE,
+        };
+        chart(out, &mut numbers, series);
+    }
+    if let Some(max) = s.limits.pids_max {
+        let points: Vec<(u64, f64)> = s
+            .samples
+            .iter()
+            .filter_map(|x| Some((x.t_ms, x.pids? as f64)))
+            .collect();
+        let series = Series {
+            title: "Tasks in the cgroup over time",
+            events: pids_limit_hit(s, &points, max),
+            points,
+            limit: Some((max as f64, format!("pids limit {max}"))),
+            peak: None,
+            y_label: |v| format!("{v:.0}"),
+            stroke: PIDS_STROKE,
+        };
+        chart(out, &mut numbers, series);
+    }
+    if !numbers.is_empty() {
+        let _ = writeln!(
+            out,
+            "<p class=\"muted\">Sampled too few times for a chart: {}.</p>",
+            numbers.join("; ")
+        );
     }
 }
 
+/// A chart of the series, or, with fewer than [`MIN_CHART_POINTS`]
+/// points, its values as numbers in `numbers`.
+fn chart(out: &mut String, numbers: &mut Vec<String>, series: Series) {
+    let Series {
+        title,
+        ref points,
+        ref limit,
+        ref events,
+        ref peak,
+        y_label,
+        ..
+    } = series;
+    if points.is_empty() {
+        return;
+    }
+    if points.len() < MIN_CHART_POINTS {
+        let what = title.split(" over time").next().unwrap_or(title);
+        let values: Vec<String> = points
+            .iter()
+            .map(|(t, v)| format!("{} at {t} ms", y_label(*v)))
+            .collect();
+        numbers.push(format!("{} {}", esc(what), esc(&values.join(", "))));
+        return;
+    }
+    let mut caption = Vec::new();
+    if let Some((_, l)) = &limit {
+        caption.push(format!("dashed: {l}"));
+    }
+    if let Some((t, _, l)) = &peak {
+        caption.push(format!("{l} at {t} ms"));
+    }
+    let mut seen = Vec::new();
+    for e in events {
+        if !seen.contains(&e.label) {
+            let times: Vec<String> = events
+                .iter()
+                .filter(|x| x.label == e.label)
+                .map(|x| x.t_ms.to_string())
+                .collect();
+            let times = if times.len() > 6 {
+                format!("{} samples, first at {} ms", times.len(), times[0])
+            } else {
+                format!("at {} ms", times.join(", "))
+            };
+            caption.push(format!("{} {times}", e.label));
+            seen.push(e.label.clone());
+        }
+    }
+    let _ = write!(
+        out,
+        "<figure class=\"chart\">\n{}<figcaption class=\"muted\">{} samples; {}</figcaption>\n</figure>\n",
+        plot(&series),
+        points.len(),
+        esc(&caption.join("; "))
+    );
+}
+
+/// A "throttled" event at each sample whose CFS throttled-period count
+/// rose since the one before.
+fn throttling(s: &ScenarioResult) -> Vec<Event> {
+    s.samples
+        .windows(2)
+        .filter_map(|w| {
+            let rose = w[1].nr_throttled? > w[0].nr_throttled?;
+            rose.then(|| Event {
+                t_ms: w[1].t_ms,
+                label: "throttled".into(),
+                color: "#bc4c00",
+            })
+        })
+        .collect()
+}
+
+/// The OOM kill: the first sample whose OOM kill count rose, else (older
+/// reports, without the count per sample) the last sample of a scenario
+/// that measured one.
+fn oom_kill(s: &ScenarioResult) -> Vec<Event> {
+    let event = |t_ms| Event {
+        t_ms,
+        label: "OOM kill".into(),
+        color: "#cf222e",
+    };
+    let rose = s
+        .samples
+        .windows(2)
+        .find(|w| matches!((w[0].oom_kills, w[1].oom_kills), (Some(a), Some(b)) if b > a));
+    if let Some(w) = rose {
+        return vec![event(w[1].t_ms)];
+    }
+    let killed = s.measurements.get("oom_kills").is_some_and(|k| *k > 0.0);
+    match s.samples.last() {
+        Some(last) if killed && s.samples.iter().all(|x| x.oom_kills.is_none()) => {
+            vec![event(last.t_ms)]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The first sample at the pids limit, with the forks the kernel refused.
+fn pids_limit_hit(s: &ScenarioResult, pids: &[(u64, f64)], max: u64) -> Vec<Event> {
+    let refused = s
+        .measurements
+        .get("pids_limit_hits")
+        .copied()
+        .unwrap_or(0.0);
+    let at = pids
+        .iter()
+        .find(|(_, v)| *v >= max as f64)
+        .or_else(|| (refused > 0.0).then(|| pids.iter().max_by(|a, b| a.1.total_cmp(&b.1)))?);
+    at.map(|(t, _)| Event {
+        t_ms: *t,
+        label: if refused > 0.0 {
+            format!("pids limit hit ({refused:.0} forks refused)")
+        } else {
+            "pids limit hit".into()
+        },
+        color: "#bc4c00",
+    })
+    .into_iter()
+    .collect()
+}
+
 const W: f64 = 640.0;
-const H: f64 = 180.0;
+const H: f64 = 200.0;
 const LEFT: f64 = 72.0;
 const RIGHT: f64 = 16.0;
-const TOP: f64 = 24.0;
+const TOP: f64 = 44.0;
 const BOTTOM: f64 = 28.0;
 
 /// An inline SVG line plot of `(t_ms, value)` points, with an optional
-/// dashed limit line, y from 0 to 110% of the larger of data and limit.
-fn plot(
-    title: &str,
-    points: &[(u64, f64)],
-    limit: Option<(f64, String)>,
-    y_label: fn(f64) -> String,
-    stroke: &str,
-) -> String {
+/// dashed limit line, event marks (a vertical line with a label; repeated
+/// events as ticks on the time axis) and a marked peak, y from 0 to 110%
+/// of the larger of data and limit.
+fn plot(series: &Series) -> String {
+    let Series {
+        title,
+        ref points,
+        ref limit,
+        ref events,
+        ref peak,
+        y_label,
+        stroke,
+    } = *series;
     let t_max = points.iter().map(|p| p.0).max().unwrap_or(0).max(1) as f64;
     let data_max = points.iter().map(|p| p.1).fold(0.0, f64::max);
     let limit_value = limit.as_ref().map_or(0.0, |l| l.0);
@@ -338,10 +533,6 @@ fn plot(
         t = esc(title)
     );
     let (x0, x1, y0, y1) = (x(0.0), x(t_max), y(0.0), y(y_max));
-    let _ = writeln!(
-        svg,
-        "<path d=\"M{x0:.1} {y1:.1}V{y0:.1}H{x1:.1}\" fill=\"none\" stroke=\"#8c959f\"/>"
-    );
     let _ = writeln!(
         svg,
         "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{}</text>\n\
@@ -366,10 +557,47 @@ fn plot(
         let _ = writeln!(
             svg,
             "<line x1=\"{x0:.1}\" y1=\"{ly:.1}\" x2=\"{x1:.1}\" y2=\"{ly:.1}\" stroke=\"#cf222e\" stroke-dasharray=\"6 4\"/>\n\
-             <text x=\"{x1:.1}\" y=\"{:.1}\" font-size=\"11\" fill=\"#cf222e\" text-anchor=\"end\">{}</text>",
+             <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" fill=\"#cf222e\" text-anchor=\"end\">{}</text>",
+            x1,
             ly - 4.0,
             esc(label)
         );
+    }
+    // Events: one of a kind is a labelled vertical line; a repeated kind
+    // (throttling in every period) is a row of ticks on the time axis.
+    let mut labelled = Vec::new();
+    for e in events {
+        let ex = x(e.t_ms as f64);
+        let repeated = events.iter().filter(|o| o.label == e.label).count() > 1;
+        if repeated {
+            let _ = writeln!(
+                svg,
+                "<line class=\"event\" x1=\"{ex:.1}\" y1=\"{:.1}\" x2=\"{ex:.1}\" y2=\"{y0:.1}\" stroke=\"{}\" stroke-width=\"2\"/>",
+                y0 - 6.0,
+                e.color
+            );
+        } else {
+            let _ = writeln!(
+                svg,
+                "<line class=\"event\" x1=\"{ex:.1}\" y1=\"{:.1}\" x2=\"{ex:.1}\" y2=\"{y0:.1}\" stroke=\"{}\" stroke-dasharray=\"2 2\"/>",
+                TOP - 10.0,
+                e.color
+            );
+        }
+        if !labelled.contains(&e.label) {
+            labelled.push(e.label.clone());
+            let (ly, anchor) = if repeated {
+                (y0 - 8.0, "start")
+            } else {
+                (TOP - 14.0, if ex > W / 2.0 { "end" } else { "start" })
+            };
+            let _ = writeln!(
+                svg,
+                "<text x=\"{ex:.1}\" y=\"{ly:.1}\" font-size=\"11\" fill=\"{}\" text-anchor=\"{anchor}\">{}</text>",
+                e.color,
+                esc(&e.label)
+            );
+        }
     }
     let coords: Vec<String> = points
         .iter()
@@ -387,6 +615,22 @@ fn plot(
             "<circle cx=\"{cx}\" cy=\"{cy}\" r=\"2.5\" fill=\"{stroke}\"/>"
         );
     }
+    if let Some((t, v, label)) = &peak {
+        let (px, py) = (x(*t as f64), y(*v));
+        let _ = writeln!(
+            svg,
+            "<circle class=\"peak\" cx=\"{px:.1}\" cy=\"{py:.1}\" r=\"5\" fill=\"none\" stroke=\"{stroke}\" stroke-width=\"2\"/>\n\
+             <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" fill=\"{stroke}\" text-anchor=\"end\">{}</text>",
+            px - 8.0,
+            py + 14.0,
+            esc(label)
+        );
+    }
+    // The axes last, over the data, so that they are whole.
+    let _ = writeln!(
+        svg,
+        "<path d=\"M{x0:.0} {y1:.0}V{y0:.0}H{x1:.0}\" fill=\"none\" stroke=\"{AXIS}\" shape-rendering=\"crispEdges\"/>"
+    );
     svg.push_str("</svg>\n");
     svg
 }
@@ -467,5 +711,36 @@ mod tests {
         assert!(memory.contains("limit 64.0 MiB"));
         assert!(!memory.contains("CPU share over time"));
         assert!(!section("time-namespace").contains("<svg"));
+        // The memory chart marks the limit, the peak and the OOM kill.
+        assert!(memory.contains("OOM kill</text>"), "{memory}");
+        assert!(memory.contains("class=\"peak\""), "{memory}");
+        assert!(
+            memory.contains(
+                "7 samples; dashed: limit 64.0 MiB; peak 62.0 MiB at 50 ms; OOM kill at 60 ms"
+            ),
+            "{memory}"
+        );
+        // The CPU chart marks throttling as ticks on the time axis.
+        assert!(cpu.contains("throttled</text>"), "{cpu}");
+    }
+
+    #[test]
+    fn one_or_two_samples_make_a_number_not_a_chart() {
+        let mut report = fixture::sample_report();
+        let hog = report
+            .scenarios
+            .iter_mut()
+            .find(|s| s.id == "memory-hog")
+            .unwrap();
+        hog.samples.truncate(2);
+        let page = html(&report);
+        let start = page.find("id=\"scenario-memory-hog\"").unwrap();
+        let end = start + page[start..].find("</section>").unwrap();
+        let section = &page[start..end];
+        assert!(!section.contains("<svg"), "{section}");
+        assert!(
+            section.contains("Sampled too few times for a chart: Memory usage 2.0 MiB at 0 ms, 14.0 MiB at 10 ms."),
+            "{section}"
+        );
     }
 }

@@ -9,7 +9,7 @@ mod junit;
 mod markdown;
 mod text;
 
-pub use html::html;
+pub use html::{html, AXIS, CPU_STROKE, MEMORY_STROKE, MIN_CHART_POINTS, PIDS_STROKE};
 pub use json::json;
 pub use junit::junit;
 pub use markdown::{cell as markdown_cell, markdown};
@@ -100,6 +100,21 @@ impl FromStr for Format {
             .find(|f| f.as_str() == s)
             .ok_or_else(|| UnknownFormat(s.to_string()))
     }
+}
+
+/// Checks, before a long run, that `out_dir` can take the reports: creates
+/// it (and its parents) when missing and writes and removes a probe file.
+pub fn check_out_dir(out_dir: &Path) -> Result<()> {
+    fn write(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+        move |source| Error::Write {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+    std::fs::create_dir_all(out_dir).map_err(write(out_dir))?;
+    let probe = out_dir.join(".boxwatch-write-check");
+    std::fs::write(&probe, b"").map_err(write(&probe))?;
+    std::fs::remove_file(&probe).map_err(write(&probe))
 }
 
 /// Writes every format into `out_dir` (created if needed): `report.json`,
@@ -289,22 +304,32 @@ fn duration(ms: u64) -> String {
     }
 }
 
-/// CPU share (fraction of one CPU) between consecutive samples that both
-/// have `cpu_usage_ns`, at the later sample's time: `(t_ms, share)`.
+/// The shortest window a CPU share is computed over: the default CFS
+/// period, so that samples taken every few milliseconds (a short
+/// workload's start) do not show the 0%/100% on-off of each period.
+pub const CPU_WINDOW_MS: u64 = 100;
+
+/// CPU share (fraction of one CPU) over windows of at least
+/// [`CPU_WINDOW_MS`] between samples that have `cpu_usage_ns`, at the
+/// window's end: `(t_ms, share)`.
 fn cpu_share_series(samples: &[Sample]) -> Vec<(u64, f64)> {
-    let with_cpu: Vec<(u64, u64)> = samples
+    let mut out = Vec::new();
+    let mut from: Option<(u64, u64)> = None;
+    for (t, ns) in samples
         .iter()
         .filter_map(|s| Some((s.t_ms, s.cpu_usage_ns?)))
-        .collect();
-    with_cpu
-        .windows(2)
-        .filter(|w| w[1].0 > w[0].0)
-        .map(|w| {
-            let used_ns = w[1].1.saturating_sub(w[0].1) as f64;
-            let wall_ns = (w[1].0 - w[0].0) as f64 * 1e6;
-            (w[1].0, used_ns / wall_ns)
-        })
-        .collect()
+    {
+        match from {
+            None => from = Some((t, ns)),
+            Some((t0, ns0)) if t >= t0 + CPU_WINDOW_MS => {
+                let used_ns = ns.saturating_sub(ns0) as f64;
+                out.push((t, used_ns / ((t - t0) as f64 * 1e6)));
+                from = Some((t, ns));
+            }
+            Some(_) => {}
+        }
+    }
+    out
 }
 
 /// Memory usage over time: `(t_ms, bytes)` for samples that have it.
@@ -395,6 +420,25 @@ mod tests {
             },
         ];
         assert_eq!(cpu_share_series(&samples), [(100, 0.2), (300, 1.5)]);
+    }
+
+    #[test]
+    fn cpu_share_is_not_computed_over_windows_shorter_than_a_period() {
+        // Every 5 ms, on and off in turn: 50% over each 100 ms window.
+        let mut used = 0;
+        let samples: Vec<Sample> = (0..=40u64)
+            .map(|i| {
+                if i > 0 && i % 2 == 0 {
+                    used += 5_000_000;
+                }
+                Sample {
+                    t_ms: i * 5,
+                    cpu_usage_ns: Some(used),
+                    ..Sample::default()
+                }
+            })
+            .collect();
+        assert_eq!(cpu_share_series(&samples), [(100, 0.5), (200, 0.5)]);
     }
 
     #[test]

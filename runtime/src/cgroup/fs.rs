@@ -14,7 +14,7 @@ pub fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
         action: "writing",
         hint: hint_for(&cause),
         path: path.clone(),
-        cause,
+        source: cause,
     })
 }
 
@@ -42,7 +42,7 @@ pub fn create_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
                     action: "creating",
                     hint: hint_for(&source),
                     path,
-                    cause: source,
+                    source,
                 })
             }
         }
@@ -75,7 +75,7 @@ fn create_missing(
 fn hint_for(e: &std::io::Error) -> &'static str {
     match e.raw_os_error() {
         Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS) => {
-            " (permission denied: run boxwatch as root, or pass --cgroup-parent to a cgroup delegated to you)"
+            " (run boxwatch as root, or pass --cgroup-parent to a cgroup delegated to you)"
         }
         Some(libc::EINVAL) | Some(libc::ERANGE) => " (the kernel refused this value)",
         Some(libc::EBUSY) => " (the cgroup is busy: it still has processes or child cgroups)",
@@ -156,7 +156,7 @@ pub fn remove_dir(dir: &Path) -> Result<()> {
                     action: "removing",
                     hint: hint_for(&cause),
                     path: dir.to_path_buf(),
-                    cause,
+                    source: cause,
                 })
             }
         }

@@ -102,20 +102,32 @@ pub fn driver_for(mounts: Mounts) -> Result<Box<dyn CgroupDriver>> {
 
 /// Checks a user-given parent cgroup path ("/boxwatch", "/ci/jobs").
 pub fn parse_parent(parent: &str) -> Result<PathBuf> {
-    let ok = parent.starts_with('/')
-        && parent.len() > 1
-        && !parent.ends_with('/')
-        && parent
-            .split('/')
-            .skip(1)
-            .all(|c| !c.is_empty() && c != "." && c != ".." && !c.contains('\0'));
-    if ok {
-        Ok(PathBuf::from(parent))
-    } else {
+    let bad = |why| {
         Err(Error::BadCgroupParent {
-            parent: parent.to_string(),
+            parent: crate::spec::shorten(parent),
+            why,
         })
+    };
+    if !parent.starts_with('/') {
+        return bad("is not absolute (it must start with '/')");
     }
+    if parent == "/" {
+        return bad("is the root cgroup, which boxwatch does not write to");
+    }
+    if parent.contains('\0') {
+        return bad("contains a NUL byte");
+    }
+    let parts: Vec<&str> = parent.split('/').skip(1).collect();
+    if parts.contains(&"..") {
+        return bad("contains '..', which would leave the path it names");
+    }
+    if parts.contains(&".") {
+        return bad("contains '.' components");
+    }
+    if parts.iter().any(|c| c.is_empty()) {
+        return bad("has an empty component ('//' or a trailing '/')");
+    }
+    Ok(PathBuf::from(parent))
 }
 
 /// What the runtime tells about the host's cgroups.
@@ -162,5 +174,14 @@ mod tests {
         for bad in ["", "/", "boxwatch", "/a/../b", "/a//b", "/a/"] {
             assert!(parse_parent(bad).is_err(), "{bad} accepted");
         }
+        // An absolute path with `..` is refused for the `..`, not for not
+        // being absolute.
+        assert_eq!(
+            parse_parent("/a/../../b").unwrap_err().to_string(),
+            "cgroup parent \"/a/../../b\" contains '..', which would leave the path it names: \
+             give an absolute cgroup path such as /boxwatch or /system.slice/ci"
+        );
+        let e = parse_parent("boxwatch").unwrap_err().to_string();
+        assert!(e.contains("is not absolute"), "{e}");
     }
 }

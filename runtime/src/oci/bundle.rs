@@ -455,7 +455,7 @@ pub fn config_json(spec: &ContainerSpec, opts: &BundleOptions) -> Result<serde_j
 pub fn write(dir: &Path, spec: &ContainerSpec, opts: &BundleOptions) -> Result<()> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
-        move |cause| Error::OciBundle { path, cause }
+        move |source| Error::OciBundle { path, source }
     };
     crate::shared_dir::create_dir_all_retrying(dir).map_err(io(dir))?;
     if let Some(file) = &opts.hostname_file {

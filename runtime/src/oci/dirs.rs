@@ -40,9 +40,9 @@ impl RootUse {
         match hold(root, true) {
             Ok(Some(u)) => Ok(u),
             Ok(None) => unreachable!("hold with create=true always creates"),
-            Err(cause) => Err(Error::Io {
+            Err(source) => Err(Error::Io {
                 step: "creating and locking the OCI runtime's state root",
-                cause,
+                source,
             }),
         }
     }

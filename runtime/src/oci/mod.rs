@@ -656,9 +656,9 @@ impl Running for OciContainer {
                 None => Ok(None),
             },
             Err(nix::errno::Errno::EINTR) => Ok(None),
-            Err(cause) => Err(Error::Wait {
+            Err(source) => Err(Error::Wait {
                 pid: pid.as_raw(),
-                cause,
+                source,
             }),
         }
     }
@@ -673,10 +673,10 @@ impl Running for OciContainer {
                     }
                 }
                 Err(nix::errno::Errno::EINTR) => continue,
-                Err(cause) => {
+                Err(source) => {
                     return Err(Error::Wait {
                         pid: pid.as_raw(),
-                        cause,
+                        source,
                     })
                 }
             }
@@ -697,7 +697,11 @@ impl Drop for OciContainer {
             let _ = self.cgroup.kill_all(self.kill_timeout);
         }
         if let Err(e) = self.remove() {
-            tracing::warn!("removing container {}: {e}", self.id);
+            tracing::warn!(
+                "removing container {}: {}",
+                self.id,
+                crate::error::chain(&e)
+            );
         }
     }
 }

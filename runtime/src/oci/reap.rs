@@ -48,7 +48,7 @@ impl Subreaper {
     pub fn acquire() -> Result<Subreaper> {
         let io = |e: nix::Error| Error::Io {
             step: "becoming child subreaper (prctl PR_SET_CHILD_SUBREAPER)",
-            cause: e.into(),
+            source: e.into(),
         };
         let mut s = SUBREAPER.lock().unwrap_or_else(|e| e.into_inner());
         if s.users == 0 {

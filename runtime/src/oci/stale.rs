@@ -85,7 +85,7 @@ pub fn remove_dead_runs_with(
         }
         let cli = binary(kind).and_then(|b| {
             Cli::for_host(kind, b, root.clone(), &config.exe, driver.mode())
-                .map_err(|e| tracing::warn!("{e}"))
+                .map_err(|e| tracing::warn!("{}", crate::error::chain(&e)))
                 .ok()
         });
         for (id, run, name) in dead {
@@ -256,7 +256,7 @@ fn remove_one(
         Vec::new()
     };
     let deleted = match cli {
-        Some(cli) => cli.delete(id).map_err(|e| e.to_string()),
+        Some(cli) => cli.delete(id).map_err(|e| crate::error::chain(&e)),
         None => Err(format!("{} is not installed", kind.name())),
     };
     let removal = match deleted {
@@ -267,7 +267,7 @@ fn remove_one(
                 Ok(()) => "delete left its state directory".into(),
             };
             if let Err(e) = cg.kill_all(KILL_TIMEOUT) {
-                tracing::warn!("stale container {id}: {e}");
+                tracing::warn!("stale container {id}: {}", crate::error::chain(&e));
             }
             // Recorded by the runtime, checked by start time: still that
             // process, and somehow not in the cgroup.

@@ -197,8 +197,10 @@ pub fn parse_column(r: &ColumnResult) -> std::result::Result<Report, String> {
     }
     reports::parse_report(text, Path::new(&format!("vm:{}-{}", r.kernel, r.cgroup))).map_err(|e| {
         format!(
-            "kernel {} cgroup {}: the report is cut off or malformed: {e}",
-            r.kernel, r.cgroup
+            "kernel {} cgroup {}: the report is cut off or malformed: {}",
+            r.kernel,
+            r.cgroup,
+            reports::error::chain(&e)
         )
     })
 }
