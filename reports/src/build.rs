@@ -66,10 +66,16 @@ impl Report {
     }
 }
 
+/// The earlier schema version [`parse_report`] still reads.
+pub const READABLE_OLDER_VERSION: &str = "boxwatch.report/v1";
+
 /// Parses a report from JSON text; `path` only names the source in errors.
 ///
 /// The `schema_version` is checked before anything else, so a report of
-/// another version is refused as such rather than as malformed.
+/// another version is refused as such rather than as malformed. A
+/// `boxwatch.report/v1` report (an earlier baseline) is read too: v2 only
+/// added `checks[].evidence` and the rule that a required `unsupported`
+/// check needs it, and a report's stored statuses are kept as written.
 pub fn parse_report(text: &str, path: &Path) -> Result<Report> {
     #[derive(Deserialize)]
     struct Versioned {
@@ -81,7 +87,9 @@ pub fn parse_report(text: &str, path: &Path) -> Result<Report> {
     };
     let versioned: Versioned = serde_json::from_str(text).map_err(malformed)?;
     match versioned.schema_version.as_deref() {
-        Some(SCHEMA_VERSION) => serde_json::from_str(text).map_err(malformed),
+        Some(SCHEMA_VERSION | READABLE_OLDER_VERSION) => {
+            serde_json::from_str(text).map_err(malformed)
+        }
         found => Err(Error::SchemaVersion {
             path: path.to_path_buf(),
             found: found.unwrap_or("<missing>").to_string(),

@@ -37,6 +37,25 @@ fn another_schema_version_is_refused_as_such() {
 }
 
 #[test]
+fn a_v1_baseline_without_evidence_is_read_as_written() {
+    let mut report = fixture::baseline_report();
+    let mut value: serde_json::Value = serde_json::from_str(&json(&report)).unwrap();
+    value["schema_version"] = "boxwatch.report/v1".into();
+    for s in value["scenarios"].as_array_mut().unwrap() {
+        for c in s["checks"].as_array_mut().unwrap() {
+            c.as_object_mut().unwrap().remove("evidence");
+        }
+    }
+    let (_dir, path) = baseline_file(&value.to_string());
+    let loaded = load_report(&path).unwrap();
+    for c in report.scenarios.iter_mut().flat_map(|s| s.checks.iter_mut()) {
+        c.evidence = None;
+    }
+    assert_eq!(loaded.scenarios, report.scenarios);
+    assert_eq!(loaded.schema_version, "boxwatch.report/v1");
+}
+
+#[test]
 fn a_report_without_schema_version_is_refused_as_such() {
     let (_dir, path) = baseline_file(r#"{"scenarios": []}"#);
     let err = load_report(&path).unwrap_err().to_string();
