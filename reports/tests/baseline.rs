@@ -48,7 +48,11 @@ fn a_v1_baseline_without_evidence_is_read_as_written() {
     }
     let (_dir, path) = baseline_file(&value.to_string());
     let loaded = load_report(&path).unwrap();
-    for c in report.scenarios.iter_mut().flat_map(|s| s.checks.iter_mut()) {
+    for c in report
+        .scenarios
+        .iter_mut()
+        .flat_map(|s| s.checks.iter_mut())
+    {
         c.evidence = None;
     }
     assert_eq!(loaded.scenarios, report.scenarios);
