@@ -444,6 +444,22 @@ impl SelfCgroup {
     }
 }
 
+/// A command running `program`, in `own` from its first instruction when
+/// given (a shell moves itself into the cgroup, then execs it).
+fn started_in(own: Option<&SelfCgroup>, program: &Path) -> Command {
+    match own {
+        Some(cg) => {
+            let mut c = Command::new("/bin/sh");
+            c.arg("-c")
+                .arg("echo $$ > \"$0\" && exec \"$@\"")
+                .arg(cg.dir.join("cgroup.procs"))
+                .arg(program);
+            c
+        }
+        None => Command::new(program),
+    }
+}
+
 impl Drop for SelfCgroup {
     fn drop(&mut self) {
         // The exporter is gone (its Proc dropped first); its exit may take
@@ -477,17 +493,7 @@ fn start_exporter_in(
     own: Option<&SelfCgroup>,
 ) -> Result<(Proc, SocketAddr)> {
     let budget = max_open_files.map(|n| ["--max-open-files".to_string(), n.to_string()]);
-    let mut command = match own {
-        Some(cg) => {
-            let mut c = Command::new("/bin/sh");
-            c.arg("-c")
-                .arg("echo $$ > \"$0\" && exec \"$@\"")
-                .arg(cg.dir.join("cgroup.procs"))
-                .arg(bin);
-            c
-        }
-        None => Command::new(bin),
-    };
+    let mut command = started_in(own, bin.as_path());
     let mut child = command
         .args([
             "exporter",
@@ -522,17 +528,7 @@ fn start_node_exporter(own: Option<&SelfCgroup>) -> Result<(Proc, SocketAddr)> {
         .port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
     let node = "/usr/bin/prometheus-node-exporter";
-    let mut command = match own {
-        Some(cg) => {
-            let mut c = Command::new("/bin/sh");
-            c.arg("-c")
-                .arg("echo $$ > \"$0\" && exec \"$@\"")
-                .arg(cg.dir.join("cgroup.procs"))
-                .arg(node);
-            c
-        }
-        None => Command::new(node),
-    };
+    let mut command = started_in(own, Path::new(node));
     let child = command
         .arg(format!("--web.listen-address={addr}"))
         .stdout(Stdio::null())
@@ -1445,8 +1441,9 @@ mod tests {
         let layout = t.host().layout().unwrap();
         let root = CgroupPath::new("/boxwatch/bench-2").unwrap();
         let mut set = BenchCgroups::in_hierarchies(&layout.hierarchies_of(READ), root).unwrap();
-        // cpu, cpuacct, memory, pids: not cpuset, which the exporter skips.
-        assert_eq!(set.hierarchies.len(), 4);
+        // cpu, cpuacct, memory, pids and cpuset (the exporter reads the
+        // cpuset size), as an engine makes them.
+        assert_eq!(set.hierarchies.len(), 5);
         set.grow_to(1).unwrap();
         let c0 = |m: &str| t.mkdir(m, "/boxwatch/bench-2/c0").unwrap();
         assert_eq!(read(&c0("cpu").join("cpu.cfs_quota_us")), "50000");
