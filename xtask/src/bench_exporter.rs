@@ -477,7 +477,7 @@ impl Drop for SelfCgroup {
 /// Starts `boxwatch exporter` over `root` and returns it with its address;
 /// in `own` when given (the process starts there).
 fn start_exporter(
-    bin: &PathBuf,
+    bin: &Path,
     root: &CgroupPath,
     walk: &str,
     max_open_files: Option<usize>,
@@ -486,14 +486,14 @@ fn start_exporter(
 }
 
 fn start_exporter_in(
-    bin: &PathBuf,
+    bin: &Path,
     root: &CgroupPath,
     walk: &str,
     max_open_files: Option<usize>,
     own: Option<&SelfCgroup>,
 ) -> Result<(Proc, SocketAddr)> {
     let budget = max_open_files.map(|n| ["--max-open-files".to_string(), n.to_string()]);
-    let mut command = started_in(own, bin.as_path());
+    let mut command = started_in(own, bin);
     let mut child = command
         .args([
             "exporter",
@@ -930,7 +930,7 @@ fn nofile(pid: u32) -> Result<(String, String)> {
 const LARGE: usize = 5000;
 
 fn bench(
-    bin: &PathBuf,
+    bin: &Path,
     sizes: &[usize],
     scrapes: usize,
     scrapes_large: usize,
@@ -1251,7 +1251,7 @@ struct LoadCounts {
     malformed_closed: AtomicU64,
 }
 
-fn load(bin: &PathBuf, n: usize, scrapers: usize, slow: usize, seconds: u64) -> Result<()> {
+fn load(bin: &Path, n: usize, scrapers: usize, slow: usize, seconds: u64) -> Result<()> {
     ensure!(
         scrapers <= 1000 && slow <= 1000 && seconds <= 120,
         "load is bounded: at most 1000 clients, 120 s"
