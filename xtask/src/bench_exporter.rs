@@ -444,6 +444,22 @@ impl SelfCgroup {
     }
 }
 
+/// A command running `program`, in `own` from its first instruction when
+/// given (a shell moves itself into the cgroup, then execs it).
+fn started_in(own: Option<&SelfCgroup>, program: &Path) -> Command {
+    match own {
+        Some(cg) => {
+            let mut c = Command::new("/bin/sh");
+            c.arg("-c")
+                .arg("echo $$ > \"$0\" && exec \"$@\"")
+                .arg(cg.dir.join("cgroup.procs"))
+                .arg(program);
+            c
+        }
+        None => Command::new(program),
+    }
+}
+
 impl Drop for SelfCgroup {
     fn drop(&mut self) {
         // The exporter is gone (its Proc dropped first); its exit may take
@@ -461,7 +477,7 @@ impl Drop for SelfCgroup {
 /// Starts `boxwatch exporter` over `root` and returns it with its address;
 /// in `own` when given (the process starts there).
 fn start_exporter(
-    bin: &PathBuf,
+    bin: &Path,
     root: &CgroupPath,
     walk: &str,
     max_open_files: Option<usize>,
@@ -470,24 +486,14 @@ fn start_exporter(
 }
 
 fn start_exporter_in(
-    bin: &PathBuf,
+    bin: &Path,
     root: &CgroupPath,
     walk: &str,
     max_open_files: Option<usize>,
     own: Option<&SelfCgroup>,
 ) -> Result<(Proc, SocketAddr)> {
     let budget = max_open_files.map(|n| ["--max-open-files".to_string(), n.to_string()]);
-    let mut command = match own {
-        Some(cg) => {
-            let mut c = Command::new("/bin/sh");
-            c.arg("-c")
-                .arg("echo $$ > \"$0\" && exec \"$@\"")
-                .arg(cg.dir.join("cgroup.procs"))
-                .arg(bin);
-            c
-        }
-        None => Command::new(bin),
-    };
+    let mut command = started_in(own, bin);
     let mut child = command
         .args([
             "exporter",
@@ -522,17 +528,7 @@ fn start_node_exporter(own: Option<&SelfCgroup>) -> Result<(Proc, SocketAddr)> {
         .port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
     let node = "/usr/bin/prometheus-node-exporter";
-    let mut command = match own {
-        Some(cg) => {
-            let mut c = Command::new("/bin/sh");
-            c.arg("-c")
-                .arg("echo $$ > \"$0\" && exec \"$@\"")
-                .arg(cg.dir.join("cgroup.procs"))
-                .arg(node);
-            c
-        }
-        None => Command::new(node),
-    };
+    let mut command = started_in(own, Path::new(node));
     let child = command
         .arg(format!("--web.listen-address={addr}"))
         .stdout(Stdio::null())
@@ -934,7 +930,7 @@ fn nofile(pid: u32) -> Result<(String, String)> {
 const LARGE: usize = 5000;
 
 fn bench(
-    bin: &PathBuf,
+    bin: &Path,
     sizes: &[usize],
     scrapes: usize,
     scrapes_large: usize,
@@ -1255,7 +1251,7 @@ struct LoadCounts {
     malformed_closed: AtomicU64,
 }
 
-fn load(bin: &PathBuf, n: usize, scrapers: usize, slow: usize, seconds: u64) -> Result<()> {
+fn load(bin: &Path, n: usize, scrapers: usize, slow: usize, seconds: u64) -> Result<()> {
     ensure!(
         scrapers <= 1000 && slow <= 1000 && seconds <= 120,
         "load is bounded: at most 1000 clients, 120 s"
@@ -1445,8 +1441,9 @@ mod tests {
         let layout = t.host().layout().unwrap();
         let root = CgroupPath::new("/boxwatch/bench-2").unwrap();
         let mut set = BenchCgroups::in_hierarchies(&layout.hierarchies_of(READ), root).unwrap();
-        // cpu, cpuacct, memory, pids: not cpuset, which the exporter skips.
-        assert_eq!(set.hierarchies.len(), 4);
+        // cpu, cpuacct, memory, pids and cpuset (the exporter reads the
+        // cpuset size), as an engine makes them.
+        assert_eq!(set.hierarchies.len(), 5);
         set.grow_to(1).unwrap();
         let c0 = |m: &str| t.mkdir(m, "/boxwatch/bench-2/c0").unwrap();
         assert_eq!(read(&c0("cpu").join("cpu.cfs_quota_us")), "50000");
