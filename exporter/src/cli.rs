@@ -206,7 +206,6 @@ fn check_roots(args: &ExporterArgs, layout: &probes::host::CgroupLayout) -> Resu
     Ok(())
 }
 
-
 /// How many cgroup files the collector may keep open: at most `wanted`,
 /// and the soft `RLIMIT_NOFILE` less room for connections and everything
 /// else. The limit is first raised to what `wanted` files need, capped by
