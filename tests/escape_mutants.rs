@@ -29,6 +29,12 @@ fn escape_verdicts(args: &[&str]) -> BTreeMap<(String, String), String> {
     let mut v = BTreeMap::new();
     for s in report["scenarios"].as_array().unwrap() {
         for c in s["checks"].as_array().unwrap() {
+            // Every scenario's placement check: none of these breaks moves
+            // the container out of its cgroup.
+            if c["id"] == "placement" {
+                assert_eq!(c["verdict"], "enforced", "{}: {c}", s["id"]);
+                continue;
+            }
             v.insert(
                 (
                     s["id"].as_str().unwrap().to_string(),
