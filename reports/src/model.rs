@@ -120,16 +120,25 @@ pub enum RuntimeName {
     Runc,
     /// crun, through an OCI bundle.
     Crun,
+    /// gVisor's runsc, through an OCI bundle: a sandboxed runtime.
+    Runsc,
 }
 
 impl RuntimeName {
-    /// The JSON spelling: `builtin`, `runc` or `crun`.
+    /// The JSON spelling: `builtin`, `runc`, `crun` or `runsc`.
     pub fn as_str(self) -> &'static str {
         match self {
             RuntimeName::Builtin => "builtin",
             RuntimeName::Runc => "runc",
             RuntimeName::Crun => "crun",
+            RuntimeName::Runsc => "runsc",
         }
+    }
+
+    /// Whether the runtime runs the workload in a sandbox with its own
+    /// kernel (gVisor): the host sees the sandbox, not the workload.
+    pub fn sandboxed(self) -> bool {
+        matches!(self, RuntimeName::Runsc)
     }
 }
 

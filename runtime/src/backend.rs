@@ -86,16 +86,24 @@ pub enum BackendKind {
     Builtin,
     Runc,
     Crun,
+    /// gVisor: a sandboxed OCI runtime.
+    Runsc,
 }
 
 impl BackendKind {
-    pub const ALL: [BackendKind; 3] = [BackendKind::Builtin, BackendKind::Runc, BackendKind::Crun];
+    pub const ALL: [BackendKind; 4] = [
+        BackendKind::Builtin,
+        BackendKind::Runc,
+        BackendKind::Crun,
+        BackendKind::Runsc,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             BackendKind::Builtin => "builtin",
             BackendKind::Runc => "runc",
             BackendKind::Crun => "crun",
+            BackendKind::Runsc => "runsc",
         }
     }
 }
@@ -142,6 +150,11 @@ pub fn open(
         )?)),
         BackendKind::Crun => Ok(Box::new(OciBackend::new(
             OciKind::Crun,
+            runtime_path,
+            config,
+        )?)),
+        BackendKind::Runsc => Ok(Box::new(OciBackend::new(
+            OciKind::Runsc,
             runtime_path,
             config,
         )?)),
@@ -216,7 +229,7 @@ mod tests {
             assert_eq!(k.as_str().parse::<BackendKind>().unwrap(), k);
         }
         let e = "docker".parse::<BackendKind>().unwrap_err().to_string();
-        assert!(e.contains("builtin, runc or crun"), "{e}");
+        assert!(e.contains("builtin, runc, crun or runsc"), "{e}");
     }
 
     #[test]

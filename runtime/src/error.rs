@@ -91,7 +91,7 @@ pub enum Error {
     #[error("the container process {pid} could not be waited for: {cause}")]
     Wait { pid: i32, cause: nix::Error },
 
-    #[error("unknown runtime {name:?}: expected builtin, runc or crun")]
+    #[error("unknown runtime {name:?}: expected builtin, runc, crun or runsc")]
     UnknownBackend { name: String },
 
     #[error(

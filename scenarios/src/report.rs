@@ -228,6 +228,7 @@ pub fn runtime_info(backend: &dyn Backend) -> RuntimeInfo {
         BackendKind::Builtin => RuntimeName::Builtin,
         BackendKind::Runc => RuntimeName::Runc,
         BackendKind::Crun => RuntimeName::Crun,
+        BackendKind::Runsc => RuntimeName::Runsc,
     };
     let mut version = backend.version();
     for note in backend.notes() {

@@ -11,7 +11,7 @@
 //! subtree) stays readable until `<rt> delete`. After the entry exits (seen
 //! without reaping it), whatever is left in the cgroup is killed, the
 //! container's processes that were re-parented to boxwatch are reaped, the
-//! entry is reaped, the OOM kill count is read, and `<rt> delete -f`
+//! entry is reaped, the OOM kill count is read, and `<rt> delete --force`
 //! removes the runtime's state and cgroups; the bundle is removed last.
 //! Dropping a container, or the backend, does the same.
 //!
@@ -30,6 +30,7 @@
 
 pub mod bundle;
 pub mod dirs;
+pub mod owner;
 pub mod reap;
 pub mod shim;
 pub mod stale;
@@ -57,23 +58,37 @@ pub use shim::dispatch;
 pub enum OciKind {
     Runc,
     Crun,
+    /// gVisor: a sandboxed runtime (its own kernel, the sentry).
+    Runsc,
 }
 
 impl OciKind {
+    pub const ALL: [OciKind; 3] = [OciKind::Runc, OciKind::Crun, OciKind::Runsc];
+
     pub fn name(self) -> &'static str {
         match self {
             OciKind::Runc => "runc",
             OciKind::Crun => "crun",
+            OciKind::Runsc => "runsc",
         }
+    }
+
+    /// The kind named `name` (`runc`, `crun`, `runsc`).
+    pub fn from_name(name: &str) -> Option<OciKind> {
+        OciKind::ALL.into_iter().find(|k| k.name() == name)
     }
 
     fn backend_kind(self) -> BackendKind {
         match self {
             OciKind::Runc => BackendKind::Runc,
             OciKind::Crun => BackendKind::Crun,
+            OciKind::Runsc => BackendKind::Runsc,
         }
     }
 }
+
+/// The global flags boxwatch gives runsc.
+pub const RUNSC_FLAGS: [&str; 2] = ["--network=none", "--platform=ptrace"];
 
 /// How to invoke the runtime's CLI (directly, or behind the shim).
 #[derive(Debug, Clone)]
@@ -132,6 +147,11 @@ impl Cli {
             None => Command::new(&self.binary),
         };
         c.arg("--root").arg(&self.root);
+        if self.kind == OciKind::Runsc {
+            // gVisor refuses a network in the host's network namespace,
+            // and ptrace is the platform that works in nested VMs.
+            c.args(RUNSC_FLAGS);
+        }
         if let Some(log) = log {
             c.arg("--log").arg(log).arg("--log-format").arg("json");
         }
@@ -181,9 +201,9 @@ impl Cli {
         }
     }
 
-    /// `<rt> delete -f ID`.
+    /// `<rt> delete --force ID` (the flag every runtime accepts).
     fn delete(&self, id: &str) -> Result<()> {
-        self.run("delete -f", id, &["delete", "-f", id])
+        self.run("delete --force", id, &owner::delete_args(id))
     }
 }
 
@@ -293,15 +313,26 @@ impl OciBackend {
             looked: format!("`{} --version` did not answer", binary.display()),
         })?;
         let driver = cgroup::detect()?;
+        let default = crate::find_in_path(kind.name());
+        let root_name = owner::root_name(kind, &binary, default.as_deref());
         let cli = Cli::for_host(
             kind,
             binary,
-            config.state_dir.join("oci").join(kind.name()),
+            config.state_dir.join("oci").join(root_name),
             &config.exe,
             driver.mode(),
         )?;
         let subreaper = Subreaper::acquire()?;
         let root = RootUse::create(&cli.root)?;
+        // Which binary owns the root: the stale-run cleanup uses it.
+        owner::Owner {
+            kind,
+            binary: cli.binary.clone(),
+        }
+        .write_if_missing(&cli.root)
+        .map_err(Error::io(
+            "recording the binary that owns the OCI state root",
+        ))?;
         // Its Runtime::new removes dead runs' containers of every OCI
         // runtime first (oci::stale), then their cgroups and bundles.
         let run = Runtime::with_driver(config.clone(), cgroup::detect()?)?;
@@ -600,7 +631,7 @@ impl OciContainer {
         })
     }
 
-    /// `<rt> delete -f`, then whatever it left: cgroup directories, bundle.
+    /// `<rt> delete --force`, then whatever it left: cgroup directories, bundle.
     fn remove(&self) -> Result<()> {
         let deleted = self.cli.delete(&self.id);
         if self.cli.root.join(&self.id).exists() {
@@ -621,7 +652,7 @@ impl OciContainer {
         match deleted {
             Err(e) if !left.is_empty() => Err(e),
             _ if !left.is_empty() => Err(self.cli.error(
-                "delete -f",
+                "delete --force",
                 &self.id,
                 format!("cgroup directories were left behind: {left:?}"),
             )),
