@@ -154,7 +154,7 @@ impl XorShift {
 }
 
 /// Runs `cmd` once; its wall time.
-fn time_once(cmd: &[String], env: &[(&str, &str)]) -> Result<(Duration, String)> {
+pub(crate) fn time_once(cmd: &[String], env: &[(&str, &str)]) -> Result<(Duration, String)> {
     let t = Instant::now();
     let out = Command::new(&cmd[0])
         .args(&cmd[1..])
@@ -177,7 +177,7 @@ fn time_once(cmd: &[String], env: &[(&str, &str)]) -> Result<(Duration, String)>
     Ok((took, stderr))
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -185,7 +185,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
-fn ms(d: Duration) -> String {
+pub(crate) fn ms(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1000.0)
 }
 
@@ -361,6 +361,14 @@ pub fn main(bin: &Path, args: RuntimeBenchArgs) -> Result<()> {
     for line in targets(builtin, &medians) {
         println!("  {line}");
     }
+
+    std::fs::create_dir_all(&cleanup.dir)?;
+    crate::bench_stale::rows(
+        &contenders[0].cmd,
+        args.runs,
+        medians["boxwatch builtin"],
+        &cleanup.dir,
+    )?;
 
     if args.profile_runs > 0 {
         profile(&contenders[0].cmd, args.profile_runs)?;

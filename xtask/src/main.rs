@@ -2,6 +2,7 @@
 
 mod bench_exporter;
 mod bench_runtime;
+mod bench_stale;
 mod scenarios;
 mod vm;
 

@@ -129,14 +129,19 @@ pub fn remove_dead_runs_with(
         }
         let found = binary(&owner);
         let mut cli = None;
-        for (entry, run, name) in dead {
+        // One pass over /proc for all of them; an entry named by a runtime
+        // command is waited for in remove_one.
+        let ids: Vec<&str> = dead.iter().map(|(e, _, _)| e.id.as_str()).collect();
+        let busy: Vec<usize> = commands_on_any(&ids).into_iter().map(|(_, i)| i).collect();
+        for (i, (entry, run, name)) in dead.iter().enumerate() {
             let r = remove_one(
+                busy.contains(&i),
                 &owner,
                 found.as_deref(),
                 &mut cli,
                 &root,
-                &entry,
-                (&run, &name),
+                entry,
+                (run, name),
                 driver,
                 config,
             );
@@ -307,6 +312,12 @@ fn cgroup_of(docs: &[serde_json::Value], run: &str, name: &str, parent: &Path) -
 /// in its arguments is the container's own first process (crun's, before
 /// it execs the entry; runsc's sandbox), not a command.
 fn commands_on(id: &str) -> Vec<i32> {
+    commands_on_any(&[id]).into_iter().map(|(p, _)| p).collect()
+}
+
+/// [`commands_on`] for several ids in one pass over /proc: (pid, index of
+/// the id it names).
+fn commands_on_any(ids: &[&str]) -> Vec<(i32, usize)> {
     let me = std::process::id() as i32;
     let Ok(rd) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -314,12 +325,14 @@ fn commands_on(id: &str) -> Vec<i32> {
     rd.flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter(|&p| p != me)
-        .filter(|&p| {
-            std::fs::read(format!("/proc/{p}/cmdline"))
-                .map(|c| c.split(|b| *b == 0).any(|a| a == id.as_bytes()))
-                .unwrap_or(false)
+        .filter_map(|p| {
+            let c = std::fs::read(format!("/proc/{p}/cmdline")).ok()?;
+            let i = c
+                .split(|b| *b == 0)
+                .find_map(|a| ids.iter().position(|id| a == id.as_bytes()))?;
+            Some((p, i))
         })
-        .filter(|&p| proc_stat(p).is_some_and(|s| s.session != p && s.state != 'Z'))
+        .filter(|&(p, _)| proc_stat(p).is_some_and(|s| s.session != p && s.state != 'Z'))
         .collect()
 }
 
@@ -341,6 +354,7 @@ fn remove_paths(entry: &Entry) -> Result<(), String> {
 
 #[allow(clippy::too_many_arguments)]
 fn remove_one(
+    busy: bool,
     owner: &Owner,
     binary: Option<&Path>,
     cli: &mut Option<Option<Cli>>,
@@ -353,16 +367,18 @@ fn remove_one(
     let kind = owner.kind;
     let id = entry.id.as_str();
     let until = Instant::now() + COMMAND_WAIT;
-    loop {
-        let busy = commands_on(id);
-        if busy.is_empty() {
-            break;
+    if busy {
+        loop {
+            let busy = commands_on(id);
+            if busy.is_empty() {
+                break;
+            }
+            if Instant::now() >= until {
+                tracing::warn!("stale container {id}: runtime commands {busy:?} still running");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        if Instant::now() >= until {
-            tracing::warn!("stale container {id}: runtime commands {busy:?} still running");
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
     }
     if !entry.paths.iter().any(|p| p.symlink_metadata().is_ok()) {
         return None;
