@@ -39,6 +39,12 @@ pub trait Backend: Send + Sync + fmt::Debug {
     fn notes(&self) -> Vec<String> {
         Vec::new()
     }
+    /// Whether the runtime runs the workload in a sandbox with its own
+    /// kernel (gVisor): the host sees the sandbox's processes, not the
+    /// workload's, and host-side namespace comparisons say nothing.
+    fn sandboxed(&self) -> bool {
+        false
+    }
     /// The cgroup of this run, relative to the hierarchy roots
     /// (`/boxwatch/<run-id>`); containers are created below it.
     fn run_cgroup(&self) -> PathBuf;

@@ -32,6 +32,7 @@ pub mod bundle;
 pub mod dirs;
 pub mod owner;
 pub mod reap;
+pub mod sandbox;
 pub mod shim;
 pub mod stale;
 
@@ -127,13 +128,20 @@ impl Cli {
 
     /// What a report should say about how the runtime is run.
     fn notes(&self) -> Vec<String> {
-        match &self.shim {
+        let mut notes = match &self.shim {
             Some((_, unified)) => vec![format!(
                 "crun: cgroup2 mount hidden on a hybrid host (crun refuses hybrid mode; it ran in a private mount namespace without {})",
                 unified.display()
             )],
             None => Vec::new(),
+        };
+        if self.kind == OciKind::Runsc {
+            notes.push(format!(
+                "sandboxed: gVisor runs the workload on its own kernel; the host sees its sandbox and gofer processes, not the workload ({})",
+                RUNSC_FLAGS.join(" ")
+            ));
         }
+        notes
     }
 
     /// `<rt> --root R [--log L --log-format json]`, through the shim if needed.
@@ -308,10 +316,19 @@ impl OciBackend {
                 looked: format!("not in PATH={}", std::env::var("PATH").unwrap_or_default()),
             })?,
         };
-        let version = version_of(&binary).ok_or_else(|| Error::OciRuntimeMissing {
+        let mut version = version_of(&binary).ok_or_else(|| Error::OciRuntimeMissing {
             runtime: kind.name().into(),
             looked: format!("`{} --version` did not answer", binary.display()),
         })?;
+        if kind == OciKind::Runsc {
+            version = sandbox::gvisor_version(&version);
+        } else if version.starts_with("runsc ") {
+            return Err(unsupported(format!(
+                "{} is gVisor's runsc ({version}), a sandboxed runtime with its own flags \
+                 and judge: use --runtime runsc",
+                binary.display()
+            )));
+        }
         let driver = cgroup::detect()?;
         let default = crate::find_in_path(kind.name());
         let root_name = owner::root_name(kind, &binary, default.as_deref());
@@ -441,6 +458,12 @@ impl OciBackend {
                     .into(),
             ));
         }
+        if self.cli.kind == OciKind::Runsc && spec.namespaces.contains(Namespace::Time) {
+            return Err(self.unsupported(
+                "the time namespace: runsc has no `features` command to say it supports one, \
+                 and gVisor ignores the request (its clock is the sentry's)",
+            ));
+        }
         if let Some(known) = &self.namespaces {
             for ns in spec.namespaces.iter() {
                 let oci_name = match ns {
@@ -473,6 +496,10 @@ impl Backend for OciBackend {
         self.notes.clone()
     }
 
+    fn sandboxed(&self) -> bool {
+        self.cli.kind == OciKind::Runsc
+    }
+
     fn run_cgroup(&self) -> PathBuf {
         self.run.run.run_cgroup()
     }
@@ -502,6 +529,7 @@ impl Backend for OciBackend {
             started: Instant::now(),
             kill_timeout: self.kill_timeout,
             reaps_orphans: !spec.namespaces.contains(Namespace::Pid),
+            helpers: sandbox::Helpers::default(),
             done: false,
             _run: self.run.clone(),
         };
@@ -510,6 +538,9 @@ impl Backend for OciBackend {
         let log = dir.join("runtime.log");
         let pid_file = dir.join("pid");
         let mut create = self.cli.command(Some(&log));
+        if self.cli.kind == OciKind::Runsc {
+            create.arg("--panic-log").arg(dir.join(sandbox::PANIC_LOG));
+        }
         create
             .arg("create")
             .arg("--bundle")
@@ -535,6 +566,16 @@ impl Backend for OciBackend {
         })?;
         drop(create); // closes our copies of the container's stdio
         if !status.success() {
+            if let Some(line) = (self.cli.kind == OciKind::Runsc)
+                .then(|| sandbox::crashed(&dir))
+                .flatten()
+            {
+                return Err(Error::SandboxCrashed {
+                    runtime: self.cli.kind.name().into(),
+                    exit: format!("`create` {status}"),
+                    line,
+                });
+            }
             let said = log_errors(&log);
             let message = format!(
                 "{status}{}",
@@ -557,6 +598,7 @@ impl Backend for OciBackend {
             why,
         })?;
         c.pid = Some(Pid::from_raw(pid));
+        sandbox::leader(pid, true);
         if parent_of(pid) != Some(std::process::id() as i32) {
             return Err(Error::OciNotReparented {
                 runtime: self.cli.kind.name().into(),
@@ -565,8 +607,29 @@ impl Backend for OciBackend {
         }
         // The runtime made the cgroup: open it again to find its directories.
         c.cgroup = Arc::from(self.driver.open(&c.cgroup_path));
+        // Its helpers (runsc's gofer) are alive now, before `start`: the
+        // workload cannot have ended yet.
+        let created = sandbox::adopted_helpers(pid, &c.id, &dir);
         self.cli.run("start", &c.id, &["start", &c.id])?;
         c.started = Instant::now();
+        // What the runtime started besides the container (runsc's gofer),
+        // re-parented to us: reaped when the container is removed.
+        let mut helpers = if self.cli.kind == OciKind::Runsc {
+            sandbox::sandbox_helpers(pid, &c.id, &dir, Duration::from_secs(2))
+        } else {
+            // Sessions the container's processes lead are its own (and die
+            // with its cgroup); only gVisor's stubs come to us that way.
+            sandbox::Helpers {
+                sessions: Vec::new(),
+                ..sandbox::adopted_helpers(pid, &c.id, &dir)
+            }
+        };
+        for p in created.procs {
+            if !helpers.procs.contains(&p) {
+                helpers.procs.push(p);
+            }
+        }
+        c.helpers = helpers;
         Ok(Box::new(c))
     }
 }
@@ -585,6 +648,8 @@ pub struct OciContainer {
     /// Without its own pid namespace, the container's orphans are
     /// re-parented to this process: reap them.
     reaps_orphans: bool,
+    /// Helpers of the runtime re-parented to this process.
+    helpers: sandbox::Helpers,
     done: bool,
     /// Keeps the state root, the subreaper and the run's bookkeeping.
     _run: Arc<RunShared>,
@@ -611,6 +676,7 @@ impl OciContainer {
             reap::reap_container_orphans(pid.as_raw(), &noted, self.kill_timeout);
         }
         while let Err(nix::errno::Errno::EINTR) = waitpid(pid, None) {}
+        sandbox::leader(pid.as_raw(), false);
         killed
     }
 
@@ -620,7 +686,18 @@ impl OciContainer {
         let pid = self.pid.expect("a started container has a pid");
         let killed = self.kill_and_reap(pid);
         let oom_kills = self.cgroup.oom_kills();
+        let crash = match self.cli.kind {
+            OciKind::Runsc => sandbox::crashed(&self.bundle),
+            _ => None,
+        };
         let deleted = self.remove();
+        if let Some(line) = crash {
+            return Err(Error::SandboxCrashed {
+                runtime: self.cli.kind.name().into(),
+                exit: format!("the sandbox process ended with {exit:?}"),
+                line,
+            });
+        }
         killed?;
         deleted?;
         Ok(Outcome {
@@ -634,10 +711,16 @@ impl OciContainer {
     /// `<rt> delete --force`, then whatever it left: cgroup directories, bundle.
     fn remove(&self) -> Result<()> {
         let deleted = self.cli.delete(&self.id);
-        if self.cli.root.join(&self.id).exists() {
-            // A container that never got as far as `created` (a failed
-            // create) may be unknown to delete; its state goes with it.
-            let _ = std::fs::remove_dir_all(self.cli.root.join(&self.id));
+        sandbox::reap_helpers(&self.helpers, self.kill_timeout);
+        // A container that never got as far as `created` (a failed create,
+        // a crashed sandbox) may be unknown to delete; its state goes with
+        // it (runsc's are files, `<id>_sandbox:<id>.lock` and `.state`).
+        for e in owner::entries(self.cli.kind, &self.cli.root) {
+            if e.id == self.id {
+                for p in &e.paths {
+                    let _ = std::fs::remove_dir_all(p).or_else(|_| std::fs::remove_file(p));
+                }
+            }
         }
         let _ = self.cgroup.remove();
         for m in cgroup_mounts() {
