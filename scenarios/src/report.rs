@@ -308,6 +308,7 @@ mod tests {
                 pass,
                 fail,
                 needs_cpus: None,
+                not_on_sandbox: None,
             };
             let obs: Observations = [("m".to_string(), Observed::from(value))].into();
             let j = evaluate(&e, &obs);

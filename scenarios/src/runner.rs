@@ -488,6 +488,9 @@ impl Runner {
             obs.insert(expect::SPARE_CPUS.into(), spare.into());
         }
         run.judgements = expect::evaluate_all(&s.expectations, &obs);
+        if self.rt.sandboxed() {
+            expect::judge_sandboxed(&s.expectations, &mut run.judgements);
+        }
         if !errors.is_empty() {
             run.error = Some(errors.join("; "));
         }

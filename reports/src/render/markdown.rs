@@ -185,6 +185,7 @@ fn status_icon(status: Status) -> &'static str {
         Status::Pass => "✅",
         Status::Fail => "❌",
         Status::Unsupported => "⚪",
+        Status::NotApplicable => "➖",
         Status::Error => "⚠️",
     }
 }

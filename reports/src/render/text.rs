@@ -208,6 +208,7 @@ fn status_word(status: Status) -> &'static str {
         Status::Pass => "pass",
         Status::Fail => "FAIL",
         Status::Unsupported => "unsupported",
+        Status::NotApplicable => "not-applicable",
         Status::Error => "ERROR",
     }
 }
@@ -217,6 +218,7 @@ fn status_color(status: Status) -> &'static str {
         Status::Pass => "32",
         Status::Fail => "1;31",
         Status::Unsupported => "2",
+        Status::NotApplicable => "2;36",
         Status::Error => "1;35",
     }
 }
@@ -225,6 +227,7 @@ fn status_color(status: Status) -> &'static str {
 fn check_mark(check: &CheckResult) -> (&'static str, &'static str) {
     match check.verdict {
         Verdict::Unsupported => ("-", "2"),
+        Verdict::NotApplicable => ("/", "2;36"),
         Verdict::Error => ("!", "35"),
         _ if !check.required => ("~", "33"),
         _ => ("x", "31"),

@@ -35,6 +35,8 @@ pub struct Column {
     pub passed: usize,
     pub failed: usize,
     pub unsupported: usize,
+    /// Scenarios that do not apply to the runtime's model (a sandbox).
+    pub not_applicable: usize,
     pub errors: usize,
 }
 
@@ -61,13 +63,29 @@ pub struct Cell {
 }
 
 fn scenario_cell(s: &reports::ScenarioResult) -> Cell {
-    let detail = KEY_MEASUREMENTS
-        .iter()
-        .find_map(|k| s.measurements.get(*k).map(|v| format!("{k} {}", short(*v))))
+    // The scenario's own headline figure, else the first key measurement.
+    let headline = s
+        .headline
+        .as_deref()
+        .and_then(|k| s.measurements.get(k).map(|v| (k, *v)));
+    let detail = headline
+        .or_else(|| {
+            KEY_MEASUREMENTS
+                .iter()
+                .find_map(|k| s.measurements.get(*k).map(|v| (*k, *v)))
+        })
+        .map(|(k, v)| format!("{k} {}", short(v)))
         .unwrap_or_default();
     Cell {
-        outcome: s.status.to_string(),
-        ok: matches!(s.status, Status::Pass | Status::Unsupported),
+        outcome: match s.status {
+            // Spelled out: never to be read as "unsupported".
+            Status::NotApplicable => "not applicable".into(),
+            other => other.to_string(),
+        },
+        ok: matches!(
+            s.status,
+            Status::Pass | Status::Unsupported | Status::NotApplicable
+        ),
         detail,
     }
 }
@@ -98,7 +116,10 @@ fn observed_value(observed: &str) -> String {
 
 fn check_cell(c: &reports::CheckResult) -> Cell {
     Cell {
-        outcome: c.verdict.to_string(),
+        outcome: match c.verdict {
+            reports::Verdict::NotApplicable => "not applicable".into(),
+            v => v.to_string(),
+        },
         ok: c.held(),
         detail: observed_value(&c.observed),
     }
@@ -118,6 +139,7 @@ impl Comparison {
                     passed: count(Status::Pass),
                     failed: count(Status::Fail),
                     unsupported: count(Status::Unsupported),
+                    not_applicable: count(Status::NotApplicable),
                     errors: count(Status::Error),
                 }
             })
@@ -185,8 +207,8 @@ impl Comparison {
         for c in &self.columns {
             let _ = writeln!(
                 md,
-                "- **{}**: {} ({} passed, {} failed, {} unsupported, {} error)",
-                c.runtime, c.version, c.passed, c.failed, c.unsupported, c.errors
+                "- **{}**: {} ({} passed, {} failed, {} unsupported, {} not applicable, {} error)",
+                c.runtime, c.version, c.passed, c.failed, c.unsupported, c.not_applicable, c.errors
             );
         }
         let diffs: Vec<&Row> = self.differences().collect();
@@ -261,19 +283,20 @@ impl Comparison {
              body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse}\
              td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}\
              tr.scenario td{font-weight:bold;background:#f4f4f4}tr.differs td{background:#fff3b0}\
-             tr.differs td.name::before{content:'\\2260  ';color:#b00}td.bad{color:#b00}\
+             tr.differs td.name::before{content:'\\2260  ';color:#b00}td.bad{color:#b00}td.na{color:#0969da;font-style:italic}\
              span.d{color:#666;font-weight:normal}</style></head><body>\n\
              <h1>boxwatch: runtimes side by side</h1>\n<ul>\n",
         );
         for c in &self.columns {
             let _ = writeln!(
                 h,
-                "<li><b>{}</b>: {} ({} passed, {} failed, {} unsupported, {} error)</li>",
+                "<li><b>{}</b>: {} ({} passed, {} failed, {} unsupported, {} not applicable, {} error)</li>",
                 esc(&c.runtime),
                 esc(&c.version),
                 c.passed,
                 c.failed,
                 c.unsupported,
+                c.not_applicable,
                 c.errors
             );
         }
@@ -311,7 +334,13 @@ impl Comparison {
                         let _ = write!(
                             h,
                             "<td{}>{} <span class=\"d\">{}</span></td>",
-                            if c.ok { "" } else { " class=\"bad\"" },
+                            if !c.ok {
+                                " class=\"bad\""
+                            } else if c.outcome == "not applicable" {
+                                " class=\"na\""
+                            } else {
+                                ""
+                            },
                             esc(&c.outcome),
                             esc(&c.detail)
                         );

@@ -64,7 +64,7 @@ impl Cell {
                     .filter(|c| c.required && !c.held())
                     .map(|c| c.id.clone())
                     .collect(),
-                Status::Pass | Status::Unsupported => Vec::new(),
+                Status::Pass | Status::Unsupported | Status::NotApplicable => Vec::new(),
             },
         }
     }
