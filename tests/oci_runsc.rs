@@ -10,6 +10,10 @@ use common::*;
 use runtime::backend::{self, BackendKind};
 use runtime::{ContainerSpec, Exit, Namespace, RuntimeConfig};
 
+/// The tests take turns: each one checks that no child of this process
+/// is left a zombie, which another's container would disturb.
+static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// This process's children that are zombies (what nobody reaped).
 fn zombie_children() -> Vec<i32> {
     let me = std::process::id() as i32;
@@ -27,6 +31,7 @@ fn runsc_runs_reaps_its_helpers_and_reports_crashes() {
     if !oci_or_skip(TEST, BackendKind::Runsc) {
         return;
     }
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     let b = backend::open(BackendKind::Runsc, RuntimeConfig::new(BIN.into()), None).unwrap();
     assert!(b.sandboxed());
     assert!(
@@ -90,4 +95,34 @@ fn runsc_runs_reaps_its_helpers_and_reports_crashes() {
         })
         .unwrap_or_default();
     assert!(left.is_empty(), "runsc state left: {left:?}");
+}
+
+/// `boxwatch inspect` pointed at a gVisor container (its sandbox's PID, or
+/// its cgroup) says it is sandboxed, and does not present the sandbox's
+/// host-side view as the workload's.
+#[test]
+fn inspect_says_a_gvisor_container_is_sandboxed() {
+    const TEST: &str = "inspect_says_a_gvisor_container_is_sandboxed";
+    if !oci_or_skip(TEST, BackendKind::Runsc) {
+        return;
+    }
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let b = backend::open(BackendKind::Runsc, RuntimeConfig::new(BIN.into()), None).unwrap();
+    let spec = ContainerSpec::new("inspected", vec!["/bin/sleep".into(), "60".into()]);
+    let c = b.spawn(&spec, runtime::Stdio::default()).unwrap();
+    let pid = c.host_pid().to_string();
+    let cgroup = c.cgroup_path().to_string_lossy().into_owned();
+    let by_pid = boxwatch(&["inspect", "--pid", &pid]);
+    let by_cgroup = boxwatch(&["inspect", "--cgroup", &cgroup]);
+    c.killer().kill().unwrap();
+    drop(c);
+    for (how, out) in [("--pid", by_pid), ("--cgroup", by_cgroup)] {
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{how}: {out:?}");
+        assert!(
+            text.contains("sandboxed: PID") && text.contains("gVisor's sandbox"),
+            "{how}: {text}"
+        );
+    }
+    assert_eq!(zombie_children(), Vec::<i32>::new());
 }
