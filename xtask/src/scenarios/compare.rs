@@ -385,6 +385,36 @@ mod tests {
         (a, b)
     }
 
+    /// A real runsc run next to the same scenarios under another runtime:
+    /// a not-applicable scenario reads as such, never as unsupported, in
+    /// the Markdown and the HTML.
+    #[test]
+    fn a_sandboxed_runtime_shows_not_applicable_apart_from_unsupported() {
+        let text = include_str!("../../../reports/tests/data/runsc-sandboxed.json");
+        let runsc =
+            reports::parse_report(text, std::path::Path::new("runsc-sandboxed.json")).unwrap();
+        let mut runc = runsc.clone();
+        runc.runtime.name = RuntimeName::Runc;
+        for s in &mut runc.scenarios {
+            s.status = Status::Pass;
+        }
+        let c = Comparison::build(&[runc, runsc]);
+        assert_eq!(c.columns[1].not_applicable, 1);
+        assert_eq!(c.columns[1].unsupported, 1);
+        let row = c
+            .rows
+            .iter()
+            .find(|r| r.scenario == "ipc-namespace" && r.check.is_none())
+            .unwrap();
+        assert!(row.differs);
+        let cell = row.cells[1].as_ref().unwrap();
+        assert_eq!(cell.outcome, "not applicable");
+        assert!(cell.ok, "not applicable is no failure");
+        let md = c.to_markdown();
+        assert!(md.contains("not applicable") && md.contains("unsupported"));
+        assert!(c.to_html().contains("<td class=\"na\">not applicable"));
+    }
+
     #[test]
     fn identical_reports_have_no_differences() {
         let (a, b) = reports_pair();
