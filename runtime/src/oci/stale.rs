@@ -82,29 +82,33 @@ pub fn remove_dead_runs(config: &RuntimeConfig, driver: &dyn CgroupDriver) -> Ve
     })
 }
 
-/// The state roots under `<state-dir>/oci`, with who owns each: its
-/// record, else (a root from before records) the kind its name says and
-/// that kind's binary in PATH.
-fn roots(oci: &Path) -> Vec<(PathBuf, Owner)> {
+/// The state roots under `<state-dir>/oci` and the runtime kind each
+/// one's name says (`runc`, `runc-1a2b3c4d`): one directory listing.
+fn roots(oci: &Path) -> Vec<(PathBuf, OciKind)> {
     let Ok(rd) = std::fs::read_dir(oci) else {
         return Vec::new();
     };
-    let mut roots: Vec<(PathBuf, Owner)> = rd
+    let mut roots: Vec<(PathBuf, OciKind)> = rd
         .flatten()
         .filter_map(|e| {
-            let name = e.file_name().to_str()?.to_string();
-            let kind = owner::kind_of_root_name(&name)?;
-            let root = e.path();
-            let owner = Owner::read(&root).unwrap_or_else(|| Owner {
-                kind,
-                binary: crate::find_in_path(kind.name())
-                    .unwrap_or_else(|| PathBuf::from("/nonexistent").join(kind.name())),
-            });
-            Some((root, owner))
+            let kind = owner::kind_of_root_name(e.file_name().to_str()?)?;
+            Some((e.path(), kind))
         })
         .collect();
     roots.sort_by(|a, b| a.0.cmp(&b.0));
     roots
+}
+
+/// Who owns `root`: its record, else (a root from before records) `kind`
+/// and that kind's binary in PATH.
+fn owner_of(root: &Path, kind: OciKind) -> Owner {
+    Owner::read(root)
+        .filter(|o| o.kind == kind)
+        .unwrap_or_else(|| Owner {
+            kind,
+            binary: crate::find_in_path(kind.name())
+                .unwrap_or_else(|| PathBuf::from("/nonexistent").join(kind.name())),
+        })
 }
 
 /// As [`remove_dead_runs`], with each root's binary from `binary` (None:
@@ -116,8 +120,7 @@ pub fn remove_dead_runs_with(
     binary: &dyn Fn(&Owner) -> Option<PathBuf>,
 ) -> Vec<StaleContainer> {
     let mut removed = Vec::new();
-    for (root, owner) in roots(&config.state_dir.join("oci")) {
-        let kind = owner.kind;
+    for (root, kind) in roots(&config.state_dir.join("oci")) {
         // Held while its containers are deleted; the last holder removes
         // an empty root (also one that a killed run left empty).
         let Some(hold) = RootUse::existing(&root) else {
@@ -127,6 +130,7 @@ pub fn remove_dead_runs_with(
         if dead.is_empty() {
             continue;
         }
+        let owner = owner_of(&root, kind);
         let found = binary(&owner);
         let mut cli = None;
         // One pass over /proc for all of them; an entry named by a runtime
@@ -283,7 +287,11 @@ fn cgroup_of(docs: &[serde_json::Value], run: &str, name: &str, parent: &Path) -
                 .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
     };
     let mut found: Vec<PathBuf> = Vec::new();
-    let mounts = cgroup_mounts();
+    let mounts = if docs.iter().any(|v| v["cgroup_paths"].is_object()) {
+        cgroup_mounts()
+    } else {
+        Vec::new()
+    };
     for v in docs {
         if let Some(p) = v["cgroup-path"].as_str() {
             found.push(PathBuf::from(p));
@@ -485,10 +493,15 @@ fn remove_one(
             }
         }
     }
-    for m in cgroup_mounts() {
-        let _ = std::fs::remove_dir(join(&m, &cg_path));
-        if let Some(run_dir) = cg_path.parent().filter(|p| p.ends_with(run)) {
-            let _ = std::fs::remove_dir(join(&m, run_dir));
+    // Below the configured parent, remove_stale_cgroups removes what is
+    // left in every hierarchy once, for all dead runs; elsewhere (a
+    // recorded path under another parent) it is done here.
+    if !cg_path.starts_with(config.cgroup_parent.join(run)) {
+        for m in cgroup_mounts() {
+            let _ = std::fs::remove_dir(join(&m, &cg_path));
+            if let Some(run_dir) = cg_path.parent().filter(|p| p.ends_with(run)) {
+                let _ = std::fs::remove_dir(join(&m, run_dir));
+            }
         }
     }
     Some(StaleContainer {
