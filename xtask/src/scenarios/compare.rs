@@ -120,7 +120,8 @@ fn check_cell(c: &reports::CheckResult) -> Cell {
             reports::Verdict::NotApplicable => "not applicable".into(),
             v => v.to_string(),
         },
-        ok: c.held(),
+        // Not applicable to the runtime's model is no failure.
+        ok: c.held() || c.verdict == reports::Verdict::NotApplicable,
         detail: observed_value(&c.observed),
     }
 }
@@ -413,6 +414,12 @@ mod tests {
         let md = c.to_markdown();
         assert!(md.contains("not applicable") && md.contains("unsupported"));
         assert!(c.to_html().contains("<td class=\"na\">not applicable"));
+        let check = c
+            .rows
+            .iter()
+            .find(|r| r.scenario == "ipc-namespace" && r.check.as_deref() == Some("ns-differs"))
+            .unwrap();
+        assert!(check.cells[1].as_ref().unwrap().ok);
     }
 
     #[test]
