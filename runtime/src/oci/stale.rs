@@ -20,7 +20,8 @@
 //!
 //! A `<rt> create` or `start` that the dead run left running is waited for
 //! first (up to 10 s), so it cannot finish after the cleanup and leave a
-//! container behind. The dead runs' empty cgroup directories go too, in
+//! container behind (looked for only for entries with no recorded process
+//! yet or a running one). The dead runs' empty cgroup directories go too, in
 //! every hierarchy: also those the builtin driver does not manage
 //! (name=systemd, the cgroup2 mount of a hybrid host), which the OCI
 //! runtimes write to.
@@ -133,10 +134,28 @@ pub fn remove_dead_runs_with(
         let owner = owner_of(&root, kind);
         let found = binary(&owner);
         let mut cli = None;
-        // One pass over /proc for all of them; an entry named by a runtime
-        // command is waited for in remove_one.
-        let ids: Vec<&str> = dead.iter().map(|(e, _, _)| e.id.as_str()).collect();
-        let busy: Vec<usize> = commands_on_any(&ids).into_iter().map(|(_, i)| i).collect();
+        // A runtime command of the dead run may still work on an entry
+        // that has no recorded process yet (a `create` under way) or a
+        // running one; one pass over /proc finds them all, and an entry
+        // named by one is waited for in remove_one. An entry whose recorded
+        // processes are all gone has no command left that could bring it
+        // back: no pass for it.
+        let unsettled: Vec<usize> = (0..dead.len())
+            .filter(|&i| {
+                let e = &dead[i].0;
+                let recorded = recorded_processes(&state_docs(e));
+                recorded.is_empty() || recorded.iter().any(|r| still_runs(*r, &e.id))
+            })
+            .collect();
+        let ids: Vec<&str> = unsettled.iter().map(|&i| dead[i].0.id.as_str()).collect();
+        let busy: Vec<usize> = if ids.is_empty() {
+            Vec::new()
+        } else {
+            commands_on_any(&ids)
+                .into_iter()
+                .map(|(_, k)| unsettled[k])
+                .collect()
+        };
         for (i, (entry, run, name)) in dead.iter().enumerate() {
             let r = remove_one(
                 busy.contains(&i),
