@@ -18,17 +18,22 @@ pub enum Verdict {
     NotEnforced,
     /// The kernel or host lacks the feature; nothing to judge.
     Unsupported,
+    /// The check does not apply to this runtime's model (a sandboxed
+    /// runtime: the host sees the sandbox, not the workload); nothing to
+    /// judge, and not a lack of support either.
+    NotApplicable,
     /// The check itself could not be carried out.
     Error,
 }
 
 impl Verdict {
-    pub const ALL: [Verdict; 6] = [
+    pub const ALL: [Verdict; 7] = [
         Verdict::Isolated,
         Verdict::Leaked,
         Verdict::Enforced,
         Verdict::NotEnforced,
         Verdict::Unsupported,
+        Verdict::NotApplicable,
         Verdict::Error,
     ];
 
@@ -39,6 +44,7 @@ impl Verdict {
             Verdict::Enforced => "enforced",
             Verdict::NotEnforced => "not-enforced",
             Verdict::Unsupported => "unsupported",
+            Verdict::NotApplicable => "not-applicable",
             Verdict::Error => "error",
         }
     }

@@ -121,16 +121,25 @@ pub enum RuntimeName {
     Runc,
     /// crun, through an OCI bundle.
     Crun,
+    /// gVisor's runsc, through an OCI bundle: a sandboxed runtime.
+    Runsc,
 }
 
 impl RuntimeName {
-    /// The JSON spelling: `builtin`, `runc` or `crun`.
+    /// The JSON spelling: `builtin`, `runc`, `crun` or `runsc`.
     pub fn as_str(self) -> &'static str {
         match self {
             RuntimeName::Builtin => "builtin",
             RuntimeName::Runc => "runc",
             RuntimeName::Crun => "crun",
+            RuntimeName::Runsc => "runsc",
         }
+    }
+
+    /// Whether the runtime runs the workload in a sandbox with its own
+    /// kernel (gVisor): the host sees the sandbox, not the workload.
+    pub fn sandboxed(self) -> bool {
+        matches!(self, RuntimeName::Runsc)
     }
 }
 
@@ -243,25 +252,32 @@ pub enum Status {
     Fail,
     /// Every required check was unsupported on this kernel.
     Unsupported,
+    /// No required check applies to this runtime's model (a sandboxed
+    /// runtime), some perhaps unsupported as well.
+    #[serde(rename = "not-applicable")]
+    NotApplicable,
     /// The scenario, or a required check, could not be carried out.
     Error,
 }
 
 impl Status {
     /// All statuses, in the order summaries list them.
-    pub const ALL: [Status; 4] = [
+    pub const ALL: [Status; 5] = [
         Status::Pass,
         Status::Fail,
         Status::Unsupported,
+        Status::NotApplicable,
         Status::Error,
     ];
 
-    /// The JSON spelling: `pass`, `fail`, `unsupported` or `error`.
+    /// The JSON spelling: `pass`, `fail`, `unsupported`, `not-applicable`
+    /// or `error`.
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Pass => "pass",
             Status::Fail => "fail",
             Status::Unsupported => "unsupported",
+            Status::NotApplicable => "not-applicable",
             Status::Error => "error",
         }
     }
@@ -347,6 +363,9 @@ pub struct Summary {
     pub failed: usize,
     /// Scenarios with status `unsupported`.
     pub unsupported: usize,
+    /// Scenarios with status `not-applicable` (absent in older reports).
+    #[serde(default)]
+    pub not_applicable: usize,
     /// Scenarios with status `error`.
     pub errored: usize,
     /// Number of checks over all scenarios.

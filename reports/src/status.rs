@@ -18,12 +18,23 @@ use probes::Verdict;
 /// 3. `unsupported` if there is at least one required check and every
 ///    required check is `unsupported` with evidence (the kernel, runtime or
 ///    host positively lacks the feature, which is never a failure);
+///    `not-applicable` if every required check is `not-applicable` or
+///    `unsupported`, at least one `not-applicable` (the runtime's model, a
+///    sandbox, leaves nothing of it to judge, and the catalog says why);
 /// 4. `pass` otherwise: every required check held or was unsupported with
-///    evidence, or the scenario has only informational checks.
+///    evidence (or not applicable), or the scenario has only informational
+///    checks.
 pub fn scenario_status(checks: &[CheckResult], scenario_error: Option<&str>) -> Status {
     let required: Vec<&CheckResult> = checks.iter().filter(|c| c.required).collect();
-    let broken =
-        |c: &&CheckResult| !c.held() && !matches!(c.verdict, Verdict::Unsupported | Verdict::Error);
+    let broken = |c: &&CheckResult| {
+        !c.held()
+            && !matches!(
+                c.verdict,
+                Verdict::Unsupported | Verdict::NotApplicable | Verdict::Error
+            )
+    };
+    let unjudged =
+        |c: &&CheckResult| matches!(c.verdict, Verdict::Unsupported | Verdict::NotApplicable);
     let errored = |c: &&CheckResult| {
         (c.verdict == Verdict::Error && !c.held())
             || (c.verdict == Verdict::Unsupported && c.evidence.is_none())
@@ -34,6 +45,8 @@ pub fn scenario_status(checks: &[CheckResult], scenario_error: Option<&str>) -> 
         Status::Error
     } else if !required.is_empty() && required.iter().all(|c| c.verdict == Verdict::Unsupported) {
         Status::Unsupported
+    } else if !required.is_empty() && required.iter().all(unjudged) {
+        Status::NotApplicable
     } else {
         Status::Pass
     }
@@ -48,6 +61,7 @@ pub fn summarize(scenarios: &[ScenarioResult], regressions: &[Regression]) -> Su
         passed: count(Status::Pass),
         failed: count(Status::Fail),
         unsupported: count(Status::Unsupported),
+        not_applicable: count(Status::NotApplicable),
         errored: count(Status::Error),
         checks: checks().count(),
         checks_held: checks().filter(|c| c.held()).count(),
@@ -170,6 +184,25 @@ mod tests {
     }
 
     #[test]
+    fn not_applicable_is_distinct_from_unsupported() {
+        let na = [
+            check(Verdict::NotApplicable, Verdict::Isolated, true),
+            check(Verdict::Unsupported, Verdict::Isolated, true),
+        ];
+        assert_eq!(scenario_status(&na, None), Status::NotApplicable);
+        let some_held = [
+            check(Verdict::NotApplicable, Verdict::Isolated, true),
+            check(Verdict::Isolated, Verdict::Isolated, true),
+        ];
+        assert_eq!(scenario_status(&some_held, None), Status::Pass);
+        assert_eq!(Status::NotApplicable.as_str(), "not-applicable");
+        assert_eq!(
+            serde_json::to_string(&Status::NotApplicable).unwrap(),
+            "\"not-applicable\""
+        );
+    }
+
+    #[test]
     fn informational_only_scenarios_pass() {
         let checks = [check(Verdict::Leaked, Verdict::Isolated, false)];
         assert_eq!(scenario_status(&checks, None), Status::Pass);
@@ -192,7 +225,7 @@ mod tests {
         #[test]
         fn fail_iff_a_required_check_broke(checks in prop::collection::vec(any_check(), 0..8)) {
             let broke = checks.iter().any(|c| c.required && !c.held()
-                && c.verdict != Verdict::Unsupported && c.verdict != Verdict::Error);
+                && !matches!(c.verdict, Verdict::Unsupported | Verdict::NotApplicable | Verdict::Error));
             prop_assert_eq!(scenario_status(&checks, None) == Status::Fail, broke);
         }
 
@@ -225,9 +258,19 @@ mod tests {
         fn all_required_held_passes(checks in prop::collection::vec(any_check(), 1..8)) {
             let held: Vec<CheckResult> = checks.into_iter()
                 .map(|mut c| { c.expected = c.verdict; c }).collect();
-            let all_unsupported = held.iter().filter(|c| c.required)
-                .all(|c| c.verdict == Verdict::Unsupported) && held.iter().any(|c| c.required);
-            let expected = if all_unsupported { Status::Unsupported } else { Status::Pass };
+            let required = || held.iter().filter(|c| c.required);
+            let any_required = held.iter().any(|c| c.required);
+            let all_unsupported = required()
+                .all(|c| c.verdict == Verdict::Unsupported) && any_required;
+            let all_unjudged = required()
+                .all(|c| matches!(c.verdict, Verdict::Unsupported | Verdict::NotApplicable)) && any_required;
+            let expected = if all_unsupported {
+                Status::Unsupported
+            } else if all_unjudged {
+                Status::NotApplicable
+            } else {
+                Status::Pass
+            };
             prop_assert_eq!(scenario_status(&held, None), expected);
         }
     }

@@ -112,3 +112,44 @@ fn a_clean_run_reads_as_a_pass_everywhere() {
     assert!(html(&report).contains("<title>boxwatch report: PASS</title>"));
     assert!(!junit(&report).contains("<failure"));
 }
+
+/// A real run under gVisor (runsc), recorded on a cgroup v1 hybrid host:
+/// host-side namespace checks are `not-applicable` (ipc-namespace has no
+/// other required check: the scenario is not applicable), distinct from
+/// the unsupported time namespace, in every format.
+fn sandboxed() -> Report {
+    parse_report(
+        include_str!("data/runsc-sandboxed.json"),
+        std::path::Path::new("data/runsc-sandboxed.json"),
+    )
+    .expect("the recorded runsc report")
+}
+
+#[test]
+fn sandboxed_markdown_snapshot() {
+    insta::assert_snapshot!("runsc.md", markdown(&sandboxed()));
+}
+
+#[test]
+fn sandboxed_human_snapshot() {
+    insta::assert_snapshot!("runsc.txt", human(&sandboxed(), Color::Never));
+}
+
+#[test]
+fn sandboxed_junit_snapshot() {
+    insta::assert_snapshot!("runsc.junit.xml", junit(&sandboxed()));
+}
+
+#[test]
+fn not_applicable_is_told_apart_from_unsupported_everywhere() {
+    let r = sandboxed();
+    let status = |id: &str| r.scenarios.iter().find(|s| s.id == id).unwrap().status;
+    assert_eq!(status("ipc-namespace"), reports::Status::NotApplicable);
+    assert_eq!(status("time-namespace"), reports::Status::Unsupported);
+    assert_eq!(r.summary.not_applicable, 1);
+    for text in [markdown(&r), human(&r, Color::Never), html(&r)] {
+        assert!(text.contains("not-applicable") || text.contains("not applicable"));
+        assert!(text.contains("unsupported"));
+    }
+    assert!(html(&r).contains("class=\"not-applicable\""));
+}

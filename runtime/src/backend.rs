@@ -39,6 +39,12 @@ pub trait Backend: Send + Sync + fmt::Debug {
     fn notes(&self) -> Vec<String> {
         Vec::new()
     }
+    /// Whether the runtime runs the workload in a sandbox with its own
+    /// kernel (gVisor): the host sees the sandbox's processes, not the
+    /// workload's, and host-side namespace comparisons say nothing.
+    fn sandboxed(&self) -> bool {
+        false
+    }
     /// The cgroup of this run, relative to the hierarchy roots
     /// (`/boxwatch/<run-id>`); containers are created below it.
     fn run_cgroup(&self) -> PathBuf;
@@ -86,16 +92,24 @@ pub enum BackendKind {
     Builtin,
     Runc,
     Crun,
+    /// gVisor: a sandboxed OCI runtime.
+    Runsc,
 }
 
 impl BackendKind {
-    pub const ALL: [BackendKind; 3] = [BackendKind::Builtin, BackendKind::Runc, BackendKind::Crun];
+    pub const ALL: [BackendKind; 4] = [
+        BackendKind::Builtin,
+        BackendKind::Runc,
+        BackendKind::Crun,
+        BackendKind::Runsc,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             BackendKind::Builtin => "builtin",
             BackendKind::Runc => "runc",
             BackendKind::Crun => "crun",
+            BackendKind::Runsc => "runsc",
         }
     }
 }
@@ -142,6 +156,11 @@ pub fn open(
         )?)),
         BackendKind::Crun => Ok(Box::new(OciBackend::new(
             OciKind::Crun,
+            runtime_path,
+            config,
+        )?)),
+        BackendKind::Runsc => Ok(Box::new(OciBackend::new(
+            OciKind::Runsc,
             runtime_path,
             config,
         )?)),
@@ -216,7 +235,7 @@ mod tests {
             assert_eq!(k.as_str().parse::<BackendKind>().unwrap(), k);
         }
         let e = "docker".parse::<BackendKind>().unwrap_err().to_string();
-        assert!(e.contains("builtin, runc or crun"), "{e}");
+        assert!(e.contains("builtin, runc, crun or runsc"), "{e}");
     }
 
     #[test]

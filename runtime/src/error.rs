@@ -103,7 +103,7 @@ pub enum Error {
         source: nix::Error,
     },
 
-    #[error("unknown runtime {name:?}: expected builtin, runc or crun")]
+    #[error("unknown runtime {name:?}: expected builtin, runc, crun or runsc")]
     UnknownBackend { name: String },
 
     #[error(
@@ -142,6 +142,13 @@ pub enum Error {
          (PR_SET_CHILD_SUBREAPER did not take): it cannot be waited for"
     )]
     OciNotReparented { runtime: String, pid: i32 },
+
+    #[error("{runtime}'s sandbox crashed ({exit}): {line}")]
+    SandboxCrashed {
+        runtime: String,
+        exit: String,
+        line: String,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -43,6 +43,8 @@
 //!                           # fail is its opposite (the default for a missing one)
 //! attack = "..."            # one line: what an attacker could do where it leaks
 //! informational_on = { crun = "why" }   # runtimes where it is only a finding
+//! sandboxed = "applies"     # default; "not-applicable" for a check that says
+//! # sandboxed_why = "..."   # nothing under a sandboxed runtime (gVisor), why
 //! ```
 //!
 //! An optional `[neighbour]` table with its own `container` and `workload`
@@ -350,6 +352,8 @@ struct FileExpect {
     attack: Option<String>,
     #[serde(default)]
     informational_on: BTreeMap<String, String>,
+    sandboxed: Option<Spanned<String>>,
+    sandboxed_why: Option<Spanned<String>>,
 }
 
 fn yes() -> bool {
@@ -486,6 +490,7 @@ fn placement_check(prefix: &str, metric: &str) -> Expectation {
         needs_cpus: None,
         attack: None,
         informational_on: BTreeMap::new(),
+        not_on_sandbox: None,
     }
 }
 
@@ -1149,7 +1154,35 @@ fn expectation(
                 Some(n)
             }
         },
+        not_on_sandbox: sandboxed(&e.check, &e.sandboxed, &e.sandboxed_why)?,
     })
+}
+
+/// A check's `sandboxed` (`applies`, the default, or `not-applicable`)
+/// and `sandboxed_why` (required with `not-applicable`, only there).
+fn sandboxed(
+    check: &Spanned<String>,
+    sandboxed: &Option<Spanned<String>>,
+    why: &Option<Spanned<String>>,
+) -> Result<Option<String>, Bad> {
+    match (sandboxed.as_ref().map(|s| (s, s.get_ref().as_str())), why) {
+        (None | Some((_, "applies")), None) => Ok(None),
+        (Some((_, "not-applicable")), Some(w)) if !w.get_ref().trim().is_empty() => {
+            Ok(Some(w.get_ref().trim().to_string()))
+        }
+        (Some((_, "not-applicable")), _) => Err(bad(
+            check,
+            "`sandboxed = \"not-applicable\"` needs `sandboxed_why`: what a sandboxed runtime makes of the check",
+        )),
+        (None | Some((_, "applies")), Some(w)) => Err(bad(
+            w,
+            "`sandboxed_why` only goes with `sandboxed = \"not-applicable\"`",
+        )),
+        (Some((s, _)), _) => Err(bad(
+            s,
+            "`sandboxed` is `applies` (the default) or `not-applicable`",
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -1421,6 +1454,51 @@ tolerance = 0.02
         ))
         .unwrap();
         assert_eq!(s.main.container.seccomp, runtime::SeccompMode::Unconfined);
+    }
+
+    #[test]
+    fn checks_say_whether_they_apply_to_a_sandbox() {
+        let with = |extra: &str| {
+            format!(
+                "id = \"s\"\ntitle = \"t\"\n[workload]\nname = \"probe-inside\"\n\
+                 [[expect]]\ncheck = \"c\"\nmetric = \"ns_differs.pid\"\nequals = true\n{extra}\n"
+            )
+        };
+        assert_eq!(
+            load(&with("")).unwrap().expectations[0].not_on_sandbox,
+            None
+        );
+        assert_eq!(
+            load(&with("sandboxed = \"applies\"")).unwrap().expectations[0].not_on_sandbox,
+            None
+        );
+        let s = load(&with(
+            "sandboxed = \"not-applicable\"\nsandboxed_why = \"the sentry\"",
+        ))
+        .unwrap();
+        assert_eq!(
+            s.expectations[0].not_on_sandbox.as_deref(),
+            Some("the sentry")
+        );
+        for (bad, says) in [
+            ("sandboxed = \"not-applicable\"", "needs `sandboxed_why`"),
+            ("sandboxed_why = \"x\"", "only goes with"),
+            (
+                "sandboxed = \"maybe\"",
+                "`applies` (the default) or `not-applicable`",
+            ),
+        ] {
+            let e = refused(&with(bad));
+            assert!(e.reason.contains(says), "{bad}: {e}");
+        }
+        // The catalog: every host-side namespace comparison is marked.
+        for s in crate::builtin::load().into_iter().flatten() {
+            for e in &s.expectations {
+                if e.metric.starts_with("ns_differs.") || e.metric == "ns_matches_inside" {
+                    assert!(e.not_on_sandbox.is_some(), "{}/{}", s.id, e.check);
+                }
+            }
+        }
     }
 
     #[test]

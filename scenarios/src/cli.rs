@@ -59,10 +59,11 @@ pub struct ScenariosArgs {
     /// a throwaway VM.
     #[arg(long)]
     pub allow_clock_write: bool,
-    /// The runtime that starts the containers: builtin, runc or crun.
+    /// The runtime that starts the containers: builtin, runc, crun or runsc
+    /// (gVisor, sandboxed: host-side namespace checks are not applicable).
     #[arg(long, default_value = "builtin", value_name = "RUNTIME")]
     pub runtime: runtime::backend::BackendKind,
-    /// The OCI runtime's binary (default: runc or crun from PATH).
+    /// The OCI runtime's binary (default: runc, crun or runsc from PATH).
     #[arg(long, value_name = "PATH")]
     pub runtime_path: Option<PathBuf>,
     /// Write what the judge observed in every scenario to
@@ -304,6 +305,7 @@ fn status_word(s: Status) -> &'static str {
         Status::Pass => "pass",
         Status::Fail => "FAIL",
         Status::Unsupported => "unsupported",
+        Status::NotApplicable => "not-applicable",
         Status::Error => "ERROR",
     }
 }

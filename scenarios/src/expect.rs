@@ -148,6 +148,11 @@ pub struct Expectation {
     /// informational, with the reason.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub informational_on: BTreeMap<String, String>,
+    /// Why the check does not apply to a sandboxed runtime (gVisor), if it
+    /// does not: there it is `not-applicable` with this reason. None: it
+    /// applies (the default).
+    #[serde(default)]
+    pub not_on_sandbox: Option<String>,
 }
 
 impl Expectation {
@@ -195,7 +200,11 @@ impl Judgement {
     /// Whether the check was judged and did not hold (not an `error` or
     /// `unsupported`).
     pub fn broken(&self) -> bool {
-        !self.held() && !matches!(self.verdict, Verdict::Error | Verdict::Unsupported)
+        !self.held()
+            && !matches!(
+                self.verdict,
+                Verdict::Error | Verdict::Unsupported | Verdict::NotApplicable
+            )
     }
 }
 
@@ -271,6 +280,19 @@ pub fn evaluate(e: &Expectation, observations: &Observations) -> Judgement {
 /// The metric holding the CPUs left free by the host's other processes
 /// during a scenario's measurement (see [`judge_contention`]).
 pub const SPARE_CPUS: &str = "host_spare_cpus";
+
+/// On a sandboxed runtime, the judgements of checks that do not apply to
+/// one become `not-applicable`, with the catalog's reason (whatever was
+/// observed: on the host that is the sandbox, not the workload).
+pub fn judge_sandboxed(expectations: &[Expectation], judgements: &mut [Judgement]) {
+    for (e, j) in expectations.iter().zip(judgements.iter_mut()) {
+        if let Some(why) = &e.not_on_sandbox {
+            j.verdict = Verdict::NotApplicable;
+            j.observed = format!("not applicable: sandboxed ({why}); observed {}", j.observed);
+            j.value = None;
+        }
+    }
+}
 
 /// Evaluates every expectation, then judges CPU shortfalls by the
 /// container's own run-queue wait ([`crate::contention::judge`]), or by the
@@ -394,11 +416,51 @@ mod tests {
             needs_cpus: None,
             attack: None,
             informational_on: BTreeMap::new(),
+            not_on_sandbox: None,
         }
     }
 
     fn obs(metric: &str, o: impl Into<Observed>) -> Observations {
         [(metric.to_string(), o.into())].into_iter().collect()
+    }
+
+    /// On a sandbox, a check marked in the catalog is not-applicable
+    /// whatever it observed (a leak on the sandbox process is not the
+    /// workload's); the others keep their verdicts.
+    #[test]
+    fn sandboxed_checks_that_do_not_apply_are_not_applicable() {
+        let mut ns = exp("ns_differs.pid", Condition::Equals(Value::Bool(true)));
+        ns.pass = Verdict::Isolated;
+        ns.fail = Verdict::Leaked;
+        ns.not_on_sandbox = Some("the host sees the sandbox".into());
+        let limit = exp(
+            "pids_peak",
+            Condition::Range {
+                at_least: None,
+                at_most: Some(64.0),
+            },
+        );
+        let o: Observations = [
+            ("ns_differs.pid".to_string(), Observed::from(false)),
+            ("pids_peak".to_string(), Observed::from(80.0)),
+        ]
+        .into_iter()
+        .collect();
+        let es = [ns, limit];
+        let mut j = evaluate_all(&es, &o);
+        assert_eq!(j[0].verdict, Verdict::Leaked);
+        judge_sandboxed(&es, &mut j);
+        assert_eq!(j[0].verdict, Verdict::NotApplicable);
+        assert!(j[0]
+            .observed
+            .contains("not applicable: sandboxed (the host sees the sandbox)"));
+        assert!(!j[0].broken() && !j[0].held());
+        assert_eq!(
+            j[1].verdict,
+            Verdict::NotEnforced,
+            "a limit is still judged"
+        );
+        assert!(j[1].broken());
     }
 
     #[test]

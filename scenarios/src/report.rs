@@ -248,6 +248,7 @@ pub fn runtime_info(backend: &dyn Backend) -> RuntimeInfo {
         BackendKind::Builtin => RuntimeName::Builtin,
         BackendKind::Runc => RuntimeName::Runc,
         BackendKind::Crun => RuntimeName::Crun,
+        BackendKind::Runsc => RuntimeName::Runsc,
     };
     let mut version = backend.version();
     for note in backend.notes() {
@@ -287,6 +288,7 @@ mod tests {
             needs_cpus: None,
             attack: Some("root on the host through the engine".into()),
             informational_on: Default::default(),
+            not_on_sandbox: None,
         };
         let seen = |v: &str| -> Observations { [("m".to_string(), Observed::from(v))].into() };
         let leaked = check_result(&evaluate(&e, &seen("/run/docker.sock (connected)")));
@@ -355,6 +357,7 @@ mod tests {
                 needs_cpus: None,
                 attack: None,
                 informational_on: Default::default(),
+                not_on_sandbox: None,
             };
             let obs: Observations = [("m".to_string(), Observed::from(value))].into();
             let j = evaluate(&e, &obs);

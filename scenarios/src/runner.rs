@@ -651,6 +651,9 @@ impl Runner {
                 ));
             }
         }
+        if self.rt.sandboxed() {
+            expect::judge_sandboxed(&expectations, &mut run.judgements);
+        }
         if !errors.is_empty() {
             run.error = Some(errors.join("; "));
         }

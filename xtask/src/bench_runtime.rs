@@ -10,6 +10,8 @@
 //!   has Docker's masked and read-only paths, some 14 more mounts than the
 //!   builtin makes, so each runtime runs a second time without them:
 //!   like-for-like figures next to the product's;
+//! - gVisor's runsc on the same bundle, with the flags the backend gives
+//!   it (`--network=none --platform=ptrace`);
 //! - `unshare --pid --fork --mount --uts --ipc --net true`, the floor: the
 //!   namespaces alone, no cgroup, no root filesystem.
 //!
@@ -23,7 +25,8 @@
 //! and the median of each setup step is printed: where its time goes (the
 //! builtin only: runc and crun are not instrumented). Everything the bench
 //! creates (bundles under /run, cgroups under
-//! `/boxwatch/bench-runtime-<pid>`) is removed.
+//! `/boxwatch/bench-runtime-<pid>`) is removed. Last, what dead runs'
+//! OCI state costs a `boxwatch run` ([`crate::bench_stale`]).
 
 use anyhow::{bail, ensure, Context, Result};
 use runtime::oci::bundle;
@@ -154,7 +157,7 @@ impl XorShift {
 }
 
 /// Runs `cmd` once; its wall time.
-fn time_once(cmd: &[String], env: &[(&str, &str)]) -> Result<(Duration, String)> {
+pub(crate) fn time_once(cmd: &[String], env: &[(&str, &str)]) -> Result<(Duration, String)> {
     let t = Instant::now();
     let out = Command::new(&cmd[0])
         .args(&cmd[1..])
@@ -177,7 +180,7 @@ fn time_once(cmd: &[String], env: &[(&str, &str)]) -> Result<(Duration, String)>
     Ok((took, stderr))
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -185,7 +188,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
-fn ms(d: Duration) -> String {
+pub(crate) fn ms(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1000.0)
 }
 
@@ -226,10 +229,13 @@ pub fn main(bin: &Path, args: RuntimeBenchArgs) -> Result<()> {
         ("runc", false),
         ("crun", true),
         ("runc", true),
+        ("runsc", false),
     ] {
         let Some(path) = runtime::find_in_path(rt) else {
             if !like_for_like {
-                eprintln!("bench: {rt} is not installed (apt-get install runc crun): left out");
+                eprintln!(
+                    "bench: {rt} is not installed (apt-get install runc crun runsc): left out"
+                );
             }
             continue;
         };
@@ -253,6 +259,12 @@ pub fn main(bin: &Path, args: RuntimeBenchArgs) -> Result<()> {
         } else {
             format!("{rt} run, the OCI backend's bundle")
         };
+        if rt == "runsc" {
+            note.push_str(&format!(
+                " (gVisor: {})",
+                runtime::oci::RUNSC_FLAGS.join(" ")
+            ));
+        }
         if let (Some(hide), "crun") = (&hide, rt) {
             cmd.extend([
                 bin_s.clone(),
@@ -265,9 +277,11 @@ pub fn main(bin: &Path, args: RuntimeBenchArgs) -> Result<()> {
             ));
         }
         cmd.push(path.to_string_lossy().into_owned());
+        cmd.extend(["--root".into(), state.to_string_lossy().into_owned()]);
+        if rt == "runsc" {
+            cmd.extend(runtime::oci::RUNSC_FLAGS.map(String::from));
+        }
         cmd.extend([
-            "--root".into(),
-            state.to_string_lossy().into_owned(),
             "run".into(),
             "--bundle".into(),
             bundle.to_string_lossy().into_owned(),
@@ -349,7 +363,13 @@ pub fn main(bin: &Path, args: RuntimeBenchArgs) -> Result<()> {
         );
     }
     let builtin = medians["boxwatch builtin"].as_secs_f64();
-    for other in ["crun", "runc", "crun (no masks)", "runc (no masks)"] {
+    for other in [
+        "crun",
+        "runc",
+        "crun (no masks)",
+        "runc (no masks)",
+        "runsc",
+    ] {
         if let Some(m) = medians.get(other) {
             println!(
                 "builtin / {other}: {:.2} (median over median)",
@@ -361,6 +381,14 @@ pub fn main(bin: &Path, args: RuntimeBenchArgs) -> Result<()> {
     for line in targets(builtin, &medians) {
         println!("  {line}");
     }
+
+    std::fs::create_dir_all(&cleanup.dir)?;
+    crate::bench_stale::rows(
+        &contenders[0].cmd,
+        args.runs,
+        medians["boxwatch builtin"],
+        &cleanup.dir,
+    )?;
 
     if args.profile_runs > 0 {
         profile(&contenders[0].cmd, args.profile_runs)?;

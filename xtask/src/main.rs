@@ -4,6 +4,7 @@ mod bench_exporter;
 mod bench_runtime;
 mod mutants;
 mod noise;
+mod bench_stale;
 mod scenarios;
 mod vm;
 

@@ -115,6 +115,7 @@ fn status_name(s: Status) -> &'static str {
         Status::Fail => "fail",
         Status::Error => "error",
         Status::Unsupported => "unsupported",
+        Status::NotApplicable => "not-applicable",
     }
 }
 

@@ -32,12 +32,12 @@ pub struct ScenariosArgs {
     /// Use a debug build instead of a release one.
     #[arg(long)]
     debug: bool,
-    /// The runtime to judge: builtin, runc, crun, or all (one report per
+    /// The runtime to judge: builtin, runc, crun, runsc (gVisor), or all (one report per
     /// runtime in `<out>/<runtime>/`, and comparison.md, comparison.html and
     /// comparison.json side by side in `<out>`, differences highlighted).
     #[arg(long, default_value = "builtin", value_name = "RUNTIME")]
     runtime: String,
-    /// The OCI runtime's binary (with --runtime runc or crun).
+    /// The OCI runtime's binary (with --runtime runc, crun or runsc).
     #[arg(long, value_name = "PATH")]
     runtime_path: Option<PathBuf>,
 }
@@ -70,13 +70,15 @@ pub fn main(args: ScenariosArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| target_dir().join("boxwatch-report"));
     let runtimes: Vec<&str> = match args.runtime.as_str() {
-        "all" => vec!["builtin", "runc", "crun"],
-        r @ ("builtin" | "runc" | "crun") => vec![r],
-        other => anyhow::bail!("unknown --runtime {other:?}: expected builtin, runc, crun or all"),
+        "all" => vec!["builtin", "runc", "crun", "runsc"],
+        r @ ("builtin" | "runc" | "crun" | "runsc") => vec![r],
+        other => {
+            anyhow::bail!("unknown --runtime {other:?}: expected builtin, runc, crun, runsc or all")
+        }
     };
     anyhow::ensure!(
-        args.runtime_path.is_none() || matches!(args.runtime.as_str(), "runc" | "crun"),
-        "--runtime-path needs --runtime runc or crun"
+        args.runtime_path.is_none() || matches!(args.runtime.as_str(), "runc" | "crun" | "runsc"),
+        "--runtime-path needs --runtime runc, crun or runsc"
     );
     let baselines = resolve_baselines(args.baseline.as_deref(), &runtimes)?;
     if runtimes.len() == 1 {

@@ -221,9 +221,15 @@ pub fn inspect_pid(exe: &Path, pid: i32) -> Result<Inspection> {
     let layout = host.layout()?;
     let (cgroups, limits, usage) = cgroup_view(&host, &layout, pid)?;
     let security = security_of(pid);
-    let (inside, inside_error) = match collect_inside(exe, pid, start) {
-        Ok(v) => (Some(v), None),
-        Err(e) => (None, Some(e)),
+    let sandbox = sandbox_note(pid, &command);
+    let (inside, inside_error) = match &sandbox {
+        // Entering it would read gVisor's host-side view, not the
+        // workload's: the workload's kernel is the sentry.
+        Some(_) => (None, None),
+        None => match collect_inside(exe, pid, start) {
+            Ok(v) => (Some(v), None),
+            Err(e) => (None, Some(e)),
+        },
     };
     let proc_findings = inside
         .as_ref()
@@ -241,7 +247,36 @@ pub fn inspect_pid(exe: &Path, pid: i32) -> Result<Inspection> {
         inside,
         inside_error,
         proc_findings,
-        notes,
+        notes: notes.into_iter().chain(sandbox).collect(),
+    })
+}
+
+/// What a gVisor (runsc) process is, from its command line: `Some(role)`
+/// for the sandbox (the sentry, gVisor's kernel) or the gofer.
+pub fn gvisor_role(command: &str) -> Option<&'static str> {
+    let argv0 = command.split_whitespace().next()?;
+    match argv0.rsplit('/').next()? {
+        "runsc-sandbox" => Some("sandbox"),
+        "runsc-gofer" => Some("gofer"),
+        _ => None,
+    }
+}
+
+/// The note `boxwatch inspect` gives for a gVisor process, if `pid` is one.
+fn sandbox_note(pid: i32, command: &str) -> Option<String> {
+    let role = gvisor_role(command)?;
+    Some(match role {
+        "sandbox" => format!(
+            "sandboxed: PID {pid} is gVisor's sandbox (runsc-sandbox): the workload runs on gVisor's own \
+             kernel inside it, so its namespaces and /proc are gVisor's, not these; the cgroup limits \
+             below are the sandbox's and hold for the workload. The inside view was not collected by \
+             entering it (use `runsc exec` for the workload's view)"
+        ),
+        _ => format!(
+            "sandboxed: PID {pid} is gVisor's gofer (runsc-gofer), which serves the sandbox's files: \
+             nothing here is the workload's; inspect the runsc-sandbox process instead. The inside \
+             view was not collected"
+        ),
     })
 }
 
@@ -272,14 +307,24 @@ pub fn inspect_cgroup(exe: &Path, path: &str) -> Result<Inspection> {
         .filter_map(|p| Some((start_time(*p)?, *p)))
         .min()
         .map(|(_, p)| p);
-    let Some(pid) = oldest else {
+    // A gVisor container: its sandbox, not the oldest (the gofer).
+    let sandbox = pids
+        .iter()
+        .copied()
+        .find(|p| command_line(*p).as_deref().and_then(gvisor_role) == Some("sandbox"));
+    let Some(pid) = sandbox.or(oldest) else {
         return Err(Error::EmptyCgroup(cg.as_str().to_string()));
     };
     let mut found = inspect_pid(exe, pid)?;
     found.notes.push(format!(
-        "cgroup {} holds {} process(es); PID {pid}, the oldest, was entered",
+        "cgroup {} holds {} process(es); PID {pid}, {}, was inspected",
         cg.as_str(),
-        pids.len()
+        pids.len(),
+        if sandbox.is_some() {
+            "gVisor's sandbox"
+        } else {
+            "the oldest"
+        }
     ));
     Ok(found)
 }
@@ -602,6 +647,26 @@ impl fmt::Display for Inspection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gvisor_processes_are_recognised_by_their_name() {
+        assert_eq!(
+            gvisor_role("runsc-sandbox --root=/run/boxwatch/oci/runsc boot --bundle=/b x"),
+            Some("sandbox")
+        );
+        assert_eq!(
+            gvisor_role("/usr/bin/runsc-gofer gofer --bundle /b"),
+            Some("gofer")
+        );
+        assert_eq!(gvisor_role("/bin/sleep 100"), None);
+        assert_eq!(gvisor_role(""), None);
+        let note = sandbox_note(7, "runsc-sandbox boot").unwrap();
+        assert!(
+            note.starts_with("sandboxed: PID 7 is gVisor's sandbox"),
+            "{note}"
+        );
+        assert!(sandbox_note(7, "sh -c x").is_none());
+    }
 
     fn view(mem: u64, nproc: u64) -> InsideView {
         InsideView {

@@ -12,7 +12,7 @@ body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em aut
 h1{font-size:1.6em;margin:.2em 0}h2{font-size:1.2em;margin:1.6em 0 .4em}
 table{border-collapse:collapse;width:100%;margin:.5em 0}th,td{text-align:left;padding:.25em .5em;border-bottom:1px solid #d0d7de;vertical-align:top}
 code{font:12px ui-monospace,monospace;background:#f6f8fa;padding:0 .2em}
-.pass{color:#1a7f37}.fail,.regressed{color:#cf222e;font-weight:600}.unsupported{color:#6e7781}.error{color:#8250df;font-weight:600}.finding{color:#9a6700}
+.pass{color:#1a7f37}.fail,.regressed{color:#cf222e;font-weight:600}.unsupported{color:#6e7781}.not-applicable{color:#0969da;font-style:italic}.error{color:#8250df;font-weight:600}.finding{color:#9a6700}
 .banner{padding:.6em 1em;border-radius:6px;color:#fff}.banner.ok{background:#1a7f37}.banner.bad{background:#cf222e}
 .scenario{border:1px solid #d0d7de;border-radius:6px;padding:.2em 1em 1em;margin:1em 0}
 .muted{color:#6e7781}svg{display:block;margin:.5em 0;max-width:100%;height:auto}
@@ -250,6 +250,8 @@ fn checks_table(out: &mut String, report: &Report, s: &ScenarioResult) {
             "finding"
         } else if c.verdict == probes::Verdict::Unsupported {
             "unsupported"
+        } else if c.verdict == probes::Verdict::NotApplicable {
+            "not-applicable"
         } else if c.required {
             "fail"
         } else {

@@ -91,6 +91,13 @@ fn check_status(check: &CheckResult) -> TestCaseStatus {
             super::evidence_note(check).unwrap_or_default()
         ));
         status
+    } else if check.verdict == Verdict::NotApplicable && !check.held() {
+        let mut status = TestCaseStatus::skipped();
+        status.set_message(format!(
+            "not applicable to this runtime: {}",
+            check.observed
+        ));
+        status
     } else if !check.required || check.held() {
         TestCaseStatus::success()
     } else {

@@ -203,6 +203,7 @@ fn status_icon(status: Status) -> &'static str {
         Status::Pass => "✅",
         Status::Fail => "❌",
         Status::Unsupported => "⚪",
+        Status::NotApplicable => "➖",
         Status::Error => "⚠️",
     }
 }

@@ -147,11 +147,17 @@ fn outcome(report: &Report) -> &'static str {
     }
 }
 
-/// `6 scenarios: 3 passed, 1 failed, 1 unsupported, 1 error`.
+/// `6 scenarios: 3 passed, 1 failed, 1 unsupported, 1 error`, with `, N
+/// not applicable` before the errors when some scenario was.
 fn scenario_counts(report: &Report) -> String {
     let s = &report.summary;
+    let na = if s.not_applicable > 0 {
+        format!(", {} not applicable", s.not_applicable)
+    } else {
+        String::new()
+    };
     format!(
-        "{} scenarios: {} passed, {} failed, {} unsupported, {} error",
+        "{} scenarios: {} passed, {} failed, {} unsupported{na}, {} error",
         s.scenarios, s.passed, s.failed, s.unsupported, s.errored
     )
 }
@@ -181,8 +187,14 @@ fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
 /// Required checks that did not hold (failures and errors, not
 /// `unsupported`), with their scenario, in run order.
 fn failing_checks(report: &Report) -> impl Iterator<Item = (&ScenarioResult, &CheckResult)> {
-    all_checks(report)
-        .filter(|(_, c)| c.required && !c.held() && c.verdict != probes::Verdict::Unsupported)
+    all_checks(report).filter(|(_, c)| {
+        c.required
+            && !c.held()
+            && !matches!(
+                c.verdict,
+                probes::Verdict::Unsupported | probes::Verdict::NotApplicable
+            )
+    })
 }
 
 /// Informational checks that found a leak or an unenforced limit.

@@ -214,6 +214,7 @@ fn status_word(status: Status) -> &'static str {
         Status::Pass => "pass",
         Status::Fail => "FAIL",
         Status::Unsupported => "unsupported",
+        Status::NotApplicable => "not-applicable",
         Status::Error => "ERROR",
     }
 }
@@ -223,6 +224,7 @@ fn status_color(status: Status) -> &'static str {
         Status::Pass => "32",
         Status::Fail => "1;31",
         Status::Unsupported => "2",
+        Status::NotApplicable => "2;36",
         Status::Error => "1;35",
     }
 }
@@ -231,6 +233,7 @@ fn status_color(status: Status) -> &'static str {
 fn check_mark(check: &CheckResult) -> (&'static str, &'static str) {
     match check.verdict {
         Verdict::Unsupported => ("-", "2"),
+        Verdict::NotApplicable => ("/", "2;36"),
         Verdict::Error => ("!", "35"),
         _ if !check.required => ("~", "33"),
         _ => ("x", "31"),

@@ -105,6 +105,24 @@ fn hold(root: &Path, create: bool) -> std::io::Result<Option<RootUse>> {
     )))
 }
 
+/// Removes `root` when nothing but its owner record
+/// ([`super::owner::OWNER_FILE`]) is in it; call it under the exclusive
+/// lock. Whether the root is gone.
+fn remove_if_only_owner(root: &Path) -> bool {
+    if std::fs::remove_dir(root).is_ok() {
+        return true;
+    }
+    let Ok(rd) = std::fs::read_dir(root) else {
+        return false;
+    };
+    let names: Vec<_> = rd.flatten().map(|e| e.file_name()).collect();
+    if names != [std::ffi::OsStr::new(super::owner::OWNER_FILE)] {
+        return false;
+    }
+    let _ = std::fs::remove_file(root.join(super::owner::OWNER_FILE));
+    std::fs::remove_dir(root).is_ok()
+}
+
 impl Drop for RootUse {
     fn drop(&mut self) {
         let Some(lock) = self.lock.take() else {
@@ -113,8 +131,9 @@ impl Drop for RootUse {
         // Exclusive only when no other process holds the root (the upgrade
         // may drop our shared lock first: then someone else has it, fine).
         if lock.relock(FlockArg::LockExclusiveNonblock).is_ok() {
-            // Fails, as it should, while the root holds container state.
-            if std::fs::remove_dir(&self.root).is_ok() {
+            // Fails, as it should, while the root holds container state
+            // (or entries the stale-run cleanup gave up on).
+            if remove_if_only_owner(&self.root) {
                 if let Some(oci) = self.root.parent() {
                     let _ = std::fs::remove_dir(oci);
                 }
@@ -142,6 +161,20 @@ mod tests {
         drop(b);
         assert!(!root.exists() && !root.parent().unwrap().exists());
         assert!(tmp.path().join("state").is_dir(), "only oci/ and below");
+    }
+
+    #[test]
+    fn the_owner_record_alone_does_not_keep_the_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("oci/runsc");
+        let a = RootUse::create(&root).unwrap();
+        std::fs::write(root.join(super::super::owner::OWNER_FILE), "x").unwrap();
+        std::fs::create_dir(root.join(super::super::owner::GIVEN_UP_DIR)).unwrap();
+        drop(a);
+        assert!(root.is_dir(), "entries given up on keep the root");
+        std::fs::remove_dir(root.join(super::super::owner::GIVEN_UP_DIR)).unwrap();
+        drop(RootUse::existing(&root).unwrap());
+        assert!(!root.exists());
     }
 
     #[test]

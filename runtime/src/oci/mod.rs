@@ -11,7 +11,7 @@
 //! subtree) stays readable until `<rt> delete`. After the entry exits (seen
 //! without reaping it), whatever is left in the cgroup is killed, the
 //! container's processes that were re-parented to boxwatch are reaped, the
-//! entry is reaped, the OOM kill count is read, and `<rt> delete -f`
+//! entry is reaped, the OOM kill count is read, and `<rt> delete --force`
 //! removes the runtime's state and cgroups; the bundle is removed last.
 //! Dropping a container, or the backend, does the same.
 //!
@@ -30,7 +30,9 @@
 
 pub mod bundle;
 pub mod dirs;
+pub mod owner;
 pub mod reap;
+pub mod sandbox;
 pub mod shim;
 pub mod stale;
 
@@ -57,23 +59,37 @@ pub use shim::dispatch;
 pub enum OciKind {
     Runc,
     Crun,
+    /// gVisor: a sandboxed runtime (its own kernel, the sentry).
+    Runsc,
 }
 
 impl OciKind {
+    pub const ALL: [OciKind; 3] = [OciKind::Runc, OciKind::Crun, OciKind::Runsc];
+
     pub fn name(self) -> &'static str {
         match self {
             OciKind::Runc => "runc",
             OciKind::Crun => "crun",
+            OciKind::Runsc => "runsc",
         }
+    }
+
+    /// The kind named `name` (`runc`, `crun`, `runsc`).
+    pub fn from_name(name: &str) -> Option<OciKind> {
+        OciKind::ALL.into_iter().find(|k| k.name() == name)
     }
 
     fn backend_kind(self) -> BackendKind {
         match self {
             OciKind::Runc => BackendKind::Runc,
             OciKind::Crun => BackendKind::Crun,
+            OciKind::Runsc => BackendKind::Runsc,
         }
     }
 }
+
+/// The global flags boxwatch gives runsc.
+pub const RUNSC_FLAGS: [&str; 2] = ["--network=none", "--platform=ptrace"];
 
 /// How to invoke the runtime's CLI (directly, or behind the shim).
 #[derive(Debug, Clone)]
@@ -112,13 +128,20 @@ impl Cli {
 
     /// What a report should say about how the runtime is run.
     fn notes(&self) -> Vec<String> {
-        match &self.shim {
+        let mut notes = match &self.shim {
             Some((_, unified)) => vec![format!(
                 "crun: cgroup2 mount hidden on a hybrid host (crun refuses hybrid mode; it ran in a private mount namespace without {})",
                 unified.display()
             )],
             None => Vec::new(),
+        };
+        if self.kind == OciKind::Runsc {
+            notes.push(format!(
+                "sandboxed: gVisor runs the workload on its own kernel; the host sees its sandbox and gofer processes, not the workload ({})",
+                RUNSC_FLAGS.join(" ")
+            ));
         }
+        notes
     }
 
     /// `<rt> --root R [--log L --log-format json]`, through the shim if needed.
@@ -132,6 +155,11 @@ impl Cli {
             None => Command::new(&self.binary),
         };
         c.arg("--root").arg(&self.root);
+        if self.kind == OciKind::Runsc {
+            // gVisor refuses a network in the host's network namespace,
+            // and ptrace is the platform that works in nested VMs.
+            c.args(RUNSC_FLAGS);
+        }
         if let Some(log) = log {
             c.arg("--log").arg(log).arg("--log-format").arg("json");
         }
@@ -181,9 +209,9 @@ impl Cli {
         }
     }
 
-    /// `<rt> delete -f ID`.
+    /// `<rt> delete --force ID` (the flag every runtime accepts).
     fn delete(&self, id: &str) -> Result<()> {
-        self.run("delete -f", id, &["delete", "-f", id])
+        self.run("delete --force", id, &owner::delete_args(id))
     }
 }
 
@@ -288,20 +316,40 @@ impl OciBackend {
                 looked: format!("not in PATH={}", std::env::var("PATH").unwrap_or_default()),
             })?,
         };
-        let version = version_of(&binary).ok_or_else(|| Error::OciRuntimeMissing {
+        let mut version = version_of(&binary).ok_or_else(|| Error::OciRuntimeMissing {
             runtime: kind.name().into(),
             looked: format!("`{} --version` did not answer", binary.display()),
         })?;
+        if kind == OciKind::Runsc {
+            version = sandbox::gvisor_version(&version);
+        } else if version.starts_with("runsc ") {
+            return Err(unsupported(format!(
+                "{} is gVisor's runsc ({version}), a sandboxed runtime with its own flags \
+                 and judge: use --runtime runsc",
+                binary.display()
+            )));
+        }
         let driver = cgroup::detect()?;
+        let default = crate::find_in_path(kind.name());
+        let root_name = owner::root_name(kind, &binary, default.as_deref());
         let cli = Cli::for_host(
             kind,
             binary,
-            config.state_dir.join("oci").join(kind.name()),
+            config.state_dir.join("oci").join(root_name),
             &config.exe,
             driver.mode(),
         )?;
         let subreaper = Subreaper::acquire()?;
         let root = RootUse::create(&cli.root)?;
+        // Which binary owns the root: the stale-run cleanup uses it.
+        owner::Owner {
+            kind,
+            binary: cli.binary.clone(),
+        }
+        .write_if_missing(&cli.root)
+        .map_err(Error::io(
+            "recording the binary that owns the OCI state root",
+        ))?;
         // Its Runtime::new removes dead runs' containers of every OCI
         // runtime first (oci::stale), then their cgroups and bundles.
         let run = Runtime::with_driver(config.clone(), cgroup::detect()?)?;
@@ -410,6 +458,12 @@ impl OciBackend {
                     .into(),
             ));
         }
+        if self.cli.kind == OciKind::Runsc && spec.namespaces.contains(Namespace::Time) {
+            return Err(self.unsupported(
+                "the time namespace: runsc has no `features` command to say it supports one, \
+                 and gVisor ignores the request (its clock is the sentry's)",
+            ));
+        }
         if let Some(known) = &self.namespaces {
             for ns in spec.namespaces.iter() {
                 let oci_name = match ns {
@@ -442,6 +496,10 @@ impl Backend for OciBackend {
         self.notes.clone()
     }
 
+    fn sandboxed(&self) -> bool {
+        self.cli.kind == OciKind::Runsc
+    }
+
     fn run_cgroup(&self) -> PathBuf {
         self.run.run.run_cgroup()
     }
@@ -471,6 +529,7 @@ impl Backend for OciBackend {
             started: Instant::now(),
             kill_timeout: self.kill_timeout,
             reaps_orphans: !spec.namespaces.contains(Namespace::Pid),
+            helpers: sandbox::Helpers::default(),
             done: false,
             _run: self.run.clone(),
         };
@@ -479,6 +538,9 @@ impl Backend for OciBackend {
         let log = dir.join("runtime.log");
         let pid_file = dir.join("pid");
         let mut create = self.cli.command(Some(&log));
+        if self.cli.kind == OciKind::Runsc {
+            create.arg("--panic-log").arg(dir.join(sandbox::PANIC_LOG));
+        }
         create
             .arg("create")
             .arg("--bundle")
@@ -504,6 +566,16 @@ impl Backend for OciBackend {
         })?;
         drop(create); // closes our copies of the container's stdio
         if !status.success() {
+            if let Some(line) = (self.cli.kind == OciKind::Runsc)
+                .then(|| sandbox::crashed(&dir))
+                .flatten()
+            {
+                return Err(Error::SandboxCrashed {
+                    runtime: self.cli.kind.name().into(),
+                    exit: format!("`create` {status}"),
+                    line,
+                });
+            }
             let said = log_errors(&log);
             let message = format!(
                 "{status}{}",
@@ -526,6 +598,7 @@ impl Backend for OciBackend {
             why,
         })?;
         c.pid = Some(Pid::from_raw(pid));
+        sandbox::leader(pid, true);
         if parent_of(pid) != Some(std::process::id() as i32) {
             return Err(Error::OciNotReparented {
                 runtime: self.cli.kind.name().into(),
@@ -534,8 +607,29 @@ impl Backend for OciBackend {
         }
         // The runtime made the cgroup: open it again to find its directories.
         c.cgroup = Arc::from(self.driver.open(&c.cgroup_path));
+        // Its helpers (runsc's gofer) are alive now, before `start`: the
+        // workload cannot have ended yet.
+        let created = sandbox::adopted_helpers(pid, &c.id, &dir);
         self.cli.run("start", &c.id, &["start", &c.id])?;
         c.started = Instant::now();
+        // What the runtime started besides the container (runsc's gofer),
+        // re-parented to us: reaped when the container is removed.
+        let mut helpers = if self.cli.kind == OciKind::Runsc {
+            sandbox::sandbox_helpers(pid, &c.id, &dir, Duration::from_secs(2))
+        } else {
+            // Sessions the container's processes lead are its own (and die
+            // with its cgroup); only gVisor's stubs come to us that way.
+            sandbox::Helpers {
+                sessions: Vec::new(),
+                ..sandbox::adopted_helpers(pid, &c.id, &dir)
+            }
+        };
+        for p in created.procs {
+            if !helpers.procs.contains(&p) {
+                helpers.procs.push(p);
+            }
+        }
+        c.helpers = helpers;
         Ok(Box::new(c))
     }
 }
@@ -554,6 +648,8 @@ pub struct OciContainer {
     /// Without its own pid namespace, the container's orphans are
     /// re-parented to this process: reap them.
     reaps_orphans: bool,
+    /// Helpers of the runtime re-parented to this process.
+    helpers: sandbox::Helpers,
     done: bool,
     /// Keeps the state root, the subreaper and the run's bookkeeping.
     _run: Arc<RunShared>,
@@ -580,6 +676,7 @@ impl OciContainer {
             reap::reap_container_orphans(pid.as_raw(), &noted, self.kill_timeout);
         }
         while let Err(nix::errno::Errno::EINTR) = waitpid(pid, None) {}
+        sandbox::leader(pid.as_raw(), false);
         killed
     }
 
@@ -589,7 +686,18 @@ impl OciContainer {
         let pid = self.pid.expect("a started container has a pid");
         let killed = self.kill_and_reap(pid);
         let oom_kills = self.cgroup.oom_kills();
+        let crash = match self.cli.kind {
+            OciKind::Runsc => sandbox::crashed(&self.bundle),
+            _ => None,
+        };
         let deleted = self.remove();
+        if let Some(line) = crash {
+            return Err(Error::SandboxCrashed {
+                runtime: self.cli.kind.name().into(),
+                exit: format!("the sandbox process ended with {exit:?}"),
+                line,
+            });
+        }
         killed?;
         deleted?;
         Ok(Outcome {
@@ -600,13 +708,19 @@ impl OciContainer {
         })
     }
 
-    /// `<rt> delete -f`, then whatever it left: cgroup directories, bundle.
+    /// `<rt> delete --force`, then whatever it left: cgroup directories, bundle.
     fn remove(&self) -> Result<()> {
         let deleted = self.cli.delete(&self.id);
-        if self.cli.root.join(&self.id).exists() {
-            // A container that never got as far as `created` (a failed
-            // create) may be unknown to delete; its state goes with it.
-            let _ = std::fs::remove_dir_all(self.cli.root.join(&self.id));
+        sandbox::reap_helpers(&self.helpers, self.kill_timeout);
+        // A container that never got as far as `created` (a failed create,
+        // a crashed sandbox) may be unknown to delete; its state goes with
+        // it (runsc's are files, `<id>_sandbox:<id>.lock` and `.state`).
+        for e in owner::entries(self.cli.kind, &self.cli.root) {
+            if e.id == self.id {
+                for p in &e.paths {
+                    let _ = std::fs::remove_dir_all(p).or_else(|_| std::fs::remove_file(p));
+                }
+            }
         }
         let _ = self.cgroup.remove();
         for m in cgroup_mounts() {
@@ -621,7 +735,7 @@ impl OciContainer {
         match deleted {
             Err(e) if !left.is_empty() => Err(e),
             _ if !left.is_empty() => Err(self.cli.error(
-                "delete -f",
+                "delete --force",
                 &self.id,
                 format!("cgroup directories were left behind: {left:?}"),
             )),

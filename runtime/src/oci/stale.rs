@@ -1,29 +1,43 @@
 //! Containers that killed boxwatch runs left in the OCI runtimes' state
 //! roots, removed when any run starts, whatever runtime it uses.
 //!
-//! Every state root under `<state-dir>/oci/` is looked at (runc, crun). A
-//! container id `bw-<run>-<name>` whose run's boxwatch process is gone is
-//! removed with `<rt> delete --force` when the runtime's binary is there
-//! (through the hybrid-host shim for crun); without it, or when delete
-//! fails, its processes are killed through its cgroup (freezer + SIGKILL
-//! on v1, cgroup.kill on v2) and its state directory is removed. A
-//! `<rt> create` or `start` that the dead run left running is waited for
+//! Every state root under `<state-dir>/oci/` is looked at (runc, crun,
+//! runsc, and the roots of binaries given with `--runtime-path`), each
+//! with the binary that owns it ([`super::owner`]) and its family's state
+//! layout. A container id `bw-<run>-<name>` whose run's boxwatch process
+//! is gone is removed:
+//!
+//! - when none of its processes is left (the runtime recorded them; its
+//!   cgroup is empty), its state is removed directly, as `<rt> delete`
+//!   would: no runtime command runs (runsc's delete alone takes ~0.8 s);
+//! - else with `<owner> delete --force` (through the hybrid-host shim for
+//!   crun); without the binary, or when delete fails, its processes are
+//!   killed through its cgroup (freezer + SIGKILL on v1, cgroup.kill on
+//!   v2) and its state removed;
+//! - state that is still there after that is given up on: moved to the
+//!   root's `.given-up/` (or marked there), reported once with the reason,
+//!   and never retried.
+//!
+//! A `<rt> create` or `start` that the dead run left running is waited for
 //! first (up to 10 s), so it cannot finish after the cleanup and leave a
-//! container behind. The dead runs' empty cgroup directories go too, in
+//! container behind (looked for only for entries with no recorded process
+//! yet or a running one). The dead runs' empty cgroup directories go too, in
 //! every hierarchy: also those the builtin driver does not manage
 //! (name=systemd, the cgroup2 mount of a hybrid host), which the OCI
 //! runtimes write to.
 //!
+//! When nothing is dead, this costs a listing of `<state-dir>/oci` and of
+//! each root in it (and one failed `stat` when there is no `oci/`).
 //! [`crate::cleanup::remove_stale_runs`] calls this first thing, so every
 //! `Runtime::new` (builtin runs, and the one inside each OCI backend) does.
 
 use super::dirs::RootUse;
+use super::owner::{self, Entry, Owner};
 use super::reap;
 use super::{cgroup_mounts, join, parse_container_id, Cli, OciKind};
 use crate::cgroup::{self, CgroupDriver};
 use crate::cleanup::{parse_run_id, proc_stat, run_alive};
 use crate::container::RuntimeConfig;
-use crate::find_in_path;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use std::path::{Component, Path, PathBuf};
@@ -37,74 +51,141 @@ const KILL_TIMEOUT: Duration = Duration::from_secs(5);
 /// How a dead run's container was removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Removal {
+    /// None of its processes was left: its state and cgroups were
+    /// removed without running the runtime.
+    StateRemoved,
     /// `<rt> delete --force` removed it.
     Deleted,
     /// Its processes were killed through its cgroup and its state
-    /// directory removed, because `why` (no binary, or delete failed).
+    /// removed, because `why` (no binary, or delete failed).
     KilledThroughCgroup { why: String },
+    /// Its state could not be removed (`why`): it was moved aside (or
+    /// marked) at `at`, reported this once, and is not retried.
+    GivenUp { why: String, at: PathBuf },
 }
 
 /// A container of a dead run, and how it went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaleContainer {
     pub runtime: OciKind,
+    /// The binary that owns its state root.
+    pub binary: Option<PathBuf>,
     pub id: String,
     pub removal: Removal,
 }
 
 /// Removes the containers of dead runs from every OCI runtime's state root
-/// under `config.state_dir`, with the runtime's binary from PATH and
-/// `driver` to kill through cgroups. When there is no `<state-dir>/oci` at
-/// all (no OCI run left anything), it costs one failed `stat`.
+/// under `config.state_dir`, each with the binary that owns the root (when
+/// it is still a file) and `driver` to kill through cgroups.
 pub fn remove_dead_runs(config: &RuntimeConfig, driver: &dyn CgroupDriver) -> Vec<StaleContainer> {
-    if !config.state_dir.join("oci").exists() {
-        return Vec::new();
-    }
-    remove_dead_runs_with(config, driver, &|kind| find_in_path(kind.name()))
+    remove_dead_runs_with(config, driver, &|o: &Owner| {
+        o.binary.is_file().then(|| o.binary.clone())
+    })
 }
 
-/// As [`remove_dead_runs`], with the runtimes' binaries from `binary`
-/// (None: the runtime is not installed; its containers are killed
-/// through their cgroups).
+/// The state roots under `<state-dir>/oci` and the runtime kind each
+/// one's name says (`runc`, `runc-1a2b3c4d`): one directory listing.
+fn roots(oci: &Path) -> Vec<(PathBuf, OciKind)> {
+    let Ok(rd) = std::fs::read_dir(oci) else {
+        return Vec::new();
+    };
+    let mut roots: Vec<(PathBuf, OciKind)> = rd
+        .flatten()
+        .filter_map(|e| {
+            let kind = owner::kind_of_root_name(e.file_name().to_str()?)?;
+            Some((e.path(), kind))
+        })
+        .collect();
+    roots.sort_by(|a, b| a.0.cmp(&b.0));
+    roots
+}
+
+/// Who owns `root`: its record, else (a root from before records) `kind`
+/// and that kind's binary in PATH.
+fn owner_of(root: &Path, kind: OciKind) -> Owner {
+    Owner::read(root)
+        .filter(|o| o.kind == kind)
+        .unwrap_or_else(|| Owner {
+            kind,
+            binary: crate::find_in_path(kind.name())
+                .unwrap_or_else(|| PathBuf::from("/nonexistent").join(kind.name())),
+        })
+}
+
+/// As [`remove_dead_runs`], with each root's binary from `binary` (None:
+/// the binary is not there; its containers are killed through their
+/// cgroups when they have processes left).
 pub fn remove_dead_runs_with(
     config: &RuntimeConfig,
     driver: &dyn CgroupDriver,
-    binary: &dyn Fn(OciKind) -> Option<PathBuf>,
+    binary: &dyn Fn(&Owner) -> Option<PathBuf>,
 ) -> Vec<StaleContainer> {
     let mut removed = Vec::new();
-    for kind in [OciKind::Runc, OciKind::Crun] {
-        let root = config.state_dir.join("oci").join(kind.name());
+    for (root, kind) in roots(&config.state_dir.join("oci")) {
         // Held while its containers are deleted; the last holder removes
         // an empty root (also one that a killed run left empty).
         let Some(hold) = RootUse::existing(&root) else {
             continue;
         };
-        let dead = dead_containers(&root);
+        let dead = dead_containers(kind, &root);
         if dead.is_empty() {
             continue;
         }
-        let cli = binary(kind).and_then(|b| {
-            Cli::for_host(kind, b, root.clone(), &config.exe, driver.mode())
-                .map_err(|e| tracing::warn!("{}", crate::error::chain(&e)))
-                .ok()
-        });
-        for (id, run, name) in dead {
-            let Some(r) = remove_one(
-                kind,
-                cli.as_ref(),
+        let owner = owner_of(&root, kind);
+        let found = binary(&owner);
+        let mut cli = None;
+        // A runtime command of the dead run may still work on an entry
+        // that has no recorded process yet (a `create` under way) or a
+        // running one; one pass over /proc finds them all, and an entry
+        // named by one is waited for in remove_one. An entry whose recorded
+        // processes are all gone has no command left that could bring it
+        // back: no pass for it.
+        let unsettled: Vec<usize> = (0..dead.len())
+            .filter(|&i| {
+                let e = &dead[i].0;
+                let recorded = recorded_processes(&state_docs(e));
+                recorded.is_empty() || recorded.iter().any(|r| still_runs(*r, &e.id))
+            })
+            .collect();
+        let ids: Vec<&str> = unsettled.iter().map(|&i| dead[i].0.id.as_str()).collect();
+        let busy: Vec<usize> = if ids.is_empty() {
+            Vec::new()
+        } else {
+            commands_on_any(&ids)
+                .into_iter()
+                .map(|(_, k)| unsettled[k])
+                .collect()
+        };
+        for (i, (entry, run, name)) in dead.iter().enumerate() {
+            let r = remove_one(
+                busy.contains(&i),
+                &owner,
+                found.as_deref(),
+                &mut cli,
                 &root,
-                &id,
-                (&run, &name),
+                entry,
+                (run, name),
                 driver,
                 config,
-            ) else {
+            );
+            let Some(r) = r else {
                 continue; // another starting run removed it meanwhile
             };
+            let id = &entry.id;
+            let rt = kind.name();
             match &r.removal {
-                Removal::Deleted => tracing::info!("deleted stale {} container {id}", kind.name()),
-                Removal::KilledThroughCgroup { why } => tracing::info!(
-                    "stale {} container {id} killed through its cgroup ({why})",
-                    kind.name()
+                Removal::StateRemoved => {
+                    tracing::info!("removed the state of stale {rt} container {id}")
+                }
+                Removal::Deleted => tracing::info!("deleted stale {rt} container {id}"),
+                Removal::KilledThroughCgroup { why } => {
+                    tracing::info!("stale {rt} container {id} killed through its cgroup ({why})")
+                }
+                // The one report: the entry is not looked at again.
+                Removal::GivenUp { why, at } => tracing::warn!(
+                    "could not remove stale {rt} container {id}: {why}; gave up on it \
+                     (kept at {}: remove it by hand once the cause is fixed)",
+                    at.display()
                 ),
             }
             removed.push(r);
@@ -124,43 +205,99 @@ pub fn remove_dead_runs_with(
     removed
 }
 
-/// (id, run id, name) of every container of a dead run under `root`.
-fn dead_containers(root: &Path) -> Vec<(String, String, String)> {
-    let Ok(rd) = std::fs::read_dir(root) else {
-        return Vec::new();
-    };
-    rd.flatten()
+/// (entry, run id, name) of every container of a dead run under `root`
+/// that the cleanup has not given up on.
+fn dead_containers(kind: OciKind, root: &Path) -> Vec<(Entry, String, String)> {
+    owner::entries(kind, root)
+        .into_iter()
         .filter_map(|e| {
-            let id = e.file_name().to_str()?.to_string();
-            let (run, name) = parse_container_id(&id)?;
+            let (run, name) = parse_container_id(&e.id)?;
             let (pid, start) = parse_run_id(&run)?;
-            (!run_alive(pid, start)).then_some((id, run, name))
+            (!run_alive(pid, start) && !owner::given_up(root, &e.id)).then_some((e, run, name))
         })
         .collect()
 }
 
-/// The container's first process as its runtime recorded it: (pid, start
-/// time in clock ticks). runc: `state.json`; crun: `status`.
-fn leader_of(dir: &Path) -> Option<(i32, u64)> {
-    for (file, pid_key, start_key) in [
-        ("state.json", "init_process_pid", "init_process_start"),
-        ("status", "pid", "process-start-time"),
-    ] {
-        let Ok(text) = std::fs::read_to_string(dir.join(file)) else {
-            continue;
-        };
-        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-        let pid = v[pid_key].as_i64().filter(|p| *p > 0)? as i32;
-        return Some((pid, v[start_key].as_u64()?));
+/// The JSON state documents of an entry: runc's `state.json`, crun's
+/// `status`, runsc's `.state` file.
+fn state_docs(entry: &Entry) -> Vec<serde_json::Value> {
+    let mut files = Vec::new();
+    for p in &entry.paths {
+        if p.is_dir() {
+            files.push(p.join("state.json"));
+            files.push(p.join("status"));
+        } else if p.extension().is_some_and(|e| e == "state") {
+            files.push(p.clone());
+        }
     }
-    None
+    files
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .filter_map(|t| serde_json::from_str(&t).ok())
+        .collect()
+}
+
+/// A process a runtime recorded for a container: its PID and, when the
+/// runtime records it, its start time in clock ticks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Recorded {
+    pid: i32,
+    start: Option<u64>,
+}
+
+/// The container's processes as its runtime recorded them: the first
+/// process (runc: `state.json`; crun: `status`), or the sandbox and the
+/// gofer (runsc, which records no start times). The first is the leader.
+fn recorded_processes(docs: &[serde_json::Value]) -> Vec<Recorded> {
+    let mut found = Vec::new();
+    let pid = |v: &serde_json::Value| v.as_i64().filter(|p| *p > 0).map(|p| p as i32);
+    for v in docs {
+        for (pid_key, start_key) in [
+            ("init_process_pid", "init_process_start"),
+            ("pid", "process-start-time"),
+        ] {
+            if let (Some(p), Some(start)) = (pid(&v[pid_key]), v[start_key].as_u64()) {
+                found.push(Recorded {
+                    pid: p,
+                    start: Some(start),
+                });
+            }
+        }
+        for p in [&v["sandbox"]["pid"], &v["goferPid"]] {
+            if let Some(p) = pid(p) {
+                found.push(Recorded {
+                    pid: p,
+                    start: None,
+                });
+            }
+        }
+    }
+    found
+}
+
+/// Whether recorded process `r` of container `id` still runs: the same
+/// start time, or (runsc) the id among its arguments.
+fn still_runs(r: Recorded, id: &str) -> bool {
+    let Some(s) = proc_stat(r.pid) else {
+        return false;
+    };
+    if s.state == 'Z' {
+        return false;
+    }
+    match r.start {
+        Some(start) => s.start == start,
+        None => std::fs::read(format!("/proc/{}/cmdline", r.pid))
+            .map(|c| c.split(|b| *b == 0).any(|a| a == id.as_bytes()))
+            .unwrap_or(false),
+    }
 }
 
 /// The container's cgroup, relative to the hierarchy roots, as its runtime
-/// recorded it (crun's `cgroup-path`, runc's `cgroup_paths`), else under
-/// the configured parent; only a path that ends in `<run>/<name>`, so that
-/// nothing but that container's cgroup is ever killed.
-fn cgroup_of(dir: &Path, run: &str, name: &str, parent: &Path) -> PathBuf {
+/// recorded it (crun's `cgroup-path`, runc's `cgroup_paths`, runsc's
+/// spec), else under the configured parent; only a path that ends in
+/// `<run>/<name>`, so that nothing but that container's cgroup is ever
+/// killed.
+fn cgroup_of(docs: &[serde_json::Value], run: &str, name: &str, parent: &Path) -> PathBuf {
     let tail = Path::new(run).join(name);
     let ok = |p: &Path| {
         p.is_absolute()
@@ -169,22 +306,23 @@ fn cgroup_of(dir: &Path, run: &str, name: &str, parent: &Path) -> PathBuf {
                 .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
     };
     let mut found: Vec<PathBuf> = Vec::new();
-    if let Ok(text) = std::fs::read_to_string(dir.join("status")) {
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
-            if let Some(p) = v["cgroup-path"].as_str() {
-                found.push(PathBuf::from(p));
-            }
+    let mounts = if docs.iter().any(|v| v["cgroup_paths"].is_object()) {
+        cgroup_mounts()
+    } else {
+        Vec::new()
+    };
+    for v in docs {
+        if let Some(p) = v["cgroup-path"].as_str() {
+            found.push(PathBuf::from(p));
         }
-    }
-    if let Ok(text) = std::fs::read_to_string(dir.join("state.json")) {
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
-            let mounts = cgroup_mounts();
-            if let Some(paths) = v["cgroup_paths"].as_object() {
-                for abs in paths.values().filter_map(|p| p.as_str()) {
-                    for m in &mounts {
-                        if let Ok(rel) = Path::new(abs).strip_prefix(m) {
-                            found.push(Path::new("/").join(rel));
-                        }
+        if let Some(p) = v["spec"]["linux"]["cgroupsPath"].as_str() {
+            found.push(PathBuf::from(p));
+        }
+        if let Some(paths) = v["cgroup_paths"].as_object() {
+            for abs in paths.values().filter_map(|p| p.as_str()) {
+                for m in &mounts {
+                    if let Ok(rel) = Path::new(abs).strip_prefix(m) {
+                        found.push(Path::new("/").join(rel));
                     }
                 }
             }
@@ -199,8 +337,14 @@ fn cgroup_of(dir: &Path, run: &str, name: &str, parent: &Path) -> PathBuf {
 /// Processes in this pid namespace running a runtime command on container
 /// `id` (its id is one of their arguments). A session leader with the id
 /// in its arguments is the container's own first process (crun's, before
-/// it execs the entry), not a command.
+/// it execs the entry; runsc's sandbox), not a command.
 fn commands_on(id: &str) -> Vec<i32> {
+    commands_on_any(&[id]).into_iter().map(|(p, _)| p).collect()
+}
+
+/// [`commands_on`] for several ids in one pass over /proc: (pid, index of
+/// the id it names).
+fn commands_on_any(ids: &[&str]) -> Vec<(i32, usize)> {
     let me = std::process::id() as i32;
     let Ok(rd) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -208,87 +352,159 @@ fn commands_on(id: &str) -> Vec<i32> {
     rd.flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter(|&p| p != me)
-        .filter(|&p| {
-            std::fs::read(format!("/proc/{p}/cmdline"))
-                .map(|c| c.split(|b| *b == 0).any(|a| a == id.as_bytes()))
-                .unwrap_or(false)
+        .filter_map(|p| {
+            let c = std::fs::read(format!("/proc/{p}/cmdline")).ok()?;
+            let i = c
+                .split(|b| *b == 0)
+                .find_map(|a| ids.iter().position(|id| a == id.as_bytes()))?;
+            Some((p, i))
         })
-        .filter(|&p| proc_stat(p).is_some_and(|s| s.session != p && s.state != 'Z'))
+        .filter(|&(p, _)| proc_stat(p).is_some_and(|s| s.session != p && s.state != 'Z'))
         .collect()
 }
 
+/// Removes an entry's paths. The first error, if any.
+fn remove_paths(entry: &Entry) -> Result<(), String> {
+    let mut first = None;
+    for p in &entry.paths {
+        let r = match p.symlink_metadata() {
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(p),
+            Ok(_) => std::fs::remove_file(p),
+            Err(_) => Ok(()),
+        };
+        if let Err(e) = r {
+            first.get_or_insert(format!("removing {}: {e}", p.display()));
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
+#[allow(clippy::too_many_arguments)]
 fn remove_one(
-    kind: OciKind,
-    cli: Option<&Cli>,
+    busy: bool,
+    owner: &Owner,
+    binary: Option<&Path>,
+    cli: &mut Option<Option<Cli>>,
     root: &Path,
-    id: &str,
+    entry: &Entry,
     (run, name): (&str, &str),
     driver: &dyn CgroupDriver,
     config: &RuntimeConfig,
 ) -> Option<StaleContainer> {
-    let dir = root.join(id);
+    let kind = owner.kind;
+    let id = entry.id.as_str();
     let until = Instant::now() + COMMAND_WAIT;
-    loop {
-        let busy = commands_on(id);
-        if busy.is_empty() {
-            break;
+    if busy {
+        loop {
+            let busy = commands_on(id);
+            if busy.is_empty() {
+                break;
+            }
+            if Instant::now() >= until {
+                tracing::warn!("stale container {id}: runtime commands {busy:?} still running");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        if Instant::now() >= until {
-            tracing::warn!("stale container {id}: runtime commands {busy:?} still running");
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
     }
-    if !dir.exists() {
+    if !entry.paths.iter().any(|p| p.symlink_metadata().is_ok()) {
         return None;
     }
-    let leader = leader_of(&dir);
+    let docs = state_docs(entry);
+    let recorded = recorded_processes(&docs);
+    let leader = recorded.first().copied();
     let me = std::process::id() as i32;
     // When this process is the subreaper that inherited the dead run's
     // container, its processes become our zombies: reap them after.
-    let ours = leader
-        .filter(|(p, start)| proc_stat(*p).is_some_and(|s| s.ppid == me && s.start == *start));
-    let cg_path = cgroup_of(&dir, run, name, &config.cgroup_parent);
+    let ours: Vec<Recorded> = recorded
+        .iter()
+        .copied()
+        .filter(|r| {
+            proc_stat(r.pid).is_some_and(|s| s.ppid == me && r.start.is_none_or(|st| st == s.start))
+        })
+        .collect();
+    let cg_path = cgroup_of(&docs, run, name, &config.cgroup_parent);
     let cg = driver.open(&cg_path);
-    let noted = if ours.is_some() {
-        reap::our_children(&cg.pids())
-    } else {
+    let in_cgroup = cg.pids();
+    let noted = if ours.is_empty() {
         Vec::new()
+    } else {
+        reap::our_children(&in_cgroup)
     };
-    let deleted = match cli {
-        Some(cli) => cli.delete(id).map_err(|e| crate::error::chain(&e)),
-        None => Err(format!("{} is not installed", kind.name())),
-    };
-    let removal = match deleted {
-        Ok(()) if !dir.exists() => Removal::Deleted,
-        other => {
-            let why = match other {
-                Err(e) => e,
-                Ok(()) => "delete left its state directory".into(),
-            };
-            if let Err(e) = cg.kill_all(KILL_TIMEOUT) {
-                tracing::warn!("stale container {id}: {}", crate::error::chain(&e));
-            }
-            // Recorded by the runtime, checked by start time: still that
-            // process, and somehow not in the cgroup.
-            if let Some((pid, start)) = leader {
-                if proc_stat(pid).is_some_and(|s| s.start == start && s.state != 'Z') {
-                    let _ = nix::sys::signal::kill(
-                        Pid::from_raw(pid),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
+    let nothing_runs = in_cgroup.is_empty() && !recorded.iter().any(|r| still_runs(*r, id));
+    let mut removal = if nothing_runs {
+        // Nothing of it runs: what `<rt> delete` would do, without it.
+        let _ = cg.remove();
+        match remove_paths(entry) {
+            Ok(()) => Removal::StateRemoved,
+            Err(why) => Removal::KilledThroughCgroup { why },
+        }
+    } else {
+        let cli = cli.get_or_insert_with(|| {
+            let b = binary?;
+            Cli::for_host(
+                kind,
+                b.to_path_buf(),
+                root.to_path_buf(),
+                &config.exe,
+                driver.mode(),
+            )
+            .map_err(|e| tracing::warn!("{}", crate::error::chain(&e)))
+            .ok()
+        });
+        let deleted = match cli {
+            Some(cli) => cli.delete(id).map_err(|e| crate::error::chain(&e)),
+            None => Err(format!("{} is not installed", owner.binary.display())),
+        };
+        match deleted {
+            Ok(()) if !entry.paths.iter().any(|p| p.symlink_metadata().is_ok()) => Removal::Deleted,
+            other => {
+                let mut why = match other {
+                    Err(e) => e,
+                    Ok(()) => "delete left its state behind".into(),
+                };
+                if let Err(e) = cg.kill_all(KILL_TIMEOUT) {
+                    tracing::warn!("stale container {id}: {}", crate::error::chain(&e));
                 }
+                // Recorded by the runtime, checked by start time (or its
+                // arguments): still that process, and not in the cgroup.
+                for r in &recorded {
+                    if still_runs(*r, id) {
+                        let _ = nix::sys::signal::kill(
+                            Pid::from_raw(r.pid),
+                            nix::sys::signal::Signal::SIGKILL,
+                        );
+                    }
+                }
+                let _ = cg.remove();
+                if let Err(e) = remove_paths(entry) {
+                    why = format!("{why}; {e}");
+                }
+                Removal::KilledThroughCgroup { why }
             }
-            let _ = cg.remove();
-            let _ = std::fs::remove_dir_all(&dir);
-            Removal::KilledThroughCgroup { why }
         }
     };
-    if let Some((pid, _)) = ours {
-        reap::reap_container_orphans(pid, &noted, Duration::from_secs(2));
+    if let Removal::KilledThroughCgroup { why } = &removal {
+        if entry.paths.iter().any(|p| p.symlink_metadata().is_ok()) {
+            removal = match owner::give_up(root, entry, why) {
+                Ok(at) => Removal::GivenUp {
+                    why: why.clone(),
+                    at,
+                },
+                Err(e) => Removal::GivenUp {
+                    why: format!("{why}; and it could not be set aside: {e}"),
+                    at: root.join(owner::GIVEN_UP_DIR),
+                },
+            };
+        }
+    }
+    if let Some(l) = leader.filter(|l| ours.iter().any(|o| o.pid == l.pid)) {
+        reap::reap_container_orphans(l.pid, &noted, Duration::from_secs(2));
+    }
+    for r in &ours {
         let until = Instant::now() + KILL_TIMEOUT;
         loop {
-            match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+            match waitpid(Pid::from_raw(r.pid), Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::StillAlive) if Instant::now() < until => {
                     std::thread::sleep(Duration::from_millis(5))
                 }
@@ -296,14 +512,20 @@ fn remove_one(
             }
         }
     }
-    for m in cgroup_mounts() {
-        let _ = std::fs::remove_dir(join(&m, &cg_path));
-        if let Some(run_dir) = cg_path.parent().filter(|p| p.ends_with(run)) {
-            let _ = std::fs::remove_dir(join(&m, run_dir));
+    // Below the configured parent, remove_stale_cgroups removes what is
+    // left in every hierarchy once, for all dead runs; elsewhere (a
+    // recorded path under another parent) it is done here.
+    if !cg_path.starts_with(config.cgroup_parent.join(run)) {
+        for m in cgroup_mounts() {
+            let _ = std::fs::remove_dir(join(&m, &cg_path));
+            if let Some(run_dir) = cg_path.parent().filter(|p| p.ends_with(run)) {
+                let _ = std::fs::remove_dir(join(&m, run_dir));
+            }
         }
     }
     Some(StaleContainer {
         runtime: kind,
+        binary: binary.map(Path::to_path_buf),
         id: id.to_string(),
         removal,
     })
@@ -344,8 +566,15 @@ fn remove_stale_cgroups(parent: &Path) -> bool {
 mod tests {
     use super::*;
 
+    fn docs_of(dir: &Path) -> Vec<serde_json::Value> {
+        state_docs(&Entry {
+            id: "x".into(),
+            paths: vec![dir.to_path_buf()],
+        })
+    }
+
     #[test]
-    fn the_leader_comes_from_runc_or_crun_state() {
+    fn the_processes_come_from_runc_crun_or_runsc_state() {
         let tmp = tempfile::tempdir().unwrap();
         let runc = tmp.path().join("runc");
         std::fs::create_dir(&runc).unwrap();
@@ -354,7 +583,11 @@ mod tests {
             r#"{"id":"x","init_process_pid":4242,"init_process_start":99}"#,
         )
         .unwrap();
-        assert_eq!(leader_of(&runc), Some((4242, 99)));
+        let one = |pid, start| Recorded { pid, start };
+        assert_eq!(
+            recorded_processes(&docs_of(&runc)),
+            vec![one(4242, Some(99))]
+        );
         let crun = tmp.path().join("crun");
         std::fs::create_dir(&crun).unwrap();
         std::fs::write(
@@ -362,8 +595,61 @@ mod tests {
             r#"{"pid": 77, "process-start-time": 12, "cgroup-path": "/boxwatch/1-2-0/c"}"#,
         )
         .unwrap();
-        assert_eq!(leader_of(&crun), Some((77, 12)));
-        assert_eq!(leader_of(tmp.path()), None);
+        assert_eq!(recorded_processes(&docs_of(&crun)), vec![one(77, Some(12))]);
+        // runsc: the sandbox first, then the gofer; no start times.
+        let runsc = tmp.path().join("x_sandbox:x.state");
+        std::fs::write(
+            &runsc,
+            r#"{"id":"x","status":"running","goferPid":16718,"sandbox":{"id":"x","pid":16720},
+               "spec":{"linux":{"cgroupsPath":"/boxwatch/1-2-0/c"}}}"#,
+        )
+        .unwrap();
+        let docs = docs_of(&runsc);
+        assert_eq!(
+            recorded_processes(&docs),
+            vec![one(16720, None), one(16718, None)]
+        );
+        assert_eq!(
+            cgroup_of(&docs, "1-2-0", "c", Path::new("/other")),
+            PathBuf::from("/boxwatch/1-2-0/c")
+        );
+        assert!(recorded_processes(&docs_of(tmp.path())).is_empty());
+    }
+
+    #[test]
+    fn a_process_runs_only_while_it_is_the_recorded_one() {
+        let me = std::process::id() as i32;
+        let start = crate::cleanup::start_time(me).unwrap();
+        assert!(still_runs(
+            Recorded {
+                pid: me,
+                start: Some(start)
+            },
+            "x"
+        ));
+        assert!(!still_runs(
+            Recorded {
+                pid: me,
+                start: Some(start + 1)
+            },
+            "x"
+        ));
+        // Without a start time: only with the id among its arguments.
+        let arg0 = std::env::args().next().unwrap();
+        assert!(still_runs(
+            Recorded {
+                pid: me,
+                start: None
+            },
+            &arg0
+        ));
+        assert!(!still_runs(
+            Recorded {
+                pid: me,
+                start: None
+            },
+            "bw-1-2-0-none"
+        ));
     }
 
     #[test]
@@ -373,7 +659,7 @@ mod tests {
         let parent = Path::new("/boxwatch");
         // Nothing recorded: under the configured parent.
         assert_eq!(
-            cgroup_of(d, "1-2-0", "c", parent),
+            cgroup_of(&docs_of(d), "1-2-0", "c", parent),
             PathBuf::from("/boxwatch/1-2-0/c")
         );
         // crun's record, under another parent.
@@ -383,7 +669,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            cgroup_of(d, "1-2-0", "c", parent),
+            cgroup_of(&docs_of(d), "1-2-0", "c", parent),
             PathBuf::from("/ci/boxwatch/1-2-0/c")
         );
         // A record that names anything else is not believed.
@@ -395,7 +681,7 @@ mod tests {
         ] {
             std::fs::write(d.join("status"), format!(r#"{{"cgroup-path": "{bad}"}}"#)).unwrap();
             assert_eq!(
-                cgroup_of(d, "1-2-0", "c", parent),
+                cgroup_of(&docs_of(d), "1-2-0", "c", parent),
                 PathBuf::from("/boxwatch/1-2-0/c"),
                 "{bad}"
             );
@@ -410,11 +696,18 @@ mod tests {
         for id in [
             format!("bw-{me}-{start}-0-alive"),
             format!("bw-{me}-{}-0-dead", start + 1),
+            format!("bw-{me}-{}-0-gaveup", start + 1),
             "not-ours".to_string(),
         ] {
             std::fs::create_dir(tmp.path().join(id)).unwrap();
         }
-        let dead = dead_containers(tmp.path());
+        let gave_up = format!("bw-{me}-{}-0-gaveup", start + 1);
+        std::fs::create_dir(tmp.path().join(owner::GIVEN_UP_DIR)).unwrap();
+        std::fs::write(tmp.path().join(owner::GIVEN_UP_DIR).join(&gave_up), "").unwrap();
+        let dead: Vec<_> = dead_containers(OciKind::Runc, tmp.path())
+            .into_iter()
+            .map(|(e, run, name)| (e.id, run, name))
+            .collect();
         assert_eq!(
             dead,
             vec![(

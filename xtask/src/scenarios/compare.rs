@@ -35,6 +35,8 @@ pub struct Column {
     pub passed: usize,
     pub failed: usize,
     pub unsupported: usize,
+    /// Scenarios that do not apply to the runtime's model (a sandbox).
+    pub not_applicable: usize,
     pub errors: usize,
 }
 
@@ -61,13 +63,29 @@ pub struct Cell {
 }
 
 fn scenario_cell(s: &reports::ScenarioResult) -> Cell {
-    let detail = KEY_MEASUREMENTS
-        .iter()
-        .find_map(|k| s.measurements.get(*k).map(|v| format!("{k} {}", short(*v))))
+    // The scenario's own headline figure, else the first key measurement.
+    let headline = s
+        .headline
+        .as_deref()
+        .and_then(|k| s.measurements.get(k).map(|v| (k, *v)));
+    let detail = headline
+        .or_else(|| {
+            KEY_MEASUREMENTS
+                .iter()
+                .find_map(|k| s.measurements.get(*k).map(|v| (*k, *v)))
+        })
+        .map(|(k, v)| format!("{k} {}", short(v)))
         .unwrap_or_default();
     Cell {
-        outcome: s.status.to_string(),
-        ok: matches!(s.status, Status::Pass | Status::Unsupported),
+        outcome: match s.status {
+            // Spelled out: never to be read as "unsupported".
+            Status::NotApplicable => "not applicable".into(),
+            other => other.to_string(),
+        },
+        ok: matches!(
+            s.status,
+            Status::Pass | Status::Unsupported | Status::NotApplicable
+        ),
         detail,
     }
 }
@@ -98,8 +116,12 @@ fn observed_value(observed: &str) -> String {
 
 fn check_cell(c: &reports::CheckResult) -> Cell {
     Cell {
-        outcome: c.verdict.to_string(),
-        ok: c.held(),
+        outcome: match c.verdict {
+            reports::Verdict::NotApplicable => "not applicable".into(),
+            v => v.to_string(),
+        },
+        // Not applicable to the runtime's model is no failure.
+        ok: c.held() || c.verdict == reports::Verdict::NotApplicable,
         detail: observed_value(&c.observed),
     }
 }
@@ -118,6 +140,7 @@ impl Comparison {
                     passed: count(Status::Pass),
                     failed: count(Status::Fail),
                     unsupported: count(Status::Unsupported),
+                    not_applicable: count(Status::NotApplicable),
                     errors: count(Status::Error),
                 }
             })
@@ -185,8 +208,8 @@ impl Comparison {
         for c in &self.columns {
             let _ = writeln!(
                 md,
-                "- **{}**: {} ({} passed, {} failed, {} unsupported, {} error)",
-                c.runtime, c.version, c.passed, c.failed, c.unsupported, c.errors
+                "- **{}**: {} ({} passed, {} failed, {} unsupported, {} not applicable, {} error)",
+                c.runtime, c.version, c.passed, c.failed, c.unsupported, c.not_applicable, c.errors
             );
         }
         let diffs: Vec<&Row> = self.differences().collect();
@@ -261,19 +284,20 @@ impl Comparison {
              body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse}\
              td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}\
              tr.scenario td{font-weight:bold;background:#f4f4f4}tr.differs td{background:#fff3b0}\
-             tr.differs td.name::before{content:'\\2260  ';color:#b00}td.bad{color:#b00}\
+             tr.differs td.name::before{content:'\\2260  ';color:#b00}td.bad{color:#b00}td.na{color:#0969da;font-style:italic}\
              span.d{color:#666;font-weight:normal}</style></head><body>\n\
              <h1>boxwatch: runtimes side by side</h1>\n<ul>\n",
         );
         for c in &self.columns {
             let _ = writeln!(
                 h,
-                "<li><b>{}</b>: {} ({} passed, {} failed, {} unsupported, {} error)</li>",
+                "<li><b>{}</b>: {} ({} passed, {} failed, {} unsupported, {} not applicable, {} error)</li>",
                 esc(&c.runtime),
                 esc(&c.version),
                 c.passed,
                 c.failed,
                 c.unsupported,
+                c.not_applicable,
                 c.errors
             );
         }
@@ -311,7 +335,13 @@ impl Comparison {
                         let _ = write!(
                             h,
                             "<td{}>{} <span class=\"d\">{}</span></td>",
-                            if c.ok { "" } else { " class=\"bad\"" },
+                            if !c.ok {
+                                " class=\"bad\""
+                            } else if c.outcome == "not applicable" {
+                                " class=\"na\""
+                            } else {
+                                ""
+                            },
                             esc(&c.outcome),
                             esc(&c.detail)
                         );
@@ -354,6 +384,42 @@ mod tests {
         b.runtime.name = RuntimeName::Runc;
         b.runtime.version = "runc version 1.1.5".into();
         (a, b)
+    }
+
+    /// A real runsc run next to the same scenarios under another runtime:
+    /// a not-applicable scenario reads as such, never as unsupported, in
+    /// the Markdown and the HTML.
+    #[test]
+    fn a_sandboxed_runtime_shows_not_applicable_apart_from_unsupported() {
+        let text = include_str!("../../../reports/tests/data/runsc-sandboxed.json");
+        let runsc =
+            reports::parse_report(text, std::path::Path::new("runsc-sandboxed.json")).unwrap();
+        let mut runc = runsc.clone();
+        runc.runtime.name = RuntimeName::Runc;
+        for s in &mut runc.scenarios {
+            s.status = Status::Pass;
+        }
+        let c = Comparison::build(&[runc, runsc]);
+        assert_eq!(c.columns[1].not_applicable, 1);
+        assert_eq!(c.columns[1].unsupported, 1);
+        let row = c
+            .rows
+            .iter()
+            .find(|r| r.scenario == "ipc-namespace" && r.check.is_none())
+            .unwrap();
+        assert!(row.differs);
+        let cell = row.cells[1].as_ref().unwrap();
+        assert_eq!(cell.outcome, "not applicable");
+        assert!(cell.ok, "not applicable is no failure");
+        let md = c.to_markdown();
+        assert!(md.contains("not applicable") && md.contains("unsupported"));
+        assert!(c.to_html().contains("<td class=\"na\">not applicable"));
+        let check = c
+            .rows
+            .iter()
+            .find(|r| r.scenario == "ipc-namespace" && r.check.as_deref() == Some("ns-differs"))
+            .unwrap();
+        assert!(check.cells[1].as_ref().unwrap().ok);
     }
 
     #[test]

@@ -136,7 +136,7 @@ pub fn judge(result: &ColumnResult, scenario: &str, check: Option<&str>) -> Outc
             let what = format!("{scenario}: {}{figure}", s.status);
             match s.status {
                 Status::Pass => Outcome::Good(what),
-                Status::Fail | Status::Unsupported => Outcome::Bad(what),
+                Status::Fail | Status::Unsupported | Status::NotApplicable => Outcome::Bad(what),
                 Status::Error => Outcome::Skip(format!(
                     "inconclusive: {what}: {}",
                     s.error.as_deref().unwrap_or("a required check errored")

@@ -150,7 +150,7 @@ impl Cell {
                     .filter(|c| c.required && !c.held())
                     .map(|c| c.id.clone())
                     .collect(),
-                Status::Pass | Status::Unsupported => Vec::new(),
+                Status::Pass | Status::Unsupported | Status::NotApplicable => Vec::new(),
             },
         }
     }
@@ -545,6 +545,11 @@ impl Matrix {
                         Status::Unsupported => {
                             let mut s = TestCaseStatus::skipped();
                             s.set_message("unsupported on this kernel");
+                            s
+                        }
+                        Status::NotApplicable => {
+                            let mut s = TestCaseStatus::skipped();
+                            s.set_message("not applicable to this runtime");
                             s
                         }
                         Status::Fail | Status::Error => {
