@@ -1,7 +1,11 @@
 //! Capabilities: the effective, permitted, bounding and ambient sets
 //! against the documented default (Docker's set, which boxwatch gives the
 //! builtin runtime and writes into every OCI bundle), the dangerous ones,
-//! and no_new_privs. Read from /proc/self/status only.
+//! and no_new_privs. Read from /proc/self/status (no_new_privs from prctl
+//! where the status file does not show it, as under gVisor). A set with
+//! fewer capabilities than the default is stricter, not a leak: the judged
+//! figures are what lies beyond the default; the full difference is
+//! reported beside them.
 
 use super::list;
 use probes::inside::parse_status;
@@ -51,6 +55,19 @@ pub fn against(set: u64, default: u64) -> String {
     }
 }
 
+/// `none`, or the capabilities of `set` beyond `default`: `+CAP_SYS_ADMIN`.
+pub fn beyond(set: u64, default: u64) -> String {
+    let extra: Vec<String> = (0..64u32)
+        .filter(|bit| set >> bit & 1 == 1 && default >> bit & 1 == 0)
+        .map(|bit| format!("+{}", name(bit)))
+        .collect();
+    if extra.is_empty() {
+        "none".into()
+    } else {
+        extra.join(" ")
+    }
+}
+
 pub fn probe(r: &mut Map<String, Value>) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let s = parse_status(&status);
@@ -81,6 +98,13 @@ pub fn probe(r: &mut Map<String, Value>) {
         "bounding_vs_default".into(),
         Value::from(against(c.bounding, def)),
     );
+    for (key, set) in [
+        ("effective_beyond_default", c.effective),
+        ("permitted_beyond_default", c.permitted),
+        ("bounding_beyond_default", c.bounding),
+    ] {
+        r.insert(key.into(), Value::from(beyond(set, def)));
+    }
     r.insert(
         "ambient".into(),
         Value::from(if c.ambient == 0 {
@@ -89,7 +113,10 @@ pub fn probe(r: &mut Map<String, Value>) {
             against(c.ambient, 0)
         }),
     );
-    if let Some(n) = s.no_new_privs {
+    let no_new_privs = s
+        .no_new_privs
+        .or_else(|| nix::sys::prctl::get_no_new_privs().ok());
+    if let Some(n) = no_new_privs {
         r.insert("no_new_privs".into(), Value::from(n));
     }
 }
@@ -106,5 +133,7 @@ mod tests {
         let kill = 1u64 << 5;
         assert_eq!(against(def & !kill, def), "-CAP_KILL");
         assert_eq!(def.count_ones(), 14);
+        assert_eq!(beyond(def & !kill, def), "none");
+        assert_eq!(beyond(def | 1 << 21, def), "+CAP_SYS_ADMIN");
     }
 }
