@@ -2,9 +2,9 @@
 
 mod bench_exporter;
 mod bench_runtime;
+mod bench_stale;
 mod mutants;
 mod noise;
-mod bench_stale;
 mod scenarios;
 mod vm;
 
