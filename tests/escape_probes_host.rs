@@ -124,7 +124,10 @@ fn every_escape_probe_run_on_the_host_changes_nothing() {
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let result: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    // A `start` line (the workload asks the harness to look), then the result.
+    let last = stdout.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("");
+    let result: serde_json::Value = serde_json::from_str(last).unwrap();
+    assert_eq!(result["event"], "result", "{stdout}");
 
     let after = host_state();
     assert_eq!(before, after, "the probes changed the host");
