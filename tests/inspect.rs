@@ -312,6 +312,17 @@ fn inspect_that_cannot_enter_says_why_and_exits_3() {
     spec.rootfs = runtime::RootfsSpec::Dir(rootfs.clone());
     spec.namespaces.insert(runtime::Namespace::User);
     let c = b.spawn(&spec, Stdio::default()).unwrap();
+    // The root is locked only once the entry runs: runc's init still has to
+    // reach it on a busy host, and a locked root would stop it there.
+    let comm = format!("/proc/{}/comm", c.host_pid());
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::fs::read_to_string(&comm)
+        .map(|t| t.trim() != "busybox")
+        .unwrap_or(true)
+        && std::time::Instant::now() < until
+    {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     mode(&rootfs, 0o700);
     let pid = c.host_pid().to_string();
     let (code, out, err) = inspect(&["--pid", &pid, "--format", "json"]);
