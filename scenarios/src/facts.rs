@@ -36,6 +36,9 @@ pub enum ControllerFact {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CgroupFacts {
     pub controllers: BTreeMap<String, ControllerFact>,
+    /// The kernel's release (`uname -r`), named by evidence that rests on
+    /// how this kernel counts (empty when it could not be read).
+    pub release: String,
 }
 
 /// One line of /proc/cgroups: (name, enabled).
@@ -152,7 +155,13 @@ impl CgroupFacts {
             };
             controllers.insert(c.to_string(), fact);
         }
-        CgroupFacts { controllers }
+        let release = nix::sys::utsname::uname()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_default();
+        CgroupFacts {
+            controllers,
+            release,
+        }
     }
 
     /// The observation of a figure of `controller`, read from `file` of the
@@ -248,6 +257,7 @@ mod tests {
 
     fn mounted(dir: &Path, version: CgroupVersion, dir_error: Option<&str>) -> CgroupFacts {
         CgroupFacts {
+            release: String::new(),
             controllers: [(
                 "pids".to_string(),
                 ControllerFact::Mounted {
@@ -316,6 +326,7 @@ mod tests {
     #[test]
     fn an_absent_controller_carries_its_evidence() {
         let f = CgroupFacts {
+            release: String::new(),
             controllers: [(
                 "memory".to_string(),
                 ControllerFact::Absent(Evidence::KernelController {

@@ -769,9 +769,12 @@ fn memory_limit_hits(c: &Collected, s: &probes::host::CgroupStats) -> Observed {
         // The kernel's own figures are the evidence: the usage reached the
         // limit, and the counter of limit hits did not move.
         return Observed::Unsupported(probes::Evidence::KernelVersion {
-            release: nix::sys::utsname::uname()
-                .map(|u| u.release().to_string_lossy().into_owned())
-                .unwrap_or_else(|_| "?".into()),
+            release: c
+                .facts
+                .as_ref()
+                .map(|f| f.release.clone())
+                .filter(|r| !r.is_empty())
+                .unwrap_or_else(|| "?".into()),
             feature: "v1 memory.failcnt counting of the limit hits that end in an OOM kill \
                       (it stayed 0 although the usage reached the limit; see oom_kills and \
                       memory_peak_bytes)"
