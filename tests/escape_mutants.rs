@@ -19,13 +19,7 @@ fn escape_verdicts(args: &[&str]) -> BTreeMap<(String, String), String> {
         .args(args)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-        panic!(
-            "no JSON report ({e}): {stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+    let report = json_report(&out);
     let mut v = BTreeMap::new();
     for s in report["scenarios"].as_array().unwrap() {
         for c in s["checks"].as_array().unwrap() {

@@ -29,13 +29,7 @@ fn cpu_quota_20(runtime_path: Option<&Path>) -> (String, Vec<(String, String)>, 
         cmd.arg("--runtime-path").arg(p);
     }
     let out = cmd.output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-        panic!(
-            "no JSON report ({e}): {stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+    let report = json_report(&out);
     let s = &report["scenarios"][0];
     assert_eq!(s["id"], "cpu-quota-20");
     let checks = s["checks"]

@@ -3,6 +3,8 @@
 //! This file holds one test so that nothing else in this binary runs beside
 //! the measurement.
 
+mod common;
+use common::json_report;
 use std::process::Command;
 
 #[test]
@@ -31,13 +33,7 @@ fn cpu_quota_20_measures_a_cpu_share_of_020_even_with_jobs() {
         ])
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-        panic!(
-            "no JSON report ({e}):\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+    let report = json_report(&out);
     let scenario = |id: &str| {
         report["scenarios"]
             .as_array()

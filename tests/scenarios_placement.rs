@@ -99,13 +99,7 @@ fn a_fork_bomb_moved_out_of_its_pids_cgroup_is_not_a_pass() {
         ])
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-        panic!(
-            "no JSON report ({e}): {stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+    let report = json_report(&out);
     let s = &report["scenarios"][0];
     assert_ne!(s["status"], "pass", "{s:#}");
     let placement = s["checks"]

@@ -191,3 +191,15 @@ pub fn bundle_editing_wrapper(dir: &Path, name: &str, runtime: &Path, edit: &str
     .unwrap();
     wrapper
 }
+
+/// The JSON report a `boxwatch scenarios --format json` run printed, or a
+/// panic that shows its stdout and stderr.
+pub fn json_report(out: &std::process::Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON report ({e}):\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
