@@ -21,6 +21,7 @@
 use super::OciKind;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The file in a state root that names its runtime's binary.
 pub const OWNER_FILE: &str = ".boxwatch-owner";
@@ -60,9 +61,15 @@ impl Owner {
         if path.exists() {
             return Ok(());
         }
-        let tmp = root.join(format!("{OWNER_FILE}.{}", std::process::id()));
+        // One temporary name per writer, threads of one process included:
+        // two writers sharing a name would rename each other's file away.
+        static WRITERS: AtomicU64 = AtomicU64::new(0);
+        let n = WRITERS.fetch_add(1, Ordering::Relaxed);
+        let tmp = root.join(format!("{OWNER_FILE}.{}.{n}", std::process::id()));
         std::fs::write(&tmp, self.render())?;
-        std::fs::rename(&tmp, &path)
+        std::fs::rename(&tmp, &path).inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
     }
 }
 
@@ -191,6 +198,39 @@ mod tests {
         assert_eq!(Owner::parse("runsc\trunsc\n"), None);
         assert_eq!(Owner::parse("docker\t/usr/bin/docker"), None);
         assert_eq!(Owner::parse("garbage"), None);
+    }
+
+    #[test]
+    fn threads_recording_one_owner_at_once_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = Owner {
+            kind: OciKind::Runc,
+            binary: "/usr/sbin/runc".into(),
+        };
+        for _ in 0..50 {
+            let _ = std::fs::remove_file(dir.path().join(OWNER_FILE));
+            let start = std::sync::Barrier::new(8);
+            std::thread::scope(|s| {
+                let handles: Vec<_> = (0..8)
+                    .map(|_| {
+                        s.spawn(|| {
+                            start.wait();
+                            o.write_if_missing(dir.path())
+                        })
+                    })
+                    .collect();
+                for h in handles {
+                    h.join().unwrap().unwrap();
+                }
+            });
+        }
+        assert_eq!(Owner::read(dir.path()), Some(o));
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, [OWNER_FILE], "no temporary file is left");
     }
 
     #[test]
