@@ -80,7 +80,9 @@ impl Lxcfs {
             why,
         };
         let bin = binary().ok_or_else(|| fail(unavailable().unwrap_or_default()))?;
-        std::fs::create_dir_all(mount_point)
+        // Another boxwatch ending may remove the shared state directory
+        // between two mkdirs: retry as every shared directory does.
+        crate::shared_dir::create_dir_all_retrying(mount_point)
             .map_err(|e| fail(format!("creating the mount point: {e}")))?;
         let (ready_tx, ready_rx) = channel();
         let (stop_tx, stop_rx) = channel();
