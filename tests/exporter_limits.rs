@@ -249,25 +249,38 @@ fn slow_readers_lose_their_slot_at_the_write_timeout() {
         peak < base + 64.0,
         "VmRSS grew from {base:.1} to {peak:.1} MiB (bound: +64 MiB)"
     );
-    // The first 8 readers (the ones given a slot) were cut off: reading
-    // now ends (EOF or reset) short of the whole answer. (The 4 that
-    // waited in the backlog are being served now, and reading them would
-    // let their answers through.)
-    for (i, mut r) in readers.into_iter().take(8).enumerate() {
+    // The readers given a slot were cut off: reading now ends (EOF or
+    // reset) short of the whole answer. Which 8 of the 12 got the slots is
+    // the kernel's accept order, not the order they connected in; the 4
+    // that waited in the backlog are being served now, and reading them
+    // lets their whole answers through. So every reader either ends short
+    // or gets the whole answer, and at least 8 end short.
+    let mut cut = 0;
+    for (i, mut r) in readers.into_iter().enumerate() {
         r.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         let mut got = 0usize;
         let mut buf = vec![0u8; 1 << 16];
         let ended = loop {
+            if got >= body {
+                break false;
+            }
             match r.read(&mut buf) {
                 Ok(0) => break true,
                 Ok(n) => got += n,
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
-                Err(_) => break false,
+                Err(e) => {
+                    panic!("reader {i}: still open after the write timeout ({e}, {got} bytes)")
+                }
             }
         };
-        assert!(ended, "reader {i}: still open after the write timeout");
-        assert!(got < body, "reader {i}: got the whole answer ({got} bytes)");
+        if ended && got < body {
+            cut += 1;
+        }
     }
+    assert!(
+        cut >= 8,
+        "only {cut} of 12 slow readers were cut off at the write timeout (cap 8)"
+    );
 }
 
 /// A signal mask survives fork and exec, and std's `Command` does not
