@@ -51,15 +51,12 @@ pub const CGROUP_METRICS: &[&str] = &[
 mod tests {
     #[test]
     fn the_exporter_agrees() {
-        assert_eq!(super::READ, ::exporter::collector::READ);
+        assert_eq!(super::READ, ::exporter::READ);
         assert_eq!(
             super::DEFAULT_MAX_OPEN_FILES,
-            ::exporter::cli::DEFAULT_MAX_OPEN_FILES
+            ::exporter::DEFAULT_MAX_OPEN_FILES
         );
-        let names: Vec<&str> = ::exporter::collector::CGROUP_METRICS
-            .iter()
-            .map(|m| m.name)
-            .collect();
+        let names: Vec<&str> = ::exporter::CGROUP_METRICS.iter().map(|m| m.name).collect();
         assert_eq!(
             super::CGROUP_METRICS,
             names,
