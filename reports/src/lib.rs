@@ -7,7 +7,7 @@
 //! [`Report::with_baseline`] adds the [`Regression`]s found by [`compare`],
 //! and the renderers turn the report into text.
 //!
-//! Must not depend on: `runtime`, `scenarios`.
+//! Must not depend on: `runtime`, `probes`, `scenarios`, `exporter`.
 
 pub mod build;
 pub mod diff;
