@@ -42,7 +42,7 @@ enum Command {
     /// Run a command in a fresh container and exit with its exit code.
     Run(run::RunArgs),
     /// Serve per-cgroup usage against quota, and the latest verdicts, to Prometheus.
-    Exporter(exporter::cli::ExporterArgs),
+    Exporter(exporter::ExporterArgs),
     /// Run the scenario catalog: which isolation and limit guarantees hold on this kernel.
     Scenarios(scenarios::cli::ScenariosArgs),
     /// Look into a running container boxwatch did not start: namespaces, /proc leaks, limits and usage.
@@ -71,7 +71,7 @@ fn main() -> ExitCode {
     init_tracing(cli.verbose);
     let result = match cli.command {
         Command::Run(args) => run::main(args),
-        Command::Exporter(args) => exporter::cli::run(args)
+        Command::Exporter(args) => exporter::run(args)
             .map(|()| ExitCode::SUCCESS)
             .map_err(Into::into),
         Command::Scenarios(args) => scenarios::cli::run_scenarios(args).map_err(Into::into),

@@ -340,13 +340,13 @@ fn prometheus_sees_usage_against_quota_and_dashboards_have_data() {
     let pure_v2 = !Path::new("/sys/fs/cgroup/cpu").exists();
     let given = |metric: &str| exposition.contains(&format!("\n{metric}{{"));
     let mut without = Vec::new();
-    for (file, json) in exporter::dashboards::DASHBOARDS {
-        for expr in exporter::dashboards::queries(json).unwrap() {
+    for (file, json) in exporter::DASHBOARDS {
+        for expr in exporter::queries(json).unwrap() {
             let absent: Vec<&str> = expr
                 .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
                 .filter(|w| w.starts_with("boxwatch_cgroup_") && !given(w))
                 .collect();
-            let q = exporter::dashboards::instantiate(&expr, "10s", "1m");
+            let q = exporter::instantiate(&expr, "10s", "1m");
             if !absent.is_empty() && !pure_v2 {
                 without.push(format!("{q} ({} not given here)", absent.join(", ")));
                 continue;
@@ -366,9 +366,9 @@ fn prometheus_sees_usage_against_quota_and_dashboards_have_data() {
     // API Grafana's Prometheus data source uses for it; $cgroup offers the
     // container.
     let mut variables = 0;
-    for (file, json) in exporter::dashboards::DASHBOARDS {
-        for q in exporter::dashboards::variable_queries(json).unwrap() {
-            let lv = exporter::dashboards::label_values(&q)
+    for (file, json) in exporter::DASHBOARDS {
+        for q in exporter::variable_queries(json).unwrap() {
+            let lv = exporter::label_values(&q)
                 .unwrap_or_else(|| panic!("{file}: not a label_values query: {q}"));
             let mut path = format!("/api/v1/label/{}/values", lv.label);
             if let Some(sel) = &lv.selector {

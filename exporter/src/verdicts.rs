@@ -7,9 +7,9 @@
 //! and never read beyond [`MAX_REPORT_BYTES`].
 
 use crate::collector::{desc, family, sample, Kind};
-use probes::Verdict;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
+use reports::Verdict;
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use exporter::openmetrics::Format;
+use exporter::Format;
 use probes::host::fake::FakeTree;
 
 /// A pure v2 tree: a limited container, an unlimited one, and cgroups
@@ -254,7 +254,7 @@ fn cgroups_appearing_and_vanishing_during_scrapes() {
         })
     };
     let args = fake_args(dir.path(), &[]);
-    let exporter = exporter::cli::build(&args).unwrap();
+    let exporter = exporter::build(&args).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -285,7 +285,7 @@ fn walking_only_the_cpu_hierarchy() {
     let mut args = fake_args(dir.path(), &["/boxwatch/run-2"]);
     let union = scrape(&args, Format::Text);
     assert!(union.contains("cgroup=\"/boxwatch/run-2/only-pids\""));
-    args.walk = exporter::collector::WalkMode::Cpu;
+    args.walk = exporter::WalkMode::Cpu;
     let cpu = scrape(&args, Format::Text);
     assert!(!cpu.contains("only-pids"));
     assert_eq!(value_of(&cpu, "boxwatch_exporter_cgroups "), Some(2.0));
@@ -420,7 +420,7 @@ fn an_unreadable_layout_is_counted() {
 /// collectors' families merged in.
 #[test]
 fn the_direct_body_is_the_registry_body() {
-    use exporter::collector::{CgroupCollector, CollectorConfig};
+    use exporter::{CgroupCollector, CollectorConfig};
     let dir = tempfile::tempdir().unwrap();
     let t = v2_tree(dir.path());
     raw_cgroup(&t, b"boxwatch/odd/a\xff", 1);
@@ -436,8 +436,8 @@ fn the_direct_body_is_the_registry_body() {
     .unwrap();
     let mut args = fake_args(dir.path(), &["/boxwatch", "/other"]);
     args.report = Some(report.clone());
-    let direct = exporter::cli::build(&args).unwrap();
-    let objects = exporter::server::Exporter::new(vec![
+    let direct = exporter::build(&args).unwrap();
+    let objects = exporter::Exporter::new(vec![
         Box::new(CgroupCollector::new(CollectorConfig {
             host: probes::host::Host::with_root(dir.path()),
             roots: args.roots().unwrap(),
@@ -446,7 +446,7 @@ fn the_direct_body_is_the_registry_body() {
             max_open_files: 1000,
             names: args.names.clone(),
         })),
-        Box::new(exporter::verdicts::VerdictCollector::new(report)),
+        Box::new(exporter::VerdictCollector::new(report)),
     ])
     .unwrap();
     assert_eq!(direct.metric_names(), objects.metric_names());
@@ -460,9 +460,7 @@ fn the_direct_body_is_the_registry_body() {
         // not the broken one.
         assert_eq!(a.cgroups().map(|t| t.len()), Some(10));
         for format in [Format::Text, Format::OpenMetrics] {
-            let body = |s: &exporter::server::Scrape| {
-                redact(std::str::from_utf8(&s.body(format)).unwrap())
-            };
+            let body = |s: &exporter::Scrape| redact(std::str::from_utf8(&s.body(format)).unwrap());
             let (a, b) = (body(&a), body(&b));
             assert!(
                 a.contains("cgroup=\"/boxwatch/odd/a\\\\x5c\\\\xfe\""),
@@ -480,7 +478,7 @@ fn the_direct_body_is_the_registry_body() {
 fn a_body_nobody_holds_is_rendered_into_again() {
     let dir = tempfile::tempdir().unwrap();
     v2_tree(dir.path());
-    let exporter = exporter::cli::build(&fake_args(dir.path(), &[])).unwrap();
+    let exporter = exporter::build(&fake_args(dir.path(), &[])).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -520,7 +518,7 @@ fn a_large_tree_read_in_parallel_is_the_same() {
                 .unwrap();
         }
     }
-    let exporter = exporter::cli::build(&fake_args(dir.path(), &["/boxwatch/run-2"])).unwrap();
+    let exporter = exporter::build(&fake_args(dir.path(), &["/boxwatch/run-2"])).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -600,14 +598,11 @@ fn files_per_cgroup_covers_every_file_the_reader_opens() {
         let _t = build(dir.path());
         let layout = probes::host::Host::with_root(dir.path()).layout().unwrap();
         let files = layout
-            .stat_files(
-                &probes::host::CgroupPath::new(c).unwrap(),
-                exporter::collector::READ,
-            )
+            .stat_files(&probes::host::CgroupPath::new(c).unwrap(), exporter::READ)
             .unwrap();
         assert!(!files.is_empty());
         assert!(
-            files.len() <= exporter::collector::FILES_PER_CGROUP,
+            files.len() <= exporter::FILES_PER_CGROUP,
             "{} files for {c}: {files:?}",
             files.len()
         );

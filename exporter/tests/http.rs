@@ -259,9 +259,9 @@ impl prometheus::core::Collector for Panicky {
             self.panics.store(left - 1, Ordering::SeqCst);
             panic!("a collector bug");
         }
-        let kind = exporter::collector::Kind::Gauge;
-        let sample = exporter::collector::sample(&[], kind, 1.0);
-        vec![exporter::collector::family(
+        let kind = exporter::Kind::Gauge;
+        let sample = exporter::sample(&[], kind, 1.0);
+        vec![exporter::family(
             "test_panicky",
             "Collections that did not panic.",
             kind,
@@ -273,10 +273,10 @@ impl prometheus::core::Collector for Panicky {
 #[test]
 fn a_panic_while_answering_is_a_500_and_counted() {
     let panicky = Panicky {
-        desc: exporter::collector::desc("test_panicky", "Collections that did not panic.", &[]),
+        desc: exporter::desc("test_panicky", "Collections that did not panic.", &[]),
         panics: std::sync::atomic::AtomicUsize::new(1),
     };
-    let exporter = exporter::server::Exporter::new(vec![Box::new(panicky)]).unwrap();
+    let exporter = exporter::Exporter::new(vec![Box::new(panicky)]).unwrap();
     let srv = TestServer::serve(exporter, Default::default());
     let (code, head, body) = get(srv.addr, "/metrics", "");
     assert_eq!(code, 500, "{head}");

@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use exporter::openmetrics::Format;
+use exporter::Format;
 use probes::host::{CgroupPath, CgroupVersion, Host};
 use std::path::PathBuf;
 
@@ -98,7 +98,7 @@ fn held_files_give_each_scrape_the_limits_of_the_moment() {
     let set = TestCgroups::new();
     set.make(20_000, 64 << 20, 64);
     let args = fake_args(std::path::Path::new("/"), &[set.root.as_str()]);
-    let exporter = exporter::cli::build(&args).unwrap();
+    let exporter = exporter::build(&args).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

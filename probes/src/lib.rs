@@ -8,7 +8,5 @@ pub mod error;
 pub mod host;
 pub mod inside;
 pub mod inspect;
-pub mod verdict;
 
 pub use error::{Error, ParseError, Result};
-pub use verdict::{Evidence, Verdict};

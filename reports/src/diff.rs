@@ -99,7 +99,7 @@ fn common_measurements(
 mod tests {
     use super::*;
     use crate::fixture;
-    use probes::Verdict;
+    use crate::Verdict;
     use proptest::prelude::*;
 
     fn check(id: String, verdict: Verdict, expected: Verdict, required: bool) -> CheckResult {
@@ -110,10 +110,8 @@ mod tests {
             observed: String::new(),
             required,
             detail: None,
-            evidence: (verdict == Verdict::Unsupported).then(|| {
-                probes::Evidence::KernelNamespace {
-                    namespace: "time".into(),
-                }
+            evidence: (verdict == Verdict::Unsupported).then(|| crate::Evidence::KernelNamespace {
+                namespace: "time".into(),
             }),
         }
     }

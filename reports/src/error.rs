@@ -51,8 +51,20 @@ pub enum Error {
     },
 }
 
-/// `e` and its causes, printed once (see [`probes::error::chain`]).
-pub use probes::error::chain;
+/// `e` and its causes, outermost first, joined with ": " (what anyhow's
+/// `{:#}` prints). This crate's errors keep their cause as `#[source]` and
+/// do not repeat it in their message; where one becomes text (a note, a
+/// report's error field), this prints the whole chain once.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cur = c.source();
+    }
+    out
+}
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -10,8 +10,8 @@ use crate::model::{
     CgroupMode, CheckResult, EarlierTry, HostInfo, Limits, Report, RuntimeInfo, RuntimeName,
     Sample, ScenarioResult, Status,
 };
+use crate::Verdict;
 use chrono::{TimeZone, Utc};
-use probes::Verdict;
 use std::collections::BTreeMap;
 
 const MIB: u64 = 1024 * 1024;
@@ -310,7 +310,7 @@ fn time_namespace() -> ScenarioResult {
         "/proc/self/ns/time absent",
     );
     unsupported.detail = Some("kernel built without CONFIG_TIME_NS".into());
-    unsupported.evidence = Some(probes::Evidence::KernelNamespace {
+    unsupported.evidence = Some(crate::Evidence::KernelNamespace {
         namespace: "time".into(),
     });
     let mut s = scenario(

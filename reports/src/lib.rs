@@ -7,7 +7,7 @@
 //! [`Report::with_baseline`] adds the [`Regression`]s found by [`compare`],
 //! and the renderers turn the report into text.
 //!
-//! Must not depend on: `runtime`, `scenarios`.
+//! Must not depend on: `runtime`, `probes`, `scenarios`, `exporter`.
 
 pub mod build;
 pub mod diff;
@@ -16,13 +16,14 @@ pub mod fixture;
 pub mod model;
 pub mod render;
 pub mod status;
+pub mod verdict;
 
 pub use build::{load_report, parse_report};
 pub use diff::compare;
 pub use error::{Error, Result};
 pub use model::*;
-pub use probes::Verdict;
 pub use render::{
     check_out_dir, html, human, json, junit, markdown, markdown_cell, write_all, Color, Format,
 };
 pub use status::{scenario_status, summarize};
+pub use verdict::{Evidence, Verdict};

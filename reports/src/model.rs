@@ -8,9 +8,9 @@
 //! Compatibility rule: adding an optional field keeps `v1`; removing or
 //! renaming a field, or changing its meaning, bumps the version.
 
+pub use crate::verdict::Evidence;
+use crate::verdict::Verdict;
 use chrono::{DateTime, Utc};
-pub use probes::Evidence;
-use probes::Verdict;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;

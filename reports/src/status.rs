@@ -1,7 +1,7 @@
 //! Pure judgement: a scenario's status from its checks, and summary counts.
 
 use crate::model::{CheckResult, Regression, ScenarioResult, Status, Summary};
-use probes::Verdict;
+use crate::Verdict;
 
 /// The status of a scenario, from its checks and its own error.
 ///
@@ -84,7 +84,7 @@ mod tests {
             required,
             detail: None,
             evidence: (verdict == Verdict::Unsupported).then(|| {
-                probes::Evidence::KernelController {
+                crate::Evidence::KernelController {
                     controller: "memory".into(),
                     source: "/proc/cgroups".into(),
                 }

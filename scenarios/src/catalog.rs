@@ -54,7 +54,7 @@ use crate::error::Error;
 use crate::expect::{Condition, Expectation, Value};
 use crate::metrics;
 use crate::workload::{Workload, WorkloadKind};
-use probes::Verdict;
+use reports::Verdict;
 use runtime::{Capability, CpuQuota, CpuSet, Limits, MemoryBytes, Namespace, NamespaceSet};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};

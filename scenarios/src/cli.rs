@@ -5,15 +5,15 @@ use crate::catalog::{Entry, Scenario};
 use crate::error::{Error, Result};
 use crate::runner::{Runner, RunnerConfig, ScenarioRun};
 use crate::schedule::{self, Job};
+use crate::signals::{watch_signals, OnSignal};
 use crate::workload::{self, Workload};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use nix::sys::signal::{SigSet, Signal};
 use reports::{Color, Format, Status};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -327,33 +327,6 @@ fn progress_line(run: &ScenarioRun) -> String {
     line
 }
 
-/// Blocks the termination signals in this (still single-threaded) process
-/// and starts a thread that sets `flag` on the first one and exits on the
-/// second; the runner stops its containers when the flag is set.
-fn watch_signals(flag: Arc<AtomicBool>) -> Result<()> {
-    let mut set = SigSet::empty();
-    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-        set.add(s);
-    }
-    set.thread_block().map_err(|source| Error::Sys {
-        step: "blocking termination signals",
-        source,
-    })?;
-    std::thread::spawn(move || {
-        if set.wait().is_ok() {
-            eprintln!(
-                "boxwatch: interrupted: stopping the running scenarios (again to quit at once)"
-            );
-            flag.store(true, Ordering::SeqCst);
-        }
-        if set.wait().is_ok() {
-            // The next run removes what is left (stale cgroups, mounts).
-            std::process::exit(130);
-        }
-    });
-    Ok(())
-}
-
 /// `boxwatch scenarios`: runs the selected scenarios, prints the report in
 /// `--format`, writes every format to `--out`. Exit code 1 when a required
 /// check failed or errored, or something regressed against `--baseline`.
@@ -407,7 +380,14 @@ pub fn run_scenarios(args: ScenariosArgs) -> Result<ExitCode> {
         }
     }
     let interrupted = Arc::new(AtomicBool::new(false));
-    watch_signals(interrupted.clone())?;
+    watch_signals(
+        interrupted.clone(),
+        OnSignal {
+            message:
+                "boxwatch: interrupted: stopping the running scenarios (again to quit at once)",
+            exit_on_second: Some(130),
+        },
+    )?;
 
     let exe = std::env::current_exe()
         .map_err(Error::io("locating the boxwatch binary", "/proc/self/exe"))?;

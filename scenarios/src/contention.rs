@@ -18,7 +18,7 @@
 //! too, and then the host's spare CPUs decide.
 
 use crate::expect::{Condition, Expectation, Judgement, Observations, Observed, Value};
-use probes::Verdict;
+use reports::Verdict;
 use std::collections::BTreeMap;
 
 /// Metric: the container's run-queue wait beyond its throttled time, in

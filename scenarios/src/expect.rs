@@ -1,8 +1,8 @@
 //! Expectations and their evaluation: a pure function from what was
 //! observed to a verdict. No I/O here.
 
-pub use probes::Evidence;
-use probes::Verdict;
+pub use reports::Evidence;
+use reports::Verdict;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

@@ -20,6 +20,7 @@ pub mod placement;
 pub mod report;
 pub mod runner;
 pub mod schedule;
+pub mod signals;
 mod sys;
 pub mod workload;
 

@@ -768,7 +768,7 @@ fn memory_limit_hits(c: &Collected, s: &probes::host::CgroupStats) -> Observed {
     if failcnt == 0 && (s.oom_kills.unwrap_or(0) > 0 || reached) {
         // The kernel's own figures are the evidence: the usage reached the
         // limit, and the counter of limit hits did not move.
-        return Observed::Unsupported(probes::Evidence::KernelVersion {
+        return Observed::Unsupported(reports::Evidence::KernelVersion {
             release: c
                 .facts
                 .as_ref()
@@ -980,7 +980,7 @@ mod tests {
         }
         let judgements = crate::expect::evaluate_all(&s.expectations, &o);
         let placement = judgements.iter().find(|j| j.check == "placement").unwrap();
-        assert_eq!(placement.verdict, probes::Verdict::NotEnforced);
+        assert_eq!(placement.verdict, reports::Verdict::NotEnforced);
         assert!(
             placement
                 .observed

@@ -272,8 +272,8 @@ pub fn build_report(layout: &CgroupLayout, runtime: &dyn Backend, runs: &[Scenar
 mod tests {
     use super::*;
     use crate::expect::{evaluate, Condition, Expectation, Observations, Observed};
-    use probes::Verdict;
     use proptest::prelude::*;
+    use reports::Verdict;
 
     #[test]
     fn a_leaked_check_says_what_an_attacker_could_do_and_a_held_one_does_not() {

@@ -10,7 +10,7 @@ use crate::observe::{self, AckView, Collected, HostSample, HostSnapshot, Mark};
 use crate::workload::{Workload, GUARD_ENV};
 use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
 use probes::host::{CgroupLayout, CgroupPath, Host};
-use probes::Verdict;
+use reports::Verdict;
 use runtime::backend::{Backend, BackendKind, Kill, Running};
 use runtime::lxcfs::Lxcfs;
 use runtime::{ContainerSpec, Guard, Namespace, RuntimeConfig, Stdio};

@@ -176,7 +176,7 @@ fn a_fork_bomb_never_placed_in_its_pids_cgroup_is_not_a_pass() {
         let (checks, status) = judge(s, &rec);
         assert_eq!(status, Status::Fail, "{runtime}: {checks:#?}");
         let placement = checks.iter().find(|c| c.id == "placement").unwrap();
-        assert_eq!(placement.verdict, probes::Verdict::NotEnforced);
+        assert_eq!(placement.verdict, reports::Verdict::NotEnforced);
         // Without the placement check, the blind pids checks still make it
         // an error, never a pass.
         let rest: Vec<CheckResult> = checks.into_iter().filter(|c| c.id != "placement").collect();
@@ -198,5 +198,5 @@ fn a_fork_bomb_counted_at_zero_is_an_error() {
     let (checks, status) = judge(s, &rec);
     assert_eq!(status, Status::Error);
     let c = checks.iter().find(|c| c.id == "pids-within-limit").unwrap();
-    assert_eq!(c.verdict, probes::Verdict::Error);
+    assert_eq!(c.verdict, reports::Verdict::Error);
 }

@@ -1,8 +1,6 @@
 //! Developer workflows: `cargo xtask <task>`. No shell scripts.
 
-mod bench_exporter;
-mod bench_runtime;
-mod bench_stale;
+mod bench;
 mod mutants;
 mod noise;
 mod scenarios;
@@ -34,7 +32,7 @@ enum Task {
     /// prometheus-node-exporter), `bench exporter-load` (200 concurrent
     /// scrapers, slow clients, malformed requests), `bench runtime`
     /// (container start-to-exit: builtin, crun, runc, unshare).
-    Bench(bench_exporter::BenchArgs),
+    Bench(bench::BenchArgs),
     /// Build (release), run every scenario on this host, write every report
     /// format to target/boxwatch-report/; fails on a required failure or a
     /// regression against --baseline.
@@ -67,7 +65,7 @@ fn main() -> Result<()> {
         Task::Vm(args) => vm::main(args),
         Task::Matrix(MatrixTask::Merge(args)) => vm::merge(args),
         Task::Bisect(args) => std::process::exit(vm::bisect::main(args)),
-        Task::Bench(args) => bench_exporter::main(args),
+        Task::Bench(args) => bench::main(args),
         Task::Scenarios(args) => scenarios::main(args),
         Task::Mutants(args) => mutants::main(args),
         Task::Noise(args) => noise::main(args),

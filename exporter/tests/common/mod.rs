@@ -4,8 +4,8 @@
 
 mod promtool;
 
-use exporter::cli::{build, ExporterArgs};
-use exporter::openmetrics::Format;
+use exporter::Format;
+use exporter::{build, ExporterArgs};
 use std::path::{Path, PathBuf};
 
 pub use promtool::*;
@@ -25,8 +25,8 @@ pub fn fake_args(root: &Path, roots: &[&str]) -> ExporterArgs {
         listen: "127.0.0.1:0".parse().unwrap(),
         cgroup_roots: roots.iter().map(|r| r.to_string()).collect(),
         max_cgroups: 10_000,
-        max_open_files: exporter::cli::DEFAULT_MAX_OPEN_FILES,
-        walk: exporter::collector::WalkMode::Union,
+        max_open_files: exporter::DEFAULT_MAX_OPEN_FILES,
+        walk: exporter::WalkMode::Union,
         report: None,
         max_connections: 256,
         header_timeout: 5,
@@ -96,8 +96,8 @@ impl TestServer {
 
     /// Serves a given exporter (its own collectors) with `config`.
     pub fn serve(
-        exporter: std::sync::Arc<exporter::server::Exporter>,
-        config: exporter::server::ServerConfig,
+        exporter: std::sync::Arc<exporter::Exporter>,
+        config: exporter::ServerConfig,
     ) -> TestServer {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
@@ -108,11 +108,11 @@ impl TestServer {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let listener = exporter::server::bind("127.0.0.1:0".parse().unwrap())
+                let listener = exporter::bind("127.0.0.1:0".parse().unwrap())
                     .await
                     .unwrap();
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                exporter::server::serve(listener, exporter, config, async {
+                exporter::serve(listener, exporter, config, async {
                     let _ = stop_rx.await;
                 })
                 .await

@@ -598,6 +598,41 @@ pub fn v1_controllers(super_options: &str) -> Vec<String> {
         .collect()
 }
 
+/// What the judge reads of a `/proc/<pid>/stat` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    /// Field 3: `R`, `S`, `D`, `Z`...
+    pub state: char,
+    /// Field 14: CPU time in user mode, in clock ticks.
+    pub utime: u64,
+    /// Field 15: CPU time in kernel mode, in clock ticks.
+    pub stime: u64,
+    /// Field 22: the start time, in clock ticks since boot.
+    pub start: u64,
+}
+
+/// Fields 3, 14, 15 and 22 of a `/proc/<pid>/stat` line. The command
+/// (field 2) may hold spaces and parentheses, so the fields are counted
+/// after its last `)`.
+pub fn parse_proc_stat(text: &str) -> Result<ProcStat, ParseError> {
+    let bad = || ParseError::new("a /proc/<pid>/stat line", text);
+    let rest = &text[text.rfind(')').ok_or_else(bad)? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let num = |i: usize| -> Result<u64, ParseError> {
+        f.get(i).and_then(|v| v.parse().ok()).ok_or_else(bad)
+    };
+    let mut state = f.first().ok_or_else(bad)?.chars();
+    Ok(ProcStat {
+        state: state
+            .next()
+            .filter(|_| state.next().is_none())
+            .ok_or_else(bad)?,
+        utime: num(11)?,
+        stime: num(12)?,
+        start: num(19)?,
+    })
+}
+
 /// A `/proc/<pid>/ns/<name>` link target (`net:[4026531992]`) as
 /// (`"net"`, inode).
 pub fn parse_ns_link(target: &str) -> Result<(String, u64), ParseError> {
@@ -825,6 +860,25 @@ mod tests {
     }
 
     #[test]
+    fn proc_stat_lines() {
+        let line = "4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 17 5 0 0 20 0 1 0 987654 1000 100\n";
+        assert_eq!(
+            parse_proc_stat(line).unwrap(),
+            ProcStat {
+                state: 'S',
+                utime: 17,
+                stime: 5,
+                start: 987654
+            }
+        );
+        assert!(parse_proc_stat("4242 (x) S 1 2 3").is_err());
+        assert!(parse_proc_stat("garbage").is_err());
+        // This thread is running while it reads its own line.
+        let me = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        assert_eq!(parse_proc_stat(&me).unwrap().state, 'R');
+    }
+
+    #[test]
     fn ns_links() {
         assert_eq!(
             parse_ns_link("net:[4026531992]"),
@@ -852,6 +906,7 @@ mod tests {
             let _ = parse_proc_cgroup(&s);
             let _ = parse_mountinfo(&s);
             let _ = parse_ns_link(&s);
+            let _ = parse_proc_stat(&s);
             let _ = v1_controllers(&s);
             let _ = unescape_octal(&s);
         }
@@ -921,6 +976,16 @@ mod tests {
             prop_assert_eq!(&v[0].controllers, &ctrls);
             prop_assert_eq!(&v[0].path, &path);
             prop_assert_eq!(v[0].hierarchy_id, id);
+        }
+
+        #[test]
+        fn proc_stat_fields_whatever_the_command(comm in "[ -~]{0,16}", state in "[RSDZTtXI]", utime in any::<u64>(), stime in any::<u64>(), start in any::<u64>()) {
+            let line = format!(
+                "77 ({comm}) {state} 1 77 77 0 -1 4194560 100 0 0 0 {utime} {stime} 0 0 20 0 1 0 {start} 1000 100 18446744073709551615\n"
+            );
+            let s = parse_proc_stat(&line).unwrap();
+            prop_assert_eq!(s.state.to_string(), state);
+            prop_assert_eq!((s.utime, s.stime, s.start), (utime, stime, start));
         }
 
         #[test]

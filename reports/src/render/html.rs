@@ -248,9 +248,9 @@ fn checks_table(out: &mut String, report: &Report, s: &ScenarioResult) {
             "pass"
         } else if c.is_finding() {
             "finding"
-        } else if c.verdict == probes::Verdict::Unsupported {
+        } else if c.verdict == crate::Verdict::Unsupported {
             "unsupported"
-        } else if c.verdict == probes::Verdict::NotApplicable {
+        } else if c.verdict == crate::Verdict::NotApplicable {
             "not-applicable"
         } else if c.required {
             "fail"

@@ -7,7 +7,7 @@
 
 use super::{is_regressed, regression_measurements};
 use crate::model::{CheckResult, Regression, Report, ScenarioResult};
-use probes::Verdict;
+use crate::Verdict;
 use quick_junit::{NonSuccessKind, Property, TestCase, TestCaseStatus, TestSuite};
 use std::time::Duration;
 

@@ -192,7 +192,7 @@ fn failing_checks(report: &Report) -> impl Iterator<Item = (&ScenarioResult, &Ch
             && !c.held()
             && !matches!(
                 c.verdict,
-                probes::Verdict::Unsupported | probes::Verdict::NotApplicable
+                crate::Verdict::Unsupported | crate::Verdict::NotApplicable
             )
     })
 }
@@ -203,7 +203,7 @@ fn failing_checks(report: &Report) -> impl Iterator<Item = (&ScenarioResult, &Ch
 fn evidence_note(c: &CheckResult) -> Option<String> {
     match (&c.evidence, c.verdict) {
         (Some(e), _) => Some(format!("evidence: {e}")),
-        (None, probes::Verdict::Unsupported) => {
+        (None, crate::Verdict::Unsupported) => {
             Some("no evidence that the feature is missing: counted as error".into())
         }
         (None, _) => None,

@@ -5,7 +5,7 @@ use super::{
     measurements, outcome, regression_measurements, scenario_counts,
 };
 use crate::model::{CheckResult, Report, ScenarioResult, Status};
-use probes::Verdict;
+use crate::Verdict;
 use std::fmt::Write;
 
 /// Whether [`human`] colors its output with ANSI escapes.

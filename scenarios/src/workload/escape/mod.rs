@@ -242,7 +242,7 @@ mod judged {
     use crate::expect::evaluate_all;
     use crate::observe::{observe, Collected, HostSnapshot};
     use crate::workload::WorkloadKind;
-    use probes::Verdict;
+    use reports::Verdict;
     use std::collections::BTreeMap;
 
     const UNCONFINED_SYS_ADMIN: &str = r#"{"allowed_syscalls":"keyctl (EOPNOTSUPP), add_key (EFAULT), request_key (EFAULT), bpf (EINVAL), perf_event_open (EFAULT), unshare(CLONE_NEWUSER) (EINVAL), clone(CLONE_NEWUSER) (EINVAL), mount (EFAULT), umount2 (EINVAL), pivot_root (EFAULT), swapon (EINVAL), swapoff (EFAULT), open_by_handle_at (EFAULT), setns (EBADF)","ambient":"empty","block_device_probe":"7:0: /tmp: mknod EPERM: Operation not permitted","blocked_syscalls":"userfaultfd, init_module (ENOSYS), finit_module (ENOSYS), kexec_load (ENOSYS), reboot","bounding_vs_default":"+CAP_SYS_ADMIN","bounding_beyond_default":"+CAP_SYS_ADMIN","effective_beyond_default":"+CAP_SYS_ADMIN","permitted_beyond_default":"+CAP_SYS_ADMIN","cgroupfs":"absent","cgroupfs_writable":"none","dangerous_caps":"CAP_SYS_ADMIN","effective_vs_default":"+CAP_SYS_ADMIN","engine_sockets":"none","event":"result","extra_dev_nodes":"none","host_block_device_opened":false,"host_engine_sockets":"none","no_new_privs":true,"permitted_vs_default":"+CAP_SYS_ADMIN","probe":"all","seccomp_mode":0,"sys_writable":false,"unmasked_paths":"none","writable_readonly_paths":"none"}"#;

@@ -1,4 +1,5 @@
-//! The judgement of one check.
+//! The judgement of one check, as a report carries it: the scenarios
+//! judge with it, the renderers and the exporter show it.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

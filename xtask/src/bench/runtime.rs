@@ -26,8 +26,9 @@
 //! builtin only: runc and crun are not instrumented). Everything the bench
 //! creates (bundles under /run, cgroups under
 //! `/boxwatch/bench-runtime-<pid>`) is removed. Last, what dead runs'
-//! OCI state costs a `boxwatch run` ([`crate::bench_stale`]).
+//! OCI state costs a `boxwatch run` ([`super::stale`]).
 
+use super::common::{interrupted, percentile};
 use anyhow::{bail, ensure, Context, Result};
 use runtime::oci::bundle;
 use runtime::{ContainerSpec, Namespace};
@@ -180,14 +181,6 @@ pub(crate) fn time_once(cmd: &[String], env: &[(&str, &str)]) -> Result<(Duratio
     Ok((took, stderr))
 }
 
-pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
 pub(crate) fn ms(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1000.0)
 }
@@ -323,7 +316,7 @@ pub fn main(bin: &Path, args: RuntimeBenchArgs) -> Result<()> {
     let mut order: Vec<usize> = (0..n).collect();
     let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
     for _ in 0..args.runs {
-        if crate::bench_exporter::interrupted() {
+        if interrupted() {
             bail!("interrupted");
         }
         rng.shuffle(&mut order);
@@ -383,7 +376,7 @@ pub fn main(bin: &Path, args: RuntimeBenchArgs) -> Result<()> {
     }
 
     std::fs::create_dir_all(&cleanup.dir)?;
-    crate::bench_stale::rows(
+    super::stale::rows(
         &contenders[0].cmd,
         args.runs,
         medians["boxwatch builtin"],
@@ -459,7 +452,7 @@ fn profile(cmd: &[String], runs: usize) -> Result<()> {
     let mut walls = Vec::new();
     let mut entry = Vec::new();
     for _ in 0..runs {
-        if crate::bench_exporter::interrupted() {
+        if interrupted() {
             bail!("interrupted");
         }
         let (wall, stderr) = time_once(cmd, &env)?;
@@ -499,7 +492,7 @@ fn profile(cmd: &[String], runs: usize) -> Result<()> {
     }
     let median = |v: &mut Vec<u64>| -> u64 {
         v.sort_unstable();
-        v.get(v.len() / 2).copied().unwrap_or(0)
+        percentile(v, 0.5)
     };
     println!(
         "\nwhere the time goes, builtin only (runc and crun are not instrumented): median µs over {runs} runs with timings on"
@@ -679,11 +672,7 @@ mod tests {
     }
 
     #[test]
-    fn percentiles_and_ansi() {
-        let t: Vec<Duration> = (1..=10).map(Duration::from_millis).collect();
-        assert_eq!(percentile(&t, 0.5), Duration::from_millis(6));
-        assert_eq!(percentile(&t, 0.9), Duration::from_millis(9));
-        assert_eq!(percentile(&[], 0.5), Duration::ZERO);
+    fn ansi_is_stripped() {
         assert_eq!(strip_ansi("\x1b[32m INFO\x1b[0m x"), " INFO x");
     }
 }

@@ -20,135 +20,73 @@
 //! waits for them and sets a flag every loop checks. Network traffic goes
 //! to 127.0.0.1 only.
 
+use super::common::{check_interrupted, interrupted, nearest_rank, percentile};
+use super::facts::{CGROUP_METRICS, DEFAULT_MAX_OPEN_FILES, READ};
 use anyhow::{bail, ensure, Context, Result};
-use exporter::collector::READ;
 use probes::host::{CgroupPath, CgroupVersion, Hierarchy, Host};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// `cargo xtask bench <target>`.
+/// `cargo xtask bench exporter`.
 #[derive(clap::Args)]
-pub struct BenchArgs {
-    #[command(subcommand)]
-    target: BenchTarget,
+pub struct ExporterBenchArgs {
+    /// Cgroup counts to measure.
+    #[arg(long, value_delimiter = ',', default_value = "100,1000,5000")]
+    cgroups: Vec<usize>,
+    /// Timed scrapes per measurement (enough for a p99 that is not
+    /// the maximum).
+    #[arg(long, default_value_t = 200)]
+    scrapes: usize,
+    /// Timed scrapes per measurement from 5,000 cgroups up (p99 is
+    /// then the 99th of 100).
+    #[arg(long, default_value_t = 100)]
+    scrapes_large: usize,
+    /// The exporter's --max-open-files (its default when not given):
+    /// with room for every file, a large tree is read with no
+    /// per-scrape opens, at the cost of a kernel page per file.
+    #[arg(long)]
+    max_open_files: Option<usize>,
 }
 
-#[derive(clap::Subcommand)]
-enum BenchTarget {
-    /// Scrape latency, CPU per scrape and RSS of the exporter over N
-    /// cgroups, next to prometheus-node-exporter.
-    Exporter {
-        /// Cgroup counts to measure.
-        #[arg(long, value_delimiter = ',', default_value = "100,1000,5000")]
-        cgroups: Vec<usize>,
-        /// Timed scrapes per measurement (enough for a p99 that is not
-        /// the maximum).
-        #[arg(long, default_value_t = 200)]
-        scrapes: usize,
-        /// Timed scrapes per measurement from 5,000 cgroups up (p99 is
-        /// then the 99th of 100).
-        #[arg(long, default_value_t = 100)]
-        scrapes_large: usize,
-        /// The exporter's --max-open-files (its default when not given):
-        /// with room for every file, a large tree is read with no
-        /// per-scrape opens, at the cost of a kernel page per file.
-        #[arg(long)]
-        max_open_files: Option<usize>,
-    },
-    /// Start-to-exit latency of a container running /bin/true: the
-    /// builtin runtime, crun, runc and unshare side by side.
-    Runtime(crate::bench_runtime::RuntimeBenchArgs),
-    /// 200 concurrent scrapers, slow clients and malformed requests.
-    ExporterLoad {
-        #[arg(long, default_value_t = 1000)]
-        cgroups: usize,
-        #[arg(long, default_value_t = 200)]
-        scrapers: usize,
-        #[arg(long, default_value_t = 100)]
-        slow_clients: usize,
-        /// Seconds of load.
-        #[arg(long, default_value_t = 10)]
-        seconds: u64,
-    },
+/// `cargo xtask bench exporter-load`.
+#[derive(clap::Args)]
+pub struct ExporterLoadArgs {
+    #[arg(long, default_value_t = 1000)]
+    cgroups: usize,
+    #[arg(long, default_value_t = 200)]
+    scrapers: usize,
+    #[arg(long, default_value_t = 100)]
+    slow_clients: usize,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
 }
 
-/// Set by SIGINT/SIGTERM; every loop checks it and unwinds, so the Drop
-/// guards remove what was created.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-/// Whether SIGINT/SIGTERM arrived (for the other benches' loops).
-pub fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::SeqCst)
+/// `cargo xtask bench exporter`: the scrape figures over N cgroups.
+pub fn main(bin: &Path, args: ExporterBenchArgs) -> Result<()> {
+    bench(
+        bin,
+        &args.cgroups,
+        args.scrapes,
+        args.scrapes_large,
+        args.max_open_files,
+    )
 }
 
-/// Blocks SIGINT and SIGTERM in this thread (before any other thread
-/// exists, so every thread inherits the mask) and waits for them in a
-/// thread of their own, which sets [`INTERRUPTED`]. No signal handler, no
-/// unsafe. Child processes inherit the blocked mask (std's `Command`
-/// keeps it): the exporter unblocks SIGINT and SIGTERM itself at start,
-/// and a child that SIGTERM does not end within 1 s gets SIGKILL.
-fn watch_signals() -> Result<()> {
-    use nix::sys::signal::{SigSet, Signal};
-    let mut set = SigSet::empty();
-    set.add(Signal::SIGINT);
-    set.add(Signal::SIGTERM);
-    set.thread_block().context("blocking SIGINT and SIGTERM")?;
-    std::thread::spawn(move || {
-        while let Ok(sig) = set.wait() {
-            if !INTERRUPTED.swap(true, Ordering::SeqCst) {
-                eprintln!("bench: {sig}: stopping and removing what the bench made");
-            }
-        }
-    });
-    Ok(())
-}
-
-fn check_interrupted() -> Result<()> {
-    if INTERRUPTED.load(Ordering::SeqCst) {
-        bail!("interrupted");
-    }
-    Ok(())
-}
-
-pub fn main(args: BenchArgs) -> Result<()> {
-    ensure!(
-        nix::unistd::geteuid().is_root(),
-        "the exporter bench creates cgroups: run it as root"
-    );
-    watch_signals()?;
-    let bin = build_boxwatch()?;
-    match args.target {
-        BenchTarget::Exporter {
-            cgroups,
-            scrapes,
-            scrapes_large,
-            max_open_files,
-        } => bench(&bin, &cgroups, scrapes, scrapes_large, max_open_files),
-        BenchTarget::Runtime(args) => crate::bench_runtime::main(&bin, args),
-        BenchTarget::ExporterLoad {
-            cgroups,
-            scrapers,
-            slow_clients,
-            seconds,
-        } => load(&bin, cgroups, scrapers, slow_clients, seconds),
-    }
-}
-
-/// Builds the release binary and returns its path.
-fn build_boxwatch() -> Result<PathBuf> {
-    crate::cmd(
-        "cargo",
-        &["build", "--release", "--quiet", "--bin", "boxwatch"],
-    )?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| crate::workspace_root().join("target"));
-    Ok(target.join("release/boxwatch"))
+/// `cargo xtask bench exporter-load`.
+pub fn main_load(bin: &Path, args: ExporterLoadArgs) -> Result<()> {
+    load(
+        bin,
+        args.cgroups,
+        args.scrapers,
+        args.slow_clients,
+        args.seconds,
+    )
 }
 
 /// The limits every bench cgroup gets.
@@ -584,11 +522,11 @@ fn check_coverage(addr: SocketAddr, root: &CgroupPath, n: usize) -> Result<()> {
     let text = String::from_utf8(body).context("the exposition is not UTF-8")?;
     let prefix = format!("{{cgroup=\"{root}/c");
     let mut missing = Vec::new();
-    for m in exporter::collector::CGROUP_METRICS {
-        let head = format!("{}{prefix}", m.name);
+    for name in CGROUP_METRICS {
+        let head = format!("{name}{prefix}");
         let found = text.lines().filter(|l| l.starts_with(&head)).count();
         if found < n {
-            missing.push(format!("{} ({found} of {n})", m.name));
+            missing.push(format!("{name} ({found} of {n})"));
         }
     }
     let errors = text
@@ -625,9 +563,8 @@ fn check_coverage(addr: SocketAddr, root: &CgroupPath, n: usize) -> Result<()> {
 /// utime + stime of `pid`, in seconds.
 fn cpu_seconds(pid: u32) -> Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let after = stat.rsplit_once(')').context("odd /proc stat")?.1;
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f[11].parse::<f64>()? + f[12].parse::<f64>()?;
+    let stat = probes::host::parse::parse_proc_stat(&stat)?;
+    let ticks = (stat.utime + stat.stime) as f64;
     let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)?.unwrap_or(100) as f64;
     Ok(ticks / hz)
 }
@@ -663,17 +600,6 @@ struct Figures {
     /// Memory charged to the exporter's own cgroup after the scrapes:
     /// (all, of which kernel), MiB; `None` when not measured.
     charged_mib: Option<(f64, f64)>,
-}
-
-/// The `p` quantile of `sorted` by nearest rank: the smallest value with
-/// at least `p` of the values at or below it (p99 of 200 is the 198th).
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[nearest_rank(sorted.len(), p) - 1]
-}
-
-/// The 1-based nearest rank of quantile `p` among `n` values.
-fn nearest_rank(n: usize, p: f64) -> usize {
-    ((p * n as f64).ceil() as usize).clamp(1, n.max(1))
 }
 
 /// `scrapes` sequential scrapes of `addr` after 3 warm-up ones; with the
@@ -1226,8 +1152,8 @@ fn print_targets(name: &str, rows: &[(usize, Vec<(&str, Figures)>)], floors: &[(
                          closed at every scrape, ~4x the cost of a held read",
                         large.cgroup_fds.0,
                         fl.files,
-                        exporter::cli::DEFAULT_MAX_OPEN_FILES,
-                        exporter::cli::DEFAULT_MAX_OPEN_FILES * 4 / 1024,
+                        DEFAULT_MAX_OPEN_FILES,
+                        DEFAULT_MAX_OPEN_FILES * 4 / 1024,
                         large.nofile.0,
                         large.nofile.1,
                         fl.files - large.cgroup_fds.0
@@ -1277,7 +1203,7 @@ fn load(bin: &Path, n: usize, scrapers: usize, slow: usize, seconds: u64) -> Res
         let counts = counts.clone();
         threads.push(std::thread::spawn(move || {
             let mut lat = Vec::new();
-            while Instant::now() < deadline && !INTERRUPTED.load(Ordering::Relaxed) {
+            while Instant::now() < deadline && !interrupted() {
                 let t = Instant::now();
                 match scrape(addr, "/metrics") {
                     Ok((200, _)) => {
@@ -1301,7 +1227,7 @@ fn load(bin: &Path, n: usize, scrapers: usize, slow: usize, seconds: u64) -> Res
     ];
     let mut peak_rss: f64 = 0.0;
     let mut i = 0;
-    while Instant::now() < deadline && !INTERRUPTED.load(Ordering::Relaxed) {
+    while Instant::now() < deadline && !interrupted() {
         if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
             let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
             let _ = s.write_all(garbage[i % garbage.len()]);
@@ -1456,16 +1382,5 @@ mod tests {
         assert_eq!(std::fs::read_dir(c0("cpuacct")).unwrap().count(), 0);
         assert!(!c0("cpu").join("cgroup.subtree_control").exists());
         std::mem::forget(set); // the tempdir goes with its plain files
-    }
-
-    #[test]
-    fn nearest_rank_p99() {
-        assert_eq!(nearest_rank(200, 0.99), 198);
-        assert_eq!(nearest_rank(100, 0.99), 99);
-        assert_eq!(nearest_rank(50, 0.99), 50);
-        assert_eq!(nearest_rank(1, 0.99), 1);
-        let v: Vec<f64> = (1..=200).map(f64::from).collect();
-        assert_eq!(percentile(&v, 0.99), 198.0);
-        assert_eq!(percentile(&v, 0.5), 100.0);
     }
 }

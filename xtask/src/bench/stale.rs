@@ -14,7 +14,8 @@
 //! entries go in a root of their own (`oci/runc-<hash>`, owned by a
 //! symlink to runc), so that no other boxwatch on the host touches them.
 
-use super::bench_runtime::{ms, percentile, time_once};
+use super::common::{interrupted, percentile};
+use super::runtime::{ms, time_once};
 use anyhow::{Context, Result};
 use runtime::oci::owner::{self, Owner};
 use runtime::oci::OciKind;
@@ -88,7 +89,7 @@ pub fn rows(cmd: &[String], runs: usize, table_clean: Duration, scratch: &Path) 
 
     let (mut clean_a, mut after) = (Vec::new(), Vec::new());
     for i in 0..runs {
-        if crate::bench_exporter::interrupted() {
+        if interrupted() {
             anyhow::bail!("interrupted");
         }
         clean_a.push(time_once(cmd, &[])?.0);
@@ -118,7 +119,7 @@ pub fn rows(cmd: &[String], runs: usize, table_clean: Duration, scratch: &Path) 
     let _ = std::fs::remove_dir_all(&runc_root);
     let (mut clean_b, mut given_up) = (Vec::new(), Vec::new());
     for _ in 0..runs {
-        if crate::bench_exporter::interrupted() {
+        if interrupted() {
             anyhow::bail!("interrupted");
         }
         clean_b.push(time_once(cmd, &[])?.0);
