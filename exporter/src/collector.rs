@@ -23,7 +23,9 @@ use std::time::Instant;
 /// Whether a metric only goes up (counter) or goes up and down (gauge).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// Only goes up (a total).
     Counter,
+    /// Goes up and down (a level).
     Gauge,
 }
 
@@ -39,9 +41,13 @@ impl Kind {
 /// One per-cgroup metric: its name, help, kind and how to get its value
 /// from the stats (`None`: no sample for that cgroup).
 pub struct CgroupMetric {
+    /// The family's name.
     pub name: &'static str,
+    /// Its `# HELP` text.
     pub help: &'static str,
+    /// Counter or gauge.
     pub kind: Kind,
+    /// Reads the value from a cgroup's stats.
     pub value: fn(&CgroupStats) -> Option<f64>,
 }
 
