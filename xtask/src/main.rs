@@ -6,6 +6,7 @@ mod bench_stale;
 mod mutants;
 mod noise;
 mod scenarios;
+mod tidy;
 mod vm;
 
 use anyhow::Result;
@@ -20,7 +21,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Run clippy (-D warnings) and fmt --check.
+    /// Check the rules no lint sees (ARCHITECTURE.md's dependency table,
+    /// module docs, SAFETY comments: xtask/src/tidy.rs), then fmt --check
+    /// and clippy (-D warnings).
     Lint,
     /// Run the scenarios inside VMs on other kernels and cgroup layouts.
     Vm(vm::VmArgs),
@@ -76,6 +79,7 @@ fn main() -> Result<()> {
 }
 
 fn lint() -> Result<()> {
+    tidy::main()?;
     cmd("cargo", &["fmt", "--all", "--", "--check"])?;
     cmd(
         "cargo",
