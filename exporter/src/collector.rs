@@ -6,6 +6,31 @@
 //! exposition; the collector's own metrics (how many cgroups, how long,
 //! errors) go through the `prometheus` registry as [`CgroupSelfMetrics`].
 //! As a plain [`Collector`], [`CgroupCollector`] gives both as objects.
+//!
+//! # What a scrape costs, and the budget of open files
+//!
+//! Nothing is read between scrapes; a scrape reads what it serves. The
+//! collector keeps the cgroups' control files open from one scrape to the
+//! next (a [`probes::host::HeldCgroup`] per cgroup, read by a
+//! [`probes::host::LayoutReader`] per share of a scrape: a re-read is one
+//! `pread` at offset 0). Each held file pins a 4 KiB kernel page (its
+//! seq_file buffer), so they are held within one budget
+//! ([`CollectorConfig::max_open_files`]), which `boxwatch exporter` sets
+//! to the smallest of `--max-open-files`, [`FILES_PER_CGROUP`] files per
+//! `--max-cgroups`, and the process's open-file limit (raised first when
+//! it can be) less room for `--max-connections` and 256 more. With a
+//! single `--cgroup-root`, what the files leave of the budget holds the
+//! walk's directories open ([`probes::host::WalkCache`], `O_PATH`; `fstat`
+//! on the descriptor when the listing shows the same inode under the same
+//! name). Files beyond the budget are opened at every scrape, relative to
+//! their parent directory.
+//!
+//! The per-cgroup families are written straight into the exposition
+//! (`table.rs`, byte for byte what the `prometheus` encoder gives);
+//! the `prometheus` registry serves everything else. Each row is labelled
+//! from its path's conventions (engine, container id, pod, QoS class) by
+//! `identity.rs`, which reads a container's name from its engine's
+//! files once, when the cgroup set changes (its `NameCache`).
 
 use crate::identity::{Identity, NameCache, NameSources, Role};
 use crate::table::{CgroupTable, Label, Labels, Row};
@@ -23,7 +48,9 @@ use std::time::Instant;
 /// Whether a metric only goes up (counter) or goes up and down (gauge).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// Only goes up (a total).
     Counter,
+    /// Goes up and down (a level).
     Gauge,
 }
 
@@ -39,9 +66,13 @@ impl Kind {
 /// One per-cgroup metric: its name, help, kind and how to get its value
 /// from the stats (`None`: no sample for that cgroup).
 pub struct CgroupMetric {
+    /// The family's name.
     pub name: &'static str,
+    /// Its `# HELP` text.
     pub help: &'static str,
+    /// Counter or gauge.
     pub kind: Kind,
+    /// Reads the value from a cgroup's stats.
     pub value: fn(&CgroupStats) -> Option<f64>,
 }
 

@@ -61,6 +61,7 @@ pub fn variable_queries(dashboard_json: &str) -> Result<Vec<String>, serde_json:
 pub struct LabelValues {
     /// The series selector, when one is given.
     pub selector: Option<String>,
+    /// The label whose values are listed.
     pub label: String,
 }
 

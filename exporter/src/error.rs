@@ -10,7 +10,9 @@ pub enum Error {
     /// The listen address could not be bound.
     #[error("--listen {addr}: cannot listen there")]
     Bind {
+        /// The address asked for.
         addr: std::net::SocketAddr,
+        /// Why bind(2) failed.
         #[source]
         source: std::io::Error,
     },
@@ -25,12 +27,20 @@ pub enum Error {
     Prometheus(#[from] prometheus::Error),
     /// The latest report could not be read or understood.
     #[error("--report {path}: {why}")]
-    Report { path: PathBuf, why: String },
+    Report {
+        /// The report file.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
     /// The `--web.config.file` is refused.
     #[error("web configuration {path}: {why}")]
     WebConfig {
+        /// The configuration file.
         path: PathBuf,
+        /// What is refused.
         why: String,
+        /// The underlying error (YAML, TLS, bcrypt), when there is one.
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },

@@ -34,14 +34,20 @@ use std::path::{Path, PathBuf};
 /// The engine a cgroup belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Engine {
+    /// boxwatch's own scenario containers.
     Boxwatch,
+    /// Docker (`docker-<id>.scope`, `docker/<id>`).
     Docker,
+    /// Podman (`libpod-<id>.scope`).
     Podman,
+    /// containerd (`cri-containerd-<id>.scope`).
     Containerd,
+    /// CRI-O (`crio-<id>.scope`).
     CriO,
     /// A CRI runtime that names its container cgroups by bare id
     /// (containerd or Docker with the kubelet's cgroupfs driver).
     Cri,
+    /// A systemd machine (`machine-<name>.scope`).
     Systemd,
 }
 
@@ -63,8 +69,11 @@ impl Engine {
 /// A Kubernetes pod's QoS class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum QosClass {
+    /// Every container requests and limits equal.
     Guaranteed,
+    /// Some requests or limits set.
     Burstable,
+    /// No requests or limits.
     BestEffort,
 }
 
@@ -97,7 +106,9 @@ pub enum Role {
 /// Who a cgroup is, as far as its path tells.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Identity {
+    /// What the cgroup is to its engine.
     pub role: Role,
+    /// The engine, when the path names one.
     pub engine: Option<Engine>,
     /// The engine's id of the container (boxwatch: `<run-id>/<name>`).
     pub container_id: Option<String>,
@@ -105,7 +116,9 @@ pub struct Identity {
     /// a systemd machine); engines that keep it on disk are asked through
     /// [`NameCache`].
     pub name: Option<String>,
+    /// The pod's UID, for a pod's cgroup or one below it.
     pub pod_uid: Option<String>,
+    /// The pod's QoS class, from its parent cgroup.
     pub qos_class: Option<QosClass>,
     /// Whether the container segment is the path's last (the container's
     /// own cgroup, not one below it): the cgroup `boxwatch_container_info`

@@ -24,8 +24,11 @@ pub const MAX_REPORT_BYTES: u64 = 64 << 20;
 /// One check of the report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckVerdict {
+    /// The scenario's id.
     pub scenario: String,
+    /// The check's id within the scenario.
     pub check: String,
+    /// What the judge decided.
     pub verdict: Verdict,
 }
 
@@ -34,6 +37,7 @@ pub struct CheckVerdict {
 pub struct ReportVerdicts {
     /// `generated_at` as Unix seconds.
     pub generated_at: Option<f64>,
+    /// Every check, in the report's order.
     pub checks: Vec<CheckVerdict>,
 }
 

@@ -10,14 +10,18 @@ pub enum Error {
     /// [`Error::CgroupNotFound`], never as this).
     #[error("reading {path}")]
     Io {
+        /// The file or directory that could not be read.
         path: PathBuf,
+        /// What the system call returned.
         #[source]
         source: std::io::Error,
     },
     /// A kernel file did not have the expected format.
     #[error("parsing {path}")]
     Parse {
+        /// The file whose text did not match.
         path: PathBuf,
+        /// What was expected and what was found.
         #[source]
         source: ParseError,
     },
@@ -30,7 +34,12 @@ pub enum Error {
     NoCgroupMounts(PathBuf),
     /// A cgroup path given by the caller is not a clean absolute path.
     #[error("invalid cgroup path {path:?}: {why}")]
-    BadCgroupPath { path: String, why: &'static str },
+    BadCgroupPath {
+        /// The path as given.
+        path: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
     /// The process does not exist (or exited during the read).
     #[error("process {0} does not exist")]
     NoSuchProcess(i32),
@@ -39,8 +48,11 @@ pub enum Error {
     /// the host's): there is no container to look into.
     #[error("process {pid} ({command}) is not in a container: it shares every namespace with {reference}")]
     NotAContainer {
+        /// The process given.
         pid: i32,
+        /// Its command name (`/proc/<pid>/comm`).
         command: String,
+        /// The process whose namespaces stood for the host's.
         reference: String,
     },
     /// `boxwatch inspect --cgroup` was pointed at a cgroup with no process.
@@ -54,7 +66,9 @@ pub enum Error {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("expected {expected}, found {found:?}")]
 pub struct ParseError {
+    /// What the format has at this place.
     pub expected: &'static str,
+    /// The text found instead, cut to 80 characters.
     pub found: String,
 }
 

@@ -17,6 +17,7 @@ pub struct InsideView {
     pub pid: i32,
     /// Every PID visible in /proc.
     pub pids: Vec<i32>,
+    /// The hostname (uts namespace).
     pub hostname: String,
     /// /proc/meminfo MemTotal, in bytes.
     pub mem_total_bytes: Option<u64>,
@@ -39,14 +40,19 @@ pub struct InsideView {
     pub mounts: Vec<MountEntry>,
     /// Network interfaces in /proc/self/net/dev.
     pub interfaces: Vec<String>,
+    /// CLOCK_REALTIME, read inside (the time namespace does not shift it).
     pub clock_realtime: Option<Timestamp>,
+    /// CLOCK_MONOTONIC, read inside (shifted by a time namespace's offset).
     pub clock_monotonic: Option<Timestamp>,
     /// Capability sets from /proc/self/status.
     pub capabilities: Option<CapabilitySets>,
     /// Seccomp mode from /proc/self/status: 0 off, 1 strict, 2 filter.
     pub seccomp_mode: Option<u8>,
+    /// The no_new_privs flag from /proc/self/status.
     pub no_new_privs: Option<bool>,
+    /// /proc/self/uid_map: how this user namespace maps user ids.
     pub uid_map: Vec<IdMapLine>,
+    /// /proc/self/gid_map: how this user namespace maps group ids.
     pub gid_map: Vec<IdMapLine>,
     /// Namespace inode numbers by /proc/self/ns link name (`pid`, `mnt`...).
     pub namespaces: BTreeMap<String, u64>,
@@ -63,11 +69,14 @@ pub struct InsideView {
 /// A clock reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Timestamp {
+    /// Whole seconds.
     pub secs: i64,
+    /// Nanoseconds within the second.
     pub nanos: u32,
 }
 
 impl Timestamp {
+    /// The reading in seconds.
     pub fn as_secs_f64(self) -> f64 {
         self.secs as f64 + self.nanos as f64 / 1e9
     }
@@ -76,22 +85,32 @@ impl Timestamp {
 /// One line of /proc/self/mountinfo.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MountEntry {
+    /// The mount's unique id.
     pub id: u64,
+    /// The id of the parent mount.
     pub parent_id: u64,
     /// The root of the mount within its filesystem.
     pub root: String,
+    /// Where it is mounted, as seen inside.
     pub mount_point: String,
+    /// The filesystem type.
     pub fs_type: String,
+    /// The mount source.
     pub source: String,
 }
 
 /// Capability sets as bit masks (bit n = capability number n).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct CapabilitySets {
+    /// Inherited across execve.
     pub inheritable: u64,
+    /// What the process may make effective.
     pub permitted: u64,
+    /// What the kernel checks now.
     pub effective: u64,
+    /// The bounding set: the limit on what can ever be gained.
     pub bounding: u64,
+    /// Kept across execve of an unprivileged program.
     pub ambient: u64,
 }
 
@@ -102,23 +121,30 @@ impl CapabilitySets {
     }
 }
 
-/// Capability numbers used by the checks.
+/// CAP_SYS_ADMIN, one of the capability numbers the checks use.
 pub const CAP_SYS_ADMIN: u32 = 21;
+/// CAP_SYS_TIME: set the system clock.
 pub const CAP_SYS_TIME: u32 = 25;
 
 /// One line of a uid_map or gid_map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdMapLine {
+    /// The first id inside the namespace.
     pub inside: u32,
+    /// The id it maps to in the parent namespace.
     pub outside: u32,
+    /// How many consecutive ids are mapped.
     pub count: u32,
 }
 
 /// The fields of /proc/self/status the inside view uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct StatusFields {
+    /// `CapInh`, `CapPrm`, `CapEff`, `CapBnd`, `CapAmb`.
     pub capabilities: Option<CapabilitySets>,
+    /// `Seccomp`: 0 off, 1 strict, 2 filter.
     pub seccomp_mode: Option<u8>,
+    /// `NoNewPrivs`.
     pub no_new_privs: Option<bool>,
 }
 

@@ -28,6 +28,7 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// Every verdict, in the order reports list them.
     pub const ALL: [Verdict; 7] = [
         Verdict::Isolated,
         Verdict::Leaked,
@@ -38,6 +39,7 @@ impl Verdict {
         Verdict::Error,
     ];
 
+    /// The verdict's name in reports and metrics (`not-enforced`).
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Isolated => "isolated",
@@ -65,23 +67,52 @@ impl fmt::Display for Verdict {
 pub enum Evidence {
     /// The kernel has no such cgroup controller: `source` (`/proc/cgroups`,
     /// a `cgroup.controllers` file) does not list it, or lists it disabled.
-    KernelController { controller: String, source: String },
+    KernelController {
+        /// The controller (`memory`, `pids`).
+        controller: String,
+        /// The file that does not list it.
+        source: String,
+    },
     /// The kernel has no such namespace: `/proc/self/ns/<namespace>` is
     /// missing.
-    KernelNamespace { namespace: String },
+    KernelNamespace {
+        /// The namespace's name (`time`, `cgroup`).
+        namespace: String,
+    },
     /// The kernel's cgroupfs has no such file in a cgroup where its
     /// controller is enabled (an older kernel): `path` does not exist.
-    KernelFile { path: String },
+    KernelFile {
+        /// The file that does not exist.
+        path: String,
+    },
     /// The kernel (release `release`) does not have the feature.
-    KernelVersion { release: String, feature: String },
+    KernelVersion {
+        /// `uname -r`.
+        release: String,
+        /// What it lacks.
+        feature: String,
+    },
     /// The runtime does not offer it: its `features` output, or a
     /// documented refusal (`detail` quotes it).
-    Runtime { runtime: String, detail: String },
+    Runtime {
+        /// The runtime's name (`runc`, `crun`).
+        runtime: String,
+        /// Its own words.
+        detail: String,
+    },
     /// The host lacks a tool the check needs (lxcfs not installed).
-    HostTool { tool: String, detail: String },
+    HostTool {
+        /// The tool's name.
+        tool: String,
+        /// What is missing of it.
+        detail: String,
+    },
     /// boxwatch's own safety rule keeps the check from running here (a
     /// clock write outside a throwaway VM).
-    NotAllowedHere { rule: String },
+    NotAllowedHere {
+        /// The rule, in words.
+        rule: String,
+    },
 }
 
 impl Evidence {

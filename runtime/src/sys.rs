@@ -6,6 +6,7 @@
 //! in a possibly multi-threaded parent, `sysconf`/`sched_getaffinity`
 //! style queries that `nix` does not cover, and the escape probes'
 //! dangerous system calls ([`ProbeCall`]), which have no wrapper at all.
+#![allow(unsafe_code)]
 
 use std::ffi::CString;
 use std::os::fd::RawFd;
@@ -420,7 +421,7 @@ pub fn probe_syscall(call: ProbeCall) -> Option<nix::errno::Errno> {
     use libc::{c_long, syscall};
     let null = std::ptr::null::<libc::c_void>();
     let ret: c_long = match call {
-        // SAFETY (each arm): the arguments are integers, -1 descriptors or
+        // SAFETY: for each arm: the arguments are integers, -1 descriptors or
         // NULL pointers; the kernel reads nothing through a NULL pointer but
         // fails with EFAULT, and writes nowhere. The documented checks (see
         // ProbeCall) make every call fail before it acts.

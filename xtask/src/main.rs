@@ -4,6 +4,7 @@ mod bench;
 mod mutants;
 mod noise;
 mod scenarios;
+mod tidy;
 mod vm;
 
 use anyhow::Result;
@@ -18,7 +19,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Run clippy (-D warnings) and fmt --check.
+    /// Check the rules no lint sees (ARCHITECTURE.md's dependency table,
+    /// module docs, SAFETY comments: xtask/src/tidy.rs), then fmt --check
+    /// and clippy (-D warnings).
     Lint,
     /// Run the scenarios inside VMs on other kernels and cgroup layouts.
     Vm(vm::VmArgs),
@@ -74,6 +77,7 @@ fn main() -> Result<()> {
 }
 
 fn lint() -> Result<()> {
+    tidy::main()?;
     cmd("cargo", &["fmt", "--all", "--", "--check"])?;
     cmd(
         "cargo",
@@ -102,6 +106,7 @@ pub fn cmd(program: &str, args: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// The workspace's root directory (xtask's parent).
 pub fn workspace_root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()

@@ -1,7 +1,7 @@
 //! The real `promtool` as the judge of expositions, and the CI rule for
 //! prerequisites. Shared by the exporter's tests (through `common`) and the
-//! workspace's `tests/exporter_prometheus.rs` (through `#[path]`), so it
-//! needs nothing but std and tempfile.
+//! workspace's integration tests (`tests/it/main.rs`, through `#[path]`),
+//! so it needs nothing but std and tempfile.
 #![allow(dead_code)]
 
 use std::path::Path;

@@ -26,13 +26,16 @@ pub enum CgroupMode {
 /// The cgroup version of one hierarchy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CgroupVersion {
+    /// cgroup v1: one hierarchy per controller (or group of controllers).
     V1,
+    /// cgroup v2: the unified hierarchy.
     V2,
 }
 
 /// One mounted cgroup hierarchy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hierarchy {
+    /// v1 or v2.
     pub version: CgroupVersion,
     /// Where the hierarchy is mounted, already resolved under the host
     /// root (so inside a tempdir for a fake tree).
@@ -238,9 +241,13 @@ pub const STAT_CONTROLLERS: [&str; 6] = ["cpu", "cpuacct", "memory", "pids", "cp
 /// covers `cpuacct` too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Controllers {
+    /// `cpu` (and v1 `cpuacct`): usage and throttling.
     pub cpu: bool,
+    /// `memory`: usage, peak, limit, OOM kills.
     pub memory: bool,
+    /// `pids`: current count and limit.
     pub pids: bool,
+    /// `cpuset`: the CPUs and memory nodes allowed.
     pub cpuset: bool,
     /// v1 `blkio`, v2 `io`.
     pub io: bool,
@@ -293,7 +300,9 @@ pub struct Subtree {
 /// A directory a walk could not read, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnreadableDir {
+    /// The directory that could not be read.
     pub dir: PathBuf,
+    /// Why, as the system call said.
     pub error: String,
 }
 

@@ -79,7 +79,9 @@ impl CpuMax {
 pub struct CpuStat {
     /// Total CPU time (v2 only; v1 keeps it in `cpuacct.usage`).
     pub usage_ns: Option<u64>,
+    /// CPU time in user mode.
     pub user_ns: Option<u64>,
+    /// CPU time in kernel mode.
     pub system_ns: Option<u64>,
     /// Enforcement periods that elapsed with runnable tasks.
     pub nr_periods: Option<u64>,
@@ -92,7 +94,9 @@ pub struct CpuStat {
 /// v2 `memory.events`: how often each memory boundary was hit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MemoryEvents {
+    /// Times usage went below `memory.low` protection under reclaim.
     pub low: Option<u64>,
+    /// Times usage went over `memory.high` and was throttled.
     pub high: Option<u64>,
     /// Times usage was about to exceed `memory.max`.
     pub max: Option<u64>,
@@ -100,6 +104,7 @@ pub struct MemoryEvents {
     pub oom: Option<u64>,
     /// Processes killed by the OOM killer in this cgroup.
     pub oom_kill: Option<u64>,
+    /// Times the whole cgroup was OOM-killed (`memory.oom.group`).
     pub oom_group_kill: Option<u64>,
 }
 
@@ -119,16 +124,22 @@ pub struct Pressure {
 /// `io_serviced_recursive`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct IoStat {
+    /// Bytes read.
     pub read_bytes: u64,
+    /// Bytes written.
     pub write_bytes: u64,
+    /// Read operations.
     pub reads: u64,
+    /// Write operations.
     pub writes: u64,
 }
 
 /// v1 `memory.oom_control`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct OomControl {
+    /// The OOM killer is disabled for this cgroup.
     pub oom_kill_disable: bool,
+    /// The cgroup is under OOM now (its tasks are stopped).
     pub under_oom: bool,
     /// Processes killed by the OOM killer (kernel 4.13+).
     pub oom_kill: Option<u64>,
@@ -152,18 +163,24 @@ pub struct ProcCgroup {
 /// (`\040` for a space) decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountInfo {
+    /// The mount's unique id.
     pub mount_id: u64,
+    /// The id of the parent mount.
     pub parent_id: u64,
     /// `major:minor` of the filesystem.
     pub device: String,
     /// The root of the mount inside its filesystem (for a cgroup mount: the
     /// cgroup that appears at the mount point).
     pub root: PathBuf,
+    /// Where it is mounted, relative to the reader's root.
     pub mount_point: PathBuf,
+    /// Per-mount options (`rw,nosuid,...`).
     pub mount_options: String,
     /// Tagged fields such as `shared:5`.
     pub optional_fields: Vec<String>,
+    /// The filesystem type (`cgroup`, `cgroup2`, `proc`).
     pub fs_type: String,
+    /// The mount source (`cgroup`, a device, `none`).
     pub source: String,
     /// Per-superblock options: for a v1 cgroup mount, its controllers
     /// (`rw,cpu,cpuacct`).

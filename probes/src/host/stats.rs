@@ -62,7 +62,9 @@ pub struct CgroupStats {
     /// `memory.pressure`, `io.pressure`; on a hybrid host from the v2
     /// hierarchy when the cgroup exists there).
     pub cpu_pressure: Option<Pressure>,
+    /// Memory pressure (v2 `memory.pressure`).
     pub memory_pressure: Option<Pressure>,
+    /// I/O pressure (v2 `io.pressure`).
     pub io_pressure: Option<Pressure>,
     /// I/O done: v2 `io.stat`, v1 blkio's throttle statistics.
     pub io: Option<IoStat>,

@@ -45,13 +45,16 @@ pub struct Inspection {
     pub namespaces: Vec<NamespaceFinding>,
     /// Its cgroup per controller (cpu, cpuacct, memory, pids, cpuset).
     pub cgroups: BTreeMap<String, String>,
+    /// The limits its cgroups set.
     pub limits: LimitsInForce,
+    /// What its cgroups have used so far.
     pub usage: Usage,
     /// Capabilities, seccomp and no_new_privs of the target, from the host.
     pub security: Security,
     /// What the target's namespaces show from inside (None: see
     /// `inside_error`).
     pub inside: Option<InsideView>,
+    /// Why the inside view could not be collected, when it could not.
     pub inside_error: Option<String>,
     /// What /proc inside says against the limits.
     pub proc_findings: Vec<ProcFinding>,
@@ -73,7 +76,9 @@ pub struct NamespaceReference {
 /// One namespace of the target against the reference's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NamespaceFinding {
+    /// The namespace's name (`pid`, `mnt`, `net`...).
     pub namespace: String,
+    /// The target's inode of it.
     pub target_inode: Option<u64>,
     /// The reference's inode (see [`Inspection::reference`]).
     pub reference_inode: Option<u64>,
@@ -125,7 +130,9 @@ pub fn namespace_reference(
 pub struct LimitsInForce {
     /// CPU quota in CPUs (0.2 = 20% of one CPU); None: no quota.
     pub cpu_quota_cores: Option<f64>,
+    /// Memory limit in bytes; None: no limit.
     pub memory_limit_bytes: Option<u64>,
+    /// Most tasks the pids controller allows; None: no limit.
     pub pids_max: Option<u64>,
     /// CPUs the cpuset allows.
     pub cpuset_cpus: Option<Vec<u32>>,
@@ -134,20 +141,30 @@ pub struct LimitsInForce {
 /// The target's current usage, from the same cgroups.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Usage {
+    /// CPU time used, in nanoseconds.
     pub cpu_usage_ns: Option<u64>,
+    /// CFS enforcement periods that elapsed.
     pub cpu_nr_periods: Option<u64>,
+    /// Periods in which the cgroup was throttled.
     pub cpu_nr_throttled: Option<u64>,
+    /// Memory in use now, in bytes.
     pub memory_usage_bytes: Option<u64>,
+    /// The most memory used, in bytes, where the kernel keeps it.
     pub memory_peak_bytes: Option<u64>,
+    /// Processes of the cgroup killed by the OOM killer.
     pub oom_kills: Option<u64>,
+    /// Tasks in the cgroup now.
     pub pids_current: Option<u64>,
 }
 
 /// From `/proc/<pid>/status` on the host.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Security {
+    /// Capability sets (`CapInh`... `CapAmb`).
     pub capabilities: Option<CapabilitySets>,
+    /// `Seccomp`: 0 off, 1 strict, 2 filter.
     pub seccomp_mode: Option<u8>,
+    /// `NoNewPrivs`.
     pub no_new_privs: Option<bool>,
     /// The target's PID inside its own PID namespace (NSpid's last field).
     pub pid_inside: Option<i32>,

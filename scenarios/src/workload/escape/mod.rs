@@ -10,7 +10,7 @@
 //! loads a module, reboots or mounts a host disk; a device node is opened
 //! `O_RDONLY|O_NONBLOCK`, never read, and closed; a masked file is read for
 //! one byte at most; system calls get arguments that fail after the check
-//! ([`runtime::raw::ProbeCall`] says why for each). `tests/escape_probes_host.rs`
+//! ([`runtime::raw::ProbeCall`] says why for each). `tests/it/escape_probes_host.rs`
 //! runs every probe on the host itself and checks that nothing changed.
 //!
 //! The host side passes the host's facts on the command line: a block

@@ -1,7 +1,6 @@
 //! Helpers shared by the integration tests: the real `boxwatch` binary, the
 //! root requirement (never skipped under CI=true), and host-side lookups
 //! that read cgroupfs directly.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -5,8 +5,7 @@
 //! beyond the content column. Needs root and `chromium` (apt-get install
 //! chromium); under CI=true a missing one fails the test.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -57,6 +56,7 @@ fn scenario<'a>(report: &'a Value, id: &str) -> &'a Value {
 
 #[test]
 fn memory_hog_is_seen_climbing_to_its_limit_before_the_kill() {
+    let _room = room!();
     if !root_or_skip("memory_hog_is_seen_climbing_to_its_limit_before_the_kill") {
         return;
     }
@@ -226,6 +226,7 @@ fn chromium(args: &[&str], page: &Path) -> std::process::Output {
 
 #[test]
 fn the_page_as_chromium_draws_it_has_its_banner_charts_and_no_overflow() {
+    let _room = room!();
     let test = "the_page_as_chromium_draws_it_has_its_banner_charts_and_no_overflow";
     if !root_or_skip(test)
         || !present_or_skip(

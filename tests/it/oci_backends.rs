@@ -3,8 +3,7 @@
 //! behind (cgroups in every hierarchy, the runtime's state, the bundle).
 //! Needs root, runc and crun; under CI=true a missing one fails the test.
 
-mod common;
-use common::*;
+use crate::common::*;
 use runtime::backend::{self, Backend, BackendKind};
 use runtime::{ContainerSpec, Exit, RuntimeConfig, Stdio};
 use std::io::{Read, Write};
@@ -150,6 +149,7 @@ fn limits_and_namespaces(kind: BackendKind) {
 
 #[test]
 fn runc_runs_a_limited_container_and_leaves_nothing() {
+    let _room = room!();
     if oci_or_skip(
         "runc_runs_a_limited_container_and_leaves_nothing",
         BackendKind::Runc,
@@ -160,6 +160,7 @@ fn runc_runs_a_limited_container_and_leaves_nothing() {
 
 #[test]
 fn crun_runs_a_limited_container_and_leaves_nothing() {
+    let _room = room!();
     if oci_or_skip(
         "crun_runs_a_limited_container_and_leaves_nothing",
         BackendKind::Crun,
@@ -170,6 +171,7 @@ fn crun_runs_a_limited_container_and_leaves_nothing() {
 
 #[test]
 fn crun_on_a_hybrid_host_says_the_cgroup2_mount_was_hidden() {
+    let _room = room!();
     if !oci_or_skip(
         "crun_on_a_hybrid_host_says_the_cgroup2_mount_was_hidden",
         BackendKind::Crun,
@@ -235,6 +237,7 @@ fn oom_and_kill(kind: BackendKind) {
 
 #[test]
 fn runc_containers_are_oom_killed_killed_and_dropped_cleanly() {
+    let _room = room!();
     if oci_or_skip(
         "runc_containers_are_oom_killed_killed_and_dropped_cleanly",
         BackendKind::Runc,
@@ -245,6 +248,7 @@ fn runc_containers_are_oom_killed_killed_and_dropped_cleanly() {
 
 #[test]
 fn crun_containers_are_oom_killed_killed_and_dropped_cleanly() {
+    let _room = room!();
     if oci_or_skip(
         "crun_containers_are_oom_killed_killed_and_dropped_cleanly",
         BackendKind::Crun,
@@ -277,6 +281,7 @@ fn failures_leave_nothing(kind: BackendKind) {
 
 #[test]
 fn runc_failures_leave_nothing_behind() {
+    let _room = room!();
     if oci_or_skip("runc_failures_leave_nothing_behind", BackendKind::Runc) {
         failures_leave_nothing(BackendKind::Runc);
     }
@@ -284,6 +289,7 @@ fn runc_failures_leave_nothing_behind() {
 
 #[test]
 fn crun_failures_leave_nothing_behind() {
+    let _room = room!();
     if oci_or_skip("crun_failures_leave_nothing_behind", BackendKind::Crun) {
         failures_leave_nothing(BackendKind::Crun);
     }
@@ -291,6 +297,7 @@ fn crun_failures_leave_nothing_behind() {
 
 #[test]
 fn with_init_boxwatch_init_is_pid_1_for_both_runtimes() {
+    let _room = room!();
     for kind in [BackendKind::Runc, BackendKind::Crun] {
         if !oci_or_skip("with_init_boxwatch_init_is_pid_1_for_both_runtimes", kind) {
             continue;
@@ -319,6 +326,7 @@ fn with_init_boxwatch_init_is_pid_1_for_both_runtimes() {
 /// half-way, so no `<rt> create --root` or bundle write fails for it.
 #[test]
 fn backends_coming_and_going_in_parallel_keep_their_shared_directories() {
+    let _room = room!();
     let kinds: Vec<BackendKind> = [BackendKind::Runc, BackendKind::Crun]
         .into_iter()
         .filter(|k| {
@@ -361,6 +369,7 @@ fn backends_coming_and_going_in_parallel_keep_their_shared_directories() {
 /// never empty while the run lives, and it goes when the backend does.
 #[test]
 fn an_open_backend_holds_its_run_cgroup_in_every_hierarchy() {
+    let _room = room!();
     for kind in [BackendKind::Runc, BackendKind::Crun] {
         if !oci_or_skip(
             "an_open_backend_holds_its_run_cgroup_in_every_hierarchy",

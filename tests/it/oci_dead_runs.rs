@@ -10,8 +10,7 @@
 //! up the others' dead runs. Needs root, runc and crun; under CI=true a
 //! missing one fails the test.
 
-mod common;
-use common::*;
+use crate::common::*;
 use runtime::backend::{self, BackendKind};
 use runtime::oci::stale::{self, Removal};
 use runtime::RuntimeConfig;
@@ -226,6 +225,7 @@ fn next_run_of_the_same_runtime(kind: BackendKind) {
 
 #[test]
 fn a_dead_runs_runc_container_is_removed_by_the_next_runc_run() {
+    let _room = room!();
     if oci_or_skip(
         "a_dead_runs_runc_container_is_removed_by_the_next_runc_run",
         BackendKind::Runc,
@@ -236,6 +236,7 @@ fn a_dead_runs_runc_container_is_removed_by_the_next_runc_run() {
 
 #[test]
 fn a_dead_runs_crun_container_is_removed_by_the_next_crun_run() {
+    let _room = room!();
     if oci_or_skip(
         "a_dead_runs_crun_container_is_removed_by_the_next_crun_run",
         BackendKind::Crun,
@@ -256,6 +257,7 @@ fn next_builtin_run(kind: BackendKind) {
 
 #[test]
 fn a_dead_runs_runc_container_is_removed_when_a_builtin_run_starts() {
+    let _room = room!();
     if oci_or_skip(
         "a_dead_runs_runc_container_is_removed_when_a_builtin_run_starts",
         BackendKind::Runc,
@@ -266,6 +268,7 @@ fn a_dead_runs_runc_container_is_removed_when_a_builtin_run_starts() {
 
 #[test]
 fn a_dead_runs_crun_container_is_removed_when_a_builtin_run_starts() {
+    let _room = room!();
     if oci_or_skip(
         "a_dead_runs_crun_container_is_removed_when_a_builtin_run_starts",
         BackendKind::Crun,
@@ -300,6 +303,7 @@ fn without_the_runtime_binary(kind: BackendKind) {
 
 #[test]
 fn a_dead_runs_runc_container_is_killed_through_its_cgroup_without_runc() {
+    let _room = room!();
     if oci_or_skip(
         "a_dead_runs_runc_container_is_killed_through_its_cgroup_without_runc",
         BackendKind::Runc,
@@ -310,6 +314,7 @@ fn a_dead_runs_runc_container_is_killed_through_its_cgroup_without_runc() {
 
 #[test]
 fn a_dead_runs_crun_container_is_killed_through_its_cgroup_without_crun() {
+    let _room = room!();
     if oci_or_skip(
         "a_dead_runs_crun_container_is_killed_through_its_cgroup_without_crun",
         BackendKind::Crun,

@@ -6,8 +6,7 @@
 //! process changes the subreaper attribute meanwhile. Needs root, runc and
 //! crun; under CI=true a missing one fails the test.
 
-mod common;
-use common::*;
+use crate::common::*;
 use runtime::backend::{self, BackendKind};
 use runtime::{ContainerSpec, Exit, Namespace, RuntimeConfig, Stdio};
 use std::io::Read;
@@ -31,6 +30,7 @@ fn children_in_session(sid: i32) -> Vec<(i32, char)> {
 
 #[test]
 fn oci_backends_reap_what_they_inherit_and_give_the_subreaper_back() {
+    let _room = room!();
     const TEST: &str = "oci_backends_reap_what_they_inherit_and_give_the_subreaper_back";
     if !root_or_skip(TEST) {
         return;

@@ -164,6 +164,7 @@ fn hold(addr: SocketAddr, n: usize, request: &[u8]) -> Vec<TcpStream> {
 /// it was after a few scrapes.
 #[test]
 fn above_the_connection_cap_healthz_answers_and_memory_stays_bounded() {
+    let _room = room!();
     let dir = tempdir();
     fake_tree(dir.path(), "/boxwatch/run", 20);
     let exporter = Exporter::start(dir.path(), &[]);
@@ -215,6 +216,7 @@ fn above_the_connection_cap_healthz_answers_and_memory_stays_bounded() {
 /// copied per connection).
 #[test]
 fn slow_readers_lose_their_slot_at_the_write_timeout() {
+    let _room = room!();
     let dir = tempdir();
     // Long labels make a body of about 10 MiB from 2,500 cgroups.
     let parent = format!("/boxwatch/{}/{}", "x".repeat(200), "y".repeat(200));
@@ -289,6 +291,7 @@ fn slow_readers_lose_their_slot_at_the_write_timeout() {
 /// exporter unblocks it, and stops within 5 s with status 0.
 #[test]
 fn sigterm_stops_it_even_when_the_parent_blocked_it() {
+    let _room = room!();
     use nix::sys::signal::{kill, SigSet, Signal};
     let dir = tempdir();
     fake_tree(dir.path(), "/boxwatch/run", 1);

@@ -4,8 +4,7 @@
 //! a PID that is gone get clear messages. Needs root and runc; under
 //! CI=true a missing one fails the test.
 
-mod common;
-use common::*;
+use crate::common::*;
 use runtime::backend::{self, BackendKind};
 use runtime::{ContainerSpec, RuntimeConfig, Stdio};
 use serde_json::Value;
@@ -99,6 +98,7 @@ fn report_limits(scenario: &Value, catalog: &runtime::Limits) -> runtime::Limits
 /// scenario runc cannot run (unsupported) must fail to start the same way.
 #[test]
 fn inspect_of_a_runc_container_agrees_with_the_scenario_run() {
+    let _room = room!();
     if !oci_or_skip(
         "inspect_of_a_runc_container_agrees_with_the_scenario_run",
         runtime::backend::BackendKind::Runc,
@@ -218,6 +218,7 @@ fn inspect_of_a_runc_container_agrees_with_the_scenario_run() {
 
 #[test]
 fn inspect_names_a_pid_that_is_gone_and_a_process_outside_any_container() {
+    let _room = room!();
     let (code, _, err) = inspect(&["--pid", "2147483647"]);
     assert_ne!(code, 0);
     assert!(err.contains("process 2147483647 does not exist"), "{err}");
@@ -242,6 +243,7 @@ fn inspect_names_a_pid_that_is_gone_and_a_process_outside_any_container() {
 /// could not read, judges the rest and exits 3, never "does not exist".
 #[test]
 fn inspect_of_pid_1_says_what_it_could_not_read() {
+    let _room = room!();
     if !root_or_skip("inspect_of_pid_1_says_what_it_could_not_read") {
         return;
     }
@@ -274,6 +276,7 @@ fn inspect_of_pid_1_says_what_it_could_not_read() {
 /// exits 3 instead of passing for a complete inspection.
 #[test]
 fn inspect_that_cannot_enter_says_why_and_exits_3() {
+    let _room = room!();
     let test = "inspect_that_cannot_enter_says_why_and_exits_3";
     if !oci_or_skip(test, runtime::backend::BackendKind::Runc) {
         return;

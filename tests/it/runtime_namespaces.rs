@@ -1,7 +1,6 @@
 //! Each namespace boxwatch creates is really separate from the host's.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 /// The ns link of the container's own PID 1, as seen inside.
 fn inside_ns(opts: &[&str], ns: &str) -> String {
@@ -12,6 +11,7 @@ fn inside_ns(opts: &[&str], ns: &str) -> String {
 
 #[test]
 fn every_default_namespace_differs_from_the_hosts() {
+    let _room = room!();
     if !root_or_skip("every_default_namespace_differs_from_the_hosts") {
         return;
     }
@@ -24,6 +24,7 @@ fn every_default_namespace_differs_from_the_hosts() {
 
 #[test]
 fn shared_namespaces_are_the_hosts() {
+    let _room = room!();
     if !root_or_skip("shared_namespaces_are_the_hosts") {
         return;
     }
@@ -33,6 +34,7 @@ fn shared_namespaces_are_the_hosts() {
 
 #[test]
 fn the_entry_is_pid_1_and_sees_only_its_own_processes() {
+    let _room = room!();
     if !root_or_skip("the_entry_is_pid_1_and_sees_only_its_own_processes") {
         return;
     }
@@ -46,6 +48,7 @@ fn the_entry_is_pid_1_and_sees_only_its_own_processes() {
 
 #[test]
 fn the_hostname_is_the_containers_and_the_host_keeps_its_own() {
+    let _room = room!();
     if !root_or_skip("the_hostname_is_the_containers_and_the_host_keeps_its_own") {
         return;
     }
@@ -61,6 +64,7 @@ fn the_hostname_is_the_containers_and_the_host_keeps_its_own() {
 
 #[test]
 fn host_mounts_are_invisible_and_inside_mounts_stay_inside() {
+    let _room = room!();
     if !root_or_skip("host_mounts_are_invisible_and_inside_mounts_stay_inside") {
         return;
     }
@@ -91,6 +95,7 @@ fn host_mounts_are_invisible_and_inside_mounts_stay_inside() {
 
 #[test]
 fn the_network_has_only_loopback() {
+    let _room = room!();
     if !root_or_skip("the_network_has_only_loopback") {
         return;
     }
@@ -101,6 +106,7 @@ fn the_network_has_only_loopback() {
 
 #[test]
 fn the_cgroup_namespace_is_rooted_at_the_containers_cgroup() {
+    let _room = room!();
     if !root_or_skip("the_cgroup_namespace_is_rooted_at_the_containers_cgroup") {
         return;
     }
@@ -117,6 +123,7 @@ fn the_cgroup_namespace_is_rooted_at_the_containers_cgroup() {
 
 #[test]
 fn a_user_namespace_maps_root_to_an_unprivileged_range() {
+    let _room = room!();
     if !root_or_skip("a_user_namespace_maps_root_to_an_unprivileged_range") {
         return;
     }
@@ -134,6 +141,7 @@ fn a_user_namespace_maps_root_to_an_unprivileged_range() {
 
 #[test]
 fn a_time_namespace_offsets_the_monotonic_clock_but_not_realtime() {
+    let _room = room!();
     if !root_or_skip("a_time_namespace_offsets_the_monotonic_clock_but_not_realtime") {
         return;
     }

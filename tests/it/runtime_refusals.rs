@@ -1,7 +1,6 @@
 //! Bad input is refused before anything starts, with the cause and the fix.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 fn refused(args: &[&str]) -> (i32, String) {
     let out = boxwatch(args);
@@ -14,6 +13,7 @@ fn refused(args: &[&str]) -> (i32, String) {
 
 #[test]
 fn malformed_sizes_and_quotas_are_refused_with_the_value_named() {
+    let _room = room!();
     for (flag, value, needle) in [
         ("--memory", "64Q", "invalid memory limit \"64Q\""),
         ("--memory=-1", "", "invalid memory limit \"-1\""),
@@ -47,6 +47,7 @@ fn malformed_sizes_and_quotas_are_refused_with_the_value_named() {
 
 #[test]
 fn a_cpuset_of_offline_cpus_is_refused() {
+    let _room = room!();
     if !root_or_skip("a_cpuset_of_offline_cpus_is_refused") {
         return;
     }
@@ -59,6 +60,7 @@ fn a_cpuset_of_offline_cpus_is_refused() {
 
 #[test]
 fn a_rootfs_without_the_entry_is_refused() {
+    let _room = room!();
     if !root_or_skip("a_rootfs_without_the_entry_is_refused") {
         return;
     }
@@ -81,12 +83,14 @@ fn a_rootfs_without_the_entry_is_refused() {
 
 #[test]
 fn a_rootfs_that_is_not_a_directory_is_refused() {
+    let _room = room!();
     let (_, err) = refused(&["run", "--rootfs", "/no/such/dir", "--", "true"]);
     assert!(err.contains("/no/such/dir"), "{err}");
 }
 
 #[test]
 fn a_user_rootfs_works_when_it_has_the_entry() {
+    let _room = room!();
     if !root_or_skip("a_user_rootfs_works_when_it_has_the_entry") {
         return;
     }
@@ -131,6 +135,7 @@ fn a_user_rootfs_works_when_it_has_the_entry() {
 
 #[test]
 fn without_root_the_error_names_the_cause_and_the_fix() {
+    let _room = room!();
     if !root_or_skip("without_root_the_error_names_the_cause_and_the_fix") {
         return;
     }
@@ -157,6 +162,7 @@ fn without_root_the_error_names_the_cause_and_the_fix() {
 
 #[test]
 fn keeping_cap_sys_time_is_refused_outside_a_boxwatch_vm() {
+    let _room = room!();
     if !root_or_skip("keeping_cap_sys_time_is_refused_outside_a_boxwatch_vm") {
         return;
     }

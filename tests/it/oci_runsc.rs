@@ -5,8 +5,7 @@
 //! an error with its panic line, and nothing is left in the state root.
 //! Needs root and runsc; under CI=true a missing one fails the test.
 
-mod common;
-use common::*;
+use crate::common::*;
 use runtime::backend::{self, BackendKind};
 use runtime::{ContainerSpec, Exit, Namespace, RuntimeConfig};
 
@@ -27,6 +26,7 @@ fn zombie_children() -> Vec<i32> {
 
 #[test]
 fn runsc_runs_reaps_its_helpers_and_reports_crashes() {
+    let _room = room!();
     const TEST: &str = "runsc_runs_reaps_its_helpers_and_reports_crashes";
     if !oci_or_skip(TEST, BackendKind::Runsc) {
         return;
@@ -102,6 +102,7 @@ fn runsc_runs_reaps_its_helpers_and_reports_crashes() {
 /// host-side view as the workload's.
 #[test]
 fn inspect_says_a_gvisor_container_is_sandboxed() {
+    let _room = room!();
     const TEST: &str = "inspect_says_a_gvisor_container_is_sandboxed";
     if !oci_or_skip(TEST, BackendKind::Runsc) {
         return;

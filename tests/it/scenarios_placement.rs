@@ -6,8 +6,7 @@
 //! processes and finds them outside the cgroup runc reported. Needs root,
 //! runc and a pids controller; under CI=true a missing one fails the test.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -67,6 +66,7 @@ fn runc_moving_its_first_process_to(cgroup: &Path, dir: &Path) -> PathBuf {
 
 #[test]
 fn a_fork_bomb_moved_out_of_its_pids_cgroup_is_not_a_pass() {
+    let _room = room!();
     let test = "a_fork_bomb_moved_out_of_its_pids_cgroup_is_not_a_pass";
     if !oci_or_skip(test, runtime::backend::BackendKind::Runc) {
         return;

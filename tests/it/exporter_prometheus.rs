@@ -15,8 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-#[path = "../exporter/tests/common/promtool.rs"]
-mod promtool;
+use crate::promtool;
 
 const BIN: &str = env!("CARGO_BIN_EXE_boxwatch");
 const PROMETHEUS: &str = "/usr/bin/prometheus";
@@ -184,6 +183,7 @@ fn container_cgroup(pid: u32, name: &str) -> Option<String> {
 
 #[test]
 fn prometheus_sees_usage_against_quota_and_dashboards_have_data() {
+    let _room = room!();
     if !prerequisites("prometheus_sees_usage_against_quota_and_dashboards_have_data") {
         return;
     }

@@ -55,6 +55,7 @@ const ISSUE_IDS: [&str; 18] = [
 
 #[test]
 fn the_builtin_catalog_loads_with_every_scenario_of_the_issue() {
+    let _room = room!();
     let out = boxwatch(&["scenarios", "--list"]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
@@ -71,6 +72,7 @@ fn the_builtin_catalog_loads_with_every_scenario_of_the_issue() {
 
 #[test]
 fn the_catalog_directory_in_the_source_tree_loads_too() {
+    let _room = room!();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/catalog");
     let out = boxwatch(&["scenarios", "--list", "--catalog", dir.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stdout));
@@ -116,6 +118,7 @@ fn broken_catalog() -> tempfile::TempDir {
 
 #[test]
 fn bad_files_are_refused_with_file_line_and_reason() {
+    let _room = room!();
     let dir = broken_catalog();
     let out = boxwatch(&[
         "scenarios",
@@ -162,6 +165,7 @@ fn bad_files_are_refused_with_file_line_and_reason() {
 
 #[test]
 fn a_broken_scenario_never_stops_the_others() {
+    let _room = room!();
     if !root_or_skip("a_broken_scenario_never_stops_the_others") {
         return;
     }
@@ -203,6 +207,7 @@ fn a_broken_scenario_never_stops_the_others() {
 
 #[test]
 fn a_check_that_held_in_the_baseline_and_not_now_is_a_regression() {
+    let _room = room!();
     if !root_or_skip("a_check_that_held_in_the_baseline_and_not_now_is_a_regression") {
         return;
     }
@@ -271,6 +276,7 @@ fn a_check_that_held_in_the_baseline_and_not_now_is_a_regression() {
 
 #[test]
 fn the_lxcfs_fix_for_the_proc_leaks_is_applied_and_verified() {
+    let _room = room!();
     if !root_or_skip("the_lxcfs_fix_for_the_proc_leaks_is_applied_and_verified") {
         return;
     }

@@ -6,8 +6,7 @@
 //! runtimes are the control: every escape check holds. Needs root, runc and
 //! jq; under CI=true a missing one fails the test.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
@@ -62,6 +61,7 @@ fn runc_wrapper(dir: &Path, name: &str, filter: &str) -> std::path::PathBuf {
 
 #[test]
 fn every_broken_guarantee_of_runc_is_caught_as_leaked() {
+    let _room = room!();
     let test = "every_broken_guarantee_of_runc_is_caught_as_leaked";
     if !oci_or_skip(test, runtime::backend::BackendKind::Runc)
         || !present_or_skip(
@@ -130,6 +130,7 @@ fn every_broken_guarantee_of_runc_is_caught_as_leaked() {
 
 #[test]
 fn the_builtin_runtime_unconfined_with_cap_sys_admin_is_caught_as_leaked() {
+    let _room = room!();
     if !root_or_skip("the_builtin_runtime_unconfined_with_cap_sys_admin_is_caught_as_leaked") {
         return;
     }

@@ -1,10 +1,10 @@
 //! Memory, pids and cpuset limits hold; capabilities are cut to Docker's set.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn an_allocation_beyond_the_memory_limit_is_oom_killed_and_reported() {
+    let _room = room!();
     if !root_or_skip("an_allocation_beyond_the_memory_limit_is_oom_killed_and_reported") {
         return;
     }
@@ -22,6 +22,7 @@ fn an_allocation_beyond_the_memory_limit_is_oom_killed_and_reported() {
 
 #[test]
 fn the_same_allocation_fits_under_a_larger_limit() {
+    let _room = room!();
     if !root_or_skip("the_same_allocation_fits_under_a_larger_limit") {
         return;
     }
@@ -34,6 +35,7 @@ fn the_same_allocation_fits_under_a_larger_limit() {
 
 #[test]
 fn forks_stop_at_the_pids_limit() {
+    let _room = room!();
     if !root_or_skip("forks_stop_at_the_pids_limit") {
         return;
     }
@@ -72,6 +74,7 @@ fn forks_stop_at_the_pids_limit() {
 
 #[test]
 fn the_cpuset_confines_the_container_to_its_cpus() {
+    let _room = room!();
     if !root_or_skip("the_cpuset_confines_the_container_to_its_cpus") {
         return;
     }
@@ -85,6 +88,7 @@ fn the_cpuset_confines_the_container_to_its_cpus() {
 
 #[test]
 fn capabilities_are_dockers_default_set_and_no_new_privs_is_set() {
+    let _room = room!();
     if !root_or_skip("capabilities_are_dockers_default_set_and_no_new_privs_is_set") {
         return;
     }
@@ -118,6 +122,7 @@ fn capabilities_are_dockers_default_set_and_no_new_privs_is_set() {
 
 #[test]
 fn a_kept_capability_is_kept() {
+    let _room = room!();
     if !root_or_skip("a_kept_capability_is_kept") {
         return;
     }
@@ -133,6 +138,7 @@ fn a_kept_capability_is_kept() {
 
 #[test]
 fn with_init_the_entry_is_pid_2_and_orphans_are_reaped() {
+    let _room = room!();
     if !root_or_skip("with_init_the_entry_is_pid_2_and_orphans_are_reaped") {
         return;
     }
@@ -145,6 +151,7 @@ fn with_init_the_entry_is_pid_2_and_orphans_are_reaped() {
 
 #[test]
 fn the_exit_code_of_the_entry_is_passed_on() {
+    let _room = room!();
     if !root_or_skip("the_exit_code_of_the_entry_is_passed_on") {
         return;
     }
@@ -157,6 +164,7 @@ fn the_exit_code_of_the_entry_is_passed_on() {
 
 #[test]
 fn the_container_lives_and_dies_with_its_entry_command() {
+    let _room = room!();
     if !root_or_skip("the_container_lives_and_dies_with_its_entry_command") {
         return;
     }

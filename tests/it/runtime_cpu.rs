@@ -7,8 +7,7 @@
 //! free. The CPU the rest of the host used in the same window is measured
 //! from /proc/stat, so a busy machine lowers the floor instead of failing.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -114,6 +113,7 @@ fn assert_quota_held(m: &Measurement, quota: f64, tolerance: f64) {
 
 #[test]
 fn a_spin_loop_under_a_20_percent_quota_uses_20_percent() {
+    let _room = room!();
     if !root_or_skip("a_spin_loop_under_a_20_percent_quota_uses_20_percent") {
         return;
     }
@@ -123,6 +123,7 @@ fn a_spin_loop_under_a_20_percent_quota_uses_20_percent() {
 
 #[test]
 fn two_spinning_threads_under_1_5_cpus_use_1_5_cpus() {
+    let _room = room!();
     if !root_or_skip("two_spinning_threads_under_1_5_cpus_use_1_5_cpus") {
         return;
     }

@@ -15,8 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-#[path = "../exporter/tests/common/promtool.rs"]
-mod promtool;
+use crate::promtool;
 
 const BIN: &str = env!("CARGO_BIN_EXE_boxwatch");
 const PODMAN: &str = "/usr/bin/podman";
@@ -199,6 +198,7 @@ fn get(addr: SocketAddr, path: &str) -> String {
 
 #[test]
 fn podman_containers_are_exported_with_their_engine_id_and_name() {
+    let _room = room!();
     let test = "podman_containers_are_exported_with_their_engine_id_and_name";
     if !prerequisites(test) {
         return;

@@ -3,8 +3,7 @@
 //! limits, and the daemon and its mount never outlive the run that
 //! started them, even a SIGKILLed one.
 
-mod common;
-use common::*;
+use crate::common::*;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use runtime::lxcfs::{self, Lxcfs};
@@ -39,6 +38,7 @@ fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
 
 #[test]
 fn a_container_behind_lxcfs_sees_its_memory_limit_and_cpuset() {
+    let _room = room!();
     if !lxcfs_or_skip("a_container_behind_lxcfs_sees_its_memory_limit_and_cpuset") {
         return;
     }
@@ -69,6 +69,7 @@ fn a_container_behind_lxcfs_sees_its_memory_limit_and_cpuset() {
 
 #[test]
 fn a_private_lxcfs_stops_and_unmounts_when_dropped() {
+    let _room = room!();
     if !lxcfs_or_skip("a_private_lxcfs_stops_and_unmounts_when_dropped") {
         return;
     }
@@ -120,6 +121,7 @@ fn lxcfs_of_run(boxwatch: u32) -> (i32, PathBuf) {
 
 #[test]
 fn a_sigkilled_run_takes_its_lxcfs_and_its_mount_with_it() {
+    let _room = room!();
     if !lxcfs_or_skip("a_sigkilled_run_takes_its_lxcfs_and_its_mount_with_it") {
         return;
     }
@@ -148,6 +150,7 @@ fn a_sigkilled_run_takes_its_lxcfs_and_its_mount_with_it() {
 
 #[test]
 fn a_directory_that_is_not_lxcfs_is_refused_with_the_fix() {
+    let _room = room!();
     if !root_or_skip("a_directory_that_is_not_lxcfs_is_refused_with_the_fix") {
         return;
     }
@@ -164,6 +167,7 @@ fn a_directory_that_is_not_lxcfs_is_refused_with_the_fix() {
 
 #[test]
 fn a_new_run_stops_an_lxcfs_that_outlived_its_killed_run() {
+    let _room = room!();
     if !lxcfs_or_skip("a_new_run_stops_an_lxcfs_that_outlived_its_killed_run") {
         return;
     }

@@ -5,8 +5,7 @@
 //! loaded modules, swap, the kexec state, the clock; and no device node
 //! the probe made is left. Needs root; under CI=true it never skips.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
@@ -102,6 +101,7 @@ fn leftovers() -> Vec<String> {
 
 #[test]
 fn every_escape_probe_run_on_the_host_changes_nothing() {
+    let _room = room!();
     if !root_or_skip("every_escape_probe_run_on_the_host_changes_nothing") {
         return;
     }

@@ -3,12 +3,12 @@
 //! This file holds one test so that nothing else in this binary runs beside
 //! the measurement.
 
-mod common;
-use common::json_report;
+use crate::common::json_report;
 use std::process::Command;
 
 #[test]
 fn cpu_quota_20_measures_a_cpu_share_of_020_even_with_jobs() {
+    let _room = room!();
     if !nix::unistd::geteuid().is_root() {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),

@@ -1,8 +1,7 @@
 //! Nothing of a container outlives it: not after success, failure, SIGINT,
 //! nor after a SIGKILL of boxwatch followed by a new run.
 
-mod common;
-use common::*;
+use crate::common::*;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::path::Path;
@@ -69,6 +68,7 @@ fn assert_nothing_left(pid: u32) {
 
 #[test]
 fn nothing_is_left_after_success() {
+    let _room = room!();
     if !root_or_skip("nothing_is_left_after_success") {
         return;
     }
@@ -81,6 +81,7 @@ fn nothing_is_left_after_success() {
 
 #[test]
 fn nothing_is_left_after_a_failed_setup() {
+    let _room = room!();
     if !root_or_skip("nothing_is_left_after_a_failed_setup") {
         return;
     }
@@ -92,6 +93,7 @@ fn nothing_is_left_after_a_failed_setup() {
 
 #[test]
 fn sigint_ends_the_container_and_cleans_up() {
+    let _room = room!();
     if !root_or_skip("sigint_ends_the_container_and_cleans_up") {
         return;
     }
@@ -113,6 +115,7 @@ fn sigint_ends_the_container_and_cleans_up() {
 
 #[test]
 fn sigterm_is_forwarded_through_init_to_the_entry() {
+    let _room = room!();
     if !root_or_skip("sigterm_is_forwarded_through_init_to_the_entry") {
         return;
     }
@@ -134,6 +137,7 @@ fn sigterm_is_forwarded_through_init_to_the_entry() {
 
 #[test]
 fn a_new_run_removes_what_a_killed_run_left() {
+    let _room = room!();
     if !root_or_skip("a_new_run_removes_what_a_killed_run_left") {
         return;
     }
@@ -142,6 +146,7 @@ fn a_new_run_removes_what_a_killed_run_left() {
 
 #[test]
 fn a_new_run_kills_containers_that_outlived_a_killed_run() {
+    let _room = room!();
     if !root_or_skip("a_new_run_kills_containers_that_outlived_a_killed_run") {
         return;
     }

@@ -2,8 +2,7 @@
 //! stdout, try_wait while sampling, and a whole container on the cgroup v2
 //! driver over the host's cgroup2 mount.
 
-mod common;
-use common::*;
+use crate::common::*;
 use runtime::cgroup::{mounts::Mounts, v2::V2Driver, CgroupMode};
 use runtime::{ContainerSpec, Exit, Runtime, RuntimeConfig, Stdio};
 use std::io::Read;
@@ -20,6 +19,7 @@ fn sh(name: &str, script: &str) -> ContainerSpec {
 
 #[test]
 fn a_container_on_the_v2_driver_runs_and_is_killed_through_cgroup_kill() {
+    let _room = room!();
     if !root_or_skip("a_container_on_the_v2_driver_runs_and_is_killed_through_cgroup_kill") {
         return;
     }
@@ -66,6 +66,7 @@ fn a_container_on_the_v2_driver_runs_and_is_killed_through_cgroup_kill() {
 
 #[test]
 fn try_wait_reports_a_running_container_then_its_outcome() {
+    let _room = room!();
     if !root_or_skip("try_wait_reports_a_running_container_then_its_outcome") {
         return;
     }
@@ -92,6 +93,7 @@ fn try_wait_reports_a_running_container_then_its_outcome() {
 
 #[test]
 fn a_dropped_container_is_killed_and_removed() {
+    let _room = room!();
     if !root_or_skip("a_dropped_container_is_killed_and_removed") {
         return;
     }
@@ -110,6 +112,7 @@ fn a_dropped_container_is_killed_and_removed() {
 
 #[test]
 fn two_containers_of_one_name_in_one_run_are_refused() {
+    let _room = room!();
     if !root_or_skip("two_containers_of_one_name_in_one_run_are_refused") {
         return;
     }
@@ -121,6 +124,7 @@ fn two_containers_of_one_name_in_one_run_are_refused() {
 
 #[test]
 fn a_guarded_workload_without_its_limit_never_starts() {
+    let _room = room!();
     if !root_or_skip("a_guarded_workload_without_its_limit_never_starts") {
         return;
     }
@@ -140,6 +144,7 @@ fn a_guarded_workload_without_its_limit_never_starts() {
 
 #[test]
 fn parallel_runs_that_start_and_end_do_not_trip_over_the_shared_parents() {
+    let _room = room!();
     if !root_or_skip("parallel_runs_that_start_and_end_do_not_trip_over_the_shared_parents") {
         return;
     }

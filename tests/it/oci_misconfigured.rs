@@ -5,8 +5,7 @@
 //! runtime's word ("created") cannot pass the check. Needs root and runc;
 //! under CI=true a missing one fails the test.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::Path;
 use std::process::Command;
 
@@ -63,6 +62,7 @@ fn verdict<'a>(checks: &'a [(String, String)], id: &str) -> &'a str {
 
 #[test]
 fn a_runtime_that_drops_the_cpu_quota_is_judged_not_enforced() {
+    let _room = room!();
     if !root_or_skip("a_runtime_that_drops_the_cpu_quota_is_judged_not_enforced") {
         return;
     }

@@ -13,8 +13,7 @@
 //! here. Needs root, runc and runsc; under CI=true a missing one fails the
 //! test.
 
-mod common;
-use common::*;
+use crate::common::*;
 use runtime::backend::BackendKind;
 use runtime::oci::owner::{self, Owner};
 use runtime::oci::OciKind;
@@ -102,6 +101,7 @@ fn boxwatch_true() -> String {
 
 #[test]
 fn dead_runsc_and_runc_state_is_removed_or_given_up_on_once() {
+    let _room = room!();
     let test = "dead_runsc_and_runc_state_is_removed_or_given_up_on_once";
     if !(oci_or_skip(test, BackendKind::Runc) && oci_or_skip(test, BackendKind::Runsc)) {
         return;

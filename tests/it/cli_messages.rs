@@ -2,8 +2,7 @@
 //! what is allowed and the flag or file, prints its cause once, and exits
 //! 125 (clap's usage errors included): the messages a new user meets first.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 /// `boxwatch <args>`: (exit code, stderr).
 fn stderr_of(args: &[&str]) -> (i32, String) {
@@ -32,6 +31,7 @@ fn assert_no_repeated_clause(message: &str) {
 
 #[test]
 fn usage_errors_exit_125_and_help_says_so() {
+    let _room = room!();
     let (code, err) = stderr_of(&["run", "--bogus", "--", "true"]);
     assert_eq!(code, 125, "{err}");
     assert!(err.contains("unexpected argument '--bogus'"), "{err}");
@@ -55,6 +55,7 @@ fn usage_errors_exit_125_and_help_says_so() {
 
 #[test]
 fn negative_values_are_refused_for_what_they_are() {
+    let _room = room!();
     for (args, needle) in [
         (
             &["run", "--cpus", "-1", "--", "true"][..],
@@ -78,6 +79,7 @@ fn negative_values_are_refused_for_what_they_are() {
 
 #[test]
 fn inspect_refuses_a_pid_that_cannot_be_one() {
+    let _room = room!();
     let (code, err) = stderr_of(&["inspect", "--pid", "-5"]);
     assert_eq!(code, 125, "{err}");
     assert!(
@@ -95,6 +97,7 @@ fn inspect_refuses_a_pid_that_cannot_be_one() {
 
 #[test]
 fn cpu_quotas_say_which_part_is_out_of_range() {
+    let _room = room!();
     let (code, err) = stderr_of(&["run", "--cpus", "500/100", "--", "true"]);
     assert_eq!(code, 125, "{err}");
     assert!(
@@ -107,6 +110,7 @@ fn cpu_quotas_say_which_part_is_out_of_range() {
 
 #[test]
 fn a_time_offset_the_kernel_would_refuse_is_refused_at_once() {
+    let _room = room!();
     let (code, err) = stderr_of(&["run", "--timens-offset", "99999999999999999", "--", "true"]);
     assert_eq!(code, 125, "{err}");
     assert!(
@@ -125,6 +129,7 @@ fn a_time_offset_the_kernel_would_refuse_is_refused_at_once() {
 
 #[test]
 fn an_escaping_cgroup_parent_is_refused_for_its_dotdot() {
+    let _room = room!();
     let (code, err) = stderr_of(&["run", "--cgroup-parent", "/a/../../b", "--", "true"]);
     assert_eq!(code, 125, "{err}");
     assert!(
@@ -136,6 +141,7 @@ fn an_escaping_cgroup_parent_is_refused_for_its_dotdot() {
 
 #[test]
 fn a_long_hostname_is_not_echoed_in_full() {
+    let _room = room!();
     let long = "h".repeat(300);
     let (code, err) = stderr_of(&["run", "--hostname", &long, "--", "true"]);
     assert_eq!(code, 125, "{err}");
@@ -151,6 +157,7 @@ fn a_long_hostname_is_not_echoed_in_full() {
 
 #[test]
 fn scenario_files_and_outputs_are_checked_before_anything_runs() {
+    let _room = room!();
     let (code, err) = stderr_of(&["scenarios", "--catalog", "/nonexistent"]);
     assert_eq!(code, 125, "{err}");
     assert_eq!(
@@ -180,6 +187,7 @@ fn scenario_files_and_outputs_are_checked_before_anything_runs() {
 
 #[test]
 fn the_exporter_takes_node_exporter_addresses_and_checks_its_inputs() {
+    let _room = room!();
     let dir = tempfile::tempdir().unwrap();
     let (code, err) = stderr_of(&["exporter", "--report", "/nonexistent.json"]);
     assert_eq!(code, 125, "{err}");
@@ -228,6 +236,7 @@ fn the_exporter_takes_node_exporter_addresses_and_checks_its_inputs() {
 
 #[test]
 fn entry_commands_that_cannot_run_say_why_with_the_right_code() {
+    let _room = room!();
     if !root_or_skip("entry_commands_that_cannot_run_say_why_with_the_right_code") {
         return;
     }
@@ -250,6 +259,7 @@ fn entry_commands_that_cannot_run_say_why_with_the_right_code() {
 
 #[test]
 fn a_quota_above_the_cpus_it_can_use_is_warned_about() {
+    let _room = room!();
     if !root_or_skip("a_quota_above_the_cpus_it_can_use_is_warned_about") {
         return;
     }
@@ -269,6 +279,7 @@ fn a_quota_above_the_cpus_it_can_use_is_warned_about() {
 
 #[test]
 fn log_lines_carry_no_colour_codes_off_a_terminal() {
+    let _room = room!();
     if !root_or_skip("log_lines_carry_no_colour_codes_off_a_terminal") {
         return;
     }

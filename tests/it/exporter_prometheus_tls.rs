@@ -15,8 +15,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-#[path = "../exporter/tests/common/promtool.rs"]
-mod promtool;
+use crate::promtool;
 
 const BIN: &str = env!("CARGO_BIN_EXE_boxwatch");
 const PROMETHEUS: &str = "/usr/bin/prometheus";
@@ -107,6 +106,7 @@ fn curl(args: &[&str], url: &str) -> String {
 
 #[test]
 fn prometheus_scrapes_over_tls_with_a_password() {
+    let _room = room!();
     let test = "prometheus_scrapes_over_tls_with_a_password";
     if !prerequisites(test) {
         return;

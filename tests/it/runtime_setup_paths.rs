@@ -3,8 +3,7 @@
 //! user such as the scenario runner, or this test harness). Either way the
 //! container gets only its stdio: no descriptor of boxwatch leaks in.
 
-mod common;
-use common::*;
+use crate::common::*;
 use runtime::{ContainerSpec, Exit, Runtime, RuntimeConfig};
 
 /// Descriptors open in the container's `ls`, besides 0-2 and its own
@@ -23,6 +22,7 @@ fn extra_fds(listing: &str) -> Vec<String> {
 
 #[test]
 fn a_forked_setup_stage_leaks_no_descriptor() {
+    let _room = room!();
     if !root_or_skip("a_forked_setup_stage_leaks_no_descriptor") {
         return;
     }
@@ -38,6 +38,7 @@ fn a_forked_setup_stage_leaks_no_descriptor() {
 
 #[test]
 fn a_re_executed_setup_stage_leaks_no_descriptor() {
+    let _room = room!();
     if !root_or_skip("a_re_executed_setup_stage_leaks_no_descriptor") {
         return;
     }
