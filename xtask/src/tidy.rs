@@ -173,7 +173,7 @@ fn workspace_crates(metadata: &Value, root: &Path) -> Result<Vec<Crate>> {
 #[derive(Debug, PartialEq)]
 struct Row {
     name: String,
-    forbidden: Vec<String>,
+    forbidden: Vec<Forbidden>,
 }
 
 /// The rows of the table under `## Crates` whose header has a "must not
@@ -217,24 +217,45 @@ fn cells(line: &str) -> Vec<String> {
     inner.split('|').map(|c| c.trim().to_string()).collect()
 }
 
+/// A crate a row forbids; `dev_allowed` when its remark says "but as a
+/// dev-dependency" (a test may check facts against it).
+#[derive(Debug, PartialEq)]
+struct Forbidden {
+    name: String,
+    dev_allowed: bool,
+}
+
 /// `**runtime** (a bug shared...)`, `probes, scenarios` → the names; `—`
-/// → none. Parenthesized remarks are dropped.
-fn forbidden_names(cell: &str) -> Vec<String> {
-    let mut text = String::new();
+/// → none. Parenthesized remarks are dropped, but a remark "but as a
+/// dev-dependency" allows dev-dependency edges to the name before it.
+fn forbidden_names(cell: &str) -> Vec<Forbidden> {
+    let mut out: Vec<Forbidden> = Vec::new();
+    let mut name = String::new();
+    let mut remark = String::new();
     let mut depth = 0u32;
+    let mut flush = |name: &mut String, remark: &mut String| {
+        let n = name.trim().trim_end_matches('/').to_string();
+        if !n.is_empty() && !matches!(n.as_str(), "—" | "-" | "none") {
+            out.push(Forbidden {
+                name: n,
+                dev_allowed: remark.contains("but as a dev-dependency"),
+            });
+        }
+        name.clear();
+        remark.clear();
+    };
     for ch in cell.chars() {
         match ch {
             '(' => depth += 1,
             ')' => depth = depth.saturating_sub(1),
             '*' | '`' => {}
-            _ if depth == 0 => text.push(ch),
-            _ => {}
+            ',' if depth == 0 => flush(&mut name, &mut remark),
+            _ if depth == 0 => name.push(ch),
+            _ => remark.push(ch),
         }
     }
-    text.split(',')
-        .map(|n| n.trim().trim_end_matches('/').to_string())
-        .filter(|n| !n.is_empty() && !matches!(n.as_str(), "—" | "-" | "none"))
-        .collect()
+    flush(&mut name, &mut remark);
+    out
 }
 
 /// The workspace crate a table name stands for: its directory (`runtime`),
@@ -257,7 +278,7 @@ fn dependency_violations(architecture: &str, crates: &[Crate]) -> Result<Vec<Vio
     let rows = crate_table(architecture)?;
     let mut violations = Vec::new();
     for row in &rows {
-        for name in std::iter::once(&row.name).chain(&row.forbidden) {
+        for name in std::iter::once(&row.name).chain(row.forbidden.iter().map(|f| &f.name)) {
             if resolve(crates, name).is_none() {
                 violations.push(Violation {
                     rule: Rule::CrateTable,
@@ -287,17 +308,20 @@ fn dependency_violations(architecture: &str, crates: &[Crate]) -> Result<Vec<Vio
             continue;
         };
         for forbidden in &row.forbidden {
-            let Some(target) = resolve(crates, forbidden) else {
+            let Some(target) = resolve(crates, &forbidden.name) else {
                 continue; // reported above
             };
-            for (dep, kind) in krate.deps.iter().filter(|(d, _)| *d == target.name) {
+            let edges = krate.deps.iter().filter(|(d, kind)| {
+                *d == target.name && !(forbidden.dev_allowed && kind.as_str() == "dev")
+            });
+            for (dep, kind) in edges {
                 violations.push(Violation {
                     rule: Rule::ForbiddenDependency,
                     place: manifest_of(krate),
                     detail: format!(
                         "`{}` depends on `{dep}` ({kind} dependency), which ARCHITECTURE.md's \
-                         crate table forbids (`{}` must not depend on {forbidden})",
-                        krate.name, row.name
+                         crate table forbids (`{}` must not depend on {})",
+                        krate.name, row.name, forbidden.name
                     ),
                 });
             }
@@ -591,9 +615,24 @@ mod tests {
             std::fs::read_to_string(crate::workspace_root().join("ARCHITECTURE.md")).unwrap();
         let rows = crate_table(&text).unwrap();
         let probes = rows.iter().find(|r| r.name == "probes").unwrap();
-        assert_eq!(probes.forbidden, ["runtime"]);
+        let names = |r: &Row| {
+            r.forbidden
+                .iter()
+                .map(|f| f.name.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(probes), ["runtime"]);
         let runtime = rows.iter().find(|r| r.name == "runtime").unwrap();
-        assert!(runtime.forbidden.contains(&"scenarios".to_string()));
+        assert!(names(runtime).contains(&"scenarios".to_string()));
+        let xtask = rows.iter().find(|r| r.name == "xtask").unwrap();
+        assert_eq!(
+            xtask.forbidden,
+            [Forbidden {
+                name: "exporter".into(),
+                dev_allowed: true
+            }]
+        );
+        assert!(!probes.forbidden[0].dev_allowed);
         assert!(rows
             .iter()
             .any(|r| r.name == "boxwatch" && r.forbidden.is_empty()));
