@@ -46,6 +46,39 @@ pub enum Error {
     /// `boxwatch inspect --cgroup` was pointed at a cgroup with no process.
     #[error("cgroup {0} holds no process: there is nothing to enter (its limits can be read with the exporter)")]
     EmptyCgroup(String),
+    /// An engine's CLI (`docker`, `podman`) could not be started.
+    #[error("running `{command}`")]
+    EngineSpawn {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An engine's CLI failed for a reason other than "no such container"
+    /// (its daemon unreachable, a permission refused): `said` is its
+    /// stderr.
+    #[error("`{command}` failed: {said}")]
+    EngineFailed { command: String, said: String },
+    /// An engine's inspect output is not what docker and podman print.
+    #[error("reading the output of `{command}`: {why}")]
+    EngineOutput { command: String, why: String },
+    /// No engine knows the container (`tried`: each engine asked and what
+    /// it answered).
+    #[error("no container {name:?}: {tried}")]
+    ContainerNotFound { name: String, tried: String },
+    /// A bare name or id that both docker and podman know.
+    #[error("{name:?} is a container of both docker ({docker}) and podman ({podman}): say docker:{name} or podman:{name}")]
+    AmbiguousContainer {
+        name: String,
+        docker: String,
+        podman: String,
+    },
+    /// The engine knows the container, but it has no process to judge.
+    #[error("{engine} container {name} is not running (status {status}): there is no process to judge; start it, or inspect a running one")]
+    ContainerNotRunning {
+        engine: String,
+        name: String,
+        status: String,
+    },
 }
 
 /// A kernel file's text did not match its format. Produced by the pure

@@ -3,6 +3,8 @@
 //! that read cgroupfs directly.
 #![allow(dead_code)]
 
+pub mod engines;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
