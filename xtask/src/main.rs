@@ -1,5 +1,6 @@
 //! Developer workflows: `cargo xtask <task>`. No shell scripts.
 
+mod bench_engines;
 mod bench_exporter;
 mod bench_runtime;
 mod bench_stale;
