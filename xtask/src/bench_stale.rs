@@ -1,7 +1,7 @@
 //! The runtime bench's stale-state rows: what dead runs' OCI state costs
 //! the next `boxwatch run`.
 //!
-//! - "after dead state": before each timed run, 24 runsc containers' state
+//! - "start with dead state": before each timed run, 24 runsc containers' state
 //!   files and 24 runc containers' state directories of a dead run are
 //!   left in the state roots, as those runtimes leave a stopped container
 //!   that nobody deleted (the processes they record are gone). The timed
@@ -136,7 +136,7 @@ pub fn rows(cmd: &[String], runs: usize, table_clean: Duration, scratch: &Path) 
         ms(table_clean)
     );
     for (name, t, clean) in [
-        ("next run after dead state", &mut after, &mut clean_a),
+        ("start with dead state", &mut after, &mut clean_a),
         ("48 entries given up on", &mut given_up, &mut clean_b),
     ] {
         t.sort();
