@@ -210,7 +210,7 @@ pub fn short(id: &str) -> String {
 
 /// The files read through `<engine> exec <id> cat`, for a sandboxed
 /// container: the workload's PID 1 and the kernel it runs on.
-const THROUGH_ENGINE: [&str; 9] = [
+pub const THROUGH_ENGINE: [&str; 9] = [
     "/proc/meminfo",
     "/proc/cpuinfo",
     "/proc/stat",
