@@ -10,8 +10,14 @@ use std::process::ExitCode;
 pub const INSIDE_NOT_COLLECTED: u8 = 3;
 
 #[derive(Args, Debug)]
-#[command(group(clap::ArgGroup::new("target").required(true).args(["pid", "cgroup"])))]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["target", "pid", "cgroup"])))]
 #[command(after_help = "\
+A container named through its engine (docker:NAME, podman:NAME, or a bare name or id, \
+asked of docker, then of podman) is found with `docker inspect`/`podman inspect` (its host \
+PID, cgroup and OCI runtime); the judge then reads the kernel itself, as for --pid. A \
+container the engine runs with gVisor (runsc) is sandboxed: its inside view is read with \
+`cat` through `<engine> exec`, on gVisor's kernel (the image needs a `cat`).
+
 Namespaces are judged against those of PID 1, the host's init (boxwatch's own when \
 /proc/1/ns cannot be read; the output says which).
 
@@ -22,6 +28,10 @@ the inside view and the /proc findings are missing (the reason is on stderr and 
 inside_error)
   125  nothing could be inspected (no such process, not in a container, no such cgroup...)")]
 pub struct InspectArgs {
+    /// A container: docker:NAME, podman:NAME, or a bare name or id
+    /// (docker's, else podman's; one both know is refused as ambiguous).
+    #[arg(value_name = "CONTAINER")]
+    target: Option<String>,
     /// The host PID of a process in the container (docker inspect -f '{{.State.Pid}}').
     #[arg(long, value_name = "PID", allow_negative_numbers = true, value_parser = parse_pid)]
     pid: Option<i32>,
@@ -45,10 +55,11 @@ fn parse_pid(s: &str) -> Result<i32, String> {
 
 pub fn main(args: InspectArgs) -> Result<ExitCode> {
     let exe = std::env::current_exe().context("locating the boxwatch binary")?;
-    let found = match (&args.pid, &args.cgroup) {
-        (Some(pid), _) => probes::inspect::inspect_pid(&exe, *pid)?,
-        (None, Some(cg)) => probes::inspect::inspect_cgroup(&exe, cg)?,
-        (None, None) => unreachable!("clap requires --pid or --cgroup"),
+    let found = match (&args.target, &args.pid, &args.cgroup) {
+        (Some(target), _, _) => probes::inspect::inspect_container(&exe, target)?,
+        (None, Some(pid), _) => probes::inspect::inspect_pid(&exe, *pid)?,
+        (None, None, Some(cg)) => probes::inspect::inspect_cgroup(&exe, cg)?,
+        (None, None, None) => unreachable!("clap requires a container, --pid or --cgroup"),
     };
     if args.format == "json" {
         println!("{}", serde_json::to_string_pretty(&found)?);

@@ -58,6 +58,62 @@ pub enum Error {
     /// `boxwatch inspect --cgroup` was pointed at a cgroup with no process.
     #[error("cgroup {0} holds no process: there is nothing to enter (its limits can be read with the exporter)")]
     EmptyCgroup(String),
+    /// An engine's CLI (`docker`, `podman`) could not be started.
+    #[error("running `{command}`")]
+    EngineSpawn {
+        /// The command line, as a person would type it.
+        command: String,
+        /// Why it could not be started.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An engine's CLI failed for a reason other than "no such container"
+    /// (its daemon unreachable, a permission refused): `said` is its
+    /// stderr.
+    #[error("`{command}` failed: {said}")]
+    EngineFailed {
+        /// The command line.
+        command: String,
+        /// Its stderr, trimmed.
+        said: String,
+    },
+    /// An engine's inspect output is not what docker and podman print.
+    #[error("reading the output of `{command}`: {why}")]
+    EngineOutput {
+        /// The command line.
+        command: String,
+        /// What was wrong with its output.
+        why: String,
+    },
+    /// No engine knows the container (`tried`: each engine asked and what
+    /// it answered).
+    #[error("no container {name:?}: {tried}")]
+    ContainerNotFound {
+        /// The name or id given.
+        name: String,
+        /// Each engine asked and what it answered.
+        tried: String,
+    },
+    /// A bare name or id that both docker and podman know.
+    #[error("{name:?} is a container of both docker ({docker}) and podman ({podman}): say docker:{name} or podman:{name}")]
+    AmbiguousContainer {
+        /// The name or id given.
+        name: String,
+        /// Docker's (short) id for it.
+        docker: String,
+        /// Podman's (short) id for it.
+        podman: String,
+    },
+    /// The engine knows the container, but it has no process to judge.
+    #[error("{engine} container {name} is not running (status {status}): there is no process to judge; start it, or inspect a running one")]
+    ContainerNotRunning {
+        /// `docker` or `podman`.
+        engine: String,
+        /// The name or id given.
+        name: String,
+        /// The engine's status word (`exited`, `created`, ...).
+        status: String,
+    },
 }
 
 /// A kernel file's text did not match its format. Produced by the pure

@@ -2,6 +2,8 @@
 //! root requirement (never skipped under CI=true), and host-side lookups
 //! that read cgroupfs directly.
 
+pub mod engines;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

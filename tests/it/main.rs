@@ -33,6 +33,7 @@ mod exporter_limits;
 mod exporter_prometheus;
 mod exporter_prometheus_tls;
 mod inspect;
+mod inspect_engines;
 mod oci_backends;
 mod oci_dead_runs;
 mod oci_misconfigured;

@@ -6,11 +6,15 @@
 //! The state is real: a runsc container and a runc container are created
 //! and started with their own CLI, under ids of a dead boxwatch run, and
 //! left stopped, not deleted (what a run killed after its container ended
-//! leaves). The runc root belongs to a runc reached through a symlink, so
-//! it has its own root (`oci/runc-<hash>`) and owner record. A third
-//! entry cannot be removed (a mount inside it). How long a run takes with
-//! such state left is a figure of `cargo xtask bench runtime`, not timed
-//! here. Needs root, runc and runsc; under CI=true a missing one fails the
+//! leaves); a second runc container of the dead run is left running. The
+//! runc root belongs to a wrapper around runc that logs every call, so it
+//! has its own root (`oci/runc-<hash>`) and owner record, and the test
+//! counts the runtime's invocations: the next run calls `delete --force`
+//! once, for the running container alone (the stopped ones' state is
+//! removed without runc), and the run after it calls runc not at all. A
+//! third entry cannot be removed (a mount inside it): given up on, not
+//! retried. How long a run takes with such state left is a figure of
+//! `cargo xtask bench runtime` ("start with dead state"), not timed here. Needs root, runc and runsc; under CI=true a missing one fails the
 //! test.
 
 use crate::common::*;
@@ -26,10 +30,17 @@ const OCI: &str = "/run/boxwatch/oci";
 
 /// A bundle under `dir` running busybox's `true`, in cgroup `cgroup`.
 fn bundle(dir: &Path, spec_from: &Path, cgroup: &str) -> PathBuf {
+    bundle_running(dir, spec_from, cgroup, &["/bin/true"])
+}
+
+/// A bundle under `dir` running `args` (busybox applets), in `cgroup`.
+fn bundle_running(dir: &Path, spec_from: &Path, cgroup: &str, args: &[&str]) -> PathBuf {
     let b = dir.join("bundle");
     std::fs::create_dir_all(b.join("rootfs/bin")).unwrap();
     std::fs::copy("/bin/busybox", b.join("rootfs/bin/busybox")).unwrap();
-    std::os::unix::fs::symlink("busybox", b.join("rootfs/bin/true")).unwrap();
+    for applet in ["true", "sleep"] {
+        std::os::unix::fs::symlink("busybox", b.join("rootfs/bin").join(applet)).unwrap();
+    }
     let out = Command::new(spec_from)
         .args(["spec"])
         .current_dir(&b)
@@ -39,7 +50,7 @@ fn bundle(dir: &Path, spec_from: &Path, cgroup: &str) -> PathBuf {
     let path = b.join("config.json");
     let mut v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     v["process"]["terminal"] = false.into();
-    v["process"]["args"] = serde_json::json!(["/bin/true"]);
+    v["process"]["args"] = serde_json::json!(args);
     v["root"]["path"] = b.join("rootfs").to_str().unwrap().into();
     v["linux"]["cgroupsPath"] = cgroup.into();
     std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
@@ -130,9 +141,24 @@ fn dead_runsc_and_runc_state_is_removed_or_given_up_on_once() {
         .collect();
     assert!(!runsc_files.is_empty(), "runsc left no state to clean");
 
-    // runc through a symlink: a root of its own, with its owner record.
+    // runc through a wrapper that logs each call: a root of its own, with
+    // its owner record.
     let runc_link = tmp.path().join("runc");
-    std::os::unix::fs::symlink(runtime::find_in_path("runc").unwrap(), &runc_link).unwrap();
+    let calls = tmp.path().join("runc.calls");
+    std::fs::write(
+        &runc_link,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+            calls.display(),
+            runtime::find_in_path("runc").unwrap().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &runc_link,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let default_runc = runtime::find_in_path("runc");
     let runc_root = Path::new(OCI).join(owner::root_name(
         OciKind::Runc,
@@ -151,6 +177,35 @@ fn dead_runsc_and_runc_state_is_removed_or_given_up_on_once() {
     let root_arg = format!("--root={}", runc_root.display());
     leave_stopped(&[runc_link.to_str().unwrap(), &root_arg], &b, &runc_id);
     assert!(runc_root.join(&runc_id).is_dir());
+    // One left running: only `runc delete --force` can end it.
+    let alive_id = format!("bw-{run}-alive");
+    let b = bundle_running(
+        &tmp.path().join("runc-alive"),
+        &runc_link,
+        &cg("alive"),
+        &["/bin/sleep", "600"],
+    );
+    for args in [
+        vec!["create", "--bundle", b.to_str().unwrap(), &alive_id],
+        vec!["start", &alive_id],
+    ] {
+        let s = Command::new(&runc_link)
+            .arg(&root_arg)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(s.success(), "runc {args:?}: {s}");
+    }
+    let alive_pid = std::fs::read_to_string(runc_root.join(&alive_id).join("state.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .and_then(|v| v["init_process_pid"].as_i64())
+        .expect("the running container's pid");
+    // Only the calls boxwatch makes from here on.
+    std::fs::write(&calls, "").unwrap();
 
     // An entry nobody can remove: a mount inside it.
     let stuck_id = format!("bw-{run}-stuck");
@@ -164,7 +219,9 @@ fn dead_runsc_and_runc_state_is_removed_or_given_up_on_once() {
     assert!(mounted.success());
 
     let first = boxwatch_true();
+    let first_calls = std::fs::read_to_string(&calls).unwrap();
     let second = boxwatch_true();
+    let second_calls = std::fs::read_to_string(&calls).unwrap()[first_calls.len()..].to_string();
 
     // Whatever happens below, the mount goes.
     let given_up = runc_root.join(owner::GIVEN_UP_DIR).join(&stuck_id);
@@ -191,6 +248,45 @@ fn dead_runsc_and_runc_state_is_removed_or_given_up_on_once() {
             "{id}: {first}"
         );
     }
+    // runc ran once, to delete the running one, with the flag every
+    // family accepts; the stopped and the stuck entries cost no call.
+    let lines: Vec<&str> = first_calls.lines().collect();
+    assert_eq!(lines.len(), 1, "runc calls of the first run: {first_calls}");
+    assert!(
+        lines[0].ends_with(&format!("delete --force {alive_id}")),
+        "{first_calls}"
+    );
+    assert!(
+        first.contains(&format!("deleted stale runc container {alive_id}")),
+        "{first}"
+    );
+    assert!(!runc_root.join(&alive_id).exists(), "{first}");
+    // Gone, or a zombie its parent has yet to reap (a new process on the
+    // PID would not be `sleep`).
+    let stat = std::fs::read_to_string(format!("/proc/{alive_pid}/stat")).unwrap_or_default();
+    let state = stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next());
+    assert!(
+        stat.is_empty() || !stat.contains("(sleep)") || state == Some('Z'),
+        "the running container's process {alive_pid} outlived its deletion: {stat}"
+    );
+    assert_eq!(cgroup_dirs(&cg("alive")), Vec::<PathBuf>::new());
+    // The next start lists the roots and calls nothing: no entry is
+    // retried, the given-up one included.
+    assert_eq!(second_calls, "", "runc calls of the second run");
+    let listed: Vec<String> = owner::entries(OciKind::Runc, &runc_root)
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert!(
+        listed.is_empty(),
+        "entries left in the runc root: {listed:?}"
+    );
+    assert!(
+        !owner::entries(OciKind::Runsc, &runsc_root)
+            .iter()
+            .any(|e| e.id == runsc_id),
+        "the runsc entry is listed still"
+    );
     // Given up on, reported once with the reason, not retried.
     let report = format!("could not remove stale runc container {stuck_id}");
     assert_eq!(first.matches(&report).count(), 1, "{first}");

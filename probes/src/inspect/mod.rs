@@ -17,6 +17,7 @@
 //! # Ok::<(), probes::Error>(())
 //! ```
 
+pub mod engine;
 pub mod enter;
 
 use crate::error::{Error, Result};
@@ -27,6 +28,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
+pub use engine::EngineContainer;
 pub use enter::dispatch;
 
 /// Namespaces compared, by their `/proc/<pid>/ns` link names.
@@ -37,12 +39,20 @@ pub const NAMESPACES: [&str; 8] = ["pid", "mnt", "uts", "ipc", "net", "cgroup", 
 pub struct Inspection {
     /// The target's PID on the host.
     pub pid: i32,
+    /// The engine's container, when the target was named through one
+    /// (`docker:NAME`, `podman:NAME`, a bare name or id).
+    pub container: Option<EngineContainer>,
     /// Its command line.
     pub command: String,
     /// Whose namespaces the target's are judged against.
     pub reference: NamespaceReference,
-    /// Each namespace against the reference's.
+    /// Each namespace against the reference's (for a sandboxed target,
+    /// none is judged: they are the sandbox's, not the workload's).
     pub namespaces: Vec<NamespaceFinding>,
+    /// True when the target is gVisor's sandbox (or the engine runs the
+    /// container with runsc): host-side namespace comparisons are not
+    /// applicable, and the security fields are the sandbox process's.
+    pub sandboxed: bool,
     /// Its cgroup per controller (cpu, cpuacct, memory, pids, cpuset).
     pub cgroups: BTreeMap<String, String>,
     /// The limits its cgroups set.
@@ -56,6 +66,10 @@ pub struct Inspection {
     pub inside: Option<InsideView>,
     /// Why the inside view could not be collected, when it could not.
     pub inside_error: Option<String>,
+    /// How the inside view was collected: `setns` (entering the target's
+    /// namespaces), or `<engine> exec` for a sandboxed container (through
+    /// its runtime, on the sandbox's kernel).
+    pub inside_through: Option<String>,
     /// What /proc inside says against the limits.
     pub proc_findings: Vec<ProcFinding>,
     /// Remarks (an empty cgroup, a process chosen from a cgroup).
@@ -186,6 +200,20 @@ pub struct ProcFinding {
 /// Inspects process `pid`. `exe` is the boxwatch binary, re-executed to
 /// enter the target's namespaces.
 pub fn inspect_pid(exe: &Path, pid: i32) -> Result<Inspection> {
+    inspect_pid_of(exe, pid, None)
+}
+
+/// Inspects the container an engine knows as `target` (`docker:NAME`,
+/// `podman:NAME`, or a bare name or id tried against docker, then
+/// podman): the engine gives its host PID, and the judge reads the kernel
+/// as for [`inspect_pid`]. A sandboxed (gVisor) container's inside view is
+/// collected through the engine, on gVisor's kernel.
+pub fn inspect_container(exe: &Path, target: &str) -> Result<Inspection> {
+    let c = engine::resolve(target)?;
+    inspect_pid_of(exe, c.pid, Some(c))
+}
+
+fn inspect_pid_of(exe: &Path, pid: i32, container: Option<EngineContainer>) -> Result<Inspection> {
     let host = Host::new();
     let start = start_time(pid).ok_or(Error::NoSuchProcess(pid))?;
     let command = command_line(pid).ok_or(Error::NoSuchProcess(pid))?;
@@ -238,14 +266,44 @@ pub fn inspect_pid(exe: &Path, pid: i32) -> Result<Inspection> {
     let layout = host.layout()?;
     let (cgroups, limits, usage) = cgroup_view(&host, &layout, pid)?;
     let security = security_of(pid);
-    let sandbox = sandbox_note(pid, &command);
-    let (inside, inside_error) = match &sandbox {
+    let mut sandbox = sandbox_note(pid, &command);
+    if let Some(c) = &container {
+        notes.push(cgroup_note(c, &cgroups));
+        if c.sandboxed && sandbox.is_none() {
+            sandbox = Some(format!(
+                "sandboxed: {} runs this container with {} (gVisor): the workload runs on gVisor's \
+                 own kernel, so its namespaces and /proc are not the host process's",
+                c.engine, c.runtime
+            ));
+        }
+    }
+    let sandboxed = sandbox.is_some();
+    let mut namespaces = namespaces;
+    if sandboxed {
+        // The sandbox's namespaces, not the workload's: not judged.
+        for n in &mut namespaces {
+            n.isolated = None;
+        }
+    }
+    let (inside, inside_error, inside_through) = match (&sandbox, &container) {
+        // Through the engine, so through the runtime (`runsc exec`): the
+        // workload's own view, on gVisor's kernel.
+        (Some(_), Some(c)) => {
+            let through = format!(
+                "{} exec (through the runtime, on gVisor's kernel)",
+                c.engine
+            );
+            match engine::inside_through_engine(c) {
+                Ok(v) => (Some(v), None, Some(through)),
+                Err(e) => (None, Some(e), Some(through)),
+            }
+        }
         // Entering it would read gVisor's host-side view, not the
         // workload's: the workload's kernel is the sentry.
-        Some(_) => (None, None),
-        None => match collect_inside(exe, pid, start) {
-            Ok(v) => (Some(v), None),
-            Err(e) => (None, Some(e)),
+        (Some(_), None) => (None, None, None),
+        (None, _) => match collect_inside(exe, pid, start) {
+            Ok(v) => (Some(v), None, Some("setns".to_string())),
+            Err(e) => (None, Some(e), Some("setns".to_string())),
         },
     };
     let proc_findings = inside
@@ -254,15 +312,18 @@ pub fn inspect_pid(exe: &Path, pid: i32) -> Result<Inspection> {
         .unwrap_or_default();
     Ok(Inspection {
         pid,
+        container,
         command,
         reference,
         namespaces,
+        sandboxed,
         cgroups,
         limits,
         usage,
         security,
         inside,
         inside_error,
+        inside_through,
         proc_findings,
         notes: notes.into_iter().chain(sandbox).collect(),
     })
@@ -279,6 +340,48 @@ pub fn gvisor_role(command: &str) -> Option<&'static str> {
     }
 }
 
+/// What the kernel says of the engine's cgroup: the PID's cgroups (read
+/// from /proc, `cgroups`) against the one the engine reports, or, where it
+/// reports none (docker), against the container's id.
+fn cgroup_note(c: &EngineContainer, cgroups: &BTreeMap<String, String>) -> String {
+    let mut seen: Vec<&str> = cgroups.values().map(String::as_str).collect();
+    seen.sort_unstable();
+    seen.dedup();
+    let head = format!(
+        "{} container {} ({}), runtime {}, host PID {}",
+        c.engine,
+        c.name,
+        engine::short(&c.id),
+        if c.runtime.is_empty() {
+            "?"
+        } else {
+            &c.runtime
+        },
+        c.pid
+    );
+    match &c.cgroup {
+        Some(claimed) if seen.iter().all(|s| s == claimed) && !seen.is_empty() => {
+            format!(
+                "{head}; the kernel places it in {claimed}, the cgroup {} reports",
+                c.engine
+            )
+        }
+        Some(claimed) => format!(
+            "{head}; {} reports cgroup {claimed}, but the kernel shows {}: the kernel's is judged",
+            c.engine,
+            seen.join(", ")
+        ),
+        None if !seen.is_empty() && seen.iter().all(|s| s.contains(&c.id)) => {
+            format!("{head}; the kernel places it in {}", seen.join(", "))
+        }
+        None => format!(
+            "{head}; the kernel places it in {}, which does not carry the container's id: \
+             the kernel's is judged",
+            seen.join(", ")
+        ),
+    }
+}
+
 /// The note `boxwatch inspect` gives for a gVisor process, if `pid` is one.
 fn sandbox_note(pid: i32, command: &str) -> Option<String> {
     let role = gvisor_role(command)?;
@@ -286,8 +389,9 @@ fn sandbox_note(pid: i32, command: &str) -> Option<String> {
         "sandbox" => format!(
             "sandboxed: PID {pid} is gVisor's sandbox (runsc-sandbox): the workload runs on gVisor's own \
              kernel inside it, so its namespaces and /proc are gVisor's, not these; the cgroup limits \
-             below are the sandbox's and hold for the workload. The inside view was not collected by \
-             entering it (use `runsc exec` for the workload's view)"
+             below are the sandbox's and hold for the workload. The inside view is not collected by \
+             entering it (`boxwatch inspect docker:NAME` or `podman:NAME` reads it through the engine, \
+             or use `runsc exec`)"
         ),
         _ => format!(
             "sandboxed: PID {pid} is gVisor's gofer (runsc-gofer), which serves the sandbox's files: \
@@ -539,13 +643,30 @@ fn notable_caps(mask: u64) -> Vec<&'static str> {
 
 impl fmt::Display for Inspection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "boxwatch inspect: PID {} ({})", self.pid, self.command)?;
+        match &self.container {
+            Some(c) => writeln!(
+                f,
+                "boxwatch inspect: {} container {} ({}), PID {} ({})",
+                c.engine,
+                c.name,
+                engine::short(&c.id),
+                self.pid,
+                shortened(&self.command)
+            )?,
+            None => writeln!(
+                f,
+                "boxwatch inspect: PID {} ({})",
+                self.pid,
+                shortened(&self.command)
+            )?,
+        }
         for n in &self.notes {
             writeln!(f, "  note: {n}")?;
         }
         writeln!(f, "\nnamespaces (against {}):", self.reference.description)?;
         for n in &self.namespaces {
             let state = match (n.isolated, n.target_inode, n.reference_inode) {
+                _ if self.sandboxed => "n/a: sandboxed",
                 (Some(true), _, _) => "isolated",
                 (Some(false), _, _) => "SHARED with the host",
                 (None, None, Some(_)) => "not judged: unreadable",
@@ -605,7 +726,12 @@ impl fmt::Display for Inspection {
             let notable = notable_caps(c.effective);
             writeln!(
                 f,
-                "\nsecurity: {} effective capabilities{}, seccomp {}, no_new_privs {}",
+                "\nsecurity{}: {} effective capabilities{}, seccomp {}, no_new_privs {}",
+                if self.sandboxed {
+                    " (of the sandbox process, not the workload's)"
+                } else {
+                    ""
+                },
                 c.effective.count_ones(),
                 if notable.is_empty() {
                     String::new()
@@ -626,6 +752,28 @@ impl fmt::Display for Inspection {
             )?;
         }
         match (&self.inside, &self.inside_error) {
+            (Some(v), _) if self.inside_through.as_deref() != Some("setns") => {
+                writeln!(
+                    f,
+                    "\ninside (read with cat through {}):",
+                    self.inside_through.as_deref().unwrap_or("?")
+                )?;
+                writeln!(
+                    f,
+                    "  hostname {:?}, {} mount(s), interfaces {:?}, {} effective capabilities, seccomp {}",
+                    v.hostname,
+                    v.mounts.len(),
+                    v.interfaces,
+                    v.capabilities
+                        .map(|c| c.effective.count_ones().to_string())
+                        .unwrap_or_else(|| "?".into()),
+                    v.seccomp_mode.map(|m| m.to_string()).unwrap_or_else(|| "?".into()),
+                )?;
+                for p in &v.problems {
+                    writeln!(f, "  not read: {p}")?;
+                }
+                proc_lines(f, &self.proc_findings)?;
+            }
             (Some(v), _) => {
                 writeln!(f, "\ninside (entered with setns):")?;
                 writeln!(
@@ -637,20 +785,7 @@ impl fmt::Display for Inspection {
                     v.mounts.len(),
                     v.interfaces
                 )?;
-                writeln!(f, "\n/proc inside against the limits:")?;
-                if self.proc_findings.is_empty() {
-                    writeln!(f, "  (no memory or CPU limit to compare with)")?;
-                }
-                for p in &self.proc_findings {
-                    writeln!(
-                        f,
-                        "  {:<7} {:<22} {} / {}",
-                        if p.leaked { "LEAKED" } else { "ok" },
-                        p.check,
-                        p.inside,
-                        p.limit
-                    )?;
-                }
+                proc_lines(f, &self.proc_findings)?;
             }
             (None, Some(e)) => writeln!(
                 f,
@@ -660,6 +795,34 @@ impl fmt::Display for Inspection {
         }
         Ok(())
     }
+}
+
+/// A command line cut to 120 characters for the human report.
+fn shortened(command: &str) -> String {
+    if command.chars().count() <= 120 {
+        return command.to_string();
+    }
+    let cut: String = command.chars().take(117).collect();
+    format!("{cut}...")
+}
+
+/// The /proc findings, one line each.
+fn proc_lines(f: &mut fmt::Formatter<'_>, findings: &[ProcFinding]) -> fmt::Result {
+    writeln!(f, "\n/proc inside against the limits:")?;
+    if findings.is_empty() {
+        writeln!(f, "  (no memory or CPU limit to compare with)")?;
+    }
+    for p in findings {
+        writeln!(
+            f,
+            "  {:<7} {:<22} {} / {}",
+            if p.leaked { "LEAKED" } else { "ok" },
+            p.check,
+            p.inside,
+            p.limit
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -803,18 +966,21 @@ mod tests {
     fn a_failed_entry_is_said_with_its_reason() {
         let found = Inspection {
             pid: 7,
+            container: None,
             command: "sleep".into(),
             reference: NamespaceReference {
                 pid: 1,
                 description: "PID 1's, the host's init".into(),
             },
             namespaces: Vec::new(),
+            sandboxed: false,
             cgroups: BTreeMap::new(),
             limits: LimitsInForce::default(),
             usage: Usage::default(),
             security: Security::default(),
             inside: None,
             inside_error: Some("setns into the mnt namespace: EPERM".into()),
+            inside_through: Some("setns".into()),
             proc_findings: Vec::new(),
             notes: Vec::new(),
         };

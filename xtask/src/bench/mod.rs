@@ -6,6 +6,7 @@
 //! stop it and it removes what it made.
 
 mod common;
+mod engines;
 mod exporter;
 mod facts;
 mod runtime;

@@ -12,6 +12,9 @@
 //!   like-for-like figures next to the product's;
 //! - gVisor's runsc on the same bundle, with the flags the backend gives
 //!   it (`--network=none --platform=ptrace`);
+//! - `docker run --rm` and `podman run --rm` of the same container on a
+//!   busybox image (`--network none`, the same limits), where the engine
+//!   is available ([`super::engines`]);
 //! - `unshare --pid --fork --mount --uts --ipc --net true`, the floor: the
 //!   namespaces alone, no cgroup, no root filesystem.
 //!
@@ -52,7 +55,18 @@ struct Contender {
     name: String,
     note: String,
     cmd: Vec<String>,
+    /// Environment of each run (podman's private configuration).
+    env: Vec<(String, String)>,
     times: Vec<Duration>,
+}
+
+impl Contender {
+    fn env_refs(&self) -> Vec<(&str, &str)> {
+        self.env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    }
 }
 
 /// What the bench made and must remove.
@@ -65,17 +79,22 @@ impl Drop for Cleanup {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
         for m in cgroup_mounts() {
-            let base = m.join(self.cgroup.trim_start_matches('/'));
-            if let Ok(rd) = std::fs::read_dir(&base) {
-                for e in rd.flatten().filter(|e| e.path().is_dir()) {
-                    let _ = std::fs::remove_dir(e.path());
-                }
-            }
-            let _ = std::fs::remove_dir(&base);
+            // Engines nest deeper (`podman/conmon`): deepest first.
+            remove_cgroup_tree(&m.join(self.cgroup.trim_start_matches('/')));
             // The shared parent, if nothing else uses it.
             let _ = std::fs::remove_dir(m.join("boxwatch"));
         }
     }
+}
+
+/// rmdir of a cgroup directory and every cgroup below it, deepest first.
+fn remove_cgroup_tree(dir: &Path) {
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten().filter(|e| e.path().is_dir()) {
+            remove_cgroup_tree(&e.path());
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
 }
 
 /// Mount points of every cgroup hierarchy's root (v1, named, cgroup2).
@@ -214,6 +233,7 @@ pub fn main(bin: &Path, args: RuntimeBenchArgs) -> Result<()> {
         ]
         .map(String::from)
         .to_vec(),
+        env: Vec::new(),
         times: Vec::new(),
     }];
     let hide = hybrid_cgroup2();
@@ -284,6 +304,22 @@ pub fn main(bin: &Path, args: RuntimeBenchArgs) -> Result<()> {
             name,
             note,
             cmd,
+            env: Vec::new(),
+            times: Vec::new(),
+        });
+    }
+    std::fs::create_dir_all(&cleanup.dir)?;
+    let (engines, images, left_out) =
+        super::engines::rows(&cleanup.dir, &cleanup.cgroup, &me.to_string());
+    for why in &left_out {
+        eprintln!("bench: {why}: left out");
+    }
+    for e in engines {
+        contenders.push(Contender {
+            name: e.name,
+            note: e.note,
+            cmd: e.cmd,
+            env: e.env,
             times: Vec::new(),
         });
     }
@@ -295,6 +331,7 @@ pub fn main(bin: &Path, args: RuntimeBenchArgs) -> Result<()> {
         ]
         .map(String::from)
         .to_vec(),
+        env: Vec::new(),
         times: Vec::new(),
     });
 
@@ -309,7 +346,7 @@ pub fn main(bin: &Path, args: RuntimeBenchArgs) -> Result<()> {
     );
     for c in &contenders {
         for _ in 0..5 {
-            time_once(&c.cmd, &[]).with_context(|| format!("warming up {}", c.name))?;
+            time_once(&c.cmd, &c.env_refs()).with_context(|| format!("warming up {}", c.name))?;
         }
     }
     let n = contenders.len();
@@ -322,7 +359,7 @@ pub fn main(bin: &Path, args: RuntimeBenchArgs) -> Result<()> {
         rng.shuffle(&mut order);
         for &k in &order {
             let c = &mut contenders[k];
-            let (t, _) = time_once(&c.cmd, &[])?;
+            let (t, _) = time_once(&c.cmd, &c.env_refs())?;
             c.times.push(t);
         }
     }
@@ -362,6 +399,8 @@ pub fn main(bin: &Path, args: RuntimeBenchArgs) -> Result<()> {
         "crun (no masks)",
         "runc (no masks)",
         "runsc",
+        "docker run",
+        "podman run",
     ] {
         if let Some(m) = medians.get(other) {
             println!(
@@ -383,9 +422,14 @@ pub fn main(bin: &Path, args: RuntimeBenchArgs) -> Result<()> {
         &cleanup.dir,
     )?;
 
+    for why in &left_out {
+        println!("left out: {why}");
+    }
+
     if args.profile_runs > 0 {
         profile(&contenders[0].cmd, args.profile_runs)?;
     }
+    drop(images);
     drop(cleanup);
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! The runtime bench's stale-state rows: what dead runs' OCI state costs
 //! the next `boxwatch run`.
 //!
-//! - "after dead state": before each timed run, 24 runsc containers' state
+//! - "start with dead state": before each timed run, 24 runsc containers' state
 //!   files and 24 runc containers' state directories of a dead run are
 //!   left in the state roots, as those runtimes leave a stopped container
 //!   that nobody deleted (the processes they record are gone). The timed
@@ -17,6 +17,7 @@
 use super::common::{interrupted, percentile};
 use super::runtime::{ms, time_once};
 use anyhow::{Context, Result};
+use runtime::oci::dirs::RootUse;
 use runtime::oci::owner::{self, Owner};
 use runtime::oci::OciKind;
 use std::path::{Path, PathBuf};
@@ -93,11 +94,19 @@ pub fn rows(cmd: &[String], runs: usize, table_clean: Duration, scratch: &Path) 
             anyhow::bail!("interrupted");
         }
         clean_a.push(time_once(cmd, &[])?.0);
-        std::fs::create_dir_all(&runsc_root)?;
+        // Held as a run holds them (a shared flock), so that another
+        // boxwatch on the host that finds a root empty does not remove it
+        // while the dead state is written.
+        let hold = (
+            RootUse::create(&runsc_root).context("holding the runsc root")?,
+            RootUse::create(&runc_root).context("holding the runc root")?,
+        );
         own(&runc_root)?;
         // A run id whose boxwatch is dead: mine, with another start time.
-        leave_dead_state(&format!("{me}-{}-{i}", start + 1), &runsc_root, &runc_root)?;
+        leave_dead_state(&format!("{me}-{}-{i}", start + 1), &runsc_root, &runc_root)
+            .context("leaving dead state")?;
         let (t, _) = time_once(cmd, &[])?;
+        drop(hold);
         let left = owner::entries(OciKind::Runsc, &runsc_root).len()
             + owner::entries(OciKind::Runc, &runc_root).len();
         anyhow::ensure!(left == 0, "{left} dead entries were left by the timed run");
@@ -123,10 +132,21 @@ pub fn rows(cmd: &[String], runs: usize, table_clean: Duration, scratch: &Path) 
             anyhow::bail!("interrupted");
         }
         clean_b.push(time_once(cmd, &[])?.0);
-        std::fs::create_dir_all(OCI)?;
-        std::fs::rename(&aside, &runc_root)?;
+        // Another boxwatch may remove an empty `oci` meanwhile: again.
+        let mut moved =
+            std::fs::create_dir_all(OCI).and_then(|()| std::fs::rename(&aside, &runc_root));
+        for _ in 0..5 {
+            match &moved {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && aside.exists() => {
+                    moved = std::fs::create_dir_all(OCI)
+                        .and_then(|()| std::fs::rename(&aside, &runc_root))
+                }
+                _ => break,
+            }
+        }
+        moved.context("moving the given-up root in")?;
         let t = time_once(cmd, &[]);
-        std::fs::rename(&runc_root, &aside)?;
+        std::fs::rename(&runc_root, &aside).context("moving the given-up root out")?;
         given_up.push(t?.0);
     }
     drop(roots);
@@ -137,7 +157,7 @@ pub fn rows(cmd: &[String], runs: usize, table_clean: Duration, scratch: &Path) 
         ms(table_clean)
     );
     for (name, t, clean) in [
-        ("next run after dead state", &mut after, &mut clean_a),
+        ("start with dead state", &mut after, &mut clean_a),
         ("48 entries given up on", &mut given_up, &mut clean_b),
     ] {
         t.sort();
