@@ -109,13 +109,13 @@ pub const CGROUP_METRICS: &[CgroupMetric] = &[
     },
     CgroupMetric {
         name: "boxwatch_cgroup_memory_limit_hits_total",
-        help: "Times usage hit the memory limit (v1 memory.failcnt, v2 memory.events max).",
+        help: "Times usage hit the hard memory limit (v2 memory.events max, v1 memory.failcnt). Absent on v1 where failcnt is 0 next to an OOM kill or a peak at the limit: with memory.memsw.limit_in_bytes set the kernel fails the charges on the memsw counter and counts nothing.",
         kind: Kind::Counter,
-        value: |s| num(s.memory_failcnt.or(s.memory_events.and_then(|e| e.max))),
+        value: |s| num(s.memory_limit_hits()),
     },
     CgroupMetric {
         name: "boxwatch_cgroup_memory_oom_kills_total",
-        help: "Processes of the cgroup killed by the OOM killer.",
+        help: "Processes of the cgroup killed by the OOM killer (v2 memory.events oom_kill, v1 memory.oom_control oom_kill).",
         kind: Kind::Counter,
         value: |s| num(s.oom_kills),
     },
