@@ -276,7 +276,7 @@ const SELF_METRICS: &[(&str, &str, Kind)] = &[
     ),
     (
         "boxwatch_container_info",
-        "One per container cgroup exported, with who it is: its engine, container id, name (from the engine's files, when on disk), Kubernetes pod UID and QoS class.",
+        "One per container cgroup exported, with who it is: its engine, container id, name (from the engine's files, when on disk), Kubernetes pod name, namespace, pod UID and QoS class.",
         Kind::Gauge,
     ),
 ];
@@ -288,6 +288,8 @@ const INFO_LABELS: &[&str] = &[
     "container_id",
     "engine",
     "name",
+    "namespace",
+    "pod",
     "pod_uid",
     "qos_class",
 ];
@@ -473,14 +475,14 @@ impl Held {
                 labels.push(Label::new(path));
                 continue;
             };
-            let name = match (id.role, id.engine, &id.container_id) {
+            let names = match (id.role, id.engine, &id.container_id) {
                 (Role::Container, Some(engine), Some(cid)) => {
                     live.insert((engine, cid.clone()));
-                    self.names.name(engine, cid).map(str::to_string)
+                    Some(self.names.names(engine, cid).clone())
                 }
                 _ => None,
             };
-            let extra = id.labels(name.as_deref());
+            let extra = id.labels(names.as_ref());
             if id.role == Role::Container && id.is_top {
                 let mut pairs: Vec<(&str, &str)> = vec![("cgroup", path)];
                 pairs.extend(
