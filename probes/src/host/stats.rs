@@ -2,7 +2,7 @@
 
 use super::fsread::{read_parsed, CgroupFiles, FreshDirs, RecordingDirs};
 use super::layout::{CgroupLayout, CgroupPath, CgroupVersion, Controllers, Hierarchy};
-use super::parse::{self, CpuMax, IoStat, Limit, MemoryEvents, Pressure};
+use super::parse::{self, CpuMax, IoLimit, IoStat, Limit, MemoryEvents, Pressure};
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -66,6 +66,9 @@ pub struct CgroupStats {
     pub io_pressure: Option<Pressure>,
     /// I/O done: v2 `io.stat`, v1 blkio's throttle statistics.
     pub io: Option<IoStat>,
+    /// I/O limits per device: v2 `io.max`, v1
+    /// `blkio.throttle.{read,write}_{bps,iops}_device` (empty: none set).
+    pub io_limits: Option<Vec<IoLimit>>,
 }
 
 impl CgroupStats {
@@ -128,6 +131,7 @@ impl CgroupStats {
             memory_pressure,
             io_pressure,
             io,
+            io_limits,
         } = self;
         cpu_usage_ns.is_none()
             && cpu_nr_periods.is_none()
@@ -151,6 +155,7 @@ impl CgroupStats {
             && memory_pressure.is_none()
             && io_pressure.is_none()
             && io.is_none()
+            && io_limits.is_none()
     }
 }
 
@@ -301,6 +306,26 @@ impl CgroupLayout {
                         reads: r,
                         writes: w,
                     })
+                }
+            };
+            s.io_limits = match version {
+                CgroupVersion::V2 => dirs.parsed("io.max", parse::parse_io_max)?,
+                CgroupVersion::V1 => {
+                    let mut files = Vec::with_capacity(4);
+                    for f in [
+                        "blkio.throttle.read_bps_device",
+                        "blkio.throttle.write_bps_device",
+                        "blkio.throttle.read_iops_device",
+                        "blkio.throttle.write_iops_device",
+                    ] {
+                        files.push(dirs.parsed(f, parse::parse_blkio_throttle_device)?);
+                    }
+                    match files.as_slice() {
+                        [Some(rb), Some(wb), Some(ri), Some(wi)] => {
+                            Some(parse::merge_blkio_throttle([rb, wb, ri, wi]))
+                        }
+                        _ => None,
+                    }
                 }
             };
         }
