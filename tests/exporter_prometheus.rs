@@ -382,6 +382,13 @@ fn prometheus_sees_usage_against_quota_and_dashboards_have_data() {
                 .as_array()
                 .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
                 .unwrap_or_default();
+            // $pod offers the pods of the exported containers: none where
+            // no Kubernetes container is exported (this test's host).
+            if lv.label == "pod" && !exposition.contains(",pod=\"") {
+                assert!(values.is_empty(), "{file}: {q}: {body}");
+                variables += 1;
+                continue;
+            }
             assert!(!values.is_empty(), "{file}: no values for {q}: {body}");
             if lv.label == "cgroup" {
                 assert!(values.contains(&cgroup.as_str()), "{file}: {q}: {body}");
