@@ -406,9 +406,13 @@ pub fn parse_io_max(text: &str) -> Result<Vec<IoLimit>, ParseError> {
     Ok(out)
 }
 
+/// One line of a v1 `blkio.throttle.*_device` file: the device's
+/// `(major, minor)` and its limit.
+pub type DeviceLimit = ((u32, u32), u64);
+
 /// A v1 `blkio.throttle.*_device` limit file: `MAJ:MIN N` per limited
 /// device.
-pub fn parse_blkio_throttle_device(text: &str) -> Result<Vec<((u32, u32), u64)>, ParseError> {
+pub fn parse_blkio_throttle_device(text: &str) -> Result<Vec<DeviceLimit>, ParseError> {
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|line| {
@@ -428,7 +432,7 @@ pub fn parse_blkio_throttle_device(text: &str) -> Result<Vec<((u32, u32), u64)>,
 /// The four v1 throttle files (`read_bps`, `write_bps`, `read_iops`,
 /// `write_iops`, each parsed by [`parse_blkio_throttle_device`]) as one
 /// limit per device, sorted by device.
-pub fn merge_blkio_throttle(files: [&[((u32, u32), u64)]; 4]) -> Vec<IoLimit> {
+pub fn merge_blkio_throttle(files: [&[DeviceLimit]; 4]) -> Vec<IoLimit> {
     let mut by_dev: std::collections::BTreeMap<(u32, u32), IoLimit> = Default::default();
     for (i, file) in files.iter().enumerate() {
         for &((major, minor), v) in file.iter() {
@@ -794,7 +798,7 @@ mod tests {
             let file = |f: fn(&IoLimit) -> Option<u64>| -> String {
                 want.iter().filter_map(|l| f(l).map(|v| format!("{}:{} {v}\n", l.major, l.minor))).collect()
             };
-            let parsed: Vec<Vec<((u32, u32), u64)>> = [
+            let parsed: Vec<Vec<DeviceLimit>> = [
                 file(|l| l.read_bps),
                 file(|l| l.write_bps),
                 file(|l| l.read_iops),
