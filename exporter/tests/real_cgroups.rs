@@ -90,6 +90,20 @@ impl Drop for TestCgroups {
     }
 }
 
+/// An exporter built as `boxwatch exporter` builds it: a scrape of it in
+/// process, in the text format, at each call.
+fn live(args: &exporter::cli::ExporterArgs) -> impl Fn() -> String {
+    let exporter = exporter::cli::build(args).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    move || {
+        let s = rt.block_on(exporter.scrape());
+        String::from_utf8(s.body(Format::Text).to_vec()).unwrap()
+    }
+}
+
 #[test]
 fn held_files_give_each_scrape_the_limits_of_the_moment() {
     if !have_root("held_files_give_each_scrape_the_limits_of_the_moment") {
@@ -98,15 +112,7 @@ fn held_files_give_each_scrape_the_limits_of_the_moment() {
     let set = TestCgroups::new();
     set.make(20_000, 64 << 20, 64);
     let args = fake_args(std::path::Path::new("/"), &[set.root.as_str()]);
-    let exporter = exporter::cli::build(&args).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let scrape = || {
-        let s = rt.block_on(exporter.scrape());
-        String::from_utf8(s.body(Format::Text).to_vec()).unwrap()
-    };
+    let scrape = live(&args);
     let c = format!("{{cgroup=\"{}/c\"}} ", set.root);
     let limits = |text: &str| {
         (
@@ -264,15 +270,7 @@ fn io_limits_of_a_real_cgroup_per_device_and_operation() {
     let io = IoCgroup::new();
     io.limit(&device, 1 << 20, 77);
     let args = fake_args(std::path::Path::new("/"), &[io.root.as_str()]);
-    let exporter = exporter::cli::build(&args).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let scrape = || {
-        let s = rt.block_on(exporter.scrape());
-        String::from_utf8(s.body(Format::Text).to_vec()).unwrap()
-    };
+    let scrape = live(&args);
     let series = |family: &str, op: &str| {
         format!(
             "boxwatch_cgroup_io_limit_{family}{{cgroup=\"{}/c\",device=\"{device}\",operation=\"{op}\"}} ",
