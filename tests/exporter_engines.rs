@@ -447,28 +447,37 @@ fn docker_podman_and_boxwatch_containers_are_exported_by_engine_id_and_name() {
     // Its cgroups under a parent of the test's own (a shared /boxwatch may
     // come and go with other runs).
     let bw_parent = format!("/boxwatch-engines-{me}-bw");
-    let mut run = Command::new(BIN)
-        .args(["scenarios", "--quiet-wait", "0s", "--format", "json"])
-        .arg("--catalog")
-        .arg(&catalog)
-        .arg("--cgroup-parent")
-        .arg(format!("{bw_parent}/boxwatch"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let run_pid = run.id();
+    // Removed after the run (dropped before this) has ended.
     let bw_cgroups = CgroupTree(bw_parent.clone());
-    // The exporter's roots must exist when it starts.
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut run = Scenarios(Some(
+        Command::new(BIN)
+            .args(["scenarios", "--quiet-wait", "0s", "--format", "json"])
+            .arg("--catalog")
+            .arg(&catalog)
+            .arg("--cgroup-parent")
+            .arg(format!("{bw_parent}/boxwatch"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    let run_pid = run.child().id();
+    // The exporter's roots must exist when it starts. The run first waits
+    // for the host's measurement lock (other boxwatch runs' exclusive
+    // scenarios: minutes on a shared host, none in CI).
+    let deadline = Instant::now() + Duration::from_secs(600);
     while !cgroup_mounts()
         .iter()
         .any(|m| m.join(bw_parent.trim_start_matches('/')).is_dir())
     {
-        assert!(
-            Instant::now() < deadline && run.try_wait().unwrap().is_none(),
-            "the scenario run made no cgroup under {bw_parent}"
-        );
+        if Instant::now() > deadline || run.child().try_wait().unwrap().is_some() {
+            let out = wait_output(run.take(), Duration::from_secs(10));
+            panic!(
+                "the scenario run made no cgroup under {bw_parent}: {}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 
@@ -511,7 +520,7 @@ fn docker_podman_and_boxwatch_containers_are_exported_by_engine_id_and_name() {
             break body;
         }
         assert!(
-            Instant::now() < deadline && run.try_wait().unwrap().is_none(),
+            Instant::now() < deadline && run.child().try_wait().unwrap().is_none(),
             "no container of scenario {scenario} (run {run_pid}) in:\n{body}"
         );
         std::thread::sleep(Duration::from_millis(200));
@@ -591,7 +600,7 @@ fn docker_podman_and_boxwatch_containers_are_exported_by_engine_id_and_name() {
     }
 
     // The scenario run ends by itself and passes its check.
-    let out = wait_output(run, Duration::from_secs(90));
+    let out = wait_output(run.take(), Duration::from_secs(180));
     assert!(
         out.status.success(),
         "boxwatch scenarios: {}\n{}",
@@ -618,6 +627,35 @@ fn docker_podman_and_boxwatch_containers_are_exported_by_engine_id_and_name() {
         !mounts.contains(&tmp_path),
         "mounts left below {tmp_path}:\n{mounts}"
     );
+}
+
+/// The `boxwatch scenarios` run, interrupted (SIGINT: it removes its
+/// containers) and waited for when dropped before it was taken.
+struct Scenarios(Option<Child>);
+
+impl Scenarios {
+    fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("not taken")
+    }
+
+    fn take(&mut self) -> Child {
+        self.0.take().expect("not taken")
+    }
+}
+
+impl Drop for Scenarios {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 /// Waits for `child` to exit (killed after `limit`), with its output.
