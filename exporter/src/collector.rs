@@ -34,6 +34,7 @@
 
 use crate::identity::{Identity, NameCache, NameSources, Role};
 use crate::table::{CgroupTable, Label, Labels, Row};
+use probes::host::parse::IoLimit;
 use probes::host::{
     CgroupLayout, CgroupPath, CgroupStats, Controllers, FileBudget, HeldCgroup, Host, LayoutReader,
     Subtree, WalkCache,
@@ -140,13 +141,13 @@ pub const CGROUP_METRICS: &[CgroupMetric] = &[
     },
     CgroupMetric {
         name: "boxwatch_cgroup_memory_limit_hits_total",
-        help: "Times usage hit the memory limit (v1 memory.failcnt, v2 memory.events max).",
+        help: "Times usage hit the hard memory limit (v2 memory.events max, v1 memory.failcnt). Absent on v1 where failcnt is 0 next to an OOM kill or a peak at the limit: with memory.memsw.limit_in_bytes set the kernel fails the charges on the memsw counter and counts nothing.",
         kind: Kind::Counter,
-        value: |s| num(s.memory_failcnt.or(s.memory_events.and_then(|e| e.max))),
+        value: |s| num(s.memory_limit_hits()),
     },
     CgroupMetric {
         name: "boxwatch_cgroup_memory_oom_kills_total",
-        help: "Processes of the cgroup killed by the OOM killer.",
+        help: "Processes of the cgroup killed by the OOM killer (v2 memory.events oom_kill, v1 memory.oom_control oom_kill).",
         kind: Kind::Counter,
         value: |s| num(s.oom_kills),
     },
@@ -306,8 +307,18 @@ const SELF_METRICS: &[(&str, &str, Kind)] = &[
         Kind::Counter,
     ),
     (
+        "boxwatch_cgroup_io_limit_bytes_per_second",
+        "Bandwidth limit of the cgroup on one block device (v2 io.max rbps/wbps, v1 blkio.throttle.read_bps_device/write_bps_device): device MAJ:MIN, operation read or write; absent when unlimited.",
+        Kind::Gauge,
+    ),
+    (
+        "boxwatch_cgroup_io_limit_operations_per_second",
+        "I/O operations limit of the cgroup on one block device (v2 io.max riops/wiops, v1 blkio.throttle.read_iops_device/write_iops_device): device MAJ:MIN, operation read or write; absent when unlimited.",
+        Kind::Gauge,
+    ),
+    (
         "boxwatch_container_info",
-        "One per container cgroup exported, with who it is: its engine, container id, name (from the engine's files, when on disk), Kubernetes pod UID and QoS class.",
+        "One per container cgroup exported, with who it is: its engine, container id, name (from the engine's files, when on disk), Kubernetes pod name, namespace, pod UID and QoS class.",
         Kind::Gauge,
     ),
 ];
@@ -319,6 +330,8 @@ const INFO_LABELS: &[&str] = &[
     "container_id",
     "engine",
     "name",
+    "namespace",
+    "pod",
     "pod_uid",
     "qos_class",
 ];
@@ -393,6 +406,9 @@ pub const WALK: Controllers = Controllers {
     ..READ
 };
 
+/// The I/O limits read, each with its cgroup's label index.
+type Limits = Vec<(usize, Vec<IoLimit>)>;
+
 /// Trees smaller than this are read on the scraping thread alone.
 const PARALLEL_FROM: usize = 256;
 /// Reader threads for larger trees (each reads a contiguous share).
@@ -400,10 +416,10 @@ const READERS: usize = 4;
 
 /// The most files the reader keeps open for one cgroup (v1: cpuacct.usage;
 /// cpu.stat, the quota, period and burst; seven memory files with
-/// memory.stat and memsw; two pids files; the cpuset; two blkio files;
-/// from the v2 hierarchy three pressure files, and cpu.stat when v1 has
-/// cpu but no cpuacct).
-pub const FILES_PER_CGROUP: usize = 21;
+/// memory.stat and memsw; two pids files; the cpuset; two blkio
+/// statistics files and four blkio throttle limits; from the v2 hierarchy
+/// three pressure files, and cpu.stat when v1 has cpu but no cpuacct).
+pub const FILES_PER_CGROUP: usize = 25;
 
 /// How the collector finds the cgroups below its roots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -504,14 +520,14 @@ impl Held {
                 labels.push(Label::new(path));
                 continue;
             };
-            let name = match (id.role, id.engine, &id.container_id) {
+            let names = match (id.role, id.engine, &id.container_id) {
                 (Role::Container, Some(engine), Some(cid)) => {
                     live.insert((engine, cid.clone()));
-                    self.names.name(engine, cid).map(str::to_string)
+                    Some(self.names.names(engine, cid).clone())
                 }
                 _ => None,
             };
-            let extra = id.labels(name.as_deref());
+            let extra = id.labels(names.as_ref());
             if id.role == Role::Container && id.is_top {
                 let mut pairs: Vec<(&str, &str)> = vec![("cgroup", path)];
                 pairs.extend(
@@ -541,6 +557,37 @@ struct LastRead {
     mode: Option<String>,
     /// `boxwatch_container_info`'s samples.
     info: Arc<Vec<proto::Metric>>,
+    /// The I/O limits' samples: bytes, operations per second.
+    io_limits: [Vec<proto::Metric>; 2],
+}
+
+/// The samples of the I/O limit families (bytes, operations per second)
+/// of the cgroups read: one per device, operation and limit set, with the
+/// cgroup's labels.
+fn io_limit_samples(labels: &[Label], limits: &[(usize, Vec<IoLimit>)]) -> [Vec<proto::Metric>; 2] {
+    let mut out: [Vec<proto::Metric>; 2] = Default::default();
+    for (i, devices) in limits {
+        let Some(label) = labels.get(*i) else {
+            continue;
+        };
+        for l in devices {
+            let device = l.device();
+            for (family, op, v) in [
+                (0, "read", l.read_bps),
+                (0, "write", l.write_bps),
+                (1, "read", l.read_iops),
+                (1, "write", l.write_iops),
+            ] {
+                let Some(v) = v else { continue };
+                let mut pairs = label.pairs();
+                pairs.push(("device", &device));
+                pairs.push(("operation", op));
+                pairs.sort_by_key(|(k, _)| *k);
+                out[family].push(sample(&pairs, Kind::Gauge, v as f64));
+            }
+        }
+    }
+    out
 }
 
 /// Reads the configured cgroup subtrees at every scrape.
@@ -567,6 +614,8 @@ impl CgroupCollector {
         for (name, help, _) in SELF_METRICS {
             let labels: &[&str] = if *name == "boxwatch_container_info" {
                 INFO_LABELS
+            } else if name.starts_with("boxwatch_cgroup_io_limit_") {
+                &["cgroup", "device", "operation"]
             } else if *name == "boxwatch_host_pressure_seconds_total" {
                 &["kind", "resource"]
             } else if name.ends_with("_info") {
@@ -645,8 +694,9 @@ impl CgroupCollector {
         self.budget
             .set_max(total.saturating_sub(self.dirs.open_files()));
         held.follow(walk.cgroups, &self.budget);
-        let rows = self.read_rows(&layout, &mut held.cgroups);
+        let (rows, limits) = self.read_rows(&layout, &mut held.cgroups);
         let labels = held.labels.clone().expect("set by follow");
+        let io_limits = io_limit_samples(&labels, &limits);
         let table = CgroupTable::new(labels, rows);
         *self.last.lock().unwrap_or_else(|p| p.into_inner()) = LastRead {
             exported: table.len(),
@@ -654,6 +704,7 @@ impl CgroupCollector {
             seconds: started.elapsed().as_secs_f64(),
             mode: Some(format!("{:?}", layout.mode()).to_lowercase()),
             info: held.info.clone(),
+            io_limits,
         };
         table
     }
@@ -773,7 +824,7 @@ impl CgroupCollector {
     /// read on parallel threads (reading cgroupfs is all system calls,
     /// which run in parallel); a reader thread that panics loses its share
     /// (counted as one error), not the scrape.
-    fn read_rows(&self, layout: &CgroupLayout, cgroups: &mut [HeldCgroup]) -> Vec<Row> {
+    fn read_rows(&self, layout: &CgroupLayout, cgroups: &mut [HeldCgroup]) -> (Vec<Row>, Limits) {
         if cgroups.len() < PARALLEL_FROM {
             return self.read_share(layout, 0, cgroups);
         }
@@ -786,16 +837,20 @@ impl CgroupCollector {
                 .map(|(i, part)| scope.spawn(move || self.read_share(layout, i * share, part)))
                 .collect();
             let mut rows = Vec::with_capacity(n);
+            let mut limits = Vec::new();
             for h in handles {
                 match h.join() {
-                    Ok(mut part) => rows.append(&mut part),
+                    Ok((mut part, mut part_limits)) => {
+                        rows.append(&mut part);
+                        limits.append(&mut part_limits);
+                    }
                     Err(_) => {
                         tracing::error!("a cgroup reader thread panicked");
                         self.error(1);
                     }
                 }
             }
-            rows
+            (rows, limits)
         })
     }
 
@@ -805,12 +860,18 @@ impl CgroupCollector {
         layout: &CgroupLayout,
         first: usize,
         cgroups: &mut [HeldCgroup],
-    ) -> Vec<Row> {
+    ) -> (Vec<Row>, Limits) {
         let mut reader = LayoutReader::new(layout, READ);
         let mut rows = Vec::with_capacity(cgroups.len());
+        let mut limits = Vec::new();
         for (i, held) in cgroups.iter_mut().enumerate() {
             match reader.stats(held) {
-                Ok(stats) => rows.push(Row::new(first + i, &stats)),
+                Ok(mut stats) => {
+                    rows.push(Row::new(first + i, &stats));
+                    if let Some(l) = stats.io_limits.take().filter(|l| !l.is_empty()) {
+                        limits.push((first + i, l));
+                    }
+                }
                 // Removed between the walk and the read: not an error.
                 Err(probes::Error::CgroupNotFound(_)) => {}
                 Err(e) => {
@@ -819,7 +880,7 @@ impl CgroupCollector {
                 }
             }
         }
-        rows
+        (rows, limits)
     }
 
     /// The collector's own families (cgroups exported, truncation, read
@@ -839,7 +900,9 @@ impl CgroupCollector {
             self.self_family(3, vec![sample(&[], Kind::Counter, errors)]),
             self.self_family(4, layout_info),
             self.self_family(5, self.host_pressure()),
-            self.self_family(6, last.info.to_vec()),
+            self.self_family(6, last.io_limits[0].clone()),
+            self.self_family(7, last.io_limits[1].clone()),
+            self.self_family(8, last.info.to_vec()),
         ]
     }
 

@@ -86,13 +86,14 @@ pub fn label_values(query: &str) -> Option<LabelValues> {
 }
 
 /// A query with Grafana's variables replaced as a dashboard showing every
-/// cgroup and container would: `$cgroup` and `$container` -> `.*`,
+/// cgroup, container and pod would: `$cgroup`, `$container` and `$pod` -> `.*`,
 /// `$__rate_interval` -> `rate`, `$__range` -> `range`.
 pub fn instantiate(expr: &str, rate: &str, range: &str) -> String {
     expr.replace("$__rate_interval", rate)
         .replace("$__range", range)
         .replace("$cgroup", ".*")
         .replace("$container", ".*")
+        .replace("$pod", ".*")
 }
 
 #[cfg(test)]
@@ -174,15 +175,24 @@ mod tests {
                 }
             }
         }
-        // The cgroup dashboard's $cgroup and $container variables.
+        // The cgroup dashboard's $cgroup, $container and $pod variables.
         let vars = variable_queries(DASHBOARDS[0].1).unwrap();
         assert_eq!(
             vars,
             [
                 "label_values(boxwatch_cgroup_cpu_usage_seconds_total, cgroup)",
-                "label_values(boxwatch_container_info, name)"
+                "label_values(boxwatch_container_info, name)",
+                "label_values(boxwatch_container_info, pod)"
             ]
         );
+        // Every per-container query follows both.
+        for q in queries(DASHBOARDS[0].1).unwrap() {
+            assert_eq!(
+                q.contains("name=~\"$container\""),
+                q.contains("pod=~\"$pod\""),
+                "{q}"
+            );
+        }
     }
 
     #[test]

@@ -371,10 +371,11 @@ impl Identity {
     }
 
     /// The label pairs beyond `cgroup`, sorted by name (as the exposition
-    /// writes them): `container_id`, `engine`, `name`, `pod_uid`,
-    /// `qos_class`, `role` (only `role="engine"`: the rest is told by
-    /// the others).
-    pub fn labels(&self, name: Option<&str>) -> Vec<(&'static str, String)> {
+    /// writes them): `container_id`, `engine`, `name` (the engine's, from
+    /// `found`, else the path's), `namespace` and `pod` (a Kubernetes
+    /// container's, from `found`), `pod_uid`, `qos_class`, `role` (only
+    /// `role="engine"`: the rest is told by the others).
+    pub fn labels(&self, found: Option<&Names>) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
         if let Some(id) = &self.container_id {
             out.push(("container_id", id.clone()));
@@ -382,8 +383,15 @@ impl Identity {
         if let Some(e) = self.engine {
             out.push(("engine", e.as_str().to_string()));
         }
-        if let Some(n) = name.or(self.name.as_deref()) {
+        let found = found.cloned().unwrap_or_default();
+        if let Some(n) = found.name.as_deref().or(self.name.as_deref()) {
             out.push(("name", n.to_string()));
+        }
+        if let Some(ns) = found.namespace {
+            out.push(("namespace", ns));
+        }
+        if let Some(pod) = found.pod {
+            out.push(("pod", pod));
         }
         if let Some(p) = &self.pod_uid {
             out.push(("pod_uid", p.clone()));
@@ -414,6 +422,13 @@ pub struct NameSources {
         default_value = "/var/lib/containers/storage"
     )]
     pub containers_storage: PathBuf,
+    /// containerd's state directory, whose
+    /// `io.containerd.runtime.v2.task/<namespace>/<id>/config.json` (the
+    /// OCI bundle) carries a container's name, and a Kubernetes
+    /// container's pod and namespace, in its annotations (read once per
+    /// new container).
+    #[arg(long, value_name = "DIR", default_value = "/run/containerd")]
+    pub containerd_state: PathBuf,
 }
 
 impl Default for NameSources {
@@ -421,7 +436,64 @@ impl Default for NameSources {
         NameSources {
             docker_data_root: "/var/lib/docker".into(),
             containers_storage: "/var/lib/containers/storage".into(),
+            containerd_state: "/run/containerd".into(),
         }
+    }
+}
+
+/// What an engine's files tell of a container: its name and, for a
+/// Kubernetes container, its pod's name and namespace.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Names {
+    pub name: Option<String>,
+    pub pod: Option<String>,
+    pub namespace: Option<String>,
+}
+
+impl Names {
+    /// A name as the engine gives it; a Kubernetes container's name as
+    /// the kubelet's runtimes write it (`k8s_<container>_<pod>_<namespace>_
+    /// <pod uid>_<attempt>`: dockershim, cri-dockerd, CRI-O) is split into
+    /// its container, pod and namespace (none of which may hold a `_`).
+    fn from_name(name: &str) -> Names {
+        let name = name.trim_start_matches('/');
+        let parts: Vec<&str> = name.split('_').collect();
+        if parts.len() == 6 && parts[0] == "k8s" && parts[1..4].iter().all(|p| !p.is_empty()) {
+            return Names {
+                name: Some(parts[1].to_string()),
+                pod: Some(parts[2].to_string()),
+                namespace: Some(parts[3].to_string()),
+            };
+        }
+        Names {
+            name: Some(name.to_string()).filter(|n| !n.is_empty()),
+            ..Names::default()
+        }
+    }
+
+    /// From a container's labels or annotations: Kubernetes' (the
+    /// kubelet's on Docker and CRI-O, containerd's CRI plugin's), else
+    /// nerdctl's name; `fallback` when they say nothing.
+    fn from_annotations(a: &HashMap<String, String>, fallback: Option<&str>) -> Names {
+        let get = |keys: &[&str]| keys.iter().find_map(|k| a.get(*k)).cloned();
+        let pod = get(&["io.kubernetes.pod.name", "io.kubernetes.cri.sandbox-name"]);
+        let namespace = get(&[
+            "io.kubernetes.pod.namespace",
+            "io.kubernetes.cri.sandbox-namespace",
+        ]);
+        let name = get(&[
+            "io.kubernetes.container.name",
+            "io.kubernetes.cri.container-name",
+            "nerdctl/name",
+        ]);
+        if pod.is_some() || name.is_some() {
+            return Names {
+                name,
+                pod,
+                namespace,
+            };
+        }
+        fallback.map(Names::from_name).unwrap_or_default()
     }
 }
 
@@ -431,7 +503,7 @@ impl Default for NameSources {
 #[derive(Debug, Default)]
 pub struct NameCache {
     sources: NameSources,
-    names: HashMap<(Engine, String), Option<String>>,
+    names: HashMap<(Engine, String), Names>,
     /// Disk reads made (for tests: once per new container).
     reads: u64,
 }
@@ -440,6 +512,20 @@ pub struct NameCache {
 struct DockerConfig {
     #[serde(rename = "Name")]
     name: String,
+    #[serde(rename = "Config", default)]
+    config: DockerContainerConfig,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct DockerContainerConfig {
+    #[serde(rename = "Labels", default)]
+    labels: Option<HashMap<String, String>>,
+}
+
+#[derive(serde::Deserialize)]
+struct OciBundleConfig {
+    #[serde(default)]
+    annotations: HashMap<String, String>,
 }
 
 #[derive(serde::Deserialize)]
@@ -460,22 +546,30 @@ impl NameCache {
 
     /// The name of `id` of `engine`, read from disk only the first time.
     pub fn name(&mut self, engine: Engine, id: &str) -> Option<&str> {
+        self.names(engine, id).name.as_deref()
+    }
+
+    /// What the engine's files tell of `id` (its name, a Kubernetes
+    /// container's pod and namespace), read from disk only the first time.
+    pub fn names(&mut self, engine: Engine, id: &str) -> &Names {
         let key = (engine, id.to_string());
         if !self.names.contains_key(&key) {
-            let name = match engine {
-                Engine::Docker => {
-                    self.reads += 1;
-                    docker_name(&self.sources.docker_data_root, id)
-                }
-                Engine::Podman | Engine::CriO => {
-                    self.reads += 1;
-                    storage_name(&self.sources.containers_storage, id)
-                }
-                _ => None,
+            let s = &self.sources;
+            let found = match engine {
+                Engine::Docker => docker_names(&s.docker_data_root, id),
+                Engine::Podman | Engine::CriO => storage_name(&s.containers_storage, id),
+                Engine::Containerd => containerd_names(&s.containerd_state, id),
+                // A bare id below a pod: containerd's or Docker's.
+                Engine::Cri => containerd_names(&s.containerd_state, id)
+                    .or_else(|| docker_names(&s.docker_data_root, id)),
+                Engine::Boxwatch | Engine::Systemd => None,
             };
-            self.names.insert(key.clone(), name);
+            if !matches!(engine, Engine::Boxwatch | Engine::Systemd) {
+                self.reads += 1;
+            }
+            self.names.insert(key.clone(), found.unwrap_or_default());
         }
-        self.names.get(&key).and_then(|n| n.as_deref())
+        &self.names[&key]
     }
 
     /// Forgets every container for which `keep` is false.
@@ -489,14 +583,18 @@ impl NameCache {
     }
 }
 
-/// Docker's name for `id` (`"Name": "/web"` in its config.v2.json).
-fn docker_name(root: &Path, id: &str) -> Option<String> {
+/// Docker's name for `id` (`"Name": "/web"` in its config.v2.json), or
+/// the Kubernetes names of its labels.
+fn docker_names(root: &Path, id: &str) -> Option<Names> {
     let path = root.join("containers").join(id).join("config.v2.json");
     let text = std::fs::read(&path)
         .map_err(|e| tracing::debug!("{}: {e}", path.display()))
         .ok()?;
     match serde_json::from_slice::<DockerConfig>(&text) {
-        Ok(c) => Some(c.name.trim_start_matches('/').to_string()).filter(|n| !n.is_empty()),
+        Ok(c) => Some(Names::from_annotations(
+            &c.config.labels.unwrap_or_default(),
+            Some(&c.name),
+        )),
         Err(e) => {
             tracing::warn!("{}: not a Docker container config: {e}", path.display());
             None
@@ -504,10 +602,34 @@ fn docker_name(root: &Path, id: &str) -> Option<String> {
     }
 }
 
+/// What containerd's OCI bundle of `id` (in any namespace: `k8s.io`,
+/// `moby`, `default`...) tells in its annotations.
+fn containerd_names(state: &Path, id: &str) -> Option<Names> {
+    let tasks = state.join("io.containerd.runtime.v2.task");
+    let namespaces = std::fs::read_dir(&tasks)
+        .map_err(|e| tracing::debug!("{}: {e}", tasks.display()))
+        .ok()?;
+    for ns in namespaces.flatten() {
+        let path = ns.path().join(id).join("config.json");
+        let Ok(text) = std::fs::read(&path) else {
+            continue;
+        };
+        return match serde_json::from_slice::<OciBundleConfig>(&text) {
+            Ok(c) => Some(Names::from_annotations(&c.annotations, None)),
+            Err(e) => {
+                tracing::warn!("{}: not an OCI bundle config: {e}", path.display());
+                None
+            }
+        };
+    }
+    None
+}
+
 /// The first name containers/storage records for `id`, from the
 /// `containers.json` of any of its drivers (`overlay-containers`,
-/// `vfs-containers`, ...).
-fn storage_name(root: &Path, id: &str) -> Option<String> {
+/// `vfs-containers`, ...); CRI-O's `k8s_<container>_<pod>_...` names give
+/// the pod and namespace too.
+fn storage_name(root: &Path, id: &str) -> Option<Names> {
     let dirs = std::fs::read_dir(root)
         .map_err(|e| tracing::debug!("{}: {e}", root.display()))
         .ok()?;
@@ -522,7 +644,7 @@ fn storage_name(root: &Path, id: &str) -> Option<String> {
         match serde_json::from_slice::<Vec<StorageContainer>>(&text) {
             Ok(list) => {
                 if let Some(c) = list.into_iter().find(|c| c.id == id) {
-                    return c.names.into_iter().next();
+                    return c.names.first().map(|n| Names::from_name(n));
                 }
             }
             Err(e) => tracing::warn!("{}: not a containers list: {e}", path.display()),
@@ -891,6 +1013,7 @@ mod tests {
         let mut cache = NameCache::new(NameSources {
             docker_data_root: docker.clone(),
             containers_storage: storage,
+            containerd_state: dir.path().join("containerd"),
         });
         for _ in 0..3 {
             assert_eq!(cache.name(Engine::Docker, ID), Some("web"));
@@ -908,5 +1031,120 @@ mod tests {
         cache.retain(|_, id| id != ID);
         assert_eq!(cache.name(Engine::Docker, ID), Some("renamed"));
         assert_eq!(cache.reads(), 4);
+    }
+
+    /// Kubernetes containers by the files of each runtime: containerd's
+    /// OCI bundle annotations (CRI plugin; nerdctl's name), CRI-O's
+    /// `k8s_` name in containers/storage, the kubelet's labels on Docker.
+    #[test]
+    fn kubernetes_pod_and_namespace_from_each_runtimes_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = |ns: &str, id: &str, annotations: &str| {
+            let b = dir
+                .path()
+                .join("containerd/io.containerd.runtime.v2.task")
+                .join(ns)
+                .join(id);
+            std::fs::create_dir_all(&b).unwrap();
+            std::fs::write(
+                b.join("config.json"),
+                format!(r#"{{"ociVersion":"1.0.2","annotations":{{{annotations}}}}}"#),
+            )
+            .unwrap();
+        };
+        let (k8s, nerd, crio, dock) = (
+            "a".repeat(64),
+            "b".repeat(64),
+            "c".repeat(64),
+            "e".repeat(64),
+        );
+        bundle(
+            "k8s.io",
+            &k8s,
+            r#""io.kubernetes.cri.container-type":"container","io.kubernetes.cri.container-name":"web","io.kubernetes.cri.sandbox-name":"web-7d9f","io.kubernetes.cri.sandbox-namespace":"shop""#,
+        );
+        bundle("default", &nerd, r#""nerdctl/name":"cache""#);
+        let storage = dir.path().join("storage/overlay-containers");
+        std::fs::create_dir_all(&storage).unwrap();
+        std::fs::write(
+            storage.join("containers.json"),
+            format!(r#"[{{"id":"{crio}","names":["k8s_db_db-0_data_{UID}_1"]}}]"#),
+        )
+        .unwrap();
+        let c = dir.path().join("docker/containers").join(&dock);
+        std::fs::create_dir_all(&c).unwrap();
+        std::fs::write(
+            c.join("config.v2.json"),
+            r#"{"Name":"/k8s_api_api-5_default_x_0","Config":{"Labels":{"io.kubernetes.container.name":"api","io.kubernetes.pod.name":"api-5","io.kubernetes.pod.namespace":"default"}}}"#,
+        )
+        .unwrap();
+        let mut cache = NameCache::new(NameSources {
+            docker_data_root: dir.path().join("docker"),
+            containers_storage: dir.path().join("storage"),
+            containerd_state: dir.path().join("containerd"),
+        });
+        let names = |n: &str, p: Option<&str>, ns: Option<&str>| Names {
+            name: Some(n.into()),
+            pod: p.map(Into::into),
+            namespace: ns.map(Into::into),
+        };
+        assert_eq!(
+            cache.names(Engine::Containerd, &k8s),
+            &names("web", Some("web-7d9f"), Some("shop"))
+        );
+        // The cgroupfs driver's bare id: containerd's first, then Docker's.
+        assert_eq!(
+            cache.names(Engine::Cri, &k8s),
+            &names("web", Some("web-7d9f"), Some("shop"))
+        );
+        assert_eq!(
+            cache.names(Engine::Cri, &dock),
+            &names("api", Some("api-5"), Some("default"))
+        );
+        assert_eq!(
+            cache.names(Engine::Containerd, &nerd),
+            &names("cache", None, None)
+        );
+        assert_eq!(
+            cache.names(Engine::CriO, &crio),
+            &names("db", Some("db-0"), Some("data"))
+        );
+        assert_eq!(cache.names(Engine::Containerd, &crio), &Names::default());
+        // The labels, sorted, with the pod's identity from the path.
+        let path = format!(
+            "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice/cri-containerd-{k8s}.scope",
+            UID.replace('-', "_")
+        );
+        let found = cache.names(Engine::Containerd, &k8s).clone();
+        let labels = id_of(&path).labels(Some(&found));
+        let keys: Vec<&str> = labels.iter().map(|(k, _)| *k).collect();
+        assert_eq!(
+            keys,
+            [
+                "container_id",
+                "engine",
+                "name",
+                "namespace",
+                "pod",
+                "pod_uid",
+                "qos_class"
+            ]
+        );
+        assert_eq!(labels[4].1, "web-7d9f");
+    }
+
+    #[test]
+    fn only_well_formed_kubernetes_names_are_split() {
+        assert_eq!(Names::from_name("/web").name.as_deref(), Some("web"));
+        let plain = Names::from_name("k8s_but_not_really");
+        assert_eq!(
+            (plain.name.as_deref(), plain.pod),
+            (Some("k8s_but_not_really"), None)
+        );
+        let k = Names::from_name("k8s_POD_web-1_ns_uid_0");
+        assert_eq!(
+            (k.name.as_deref(), k.pod.as_deref(), k.namespace.as_deref()),
+            (Some("POD"), Some("web-1"), Some("ns"))
+        );
     }
 }

@@ -90,6 +90,20 @@ impl Drop for TestCgroups {
     }
 }
 
+/// An exporter built as `boxwatch exporter` builds it: a scrape of it in
+/// process, in the text format, at each call.
+fn live(args: &exporter::ExporterArgs) -> impl Fn() -> String {
+    let exporter = exporter::build(args).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    move || {
+        let s = rt.block_on(exporter.scrape());
+        String::from_utf8(s.body(Format::Text).to_vec()).unwrap()
+    }
+}
+
 #[test]
 fn held_files_give_each_scrape_the_limits_of_the_moment() {
     if !have_root("held_files_give_each_scrape_the_limits_of_the_moment") {
@@ -98,15 +112,7 @@ fn held_files_give_each_scrape_the_limits_of_the_moment() {
     let set = TestCgroups::new();
     set.make(20_000, 64 << 20, 64);
     let args = fake_args(std::path::Path::new("/"), &[set.root.as_str()]);
-    let exporter = exporter::build(&args).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let scrape = || {
-        let s = rt.block_on(exporter.scrape());
-        String::from_utf8(s.body(Format::Text).to_vec()).unwrap()
-    };
+    let scrape = live(&args);
     let c = format!("{{cgroup=\"{}/c\"}} ", set.root);
     let limits = |text: &str| {
         (
@@ -143,4 +149,156 @@ fn held_files_give_each_scrape_the_limits_of_the_moment() {
         value_of(&text, "boxwatch_exporter_cgroup_read_errors_total "),
         Some(0.0)
     );
+}
+
+/// A whole disk of this machine (not a loop, ram or zram device, nor a
+/// partition): its `MAJ:MIN`, for the I/O limits the kernel accepts.
+fn a_disk() -> Option<String> {
+    let mut disks: Vec<_> = std::fs::read_dir("/sys/block").ok()?.flatten().collect();
+    disks.sort_by_key(|d| d.file_name());
+    disks.into_iter().find_map(|d| {
+        let name = d.file_name().to_string_lossy().into_owned();
+        let size: u64 = std::fs::read_to_string(d.path().join("size"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        let virtual_ = ["loop", "ram", "zram", "nbd"]
+            .iter()
+            .any(|p| name.starts_with(p));
+        (!virtual_ && size > 0)
+            .then(|| std::fs::read_to_string(d.path().join("dev")).ok())
+            .flatten()
+            .map(|s| s.trim().to_string())
+    })
+}
+
+/// `boxwatch/exporter-io-test-<pid>/c` in the io (v2) or blkio (v1)
+/// hierarchy, and (as engines make them) in the cpu, memory and pids ones
+/// the exporter walks; removed on drop.
+struct IoCgroup {
+    root: CgroupPath,
+    version: CgroupVersion,
+    /// The io or blkio hierarchy's directory.
+    dir: PathBuf,
+    /// Every hierarchy's.
+    dirs: Vec<PathBuf>,
+}
+
+impl IoCgroup {
+    fn new() -> IoCgroup {
+        let layout = Host::new().layout().unwrap();
+        let root = CgroupPath::new(&unique("/boxwatch/exporter-io-test")).unwrap();
+        let h = layout
+            .hierarchy_for("blkio")
+            .expect("an io or blkio controller");
+        let dir = h.dir(&root);
+        let mut dirs = vec![dir.clone()];
+        for c in ["cpu", "memory", "pids"] {
+            if let Some(d) = layout.hierarchy_for(c).map(|h| h.dir(&root)) {
+                if !dirs.contains(&d) {
+                    dirs.push(d);
+                }
+            }
+        }
+        for d in &dirs {
+            std::fs::create_dir_all(d.join("c")).unwrap();
+        }
+        if h.version == CgroupVersion::V2 {
+            // io.max in `c` needs io enabled in each parent below the
+            // hierarchy's root (boxwatch's own and this test's).
+            let parent = dir.parent().unwrap().to_path_buf();
+            for d in [parent, dir.clone()] {
+                std::fs::write(d.join("cgroup.subtree_control"), "+io").unwrap();
+            }
+        }
+        IoCgroup {
+            root,
+            version: h.version,
+            dir,
+            dirs,
+        }
+    }
+
+    fn limit(&self, device: &str, read_bps: u64, write_iops: u64) {
+        let c = self.dir.join("c");
+        match self.version {
+            CgroupVersion::V2 => std::fs::write(
+                c.join("io.max"),
+                format!("{device} rbps={read_bps} wiops={write_iops}"),
+            )
+            .unwrap(),
+            CgroupVersion::V1 => {
+                std::fs::write(
+                    c.join("blkio.throttle.read_bps_device"),
+                    format!("{device} {read_bps}"),
+                )
+                .unwrap();
+                std::fs::write(
+                    c.join("blkio.throttle.write_iops_device"),
+                    format!("{device} {write_iops}"),
+                )
+                .unwrap();
+            }
+        }
+    }
+}
+
+impl Drop for IoCgroup {
+    fn drop(&mut self) {
+        for d in &self.dirs {
+            let _ = std::fs::remove_dir(d.join("c"));
+            let _ = std::fs::remove_dir(d);
+            let _ = std::fs::remove_dir(d.parent().unwrap()); // fails while in use
+        }
+    }
+}
+
+/// io.max (v2) or the blkio throttle files (v1) of a cgroup the test
+/// limits on a real disk: exported per device and operation, the limits
+/// not set left out, and a change seen by the next scrape.
+#[test]
+fn io_limits_of_a_real_cgroup_per_device_and_operation() {
+    let test = "io_limits_of_a_real_cgroup_per_device_and_operation";
+    if !have_root(test) {
+        return;
+    }
+    let Some(device) = a_disk() else {
+        require(false, test, "a block device (a disk in /sys/block)");
+        return;
+    };
+    let io = IoCgroup::new();
+    io.limit(&device, 1 << 20, 77);
+    let args = fake_args(std::path::Path::new("/"), &[io.root.as_str()]);
+    let scrape = live(&args);
+    let series = |family: &str, op: &str| {
+        format!(
+            "boxwatch_cgroup_io_limit_{family}{{cgroup=\"{}/c\",device=\"{device}\",operation=\"{op}\"}} ",
+            io.root
+        )
+    };
+    let limits = |text: &str| {
+        [
+            value_of(text, &series("bytes_per_second", "read")),
+            value_of(text, &series("bytes_per_second", "write")),
+            value_of(text, &series("operations_per_second", "read")),
+            value_of(text, &series("operations_per_second", "write")),
+        ]
+    };
+    let text = scrape();
+    assert_eq!(
+        limits(&text),
+        [Some(1048576.0), None, None, Some(77.0)],
+        "{text}"
+    );
+    // The parent has no limit: no series.
+    assert!(
+        !text.contains(&format!("cgroup=\"{}\",device=", io.root)),
+        "{text}"
+    );
+    io.limit(&device, 2 << 20, 99);
+    assert_eq!(limits(&scrape()), [Some(2097152.0), None, None, Some(99.0)]);
+    if have_promtool(test) {
+        promtool_check_text(&scrape());
+    }
 }

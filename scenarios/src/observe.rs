@@ -754,34 +754,26 @@ fn inside_metrics(
 /// leaves it at 0 for an OOM-killed hog) does not count what the name
 /// says, and is not reported as a number next to `oom_kills 1`.
 fn memory_limit_hits(c: &Collected, s: &probes::host::CgroupStats) -> Observed {
-    if let Some(n) = s.memory_events.and_then(|e| e.max) {
+    if let Some(n) = s.memory_limit_hits() {
         return n.into();
     }
-    let Some(failcnt) = s.memory_failcnt else {
+    if s.memory_failcnt.is_none() {
         return absent(c, "memory", "memory.failcnt", "memory.events");
-    };
-    let limit = match s.memory_limit {
-        Some(probes::host::Limit::Value(v)) => Some(v),
-        _ => None,
-    };
-    let reached = limit.is_some_and(|l| s.memory_peak_bytes.is_some_and(|p| p >= l));
-    if failcnt == 0 && (s.oom_kills.unwrap_or(0) > 0 || reached) {
-        // The kernel's own figures are the evidence: the usage reached the
-        // limit, and the counter of limit hits did not move.
-        return Observed::Unsupported(reports::Evidence::KernelVersion {
-            release: c
-                .facts
-                .as_ref()
-                .map(|f| f.release.clone())
-                .filter(|r| !r.is_empty())
-                .unwrap_or_else(|| "?".into()),
-            feature: "v1 memory.failcnt counting of the limit hits that end in an OOM kill \
-                      (it stayed 0 although the usage reached the limit; see oom_kills and \
-                      memory_peak_bytes)"
-                .into(),
-        });
     }
-    failcnt.into()
+    // The kernel's own figures are the evidence: the usage reached the
+    // limit, and the counter of limit hits did not move.
+    Observed::Unsupported(reports::Evidence::KernelVersion {
+        release: c
+            .facts
+            .as_ref()
+            .map(|f| f.release.clone())
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| "?".into()),
+        feature: "v1 memory.failcnt counting of the limit hits that end in an OOM kill \
+                  (it stayed 0 although the usage reached the limit; see oom_kills and \
+                  memory_peak_bytes)"
+            .into(),
+    })
 }
 
 #[cfg(test)]

@@ -134,6 +134,39 @@ pub struct IoStat {
     pub writes: u64,
 }
 
+/// The I/O limits of one block device (v2 `io.max`, v1
+/// `blkio.throttle.{read,write}_{bps,iops}_device`): `None` where
+/// unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, PartialOrd, Ord)]
+pub struct IoLimit {
+    /// The device's major number.
+    pub major: u32,
+    /// The device's minor number.
+    pub minor: u32,
+    /// Bytes read per second.
+    pub read_bps: Option<u64>,
+    /// Bytes written per second.
+    pub write_bps: Option<u64>,
+    /// Read operations per second.
+    pub read_iops: Option<u64>,
+    /// Write operations per second.
+    pub write_iops: Option<u64>,
+}
+
+impl IoLimit {
+    /// `MAJ:MIN`, as the kernel's files name the device.
+    pub fn device(&self) -> String {
+        format!("{}:{}", self.major, self.minor)
+    }
+
+    fn is_unlimited(&self) -> bool {
+        self.read_bps.is_none()
+            && self.write_bps.is_none()
+            && self.read_iops.is_none()
+            && self.write_iops.is_none()
+    }
+}
+
 /// v1 `memory.oom_control`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct OomControl {
@@ -347,6 +380,95 @@ pub fn parse_io_stat(text: &str) -> Result<IoStat, ParseError> {
         }
     }
     Ok(io)
+}
+
+/// `MAJ:MIN` of a block device.
+fn parse_device(dev: &str) -> Option<(u32, u32)> {
+    let (ma, mi) = dev.split_once(':')?;
+    Some((ma.parse().ok()?, mi.parse().ok()?))
+}
+
+/// v2 `io.max`: `MAJ:MIN rbps=N|max wbps=N|max riops=N|max wiops=N|max`
+/// per limited device (keys a newer kernel adds are ignored). Sorted by
+/// device; a device left with no limit is left out.
+pub fn parse_io_max(text: &str) -> Result<Vec<IoLimit>, ParseError> {
+    let mut out: Vec<IoLimit> = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let bad = || ParseError::new("\"MAJ:MIN rbps=N|max wbps=... riops=... wiops=...\"", line);
+        let mut f = line.split_whitespace();
+        let (major, minor) = f.next().and_then(parse_device).ok_or_else(bad)?;
+        let mut l = IoLimit {
+            major,
+            minor,
+            ..IoLimit::default()
+        };
+        for kv in f {
+            let (k, v) = kv.split_once('=').ok_or_else(bad)?;
+            let v = match v {
+                "max" => None,
+                n => Some(n.parse::<u64>().map_err(|_| bad())?),
+            };
+            match k {
+                "rbps" => l.read_bps = v,
+                "wbps" => l.write_bps = v,
+                "riops" => l.read_iops = v,
+                "wiops" => l.write_iops = v,
+                _ => {}
+            }
+        }
+        if !l.is_unlimited() {
+            out.push(l);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// One line of a v1 `blkio.throttle.*_device` file: the device's
+/// `(major, minor)` and its limit.
+pub type DeviceLimit = ((u32, u32), u64);
+
+/// A v1 `blkio.throttle.*_device` limit file: `MAJ:MIN N` per limited
+/// device.
+pub fn parse_blkio_throttle_device(text: &str) -> Result<Vec<DeviceLimit>, ParseError> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let bad = || ParseError::new("\"MAJ:MIN N\"", line);
+            let f: Vec<&str> = line.split_whitespace().collect();
+            match f.as_slice() {
+                [dev, v] => Ok((
+                    parse_device(dev).ok_or_else(bad)?,
+                    v.parse().map_err(|_| bad())?,
+                )),
+                _ => Err(bad()),
+            }
+        })
+        .collect()
+}
+
+/// The four v1 throttle files (`read_bps`, `write_bps`, `read_iops`,
+/// `write_iops`, each parsed by [`parse_blkio_throttle_device`]) as one
+/// limit per device, sorted by device.
+pub fn merge_blkio_throttle(files: [&[DeviceLimit]; 4]) -> Vec<IoLimit> {
+    let mut by_dev: std::collections::BTreeMap<(u32, u32), IoLimit> = Default::default();
+    for (i, file) in files.iter().enumerate() {
+        for &((major, minor), v) in file.iter() {
+            let l = by_dev.entry((major, minor)).or_insert(IoLimit {
+                major,
+                minor,
+                ..IoLimit::default()
+            });
+            let slot = match i {
+                0 => &mut l.read_bps,
+                1 => &mut l.write_bps,
+                2 => &mut l.read_iops,
+                _ => &mut l.write_iops,
+            };
+            *slot = Some(v);
+        }
+    }
+    by_dev.into_values().filter(|l| !l.is_unlimited()).collect()
 }
 
 /// A v1 blkio statistics file (`MAJ:MIN Read N`, `MAJ:MIN Write N`, ...
@@ -710,7 +832,41 @@ mod tests {
         }
 
         #[test]
+        fn io_max_gives_each_limited_device(devs in proptest::collection::btree_map((0u32..300, 0u32..64), proptest::array::uniform4(proptest::option::of(0u64..1 << 50)), 0..6)) {
+            let show = |v: &Option<u64>| v.map_or("max".to_string(), |n| n.to_string());
+            let text: String = devs
+                .iter()
+                .map(|((ma, mi), [rb, wb, ri, wi])| {
+                    format!("{ma}:{mi} rbps={} wbps={} riops={} wiops={}\n", show(rb), show(wb), show(ri), show(wi))
+                })
+                .collect();
+            let got = parse_io_max(&text).unwrap();
+            let want: Vec<IoLimit> = devs
+                .iter()
+                .map(|(&(major, minor), &[read_bps, write_bps, read_iops, write_iops])| IoLimit { major, minor, read_bps, write_bps, read_iops, write_iops })
+                .filter(|l| !l.is_unlimited())
+                .collect();
+            prop_assert_eq!(&got, &want);
+            // v1 gives the same limits in four files.
+            let file = |f: fn(&IoLimit) -> Option<u64>| -> String {
+                want.iter().filter_map(|l| f(l).map(|v| format!("{}:{} {v}\n", l.major, l.minor))).collect()
+            };
+            let parsed: Vec<Vec<DeviceLimit>> = [
+                file(|l| l.read_bps),
+                file(|l| l.write_bps),
+                file(|l| l.read_iops),
+                file(|l| l.write_iops),
+            ]
+            .iter()
+            .map(|t| parse_blkio_throttle_device(t).unwrap())
+            .collect();
+            prop_assert_eq!(merge_blkio_throttle([&parsed[0], &parsed[1], &parsed[2], &parsed[3]]), want);
+        }
+
+        #[test]
         fn new_parsers_never_panic(text in "\\PC{0,200}") {
+            let _ = parse_io_max(&text);
+            let _ = parse_blkio_throttle_device(&text);
             let _ = parse_pressure(&text);
             let _ = parse_io_stat(&text);
             let _ = parse_blkio_v1(&text);
@@ -731,6 +887,26 @@ mod tests {
         assert_eq!(parse_blkio_v1("Total 0\n").unwrap(), (0, 0));
         assert!(parse_pressure("none total=1\n").is_err());
         assert!(parse_io_stat("rbytes=1\n").is_err());
+        // io.max of kernel 6.12 with one device limited, and v1's.
+        assert_eq!(
+            parse_io_max("254:0 rbps=1048576 wbps=max riops=max wiops=120\n").unwrap(),
+            vec![IoLimit {
+                major: 254,
+                minor: 0,
+                read_bps: Some(1048576),
+                write_bps: None,
+                read_iops: None,
+                write_iops: Some(120)
+            }]
+        );
+        assert_eq!(parse_io_max("").unwrap(), vec![]);
+        assert!(parse_io_max("254:0 rbps=fast\n").is_err());
+        assert!(parse_io_max("sda rbps=1\n").is_err());
+        assert_eq!(
+            parse_blkio_throttle_device("254:0 2097152\n").unwrap(),
+            vec![((254, 0), 2097152)]
+        );
+        assert!(parse_blkio_throttle_device("254:0\n").is_err());
     }
 
     use super::*;

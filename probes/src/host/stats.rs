@@ -2,7 +2,7 @@
 
 use super::fsread::{read_parsed, CgroupFiles, FreshDirs, RecordingDirs};
 use super::layout::{CgroupLayout, CgroupPath, CgroupVersion, Controllers, Hierarchy};
-use super::parse::{self, CpuMax, IoStat, Limit, MemoryEvents, Pressure};
+use super::parse::{self, CpuMax, IoLimit, IoStat, Limit, MemoryEvents, Pressure};
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -68,9 +68,35 @@ pub struct CgroupStats {
     pub io_pressure: Option<Pressure>,
     /// I/O done: v2 `io.stat`, v1 blkio's throttle statistics.
     pub io: Option<IoStat>,
+    /// I/O limits per device: v2 `io.max`, v1
+    /// `blkio.throttle.{read,write}_{bps,iops}_device` (empty: none set).
+    pub io_limits: Option<Vec<IoLimit>>,
 }
 
 impl CgroupStats {
+    /// Times the usage hit the hard memory limit, where the kernel counts
+    /// them: v2 `memory.events` `max`; else v1 `memory.failcnt`, unless the
+    /// cgroup's own figures show it did not count them. A v1 cgroup whose
+    /// `memory.memsw.limit_in_bytes` is set fails its charges on the memsw
+    /// counter first, so `memory.failcnt` stays 0 (and kernel 6.18 keeps
+    /// `memory.memsw.failcnt` at 0 too) while its tasks are OOM-killed at
+    /// the limit: a failcnt of 0 next to an OOM kill, or next to a peak at
+    /// the limit, counts nothing and is `None`.
+    pub fn memory_limit_hits(&self) -> Option<u64> {
+        if let Some(n) = self.memory_events.and_then(|e| e.max) {
+            return Some(n);
+        }
+        let failcnt = self.memory_failcnt?;
+        let reached = match (self.memory_limit, self.memory_peak_bytes) {
+            (Some(Limit::Value(l)), Some(peak)) => peak >= l,
+            _ => false,
+        };
+        if failcnt == 0 && (self.oom_kills.unwrap_or(0) > 0 || reached) {
+            return None;
+        }
+        Some(failcnt)
+    }
+
     /// The working set as cAdvisor and the kubelet compute it: usage less
     /// inactive file pages, at least 0.
     pub fn memory_working_set_bytes(&self) -> Option<u64> {
@@ -107,6 +133,7 @@ impl CgroupStats {
             memory_pressure,
             io_pressure,
             io,
+            io_limits,
         } = self;
         cpu_usage_ns.is_none()
             && cpu_nr_periods.is_none()
@@ -130,6 +157,7 @@ impl CgroupStats {
             && memory_pressure.is_none()
             && io_pressure.is_none()
             && io.is_none()
+            && io_limits.is_none()
     }
 }
 
@@ -280,6 +308,26 @@ impl CgroupLayout {
                         reads: r,
                         writes: w,
                     })
+                }
+            };
+            s.io_limits = match version {
+                CgroupVersion::V2 => dirs.parsed("io.max", parse::parse_io_max)?,
+                CgroupVersion::V1 => {
+                    let mut files = Vec::with_capacity(4);
+                    for f in [
+                        "blkio.throttle.read_bps_device",
+                        "blkio.throttle.write_bps_device",
+                        "blkio.throttle.read_iops_device",
+                        "blkio.throttle.write_iops_device",
+                    ] {
+                        files.push(dirs.parsed(f, parse::parse_blkio_throttle_device)?);
+                    }
+                    match files.as_slice() {
+                        [Some(rb), Some(wb), Some(ri), Some(wi)] => {
+                            Some(parse::merge_blkio_throttle([rb, wb, ri, wi]))
+                        }
+                        _ => None,
+                    }
                 }
             };
         }
@@ -438,4 +486,59 @@ fn read_cfs_quota<D: CgroupFiles>(d: &mut D) -> Result<Option<CpuMax>> {
             quota_us: quota,
             period_us,
         }))
+}
+
+#[cfg(test)]
+mod limit_hits_tests {
+    use super::*;
+
+    /// The figures of an OOM-killed hog under a 32 MiB limit, as this host
+    /// (kernel 6.18, v1) gave them: failcnt 80 without a memsw limit, 0
+    /// with one; v2 counts `max` events.
+    #[test]
+    fn limit_hits_are_counted_where_the_kernel_counts_them() {
+        let limit = 32 << 20;
+        let v1 = CgroupStats {
+            memory_limit: Some(Limit::Value(limit)),
+            memory_peak_bytes: Some(limit),
+            memory_failcnt: Some(80),
+            oom_kills: Some(1),
+            ..CgroupStats::default()
+        };
+        assert_eq!(v1.memory_limit_hits(), Some(80));
+        let memsw = CgroupStats {
+            memory_failcnt: Some(0),
+            ..v1.clone()
+        };
+        assert_eq!(memsw.memory_limit_hits(), None, "0 next to an OOM kill");
+        let at_limit = CgroupStats {
+            oom_kills: Some(0),
+            ..memsw.clone()
+        };
+        assert_eq!(
+            at_limit.memory_limit_hits(),
+            None,
+            "0 next to a peak at the limit"
+        );
+        let below = CgroupStats {
+            memory_peak_bytes: Some(limit / 2),
+            ..at_limit.clone()
+        };
+        assert_eq!(below.memory_limit_hits(), Some(0));
+        let unlimited = CgroupStats {
+            memory_limit: Some(Limit::Unlimited),
+            ..at_limit
+        };
+        assert_eq!(unlimited.memory_limit_hits(), Some(0));
+        let v2 = CgroupStats {
+            memory_events: Some(MemoryEvents {
+                max: Some(35),
+                oom_kill: Some(1),
+                ..MemoryEvents::default()
+            }),
+            oom_kills: Some(1),
+            ..CgroupStats::default()
+        };
+        assert_eq!(v2.memory_limit_hits(), Some(35));
+    }
 }
