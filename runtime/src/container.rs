@@ -6,13 +6,14 @@
 use crate::cgroup::{self, Cgroup, CgroupDriver, CgroupInfo};
 use crate::error::{Error, Result};
 use crate::init::{InitConfig, INIT_ARG};
+use crate::message::{FromSetup, ToSetup, STEP_EXEC_MISSING, STEP_EXEC_PERMISSION};
 use crate::spec::{ContainerSpec, IdMap, Namespace, RootfsSpec};
 use crate::sys::{self, ExecPlan};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use serde::Serialize;
 use std::ffi::CString;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -241,10 +242,9 @@ impl Runtime {
         let mut sock = parent_sock;
         if userns {
             write_id_maps(pid, spec)?;
-            sock.write_all(b"M")
-                .map_err(Error::io("releasing the setup stage"))?;
+            ToSetup::IdMapsWritten.send(&mut sock, "releasing the setup stage")?;
         }
-        send_config(&mut sock, &config)?;
+        ToSetup::Config(Box::new(config)).send(&mut sock, "sending the setup stage its config")?;
         steps.mark("config-sent");
         // The setup stage builds its namespaces and root now; the cgroup is
         // made and joined meanwhile (a v1 migration waits for an RCU grace
@@ -266,20 +266,18 @@ impl Runtime {
         } else {
             container.cgroup.add_process(pid)
         };
-        let go = joined.and_then(|()| {
-            sock.write_all(b"G")
-                .map_err(Error::io("starting the container"))
-        });
+        let go = joined.and_then(|()| ToSetup::Go.send(&mut sock, "starting the container"));
         steps.mark("cgroup-join");
         if let Err(e) = go {
             // A setup stage that failed before "go" said why on the socket.
             let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
             return Err(read_setup_result(sock, spec).err().unwrap_or(e));
         }
-        container.notes = read_setup_result(sock, spec)?;
+        let setup = read_setup_result(sock, spec)?;
+        container.notes = setup.notes;
         container.started = Instant::now();
         steps.mark("exec-done");
-        steps.take_notes(&mut container.notes);
+        steps.add_setup_marks(setup.marks);
         steps.log("start", spawned_at);
         Ok(container)
     }
@@ -585,40 +583,34 @@ fn remove_state_dir(dir: &Path) {
     let _ = std::fs::remove_dir(dir);
 }
 
-fn send_config(sock: &mut UnixStream, config: &InitConfig) -> Result<()> {
-    let json = serde_json::to_vec(config).map_err(|e| Error::InvalidSpec(e.to_string()))?;
-    let mut msg = (json.len() as u32).to_le_bytes().to_vec();
-    msg.extend_from_slice(&json);
-    sock.write_all(&msg)
-        .map_err(Error::io("sending the setup stage its config"))
+/// What a successful setup stage sent before its exec.
+#[derive(Debug, Default)]
+struct SetupReport {
+    notes: Vec<String>,
+    /// Its timing marks (step, CLOCK_MONOTONIC ns).
+    marks: Vec<(String, u64)>,
 }
 
 /// Reads the setup stage's messages until the socket closes (exec done).
-fn read_setup_result(sock: UnixStream, spec: &ContainerSpec) -> Result<Vec<String>> {
-    let mut notes = Vec::new();
-    let mut got_any = false;
-    for line in BufReader::new(sock).lines() {
-        let line = line.map_err(Error::io("reading from the setup stage"))?;
-        got_any = true;
-        if let Some(note) = line.strip_prefix('I') {
-            notes.push(note.to_string());
-        } else if let Some(err) = line.strip_prefix('E') {
-            let (step, message) = err.split_once('\t').unwrap_or(("setup", err));
-            return Err(match step {
-                "exec-missing" | "exec-permission" => Error::BadEntry {
-                    command: spec.command.join(" "),
-                    why: message.to_string(),
-                    missing: step == "exec-missing",
-                },
-                _ => Error::Setup {
-                    step: step.to_string(),
-                    message: message.to_string(),
-                },
-            });
+fn read_setup_result(sock: UnixStream, spec: &ContainerSpec) -> Result<SetupReport> {
+    let mut report = SetupReport::default();
+    for msg in FromSetup::read_all(BufReader::new(sock)) {
+        match msg? {
+            FromSetup::Note(note) => report.notes.push(note),
+            FromSetup::Timing { step, ns } => report.marks.push((step, ns)),
+            FromSetup::Failed { step, message } => {
+                return Err(match step.as_str() {
+                    "exec-missing" | STEP_EXEC_PERMISSION => Error::BadEntry {
+                        command: spec.command.join(" "),
+                        why: message,
+                        missing: step == STEP_EXEC_MISSING,
+                    },
+                    _ => Error::Setup { step, message },
+                });
+            }
         }
     }
-    let _ = got_any;
-    Ok(notes)
+    Ok(report)
 }
 
 /// Writes the user namespace's uid/gid maps (default: root inside is

@@ -93,6 +93,15 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    #[error("malformed message {received:?} on the setup stage's socket: {why}")]
+    SetupProtocol { received: String, why: &'static str },
+
+    #[error("the setup stage's config cannot be encoded or decoded")]
+    SetupConfig {
+        #[source]
+        source: serde_json::Error,
+    },
+
     #[error("container setup failed at step '{step}': {message}")]
     Setup { step: String, message: String },
 

@@ -13,10 +13,11 @@
 //! 4. exec the entry command (it is PID 1), or, with `init`, fork it and stay
 //!    as a tiny PID 1 that reaps orphans and forwards signals.
 //!
-//! Any failure is written to the socket as `E<step>\t<message>` and the
-//! process exits; a successful exec closes the socket (close-on-exec), which
-//! the parent reads as success.
+//! Any failure is sent on the socket ([`FromSetup::Failed`], see
+//! [`crate::message`]) and the process exits; a successful exec closes the
+//! socket (close-on-exec), which the parent reads as success.
 
+use crate::message::{FromSetup, ToSetup, STEP_EXEC_MISSING, STEP_EXEC_PERMISSION};
 use crate::rootfs::{self, step, EnterMethod, RootPlan, StepError, StepResult};
 use crate::spec::{ContainerSpec, Namespace, DEFAULT_CAPABILITIES};
 use crate::sys;
@@ -25,7 +26,6 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{execve, ForkResult, Pid};
 use serde::{Deserialize, Serialize};
 use std::ffi::CString;
-use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -72,10 +72,10 @@ fn setup_stage() -> u8 {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    let _ = sock.write_all(format!("E{}\t{}\n", err.step, err.message).as_bytes());
+    FromSetup::failed(err.step, err.message).send(&mut sock);
     match err.step {
-        "exec-missing" => 127,
-        "exec-permission" => 126,
+        STEP_EXEC_MISSING => 127,
+        STEP_EXEC_PERMISSION => 126,
         _ => 125,
     }
 }
@@ -111,15 +111,14 @@ enum Never {}
 fn run(sock: &mut UnixStream) -> StepResult<Never> {
     let exec_done = crate::timing::now_ns();
     let cfg = read_config(sock)?;
-    let mark = |sock: &mut UnixStream, step: &str| {
+    let mark_at = |sock: &mut UnixStream, step: &str, ns: u64| {
         if cfg.timing {
-            let _ = sock.write_all(crate::timing::note(step).as_bytes());
+            let step = step.to_string();
+            FromSetup::Timing { step, ns }.send(sock);
         }
     };
-    if cfg.timing {
-        let _ =
-            sock.write_all(format!("I{}setup-start {exec_done}\n", crate::timing::NOTE).as_bytes());
-    }
+    let mark = |sock: &mut UnixStream, step: &str| mark_at(sock, step, crate::timing::now_ns());
+    mark_at(sock, "setup-start", exec_done);
     mark(sock, "config");
     let spec = &cfg.spec;
     let ns = &spec.namespaces;
@@ -159,10 +158,10 @@ fn run(sock: &mut UnixStream) -> StepResult<Never> {
         let method = rootfs::enter(&cfg.root_mount_point)?;
         mark(sock, "pivot-root-detach");
         let note = match method {
-            EnterMethod::PivotRoot => "Irootfs=pivot_root\n",
-            EnterMethod::ChrootFallback => "Irootfs=chroot\n",
+            EnterMethod::PivotRoot => "rootfs=pivot_root",
+            EnterMethod::ChrootFallback => "rootfs=chroot",
         };
-        let _ = sock.write_all(note.as_bytes());
+        FromSetup::Note(note.to_string()).send(sock);
     }
 
     wait_go(sock)?;
@@ -200,32 +199,38 @@ fn run(sock: &mut UnixStream) -> StepResult<Never> {
     }
     let e = execve(&exe, &argv, &envp).unwrap_err();
     Err(StepError {
-        step: "exec-permission",
+        step: STEP_EXEC_PERMISSION,
         message: format!("exec {}: {e}", program.display()),
     })
 }
 
 fn read_config(sock: &mut UnixStream) -> StepResult<InitConfig> {
-    let mut len = [0u8; 4];
-    sock.read_exact(&mut len)
-        .map_err(step("config", "reading config length"))?;
-    let mut buf = vec![0u8; u32::from_le_bytes(len) as usize];
-    sock.read_exact(&mut buf)
-        .map_err(step("config", "reading config"))?;
-    serde_json::from_slice(&buf).map_err(step("config", "decoding config"))
+    match ToSetup::read(sock).map_err(protocol("config"))? {
+        ToSetup::Config(config) => Ok(*config),
+        other => Err(unexpected("config", &other)),
+    }
 }
 
 fn wait_go(sock: &mut UnixStream) -> StepResult {
-    let mut go = [0u8; 1];
-    sock.read_exact(&mut go)
-        .map_err(step("sync", "waiting for the parent"))?;
-    if go[0] != b'G' {
-        return Err(StepError {
-            step: "sync",
-            message: format!("unexpected byte {:?} from the parent", go[0]),
-        });
+    match ToSetup::read(sock).map_err(protocol("sync"))? {
+        ToSetup::Go => Ok(()),
+        other => Err(unexpected("sync", &other)),
     }
-    Ok(())
+}
+
+/// A protocol error at `step`, with its causes.
+fn protocol(step: &'static str) -> impl FnOnce(crate::Error) -> StepError {
+    move |e| StepError {
+        step,
+        message: crate::error::chain(&e),
+    }
+}
+
+fn unexpected(step: &'static str, got: &ToSetup) -> StepError {
+    StepError {
+        step,
+        message: format!("unexpected {} message from the parent", got.name()),
+    }
 }
 
 /// Creates the mount, uts, ipc and net namespaces the spec asks for (the
@@ -371,7 +376,7 @@ fn tiny_init(
     let child = match sys::fork_single_threaded().map_err(step("init", "fork"))? {
         ForkResult::Child => {
             let e = execve(exe, argv, envp).unwrap_err();
-            let _ = sock.write_all(format!("Eexec-permission\texec {exe:?}: {e}\n").as_bytes());
+            FromSetup::failed(STEP_EXEC_PERMISSION, format!("exec {exe:?}: {e}")).send(sock);
             std::process::exit(126);
         }
         ForkResult::Parent { child } => child,

@@ -16,6 +16,7 @@ pub mod error;
 pub mod fault;
 pub mod init;
 pub mod lxcfs;
+mod message;
 pub mod oci;
 pub mod rootfs;
 pub mod seccomp;
