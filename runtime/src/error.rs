@@ -1,5 +1,7 @@
-//! The runtime's one error type. Every variant names the cause, and where the
-//! user can do something about it, the fix.
+//! The runtime's one error type. Every variant names what failed, and where
+//! the user can do something about it, the fix. An underlying error is the
+//! variant's `#[source]`, a field named `source`, and never part of its
+//! message: [`chain`] (or anyhow's `{:#}`) prints it once, after the message.
 
 use std::path::PathBuf;
 
@@ -24,6 +26,14 @@ pub enum Error {
 
     #[error("lxcfs at {mount_point}: {why}")]
     Lxcfs { mount_point: PathBuf, why: String },
+
+    #[error("lxcfs at {mount_point}: {step}")]
+    LxcfsIo {
+        mount_point: PathBuf,
+        step: String,
+        #[source]
+        source: std::io::Error,
+    },
 
     #[error("no cgroup filesystem is mounted under {root}: mount cgroup2 (or the v1 controllers) there, or run boxwatch where cgroups are available")]
     NoCgroupFs { root: PathBuf },
@@ -124,6 +134,19 @@ pub enum Error {
     #[error("{runtime} cannot run this container: {what}")]
     OciUnsupported { runtime: String, what: String },
 
+    #[error("{what}")]
+    OciConfig {
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    #[error("building the seccomp filter")]
+    Seccomp {
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
     #[error("writing the OCI bundle at {path}")]
     OciBundle {
         path: PathBuf,
@@ -137,6 +160,16 @@ pub enum Error {
         step: &'static str,
         id: String,
         message: String,
+    },
+
+    #[error("`{runtime} {step}` failed for container {id}: could not run {binary}")]
+    OciRun {
+        runtime: String,
+        step: &'static str,
+        id: String,
+        binary: PathBuf,
+        #[source]
+        source: std::io::Error,
     },
 
     #[error("the pid file {path} written by {runtime} is unusable: {why}")]
@@ -216,6 +249,37 @@ mod tests {
                 "{text}"
             );
         }
+        let nested = Error::OciConfig {
+            what: "building the OCI config".into(),
+            source: Box::new(Error::LxcfsIo {
+                mount_point: "/run/boxwatch/r/lxcfs".into(),
+                step: "creating the mount point".into(),
+                source: io(),
+            }),
+        };
+        let text = chain(&nested);
+        assert_eq!(
+            text,
+            "building the OCI config: lxcfs at /run/boxwatch/r/lxcfs: \
+             creating the mount point: Permission denied (os error 13)"
+        );
+        let run = Error::OciRun {
+            runtime: "runc".into(),
+            step: "create",
+            id: "c1".into(),
+            binary: "/usr/sbin/runc".into(),
+            source: std::io::Error::from_raw_os_error(libc::ENOENT),
+        };
+        let text = chain(&run);
+        assert_eq!(text.matches("No such file").count(), 1, "{text}");
+        assert_eq!(text.matches("/usr/sbin/runc").count(), 1, "{text}");
+        let seccomp = Error::Seccomp {
+            source: "a filter of 5000 instructions is too long".into(),
+        };
+        assert_eq!(
+            chain(&seccomp),
+            "building the seccomp filter: a filter of 5000 instructions is too long"
+        );
         let wait = Error::Wait {
             pid: 7,
             source: nix::Error::ECHILD,
@@ -224,5 +288,32 @@ mod tests {
             chain(&wait),
             "the container process 7 could not be waited for: ECHILD: No child processes"
         );
+    }
+
+    /// The rule behind the test above, for every variant: no `#[error]`
+    /// message prints a field that is a `#[source]` (all are named
+    /// `source`), nor a bare `{0}` of a wrapped error.
+    #[test]
+    fn no_message_repeats_its_source() {
+        let text = include_str!("error.rs");
+        let enum_body =
+            &text[text.find("pub enum Error").unwrap()..text.find("pub type Result").unwrap()];
+        let messages: Vec<&str> = enum_body
+            .split("#[error(")
+            .skip(1)
+            .map(|m| &m[..m.find(")]\n").unwrap()])
+            .collect();
+        assert!(messages.len() > 20, "{}", messages.len());
+        for m in messages {
+            assert!(
+                !m.contains("{source") && !m.contains("source.") && !m.contains("{cause"),
+                "{m}"
+            );
+        }
+        assert_eq!(
+            enum_body.matches("#[source]").count(),
+            enum_body.matches("source:").count()
+        );
+        assert!(!enum_body.contains("#[from]"));
     }
 }

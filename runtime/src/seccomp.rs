@@ -184,8 +184,10 @@ pub fn rules_for(spec: &ContainerSpec) -> Vec<Rule> {
         .collect()
 }
 
-fn compile_err(e: impl std::fmt::Display) -> Error {
-    Error::InvalidSpec(format!("building the seccomp filter: {e}"))
+fn compile_err(e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::Seccomp {
+        source: Box::new(e),
+    }
 }
 
 /// The BPF programs for `rules`: one per errno (a seccompiler filter has one

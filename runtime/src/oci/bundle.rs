@@ -101,7 +101,17 @@ pub fn host_entries() -> Vec<(String, HostEntry)> {
 }
 
 fn oci_err(e: oci_spec::OciSpecError) -> Error {
-    Error::InvalidSpec(format!("building the OCI config: {e}"))
+    Error::OciConfig {
+        what: "building the OCI config".into(),
+        source: e.into(),
+    }
+}
+
+fn serialising_err(e: serde_json::Error) -> Error {
+    Error::OciConfig {
+        what: "serialising the OCI config".into(),
+        source: e.into(),
+    }
 }
 
 /// The OCI namespace type of a boxwatch namespace.
@@ -125,8 +135,12 @@ fn capabilities(spec: &ContainerSpec) -> Result<HashSet<OciCap>> {
         .copied()
         .chain(spec.keep_caps.iter().map(|c| c.0))
         .map(|c| {
-            serde_json::from_value::<OciCap>(serde_json::Value::String(c.to_string()))
-                .map_err(|e| Error::InvalidSpec(format!("capability {c} has no OCI name: {e}")))
+            serde_json::from_value::<OciCap>(serde_json::Value::String(c.to_string())).map_err(
+                |e| Error::OciConfig {
+                    what: format!("capability {c} has no OCI name"),
+                    source: e.into(),
+                },
+            )
         })
         .collect()
 }
@@ -431,8 +445,7 @@ fn device_rules() -> Result<Vec<oci_spec::runtime::LinuxDeviceCgroup>> {
 /// (`{"monotonic": {"secs": N, "nanosecs": 0}}`).
 pub fn config_json(spec: &ContainerSpec, opts: &BundleOptions) -> Result<serde_json::Value> {
     let cfg = config(spec, opts)?;
-    let mut v = serde_json::to_value(&cfg)
-        .map_err(|e| Error::InvalidSpec(format!("serialising the OCI config: {e}")))?;
+    let mut v = serde_json::to_value(&cfg).map_err(serialising_err)?;
     if spec.namespaces.contains(Namespace::Time) {
         let o = spec.time_offsets;
         v["linux"]["timeOffsets"] = serde_json::json!({
@@ -481,8 +494,7 @@ pub fn write(dir: &Path, spec: &ContainerSpec, opts: &BundleOptions) -> Result<(
     }
     let json = config_json(spec, opts)?;
     let path = dir.join("config.json");
-    let text = serde_json::to_vec_pretty(&json)
-        .map_err(|e| Error::InvalidSpec(format!("serialising the OCI config: {e}")))?;
+    let text = serde_json::to_vec_pretty(&json).map_err(serialising_err)?;
     std::fs::write(&path, text).map_err(io(&path))
 }
 

@@ -173,13 +173,7 @@ impl Cli {
             .args(args)
             .stdin(std::process::Stdio::null())
             .output()
-            .map_err(|e| {
-                self.error(
-                    step,
-                    id,
-                    format!("could not run {}: {e}", self.binary.display()),
-                )
-            })?;
+            .map_err(|e| self.run_error(step, id, e))?;
         if out.status.success() {
             return Ok(());
         }
@@ -198,6 +192,17 @@ impl Cli {
                 }
             ),
         ))
+    }
+
+    /// The runtime's binary could not be run at all.
+    fn run_error(&self, step: &'static str, id: &str, source: std::io::Error) -> Error {
+        Error::OciRun {
+            runtime: self.kind.name().into(),
+            step,
+            id: id.into(),
+            binary: self.binary.clone(),
+            source,
+        }
     }
 
     fn error(&self, step: &'static str, id: &str, message: String) -> Error {
@@ -557,13 +562,9 @@ impl Backend for OciBackend {
         if let Some(fd) = stdio.stderr {
             create.stderr(fd);
         }
-        let status = create.status().map_err(|e| {
-            self.cli.error(
-                "create",
-                &c.id,
-                format!("could not run {}: {e}", self.cli.binary.display()),
-            )
-        })?;
+        let status = create
+            .status()
+            .map_err(|e| self.cli.run_error("create", &c.id, e))?;
         drop(create); // closes our copies of the container's stdio
         if !status.success() {
             if let Some(line) = (self.cli.kind == OciKind::Runsc)
