@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use runtime::cgroup::{mounts::Mounts, v2::V2Driver, CgroupMode};
+use runtime::cgroup::{CgroupMode, Mounts, V2Driver};
 use runtime::{ContainerSpec, Exit, Runtime, RuntimeConfig, Stdio};
 use std::io::Read;
 use std::os::fd::OwnedFd;

@@ -57,8 +57,11 @@ impl RuntimeConfig {
 /// The stdio of a container's entry command; `None` inherits boxwatch's.
 #[derive(Debug, Default)]
 pub struct Stdio {
+    /// The container's standard input (None: the caller's).
     pub stdin: Option<OwnedFd>,
+    /// The container's standard output (None: the caller's).
     pub stdout: Option<OwnedFd>,
+    /// The container's standard error (None: the caller's).
     pub stderr: Option<OwnedFd>,
 }
 
@@ -66,7 +69,9 @@ pub struct Stdio {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Exit {
+    /// Exited with this code.
     Code(i32),
+    /// Killed by this signal.
     Signal(i32),
 }
 
@@ -83,10 +88,13 @@ impl Exit {
 /// What became of a container.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
+    /// How the entry ended.
     pub exit: Exit,
     /// The kernel's OOM killer killed a process of the container.
     pub oom_killed: bool,
+    /// OOM kills in the container's cgroup.
     pub oom_kills: u64,
+    /// From the exec of the entry to its end.
     pub wall_time: Duration,
 }
 
@@ -139,10 +147,13 @@ impl Runtime {
         Ok(rt)
     }
 
+    /// This runtime's run id (`<pid>-<start time>-<n>`), the name of its
+    /// cgroup and state directory.
     pub fn run_id(&self) -> &str {
         &self.run_id
     }
 
+    /// The cgroup layout and the controllers containers get.
     pub fn cgroup_info(&self) -> CgroupInfo {
         CgroupInfo {
             mode: self.driver.mode(),
@@ -353,6 +364,7 @@ impl Container {
         &self.notes
     }
 
+    /// A handle that can signal or kill the container from another thread.
     pub fn killer(&self) -> Killer {
         Killer {
             pid: self.pid.expect("a spawned container has a pid"),

@@ -3,7 +3,7 @@
 //! `boxwatch-init __boxwatch-init`; [`dispatch`] recognises that and runs the
 //! setup here, in a fresh single-threaded process:
 //!
-//! 1. read the [`InitConfig`] from the sync socket (fd 3);
+//! 1. read the `InitConfig` from the sync socket (fd 3);
 //! 2. mount, uts, ipc, net and time namespaces (clone made only the pid and
 //!    user ones), hostname, private rootfs, pivot_root, all while the
 //!    parent creates and joins the cgroup;
@@ -13,8 +13,8 @@
 //! 4. exec the entry command (it is PID 1), or, with `init`, fork it and stay
 //!    as a tiny PID 1 that reaps orphans and forwards signals.
 //!
-//! Any failure is sent on the socket ([`FromSetup::Failed`], see
-//! [`crate::message`]) and the process exits; a successful exec closes the
+//! Any failure is sent on the socket (`FromSetup::Failed`, see
+//! `crate::message`) and the process exits; a successful exec closes the
 //! socket (close-on-exec), which the parent reads as success.
 
 use crate::message::{FromSetup, ToSetup, STEP_EXEC_MISSING, STEP_EXEC_PERMISSION};
@@ -31,14 +31,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// `argv[1]` of the re-executed setup stage.
-pub const INIT_ARG: &str = "__boxwatch-init";
+pub(crate) const INIT_ARG: &str = "__boxwatch-init";
 
 /// Default PATH inside containers.
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub(crate) const DEFAULT_PATH: &str =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// What the parent sends the setup stage.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct InitConfig {
+pub(crate) struct InitConfig {
     pub spec: ContainerSpec,
     /// Empty host directory the new root is mounted on (in the container's
     /// mount namespace only).

@@ -1,5 +1,5 @@
 //! lxcfs-style /proc virtualization, applied by boxwatch: a private lxcfs
-//! instance whose files ([`FILES`]) the runtime binds over a container's
+//! instance whose files (`FILES`) the runtime binds over a container's
 //! /proc and /sys (see [`crate::ContainerSpec::lxcfs`]), so that
 //! `/proc/meminfo`, `/proc/cpuinfo`, `/proc/stat`, `/proc/uptime` and the
 //! online CPU list show the container's limits instead of the host's.
@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 /// The files lxcfs virtualizes, relative to its mount point and to the
 /// container's root alike.
-pub const FILES: [&str; 8] = [
+pub(crate) const FILES: [&str; 8] = [
     "proc/cpuinfo",
     "proc/diskstats",
     "proc/loadavg",
@@ -40,7 +40,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Whether `dir` looks like an lxcfs mount (it serves `proc/meminfo`).
-pub fn is_lxcfs_dir(dir: &Path) -> bool {
+pub(crate) fn is_lxcfs_dir(dir: &Path) -> bool {
     dir.join("proc/meminfo").is_file()
 }
 
@@ -252,7 +252,7 @@ pub fn is_mounted(dir: &Path) -> bool {
 }
 
 /// Every mount point of this process's mount namespace.
-pub fn mount_points() -> Vec<PathBuf> {
+pub(crate) fn mount_points() -> Vec<PathBuf> {
     std::fs::read_to_string("/proc/self/mountinfo")
         .map(|t| {
             t.lines()

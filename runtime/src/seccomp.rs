@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SeccompMode {
-    /// boxwatch's Docker-like default profile ([`RULES`]).
+    /// boxwatch's Docker-like default profile (`RULES`).
     #[default]
     Default,
     /// No filter at all (`--seccomp unconfined`).

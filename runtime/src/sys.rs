@@ -366,6 +366,7 @@ pub enum ProbeCall {
 }
 
 impl ProbeCall {
+    /// Every probe call, in the order the escape workload runs them.
     pub const ALL: [ProbeCall; 19] = [
         ProbeCall::Keyctl,
         ProbeCall::AddKey,

@@ -13,7 +13,7 @@ pub const TARGET: &str = "boxwatch::timing";
 
 /// Whether timings are wanted.
 pub fn enabled() -> bool {
-    tracing::enabled!(target: "boxwatch::timing", tracing::Level::INFO)
+    tracing::enabled!(target: TARGET, tracing::Level::INFO)
 }
 
 /// CLOCK_MONOTONIC in nanoseconds.
@@ -79,7 +79,7 @@ impl Steps {
     pub fn log(&self, phase: &str, since: Instant) {
         if self.on {
             tracing::info!(
-                target: "boxwatch::timing",
+                target: TARGET,
                 "{phase}: {} total={}µs",
                 self.line(),
                 since.elapsed().as_micros()

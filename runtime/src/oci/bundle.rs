@@ -6,7 +6,7 @@
 //! /etc; /bin and /sbin as symlinks on merged-/usr hosts), a fresh /proc, a
 //! read-only /sys, a small /dev, a /tmp, the boxwatch binary at
 //! [`CONTAINER_EXE`], Docker's capability set plus the kept ones,
-//! no_new_privs, boxwatch's seccomp profile ([`crate::seccomp`]) as
+//! no_new_privs, boxwatch's seccomp profile (`crate::seccomp`) as
 //! `linux.seccomp`, runc's masked and read-only paths, the default device
 //! allow-list, and the limits in `linux.resources` (swap = the memory
 //! limit, so no swap), in the cgroup `cgroupsPath`.
@@ -26,13 +26,13 @@ use std::path::{Path, PathBuf};
 
 /// Host top-level entries the minimal root takes over: a directory is bound
 /// read-only, a symlink (merged /usr) is recreated in the bundle's rootfs.
-pub const HOST_DIRS: [&str; 8] = [
+pub(crate) const HOST_DIRS: [&str; 8] = [
     "usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc",
 ];
 
 /// `argv[1]` of boxwatch's tiny init when an OCI runtime runs it as PID 1
 /// (the equivalent of `docker run --init`).
-pub const OCI_INIT_ARG: &str = "__boxwatch-oci-init";
+pub(crate) const OCI_INIT_ARG: &str = "__boxwatch-oci-init";
 
 /// What the bundle needs besides the spec.
 #[derive(Debug, Clone)]
@@ -46,7 +46,7 @@ pub struct BundleOptions {
     /// A file holding the container's hostname, bound over /etc/hostname
     /// (None: the host has no /etc/hostname file).
     pub hostname_file: Option<PathBuf>,
-    /// How each host entry of [`HOST_DIRS`] looks: a directory, a symlink
+    /// How each host entry of `HOST_DIRS` looks: a directory, a symlink
     /// to a target, or absent.
     pub host_entries: Vec<(String, HostEntry)>,
 }
@@ -77,12 +77,15 @@ impl BundleOptions {
 /// A top-level host entry, as [`host_entries`] found it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostEntry {
+    /// A directory.
     Dir,
+    /// A symbolic link to this target.
     Symlink(PathBuf),
+    /// Not on this host.
     Absent,
 }
 
-/// How the host's top-level [`HOST_DIRS`] look on this machine.
+/// How the host's top-level `HOST_DIRS` look on this machine.
 pub fn host_entries() -> Vec<(String, HostEntry)> {
     HOST_DIRS
         .iter()
@@ -115,7 +118,7 @@ fn serialising_err(e: serde_json::Error) -> Error {
 }
 
 /// The OCI namespace type of a boxwatch namespace.
-pub fn namespace_type(ns: Namespace) -> LinuxNamespaceType {
+pub(crate) fn namespace_type(ns: Namespace) -> LinuxNamespaceType {
     match ns {
         Namespace::Pid => LinuxNamespaceType::Pid,
         Namespace::Mount => LinuxNamespaceType::Mount,
@@ -146,7 +149,7 @@ fn capabilities(spec: &ContainerSpec) -> Result<HashSet<OciCap>> {
 }
 
 /// The entry's environment, as the builtin runtime sets it.
-pub fn entry_env(spec: &ContainerSpec, term: Option<&str>) -> Vec<String> {
+pub(crate) fn entry_env(spec: &ContainerSpec, term: Option<&str>) -> Vec<String> {
     let mut env: Vec<(String, String)> = vec![
         ("PATH".into(), DEFAULT_PATH.into()),
         ("HOME".into(), "/root".into()),
@@ -287,7 +290,7 @@ fn oci_id_maps(maps: &[IdMap]) -> Result<Vec<oci_spec::runtime::LinuxIdMapping>>
 }
 
 /// The OCI config for `spec`.
-pub fn config(spec: &ContainerSpec, opts: &BundleOptions) -> Result<Spec> {
+pub(crate) fn config(spec: &ContainerSpec, opts: &BundleOptions) -> Result<Spec> {
     let caps = capabilities(spec)?;
     let mut args = Vec::new();
     if spec.init {
@@ -443,7 +446,7 @@ fn device_rules() -> Result<Vec<oci_spec::runtime::LinuxDeviceCgroup>> {
 /// `config` as JSON, with what `oci-spec` 0.7 cannot express added:
 /// `linux.timeOffsets` in the runtime spec's shape
 /// (`{"monotonic": {"secs": N, "nanosecs": 0}}`).
-pub fn config_json(spec: &ContainerSpec, opts: &BundleOptions) -> Result<serde_json::Value> {
+pub(crate) fn config_json(spec: &ContainerSpec, opts: &BundleOptions) -> Result<serde_json::Value> {
     let cfg = config(spec, opts)?;
     let mut v = serde_json::to_value(&cfg).map_err(serialising_err)?;
     if spec.namespaces.contains(Namespace::Time) {

@@ -4,7 +4,7 @@
 //! rootfs skeleton) under `<state-dir>/<run-id>/<name>.oci`, then
 //! `<rt> create --bundle B --pid-file P ID` with the container's stdio and
 //! `<rt> start ID`. boxwatch is the child subreaper of what it starts
-//! while a backend or one of its containers exists ([`reap`]), so when the
+//! while a backend or one of its containers exists (`reap`), so when the
 //! runtime's own process exits, the container's first process is
 //! re-parented to boxwatch: it is waited for like a builtin container, and
 //! its cgroup (`cgroupsPath` = `<parent>/<run-id>/<name>`, boxwatch's own
@@ -18,22 +18,22 @@
 //! The runtimes keep their state under `<state-dir>/oci/<runtime>` (their
 //! `--root`), apart from any other use of them on the host. That root is
 //! shared by every boxwatch process and held with a shared lock while used
-//! ([`dirs`]), so it is never removed under a running `<rt> --root`. A run
+//! (`dirs`), so it is never removed under a running `<rt> --root`. A run
 //! killed with SIGKILL is cleaned up when the next one starts, builtin or
 //! OCI ([`stale`]): its containers are deleted with the runtime (or killed
 //! through their cgroups when the runtime is gone), its cgroups and bundles
 //! removed.
 //!
 //! crun refuses cgroup v1/v2 hybrid hosts. There it runs behind a shim
-//! ([`shim`]) in a private mount namespace where the cgroup2 mount is
-//! unmounted, and [`OciBackend::notes`] says so.
+//! (`shim`) in a private mount namespace where the cgroup2 mount is
+//! unmounted, and `OciBackend::notes` says so.
 
 pub mod bundle;
-pub mod dirs;
+mod dirs;
 pub mod owner;
-pub mod reap;
-pub mod sandbox;
-pub mod shim;
+mod reap;
+mod sandbox;
+mod shim;
 pub mod stale;
 
 use crate::backend::{Backend, BackendKind, Kill, Running};
@@ -57,15 +57,19 @@ pub use shim::dispatch;
 /// Which OCI runtime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OciKind {
+    /// runc.
     Runc,
+    /// crun.
     Crun,
     /// gVisor: a sandboxed runtime (its own kernel, the sentry).
     Runsc,
 }
 
 impl OciKind {
+    /// Every OCI runtime boxwatch drives.
     pub const ALL: [OciKind; 3] = [OciKind::Runc, OciKind::Crun, OciKind::Runsc];
 
+    /// The runtime's binary name (`runc`, `crun`, `runsc`).
     pub fn name(self) -> &'static str {
         match self {
             OciKind::Runc => "runc",
@@ -222,7 +226,7 @@ impl Cli {
 
 /// runc or crun as a [`Backend`].
 #[derive(Debug)]
-pub struct OciBackend {
+pub(crate) struct OciBackend {
     cli: Cli,
     version: String,
     notes: Vec<String>,
@@ -379,15 +383,6 @@ impl OciBackend {
         })
     }
 
-    pub fn kind(&self) -> OciKind {
-        self.cli.kind
-    }
-
-    /// The runtime's binary.
-    pub fn binary(&self) -> &Path {
-        &self.cli.binary
-    }
-
     pub fn run_id(&self) -> &str {
         self.run.run.run_id()
     }
@@ -402,15 +397,6 @@ impl OciBackend {
         self.state_dir
             .join(self.run_id())
             .join(format!("{name}.oci"))
-    }
-
-    /// Writes the bundle of `spec` (as [`Backend::spawn`] would) without
-    /// starting anything; returns its directory. For benchmarks and
-    /// debugging: the caller removes it.
-    pub fn write_bundle(&self, spec: &ContainerSpec) -> Result<PathBuf> {
-        let dir = self.bundle_dir(&spec.name);
-        bundle::write(&dir, spec, &self.bundle_options(spec, &dir))?;
-        Ok(dir)
     }
 
     fn bundle_options(&self, spec: &ContainerSpec, dir: &Path) -> BundleOptions {
@@ -637,7 +623,7 @@ impl Backend for OciBackend {
 
 /// A container started by runc or crun.
 #[derive(Debug)]
-pub struct OciContainer {
+pub(crate) struct OciContainer {
     cli: Cli,
     id: String,
     bundle: PathBuf,
@@ -657,11 +643,6 @@ pub struct OciContainer {
 }
 
 impl OciContainer {
-    /// The OCI container id.
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
     /// Kills what is left in the cgroup and reaps the container's
     /// processes that were re-parented to this process; the entry, seen
     /// exited but not reaped until now (so its PID, the session id, stays
@@ -865,7 +846,7 @@ fn version_of(binary: &Path) -> Option<String> {
 }
 
 /// The first non-empty line of `text`, trimmed.
-pub fn first_line(text: &str) -> Option<String> {
+pub(crate) fn first_line(text: &str) -> Option<String> {
     text.lines()
         .map(str::trim)
         .find(|l| !l.is_empty())
@@ -888,7 +869,7 @@ fn features_namespaces(binary: &Path) -> Option<Vec<String>> {
 }
 
 /// `linux.namespaces` of a `features` document.
-pub fn parse_features_namespaces(json: &str) -> Option<Vec<String>> {
+pub(crate) fn parse_features_namespaces(json: &str) -> Option<Vec<String>> {
     let v: serde_json::Value = serde_json::from_str(json).ok()?;
     v["linux"]["namespaces"].as_array().map(|a| {
         a.iter()
@@ -899,7 +880,7 @@ pub fn parse_features_namespaces(json: &str) -> Option<Vec<String>> {
 
 /// The error messages of a runtime's JSON log (`{"level":"error","msg":..}`
 /// lines); other lines as they are. The last few only.
-pub fn parse_log_errors(text: &str) -> String {
+pub(crate) fn parse_log_errors(text: &str) -> String {
     let msgs: Vec<String> = text
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -922,7 +903,7 @@ fn log_errors(log: &Path) -> String {
 }
 
 /// The PID in a runtime's pid file.
-pub fn parse_pid_file(text: &str) -> std::result::Result<i32, String> {
+pub(crate) fn parse_pid_file(text: &str) -> std::result::Result<i32, String> {
     match text.trim().parse::<i32>() {
         Ok(p) if p > 0 => Ok(p),
         _ => Err(format!("{:?} is not a PID", text.trim())),

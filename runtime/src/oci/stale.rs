@@ -28,7 +28,7 @@
 //!
 //! When nothing is dead, this costs a listing of `<state-dir>/oci` and of
 //! each root in it (and one failed `stat` when there is no `oci/`).
-//! [`crate::cleanup::remove_stale_runs`] calls this first thing, so every
+//! `crate::cleanup::remove_stale_runs` calls this first thing, so every
 //! `Runtime::new` (builtin runs, and the one inside each OCI backend) does.
 
 use super::dirs::RootUse;
@@ -58,26 +58,40 @@ pub enum Removal {
     Deleted,
     /// Its processes were killed through its cgroup and its state
     /// removed, because `why` (no binary, or delete failed).
-    KilledThroughCgroup { why: String },
+    KilledThroughCgroup {
+        /// Why it was not deleted.
+        why: String,
+    },
     /// Its state could not be removed (`why`): it was moved aside (or
     /// marked) at `at`, reported this once, and is not retried.
-    GivenUp { why: String, at: PathBuf },
+    GivenUp {
+        /// Why its state could not be removed.
+        why: String,
+        /// Where it was moved aside (or marked).
+        at: PathBuf,
+    },
 }
 
 /// A container of a dead run, and how it went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaleContainer {
+    /// The runtime that ran it.
     pub runtime: OciKind,
     /// The binary that owns its state root.
     pub binary: Option<PathBuf>,
+    /// Its OCI container id.
     pub id: String,
+    /// What was done with it.
     pub removal: Removal,
 }
 
 /// Removes the containers of dead runs from every OCI runtime's state root
 /// under `config.state_dir`, each with the binary that owns the root (when
 /// it is still a file) and `driver` to kill through cgroups.
-pub fn remove_dead_runs(config: &RuntimeConfig, driver: &dyn CgroupDriver) -> Vec<StaleContainer> {
+pub(crate) fn remove_dead_runs(
+    config: &RuntimeConfig,
+    driver: &dyn CgroupDriver,
+) -> Vec<StaleContainer> {
     remove_dead_runs_with(config, driver, &|o: &Owner| {
         o.binary.is_file().then(|| o.binary.clone())
     })
@@ -112,7 +126,7 @@ fn owner_of(root: &Path, kind: OciKind) -> Owner {
         })
 }
 
-/// As [`remove_dead_runs`], with each root's binary from `binary` (None:
+/// As `remove_dead_runs`, with each root's binary from `binary` (None:
 /// the binary is not there; its containers are killed through their
 /// cgroups when they have processes left).
 pub fn remove_dead_runs_with(
