@@ -12,6 +12,7 @@ use crate::sys::{self, ExecPlan};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use serde::Serialize;
+use std::borrow::Cow;
 use std::ffi::CString;
 use std::io::{BufReader, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -179,33 +180,8 @@ impl Runtime {
     pub fn spawn(&self, spec: &ContainerSpec, stdio: Stdio) -> Result<Container> {
         let spawned_at = Instant::now();
         let mut steps = crate::timing::Steps::start();
-        spec.validate()?;
-        let mut spec = std::borrow::Cow::Borrowed(spec);
-        if !nix::unistd::geteuid().is_root() && !spec.namespaces.contains(Namespace::User) {
-            // Without root, only a user namespace gives the privileges setup needs.
-            spec.to_mut().namespaces.insert(Namespace::User);
-        }
+        let spec = self.checked_spec(spec)?;
         let spec = spec.as_ref();
-        check_host_support(spec)?;
-        // Test builds only: the mutation suite's broken runtime, after every
-        // check (see fault.rs).
-        let faulty;
-        let spec = if cfg!(feature = "fault-injection") {
-            let mut s = spec.clone();
-            crate::fault::apply(&mut s);
-            faulty = s;
-            &faulty
-        } else {
-            spec
-        };
-        let run_cg = self.run_cgroup();
-        if self.driver.children(&run_cg).contains(&spec.name) {
-            return Err(Error::InvalidSpec(format!(
-                "a container named {:?} is already running in this run",
-                spec.name
-            )));
-        }
-        let userns = spec.namespaces.contains(Namespace::User);
         steps.mark("checks");
         let state_dir = self.config.state_dir.join(&self.run_id).join(&spec.name);
         create_state_dir(&state_dir)?;
@@ -213,6 +189,81 @@ impl Runtime {
             pid: None,
             state_dir: Some(state_dir.clone()),
         };
+        let (pid, mut sock) = self.start_setup_stage(spec, stdio)?;
+        child.pid = Some(Pid::from_raw(pid));
+        steps.mark("clone");
+        self.configure_setup_stage(&mut sock, pid, spec, &state_dir, steps.on())?;
+        steps.mark("config-sent");
+        // The setup stage builds its namespaces and root now; the cgroup is
+        // made and joined meanwhile (a v1 migration waits for an RCU grace
+        // period), and "go" lets it exec.
+        let cgroup: Arc<dyn Cgroup> = Arc::from(
+            self.driver
+                .create(&self.run_cgroup().join(&spec.name), &spec.limits)?,
+        );
+        steps.mark("cgroup-create");
+        let mut container = Container {
+            pid: child.take(),
+            cgroup,
+            state_dir,
+            started: Instant::now(),
+            notes: Vec::new(),
+            kill_timeout: self.config.kill_timeout,
+            done: false,
+        };
+        let go = join_and_go(&container, pid, &mut sock);
+        steps.mark("cgroup-join");
+        if let Err(e) = go {
+            // A setup stage that failed before "go" said why on the socket.
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            return Err(read_setup_result(sock, spec).err().unwrap_or(e));
+        }
+        let setup = read_setup_result(sock, spec)?;
+        container.notes = setup.notes;
+        container.started = Instant::now();
+        steps.mark("exec-done");
+        steps.add_setup_marks(setup.marks);
+        steps.log("start", spawned_at);
+        Ok(container)
+    }
+
+    /// `spec` validated against itself and the host, with the user
+    /// namespace added when only it gives the privileges setup needs (and,
+    /// in the mutation suite's builds, its fault applied).
+    fn checked_spec<'s>(&self, spec: &'s ContainerSpec) -> Result<Cow<'s, ContainerSpec>> {
+        spec.validate()?;
+        let mut spec = Cow::Borrowed(spec);
+        if !nix::unistd::geteuid().is_root() && !spec.namespaces.contains(Namespace::User) {
+            spec.to_mut().namespaces.insert(Namespace::User);
+        }
+        check_host_support(&spec)?;
+        // Test builds only: the mutation suite's broken runtime, after every
+        // check (see fault.rs).
+        if cfg!(feature = "fault-injection") {
+            crate::fault::apply(spec.to_mut());
+        }
+        if self
+            .driver
+            .children(&self.run_cgroup())
+            .contains(&spec.name)
+        {
+            return Err(Error::InvalidSpec(format!(
+                "a container named {:?} is already running in this run",
+                spec.name
+            )));
+        }
+        Ok(spec)
+    }
+
+    /// Clones (or forks) the child that becomes the setup stage, with
+    /// `stdio` and its end of the sync socket; returns its PID and the
+    /// parent's end.
+    ///
+    /// Only the pid (and user) namespaces are made here; the setup stage
+    /// makes the others itself while this process creates and joins the
+    /// cgroup (see init.rs), so that work overlaps instead of queueing.
+    fn start_setup_stage(&self, spec: &ContainerSpec, stdio: Stdio) -> Result<(i32, UnixStream)> {
+        let userns = spec.namespaces.contains(Namespace::User);
         let (parent_sock, child_sock) =
             UnixStream::pair().map_err(Error::io("creating the sync socket"))?;
         let plan = ExecPlan::new(
@@ -227,9 +278,6 @@ impl Runtime {
             child_sock.as_raw_fd(),
             userns,
         );
-        // Only the pid (and user) namespaces are made here; the setup stage
-        // makes the others itself while this process creates and joins the
-        // cgroup (see init.rs), so that work overlaps instead of queueing.
         let pid = if !userns && single_threaded() {
             fork_setup_stage(spec, &plan)?
         } else {
@@ -238,59 +286,31 @@ impl Runtime {
                 source,
             })?
         };
-        child.pid = Some(Pid::from_raw(pid));
-        steps.mark("clone");
-        drop(child_sock);
-        drop(stdio);
-        let root_mount_point = state_dir_root(&state_dir)?;
+        Ok((pid, parent_sock))
+    }
+
+    /// Writes the user namespace's id maps (and says so), then sends the
+    /// setup stage its config.
+    fn configure_setup_stage(
+        &self,
+        sock: &mut UnixStream,
+        pid: i32,
+        spec: &ContainerSpec,
+        state_dir: &Path,
+        timing: bool,
+    ) -> Result<()> {
         let config = InitConfig {
             spec: spec.clone(),
-            root_mount_point,
+            root_mount_point: state_dir_root(state_dir)?,
             exe: self.config.exe.clone(),
             term: std::env::var("TERM").ok(),
-            timing: steps.on(),
+            timing,
         };
-        let mut sock = parent_sock;
-        if userns {
+        if spec.namespaces.contains(Namespace::User) {
             write_id_maps(pid, spec)?;
-            ToSetup::IdMapsWritten.send(&mut sock, "releasing the setup stage")?;
+            ToSetup::IdMapsWritten.send(sock, "releasing the setup stage")?;
         }
-        ToSetup::Config(Box::new(config)).send(&mut sock, "sending the setup stage its config")?;
-        steps.mark("config-sent");
-        // The setup stage builds its namespaces and root now; the cgroup is
-        // made and joined meanwhile (a v1 migration waits for an RCU grace
-        // period), and "go" lets it exec.
-        let cgroup: Arc<dyn Cgroup> =
-            Arc::from(self.driver.create(&run_cg.join(&spec.name), &spec.limits)?);
-        steps.mark("cgroup-create");
-        let mut container = Container {
-            pid: child.take(),
-            cgroup,
-            state_dir,
-            started: Instant::now(),
-            notes: Vec::new(),
-            kill_timeout: self.config.kill_timeout,
-            done: false,
-        };
-        let joined = if crate::fault::skip_cgroup_join() {
-            Ok(())
-        } else {
-            container.cgroup.add_process(pid)
-        };
-        let go = joined.and_then(|()| ToSetup::Go.send(&mut sock, "starting the container"));
-        steps.mark("cgroup-join");
-        if let Err(e) = go {
-            // A setup stage that failed before "go" said why on the socket.
-            let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-            return Err(read_setup_result(sock, spec).err().unwrap_or(e));
-        }
-        let setup = read_setup_result(sock, spec)?;
-        container.notes = setup.notes;
-        container.started = Instant::now();
-        steps.mark("exec-done");
-        steps.add_setup_marks(setup.marks);
-        steps.log("start", spawned_at);
-        Ok(container)
+        ToSetup::Config(Box::new(config)).send(sock, "sending the setup stage its config")
     }
 }
 
@@ -573,6 +593,14 @@ fn clone_flags(spec: &ContainerSpec) -> libc::c_int {
             | Namespace::Time => 0,
         })
         .fold(0, |a, b| a | b)
+}
+
+/// Moves the setup stage into the container's cgroup and tells it to go on.
+fn join_and_go(container: &Container, pid: i32, sock: &mut UnixStream) -> Result<()> {
+    if !crate::fault::skip_cgroup_join() {
+        container.cgroup.add_process(pid)?;
+    }
+    ToSetup::Go.send(sock, "starting the container")
 }
 
 /// Creates a container's state directory and its missing parents; another

@@ -109,23 +109,73 @@ pub(crate) fn run_forked(stdio: [Option<std::os::fd::RawFd>; 3], sync: std::os::
 
 enum Never {}
 
+/// The setup stage's steps, in order; each names what it does and fails as
+/// its own step.
 fn run(sock: &mut UnixStream) -> StepResult<Never> {
     let exec_done = crate::timing::now_ns();
     let cfg = read_config(sock)?;
-    let mark_at = |sock: &mut UnixStream, step: &str, ns: u64| {
-        if cfg.timing {
-            let step = step.to_string();
-            FromSetup::Timing { step, ns }.send(sock);
-        }
+    let mut marks = Marks {
+        sock,
+        on: cfg.timing,
     };
-    let mark = |sock: &mut UnixStream, step: &str| mark_at(sock, step, crate::timing::now_ns());
-    mark_at(sock, "setup-start", exec_done);
-    mark(sock, "config");
+    marks.mark_at("setup-start", exec_done);
+    marks.mark("config");
     let spec = &cfg.spec;
-    let ns = &spec.namespaces;
 
     // Everything up to the root is built while the parent creates and
     // joins the cgroup; only what needs the cgroup waits for "go".
+    enter_namespaces(spec)?;
+    marks.mark("namespaces-hostname");
+    build_root(&cfg, &mut marks)?;
+
+    wait_go(marks.sock)?;
+    marks.mark("go");
+    enter_cgroup_namespace(&spec.namespaces)?;
+    let entry = Entry::prepare(spec, cfg.term.as_deref())?;
+    nix::sys::prctl::set_no_new_privs()
+        .map_err(step("no_new_privs", "prctl(PR_SET_NO_NEW_PRIVS)"))?;
+    restrict_capabilities(spec)?;
+    marks.mark("caps");
+    sys::close_fds_from(sys::SYNC_FD + 1);
+    set_cloexec(sys::SYNC_FD)?;
+
+    // Last, so that the setup stage itself is not filtered; exec, and the
+    // tiny init's fork, are allowed by the profile.
+    install_seccomp(spec)?;
+    marks.mark("seccomp");
+    if spec.init {
+        return tiny_init(marks.sock, &entry.exe, &entry.argv, &entry.envp);
+    }
+    let e = execve(&entry.exe, &entry.argv, &entry.envp).unwrap_err();
+    Err(StepError {
+        step: STEP_EXEC_PERMISSION,
+        message: format!("exec {}: {e}", entry.program.display()),
+    })
+}
+
+/// Sends the parent a timing mark per step when it asked for them.
+struct Marks<'a> {
+    sock: &'a mut UnixStream,
+    on: bool,
+}
+
+impl Marks<'_> {
+    fn mark_at(&mut self, step: &str, ns: u64) {
+        if self.on {
+            let step = step.to_string();
+            FromSetup::Timing { step, ns }.send(self.sock);
+        }
+    }
+
+    fn mark(&mut self, step: &str) {
+        self.mark_at(step, crate::timing::now_ns());
+    }
+}
+
+/// Root of the user namespace, then the mount, uts, ipc, net and time
+/// namespaces, and the hostname.
+fn enter_namespaces(spec: &ContainerSpec) -> StepResult {
+    let ns = &spec.namespaces;
     if ns.contains(Namespace::User) {
         become_root_in_userns()?;
     }
@@ -136,73 +186,78 @@ fn run(sock: &mut UnixStream) -> StepResult<Never> {
     if ns.contains(Namespace::Uts) {
         nix::unistd::sethostname(spec.hostname()).map_err(step("hostname", "sethostname"))?;
     }
-    mark(sock, "namespaces-hostname");
-    if ns.contains(Namespace::Mount) && spec.rootfs == crate::spec::RootfsSpec::Host {
-        rootfs::make_private()?;
+    Ok(())
+}
+
+/// The container's root: the host's own with a private mount table (and
+/// its own /proc), or a new one entered with pivot_root; says which.
+fn build_root(cfg: &InitConfig, marks: &mut Marks) -> StepResult {
+    let spec = &cfg.spec;
+    let ns = &spec.namespaces;
+    if !ns.contains(Namespace::Mount) {
+        return Ok(());
+    }
+    rootfs::make_private()?;
+    if spec.rootfs == crate::spec::RootfsSpec::Host {
         if ns.contains(Namespace::Pid) {
             rootfs::remount_proc()?;
         }
         if let Some(lxcfs) = &spec.lxcfs {
             rootfs::bind_lxcfs(lxcfs, std::path::Path::new("/"))?;
         }
-    } else if ns.contains(Namespace::Mount) {
-        rootfs::make_private()?;
-        let plan = RootPlan {
-            rootfs: &spec.rootfs,
-            mount_point: &cfg.root_mount_point,
-            exe: &cfg.exe,
-            hostname: ns.contains(Namespace::Uts).then(|| spec.hostname()),
-            lxcfs: spec.lxcfs.as_deref(),
-        };
-        rootfs::build(&plan)?;
-        mark(sock, "rootfs-mounts");
-        let method = rootfs::enter(&cfg.root_mount_point)?;
-        mark(sock, "pivot-root-detach");
-        let note = match method {
-            EnterMethod::PivotRoot => "rootfs=pivot_root",
-            EnterMethod::ChrootFallback => "rootfs=chroot",
-        };
-        FromSetup::Note(note.to_string()).send(sock);
+        return Ok(());
     }
+    let plan = RootPlan {
+        rootfs: &spec.rootfs,
+        mount_point: &cfg.root_mount_point,
+        exe: &cfg.exe,
+        hostname: ns.contains(Namespace::Uts).then(|| spec.hostname()),
+        lxcfs: spec.lxcfs.as_deref(),
+    };
+    rootfs::build(&plan)?;
+    marks.mark("rootfs-mounts");
+    let method = rootfs::enter(&cfg.root_mount_point)?;
+    marks.mark("pivot-root-detach");
+    let note = match method {
+        EnterMethod::PivotRoot => "rootfs=pivot_root",
+        EnterMethod::ChrootFallback => "rootfs=chroot",
+    };
+    FromSetup::Note(note.to_string()).send(marks.sock);
+    Ok(())
+}
 
-    wait_go(sock)?;
-    mark(sock, "go");
+fn enter_cgroup_namespace(ns: &crate::spec::NamespaceSet) -> StepResult {
     if ns.contains(Namespace::Cgroup) {
         unshare(CloneFlags::CLONE_NEWCGROUP)
             .map_err(step("cgroup-namespace", "unshare(CLONE_NEWCGROUP)"))?;
     }
+    Ok(())
+}
 
-    let env = entry_env(spec, cfg.term.as_deref());
-    let path_var = env
-        .iter()
-        .find_map(|(k, v)| (k == "PATH").then_some(v.as_str()))
-        .unwrap_or(DEFAULT_PATH)
-        .to_string();
-    let program = rootfs::resolve_command(&spec.command[0], &path_var)?;
+/// The entry command, resolved in the container's root, with its
+/// environment, ready for execve.
+struct Entry {
+    program: PathBuf,
+    exe: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+}
 
-    nix::sys::prctl::set_no_new_privs()
-        .map_err(step("no_new_privs", "prctl(PR_SET_NO_NEW_PRIVS)"))?;
-    restrict_capabilities(spec)?;
-    mark(sock, "caps");
-    sys::close_fds_from(sys::SYNC_FD + 1);
-    set_cloexec(sys::SYNC_FD)?;
-
-    let argv = cstrings(spec.command.iter().map(String::as_str))?;
-    let envp = cstrings(env.iter().map(|(k, v)| format!("{k}={v}")))?;
-    let exe = cstring(program.to_string_lossy())?;
-
-    // Last, so that the setup stage itself is not filtered; exec, and the
-    // tiny init's fork, are allowed by the profile.
-    install_seccomp(spec)?;
-    mark(sock, "seccomp");
-    if spec.init {
-        return tiny_init(sock, &exe, &argv, &envp);
+impl Entry {
+    fn prepare(spec: &ContainerSpec, term: Option<&str>) -> StepResult<Entry> {
+        let env = entry_env(spec, term);
+        let path_var = env
+            .iter()
+            .find_map(|(k, v)| (k == "PATH").then_some(v.as_str()))
+            .unwrap_or(DEFAULT_PATH);
+        let program = rootfs::resolve_command(&spec.command[0], path_var)?;
+        Ok(Entry {
+            argv: cstrings(spec.command.iter().map(String::as_str))?,
+            envp: cstrings(env.iter().map(|(k, v)| format!("{k}={v}")))?,
+            exe: cstring(program.to_string_lossy())?,
+            program,
+        })
     }
-    let e = execve(&exe, &argv, &envp).unwrap_err();
-    Err(StepError {
-        step: STEP_EXEC_PERMISSION,
-        message: format!("exec {}: {e}", program.display()),
-    })
 }
 
 fn read_config(sock: &mut UnixStream) -> StepResult<InitConfig> {
