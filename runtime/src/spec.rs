@@ -353,6 +353,14 @@ impl ContainerSpec {
     /// Checks what can be checked without touching the host (and the
     /// clocks, for the time offsets).
     pub fn validate(&self) -> Result<()> {
+        self.check_name()?;
+        self.check_command_and_hostname()?;
+        self.check_time_offsets()?;
+        self.check_ids_pids_and_lxcfs()?;
+        self.check_guard()
+    }
+
+    fn check_name(&self) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidSpec(m));
         if self.name.is_empty()
             || self.name.len() > 64
@@ -368,6 +376,11 @@ impl ContainerSpec {
                 self.name.chars().count()
             ));
         }
+        Ok(())
+    }
+
+    fn check_command_and_hostname(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::InvalidSpec(m));
         if self.command.is_empty() || self.command[0].is_empty() {
             return bad("the entry command is empty: give a command after `--`".into());
         }
@@ -383,9 +396,17 @@ impl ContainerSpec {
                 return bad("a hostname needs the uts namespace: setting it without one would rename the host".into());
             }
         }
+        Ok(())
+    }
+
+    /// Offsets need the time namespace, and each must be one the kernel
+    /// takes (`units::check_time_offset`).
+    fn check_time_offsets(&self) -> Result<()> {
         let offsets = self.time_offsets != TimeOffsets::default();
         if offsets && !self.namespaces.contains(Namespace::Time) {
-            return bad("time offsets need the time namespace".into());
+            return Err(Error::InvalidSpec(
+                "time offsets need the time namespace".into(),
+            ));
         }
         for (clock, id, secs) in [
             (
@@ -404,6 +425,11 @@ impl ContainerSpec {
                 crate::units::check_time_offset(clock, secs, now)?;
             }
         }
+        Ok(())
+    }
+
+    fn check_ids_pids_and_lxcfs(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::InvalidSpec(m));
         if (!self.uid_map.is_empty() || !self.gid_map.is_empty())
             && !self.namespaces.contains(Namespace::User)
         {
@@ -424,6 +450,11 @@ impl ContainerSpec {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// A dangerous workload must have the limits that keep it in check.
+    fn check_guard(&self) -> Result<()> {
         if let Some(guard) = &self.guard {
             for need in &guard.needs {
                 let (present, limit, example) = match need {

@@ -291,13 +291,45 @@ fn oci_id_maps(maps: &[IdMap]) -> Result<Vec<oci_spec::runtime::LinuxIdMapping>>
 
 /// The OCI config for `spec`.
 pub(crate) fn config(spec: &ContainerSpec, opts: &BundleOptions) -> Result<Spec> {
+    let process = process(spec, opts)?;
+    let linux = linux(spec, opts)?;
+    let root_path = match &spec.rootfs {
+        RootfsSpec::Minimal => PathBuf::from("rootfs"),
+        RootfsSpec::Dir(dir) => dir.clone(),
+        RootfsSpec::Host => {
+            return Err(Error::InvalidSpec(
+                "an OCI runtime needs a root filesystem of its own: the host rootfs is only for the builtin runtime".into(),
+            ))
+        }
+    };
+    let mut builder = SpecBuilder::default()
+        .version("1.0.2")
+        .root(
+            RootBuilder::default()
+                .path(root_path)
+                .readonly(false)
+                .build()
+                .map_err(oci_err)?,
+        )
+        .process(process)
+        .mounts(mounts(spec, opts)?)
+        .linux(linux);
+    if spec.namespaces.contains(Namespace::Uts) {
+        builder = builder.hostname(spec.hostname());
+    }
+    builder.build().map_err(oci_err)
+}
+
+/// The container's process: the entry (behind boxwatch's init when asked),
+/// root, no_new_privs, the capability set.
+fn process(spec: &ContainerSpec, opts: &BundleOptions) -> Result<oci_spec::runtime::Process> {
     let caps = capabilities(spec)?;
     let mut args = Vec::new();
     if spec.init {
         args.extend([CONTAINER_EXE.to_string(), OCI_INIT_ARG.into(), "--".into()]);
     }
     args.extend(spec.command.iter().cloned());
-    let process = ProcessBuilder::default()
+    ProcessBuilder::default()
         .terminal(false)
         .user(
             UserBuilder::default()
@@ -321,10 +353,12 @@ pub(crate) fn config(spec: &ContainerSpec, opts: &BundleOptions) -> Result<Spec>
                 .map_err(oci_err)?,
         )
         .build()
-        .map_err(oci_err)?;
+        .map_err(oci_err)
+}
 
+/// The cgroup limits, and the device allow-list.
+fn resources(l: &crate::spec::Limits) -> Result<oci_spec::runtime::LinuxResources> {
     let mut resources = LinuxResourcesBuilder::default().devices(device_rules()?);
-    let l = &spec.limits;
     if l.cpu.is_some() || l.cpuset.is_some() {
         let mut cpu = LinuxCpuBuilder::default();
         if let Some(q) = l.cpu {
@@ -353,7 +387,12 @@ pub(crate) fn config(spec: &ContainerSpec, opts: &BundleOptions) -> Result<Spec>
                 .map_err(oci_err)?,
         );
     }
+    resources.build().map_err(oci_err)
+}
 
+/// The namespaces, resources, cgroup path, masked and read-only paths and
+/// id maps.
+fn linux(spec: &ContainerSpec, opts: &BundleOptions) -> Result<oci_spec::runtime::Linux> {
     let namespaces = spec
         .namespaces
         .iter()
@@ -366,7 +405,7 @@ pub(crate) fn config(spec: &ContainerSpec, opts: &BundleOptions) -> Result<Spec>
         .collect::<Result<Vec<_>>>()?;
     let mut linux = LinuxBuilder::default()
         .namespaces(namespaces)
-        .resources(resources.build().map_err(oci_err)?)
+        .resources(resources(&spec.limits)?)
         .cgroups_path(opts.cgroups_path.clone())
         .masked_paths(
             MASKED_PATHS
@@ -387,32 +426,7 @@ pub(crate) fn config(spec: &ContainerSpec, opts: &BundleOptions) -> Result<Spec>
             .uid_mappings(oci_id_maps(&id_maps(&spec.uid_map, euid))?)
             .gid_mappings(oci_id_maps(&id_maps(&spec.gid_map, egid))?);
     }
-
-    let root_path = match &spec.rootfs {
-        RootfsSpec::Minimal => PathBuf::from("rootfs"),
-        RootfsSpec::Dir(dir) => dir.clone(),
-        RootfsSpec::Host => {
-            return Err(Error::InvalidSpec(
-                "an OCI runtime needs a root filesystem of its own: the host rootfs is only for the builtin runtime".into(),
-            ))
-        }
-    };
-    let mut builder = SpecBuilder::default()
-        .version("1.0.2")
-        .root(
-            RootBuilder::default()
-                .path(root_path)
-                .readonly(false)
-                .build()
-                .map_err(oci_err)?,
-        )
-        .process(process)
-        .mounts(mounts(spec, opts)?)
-        .linux(linux.build().map_err(oci_err)?);
-    if spec.namespaces.contains(Namespace::Uts) {
-        builder = builder.hostname(spec.hostname());
-    }
-    builder.build().map_err(oci_err)
+    linux.build().map_err(oci_err)
 }
 
 /// The device cgroup rules: deny everything, then allow the default

@@ -294,6 +294,44 @@ impl Drop for RunShared {
     }
 }
 
+/// The runtime's binary: `runtime_path`, else `kind`'s name in PATH.
+fn find_binary(kind: OciKind, runtime_path: Option<PathBuf>) -> Result<PathBuf> {
+    match runtime_path {
+        Some(p) if p.is_file() => Ok(p),
+        Some(p) => Err(Error::OciRuntimeMissing {
+            runtime: kind.name().into(),
+            looked: format!("--runtime-path {} is not a file", p.display()),
+        }),
+        None => crate::find_in_path(kind.name()).ok_or_else(|| Error::OciRuntimeMissing {
+            runtime: kind.name().into(),
+            looked: format!("not in PATH={}", std::env::var("PATH").unwrap_or_default()),
+        }),
+    }
+}
+
+/// The runtime's version, refusing gVisor's runsc where runc or crun was
+/// asked for.
+fn checked_version(kind: OciKind, binary: &Path) -> Result<String> {
+    let version = version_of(binary).ok_or_else(|| Error::OciRuntimeMissing {
+        runtime: kind.name().into(),
+        looked: format!("`{} --version` did not answer", binary.display()),
+    })?;
+    if kind == OciKind::Runsc {
+        return Ok(sandbox::gvisor_version(&version));
+    }
+    if version.starts_with("runsc ") {
+        return Err(Error::OciUnsupported {
+            runtime: kind.name().into(),
+            what: format!(
+                "{} is gVisor's runsc ({version}), a sandboxed runtime with its own flags \
+                 and judge: use --runtime runsc",
+                binary.display()
+            ),
+        });
+    }
+    Ok(version)
+}
+
 impl OciBackend {
     /// Finds the runtime (`runtime_path`, else `runc`/`crun` in PATH),
     /// asks its version and features, becomes child subreaper, and removes
@@ -312,32 +350,8 @@ impl OciBackend {
                 "boxwatch drives OCI runtimes as root only (rootless runc/crun is not supported): run boxwatch as root".into(),
             ));
         }
-        let binary = match runtime_path {
-            Some(p) if p.is_file() => p,
-            Some(p) => {
-                return Err(Error::OciRuntimeMissing {
-                    runtime: kind.name().into(),
-                    looked: format!("--runtime-path {} is not a file", p.display()),
-                })
-            }
-            None => crate::find_in_path(kind.name()).ok_or_else(|| Error::OciRuntimeMissing {
-                runtime: kind.name().into(),
-                looked: format!("not in PATH={}", std::env::var("PATH").unwrap_or_default()),
-            })?,
-        };
-        let mut version = version_of(&binary).ok_or_else(|| Error::OciRuntimeMissing {
-            runtime: kind.name().into(),
-            looked: format!("`{} --version` did not answer", binary.display()),
-        })?;
-        if kind == OciKind::Runsc {
-            version = sandbox::gvisor_version(&version);
-        } else if version.starts_with("runsc ") {
-            return Err(unsupported(format!(
-                "{} is gVisor's runsc ({version}), a sandboxed runtime with its own flags \
-                 and judge: use --runtime runsc",
-                binary.display()
-            )));
-        }
+        let binary = find_binary(kind, runtime_path)?;
+        let version = checked_version(kind, &binary)?;
         let driver = cgroup::detect()?;
         let default = crate::find_in_path(kind.name());
         let root_name = owner::root_name(kind, &binary, default.as_deref());
@@ -528,17 +542,53 @@ impl Backend for OciBackend {
 
         let log = dir.join("runtime.log");
         let pid_file = dir.join("pid");
-        let mut create = self.cli.command(Some(&log));
+        let status = {
+            let mut create = self.create_command(&dir, &log, &pid_file, &c.id, stdio);
+            create
+                .status()
+                .map_err(|e| self.cli.run_error("create", &c.id, e))?
+            // dropping `create` closes our copies of the container's stdio
+        };
+        if !status.success() {
+            return Err(self.create_failed(spec, &dir, &log, &c.id, status));
+        }
+        let pid = self.leader(&pid_file)?;
+        c.pid = Some(Pid::from_raw(pid));
+        self.check_reparented(pid)?;
+        // The runtime made the cgroup: open it again to find its directories.
+        c.cgroup = Arc::from(self.driver.open(&c.cgroup_path));
+        // Its helpers (runsc's gofer) are alive now, before `start`: the
+        // workload cannot have ended yet.
+        let created = sandbox::adopted_helpers(pid, &c.id, &dir);
+        self.cli.run("start", &c.id, &["start", &c.id])?;
+        c.started = Instant::now();
+        c.helpers = self.helpers_after_start(pid, &c.id, &dir, created);
+        Ok(Box::new(c))
+    }
+}
+
+impl OciBackend {
+    /// `<rt> create --bundle DIR --pid-file FILE ID`, with the container's
+    /// stdio.
+    fn create_command(
+        &self,
+        dir: &Path,
+        log: &Path,
+        pid_file: &Path,
+        id: &str,
+        stdio: Stdio,
+    ) -> std::process::Command {
+        let mut create = self.cli.command(Some(log));
         if self.cli.kind == OciKind::Runsc {
             create.arg("--panic-log").arg(dir.join(sandbox::PANIC_LOG));
         }
         create
             .arg("create")
             .arg("--bundle")
-            .arg(&dir)
+            .arg(dir)
             .arg("--pid-file")
-            .arg(&pid_file)
-            .arg(&c.id);
+            .arg(pid_file)
+            .arg(id);
         if let Some(fd) = stdio.stdin {
             create.stdin(fd);
         }
@@ -548,67 +598,87 @@ impl Backend for OciBackend {
         if let Some(fd) = stdio.stderr {
             create.stderr(fd);
         }
-        let status = create
-            .status()
-            .map_err(|e| self.cli.run_error("create", &c.id, e))?;
-        drop(create); // closes our copies of the container's stdio
-        if !status.success() {
-            if let Some(line) = (self.cli.kind == OciKind::Runsc)
-                .then(|| sandbox::crashed(&dir))
-                .flatten()
-            {
-                return Err(Error::SandboxCrashed {
-                    runtime: self.cli.kind.name().into(),
-                    exit: format!("`create` {status}"),
-                    line,
-                });
-            }
-            let said = log_errors(&log);
-            let message = format!(
-                "{status}{}",
-                if said.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {said}")
-                }
-            );
-            if spec.namespaces.contains(Namespace::Time) && self.namespaces.is_none() {
-                return Err(self.unsupported(format!(
-                    "the time namespace could not be created ({message})"
-                )));
-            }
-            return Err(self.cli.error("create", &c.id, message));
+        create
+    }
+
+    /// Why `create` failed: a sandbox crash, a time namespace the runtime
+    /// cannot make, or what the runtime logged.
+    fn create_failed(
+        &self,
+        spec: &ContainerSpec,
+        dir: &Path,
+        log: &Path,
+        id: &str,
+        status: std::process::ExitStatus,
+    ) -> Error {
+        if let Some(line) = (self.cli.kind == OciKind::Runsc)
+            .then(|| sandbox::crashed(dir))
+            .flatten()
+        {
+            return Error::SandboxCrashed {
+                runtime: self.cli.kind.name().into(),
+                exit: format!("`create` {status}"),
+                line,
+            };
         }
-        let pid = read_pid_file(&pid_file).map_err(|why| Error::OciPidFile {
+        let said = log_errors(log);
+        let message = format!(
+            "{status}{}",
+            if said.is_empty() {
+                String::new()
+            } else {
+                format!(": {said}")
+            }
+        );
+        if spec.namespaces.contains(Namespace::Time) && self.namespaces.is_none() {
+            return self.unsupported(format!(
+                "the time namespace could not be created ({message})"
+            ));
+        }
+        self.cli.error("create", id, message)
+    }
+
+    /// The container's first process, from the pid file.
+    fn leader(&self, pid_file: &Path) -> Result<i32> {
+        let pid = read_pid_file(pid_file).map_err(|why| Error::OciPidFile {
             runtime: self.cli.kind.name().into(),
-            path: pid_file.clone(),
+            path: pid_file.to_path_buf(),
             why,
         })?;
-        c.pid = Some(Pid::from_raw(pid));
         sandbox::leader(pid, true);
+        Ok(pid)
+    }
+
+    /// The container's first process must be our child (the subreaper
+    /// took it), or it cannot be waited for.
+    fn check_reparented(&self, pid: i32) -> Result<()> {
         if parent_of(pid) != Some(std::process::id() as i32) {
             return Err(Error::OciNotReparented {
                 runtime: self.cli.kind.name().into(),
                 pid,
             });
         }
-        // The runtime made the cgroup: open it again to find its directories.
-        c.cgroup = Arc::from(self.driver.open(&c.cgroup_path));
-        // Its helpers (runsc's gofer) are alive now, before `start`: the
-        // workload cannot have ended yet.
-        let created = sandbox::adopted_helpers(pid, &c.id, &dir);
-        self.cli.run("start", &c.id, &["start", &c.id])?;
-        c.started = Instant::now();
-        // What the runtime started besides the container (runsc's gofer),
-        // re-parented to us: reaped when the container is removed.
+        Ok(())
+    }
+
+    /// What the runtime started besides the container (runsc's gofer),
+    /// re-parented to us, with the helpers seen before `start`: reaped when
+    /// the container is removed.
+    fn helpers_after_start(
+        &self,
+        pid: i32,
+        id: &str,
+        dir: &Path,
+        created: sandbox::Helpers,
+    ) -> sandbox::Helpers {
         let mut helpers = if self.cli.kind == OciKind::Runsc {
-            sandbox::sandbox_helpers(pid, &c.id, &dir, Duration::from_secs(2))
+            sandbox::sandbox_helpers(pid, id, dir, Duration::from_secs(2))
         } else {
             // Sessions the container's processes lead are its own (and die
             // with its cgroup); only gVisor's stubs come to us that way.
             sandbox::Helpers {
                 sessions: Vec::new(),
-                ..sandbox::adopted_helpers(pid, &c.id, &dir)
+                ..sandbox::adopted_helpers(pid, id, dir)
             }
         };
         for p in created.procs {
@@ -616,8 +686,7 @@ impl Backend for OciBackend {
                 helpers.procs.push(p);
             }
         }
-        c.helpers = helpers;
-        Ok(Box::new(c))
+        helpers
     }
 }
 

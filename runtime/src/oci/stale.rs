@@ -148,28 +148,7 @@ pub fn remove_dead_runs_with(
         let owner = owner_of(&root, kind);
         let found = binary(&owner);
         let mut cli = None;
-        // A runtime command of the dead run may still work on an entry
-        // that has no recorded process yet (a `create` under way) or a
-        // running one; one pass over /proc finds them all, and an entry
-        // named by one is waited for in remove_one. An entry whose recorded
-        // processes are all gone has no command left that could bring it
-        // back: no pass for it.
-        let unsettled: Vec<usize> = (0..dead.len())
-            .filter(|&i| {
-                let e = &dead[i].0;
-                let recorded = recorded_processes(&state_docs(e));
-                recorded.is_empty() || recorded.iter().any(|r| still_runs(*r, &e.id))
-            })
-            .collect();
-        let ids: Vec<&str> = unsettled.iter().map(|&i| dead[i].0.id.as_str()).collect();
-        let busy: Vec<usize> = if ids.is_empty() {
-            Vec::new()
-        } else {
-            commands_on_any(&ids)
-                .into_iter()
-                .map(|(_, k)| unsettled[k])
-                .collect()
-        };
+        let busy = busy_entries(&dead);
         for (i, (entry, run, name)) in dead.iter().enumerate() {
             let r = remove_one(
                 busy.contains(&i),
@@ -185,23 +164,7 @@ pub fn remove_dead_runs_with(
             let Some(r) = r else {
                 continue; // another starting run removed it meanwhile
             };
-            let id = &entry.id;
-            let rt = kind.name();
-            match &r.removal {
-                Removal::StateRemoved => {
-                    tracing::info!("removed the state of stale {rt} container {id}")
-                }
-                Removal::Deleted => tracing::info!("deleted stale {rt} container {id}"),
-                Removal::KilledThroughCgroup { why } => {
-                    tracing::info!("stale {rt} container {id} killed through its cgroup ({why})")
-                }
-                // The one report: the entry is not looked at again.
-                Removal::GivenUp { why, at } => tracing::warn!(
-                    "could not remove stale {rt} container {id}: {why}; gave up on it \
-                     (kept at {}: remove it by hand once the cause is fixed)",
-                    at.display()
-                ),
-            }
+            log_removal(kind, &entry.id, &r.removal);
             removed.push(r);
         }
         drop(hold);
@@ -217,6 +180,52 @@ pub fn remove_dead_runs_with(
         }
     }
     removed
+}
+
+/// The indices of the entries of `dead` a runtime command of the dead run
+/// may still work on.
+///
+/// Such a command may work on an entry that has no recorded process yet (a
+/// `create` under way) or a running one; one pass over /proc finds them
+/// all, and an entry named by one is waited for in remove_one. An entry
+/// whose recorded processes are all gone has no command left that could
+/// bring it back: no pass for it.
+fn busy_entries(dead: &[(Entry, String, String)]) -> Vec<usize> {
+    let unsettled: Vec<usize> = (0..dead.len())
+        .filter(|&i| {
+            let e = &dead[i].0;
+            let recorded = recorded_processes(&state_docs(e));
+            recorded.is_empty() || recorded.iter().any(|r| still_runs(*r, &e.id))
+        })
+        .collect();
+    let ids: Vec<&str> = unsettled.iter().map(|&i| dead[i].0.id.as_str()).collect();
+    if ids.is_empty() {
+        return Vec::new();
+    }
+    commands_on_any(&ids)
+        .into_iter()
+        .map(|(_, k)| unsettled[k])
+        .collect()
+}
+
+/// One line per removed container; the one report of a given-up one.
+fn log_removal(kind: OciKind, id: &str, removal: &Removal) {
+    let rt = kind.name();
+    match removal {
+        Removal::StateRemoved => {
+            tracing::info!("removed the state of stale {rt} container {id}")
+        }
+        Removal::Deleted => tracing::info!("deleted stale {rt} container {id}"),
+        Removal::KilledThroughCgroup { why } => {
+            tracing::info!("stale {rt} container {id} killed through its cgroup ({why})")
+        }
+        // The one report: the entry is not looked at again.
+        Removal::GivenUp { why, at } => tracing::warn!(
+            "could not remove stale {rt} container {id}: {why}; gave up on it \
+             (kept at {}: remove it by hand once the cause is fixed)",
+            at.display()
+        ),
+    }
 }
 
 /// (entry, run id, name) of every container of a dead run under `root`
@@ -407,36 +416,16 @@ fn remove_one(
 ) -> Option<StaleContainer> {
     let kind = owner.kind;
     let id = entry.id.as_str();
-    let until = Instant::now() + COMMAND_WAIT;
     if busy {
-        loop {
-            let busy = commands_on(id);
-            if busy.is_empty() {
-                break;
-            }
-            if Instant::now() >= until {
-                tracing::warn!("stale container {id}: runtime commands {busy:?} still running");
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_runtime_commands(id);
     }
-    if !entry.paths.iter().any(|p| p.symlink_metadata().is_ok()) {
+    if !state_left(entry) {
         return None;
     }
     let docs = state_docs(entry);
     let recorded = recorded_processes(&docs);
     let leader = recorded.first().copied();
-    let me = std::process::id() as i32;
-    // When this process is the subreaper that inherited the dead run's
-    // container, its processes become our zombies: reap them after.
-    let ours: Vec<Recorded> = recorded
-        .iter()
-        .copied()
-        .filter(|r| {
-            proc_stat(r.pid).is_some_and(|s| s.ppid == me && r.start.is_none_or(|st| st == s.start))
-        })
-        .collect();
+    let ours = our_children(&recorded);
     let cg_path = cgroup_of(&docs, run, name, &config.cgroup_parent);
     let cg = driver.open(&cg_path);
     let in_cgroup = cg.pids();
@@ -446,7 +435,7 @@ fn remove_one(
         reap::our_children(&in_cgroup)
     };
     let nothing_runs = in_cgroup.is_empty() && !recorded.iter().any(|r| still_runs(*r, id));
-    let mut removal = if nothing_runs {
+    let removal = if nothing_runs {
         // Nothing of it runs: what `<rt> delete` would do, without it.
         let _ = cg.remove();
         match remove_paths(entry) {
@@ -471,51 +460,117 @@ fn remove_one(
             None => Err(format!("{} is not installed", owner.binary.display())),
         };
         match deleted {
-            Ok(()) if !entry.paths.iter().any(|p| p.symlink_metadata().is_ok()) => Removal::Deleted,
-            other => {
-                let mut why = match other {
-                    Err(e) => e,
-                    Ok(()) => "delete left its state behind".into(),
-                };
-                if let Err(e) = cg.kill_all(KILL_TIMEOUT) {
-                    tracing::warn!("stale container {id}: {}", crate::error::chain(&e));
-                }
-                // Recorded by the runtime, checked by start time (or its
-                // arguments): still that process, and not in the cgroup.
-                for r in &recorded {
-                    if still_runs(*r, id) {
-                        let _ = nix::sys::signal::kill(
-                            Pid::from_raw(r.pid),
-                            nix::sys::signal::Signal::SIGKILL,
-                        );
-                    }
-                }
-                let _ = cg.remove();
-                if let Err(e) = remove_paths(entry) {
-                    why = format!("{why}; {e}");
-                }
-                Removal::KilledThroughCgroup { why }
-            }
+            Ok(()) if !state_left(entry) => Removal::Deleted,
+            Ok(()) => kill_through_cgroup(
+                entry,
+                cg.as_ref(),
+                &recorded,
+                "delete left its state behind".into(),
+            ),
+            Err(why) => kill_through_cgroup(entry, cg.as_ref(), &recorded, why),
         }
     };
-    if let Removal::KilledThroughCgroup { why } = &removal {
-        if entry.paths.iter().any(|p| p.symlink_metadata().is_ok()) {
-            removal = match owner::give_up(root, entry, why) {
-                Ok(at) => Removal::GivenUp {
-                    why: why.clone(),
-                    at,
-                },
-                Err(e) => Removal::GivenUp {
-                    why: format!("{why}; and it could not be set aside: {e}"),
-                    at: root.join(owner::GIVEN_UP_DIR),
-                },
-            };
+    let removal = give_up_if_left(root, entry, removal);
+    reap_our_children(leader, &ours, &noted);
+    remove_foreign_cgroup(&cg_path, run, config);
+    Some(StaleContainer {
+        runtime: kind,
+        binary: binary.map(Path::to_path_buf),
+        id: id.to_string(),
+        removal,
+    })
+}
+
+/// Whether any of the container's state is still on disk.
+fn state_left(entry: &Entry) -> bool {
+    entry.paths.iter().any(|p| p.symlink_metadata().is_ok())
+}
+
+/// Waits (up to [`COMMAND_WAIT`]) for the runtime commands still running
+/// on container `id` to end.
+fn wait_for_runtime_commands(id: &str) {
+    let until = Instant::now() + COMMAND_WAIT;
+    loop {
+        let busy = commands_on(id);
+        if busy.is_empty() {
+            break;
+        }
+        if Instant::now() >= until {
+            tracing::warn!("stale container {id}: runtime commands {busy:?} still running");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The recorded processes that are this process's children: when it is
+/// the subreaper that inherited the dead run's container, its processes
+/// become our zombies, reaped after.
+fn our_children(recorded: &[Recorded]) -> Vec<Recorded> {
+    let me = std::process::id() as i32;
+    recorded
+        .iter()
+        .copied()
+        .filter(|r| {
+            proc_stat(r.pid).is_some_and(|s| s.ppid == me && r.start.is_none_or(|st| st == s.start))
+        })
+        .collect()
+}
+
+/// The container could not be deleted (`why`): kills what is left in its
+/// cgroup and what the runtime recorded, removes the cgroup and its state.
+fn kill_through_cgroup(
+    entry: &Entry,
+    cg: &dyn crate::cgroup::Cgroup,
+    recorded: &[Recorded],
+    mut why: String,
+) -> Removal {
+    let id = entry.id.as_str();
+    if let Err(e) = cg.kill_all(KILL_TIMEOUT) {
+        tracing::warn!("stale container {id}: {}", crate::error::chain(&e));
+    }
+    // Recorded by the runtime, checked by start time (or its arguments):
+    // still that process, and not in the cgroup.
+    for r in recorded {
+        if still_runs(*r, id) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(r.pid), nix::sys::signal::Signal::SIGKILL);
         }
     }
-    if let Some(l) = leader.filter(|l| ours.iter().any(|o| o.pid == l.pid)) {
-        reap::reap_container_orphans(l.pid, &noted, Duration::from_secs(2));
+    let _ = cg.remove();
+    if let Err(e) = remove_paths(entry) {
+        why = format!("{why}; {e}");
     }
-    for r in &ours {
+    Removal::KilledThroughCgroup { why }
+}
+
+/// A container whose state is still there after it was killed is set
+/// aside in the root's given-up directory, and reported once.
+fn give_up_if_left(root: &Path, entry: &Entry, removal: Removal) -> Removal {
+    let Removal::KilledThroughCgroup { why } = &removal else {
+        return removal;
+    };
+    if !state_left(entry) {
+        return removal;
+    }
+    match owner::give_up(root, entry, why) {
+        Ok(at) => Removal::GivenUp {
+            why: why.clone(),
+            at,
+        },
+        Err(e) => Removal::GivenUp {
+            why: format!("{why}; and it could not be set aside: {e}"),
+            at: root.join(owner::GIVEN_UP_DIR),
+        },
+    }
+}
+
+/// Reaps the container's processes that were our children (and the
+/// orphans its leader left to us).
+fn reap_our_children(leader: Option<Recorded>, ours: &[Recorded], noted: &[(i32, u64)]) {
+    if let Some(l) = leader.filter(|l| ours.iter().any(|o| o.pid == l.pid)) {
+        reap::reap_container_orphans(l.pid, noted, Duration::from_secs(2));
+    }
+    for r in ours {
         let until = Instant::now() + KILL_TIMEOUT;
         loop {
             match waitpid(Pid::from_raw(r.pid), Some(WaitPidFlag::WNOHANG)) {
@@ -526,23 +581,21 @@ fn remove_one(
             }
         }
     }
-    // Below the configured parent, remove_stale_cgroups removes what is
-    // left in every hierarchy once, for all dead runs; elsewhere (a
-    // recorded path under another parent) it is done here.
-    if !cg_path.starts_with(config.cgroup_parent.join(run)) {
-        for m in cgroup_mounts() {
-            let _ = std::fs::remove_dir(join(&m, &cg_path));
-            if let Some(run_dir) = cg_path.parent().filter(|p| p.ends_with(run)) {
-                let _ = std::fs::remove_dir(join(&m, run_dir));
-            }
+}
+
+/// Below the configured parent, remove_stale_cgroups removes what is left
+/// in every hierarchy once, for all dead runs; elsewhere (a recorded path
+/// under another parent) it is done here.
+fn remove_foreign_cgroup(cg_path: &Path, run: &str, config: &RuntimeConfig) {
+    if cg_path.starts_with(config.cgroup_parent.join(run)) {
+        return;
+    }
+    for m in cgroup_mounts() {
+        let _ = std::fs::remove_dir(join(&m, cg_path));
+        if let Some(run_dir) = cg_path.parent().filter(|p| p.ends_with(run)) {
+            let _ = std::fs::remove_dir(join(&m, run_dir));
         }
     }
-    Some(StaleContainer {
-        runtime: kind,
-        binary: binary.map(Path::to_path_buf),
-        id: id.to_string(),
-        removal,
-    })
 }
 
 /// Removes the empty cgroup directories of dead runs under `parent` in
