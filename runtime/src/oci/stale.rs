@@ -147,20 +147,17 @@ pub fn remove_dead_runs_with(
         }
         let owner = owner_of(&root, kind);
         let found = binary(&owner);
-        let mut cli = None;
+        let mut dead_root = DeadRoot {
+            owner: &owner,
+            binary: found.as_deref(),
+            cli: None,
+            root: &root,
+            driver,
+            config,
+        };
         let busy = busy_entries(&dead);
         for (i, (entry, run, name)) in dead.iter().enumerate() {
-            let r = remove_one(
-                busy.contains(&i),
-                &owner,
-                found.as_deref(),
-                &mut cli,
-                &root,
-                entry,
-                (run, name),
-                driver,
-                config,
-            );
+            let r = dead_root.remove_one(busy.contains(&i), entry, (run, name));
             let Some(r) = r else {
                 continue; // another starting run removed it meanwhile
             };
@@ -402,48 +399,88 @@ fn remove_paths(entry: &Entry) -> Result<(), String> {
     first.map_or(Ok(()), Err)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn remove_one(
-    busy: bool,
-    owner: &Owner,
-    binary: Option<&Path>,
-    cli: &mut Option<Option<Cli>>,
-    root: &Path,
-    entry: &Entry,
-    (run, name): (&str, &str),
-    driver: &dyn CgroupDriver,
-    config: &RuntimeConfig,
-) -> Option<StaleContainer> {
-    let kind = owner.kind;
-    let id = entry.id.as_str();
-    if busy {
-        wait_for_runtime_commands(id);
-    }
-    if !state_left(entry) {
-        return None;
-    }
-    let docs = state_docs(entry);
-    let recorded = recorded_processes(&docs);
-    let leader = recorded.first().copied();
-    let ours = our_children(&recorded);
-    let cg_path = cgroup_of(&docs, run, name, &config.cgroup_parent);
-    let cg = driver.open(&cg_path);
-    let in_cgroup = cg.pids();
-    let noted = if ours.is_empty() {
-        Vec::new()
-    } else {
-        reap::our_children(&in_cgroup)
-    };
-    let nothing_runs = in_cgroup.is_empty() && !recorded.iter().any(|r| still_runs(*r, id));
-    let removal = if nothing_runs {
-        // Nothing of it runs: what `<rt> delete` would do, without it.
-        let _ = cg.remove();
-        match remove_paths(entry) {
-            Ok(()) => Removal::StateRemoved,
-            Err(why) => Removal::KilledThroughCgroup { why },
+/// A state root of dead runs' containers, and how to reach its runtime.
+struct DeadRoot<'a> {
+    owner: &'a Owner,
+    /// The owner's binary, when it is there.
+    binary: Option<&'a Path>,
+    /// The runtime's command line, made when first needed (None inside:
+    /// it cannot be run).
+    cli: Option<Option<Cli>>,
+    root: &'a Path,
+    driver: &'a dyn CgroupDriver,
+    config: &'a RuntimeConfig,
+}
+
+impl DeadRoot<'_> {
+    /// Removes one dead container (None: another starting run removed it
+    /// meanwhile): its state, its processes, its cgroups.
+    fn remove_one(
+        &mut self,
+        busy: bool,
+        entry: &Entry,
+        (run, name): (&str, &str),
+    ) -> Option<StaleContainer> {
+        let id = entry.id.as_str();
+        if busy {
+            wait_for_runtime_commands(id);
         }
-    } else {
-        let cli = cli.get_or_insert_with(|| {
+        if !state_left(entry) {
+            return None;
+        }
+        let docs = state_docs(entry);
+        let recorded = recorded_processes(&docs);
+        let leader = recorded.first().copied();
+        let ours = our_children(&recorded);
+        let cg_path = cgroup_of(&docs, run, name, &self.config.cgroup_parent);
+        let cg = self.driver.open(&cg_path);
+        let in_cgroup = cg.pids();
+        let noted = if ours.is_empty() {
+            Vec::new()
+        } else {
+            reap::our_children(&in_cgroup)
+        };
+        let nothing_runs = in_cgroup.is_empty() && !recorded.iter().any(|r| still_runs(*r, id));
+        let removal = if nothing_runs {
+            // Nothing of it runs: what `<rt> delete` would do, without it.
+            let _ = cg.remove();
+            match remove_paths(entry) {
+                Ok(()) => Removal::StateRemoved,
+                Err(why) => Removal::KilledThroughCgroup { why },
+            }
+        } else {
+            match self.delete(id) {
+                Ok(()) if !state_left(entry) => Removal::Deleted,
+                Ok(()) => kill_through_cgroup(
+                    entry,
+                    cg.as_ref(),
+                    &recorded,
+                    "delete left its state behind".into(),
+                ),
+                Err(why) => kill_through_cgroup(entry, cg.as_ref(), &recorded, why),
+            }
+        };
+        let removal = give_up_if_left(self.root, entry, removal);
+        reap_our_children(leader, &ours, &noted);
+        remove_foreign_cgroup(&cg_path, run, self.config);
+        Some(StaleContainer {
+            runtime: self.owner.kind,
+            binary: self.binary.map(Path::to_path_buf),
+            id: id.to_string(),
+            removal,
+        })
+    }
+
+    /// `<rt> delete --force ID` with the owner's binary; Err says why not.
+    fn delete(&mut self, id: &str) -> std::result::Result<(), String> {
+        let (binary, root, config, driver, kind) = (
+            self.binary,
+            self.root,
+            self.config,
+            self.driver,
+            self.owner.kind,
+        );
+        let cli = self.cli.get_or_insert_with(|| {
             let b = binary?;
             Cli::for_host(
                 kind,
@@ -455,30 +492,11 @@ fn remove_one(
             .map_err(|e| tracing::warn!("{}", crate::error::chain(&e)))
             .ok()
         });
-        let deleted = match cli {
+        match cli {
             Some(cli) => cli.delete(id).map_err(|e| crate::error::chain(&e)),
-            None => Err(format!("{} is not installed", owner.binary.display())),
-        };
-        match deleted {
-            Ok(()) if !state_left(entry) => Removal::Deleted,
-            Ok(()) => kill_through_cgroup(
-                entry,
-                cg.as_ref(),
-                &recorded,
-                "delete left its state behind".into(),
-            ),
-            Err(why) => kill_through_cgroup(entry, cg.as_ref(), &recorded, why),
+            None => Err(format!("{} is not installed", self.owner.binary.display())),
         }
-    };
-    let removal = give_up_if_left(root, entry, removal);
-    reap_our_children(leader, &ours, &noted);
-    remove_foreign_cgroup(&cg_path, run, config);
-    Some(StaleContainer {
-        runtime: kind,
-        binary: binary.map(Path::to_path_buf),
-        id: id.to_string(),
-        removal,
-    })
+    }
 }
 
 /// Whether any of the container's state is still on disk.
