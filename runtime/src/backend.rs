@@ -89,14 +89,18 @@ pub trait Kill: Send + Sync + fmt::Debug {
 /// The runtimes boxwatch can drive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BackendKind {
+    /// boxwatch's own runtime (this crate).
     Builtin,
+    /// runc, through its command line.
     Runc,
+    /// crun, through its command line.
     Crun,
     /// gVisor: a sandboxed OCI runtime.
     Runsc,
 }
 
 impl BackendKind {
+    /// Every backend, in the order reports list them.
     pub const ALL: [BackendKind; 4] = [
         BackendKind::Builtin,
         BackendKind::Runc,
@@ -104,6 +108,7 @@ impl BackendKind {
         BackendKind::Runsc,
     ];
 
+    /// The name `--runtime` takes (`builtin`, `runc`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             BackendKind::Builtin => "builtin",

@@ -14,8 +14,11 @@ use std::time::Duration;
 /// What `/proc/<pid>/stat` says about a process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProcStat {
+    /// The state letter (`R`, `S`, `Z`, ...).
     pub state: char,
+    /// The parent's PID.
     pub ppid: i32,
+    /// The session ID.
     pub session: i32,
     /// Clock ticks since boot.
     pub start: u64,
@@ -24,7 +27,7 @@ pub struct ProcStat {
 /// Fields 3, 4, 6 and 22 of a `/proc/<pid>/stat` line; the command (field
 /// 2) may hold spaces and parentheses, so fields are counted after its
 /// last ')'.
-pub fn parse_proc_stat(text: &str) -> Option<ProcStat> {
+pub(crate) fn parse_proc_stat(text: &str) -> Option<ProcStat> {
     let rest = &text[text.rfind(')')? + 1..];
     let f: Vec<&str> = rest.split_whitespace().collect();
     Some(ProcStat {
@@ -46,7 +49,7 @@ pub fn start_time(pid: i32) -> Option<u64> {
 }
 
 /// Parses a run id `<pid>-<start>-<seq>`.
-pub fn parse_run_id(name: &str) -> Option<(i32, u64)> {
+pub(crate) fn parse_run_id(name: &str) -> Option<(i32, u64)> {
     let mut it = name.split('-');
     let pid = it.next()?.parse().ok()?;
     let start = it.next()?.parse().ok()?;
@@ -55,14 +58,14 @@ pub fn parse_run_id(name: &str) -> Option<(i32, u64)> {
 }
 
 /// Whether the boxwatch process behind a run id is still alive.
-pub fn run_alive(pid: i32, start: u64) -> bool {
+pub(crate) fn run_alive(pid: i32, start: u64) -> bool {
     start_time(pid) == Some(start)
 }
 
 /// Removes every stale run under the configured parent cgroup and state dir
 /// (every `Runtime::new` calls this: library users and tests included).
 /// Returns the run ids removed.
-pub fn remove_stale_runs(driver: &dyn CgroupDriver, config: &RuntimeConfig) -> Vec<String> {
+pub(crate) fn remove_stale_runs(driver: &dyn CgroupDriver, config: &RuntimeConfig) -> Vec<String> {
     // Dead runs' OCI containers first, whichever runtime started them,
     // before their bundles go with the state directories below.
     crate::oci::stale::remove_dead_runs(config, driver);

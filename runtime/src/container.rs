@@ -6,13 +6,15 @@
 use crate::cgroup::{self, Cgroup, CgroupDriver, CgroupInfo};
 use crate::error::{Error, Result};
 use crate::init::{InitConfig, INIT_ARG};
+use crate::message::{FromSetup, ToSetup, STEP_EXEC_MISSING, STEP_EXEC_PERMISSION};
 use crate::spec::{ContainerSpec, IdMap, Namespace, RootfsSpec};
 use crate::sys::{self, ExecPlan};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use serde::Serialize;
+use std::borrow::Cow;
 use std::ffi::CString;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -56,8 +58,11 @@ impl RuntimeConfig {
 /// The stdio of a container's entry command; `None` inherits boxwatch's.
 #[derive(Debug, Default)]
 pub struct Stdio {
+    /// The container's standard input (None: the caller's).
     pub stdin: Option<OwnedFd>,
+    /// The container's standard output (None: the caller's).
     pub stdout: Option<OwnedFd>,
+    /// The container's standard error (None: the caller's).
     pub stderr: Option<OwnedFd>,
 }
 
@@ -65,7 +70,9 @@ pub struct Stdio {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Exit {
+    /// Exited with this code.
     Code(i32),
+    /// Killed by this signal.
     Signal(i32),
 }
 
@@ -82,10 +89,13 @@ impl Exit {
 /// What became of a container.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
+    /// How the entry ended.
     pub exit: Exit,
     /// The kernel's OOM killer killed a process of the container.
     pub oom_killed: bool,
+    /// OOM kills in the container's cgroup.
     pub oom_kills: u64,
+    /// From the exec of the entry to its end.
     pub wall_time: Duration,
 }
 
@@ -138,10 +148,13 @@ impl Runtime {
         Ok(rt)
     }
 
+    /// This runtime's run id (`<pid>-<start time>-<n>`), the name of its
+    /// cgroup and state directory.
     pub fn run_id(&self) -> &str {
         &self.run_id
     }
 
+    /// The cgroup layout and the controllers containers get.
     pub fn cgroup_info(&self) -> CgroupInfo {
         CgroupInfo {
             mode: self.driver.mode(),
@@ -167,33 +180,8 @@ impl Runtime {
     pub fn spawn(&self, spec: &ContainerSpec, stdio: Stdio) -> Result<Container> {
         let spawned_at = Instant::now();
         let mut steps = crate::timing::Steps::start();
-        spec.validate()?;
-        let mut spec = std::borrow::Cow::Borrowed(spec);
-        if !nix::unistd::geteuid().is_root() && !spec.namespaces.contains(Namespace::User) {
-            // Without root, only a user namespace gives the privileges setup needs.
-            spec.to_mut().namespaces.insert(Namespace::User);
-        }
+        let spec = self.checked_spec(spec)?;
         let spec = spec.as_ref();
-        check_host_support(spec)?;
-        // Test builds only: the mutation suite's broken runtime, after every
-        // check (see fault.rs).
-        let faulty;
-        let spec = if cfg!(feature = "fault-injection") {
-            let mut s = spec.clone();
-            crate::fault::apply(&mut s);
-            faulty = s;
-            &faulty
-        } else {
-            spec
-        };
-        let run_cg = self.run_cgroup();
-        if self.driver.children(&run_cg).contains(&spec.name) {
-            return Err(Error::InvalidSpec(format!(
-                "a container named {:?} is already running in this run",
-                spec.name
-            )));
-        }
-        let userns = spec.namespaces.contains(Namespace::User);
         steps.mark("checks");
         let state_dir = self.config.state_dir.join(&self.run_id).join(&spec.name);
         create_state_dir(&state_dir)?;
@@ -201,6 +189,81 @@ impl Runtime {
             pid: None,
             state_dir: Some(state_dir.clone()),
         };
+        let (pid, mut sock) = self.start_setup_stage(spec, stdio)?;
+        child.pid = Some(Pid::from_raw(pid));
+        steps.mark("clone");
+        self.configure_setup_stage(&mut sock, pid, spec, &state_dir, steps.on())?;
+        steps.mark("config-sent");
+        // The setup stage builds its namespaces and root now; the cgroup is
+        // made and joined meanwhile (a v1 migration waits for an RCU grace
+        // period), and "go" lets it exec.
+        let cgroup: Arc<dyn Cgroup> = Arc::from(
+            self.driver
+                .create(&self.run_cgroup().join(&spec.name), &spec.limits)?,
+        );
+        steps.mark("cgroup-create");
+        let mut container = Container {
+            pid: child.take(),
+            cgroup,
+            state_dir,
+            started: Instant::now(),
+            notes: Vec::new(),
+            kill_timeout: self.config.kill_timeout,
+            done: false,
+        };
+        let go = join_and_go(&container, pid, &mut sock);
+        steps.mark("cgroup-join");
+        if let Err(e) = go {
+            // A setup stage that failed before "go" said why on the socket.
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            return Err(read_setup_result(sock, spec).err().unwrap_or(e));
+        }
+        let setup = read_setup_result(sock, spec)?;
+        container.notes = setup.notes;
+        container.started = Instant::now();
+        steps.mark("exec-done");
+        steps.add_setup_marks(setup.marks);
+        steps.log("start", spawned_at);
+        Ok(container)
+    }
+
+    /// `spec` validated against itself and the host, with the user
+    /// namespace added when only it gives the privileges setup needs (and,
+    /// in the mutation suite's builds, its fault applied).
+    fn checked_spec<'s>(&self, spec: &'s ContainerSpec) -> Result<Cow<'s, ContainerSpec>> {
+        spec.validate()?;
+        let mut spec = Cow::Borrowed(spec);
+        if !nix::unistd::geteuid().is_root() && !spec.namespaces.contains(Namespace::User) {
+            spec.to_mut().namespaces.insert(Namespace::User);
+        }
+        check_host_support(&spec)?;
+        // Test builds only: the mutation suite's broken runtime, after every
+        // check (see fault.rs).
+        if cfg!(feature = "fault-injection") {
+            crate::fault::apply(spec.to_mut());
+        }
+        if self
+            .driver
+            .children(&self.run_cgroup())
+            .contains(&spec.name)
+        {
+            return Err(Error::InvalidSpec(format!(
+                "a container named {:?} is already running in this run",
+                spec.name
+            )));
+        }
+        Ok(spec)
+    }
+
+    /// Clones (or forks) the child that becomes the setup stage, with
+    /// `stdio` and its end of the sync socket; returns its PID and the
+    /// parent's end.
+    ///
+    /// Only the pid (and user) namespaces are made here; the setup stage
+    /// makes the others itself while this process creates and joins the
+    /// cgroup (see init.rs), so that work overlaps instead of queueing.
+    fn start_setup_stage(&self, spec: &ContainerSpec, stdio: Stdio) -> Result<(i32, UnixStream)> {
+        let userns = spec.namespaces.contains(Namespace::User);
         let (parent_sock, child_sock) =
             UnixStream::pair().map_err(Error::io("creating the sync socket"))?;
         let plan = ExecPlan::new(
@@ -215,9 +278,6 @@ impl Runtime {
             child_sock.as_raw_fd(),
             userns,
         );
-        // Only the pid (and user) namespaces are made here; the setup stage
-        // makes the others itself while this process creates and joins the
-        // cgroup (see init.rs), so that work overlaps instead of queueing.
         let pid = if !userns && single_threaded() {
             fork_setup_stage(spec, &plan)?
         } else {
@@ -226,62 +286,31 @@ impl Runtime {
                 source,
             })?
         };
-        child.pid = Some(Pid::from_raw(pid));
-        steps.mark("clone");
-        drop(child_sock);
-        drop(stdio);
-        let root_mount_point = state_dir_root(&state_dir)?;
+        Ok((pid, parent_sock))
+    }
+
+    /// Writes the user namespace's id maps (and says so), then sends the
+    /// setup stage its config.
+    fn configure_setup_stage(
+        &self,
+        sock: &mut UnixStream,
+        pid: i32,
+        spec: &ContainerSpec,
+        state_dir: &Path,
+        timing: bool,
+    ) -> Result<()> {
         let config = InitConfig {
             spec: spec.clone(),
-            root_mount_point,
+            root_mount_point: state_dir_root(state_dir)?,
             exe: self.config.exe.clone(),
             term: std::env::var("TERM").ok(),
-            timing: steps.on(),
+            timing,
         };
-        let mut sock = parent_sock;
-        if userns {
+        if spec.namespaces.contains(Namespace::User) {
             write_id_maps(pid, spec)?;
-            sock.write_all(b"M")
-                .map_err(Error::io("releasing the setup stage"))?;
+            ToSetup::IdMapsWritten.send(sock, "releasing the setup stage")?;
         }
-        send_config(&mut sock, &config)?;
-        steps.mark("config-sent");
-        // The setup stage builds its namespaces and root now; the cgroup is
-        // made and joined meanwhile (a v1 migration waits for an RCU grace
-        // period), and "go" lets it exec.
-        let cgroup: Arc<dyn Cgroup> =
-            Arc::from(self.driver.create(&run_cg.join(&spec.name), &spec.limits)?);
-        steps.mark("cgroup-create");
-        let mut container = Container {
-            pid: child.take(),
-            cgroup,
-            state_dir,
-            started: Instant::now(),
-            notes: Vec::new(),
-            kill_timeout: self.config.kill_timeout,
-            done: false,
-        };
-        let joined = if crate::fault::skip_cgroup_join() {
-            Ok(())
-        } else {
-            container.cgroup.add_process(pid)
-        };
-        let go = joined.and_then(|()| {
-            sock.write_all(b"G")
-                .map_err(Error::io("starting the container"))
-        });
-        steps.mark("cgroup-join");
-        if let Err(e) = go {
-            // A setup stage that failed before "go" said why on the socket.
-            let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-            return Err(read_setup_result(sock, spec).err().unwrap_or(e));
-        }
-        container.notes = read_setup_result(sock, spec)?;
-        container.started = Instant::now();
-        steps.mark("exec-done");
-        steps.take_notes(&mut container.notes);
-        steps.log("start", spawned_at);
-        Ok(container)
+        ToSetup::Config(Box::new(config)).send(sock, "sending the setup stage its config")
     }
 }
 
@@ -355,6 +384,7 @@ impl Container {
         &self.notes
     }
 
+    /// A handle that can signal or kill the container from another thread.
     pub fn killer(&self) -> Killer {
         Killer {
             pid: self.pid.expect("a spawned container has a pid"),
@@ -565,6 +595,14 @@ fn clone_flags(spec: &ContainerSpec) -> libc::c_int {
         .fold(0, |a, b| a | b)
 }
 
+/// Moves the setup stage into the container's cgroup and tells it to go on.
+fn join_and_go(container: &Container, pid: i32, sock: &mut UnixStream) -> Result<()> {
+    if !crate::fault::skip_cgroup_join() {
+        container.cgroup.add_process(pid)?;
+    }
+    ToSetup::Go.send(sock, "starting the container")
+}
+
 /// Creates a container's state directory and its missing parents; another
 /// run dropping its `Runtime` may remove the shared, empty `/run/boxwatch`
 /// half-way (see [`crate::shared_dir`]).
@@ -585,40 +623,34 @@ fn remove_state_dir(dir: &Path) {
     let _ = std::fs::remove_dir(dir);
 }
 
-fn send_config(sock: &mut UnixStream, config: &InitConfig) -> Result<()> {
-    let json = serde_json::to_vec(config).map_err(|e| Error::InvalidSpec(e.to_string()))?;
-    let mut msg = (json.len() as u32).to_le_bytes().to_vec();
-    msg.extend_from_slice(&json);
-    sock.write_all(&msg)
-        .map_err(Error::io("sending the setup stage its config"))
+/// What a successful setup stage sent before its exec.
+#[derive(Debug, Default)]
+struct SetupReport {
+    notes: Vec<String>,
+    /// Its timing marks (step, CLOCK_MONOTONIC ns).
+    marks: Vec<(String, u64)>,
 }
 
 /// Reads the setup stage's messages until the socket closes (exec done).
-fn read_setup_result(sock: UnixStream, spec: &ContainerSpec) -> Result<Vec<String>> {
-    let mut notes = Vec::new();
-    let mut got_any = false;
-    for line in BufReader::new(sock).lines() {
-        let line = line.map_err(Error::io("reading from the setup stage"))?;
-        got_any = true;
-        if let Some(note) = line.strip_prefix('I') {
-            notes.push(note.to_string());
-        } else if let Some(err) = line.strip_prefix('E') {
-            let (step, message) = err.split_once('\t').unwrap_or(("setup", err));
-            return Err(match step {
-                "exec-missing" | "exec-permission" => Error::BadEntry {
-                    command: spec.command.join(" "),
-                    why: message.to_string(),
-                    missing: step == "exec-missing",
-                },
-                _ => Error::Setup {
-                    step: step.to_string(),
-                    message: message.to_string(),
-                },
-            });
+fn read_setup_result(sock: UnixStream, spec: &ContainerSpec) -> Result<SetupReport> {
+    let mut report = SetupReport::default();
+    for msg in FromSetup::read_all(BufReader::new(sock)) {
+        match msg? {
+            FromSetup::Note(note) => report.notes.push(note),
+            FromSetup::Timing { step, ns } => report.marks.push((step, ns)),
+            FromSetup::Failed { step, message } => {
+                return Err(match step.as_str() {
+                    "exec-missing" | STEP_EXEC_PERMISSION => Error::BadEntry {
+                        command: spec.command.join(" "),
+                        why: message,
+                        missing: step == STEP_EXEC_MISSING,
+                    },
+                    _ => Error::Setup { step, message },
+                });
+            }
         }
     }
-    let _ = got_any;
-    Ok(notes)
+    Ok(report)
 }
 
 /// Writes the user namespace's uid/gid maps (default: root inside is

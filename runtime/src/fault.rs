@@ -4,7 +4,7 @@
 //!
 //! Compiled in only with the `fault-injection` cargo feature, which nothing
 //! but the mutation suite turns on (it builds into its own target
-//! directory); without the feature [`apply`] and [`skip_cgroup_join`] are
+//! directory); without the feature `apply` and `skip_cgroup_join` are
 //! no-ops and the environment is never read. With it, one fault is read from
 //! [`ENV`]:
 //!
@@ -35,7 +35,7 @@ pub const ENV: &str = "BOXWATCH_FAULT_INJECTION";
 /// A fault the builtin runtime can be told to make.
 #[cfg(feature = "fault-injection")]
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Fault {
+pub(crate) enum Fault {
     DropCpuLimit,
     DropCpuset,
     ScaleMemoryLimit,
@@ -83,7 +83,7 @@ impl std::str::FromStr for Fault {
 /// The fault [`ENV`] asks for. An unknown one panics: a mutant that would
 /// silently run the healthy runtime must not count as anything.
 #[cfg(feature = "fault-injection")]
-pub fn active() -> Option<Fault> {
+pub(crate) fn active() -> Option<Fault> {
     let v = std::env::var(ENV).ok().filter(|v| !v.is_empty())?;
     match v.parse() {
         Ok(f) => Some(f),
@@ -93,7 +93,7 @@ pub fn active() -> Option<Fault> {
 
 /// Breaks `spec` as the active fault says (after the spec was validated, so
 /// a guard still sees the limits it asked for).
-pub fn apply(spec: &mut ContainerSpec) {
+pub(crate) fn apply(spec: &mut ContainerSpec) {
     #[cfg(feature = "fault-injection")]
     if let Some(f) = active() {
         tracing::warn!("fault injection: {f:?} in container {}", spec.name);
@@ -124,7 +124,7 @@ fn apply_fault(f: &Fault, spec: &mut ContainerSpec) {
 }
 
 /// Whether the container's process is to be left out of its cgroup.
-pub fn skip_cgroup_join() -> bool {
+pub(crate) fn skip_cgroup_join() -> bool {
     #[cfg(feature = "fault-injection")]
     return active() == Some(Fault::SkipCgroupJoin);
     #[cfg(not(feature = "fault-injection"))]

@@ -3,7 +3,7 @@
 //! `boxwatch-init __boxwatch-init`; [`dispatch`] recognises that and runs the
 //! setup here, in a fresh single-threaded process:
 //!
-//! 1. read the [`InitConfig`] from the sync socket (fd 3);
+//! 1. read the `InitConfig` from the sync socket (fd 3);
 //! 2. mount, uts, ipc, net and time namespaces (clone made only the pid and
 //!    user ones), hostname, private rootfs, pivot_root, all while the
 //!    parent creates and joins the cgroup;
@@ -13,10 +13,11 @@
 //! 4. exec the entry command (it is PID 1), or, with `init`, fork it and stay
 //!    as a tiny PID 1 that reaps orphans and forwards signals.
 //!
-//! Any failure is written to the socket as `E<step>\t<message>` and the
-//! process exits; a successful exec closes the socket (close-on-exec), which
-//! the parent reads as success.
+//! Any failure is sent on the socket (`FromSetup::Failed`, see
+//! `crate::message`) and the process exits; a successful exec closes the
+//! socket (close-on-exec), which the parent reads as success.
 
+use crate::message::{FromSetup, ToSetup, STEP_EXEC_MISSING, STEP_EXEC_PERMISSION};
 use crate::rootfs::{self, step, EnterMethod, RootPlan, StepError, StepResult};
 use crate::spec::{ContainerSpec, Namespace, DEFAULT_CAPABILITIES};
 use crate::sys;
@@ -25,20 +26,20 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{execve, ForkResult, Pid};
 use serde::{Deserialize, Serialize};
 use std::ffi::CString;
-use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// `argv[1]` of the re-executed setup stage.
-pub const INIT_ARG: &str = "__boxwatch-init";
+pub(crate) const INIT_ARG: &str = "__boxwatch-init";
 
 /// Default PATH inside containers.
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub(crate) const DEFAULT_PATH: &str =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// What the parent sends the setup stage.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct InitConfig {
+pub(crate) struct InitConfig {
     pub spec: ContainerSpec,
     /// Empty host directory the new root is mounted on (in the container's
     /// mount namespace only).
@@ -72,10 +73,10 @@ fn setup_stage() -> u8 {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    let _ = sock.write_all(format!("E{}\t{}\n", err.step, err.message).as_bytes());
+    FromSetup::failed(err.step, err.message).send(&mut sock);
     match err.step {
-        "exec-missing" => 127,
-        "exec-permission" => 126,
+        STEP_EXEC_MISSING => 127,
+        STEP_EXEC_PERMISSION => 126,
         _ => 125,
     }
 }
@@ -108,24 +109,73 @@ pub(crate) fn run_forked(stdio: [Option<std::os::fd::RawFd>; 3], sync: std::os::
 
 enum Never {}
 
+/// The setup stage's steps, in order; each names what it does and fails as
+/// its own step.
 fn run(sock: &mut UnixStream) -> StepResult<Never> {
     let exec_done = crate::timing::now_ns();
     let cfg = read_config(sock)?;
-    let mark = |sock: &mut UnixStream, step: &str| {
-        if cfg.timing {
-            let _ = sock.write_all(crate::timing::note(step).as_bytes());
-        }
+    let mut marks = Marks {
+        sock,
+        on: cfg.timing,
     };
-    if cfg.timing {
-        let _ =
-            sock.write_all(format!("I{}setup-start {exec_done}\n", crate::timing::NOTE).as_bytes());
-    }
-    mark(sock, "config");
+    marks.mark_at("setup-start", exec_done);
+    marks.mark("config");
     let spec = &cfg.spec;
-    let ns = &spec.namespaces;
 
     // Everything up to the root is built while the parent creates and
     // joins the cgroup; only what needs the cgroup waits for "go".
+    enter_namespaces(spec)?;
+    marks.mark("namespaces-hostname");
+    build_root(&cfg, &mut marks)?;
+
+    wait_go(marks.sock)?;
+    marks.mark("go");
+    enter_cgroup_namespace(&spec.namespaces)?;
+    let entry = Entry::prepare(spec, cfg.term.as_deref())?;
+    nix::sys::prctl::set_no_new_privs()
+        .map_err(step("no_new_privs", "prctl(PR_SET_NO_NEW_PRIVS)"))?;
+    restrict_capabilities(spec)?;
+    marks.mark("caps");
+    sys::close_fds_from(sys::SYNC_FD + 1);
+    set_cloexec(sys::SYNC_FD)?;
+
+    // Last, so that the setup stage itself is not filtered; exec, and the
+    // tiny init's fork, are allowed by the profile.
+    install_seccomp(spec)?;
+    marks.mark("seccomp");
+    if spec.init {
+        return tiny_init(marks.sock, &entry.exe, &entry.argv, &entry.envp);
+    }
+    let e = execve(&entry.exe, &entry.argv, &entry.envp).unwrap_err();
+    Err(StepError {
+        step: STEP_EXEC_PERMISSION,
+        message: format!("exec {}: {e}", entry.program.display()),
+    })
+}
+
+/// Sends the parent a timing mark per step when it asked for them.
+struct Marks<'a> {
+    sock: &'a mut UnixStream,
+    on: bool,
+}
+
+impl Marks<'_> {
+    fn mark_at(&mut self, step: &str, ns: u64) {
+        if self.on {
+            let step = step.to_string();
+            FromSetup::Timing { step, ns }.send(self.sock);
+        }
+    }
+
+    fn mark(&mut self, step: &str) {
+        self.mark_at(step, crate::timing::now_ns());
+    }
+}
+
+/// Root of the user namespace, then the mount, uts, ipc, net and time
+/// namespaces, and the hostname.
+fn enter_namespaces(spec: &ContainerSpec) -> StepResult {
+    let ns = &spec.namespaces;
     if ns.contains(Namespace::User) {
         become_root_in_userns()?;
     }
@@ -136,96 +186,107 @@ fn run(sock: &mut UnixStream) -> StepResult<Never> {
     if ns.contains(Namespace::Uts) {
         nix::unistd::sethostname(spec.hostname()).map_err(step("hostname", "sethostname"))?;
     }
-    mark(sock, "namespaces-hostname");
-    if ns.contains(Namespace::Mount) && spec.rootfs == crate::spec::RootfsSpec::Host {
-        rootfs::make_private()?;
+    Ok(())
+}
+
+/// The container's root: the host's own with a private mount table (and
+/// its own /proc), or a new one entered with pivot_root; says which.
+fn build_root(cfg: &InitConfig, marks: &mut Marks) -> StepResult {
+    let spec = &cfg.spec;
+    let ns = &spec.namespaces;
+    if !ns.contains(Namespace::Mount) {
+        return Ok(());
+    }
+    rootfs::make_private()?;
+    if spec.rootfs == crate::spec::RootfsSpec::Host {
         if ns.contains(Namespace::Pid) {
             rootfs::remount_proc()?;
         }
         if let Some(lxcfs) = &spec.lxcfs {
             rootfs::bind_lxcfs(lxcfs, std::path::Path::new("/"))?;
         }
-    } else if ns.contains(Namespace::Mount) {
-        rootfs::make_private()?;
-        let plan = RootPlan {
-            rootfs: &spec.rootfs,
-            mount_point: &cfg.root_mount_point,
-            exe: &cfg.exe,
-            hostname: ns.contains(Namespace::Uts).then(|| spec.hostname()),
-            lxcfs: spec.lxcfs.as_deref(),
-        };
-        rootfs::build(&plan)?;
-        mark(sock, "rootfs-mounts");
-        let method = rootfs::enter(&cfg.root_mount_point)?;
-        mark(sock, "pivot-root-detach");
-        let note = match method {
-            EnterMethod::PivotRoot => "Irootfs=pivot_root\n",
-            EnterMethod::ChrootFallback => "Irootfs=chroot\n",
-        };
-        let _ = sock.write_all(note.as_bytes());
+        return Ok(());
     }
+    let plan = RootPlan {
+        rootfs: &spec.rootfs,
+        mount_point: &cfg.root_mount_point,
+        exe: &cfg.exe,
+        hostname: ns.contains(Namespace::Uts).then(|| spec.hostname()),
+        lxcfs: spec.lxcfs.as_deref(),
+    };
+    rootfs::build(&plan)?;
+    marks.mark("rootfs-mounts");
+    let method = rootfs::enter(&cfg.root_mount_point)?;
+    marks.mark("pivot-root-detach");
+    let note = match method {
+        EnterMethod::PivotRoot => "rootfs=pivot_root",
+        EnterMethod::ChrootFallback => "rootfs=chroot",
+    };
+    FromSetup::Note(note.to_string()).send(marks.sock);
+    Ok(())
+}
 
-    wait_go(sock)?;
-    mark(sock, "go");
+fn enter_cgroup_namespace(ns: &crate::spec::NamespaceSet) -> StepResult {
     if ns.contains(Namespace::Cgroup) {
         unshare(CloneFlags::CLONE_NEWCGROUP)
             .map_err(step("cgroup-namespace", "unshare(CLONE_NEWCGROUP)"))?;
     }
+    Ok(())
+}
 
-    let env = entry_env(spec, cfg.term.as_deref());
-    let path_var = env
-        .iter()
-        .find_map(|(k, v)| (k == "PATH").then_some(v.as_str()))
-        .unwrap_or(DEFAULT_PATH)
-        .to_string();
-    let program = rootfs::resolve_command(&spec.command[0], &path_var)?;
+/// The entry command, resolved in the container's root, with its
+/// environment, ready for execve.
+struct Entry {
+    program: PathBuf,
+    exe: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+}
 
-    nix::sys::prctl::set_no_new_privs()
-        .map_err(step("no_new_privs", "prctl(PR_SET_NO_NEW_PRIVS)"))?;
-    restrict_capabilities(spec)?;
-    mark(sock, "caps");
-    sys::close_fds_from(sys::SYNC_FD + 1);
-    set_cloexec(sys::SYNC_FD)?;
-
-    let argv = cstrings(spec.command.iter().map(String::as_str))?;
-    let envp = cstrings(env.iter().map(|(k, v)| format!("{k}={v}")))?;
-    let exe = cstring(program.to_string_lossy())?;
-
-    // Last, so that the setup stage itself is not filtered; exec, and the
-    // tiny init's fork, are allowed by the profile.
-    install_seccomp(spec)?;
-    mark(sock, "seccomp");
-    if spec.init {
-        return tiny_init(sock, &exe, &argv, &envp);
+impl Entry {
+    fn prepare(spec: &ContainerSpec, term: Option<&str>) -> StepResult<Entry> {
+        let env = entry_env(spec, term);
+        let path_var = env
+            .iter()
+            .find_map(|(k, v)| (k == "PATH").then_some(v.as_str()))
+            .unwrap_or(DEFAULT_PATH);
+        let program = rootfs::resolve_command(&spec.command[0], path_var)?;
+        Ok(Entry {
+            argv: cstrings(spec.command.iter().map(String::as_str))?,
+            envp: cstrings(env.iter().map(|(k, v)| format!("{k}={v}")))?,
+            exe: cstring(program.to_string_lossy())?,
+            program,
+        })
     }
-    let e = execve(&exe, &argv, &envp).unwrap_err();
-    Err(StepError {
-        step: "exec-permission",
-        message: format!("exec {}: {e}", program.display()),
-    })
 }
 
 fn read_config(sock: &mut UnixStream) -> StepResult<InitConfig> {
-    let mut len = [0u8; 4];
-    sock.read_exact(&mut len)
-        .map_err(step("config", "reading config length"))?;
-    let mut buf = vec![0u8; u32::from_le_bytes(len) as usize];
-    sock.read_exact(&mut buf)
-        .map_err(step("config", "reading config"))?;
-    serde_json::from_slice(&buf).map_err(step("config", "decoding config"))
+    match ToSetup::read(sock).map_err(protocol("config"))? {
+        ToSetup::Config(config) => Ok(*config),
+        other => Err(unexpected("config", &other)),
+    }
 }
 
 fn wait_go(sock: &mut UnixStream) -> StepResult {
-    let mut go = [0u8; 1];
-    sock.read_exact(&mut go)
-        .map_err(step("sync", "waiting for the parent"))?;
-    if go[0] != b'G' {
-        return Err(StepError {
-            step: "sync",
-            message: format!("unexpected byte {:?} from the parent", go[0]),
-        });
+    match ToSetup::read(sock).map_err(protocol("sync"))? {
+        ToSetup::Go => Ok(()),
+        other => Err(unexpected("sync", &other)),
     }
-    Ok(())
+}
+
+/// A protocol error at `step`, with its causes.
+fn protocol(step: &'static str) -> impl FnOnce(crate::Error) -> StepError {
+    move |e| StepError {
+        step,
+        message: crate::error::chain(&e),
+    }
+}
+
+fn unexpected(step: &'static str, got: &ToSetup) -> StepError {
+    StepError {
+        step,
+        message: format!("unexpected {} message from the parent", got.name()),
+    }
 }
 
 /// Creates the mount, uts, ipc and net namespaces the spec asks for (the
@@ -371,7 +432,7 @@ fn tiny_init(
     let child = match sys::fork_single_threaded().map_err(step("init", "fork"))? {
         ForkResult::Child => {
             let e = execve(exe, argv, envp).unwrap_err();
-            let _ = sock.write_all(format!("Eexec-permission\texec {exe:?}: {e}\n").as_bytes());
+            FromSetup::failed(STEP_EXEC_PERMISSION, format!("exec {exe:?}: {e}")).send(sock);
             std::process::exit(126);
         }
         ForkResult::Parent { child } => child,

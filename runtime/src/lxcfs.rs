@@ -1,5 +1,5 @@
 //! lxcfs-style /proc virtualization, applied by boxwatch: a private lxcfs
-//! instance whose files ([`FILES`]) the runtime binds over a container's
+//! instance whose files (`FILES`) the runtime binds over a container's
 //! /proc and /sys (see [`crate::ContainerSpec::lxcfs`]), so that
 //! `/proc/meminfo`, `/proc/cpuinfo`, `/proc/stat`, `/proc/uptime` and the
 //! online CPU list show the container's limits instead of the host's.
@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 /// The files lxcfs virtualizes, relative to its mount point and to the
 /// container's root alike.
-pub const FILES: [&str; 8] = [
+pub(crate) const FILES: [&str; 8] = [
     "proc/cpuinfo",
     "proc/diskstats",
     "proc/loadavg",
@@ -40,7 +40,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Whether `dir` looks like an lxcfs mount (it serves `proc/meminfo`).
-pub fn is_lxcfs_dir(dir: &Path) -> bool {
+pub(crate) fn is_lxcfs_dir(dir: &Path) -> bool {
     dir.join("proc/meminfo").is_file()
 }
 
@@ -82,15 +82,23 @@ impl Lxcfs {
         let bin = binary().ok_or_else(|| fail(unavailable().unwrap_or_default()))?;
         // Another boxwatch ending may remove the shared state directory
         // between two mkdirs: retry as every shared directory does.
+        let io = |step: &str| {
+            let step = step.to_string();
+            move |source| Error::LxcfsIo {
+                mount_point: mount_point.to_path_buf(),
+                step,
+                source,
+            }
+        };
         crate::shared_dir::create_dir_all_retrying(mount_point)
-            .map_err(|e| fail(format!("creating the mount point: {e}")))?;
+            .map_err(io("creating the mount point"))?;
         let (ready_tx, ready_rx) = channel();
         let (stop_tx, stop_rx) = channel();
         let mp = mount_point.to_path_buf();
         let keeper = std::thread::Builder::new()
             .name("lxcfs-keeper".into())
             .spawn(move || keep(&bin, &mp, ready_tx, stop_rx))
-            .map_err(|e| fail(format!("starting its keeper thread: {e}")))?;
+            .map_err(io("starting its keeper thread"))?;
         match ready_rx.recv() {
             Ok(Ok(pid)) => Ok(Lxcfs {
                 mount_point: mount_point.to_path_buf(),
@@ -98,9 +106,9 @@ impl Lxcfs {
                 stop: Some(stop_tx),
                 keeper: Some(keeper),
             }),
-            Ok(Err(why)) => {
+            Ok(Err(e)) => {
                 let _ = keeper.join();
-                Err(fail(why))
+                Err(e)
             }
             Err(_) => {
                 let _ = keeper.join();
@@ -132,12 +140,12 @@ impl Drop for Lxcfs {
 /// The keeper thread: starts lxcfs, reports its PID once the mount
 /// serves files (or why not), waits to be told to stop (the sender is
 /// dropped), then stops it and removes what it left.
-fn keep(bin: &Path, mount_point: &Path, ready: Sender<Result<i32, String>>, stop: Receiver<()>) {
+fn keep(bin: &Path, mount_point: &Path, ready: Sender<Result<i32, Error>>, stop: Receiver<()>) {
     let log = mount_point.with_extension("log");
     let mut child = match spawn(bin, mount_point, &log) {
         Ok(c) => c,
-        Err(why) => {
-            let _ = ready.send(Err(why));
+        Err(e) => {
+            let _ = ready.send(Err(e));
             remove_leftovers(mount_point, &log);
             return;
         }
@@ -150,17 +158,28 @@ fn keep(bin: &Path, mount_point: &Path, ready: Sender<Result<i32, String>>, stop
             let _ = stop.recv();
         }
         Err(why) => {
-            let _ = ready.send(Err(why));
+            let _ = ready.send(Err(Error::Lxcfs {
+                mount_point: mount_point.to_path_buf(),
+                why,
+            }));
         }
     }
     stop_child(&mut child);
     remove_leftovers(mount_point, &log);
 }
 
-fn spawn(bin: &Path, mount_point: &Path, log: &Path) -> Result<Child, String> {
-    let log_file =
-        std::fs::File::create(log).map_err(|e| format!("creating {}: {e}", log.display()))?;
-    let err_file = log_file.try_clone().map_err(|e| e.to_string())?;
+fn spawn(bin: &Path, mount_point: &Path, log: &Path) -> Result<Child, Error> {
+    let io = |step: String| {
+        move |source| Error::LxcfsIo {
+            mount_point: mount_point.to_path_buf(),
+            step,
+            source,
+        }
+    };
+    let log_file = std::fs::File::create(log).map_err(io(format!("creating {}", log.display())))?;
+    let err_file = log_file
+        .try_clone()
+        .map_err(io(format!("duplicating {}", log.display())))?;
     let mut cmd = Command::new(bin);
     cmd.arg("--foreground")
         // CPU views (cpuinfo, stat, the online list) follow the CPU quota
@@ -174,7 +193,7 @@ fn spawn(bin: &Path, mount_point: &Path, log: &Path) -> Result<Child, String> {
         .stderr(err_file);
     crate::sys::die_with_spawning_thread(&mut cmd, Signal::SIGTERM);
     cmd.spawn()
-        .map_err(|e| format!("starting {}: {e}", bin.display()))
+        .map_err(io(format!("starting {}", bin.display())))
 }
 
 fn wait_until_serving(child: &mut Child, mount_point: &Path, log: &Path) -> Result<(), String> {
@@ -233,7 +252,7 @@ pub fn is_mounted(dir: &Path) -> bool {
 }
 
 /// Every mount point of this process's mount namespace.
-pub fn mount_points() -> Vec<PathBuf> {
+pub(crate) fn mount_points() -> Vec<PathBuf> {
     std::fs::read_to_string("/proc/self/mountinfo")
         .map(|t| {
             t.lines()

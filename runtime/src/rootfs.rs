@@ -3,6 +3,7 @@
 //! root cannot be pivoted, as on an initramfs, by moving it over / and
 //! chroot). The host's root is unmounted and invisible afterwards.
 
+use crate::message::{STEP_EXEC_MISSING, STEP_EXEC_PERMISSION};
 use crate::spec::RootfsSpec;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::statvfs::{statvfs, FsFlags};
@@ -436,7 +437,7 @@ pub fn resolve_command(cmd: &str, path_var: &str) -> StepResult<PathBuf> {
     for c in &candidates {
         if c.is_dir() && cmd.contains('/') {
             return Err(StepError {
-                step: "exec-permission",
+                step: STEP_EXEC_PERMISSION,
                 message: format!("{} is a directory, not an executable file", c.display()),
             });
         }
@@ -450,15 +451,15 @@ pub fn resolve_command(cmd: &str, path_var: &str) -> StepResult<PathBuf> {
     }
     Err(match found_not_exec {
         Some(p) => StepError {
-            step: "exec-permission",
+            step: STEP_EXEC_PERMISSION,
             message: format!("{} is not executable", p.display()),
         },
         None if cmd.contains('/') => StepError {
-            step: "exec-missing",
+            step: STEP_EXEC_MISSING,
             message: format!("{cmd} does not exist in the container's root"),
         },
         None => StepError {
-            step: "exec-missing",
+            step: STEP_EXEC_MISSING,
             message: format!("{cmd} was not found in PATH={path_var} inside the container"),
         },
     })

@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SeccompMode {
-    /// boxwatch's Docker-like default profile ([`RULES`]).
+    /// boxwatch's Docker-like default profile (`RULES`).
     #[default]
     Default,
     /// No filter at all (`--seccomp unconfined`).
@@ -184,8 +184,10 @@ pub fn rules_for(spec: &ContainerSpec) -> Vec<Rule> {
         .collect()
 }
 
-fn compile_err(e: impl std::fmt::Display) -> Error {
-    Error::InvalidSpec(format!("building the seccomp filter: {e}"))
+fn compile_err(e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::Seccomp {
+        source: Box::new(e),
+    }
 }
 
 /// The BPF programs for `rules`: one per errno (a seccompiler filter has one

@@ -13,17 +13,26 @@ use std::str::FromStr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Namespace {
+    /// The pid namespace (the entry is PID 1).
     Pid,
+    /// The mount namespace (a private root).
     Mount,
+    /// The uts namespace (its own hostname).
     Uts,
+    /// The ipc namespace.
     Ipc,
+    /// The network namespace (only a loopback).
     Net,
+    /// The cgroup namespace (its cgroup is its root).
     Cgroup,
+    /// The user namespace (root inside is not root outside).
     User,
+    /// The time namespace (its own monotonic and boot clocks).
     Time,
 }
 
 impl Namespace {
+    /// Every namespace, in the order they are reported.
     pub const ALL: [Namespace; 8] = [
         Namespace::Pid,
         Namespace::Mount,
@@ -96,18 +105,23 @@ impl Default for NamespaceSet {
 }
 
 impl NamespaceSet {
+    /// The empty set (no namespace at all).
     pub fn empty() -> Self {
         NamespaceSet(BTreeSet::new())
     }
+    /// Whether `ns` is in the set.
     pub fn contains(&self, ns: Namespace) -> bool {
         self.0.contains(&ns)
     }
+    /// Adds `ns`.
     pub fn insert(&mut self, ns: Namespace) {
         self.0.insert(ns);
     }
+    /// Removes `ns`.
     pub fn remove(&mut self, ns: Namespace) {
         self.0.remove(&ns);
     }
+    /// The namespaces in the set, in [`Namespace::ALL`]'s order.
     pub fn iter(&self) -> impl Iterator<Item = Namespace> + '_ {
         self.0.iter().copied()
     }
@@ -137,24 +151,33 @@ pub enum RootfsSpec {
 /// A uid or gid mapping line for a user namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdMap {
+    /// The first id inside the namespace.
     pub inside: u32,
+    /// The id it maps to outside.
     pub outside: u32,
+    /// How many ids the range has.
     pub count: u32,
 }
 
 /// Clock offsets for a time namespace, in seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct TimeOffsets {
+    /// Seconds added to CLOCK_MONOTONIC inside.
     pub monotonic_secs: i64,
+    /// Seconds added to CLOCK_BOOTTIME inside.
     pub boottime_secs: i64,
 }
 
 /// Resource limits. Each one present is enforced by a cgroup controller.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Limits {
+    /// CPU bandwidth (cpu.max / cfs_quota_us).
     pub cpu: Option<CpuQuota>,
+    /// Memory limit (memory.max / memory.limit_in_bytes).
     pub memory: Option<MemoryBytes>,
+    /// Maximum number of tasks (pids.max).
     pub pids: Option<u64>,
+    /// CPUs the container may run on (cpuset.cpus).
     pub cpuset: Option<CpuSet>,
 }
 
@@ -162,8 +185,11 @@ pub struct Limits {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LimitKind {
+    /// The CPU quota.
     Cpu,
+    /// The memory limit.
     Memory,
+    /// The pids limit.
     Pids,
 }
 
@@ -171,7 +197,9 @@ pub enum LimitKind {
 /// bomb, a spin loop). The runtime refuses a guarded spec missing the limit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Guard {
+    /// The workload's name, for the message.
     pub workload: String,
+    /// The limits it must not run without.
     pub needs: Vec<LimitKind>,
 }
 
@@ -240,7 +268,7 @@ pub const DEFAULT_CAPABILITIES: [caps::Capability; 14] = [
 /// The devices a container may use (type, major, minor or any, access):
 /// Docker's default set. The builtin runtime writes them to the v1 devices
 /// cgroup after denying everything; the OCI bundle lists them.
-pub const DEFAULT_DEVICES: [(char, i64, Option<i64>, &str); 8] = [
+pub(crate) const DEFAULT_DEVICES: [(char, i64, Option<i64>, &str); 8] = [
     ('c', 1, Some(3), "rwm"), // null
     ('c', 1, Some(5), "rwm"), // zero
     ('c', 1, Some(7), "rwm"), // full
@@ -256,10 +284,13 @@ pub const DEFAULT_DEVICES: [(char, i64, Option<i64>, &str); 8] = [
 pub struct ContainerSpec {
     /// Short name, used in the cgroup path `boxwatch/<run-id>/<name>`.
     pub name: String,
+    /// The namespaces to create.
     pub namespaces: NamespaceSet,
     /// Hostname inside (needs the uts namespace); defaults to the name.
     pub hostname: Option<String>,
+    /// What the root is built from.
     pub rootfs: RootfsSpec,
+    /// The cgroup limits.
     pub limits: Limits,
     /// Capabilities kept beyond [`DEFAULT_CAPABILITIES`].
     pub keep_caps: Vec<Capability>,
@@ -273,6 +304,7 @@ pub struct ContainerSpec {
     /// uid/gid maps for the user namespace (default: root inside = the
     /// caller outside, one id).
     pub uid_map: Vec<IdMap>,
+    /// See `uid_map`.
     pub gid_map: Vec<IdMap>,
     /// Offsets for the time namespace.
     pub time_offsets: TimeOffsets,
@@ -313,6 +345,7 @@ impl ContainerSpec {
         }
     }
 
+    /// The hostname inside: the spec's, else the container's name.
     pub fn hostname(&self) -> &str {
         self.hostname.as_deref().unwrap_or(&self.name)
     }
@@ -320,6 +353,14 @@ impl ContainerSpec {
     /// Checks what can be checked without touching the host (and the
     /// clocks, for the time offsets).
     pub fn validate(&self) -> Result<()> {
+        self.check_name()?;
+        self.check_command_and_hostname()?;
+        self.check_time_offsets()?;
+        self.check_ids_pids_and_lxcfs()?;
+        self.check_guard()
+    }
+
+    fn check_name(&self) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidSpec(m));
         if self.name.is_empty()
             || self.name.len() > 64
@@ -335,6 +376,11 @@ impl ContainerSpec {
                 self.name.chars().count()
             ));
         }
+        Ok(())
+    }
+
+    fn check_command_and_hostname(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::InvalidSpec(m));
         if self.command.is_empty() || self.command[0].is_empty() {
             return bad("the entry command is empty: give a command after `--`".into());
         }
@@ -350,9 +396,17 @@ impl ContainerSpec {
                 return bad("a hostname needs the uts namespace: setting it without one would rename the host".into());
             }
         }
+        Ok(())
+    }
+
+    /// Offsets need the time namespace, and each must be one the kernel
+    /// takes (`units::check_time_offset`).
+    fn check_time_offsets(&self) -> Result<()> {
         let offsets = self.time_offsets != TimeOffsets::default();
         if offsets && !self.namespaces.contains(Namespace::Time) {
-            return bad("time offsets need the time namespace".into());
+            return Err(Error::InvalidSpec(
+                "time offsets need the time namespace".into(),
+            ));
         }
         for (clock, id, secs) in [
             (
@@ -371,6 +425,11 @@ impl ContainerSpec {
                 crate::units::check_time_offset(clock, secs, now)?;
             }
         }
+        Ok(())
+    }
+
+    fn check_ids_pids_and_lxcfs(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::InvalidSpec(m));
         if (!self.uid_map.is_empty() || !self.gid_map.is_empty())
             && !self.namespaces.contains(Namespace::User)
         {
@@ -391,6 +450,11 @@ impl ContainerSpec {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// A dangerous workload must have the limits that keep it in check.
+    fn check_guard(&self) -> Result<()> {
         if let Some(guard) = &self.guard {
             for need in &guard.needs {
                 let (present, limit, example) = match need {
@@ -413,7 +477,7 @@ impl ContainerSpec {
 
 /// `s` quoted, cut to 40 characters (with "...") so that a long value
 /// does not drown the message that refuses it.
-pub fn shorten(s: &str) -> String {
+pub(crate) fn shorten(s: &str) -> String {
     const MAX: usize = 40;
     if s.chars().count() <= MAX {
         format!("{s:?}")

@@ -8,6 +8,7 @@
 //! dangerous system calls ([`ProbeCall`]), which have no wrapper at all.
 #![allow(unsafe_code)]
 
+use crate::message::{ID_MAPS_WRITTEN_LEN, SETUP_EXEC_FAILED, USERNS_UNMAPPED};
 use std::ffi::CString;
 use std::os::fd::RawFd;
 use std::os::raw::c_char;
@@ -25,7 +26,7 @@ pub struct ExecPlan {
     stdio: [Option<RawFd>; 3],
     /// Descriptor to install as fd 3 without close-on-exec.
     sync_fd: RawFd,
-    /// Wait for one byte on the sync fd before exec (a new user namespace
+    /// Wait for [`crate::message::ToSetup::IdMapsWritten`] on the sync fd before exec (a new user namespace
     /// needs its uid/gid maps first, or exec drops every capability).
     wait_before_exec: bool,
 }
@@ -116,8 +117,8 @@ fn child_exec(plan: &ExecPlan) -> ! {
             libc::_exit(126);
         }
         if plan.wait_before_exec {
-            let mut byte = 0u8;
-            if libc::read(SYNC_FD, (&mut byte as *mut u8).cast(), 1) != 1 {
+            let mut msg = [0u8; ID_MAPS_WRITTEN_LEN];
+            if libc::read(SYNC_FD, msg.as_mut_ptr().cast(), msg.len()) != msg.len() as isize {
                 libc::_exit(126);
             }
             // Become root of the new user namespace so exec keeps the
@@ -126,14 +127,14 @@ fn child_exec(plan: &ExecPlan) -> ! {
             if libc::syscall(libc::SYS_setresgid, 0, 0, 0) != 0
                 || libc::syscall(libc::SYS_setresuid, 0, 0, 0) != 0
             {
-                let msg = b"Euser-namespace\tuid/gid 0 is not mapped in the user namespace\n";
+                let msg = USERNS_UNMAPPED;
                 libc::write(SYNC_FD, msg.as_ptr().cast(), msg.len());
                 libc::_exit(125);
             }
         }
         libc::execve(plan.exe.as_ptr(), plan.argv.as_ptr(), plan.envp.as_ptr());
         // execve failed: tell the parent through the sync socket, then exit.
-        let msg = b"Eexec of the boxwatch setup stage failed\n";
+        let msg = SETUP_EXEC_FAILED;
         libc::write(SYNC_FD, msg.as_ptr().cast(), msg.len());
         libc::_exit(127)
     }
@@ -366,6 +367,7 @@ pub enum ProbeCall {
 }
 
 impl ProbeCall {
+    /// Every probe call, in the order the escape workload runs them.
     pub const ALL: [ProbeCall; 19] = [
         ProbeCall::Keyctl,
         ProbeCall::AddKey,

@@ -2,8 +2,8 @@
 //! `cargo xtask bench runtime`. Off unless a tracing subscriber listens to
 //! the `boxwatch::timing` target at INFO (`BOXWATCH_LOG=boxwatch::timing=info`):
 //! then the parent records its steps, asks the setup stage for its own
-//! (sent back as `Itiming <step> <ns>` notes, CLOCK_MONOTONIC, which both
-//! processes share), and logs one line per container:
+//! (sent back as [`crate::message::FromSetup::Timing`] marks, CLOCK_MONOTONIC,
+//! which both processes share), and logs one line per container:
 //! `start: checks=+12µs cgroup-create=+310µs ... | end: ...`.
 
 use std::time::Instant;
@@ -11,12 +11,9 @@ use std::time::Instant;
 /// The tracing target of the timing lines.
 pub const TARGET: &str = "boxwatch::timing";
 
-/// The prefix of the setup stage's timing notes.
-pub const NOTE: &str = "timing ";
-
 /// Whether timings are wanted.
 pub fn enabled() -> bool {
-    tracing::enabled!(target: "boxwatch::timing", tracing::Level::INFO)
+    tracing::enabled!(target: TARGET, tracing::Level::INFO)
 }
 
 /// CLOCK_MONOTONIC in nanoseconds.
@@ -24,11 +21,6 @@ pub fn now_ns() -> u64 {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
         .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
         .unwrap_or(0)
-}
-
-/// The timing note the setup stage sends for `step`.
-pub fn note(step: &str) -> String {
-    format!("I{NOTE}{step} {}\n", now_ns())
 }
 
 /// Steps of one phase, each with its CLOCK_MONOTONIC time.
@@ -60,19 +52,14 @@ impl Steps {
         }
     }
 
-    /// Takes the setup stage's timing notes out of `notes`.
-    pub fn take_notes(&mut self, notes: &mut Vec<String>) {
-        notes.retain(|n| match n.strip_prefix(NOTE) {
-            Some(rest) => {
-                if let Some((step, ns)) = rest.split_once(' ') {
-                    if let (true, Ok(ns)) = (self.on, ns.trim().parse()) {
-                        self.marks.push((format!("init:{step}"), ns));
-                    }
-                }
-                false
-            }
-            None => true,
-        });
+    /// Adds the setup stage's timing marks (step, ns), as `init:<step>`.
+    pub(crate) fn add_setup_marks(&mut self, marks: Vec<(String, u64)>) {
+        if self.on {
+            let marks = marks
+                .into_iter()
+                .map(|(step, ns)| (format!("init:{step}"), ns));
+            self.marks.extend(marks);
+        }
     }
 
     /// `a=+Nµs b=+Mµs ...`: each step's time since the one before.
@@ -92,7 +79,7 @@ impl Steps {
     pub fn log(&self, phase: &str, since: Instant) {
         if self.on {
             tracing::info!(
-                target: "boxwatch::timing",
+                target: TARGET,
                 "{phase}: {} total={}µs",
                 self.line(),
                 since.elapsed().as_micros()
@@ -106,19 +93,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn notes_are_taken_out_and_steps_are_deltas() {
+    fn setup_marks_are_added_and_steps_are_deltas() {
         let mut s = Steps {
             on: true,
             start: 1_000_000,
             marks: vec![("a".into(), 1_500_000)],
         };
-        let mut notes = vec![
-            "rootfs=pivot_root".to_string(),
-            "timing mounts 3000000".to_string(),
-            "timing bad".to_string(),
-        ];
-        s.take_notes(&mut notes);
-        assert_eq!(notes, ["rootfs=pivot_root"]);
+        s.add_setup_marks(vec![("mounts".into(), 3_000_000)]);
         assert_eq!(s.line(), "a=+500µs init:mounts=+1500µs");
     }
 
@@ -126,8 +107,7 @@ mod tests {
     fn off_records_nothing() {
         let mut s = Steps::default();
         s.mark("x");
-        let mut notes = vec!["timing x 5".to_string()];
-        s.take_notes(&mut notes);
-        assert!(notes.is_empty() && s.line().is_empty());
+        s.add_setup_marks(vec![("x".into(), 5)]);
+        assert!(s.line().is_empty());
     }
 }

@@ -8,16 +8,16 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Smallest memory limit boxwatch accepts: below this a container cannot even exec.
-pub const MIN_MEMORY_BYTES: u64 = 1 << 20;
+pub(crate) const MIN_MEMORY_BYTES: u64 = 1 << 20;
 /// CFS bandwidth period bounds accepted by the kernel (1 ms .. 1 s), in microseconds.
-pub const MIN_PERIOD_US: u64 = 1_000;
-pub const MAX_PERIOD_US: u64 = 1_000_000;
+pub(crate) const MIN_PERIOD_US: u64 = 1_000;
+pub(crate) const MAX_PERIOD_US: u64 = 1_000_000;
 /// Smallest CFS quota the kernel accepts, in microseconds.
-pub const MIN_QUOTA_US: u64 = 1_000;
+pub(crate) const MIN_QUOTA_US: u64 = 1_000;
 /// Default CFS period, as used by Docker and Kubernetes.
-pub const DEFAULT_PERIOD_US: u64 = 100_000;
+pub(crate) const DEFAULT_PERIOD_US: u64 = 100_000;
 /// The kernel's PID_MAX_LIMIT on 64-bit: no pids.max above it is accepted.
-pub const MAX_PIDS: u64 = 4_194_304;
+pub(crate) const MAX_PIDS: u64 = 4_194_304;
 
 fn invalid(what: &'static str, value: &str, expected: &str) -> Error {
     Error::InvalidValue {
@@ -59,12 +59,14 @@ const MEMORY_FORM: &str =
     "a positive size such as 64M, 1.5G, 512KiB or a byte count, at least 1 MiB (suffixes K, M, G, T are powers of 1024)";
 
 impl MemoryBytes {
+    /// `bytes`, refused below `MIN_MEMORY_BYTES` (1 MiB).
     pub fn new(bytes: u64) -> Result<Self, Error> {
         if bytes < MIN_MEMORY_BYTES {
             return Err(invalid("memory limit", &bytes.to_string(), MEMORY_FORM));
         }
         Ok(MemoryBytes(bytes))
     }
+    /// The limit in bytes.
     pub fn bytes(self) -> u64 {
         self.0
     }
@@ -151,9 +153,11 @@ impl CpuQuota {
             period_us,
         })
     }
+    /// The quota per period, in microseconds.
     pub fn quota_us(self) -> u64 {
         self.quota_us
     }
+    /// The period, in microseconds.
     pub fn period_us(self) -> u64 {
         self.period_us
     }
@@ -247,9 +251,11 @@ pub struct CpuSet(Vec<u32>);
 const CPUSET_FORM: &str = "a CPU list such as 0, 0-1 or 0,2-3";
 
 impl CpuSet {
+    /// The CPUs, in ascending order.
     pub fn cpus(&self) -> &[u32] {
         &self.0
     }
+    /// Whether `cpu` is in the set.
     pub fn contains(&self, cpu: u32) -> bool {
         self.0.binary_search(&cpu).is_ok()
     }
@@ -259,7 +265,7 @@ const PIDS_FORM: &str =
     "a positive number of processes such as 64, at most 4194304 (the kernel's PID_MAX_LIMIT)";
 
 /// Checks a pids limit: 1 ..= [`MAX_PIDS`].
-pub fn check_pids(n: u64) -> Result<u64, Error> {
+pub(crate) fn check_pids(n: u64) -> Result<u64, Error> {
     if (1..=MAX_PIDS).contains(&n) {
         Ok(n)
     } else {

@@ -3,7 +3,7 @@
 //! one (here the hybrid layout's /sys/fs/cgroup/unified, which carries no
 //! cpu or memory controller; the limits are covered in VM runs).
 
-use runtime::cgroup::{self, mounts::Mounts, v1::V1Driver, v2::V2Driver, CgroupDriver, CgroupMode};
+use runtime::cgroup::{self, CgroupDriver, CgroupMode, Mounts, V1Driver, V2Driver};
 use runtime::{Error, Limits};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};

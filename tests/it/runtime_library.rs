@@ -3,7 +3,7 @@
 //! driver over the host's cgroup2 mount.
 
 use crate::common::*;
-use runtime::cgroup::{mounts::Mounts, v2::V2Driver, CgroupMode};
+use runtime::cgroup::{CgroupMode, Mounts, V2Driver};
 use runtime::{ContainerSpec, Exit, Runtime, RuntimeConfig, Stdio};
 use std::io::Read;
 use std::os::fd::OwnedFd;

@@ -7,9 +7,9 @@
 //! in the `cgroup.subtree_control` of a v2 hierarchy root that lacks them.
 
 mod fs;
-pub mod mounts;
-pub mod v1;
-pub mod v2;
+pub(crate) mod mounts;
+mod v1;
+mod v2;
 
 use crate::error::{Error, Result};
 use crate::spec::Limits;
@@ -17,7 +17,9 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use mounts::{CgroupMode, Mounts};
+pub use mounts::{CgroupMode, Mounts, V1Hierarchy};
+pub use v1::V1Driver;
+pub use v2::V2Driver;
 
 /// Boxwatch's default parent cgroup, relative to each hierarchy root.
 pub const DEFAULT_PARENT: &str = "/boxwatch";
@@ -87,7 +89,7 @@ pub fn detect() -> Result<Box<dyn CgroupDriver>> {
 
 /// Picks the driver for a detected layout: v1 controllers win when present
 /// (hybrid hosts keep cpu and memory on v1), else the unified hierarchy.
-pub fn driver_for(mounts: Mounts) -> Result<Box<dyn CgroupDriver>> {
+pub(crate) fn driver_for(mounts: Mounts) -> Result<Box<dyn CgroupDriver>> {
     match mounts.mode() {
         Some(CgroupMode::V2) => Ok(Box::new(v2::V2Driver::new(
             mounts.unified.clone().expect("v2 mode has a unified mount"),
@@ -133,7 +135,9 @@ pub fn parse_parent(parent: &str) -> Result<PathBuf> {
 /// What the runtime tells about the host's cgroups.
 #[derive(Debug, Clone, Serialize)]
 pub struct CgroupInfo {
+    /// The host's cgroup layout.
     pub mode: CgroupMode,
+    /// The controllers boxwatch's cgroups get.
     pub controllers: Vec<String>,
 }
 

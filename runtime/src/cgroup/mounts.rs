@@ -30,20 +30,24 @@ impl std::fmt::Display for CgroupMode {
 /// (one, as `cpu`, or several co-mounted, as `cpu,cpuacct`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct V1Hierarchy {
+    /// Where the hierarchy is mounted.
     pub mount_point: PathBuf,
+    /// The controllers bound to it (`cpu`, `cpuacct`, ...).
     pub controllers: Vec<String>,
 }
 
 /// The cgroup mounts of this host.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Mounts {
+    /// The v1 hierarchies.
     pub v1: Vec<V1Hierarchy>,
+    /// Where cgroup2 is mounted, if it is.
     pub unified: Option<PathBuf>,
 }
 
 /// The fields of one mountinfo line that cgroup detection needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MountInfoLine {
+pub(crate) struct MountInfoLine {
     pub root: String,
     pub mount_point: String,
     pub fs_type: String,
@@ -70,7 +74,7 @@ pub fn parse_mountinfo_line(line: &str) -> Option<MountInfoLine> {
 }
 
 /// Undoes the kernel's octal escapes in mountinfo paths (`\040` is a space).
-pub fn unescape(s: &str) -> String {
+pub(crate) fn unescape(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -95,6 +99,7 @@ pub fn unescape(s: &str) -> String {
 }
 
 impl Mounts {
+    /// The cgroup mounts of this process's mount namespace (/proc/self/mountinfo).
     pub fn from_proc() -> Result<Mounts> {
         let text = std::fs::read_to_string("/proc/self/mountinfo")
             .map_err(Error::io("reading /proc/self/mountinfo"))?;
@@ -135,6 +140,7 @@ impl Mounts {
         m
     }
 
+    /// The layout these mounts make (None: no cgroup filesystem).
     pub fn mode(&self) -> Option<CgroupMode> {
         match (self.v1.is_empty(), self.unified.is_some()) {
             (false, true) => Some(CgroupMode::Hybrid),
@@ -153,7 +159,7 @@ impl Mounts {
 }
 
 /// v1 controller names as they appear in mount options.
-pub const KNOWN_V1_CONTROLLERS: [&str; 13] = [
+pub(crate) const KNOWN_V1_CONTROLLERS: [&str; 13] = [
     "cpu",
     "cpuacct",
     "cpuset",

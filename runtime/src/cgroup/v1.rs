@@ -15,12 +15,14 @@ use std::time::{Duration, Instant};
 const ALWAYS: [&str; 6] = ["cpu", "cpuacct", "memory", "pids", "freezer", "devices"];
 
 #[derive(Debug)]
+/// The cgroup v1 driver: one directory per controller hierarchy.
 pub struct V1Driver {
     mounts: Mounts,
     mode: CgroupMode,
 }
 
 impl V1Driver {
+    /// A driver for the v1 hierarchies of `mounts` (`mode`: v1 or hybrid).
     pub fn new(mounts: Mounts, mode: CgroupMode) -> Self {
         V1Driver { mounts, mode }
     }

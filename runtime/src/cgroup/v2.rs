@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 #[derive(Debug)]
+/// The cgroup v2 driver: one directory in the unified hierarchy.
 pub struct V2Driver {
     root: PathBuf,
     mode: CgroupMode,

@@ -6,7 +6,7 @@
 //! /etc; /bin and /sbin as symlinks on merged-/usr hosts), a fresh /proc, a
 //! read-only /sys, a small /dev, a /tmp, the boxwatch binary at
 //! [`CONTAINER_EXE`], Docker's capability set plus the kept ones,
-//! no_new_privs, boxwatch's seccomp profile ([`crate::seccomp`]) as
+//! no_new_privs, boxwatch's seccomp profile (`crate::seccomp`) as
 //! `linux.seccomp`, runc's masked and read-only paths, the default device
 //! allow-list, and the limits in `linux.resources` (swap = the memory
 //! limit, so no swap), in the cgroup `cgroupsPath`.
@@ -26,13 +26,13 @@ use std::path::{Path, PathBuf};
 
 /// Host top-level entries the minimal root takes over: a directory is bound
 /// read-only, a symlink (merged /usr) is recreated in the bundle's rootfs.
-pub const HOST_DIRS: [&str; 8] = [
+pub(crate) const HOST_DIRS: [&str; 8] = [
     "usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc",
 ];
 
 /// `argv[1]` of boxwatch's tiny init when an OCI runtime runs it as PID 1
 /// (the equivalent of `docker run --init`).
-pub const OCI_INIT_ARG: &str = "__boxwatch-oci-init";
+pub(crate) const OCI_INIT_ARG: &str = "__boxwatch-oci-init";
 
 /// What the bundle needs besides the spec.
 #[derive(Debug, Clone)]
@@ -46,7 +46,7 @@ pub struct BundleOptions {
     /// A file holding the container's hostname, bound over /etc/hostname
     /// (None: the host has no /etc/hostname file).
     pub hostname_file: Option<PathBuf>,
-    /// How each host entry of [`HOST_DIRS`] looks: a directory, a symlink
+    /// How each host entry of `HOST_DIRS` looks: a directory, a symlink
     /// to a target, or absent.
     pub host_entries: Vec<(String, HostEntry)>,
 }
@@ -77,12 +77,15 @@ impl BundleOptions {
 /// A top-level host entry, as [`host_entries`] found it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostEntry {
+    /// A directory.
     Dir,
+    /// A symbolic link to this target.
     Symlink(PathBuf),
+    /// Not on this host.
     Absent,
 }
 
-/// How the host's top-level [`HOST_DIRS`] look on this machine.
+/// How the host's top-level `HOST_DIRS` look on this machine.
 pub fn host_entries() -> Vec<(String, HostEntry)> {
     HOST_DIRS
         .iter()
@@ -101,11 +104,21 @@ pub fn host_entries() -> Vec<(String, HostEntry)> {
 }
 
 fn oci_err(e: oci_spec::OciSpecError) -> Error {
-    Error::InvalidSpec(format!("building the OCI config: {e}"))
+    Error::OciConfig {
+        what: "building the OCI config".into(),
+        source: e.into(),
+    }
+}
+
+fn serialising_err(e: serde_json::Error) -> Error {
+    Error::OciConfig {
+        what: "serialising the OCI config".into(),
+        source: e.into(),
+    }
 }
 
 /// The OCI namespace type of a boxwatch namespace.
-pub fn namespace_type(ns: Namespace) -> LinuxNamespaceType {
+pub(crate) fn namespace_type(ns: Namespace) -> LinuxNamespaceType {
     match ns {
         Namespace::Pid => LinuxNamespaceType::Pid,
         Namespace::Mount => LinuxNamespaceType::Mount,
@@ -125,14 +138,18 @@ fn capabilities(spec: &ContainerSpec) -> Result<HashSet<OciCap>> {
         .copied()
         .chain(spec.keep_caps.iter().map(|c| c.0))
         .map(|c| {
-            serde_json::from_value::<OciCap>(serde_json::Value::String(c.to_string()))
-                .map_err(|e| Error::InvalidSpec(format!("capability {c} has no OCI name: {e}")))
+            serde_json::from_value::<OciCap>(serde_json::Value::String(c.to_string())).map_err(
+                |e| Error::OciConfig {
+                    what: format!("capability {c} has no OCI name"),
+                    source: e.into(),
+                },
+            )
         })
         .collect()
 }
 
 /// The entry's environment, as the builtin runtime sets it.
-pub fn entry_env(spec: &ContainerSpec, term: Option<&str>) -> Vec<String> {
+pub(crate) fn entry_env(spec: &ContainerSpec, term: Option<&str>) -> Vec<String> {
     let mut env: Vec<(String, String)> = vec![
         ("PATH".into(), DEFAULT_PATH.into()),
         ("HOME".into(), "/root".into()),
@@ -273,14 +290,46 @@ fn oci_id_maps(maps: &[IdMap]) -> Result<Vec<oci_spec::runtime::LinuxIdMapping>>
 }
 
 /// The OCI config for `spec`.
-pub fn config(spec: &ContainerSpec, opts: &BundleOptions) -> Result<Spec> {
+pub(crate) fn config(spec: &ContainerSpec, opts: &BundleOptions) -> Result<Spec> {
+    let process = process(spec, opts)?;
+    let linux = linux(spec, opts)?;
+    let root_path = match &spec.rootfs {
+        RootfsSpec::Minimal => PathBuf::from("rootfs"),
+        RootfsSpec::Dir(dir) => dir.clone(),
+        RootfsSpec::Host => {
+            return Err(Error::InvalidSpec(
+                "an OCI runtime needs a root filesystem of its own: the host rootfs is only for the builtin runtime".into(),
+            ))
+        }
+    };
+    let mut builder = SpecBuilder::default()
+        .version("1.0.2")
+        .root(
+            RootBuilder::default()
+                .path(root_path)
+                .readonly(false)
+                .build()
+                .map_err(oci_err)?,
+        )
+        .process(process)
+        .mounts(mounts(spec, opts)?)
+        .linux(linux);
+    if spec.namespaces.contains(Namespace::Uts) {
+        builder = builder.hostname(spec.hostname());
+    }
+    builder.build().map_err(oci_err)
+}
+
+/// The container's process: the entry (behind boxwatch's init when asked),
+/// root, no_new_privs, the capability set.
+fn process(spec: &ContainerSpec, opts: &BundleOptions) -> Result<oci_spec::runtime::Process> {
     let caps = capabilities(spec)?;
     let mut args = Vec::new();
     if spec.init {
         args.extend([CONTAINER_EXE.to_string(), OCI_INIT_ARG.into(), "--".into()]);
     }
     args.extend(spec.command.iter().cloned());
-    let process = ProcessBuilder::default()
+    ProcessBuilder::default()
         .terminal(false)
         .user(
             UserBuilder::default()
@@ -304,10 +353,12 @@ pub fn config(spec: &ContainerSpec, opts: &BundleOptions) -> Result<Spec> {
                 .map_err(oci_err)?,
         )
         .build()
-        .map_err(oci_err)?;
+        .map_err(oci_err)
+}
 
+/// The cgroup limits, and the device allow-list.
+fn resources(l: &crate::spec::Limits) -> Result<oci_spec::runtime::LinuxResources> {
     let mut resources = LinuxResourcesBuilder::default().devices(device_rules()?);
-    let l = &spec.limits;
     if l.cpu.is_some() || l.cpuset.is_some() {
         let mut cpu = LinuxCpuBuilder::default();
         if let Some(q) = l.cpu {
@@ -336,7 +387,12 @@ pub fn config(spec: &ContainerSpec, opts: &BundleOptions) -> Result<Spec> {
                 .map_err(oci_err)?,
         );
     }
+    resources.build().map_err(oci_err)
+}
 
+/// The namespaces, resources, cgroup path, masked and read-only paths and
+/// id maps.
+fn linux(spec: &ContainerSpec, opts: &BundleOptions) -> Result<oci_spec::runtime::Linux> {
     let namespaces = spec
         .namespaces
         .iter()
@@ -349,7 +405,7 @@ pub fn config(spec: &ContainerSpec, opts: &BundleOptions) -> Result<Spec> {
         .collect::<Result<Vec<_>>>()?;
     let mut linux = LinuxBuilder::default()
         .namespaces(namespaces)
-        .resources(resources.build().map_err(oci_err)?)
+        .resources(resources(&spec.limits)?)
         .cgroups_path(opts.cgroups_path.clone())
         .masked_paths(
             MASKED_PATHS
@@ -370,32 +426,7 @@ pub fn config(spec: &ContainerSpec, opts: &BundleOptions) -> Result<Spec> {
             .uid_mappings(oci_id_maps(&id_maps(&spec.uid_map, euid))?)
             .gid_mappings(oci_id_maps(&id_maps(&spec.gid_map, egid))?);
     }
-
-    let root_path = match &spec.rootfs {
-        RootfsSpec::Minimal => PathBuf::from("rootfs"),
-        RootfsSpec::Dir(dir) => dir.clone(),
-        RootfsSpec::Host => {
-            return Err(Error::InvalidSpec(
-                "an OCI runtime needs a root filesystem of its own: the host rootfs is only for the builtin runtime".into(),
-            ))
-        }
-    };
-    let mut builder = SpecBuilder::default()
-        .version("1.0.2")
-        .root(
-            RootBuilder::default()
-                .path(root_path)
-                .readonly(false)
-                .build()
-                .map_err(oci_err)?,
-        )
-        .process(process)
-        .mounts(mounts(spec, opts)?)
-        .linux(linux.build().map_err(oci_err)?);
-    if spec.namespaces.contains(Namespace::Uts) {
-        builder = builder.hostname(spec.hostname());
-    }
-    builder.build().map_err(oci_err)
+    linux.build().map_err(oci_err)
 }
 
 /// The device cgroup rules: deny everything, then allow the default
@@ -429,10 +460,9 @@ fn device_rules() -> Result<Vec<oci_spec::runtime::LinuxDeviceCgroup>> {
 /// `config` as JSON, with what `oci-spec` 0.7 cannot express added:
 /// `linux.timeOffsets` in the runtime spec's shape
 /// (`{"monotonic": {"secs": N, "nanosecs": 0}}`).
-pub fn config_json(spec: &ContainerSpec, opts: &BundleOptions) -> Result<serde_json::Value> {
+pub(crate) fn config_json(spec: &ContainerSpec, opts: &BundleOptions) -> Result<serde_json::Value> {
     let cfg = config(spec, opts)?;
-    let mut v = serde_json::to_value(&cfg)
-        .map_err(|e| Error::InvalidSpec(format!("serialising the OCI config: {e}")))?;
+    let mut v = serde_json::to_value(&cfg).map_err(serialising_err)?;
     if spec.namespaces.contains(Namespace::Time) {
         let o = spec.time_offsets;
         v["linux"]["timeOffsets"] = serde_json::json!({
@@ -481,8 +511,7 @@ pub fn write(dir: &Path, spec: &ContainerSpec, opts: &BundleOptions) -> Result<(
     }
     let json = config_json(spec, opts)?;
     let path = dir.join("config.json");
-    let text = serde_json::to_vec_pretty(&json)
-        .map_err(|e| Error::InvalidSpec(format!("serialising the OCI config: {e}")))?;
+    let text = serde_json::to_vec_pretty(&json).map_err(serialising_err)?;
     std::fs::write(&path, text).map_err(io(&path))
 }
 

@@ -4,7 +4,7 @@
 //! rootfs skeleton) under `<state-dir>/<run-id>/<name>.oci`, then
 //! `<rt> create --bundle B --pid-file P ID` with the container's stdio and
 //! `<rt> start ID`. boxwatch is the child subreaper of what it starts
-//! while a backend or one of its containers exists ([`reap`]), so when the
+//! while a backend or one of its containers exists (`reap`), so when the
 //! runtime's own process exits, the container's first process is
 //! re-parented to boxwatch: it is waited for like a builtin container, and
 //! its cgroup (`cgroupsPath` = `<parent>/<run-id>/<name>`, boxwatch's own
@@ -18,22 +18,22 @@
 //! The runtimes keep their state under `<state-dir>/oci/<runtime>` (their
 //! `--root`), apart from any other use of them on the host. That root is
 //! shared by every boxwatch process and held with a shared lock while used
-//! ([`dirs`]), so it is never removed under a running `<rt> --root`. A run
+//! (`dirs`), so it is never removed under a running `<rt> --root`. A run
 //! killed with SIGKILL is cleaned up when the next one starts, builtin or
 //! OCI ([`stale`]): its containers are deleted with the runtime (or killed
 //! through their cgroups when the runtime is gone), its cgroups and bundles
 //! removed.
 //!
 //! crun refuses cgroup v1/v2 hybrid hosts. There it runs behind a shim
-//! ([`shim`]) in a private mount namespace where the cgroup2 mount is
-//! unmounted, and [`OciBackend::notes`] says so.
+//! (`shim`) in a private mount namespace where the cgroup2 mount is
+//! unmounted, and `OciBackend::notes` says so.
 
 pub mod bundle;
-pub mod dirs;
+mod dirs;
 pub mod owner;
-pub mod reap;
-pub mod sandbox;
-pub mod shim;
+mod reap;
+mod sandbox;
+mod shim;
 pub mod stale;
 
 use crate::backend::{Backend, BackendKind, Kill, Running};
@@ -42,7 +42,6 @@ use crate::container::{Exit, Outcome, Runtime, RuntimeConfig, Stdio};
 use crate::error::{Error, Result};
 use crate::spec::{ContainerSpec, Namespace, RootfsSpec};
 use bundle::{BundleOptions, HostEntry};
-use dirs::RootUse;
 use nix::sys::signal::Signal;
 use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
@@ -52,20 +51,28 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// A shared hold on a runtime's state root, for whoever writes into it
+/// from outside a backend (the bench's dead-state rows): while held, the
+/// root is not removed under the writer.
+pub use dirs::RootUse;
 pub use shim::dispatch;
 
 /// Which OCI runtime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OciKind {
+    /// runc.
     Runc,
+    /// crun.
     Crun,
     /// gVisor: a sandboxed runtime (its own kernel, the sentry).
     Runsc,
 }
 
 impl OciKind {
+    /// Every OCI runtime boxwatch drives.
     pub const ALL: [OciKind; 3] = [OciKind::Runc, OciKind::Crun, OciKind::Runsc];
 
+    /// The runtime's binary name (`runc`, `crun`, `runsc`).
     pub fn name(self) -> &'static str {
         match self {
             OciKind::Runc => "runc",
@@ -173,13 +180,7 @@ impl Cli {
             .args(args)
             .stdin(std::process::Stdio::null())
             .output()
-            .map_err(|e| {
-                self.error(
-                    step,
-                    id,
-                    format!("could not run {}: {e}", self.binary.display()),
-                )
-            })?;
+            .map_err(|e| self.run_error(step, id, e))?;
         if out.status.success() {
             return Ok(());
         }
@@ -200,6 +201,17 @@ impl Cli {
         ))
     }
 
+    /// The runtime's binary could not be run at all.
+    fn run_error(&self, step: &'static str, id: &str, source: std::io::Error) -> Error {
+        Error::OciRun {
+            runtime: self.kind.name().into(),
+            step,
+            id: id.into(),
+            binary: self.binary.clone(),
+            source,
+        }
+    }
+
     fn error(&self, step: &'static str, id: &str, message: String) -> Error {
         Error::OciCommand {
             runtime: self.kind.name().into(),
@@ -217,7 +229,7 @@ impl Cli {
 
 /// runc or crun as a [`Backend`].
 #[derive(Debug)]
-pub struct OciBackend {
+pub(crate) struct OciBackend {
     cli: Cli,
     version: String,
     notes: Vec<String>,
@@ -285,6 +297,44 @@ impl Drop for RunShared {
     }
 }
 
+/// The runtime's binary: `runtime_path`, else `kind`'s name in PATH.
+fn find_binary(kind: OciKind, runtime_path: Option<PathBuf>) -> Result<PathBuf> {
+    match runtime_path {
+        Some(p) if p.is_file() => Ok(p),
+        Some(p) => Err(Error::OciRuntimeMissing {
+            runtime: kind.name().into(),
+            looked: format!("--runtime-path {} is not a file", p.display()),
+        }),
+        None => crate::find_in_path(kind.name()).ok_or_else(|| Error::OciRuntimeMissing {
+            runtime: kind.name().into(),
+            looked: format!("not in PATH={}", std::env::var("PATH").unwrap_or_default()),
+        }),
+    }
+}
+
+/// The runtime's version, refusing gVisor's runsc where runc or crun was
+/// asked for.
+fn checked_version(kind: OciKind, binary: &Path) -> Result<String> {
+    let version = version_of(binary).ok_or_else(|| Error::OciRuntimeMissing {
+        runtime: kind.name().into(),
+        looked: format!("`{} --version` did not answer", binary.display()),
+    })?;
+    if kind == OciKind::Runsc {
+        return Ok(sandbox::gvisor_version(&version));
+    }
+    if version.starts_with("runsc ") {
+        return Err(Error::OciUnsupported {
+            runtime: kind.name().into(),
+            what: format!(
+                "{} is gVisor's runsc ({version}), a sandboxed runtime with its own flags \
+                 and judge: use --runtime runsc",
+                binary.display()
+            ),
+        });
+    }
+    Ok(version)
+}
+
 impl OciBackend {
     /// Finds the runtime (`runtime_path`, else `runc`/`crun` in PATH),
     /// asks its version and features, becomes child subreaper, and removes
@@ -303,32 +353,8 @@ impl OciBackend {
                 "boxwatch drives OCI runtimes as root only (rootless runc/crun is not supported): run boxwatch as root".into(),
             ));
         }
-        let binary = match runtime_path {
-            Some(p) if p.is_file() => p,
-            Some(p) => {
-                return Err(Error::OciRuntimeMissing {
-                    runtime: kind.name().into(),
-                    looked: format!("--runtime-path {} is not a file", p.display()),
-                })
-            }
-            None => crate::find_in_path(kind.name()).ok_or_else(|| Error::OciRuntimeMissing {
-                runtime: kind.name().into(),
-                looked: format!("not in PATH={}", std::env::var("PATH").unwrap_or_default()),
-            })?,
-        };
-        let mut version = version_of(&binary).ok_or_else(|| Error::OciRuntimeMissing {
-            runtime: kind.name().into(),
-            looked: format!("`{} --version` did not answer", binary.display()),
-        })?;
-        if kind == OciKind::Runsc {
-            version = sandbox::gvisor_version(&version);
-        } else if version.starts_with("runsc ") {
-            return Err(unsupported(format!(
-                "{} is gVisor's runsc ({version}), a sandboxed runtime with its own flags \
-                 and judge: use --runtime runsc",
-                binary.display()
-            )));
-        }
+        let binary = find_binary(kind, runtime_path)?;
+        let version = checked_version(kind, &binary)?;
         let driver = cgroup::detect()?;
         let default = crate::find_in_path(kind.name());
         let root_name = owner::root_name(kind, &binary, default.as_deref());
@@ -374,15 +400,6 @@ impl OciBackend {
         })
     }
 
-    pub fn kind(&self) -> OciKind {
-        self.cli.kind
-    }
-
-    /// The runtime's binary.
-    pub fn binary(&self) -> &Path {
-        &self.cli.binary
-    }
-
     pub fn run_id(&self) -> &str {
         self.run.run.run_id()
     }
@@ -397,15 +414,6 @@ impl OciBackend {
         self.state_dir
             .join(self.run_id())
             .join(format!("{name}.oci"))
-    }
-
-    /// Writes the bundle of `spec` (as [`Backend::spawn`] would) without
-    /// starting anything; returns its directory. For benchmarks and
-    /// debugging: the caller removes it.
-    pub fn write_bundle(&self, spec: &ContainerSpec) -> Result<PathBuf> {
-        let dir = self.bundle_dir(&spec.name);
-        bundle::write(&dir, spec, &self.bundle_options(spec, &dir))?;
-        Ok(dir)
     }
 
     fn bundle_options(&self, spec: &ContainerSpec, dir: &Path) -> BundleOptions {
@@ -537,17 +545,53 @@ impl Backend for OciBackend {
 
         let log = dir.join("runtime.log");
         let pid_file = dir.join("pid");
-        let mut create = self.cli.command(Some(&log));
+        let status = {
+            let mut create = self.create_command(&dir, &log, &pid_file, &c.id, stdio);
+            create
+                .status()
+                .map_err(|e| self.cli.run_error("create", &c.id, e))?
+            // dropping `create` closes our copies of the container's stdio
+        };
+        if !status.success() {
+            return Err(self.create_failed(spec, &dir, &log, &c.id, status));
+        }
+        let pid = self.leader(&pid_file)?;
+        c.pid = Some(Pid::from_raw(pid));
+        self.check_reparented(pid)?;
+        // The runtime made the cgroup: open it again to find its directories.
+        c.cgroup = Arc::from(self.driver.open(&c.cgroup_path));
+        // Its helpers (runsc's gofer) are alive now, before `start`: the
+        // workload cannot have ended yet.
+        let created = sandbox::adopted_helpers(pid, &c.id, &dir);
+        self.cli.run("start", &c.id, &["start", &c.id])?;
+        c.started = Instant::now();
+        c.helpers = self.helpers_after_start(pid, &c.id, &dir, created);
+        Ok(Box::new(c))
+    }
+}
+
+impl OciBackend {
+    /// `<rt> create --bundle DIR --pid-file FILE ID`, with the container's
+    /// stdio.
+    fn create_command(
+        &self,
+        dir: &Path,
+        log: &Path,
+        pid_file: &Path,
+        id: &str,
+        stdio: Stdio,
+    ) -> std::process::Command {
+        let mut create = self.cli.command(Some(log));
         if self.cli.kind == OciKind::Runsc {
             create.arg("--panic-log").arg(dir.join(sandbox::PANIC_LOG));
         }
         create
             .arg("create")
             .arg("--bundle")
-            .arg(&dir)
+            .arg(dir)
             .arg("--pid-file")
-            .arg(&pid_file)
-            .arg(&c.id);
+            .arg(pid_file)
+            .arg(id);
         if let Some(fd) = stdio.stdin {
             create.stdin(fd);
         }
@@ -557,71 +601,87 @@ impl Backend for OciBackend {
         if let Some(fd) = stdio.stderr {
             create.stderr(fd);
         }
-        let status = create.status().map_err(|e| {
-            self.cli.error(
-                "create",
-                &c.id,
-                format!("could not run {}: {e}", self.cli.binary.display()),
-            )
-        })?;
-        drop(create); // closes our copies of the container's stdio
-        if !status.success() {
-            if let Some(line) = (self.cli.kind == OciKind::Runsc)
-                .then(|| sandbox::crashed(&dir))
-                .flatten()
-            {
-                return Err(Error::SandboxCrashed {
-                    runtime: self.cli.kind.name().into(),
-                    exit: format!("`create` {status}"),
-                    line,
-                });
-            }
-            let said = log_errors(&log);
-            let message = format!(
-                "{status}{}",
-                if said.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {said}")
-                }
-            );
-            if spec.namespaces.contains(Namespace::Time) && self.namespaces.is_none() {
-                return Err(self.unsupported(format!(
-                    "the time namespace could not be created ({message})"
-                )));
-            }
-            return Err(self.cli.error("create", &c.id, message));
+        create
+    }
+
+    /// Why `create` failed: a sandbox crash, a time namespace the runtime
+    /// cannot make, or what the runtime logged.
+    fn create_failed(
+        &self,
+        spec: &ContainerSpec,
+        dir: &Path,
+        log: &Path,
+        id: &str,
+        status: std::process::ExitStatus,
+    ) -> Error {
+        if let Some(line) = (self.cli.kind == OciKind::Runsc)
+            .then(|| sandbox::crashed(dir))
+            .flatten()
+        {
+            return Error::SandboxCrashed {
+                runtime: self.cli.kind.name().into(),
+                exit: format!("`create` {status}"),
+                line,
+            };
         }
-        let pid = read_pid_file(&pid_file).map_err(|why| Error::OciPidFile {
+        let said = log_errors(log);
+        let message = format!(
+            "{status}{}",
+            if said.is_empty() {
+                String::new()
+            } else {
+                format!(": {said}")
+            }
+        );
+        if spec.namespaces.contains(Namespace::Time) && self.namespaces.is_none() {
+            return self.unsupported(format!(
+                "the time namespace could not be created ({message})"
+            ));
+        }
+        self.cli.error("create", id, message)
+    }
+
+    /// The container's first process, from the pid file.
+    fn leader(&self, pid_file: &Path) -> Result<i32> {
+        let pid = read_pid_file(pid_file).map_err(|why| Error::OciPidFile {
             runtime: self.cli.kind.name().into(),
-            path: pid_file.clone(),
+            path: pid_file.to_path_buf(),
             why,
         })?;
-        c.pid = Some(Pid::from_raw(pid));
         sandbox::leader(pid, true);
+        Ok(pid)
+    }
+
+    /// The container's first process must be our child (the subreaper
+    /// took it), or it cannot be waited for.
+    fn check_reparented(&self, pid: i32) -> Result<()> {
         if parent_of(pid) != Some(std::process::id() as i32) {
             return Err(Error::OciNotReparented {
                 runtime: self.cli.kind.name().into(),
                 pid,
             });
         }
-        // The runtime made the cgroup: open it again to find its directories.
-        c.cgroup = Arc::from(self.driver.open(&c.cgroup_path));
-        // Its helpers (runsc's gofer) are alive now, before `start`: the
-        // workload cannot have ended yet.
-        let created = sandbox::adopted_helpers(pid, &c.id, &dir);
-        self.cli.run("start", &c.id, &["start", &c.id])?;
-        c.started = Instant::now();
-        // What the runtime started besides the container (runsc's gofer),
-        // re-parented to us: reaped when the container is removed.
+        Ok(())
+    }
+
+    /// What the runtime started besides the container (runsc's gofer),
+    /// re-parented to us, with the helpers seen before `start`: reaped when
+    /// the container is removed.
+    fn helpers_after_start(
+        &self,
+        pid: i32,
+        id: &str,
+        dir: &Path,
+        created: sandbox::Helpers,
+    ) -> sandbox::Helpers {
         let mut helpers = if self.cli.kind == OciKind::Runsc {
-            sandbox::sandbox_helpers(pid, &c.id, &dir, Duration::from_secs(2))
+            sandbox::sandbox_helpers(pid, id, dir, Duration::from_secs(2))
         } else {
             // Sessions the container's processes lead are its own (and die
             // with its cgroup); only gVisor's stubs come to us that way.
             sandbox::Helpers {
                 sessions: Vec::new(),
-                ..sandbox::adopted_helpers(pid, &c.id, &dir)
+                ..sandbox::adopted_helpers(pid, id, dir)
             }
         };
         for p in created.procs {
@@ -629,14 +689,13 @@ impl Backend for OciBackend {
                 helpers.procs.push(p);
             }
         }
-        c.helpers = helpers;
-        Ok(Box::new(c))
+        helpers
     }
 }
 
 /// A container started by runc or crun.
 #[derive(Debug)]
-pub struct OciContainer {
+pub(crate) struct OciContainer {
     cli: Cli,
     id: String,
     bundle: PathBuf,
@@ -656,11 +715,6 @@ pub struct OciContainer {
 }
 
 impl OciContainer {
-    /// The OCI container id.
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
     /// Kills what is left in the cgroup and reaps the container's
     /// processes that were re-parented to this process; the entry, seen
     /// exited but not reaped until now (so its PID, the session id, stays
@@ -864,7 +918,7 @@ fn version_of(binary: &Path) -> Option<String> {
 }
 
 /// The first non-empty line of `text`, trimmed.
-pub fn first_line(text: &str) -> Option<String> {
+pub(crate) fn first_line(text: &str) -> Option<String> {
     text.lines()
         .map(str::trim)
         .find(|l| !l.is_empty())
@@ -887,7 +941,7 @@ fn features_namespaces(binary: &Path) -> Option<Vec<String>> {
 }
 
 /// `linux.namespaces` of a `features` document.
-pub fn parse_features_namespaces(json: &str) -> Option<Vec<String>> {
+pub(crate) fn parse_features_namespaces(json: &str) -> Option<Vec<String>> {
     let v: serde_json::Value = serde_json::from_str(json).ok()?;
     v["linux"]["namespaces"].as_array().map(|a| {
         a.iter()
@@ -898,7 +952,7 @@ pub fn parse_features_namespaces(json: &str) -> Option<Vec<String>> {
 
 /// The error messages of a runtime's JSON log (`{"level":"error","msg":..}`
 /// lines); other lines as they are. The last few only.
-pub fn parse_log_errors(text: &str) -> String {
+pub(crate) fn parse_log_errors(text: &str) -> String {
     let msgs: Vec<String> = text
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -921,7 +975,7 @@ fn log_errors(log: &Path) -> String {
 }
 
 /// The PID in a runtime's pid file.
-pub fn parse_pid_file(text: &str) -> std::result::Result<i32, String> {
+pub(crate) fn parse_pid_file(text: &str) -> std::result::Result<i32, String> {
     match text.trim().parse::<i32>() {
         Ok(p) if p > 0 => Ok(p),
         _ => Err(format!("{:?} is not a PID", text.trim())),

@@ -4,7 +4,7 @@
 //! A state root `<state-dir>/oci/<root>` is named after the runtime kind
 //! when the binary is the one in PATH (`oci/runc`), else after the kind
 //! and a hash of the binary's path (`oci/runc-1a2b3c4d`), so two binaries
-//! never share a root. The root records its binary in [`OWNER_FILE`]; the
+//! never share a root. The root records its binary in `OWNER_FILE`; the
 //! stale-run cleanup ([`super::stale`]) uses that binary, not whatever
 //! `runc` PATH finds, and the family's own state layout and delete flag:
 //!
@@ -24,14 +24,16 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The file in a state root that names its runtime's binary.
-pub const OWNER_FILE: &str = ".boxwatch-owner";
+pub(crate) const OWNER_FILE: &str = ".boxwatch-owner";
 /// The directory in a state root holding entries the cleanup gave up on.
 pub const GIVEN_UP_DIR: &str = ".given-up";
 
 /// The binary that owns a state root, and its family.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owner {
+    /// Which runtime.
     pub kind: OciKind,
+    /// Its binary.
     pub binary: PathBuf,
 }
 
@@ -90,26 +92,28 @@ pub fn root_name(kind: OciKind, binary: &Path, default: Option<&Path>) -> String
 
 /// The kind a root without an owner record belongs to, from its name
 /// (`runc`, `crun-1a2b3c4d`).
-pub fn kind_of_root_name(name: &str) -> Option<OciKind> {
+pub(crate) fn kind_of_root_name(name: &str) -> Option<OciKind> {
     OciKind::from_name(name.split_once('-').map_or(name, |(k, _)| k))
 }
 
 /// The arguments that remove container `id` whatever its state: every
 /// family accepts `--force` (runsc refuses `-f`).
-pub fn delete_args(id: &str) -> [&str; 3] {
+pub(crate) fn delete_args(id: &str) -> [&str; 3] {
     ["delete", "--force", id]
 }
 
 /// One container's state in a root: its id and the paths that hold it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
+    /// The container id.
     pub id: String,
+    /// Its files and directories in the state root.
     pub paths: Vec<PathBuf>,
 }
 
 /// The container id a runsc state file belongs to:
 /// `<id>_sandbox:<sandbox-id>.state` or `.lock`.
-pub fn runsc_state_id(file: &str) -> Option<&str> {
+pub(crate) fn runsc_state_id(file: &str) -> Option<&str> {
     let stem = file
         .strip_suffix(".state")
         .or_else(|| file.strip_suffix(".lock"))?;
@@ -151,14 +155,14 @@ pub fn entries(kind: OciKind, root: &Path) -> Vec<Entry> {
 }
 
 /// Whether the cleanup already gave up on container `id` of `root`.
-pub fn given_up(root: &Path, id: &str) -> bool {
+pub(crate) fn given_up(root: &Path, id: &str) -> bool {
     root.join(GIVEN_UP_DIR).join(id).symlink_metadata().is_ok()
 }
 
 /// Gives up on `entry`: moves its paths into `<root>/.given-up/<id>/`, or,
 /// when that fails, leaves a marker file `<root>/.given-up/<id>` holding
 /// `why`. Returns where it is now, for the one report.
-pub fn give_up(root: &Path, entry: &Entry, why: &str) -> std::io::Result<PathBuf> {
+pub(crate) fn give_up(root: &Path, entry: &Entry, why: &str) -> std::io::Result<PathBuf> {
     let dir = root.join(GIVEN_UP_DIR);
     std::fs::create_dir_all(&dir)?;
     let target = dir.join(&entry.id);

@@ -28,7 +28,7 @@
 //!
 //! When nothing is dead, this costs a listing of `<state-dir>/oci` and of
 //! each root in it (and one failed `stat` when there is no `oci/`).
-//! [`crate::cleanup::remove_stale_runs`] calls this first thing, so every
+//! `crate::cleanup::remove_stale_runs` calls this first thing, so every
 //! `Runtime::new` (builtin runs, and the one inside each OCI backend) does.
 
 use super::dirs::RootUse;
@@ -58,26 +58,40 @@ pub enum Removal {
     Deleted,
     /// Its processes were killed through its cgroup and its state
     /// removed, because `why` (no binary, or delete failed).
-    KilledThroughCgroup { why: String },
+    KilledThroughCgroup {
+        /// Why it was not deleted.
+        why: String,
+    },
     /// Its state could not be removed (`why`): it was moved aside (or
     /// marked) at `at`, reported this once, and is not retried.
-    GivenUp { why: String, at: PathBuf },
+    GivenUp {
+        /// Why its state could not be removed.
+        why: String,
+        /// Where it was moved aside (or marked).
+        at: PathBuf,
+    },
 }
 
 /// A container of a dead run, and how it went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaleContainer {
+    /// The runtime that ran it.
     pub runtime: OciKind,
     /// The binary that owns its state root.
     pub binary: Option<PathBuf>,
+    /// Its OCI container id.
     pub id: String,
+    /// What was done with it.
     pub removal: Removal,
 }
 
 /// Removes the containers of dead runs from every OCI runtime's state root
 /// under `config.state_dir`, each with the binary that owns the root (when
 /// it is still a file) and `driver` to kill through cgroups.
-pub fn remove_dead_runs(config: &RuntimeConfig, driver: &dyn CgroupDriver) -> Vec<StaleContainer> {
+pub(crate) fn remove_dead_runs(
+    config: &RuntimeConfig,
+    driver: &dyn CgroupDriver,
+) -> Vec<StaleContainer> {
     remove_dead_runs_with(config, driver, &|o: &Owner| {
         o.binary.is_file().then(|| o.binary.clone())
     })
@@ -112,7 +126,7 @@ fn owner_of(root: &Path, kind: OciKind) -> Owner {
         })
 }
 
-/// As [`remove_dead_runs`], with each root's binary from `binary` (None:
+/// As `remove_dead_runs`, with each root's binary from `binary` (None:
 /// the binary is not there; its containers are killed through their
 /// cgroups when they have processes left).
 pub fn remove_dead_runs_with(
@@ -133,61 +147,21 @@ pub fn remove_dead_runs_with(
         }
         let owner = owner_of(&root, kind);
         let found = binary(&owner);
-        let mut cli = None;
-        // A runtime command of the dead run may still work on an entry
-        // that has no recorded process yet (a `create` under way) or a
-        // running one; one pass over /proc finds them all, and an entry
-        // named by one is waited for in remove_one. An entry whose recorded
-        // processes are all gone has no command left that could bring it
-        // back: no pass for it.
-        let unsettled: Vec<usize> = (0..dead.len())
-            .filter(|&i| {
-                let e = &dead[i].0;
-                let recorded = recorded_processes(&state_docs(e));
-                recorded.is_empty() || recorded.iter().any(|r| still_runs(*r, &e.id))
-            })
-            .collect();
-        let ids: Vec<&str> = unsettled.iter().map(|&i| dead[i].0.id.as_str()).collect();
-        let busy: Vec<usize> = if ids.is_empty() {
-            Vec::new()
-        } else {
-            commands_on_any(&ids)
-                .into_iter()
-                .map(|(_, k)| unsettled[k])
-                .collect()
+        let mut dead_root = DeadRoot {
+            owner: &owner,
+            binary: found.as_deref(),
+            cli: None,
+            root: &root,
+            driver,
+            config,
         };
+        let busy = busy_entries(&dead);
         for (i, (entry, run, name)) in dead.iter().enumerate() {
-            let r = remove_one(
-                busy.contains(&i),
-                &owner,
-                found.as_deref(),
-                &mut cli,
-                &root,
-                entry,
-                (run, name),
-                driver,
-                config,
-            );
+            let r = dead_root.remove_one(busy.contains(&i), entry, (run, name));
             let Some(r) = r else {
                 continue; // another starting run removed it meanwhile
             };
-            let id = &entry.id;
-            let rt = kind.name();
-            match &r.removal {
-                Removal::StateRemoved => {
-                    tracing::info!("removed the state of stale {rt} container {id}")
-                }
-                Removal::Deleted => tracing::info!("deleted stale {rt} container {id}"),
-                Removal::KilledThroughCgroup { why } => {
-                    tracing::info!("stale {rt} container {id} killed through its cgroup ({why})")
-                }
-                // The one report: the entry is not looked at again.
-                Removal::GivenUp { why, at } => tracing::warn!(
-                    "could not remove stale {rt} container {id}: {why}; gave up on it \
-                     (kept at {}: remove it by hand once the cause is fixed)",
-                    at.display()
-                ),
-            }
+            log_removal(kind, &entry.id, &r.removal);
             removed.push(r);
         }
         drop(hold);
@@ -203,6 +177,52 @@ pub fn remove_dead_runs_with(
         }
     }
     removed
+}
+
+/// The indices of the entries of `dead` a runtime command of the dead run
+/// may still work on.
+///
+/// Such a command may work on an entry that has no recorded process yet (a
+/// `create` under way) or a running one; one pass over /proc finds them
+/// all, and an entry named by one is waited for in remove_one. An entry
+/// whose recorded processes are all gone has no command left that could
+/// bring it back: no pass for it.
+fn busy_entries(dead: &[(Entry, String, String)]) -> Vec<usize> {
+    let unsettled: Vec<usize> = (0..dead.len())
+        .filter(|&i| {
+            let e = &dead[i].0;
+            let recorded = recorded_processes(&state_docs(e));
+            recorded.is_empty() || recorded.iter().any(|r| still_runs(*r, &e.id))
+        })
+        .collect();
+    let ids: Vec<&str> = unsettled.iter().map(|&i| dead[i].0.id.as_str()).collect();
+    if ids.is_empty() {
+        return Vec::new();
+    }
+    commands_on_any(&ids)
+        .into_iter()
+        .map(|(_, k)| unsettled[k])
+        .collect()
+}
+
+/// One line per removed container; the one report of a given-up one.
+fn log_removal(kind: OciKind, id: &str, removal: &Removal) {
+    let rt = kind.name();
+    match removal {
+        Removal::StateRemoved => {
+            tracing::info!("removed the state of stale {rt} container {id}")
+        }
+        Removal::Deleted => tracing::info!("deleted stale {rt} container {id}"),
+        Removal::KilledThroughCgroup { why } => {
+            tracing::info!("stale {rt} container {id} killed through its cgroup ({why})")
+        }
+        // The one report: the entry is not looked at again.
+        Removal::GivenUp { why, at } => tracing::warn!(
+            "could not remove stale {rt} container {id}: {why}; gave up on it \
+             (kept at {}: remove it by hand once the cause is fixed)",
+            at.display()
+        ),
+    }
 }
 
 /// (entry, run id, name) of every container of a dead run under `root`
@@ -379,68 +399,88 @@ fn remove_paths(entry: &Entry) -> Result<(), String> {
     first.map_or(Ok(()), Err)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn remove_one(
-    busy: bool,
-    owner: &Owner,
-    binary: Option<&Path>,
-    cli: &mut Option<Option<Cli>>,
-    root: &Path,
-    entry: &Entry,
-    (run, name): (&str, &str),
-    driver: &dyn CgroupDriver,
-    config: &RuntimeConfig,
-) -> Option<StaleContainer> {
-    let kind = owner.kind;
-    let id = entry.id.as_str();
-    let until = Instant::now() + COMMAND_WAIT;
-    if busy {
-        loop {
-            let busy = commands_on(id);
-            if busy.is_empty() {
-                break;
-            }
-            if Instant::now() >= until {
-                tracing::warn!("stale container {id}: runtime commands {busy:?} still running");
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+/// A state root of dead runs' containers, and how to reach its runtime.
+struct DeadRoot<'a> {
+    owner: &'a Owner,
+    /// The owner's binary, when it is there.
+    binary: Option<&'a Path>,
+    /// The runtime's command line, made when first needed (None inside:
+    /// it cannot be run).
+    cli: Option<Option<Cli>>,
+    root: &'a Path,
+    driver: &'a dyn CgroupDriver,
+    config: &'a RuntimeConfig,
+}
+
+impl DeadRoot<'_> {
+    /// Removes one dead container (None: another starting run removed it
+    /// meanwhile): its state, its processes, its cgroups.
+    fn remove_one(
+        &mut self,
+        busy: bool,
+        entry: &Entry,
+        (run, name): (&str, &str),
+    ) -> Option<StaleContainer> {
+        let id = entry.id.as_str();
+        if busy {
+            wait_for_runtime_commands(id);
         }
-    }
-    if !entry.paths.iter().any(|p| p.symlink_metadata().is_ok()) {
-        return None;
-    }
-    let docs = state_docs(entry);
-    let recorded = recorded_processes(&docs);
-    let leader = recorded.first().copied();
-    let me = std::process::id() as i32;
-    // When this process is the subreaper that inherited the dead run's
-    // container, its processes become our zombies: reap them after.
-    let ours: Vec<Recorded> = recorded
-        .iter()
-        .copied()
-        .filter(|r| {
-            proc_stat(r.pid).is_some_and(|s| s.ppid == me && r.start.is_none_or(|st| st == s.start))
+        if !state_left(entry) {
+            return None;
+        }
+        let docs = state_docs(entry);
+        let recorded = recorded_processes(&docs);
+        let leader = recorded.first().copied();
+        let ours = our_children(&recorded);
+        let cg_path = cgroup_of(&docs, run, name, &self.config.cgroup_parent);
+        let cg = self.driver.open(&cg_path);
+        let in_cgroup = cg.pids();
+        let noted = if ours.is_empty() {
+            Vec::new()
+        } else {
+            reap::our_children(&in_cgroup)
+        };
+        let nothing_runs = in_cgroup.is_empty() && !recorded.iter().any(|r| still_runs(*r, id));
+        let removal = if nothing_runs {
+            // Nothing of it runs: what `<rt> delete` would do, without it.
+            let _ = cg.remove();
+            match remove_paths(entry) {
+                Ok(()) => Removal::StateRemoved,
+                Err(why) => Removal::KilledThroughCgroup { why },
+            }
+        } else {
+            match self.delete(id) {
+                Ok(()) if !state_left(entry) => Removal::Deleted,
+                Ok(()) => kill_through_cgroup(
+                    entry,
+                    cg.as_ref(),
+                    &recorded,
+                    "delete left its state behind".into(),
+                ),
+                Err(why) => kill_through_cgroup(entry, cg.as_ref(), &recorded, why),
+            }
+        };
+        let removal = give_up_if_left(self.root, entry, removal);
+        reap_our_children(leader, &ours, &noted);
+        remove_foreign_cgroup(&cg_path, run, self.config);
+        Some(StaleContainer {
+            runtime: self.owner.kind,
+            binary: self.binary.map(Path::to_path_buf),
+            id: id.to_string(),
+            removal,
         })
-        .collect();
-    let cg_path = cgroup_of(&docs, run, name, &config.cgroup_parent);
-    let cg = driver.open(&cg_path);
-    let in_cgroup = cg.pids();
-    let noted = if ours.is_empty() {
-        Vec::new()
-    } else {
-        reap::our_children(&in_cgroup)
-    };
-    let nothing_runs = in_cgroup.is_empty() && !recorded.iter().any(|r| still_runs(*r, id));
-    let mut removal = if nothing_runs {
-        // Nothing of it runs: what `<rt> delete` would do, without it.
-        let _ = cg.remove();
-        match remove_paths(entry) {
-            Ok(()) => Removal::StateRemoved,
-            Err(why) => Removal::KilledThroughCgroup { why },
-        }
-    } else {
-        let cli = cli.get_or_insert_with(|| {
+    }
+
+    /// `<rt> delete --force ID` with the owner's binary; Err says why not.
+    fn delete(&mut self, id: &str) -> std::result::Result<(), String> {
+        let (binary, root, config, driver, kind) = (
+            self.binary,
+            self.root,
+            self.config,
+            self.driver,
+            self.owner.kind,
+        );
+        let cli = self.cli.get_or_insert_with(|| {
             let b = binary?;
             Cli::for_host(
                 kind,
@@ -452,56 +492,103 @@ fn remove_one(
             .map_err(|e| tracing::warn!("{}", crate::error::chain(&e)))
             .ok()
         });
-        let deleted = match cli {
+        match cli {
             Some(cli) => cli.delete(id).map_err(|e| crate::error::chain(&e)),
-            None => Err(format!("{} is not installed", owner.binary.display())),
-        };
-        match deleted {
-            Ok(()) if !entry.paths.iter().any(|p| p.symlink_metadata().is_ok()) => Removal::Deleted,
-            other => {
-                let mut why = match other {
-                    Err(e) => e,
-                    Ok(()) => "delete left its state behind".into(),
-                };
-                if let Err(e) = cg.kill_all(KILL_TIMEOUT) {
-                    tracing::warn!("stale container {id}: {}", crate::error::chain(&e));
-                }
-                // Recorded by the runtime, checked by start time (or its
-                // arguments): still that process, and not in the cgroup.
-                for r in &recorded {
-                    if still_runs(*r, id) {
-                        let _ = nix::sys::signal::kill(
-                            Pid::from_raw(r.pid),
-                            nix::sys::signal::Signal::SIGKILL,
-                        );
-                    }
-                }
-                let _ = cg.remove();
-                if let Err(e) = remove_paths(entry) {
-                    why = format!("{why}; {e}");
-                }
-                Removal::KilledThroughCgroup { why }
-            }
+            None => Err(format!("{} is not installed", self.owner.binary.display())),
         }
+    }
+}
+
+/// Whether any of the container's state is still on disk.
+fn state_left(entry: &Entry) -> bool {
+    entry.paths.iter().any(|p| p.symlink_metadata().is_ok())
+}
+
+/// Waits (up to [`COMMAND_WAIT`]) for the runtime commands still running
+/// on container `id` to end.
+fn wait_for_runtime_commands(id: &str) {
+    let until = Instant::now() + COMMAND_WAIT;
+    loop {
+        let busy = commands_on(id);
+        if busy.is_empty() {
+            break;
+        }
+        if Instant::now() >= until {
+            tracing::warn!("stale container {id}: runtime commands {busy:?} still running");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The recorded processes that are this process's children: when it is
+/// the subreaper that inherited the dead run's container, its processes
+/// become our zombies, reaped after.
+fn our_children(recorded: &[Recorded]) -> Vec<Recorded> {
+    let me = std::process::id() as i32;
+    recorded
+        .iter()
+        .copied()
+        .filter(|r| {
+            proc_stat(r.pid).is_some_and(|s| s.ppid == me && r.start.is_none_or(|st| st == s.start))
+        })
+        .collect()
+}
+
+/// The container could not be deleted (`why`): kills what is left in its
+/// cgroup and what the runtime recorded, removes the cgroup and its state.
+fn kill_through_cgroup(
+    entry: &Entry,
+    cg: &dyn crate::cgroup::Cgroup,
+    recorded: &[Recorded],
+    mut why: String,
+) -> Removal {
+    let id = entry.id.as_str();
+    if let Err(e) = cg.kill_all(KILL_TIMEOUT) {
+        tracing::warn!("stale container {id}: {}", crate::error::chain(&e));
+    }
+    // Recorded by the runtime, checked by start time (or its arguments):
+    // still that process, and not in the cgroup.
+    for r in recorded {
+        if still_runs(*r, id) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(r.pid), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+    let _ = cg.remove();
+    if let Err(e) = remove_paths(entry) {
+        why = format!("{why}; {e}");
+    }
+    Removal::KilledThroughCgroup { why }
+}
+
+/// A container whose state is still there after it was killed is set
+/// aside in the root's given-up directory, and reported once.
+fn give_up_if_left(root: &Path, entry: &Entry, removal: Removal) -> Removal {
+    let Removal::KilledThroughCgroup { why } = &removal else {
+        return removal;
     };
-    if let Removal::KilledThroughCgroup { why } = &removal {
-        if entry.paths.iter().any(|p| p.symlink_metadata().is_ok()) {
-            removal = match owner::give_up(root, entry, why) {
-                Ok(at) => Removal::GivenUp {
-                    why: why.clone(),
-                    at,
-                },
-                Err(e) => Removal::GivenUp {
-                    why: format!("{why}; and it could not be set aside: {e}"),
-                    at: root.join(owner::GIVEN_UP_DIR),
-                },
-            };
-        }
+    if !state_left(entry) {
+        return removal;
     }
+    match owner::give_up(root, entry, why) {
+        Ok(at) => Removal::GivenUp {
+            why: why.clone(),
+            at,
+        },
+        Err(e) => Removal::GivenUp {
+            why: format!("{why}; and it could not be set aside: {e}"),
+            at: root.join(owner::GIVEN_UP_DIR),
+        },
+    }
+}
+
+/// Reaps the container's processes that were our children (and the
+/// orphans its leader left to us).
+fn reap_our_children(leader: Option<Recorded>, ours: &[Recorded], noted: &[(i32, u64)]) {
     if let Some(l) = leader.filter(|l| ours.iter().any(|o| o.pid == l.pid)) {
-        reap::reap_container_orphans(l.pid, &noted, Duration::from_secs(2));
+        reap::reap_container_orphans(l.pid, noted, Duration::from_secs(2));
     }
-    for r in &ours {
+    for r in ours {
         let until = Instant::now() + KILL_TIMEOUT;
         loop {
             match waitpid(Pid::from_raw(r.pid), Some(WaitPidFlag::WNOHANG)) {
@@ -512,23 +599,21 @@ fn remove_one(
             }
         }
     }
-    // Below the configured parent, remove_stale_cgroups removes what is
-    // left in every hierarchy once, for all dead runs; elsewhere (a
-    // recorded path under another parent) it is done here.
-    if !cg_path.starts_with(config.cgroup_parent.join(run)) {
-        for m in cgroup_mounts() {
-            let _ = std::fs::remove_dir(join(&m, &cg_path));
-            if let Some(run_dir) = cg_path.parent().filter(|p| p.ends_with(run)) {
-                let _ = std::fs::remove_dir(join(&m, run_dir));
-            }
+}
+
+/// Below the configured parent, remove_stale_cgroups removes what is left
+/// in every hierarchy once, for all dead runs; elsewhere (a recorded path
+/// under another parent) it is done here.
+fn remove_foreign_cgroup(cg_path: &Path, run: &str, config: &RuntimeConfig) {
+    if cg_path.starts_with(config.cgroup_parent.join(run)) {
+        return;
+    }
+    for m in cgroup_mounts() {
+        let _ = std::fs::remove_dir(join(&m, cg_path));
+        if let Some(run_dir) = cg_path.parent().filter(|p| p.ends_with(run)) {
+            let _ = std::fs::remove_dir(join(&m, run_dir));
         }
     }
-    Some(StaleContainer {
-        runtime: kind,
-        binary: binary.map(Path::to_path_buf),
-        id: id.to_string(),
-        removal,
-    })
 }
 
 /// Removes the empty cgroup directories of dead runs under `parent` in

@@ -17,9 +17,9 @@
 use super::common::{interrupted, percentile};
 use super::runtime::{ms, time_once};
 use anyhow::{Context, Result};
-use runtime::oci::dirs::RootUse;
 use runtime::oci::owner::{self, Owner};
 use runtime::oci::OciKind;
+use runtime::oci::RootUse;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
