@@ -494,6 +494,38 @@ pub fn parse_proc_cgroup(text: &str) -> Result<Vec<ProcCgroup>, ParseError> {
     Ok(out)
 }
 
+/// What the judge reads of `/proc/<pid>/stat`: the state letter (field 3),
+/// the task flags (field 9) and the start time in clock ticks since boot
+/// (field 22); the later two are `None` when the line stops before them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PidStat {
+    /// `R`, `S`, `D`, `Z` (zombie), `X` (dead)...
+    pub state: char,
+    /// The kernel's `PF_*` task flags.
+    pub flags: Option<u64>,
+    /// Clock ticks since boot when the process started: with the PID, it
+    /// names one process (a PID may be reused, never with its start time).
+    pub start_time: Option<u64>,
+}
+
+/// `/proc/<pid>/stat`. The command (field 2) may hold spaces and
+/// parentheses, so the fields are counted from its last `)`.
+pub fn parse_pid_stat(text: &str) -> Result<PidStat, ParseError> {
+    let bad = || ParseError::new("\"pid (comm) state ...\"", text);
+    let rest = text.rsplit_once(')').ok_or_else(bad)?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let state = fields
+        .first()
+        .and_then(|s| s.chars().next())
+        .ok_or_else(bad)?;
+    let number = |i: usize| fields.get(i).and_then(|f| f.parse().ok());
+    Ok(PidStat {
+        state,
+        flags: number(6),
+        start_time: number(19),
+    })
+}
+
 /// Decodes the kernel's octal escapes (`\040` space, `\011` tab, `\012`
 /// newline, `\134` backslash). A backslash not followed by three octal
 /// digits (or by a value above 255) is kept as is.
@@ -850,6 +882,7 @@ mod tests {
             let _ = parse_pids_events_max(&s);
             let _ = parse_cpu_list(&s);
             let _ = parse_proc_cgroup(&s);
+            let _ = parse_pid_stat(&s);
             let _ = parse_mountinfo(&s);
             let _ = parse_ns_link(&s);
             let _ = v1_controllers(&s);
@@ -921,6 +954,31 @@ mod tests {
             prop_assert_eq!(&v[0].controllers, &ctrls);
             prop_assert_eq!(&v[0].path, &path);
             prop_assert_eq!(v[0].hierarchy_id, id);
+        }
+
+        #[test]
+        fn pid_stat_gives_state_flags_and_start_time_whatever_the_command(
+            comm in "[ -~]{0,16}",
+            state in proptest::sample::select(vec!['R', 'S', 'D', 'Z', 'T', 'I', 'X']),
+            flags in any::<u32>(),
+            start in any::<u64>(),
+            pid in 1i32..4_000_000,
+        ) {
+            // Fields 4..=8, the flags (9), 10..=21, then starttime (22), as
+            // the kernel writes them.
+            let before: Vec<String> = (4..=8).map(|n| (n * 7).to_string()).collect();
+            let after: Vec<String> = (10..=21).map(|n| (n * 7).to_string()).collect();
+            let line = format!(
+                "{pid} ({comm}) {state} {} {flags} {} {start} 1234 5678\n",
+                before.join(" "),
+                after.join(" ")
+            );
+            let want = PidStat { state, flags: Some(flags.into()), start_time: Some(start) };
+            prop_assert_eq!(parse_pid_stat(&line).unwrap(), want);
+            // A line cut after the state still gives the state.
+            let short = format!("{pid} ({comm}) {state} 1");
+            let cut = PidStat { state, flags: None, start_time: None };
+            prop_assert_eq!(parse_pid_stat(&short).unwrap(), cut);
         }
 
         #[test]

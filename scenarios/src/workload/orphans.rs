@@ -30,9 +30,11 @@ fn state_of(pid: i32) -> std::result::Result<Option<char>, String> {
         .ok_or_else(|| format!("{path}: no state letter in {stat:?}"))
 }
 
-/// The state letter of a /proc/<pid>/stat line.
+/// The state letter of a /proc/<pid>/stat line (probes' parser).
 fn stat_state(stat: &str) -> Option<char> {
-    stat.rsplit_once(')')?.1.trim_start().chars().next()
+    probes::host::parse::parse_pid_stat(stat)
+        .ok()
+        .map(|s| s.state)
 }
 
 /// Zombies in /proc; an error when /proc cannot be listed or is empty (it
