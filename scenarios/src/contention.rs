@@ -18,16 +18,17 @@
 //! too, and then the host's spare CPUs decide.
 
 use crate::expect::{Condition, Expectation, Judgement, Observations, Observed, Value};
+use crate::metrics::Metric;
 use probes::Verdict;
 use std::collections::BTreeMap;
 
 /// Metric: the container's run-queue wait beyond its throttled time, in
 /// CPUs over the measured window.
-pub const CONTENTION_CPUS: &str = "cpu_contention_cpus";
+pub const CONTENTION_CPUS: &str = Metric::CpuContentionCpus.as_str();
 /// Metric: the run time of the container's threads (schedstat), in CPUs.
-pub const THREADS_CPU_SHARE: &str = "threads_cpu_share";
+pub const THREADS_CPU_SHARE: &str = Metric::ThreadsCpuShare.as_str();
 /// Metric: the run-queue wait of the container's threads, in CPUs.
-pub const WAIT_CPUS: &str = "cpu_wait_cpus";
+pub const WAIT_CPUS: &str = Metric::CpuWaitCpus.as_str();
 
 /// Words that mark a judgement as inconclusive (a shortfall the host's
 /// load explains): such a scenario is run again.
@@ -211,7 +212,7 @@ pub fn judge(
         .iter()
         .zip(judgements)
         .map(|(e, j)| {
-            let own = !e.metric.starts_with("neighbour.");
+            let own = !e.metric.starts_with(crate::metrics::NEIGHBOUR_PREFIX);
             if e.needs_cpus.is_none() || !j.broken() || !own || contention.is_none() {
                 return crate::expect::judge_contention(e, j, spare);
             }

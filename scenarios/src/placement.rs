@@ -8,7 +8,7 @@ use probes::host::{CgroupLayout, CgroupPath, CgroupVersion, Hierarchy};
 use std::collections::BTreeSet;
 
 /// The metric of the placement check.
-pub const METRIC: &str = "placement";
+pub const METRIC: &str = crate::metrics::Metric::Placement.as_str();
 /// Its value when every process seen was in its cgroup.
 pub const PLACED: &str = "every process in its cgroup";
 /// Processes examined per sample at most (a fork bomb has 64).

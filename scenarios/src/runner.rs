@@ -6,6 +6,7 @@
 use crate::catalog::{LoadError, Member, Scenario};
 use crate::error::{Error, Result};
 use crate::expect::{self, Evidence, Judgement, Observations, Observed};
+use crate::metrics::{Metric, NEIGHBOUR_PREFIX};
 use crate::observe::{self, AckView, Collected, HostSample, HostSnapshot, Mark};
 use crate::workload::{Workload, GUARD_ENV};
 use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
@@ -227,23 +228,25 @@ pub struct RecordedObservations {
 }
 
 /// Host figures every scenario reports when it has them.
-const CORE_MEASUREMENTS: [&str; 4] = ["memory_peak_bytes", "oom_kills", "pids_peak", "exit_code"];
+const CORE_MEASUREMENTS: [&str; 4] = [
+    Metric::MemoryPeakBytes.as_str(),
+    Metric::OomKills.as_str(),
+    Metric::PidsPeak.as_str(),
+    Metric::ExitCode.as_str(),
+];
 
 /// CPU figures, reported for the workloads that measure CPU.
 const CPU_MEASUREMENTS: [&str; 9] = [
-    "cpu_share",
-    crate::contention::CONTENTION_CPUS,
-    crate::contention::THREADS_CPU_SHARE,
-    crate::contention::WAIT_CPUS,
-    "nr_periods",
-    "nr_throttled",
-    "throttled_secs",
-    "host_busy_cpus",
-    "host_spare_cpus",
+    Metric::CpuShare.as_str(),
+    Metric::CpuContentionCpus.as_str(),
+    Metric::ThreadsCpuShare.as_str(),
+    Metric::CpuWaitCpus.as_str(),
+    Metric::NrPeriods.as_str(),
+    Metric::NrThrottled.as_str(),
+    Metric::ThrottledSecs.as_str(),
+    Metric::HostBusyCpus.as_str(),
+    Metric::HostSpareCpus.as_str(),
 ];
-
-/// Namespace link names under /proc/<pid>/ns that the checks compare.
-const NS_NAMES: [&str; 8] = ["pid", "mnt", "uts", "ipc", "net", "cgroup", "user", "time"];
 
 impl Runner {
     pub fn new(cfg: RunnerConfig) -> Result<Runner> {
@@ -260,7 +263,7 @@ impl Runner {
         let host = Host::new();
         let layout = host.layout().map_err(Error::Layout)?;
         let me = std::process::id() as i32;
-        let harness_ns = NS_NAMES
+        let harness_ns = observe::NS_NAMES
             .iter()
             .filter_map(|ns| Some((ns.to_string(), host.ns_inode(me, ns).ok()?)))
             .collect();
@@ -514,7 +517,7 @@ impl Runner {
         let members = std::iter::once(("", s.id.clone(), &s.main)).chain(
             s.neighbour
                 .as_ref()
-                .map(|n| ("neighbour.", format!("{}-neighbour", s.id), n)),
+                .map(|n| (NEIGHBOUR_PREFIX, format!("{}-neighbour", s.id), n)),
         );
         for (idx, (prefix, name, member)) in members.enumerate() {
             match self.spawn(idx, prefix, &name, member, &marker, tx.clone()) {
@@ -616,15 +619,14 @@ impl Runner {
 
         let mut obs = Observations::new();
         for l in &live {
-            let o = observe::observe(
-                &l.collected,
-                &pre,
-                &post,
-                &self.harness_ns,
-                &l.member.container,
-                l.member.workload.kind(),
-                self.ticks_per_sec,
-            );
+            let cx = observe::Context {
+                pre: &pre,
+                post: &post,
+                harness_ns: &self.harness_ns,
+                workload: l.member.workload.kind(),
+                ticks_per_sec: self.ticks_per_sec,
+            };
+            let o = observe::observe(&l.collected, &cx);
             obs.extend(o.into_iter().map(|(k, v)| (format!("{}{k}", l.prefix), v)));
         }
         if timed_out {
@@ -635,9 +637,7 @@ impl Runner {
         } else if stopped {
             errors.push("interrupted: the containers were killed".into());
         }
-        if let Some(spare) = spare_cpus(&obs, self.cpus) {
-            obs.insert(expect::SPARE_CPUS.into(), spare.into());
-        }
+        observe::scenario_metrics(&mut obs, self.cpus);
         let expectations: Vec<expect::Expectation> = s
             .expectations
             .iter()
@@ -661,14 +661,15 @@ impl Runner {
         // The figures the checks use, and the core host figures (CPU ones
         // only for workloads that measure CPU: elsewhere they are noise).
         let wanted = |k: &str| {
-            let (member, base) = match k.strip_prefix("neighbour.") {
+            let (member, base) = match k.strip_prefix(NEIGHBOUR_PREFIX) {
                 Some(b) => (s.neighbour.as_ref().unwrap_or(&s.main), b),
                 None => (&s.main, k),
             };
             s.expectations.iter().any(|e| e.metric == k)
                 || CORE_MEASUREMENTS.contains(&base)
                 || (CPU_MEASUREMENTS.contains(&base) && member.workload.kind().measures_cpu())
-                || (base == "memory_limit_hits" && member.container.limits.memory.is_some())
+                || (base == Metric::MemoryLimitHits.as_str()
+                    && member.container.limits.memory.is_some())
         };
         run.measurements = obs
             .iter()
@@ -1205,7 +1206,8 @@ pub fn spare_cpus(obs: &Observations, cpus: f64) -> Option<f64> {
         Some(Observed::Value(expect::Value::Number(n))) => Some(*n),
         _ => None,
     };
-    let others = num("host_busy_cpus")? - num("neighbour.cpu_share").unwrap_or(0.0);
+    let neighbour_share = format!("{NEIGHBOUR_PREFIX}{}", Metric::CpuShare);
+    let others = num(Metric::HostBusyCpus.as_str())? - num(&neighbour_share).unwrap_or(0.0);
     Some((cpus - others.max(0.0)).max(0.0))
 }
 

@@ -136,7 +136,7 @@ pub(super) fn expectation(
         ));
     }
     let metric = e.metric.get_ref();
-    let (member, bare) = match metric.strip_prefix("neighbour.") {
+    let (member, bare) = match metric.strip_prefix(metrics::NEIGHBOUR_PREFIX) {
         Some(rest) => (
             neighbour.ok_or_else(|| {
                 bad(
@@ -149,13 +149,13 @@ pub(super) fn expectation(
         None => (main, metric.as_str()),
     };
     if !metrics::is_known(bare, member.workload.kind()) {
-        let hint = if bare.starts_with("inside.") {
+        let hint = if bare.starts_with(metrics::INSIDE_PREFIX) {
             if member.workload.kind() == crate::workload::WorkloadKind::ProbeInside {
                 format!(
                     " (the probe-inside workload reports inside.{})",
-                    metrics::INSIDE_METRICS
+                    metrics::InsideMetric::ALL
                         .iter()
-                        .map(|(n, _)| *n)
+                        .map(|m| m.as_str())
                         .collect::<Vec<_>>()
                         .join(", inside.")
                 )
@@ -165,7 +165,7 @@ pub(super) fn expectation(
                     member.workload.kind().name()
                 )
             }
-        } else if bare.starts_with("workload.") {
+        } else if bare.starts_with(metrics::WORKLOAD_PREFIX) {
             format!(
                 " (workload {} reports: {})",
                 member.workload.kind().name(),

@@ -166,7 +166,7 @@ fn build(raw: FileScenario, file: &Path) -> Result<Scenario, Bad> {
     if neighbour.is_some() {
         expectations.push(placement_check(
             "neighbour-",
-            &format!("neighbour.{}", crate::placement::METRIC),
+            &format!("{}{}", metrics::NEIGHBOUR_PREFIX, crate::placement::METRIC),
         ));
     }
     if let Some(h) = &raw.headline {
