@@ -23,7 +23,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -500,8 +500,26 @@ impl Runner {
         spec
     }
 
+    /// Runs `s` once: start its containers, watch them until their entries
+    /// exit, drain their output, clean them up, and judge what was seen.
     fn run_checked(&self, s: &Scenario) -> ScenarioRun {
-        let mut run = ScenarioRun::for_scenario(s);
+        let run = ScenarioRun::for_scenario(s);
+        self.wait_if_measuring_cpu(s);
+        let mut scene = match self.start(s) {
+            Ok(scene) => scene,
+            Err(refusal) => {
+                return run.all_checks(s, refusal.verdict, &refusal.why, refusal.evidence)
+            }
+        };
+        self.watch(&mut scene);
+        self.drain(&mut scene);
+        self.clean_up(&mut scene);
+        self.judge(scene, run)
+    }
+
+    /// Before a CPU measurement, waits for the host to leave the CPUs the
+    /// checks need.
+    fn wait_if_measuring_cpu(&self, s: &Scenario) {
         let needed = s
             .expectations
             .iter()
@@ -510,9 +528,15 @@ impl Runner {
         if needed > 0.0 {
             self.wait_for_quiet_host(needed, &s.id);
         }
+    }
+
+    /// Reads the host, then spawns the main container and the neighbour.
+    /// A container that cannot start stops the others (dropping them kills
+    /// and removes them) and judges every check.
+    fn start<'a>(&self, s: &'a Scenario) -> std::result::Result<Scene<'a>, Refusal> {
         let marker = format!("boxwatch-marker-{}-{}", std::process::id(), s.id);
         let pre = host_snapshot();
-        let (tx, rx) = channel::<(usize, Option<String>)>();
+        let (tx, rx) = channel::<Line>();
         let mut live: Vec<Live> = Vec::new();
         let members = std::iter::once(("", s.id.clone(), &s.main)).chain(
             s.neighbour
@@ -524,83 +548,91 @@ impl Runner {
                 Ok(l) => live.push(l),
                 Err(e) => {
                     drop(live); // kills and cleans up what did start
-                    let why = format!("starting container {name}: {}", runtime::error::chain(&e));
-                    // The runtime's documented refusal is evidence of what it
-                    // does not offer; a controller it says is missing is not
-                    // (the judge found it available), so that is an error.
-                    return match e {
-                        Error::Runtime(runtime::Error::OciUnsupported { runtime, what }) => run
-                            .all_checks(
-                                s,
-                                Verdict::Unsupported,
-                                &why,
-                                Some(Evidence::Runtime {
-                                    runtime,
-                                    detail: what,
-                                }),
-                            ),
-                        _ => run.all_checks(s, Verdict::Error, &why, None),
-                    };
+                    return Err(Refusal::not_started(&name, e));
                 }
             }
         }
-        drop(tx);
+        Ok(Scene {
+            scenario: s,
+            marker,
+            pre,
+            rx,
+            live,
+            timed_out: false,
+            stopped: false,
+            errors: Vec::new(),
+        })
+    }
 
-        let deadline = Instant::now() + s.timeout;
+    /// Samples the containers and answers their lines until every entry
+    /// has exited; kills them at the scenario's timeout or on an interrupt.
+    fn watch(&self, sc: &mut Scene) {
+        let deadline = Instant::now() + sc.scenario.timeout;
         let interval = self.cfg.sample_interval.max(Duration::from_millis(10));
         let sampling_from = Instant::now();
         let mut next_sample = sampling_from + FIRST_SAMPLE_GAP;
-        let mut timed_out = false;
-        let mut stopped = false;
         loop {
             let now = Instant::now();
             if now >= next_sample {
-                for l in live.iter_mut().filter(|l| !l.exited) {
+                for l in sc.live.iter_mut().filter(|l| !l.exited) {
                     self.sample(l);
                 }
                 next_sample = now + sample_gap(now - sampling_from, interval);
             }
-            for l in live.iter_mut().filter(|l| !l.exited) {
+            for l in sc.live.iter_mut().filter(|l| !l.exited) {
                 if l.has_exited() {
                     self.on_exit(l);
                 }
             }
-            if live.iter().all(|l| l.exited) {
-                break;
+            if sc.live.iter().all(|l| l.exited) {
+                return;
             }
-            if !timed_out && !stopped && (now >= deadline || self.interrupted()) {
-                timed_out = now >= deadline;
-                stopped = true;
-                for l in &live {
-                    let _ = l.killer.kill();
-                }
+            if !sc.stopped && (now >= deadline || self.interrupted()) {
+                sc.stop(now >= deadline);
             }
             let wait = next_sample
                 .saturating_duration_since(Instant::now())
                 .min(Duration::from_millis(20));
-            match rx.recv_timeout(wait) {
-                Ok((i, Some(line))) => self.handle_line(&mut live[i], &line, &marker),
-                Ok((i, None)) => live[i].eof = true,
+            match sc.rx.recv_timeout(wait) {
+                Ok(line) => self.take_line(sc, line),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => std::thread::sleep(wait),
             }
         }
-        // Lines still in the pipes; lingering processes may hold them open
-        // until the runtime kills them, so this is bounded.
+    }
+
+    /// Lines still in the pipes; lingering processes may hold them open
+    /// until the runtime kills them, so this is bounded.
+    fn drain(&self, sc: &mut Scene) {
         let drain_until = Instant::now() + Duration::from_millis(500);
-        while !live.iter().all(|l| l.eof) {
-            match rx.recv_timeout(drain_until.saturating_duration_since(Instant::now())) {
-                Ok((i, Some(line))) => self.handle_line(&mut live[i], &line, &marker),
-                Ok((i, None)) => live[i].eof = true,
+        while !sc.live.iter().all(|l| l.eof) {
+            match sc
+                .rx
+                .recv_timeout(drain_until.saturating_duration_since(Instant::now()))
+            {
+                Ok(line) => self.take_line(sc, line),
                 Err(_) => break,
             }
         }
-        let mut errors = Vec::new();
-        for l in live.iter_mut() {
+    }
+
+    /// One line of a container's stdout, or the end of it.
+    fn take_line(&self, sc: &mut Scene, (i, line): Line) {
+        match line {
+            Some(line) => self.handle_line(&mut sc.live[i], &line, &sc.marker),
+            None => sc.live[i].eof = true,
+        }
+    }
+
+    /// Has the runtime reap and remove each container, then checks which
+    /// of the processes left at the exit survived that, and takes the
+    /// tail of each workload's stderr.
+    fn clean_up(&self, sc: &mut Scene) {
+        for l in sc.live.iter_mut() {
             if let Some(c) = l.container.take() {
                 match c.wait() {
                     Ok(outcome) => l.collected.exit_code = Some(outcome.exit.shell_code()),
-                    Err(e) => errors.push(format!(
+                    Err(e) => sc.errors.push(format!(
                         "cleaning up container {}: {}",
                         l.name,
                         runtime::error::chain(&e)
@@ -615,29 +647,22 @@ impl Runner {
                 l.collected.stderr_tail = h.join().unwrap_or_default();
             }
         }
-        let post = host_snapshot();
+    }
 
-        let mut obs = Observations::new();
-        for l in &live {
-            let cx = observe::Context {
-                pre: &pre,
-                post: &post,
-                harness_ns: &self.harness_ns,
-                workload: l.member.workload.kind(),
-                ticks_per_sec: self.ticks_per_sec,
-            };
-            let o = observe::observe(&l.collected, &cx);
-            obs.extend(o.into_iter().map(|(k, v)| (format!("{}{k}", l.prefix), v)));
-        }
-        if timed_out {
-            errors.push(format!(
+    /// Reads the host again, turns what was collected into observations,
+    /// and judges the scenario's checks (as they apply to this runtime).
+    fn judge(&self, mut sc: Scene, mut run: ScenarioRun) -> ScenarioRun {
+        let s = sc.scenario;
+        let obs = self.observations(&sc, &host_snapshot());
+        if sc.timed_out {
+            sc.errors.push(format!(
                 "timed out after {:?}: the containers were killed",
                 s.timeout
             ));
-        } else if stopped {
-            errors.push("interrupted: the containers were killed".into());
+        } else if sc.stopped {
+            sc.errors
+                .push("interrupted: the containers were killed".into());
         }
-        observe::scenario_metrics(&mut obs, self.cpus);
         let expectations: Vec<expect::Expectation> = s
             .expectations
             .iter()
@@ -646,7 +671,7 @@ impl Runner {
         run.judgements = expect::evaluate_all(&expectations, &obs);
         if let Some(dir) = &self.cfg.dump_observations {
             if let Err(e) = self.dump_observations(dir, &s.id, &obs) {
-                errors.push(format!(
+                sc.errors.push(format!(
                     "writing the observations to {}: {e}",
                     dir.display()
                 ));
@@ -655,38 +680,34 @@ impl Runner {
         if self.rt.sandboxed() {
             expect::judge_sandboxed(&expectations, &mut run.judgements);
         }
-        if !errors.is_empty() {
-            run.error = Some(errors.join("; "));
+        if !sc.errors.is_empty() {
+            run.error = Some(sc.errors.join("; "));
         }
-        // The figures the checks use, and the core host figures (CPU ones
-        // only for workloads that measure CPU: elsewhere they are noise).
-        let wanted = |k: &str| {
-            let (member, base) = match k.strip_prefix(NEIGHBOUR_PREFIX) {
-                Some(b) => (s.neighbour.as_ref().unwrap_or(&s.main), b),
-                None => (&s.main, k),
-            };
-            s.expectations.iter().any(|e| e.metric == k)
-                || CORE_MEASUREMENTS.contains(&base)
-                || (CPU_MEASUREMENTS.contains(&base) && member.workload.kind().measures_cpu())
-                || (base == Metric::MemoryLimitHits.as_str()
-                    && member.container.limits.memory.is_some())
-        };
-        run.measurements = obs
-            .iter()
-            .filter(|(k, _)| wanted(k))
-            .filter_map(|(k, v)| match v {
-                Observed::Value(expect::Value::Number(n)) if n.is_finite() => Some((k.clone(), *n)),
-                Observed::Value(expect::Value::Bool(b)) => {
-                    Some((k.clone(), if *b { 1.0 } else { 0.0 }))
-                }
-                _ => None,
-            })
-            .collect();
-        if let Some(main) = live.first() {
+        run.measurements = measurements(s, &obs);
+        if let Some(main) = sc.live.first() {
             run.samples = main.collected.samples.clone();
             run.stderr_tail = main.collected.stderr_tail.clone();
         }
         run
+    }
+
+    /// Every container's metrics (the neighbour's with its prefix), and
+    /// the scenario's.
+    fn observations(&self, sc: &Scene, post: &HostSnapshot) -> Observations {
+        let mut obs = Observations::new();
+        for l in &sc.live {
+            let cx = observe::Context {
+                pre: &sc.pre,
+                post,
+                harness_ns: &self.harness_ns,
+                workload: l.member.workload.kind(),
+                ticks_per_sec: self.ticks_per_sec,
+            };
+            let o = observe::observe(&l.collected, &cx);
+            obs.extend(o.into_iter().map(|(k, v)| (format!("{}{k}", l.prefix), v)));
+        }
+        observe::scenario_metrics(&mut obs, self.cpus);
+        obs
     }
 
     /// Writes what the judge observed in scenario `id` to
@@ -726,7 +747,7 @@ impl Runner {
         name: &str,
         member: &'a Member,
         marker: &str,
-        tx: Sender<(usize, Option<String>)>,
+        tx: Sender<Line>,
     ) -> Result<Live<'a>> {
         let mut spec = self.spec_for(name, member, marker);
         if member.container.lxcfs {
@@ -752,29 +773,8 @@ impl Runner {
         // reported.
         let cgroup = self.judge_cgroup(pid);
         let reported = CgroupPath::new(&container.cgroup_path().to_string_lossy()).ok();
-        std::thread::spawn(move || {
-            for line in BufReader::new(File::from(out_r)).lines() {
-                match line {
-                    Ok(l) => {
-                        if tx.send((idx, Some(l))).is_err() {
-                            return;
-                        }
-                    }
-                    Err(_) => break,
-                }
-            }
-            let _ = tx.send((idx, None));
-        });
-        let stderr = std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = File::from(err_r).read_to_end(&mut buf);
-            let text = String::from_utf8_lossy(&buf);
-            let start = text.len().saturating_sub(2000);
-            let start = (start..text.len())
-                .find(|i| text.is_char_boundary(*i))
-                .unwrap_or(text.len());
-            text[start..].to_string()
-        });
+        forward_lines(idx, out_r, tx);
+        let stderr = keep_stderr_tail(err_r);
         let mut l = Live {
             prefix,
             name: name.to_string(),
@@ -797,7 +797,7 @@ impl Runner {
         };
         l.collected.spawn_ns = self.container_ns(pid);
         l.collected.first = Some(self.mark(&mut l));
-        self.watch(&mut l);
+        self.watch_placement_and_limits(&mut l);
         Ok(l)
     }
 
@@ -921,13 +921,13 @@ impl Runner {
     fn sample(&self, l: &mut Live) {
         let m = self.mark(l);
         l.collected.last = Some(m);
-        self.watch(l);
+        self.watch_placement_and_limits(l);
     }
 
     /// What a sample watches besides the figures, while the container
     /// runs: where its processes are, a pids.current of 0, and the host's
     /// fork while the container is at a limit.
-    fn watch(&self, l: &mut Live) {
+    fn watch_placement_and_limits(&self, l: &mut Live) {
         match &l.expected_cgroup {
             Some(expected) => crate::placement::sample(
                 &mut l.collected.placement,
@@ -1015,13 +1015,13 @@ impl Runner {
                 // The workload waits for the ack: look while it is there.
                 let m = self.mark(l);
                 l.collected.last = Some(m);
-                self.watch(l);
+                self.watch_placement_and_limits(l);
             }
             _ => {}
         }
         if obj.get("ack").and_then(|a| a.as_bool()) == Some(true) {
             // The workload waits for the answer: it is surely running now.
-            self.watch(l);
+            self.watch_placement_and_limits(l);
             l.collected.ack = Some(self.ack_view(l.pid, marker));
             if let Some(stdin) = l.stdin.as_mut() {
                 let _ = stdin.write_all(b"\n");
@@ -1054,6 +1054,101 @@ impl Runner {
     }
 }
 
+/// A line of a container's stdout (`None`: its end), with the container's
+/// index in [`Scene::live`].
+type Line = (usize, Option<String>);
+
+/// One scenario while it runs: its containers, the channel their output
+/// comes on, and what went wrong on the way.
+struct Scene<'a> {
+    scenario: &'a Scenario,
+    /// The mount marker the probe-inside workload mounts, to look for on
+    /// the host.
+    marker: String,
+    /// The host before the containers started.
+    pre: HostSnapshot,
+    rx: Receiver<Line>,
+    live: Vec<Live<'a>>,
+    /// Killed at the scenario's timeout.
+    timed_out: bool,
+    /// Killed (at the timeout, or on an interrupt).
+    stopped: bool,
+    /// Why the scenario was not carried out as it should have been.
+    errors: Vec<String>,
+}
+
+impl Scene<'_> {
+    /// Kills every container (at the timeout when `timed_out`, else on an
+    /// interrupt); the watch goes on until their entries have exited.
+    fn stop(&mut self, timed_out: bool) {
+        self.timed_out = timed_out;
+        self.stopped = true;
+        for l in &self.live {
+            let _ = l.killer.kill();
+        }
+    }
+}
+
+/// Why a scenario's containers could not be started: every check gets
+/// this verdict.
+struct Refusal {
+    verdict: Verdict,
+    why: String,
+    evidence: Option<Evidence>,
+}
+
+impl Refusal {
+    /// Container `name` did not start. The runtime's documented refusal is
+    /// evidence of what it does not offer (`unsupported`); a controller it
+    /// says is missing is not (the judge found it available), so that and
+    /// anything else is an error.
+    fn not_started(name: &str, e: Error) -> Refusal {
+        let why = format!("starting container {name}: {}", runtime::error::chain(&e));
+        match e {
+            Error::Runtime(runtime::Error::OciUnsupported { runtime, what }) => Refusal {
+                verdict: Verdict::Unsupported,
+                why,
+                evidence: Some(Evidence::Runtime {
+                    runtime,
+                    detail: what,
+                }),
+            },
+            _ => Refusal {
+                verdict: Verdict::Error,
+                why,
+                evidence: None,
+            },
+        }
+    }
+}
+
+/// The figures a scenario reports: those its checks use, and the core
+/// host figures (CPU ones only for workloads that measure CPU: elsewhere
+/// they are noise); numbers and booleans (as 1 and 0) only.
+fn measurements(s: &Scenario, obs: &Observations) -> BTreeMap<String, f64> {
+    let wanted = |k: &str| {
+        let (member, base) = match k.strip_prefix(NEIGHBOUR_PREFIX) {
+            Some(b) => (s.neighbour.as_ref().unwrap_or(&s.main), b),
+            None => (&s.main, k),
+        };
+        s.expectations.iter().any(|e| e.metric == k)
+            || CORE_MEASUREMENTS.contains(&base)
+            || (CPU_MEASUREMENTS.contains(&base) && member.workload.kind().measures_cpu())
+            || (base == Metric::MemoryLimitHits.as_str()
+                && member.container.limits.memory.is_some())
+    };
+    obs.iter()
+        .filter(|(k, _)| wanted(k))
+        .filter_map(|(k, v)| match v {
+            Observed::Value(expect::Value::Number(n)) if n.is_finite() => Some((k.clone(), *n)),
+            Observed::Value(expect::Value::Bool(b)) => {
+                Some((k.clone(), if *b { 1.0 } else { 0.0 }))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// One running container of a scenario.
 struct Live<'a> {
     prefix: &'static str,
@@ -1066,7 +1161,7 @@ struct Live<'a> {
     cgroup: Option<CgroupPath>,
     /// The cgroup the runtime reported: every process must be in it.
     expected_cgroup: Option<CgroupPath>,
-    /// The figures of the last mark (ms since start), for [`Runner::watch`].
+    /// The figures of the last mark (ms since start), for [`Runner::watch_placement_and_limits`].
     last_stats: Option<(u64, probes::host::CgroupStats)>,
     stdin: Option<File>,
     t0: Instant,
@@ -1110,6 +1205,39 @@ fn still_alive(procs: &[(i32, u64)]) -> usize {
             matches!(process_stat(pid), Some(s) if s.start_time == Some(start) && s.state != 'Z' && s.state != 'X')
         })
         .count()
+}
+
+/// Sends container `idx`'s stdout to the runner line by line, then its
+/// end (`None`), from a thread of its own.
+fn forward_lines(idx: usize, stdout: OwnedFd, tx: Sender<Line>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(File::from(stdout)).lines() {
+            match line {
+                Ok(l) => {
+                    if tx.send((idx, Some(l))).is_err() {
+                        return;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        let _ = tx.send((idx, None));
+    });
+}
+
+/// Reads a container's stderr to its end in a thread; the thread's answer
+/// is the last 2000 bytes (at a character boundary).
+fn keep_stderr_tail(stderr: OwnedFd) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = File::from(stderr).read_to_end(&mut buf);
+        let text = String::from_utf8_lossy(&buf);
+        let start = text.len().saturating_sub(2000);
+        let start = (start..text.len())
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(text.len());
+        text[start..].to_string()
+    })
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
