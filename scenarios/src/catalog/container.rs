@@ -7,46 +7,10 @@ use super::ContainerDef;
 use runtime::{Capability, CpuQuota, CpuSet, Limits, MemoryBytes, Namespace, NamespaceSet};
 use toml::Spanned;
 
+/// The container of a `[container]` table, in the runtime's types.
 pub(super) fn container(c: FileContainer) -> Result<ContainerDef, Bad> {
-    let mut limits = Limits::default();
-    if let Some(cpu) = &c.cpu {
-        limits.cpu = Some(
-            as_text(cpu)?
-                .parse::<CpuQuota>()
-                .map_err(|e| bad(cpu, e.to_string()))?,
-        );
-    }
-    if let Some(mem) = &c.memory {
-        limits.memory = Some(
-            as_text(mem)?
-                .parse::<MemoryBytes>()
-                .map_err(|e| bad(mem, e.to_string()))?,
-        );
-    }
-    if let Some(p) = &c.pids {
-        limits.pids = Some(
-            runtime::units::parse_pids(&p.get_ref().to_string())
-                .map_err(|e| bad(p, e.to_string()))?,
-        );
-    }
-    if let Some(set) = &c.cpuset {
-        limits.cpuset = Some(
-            set.get_ref()
-                .parse::<CpuSet>()
-                .map_err(|e| bad(set, e.to_string()))?,
-        );
-    }
-    let mut namespaces = NamespaceSet::default();
-    if let Some(list) = &c.namespaces {
-        namespaces = NamespaceSet::empty();
-        for n in list {
-            namespaces.insert(
-                n.get_ref()
-                    .parse::<Namespace>()
-                    .map_err(|e| bad(n, e.to_string()))?,
-            );
-        }
-    }
+    let limits = limits(&c)?;
+    let namespaces = namespaces(&c)?;
     let hostname =
         match &c.hostname {
             Some(h) if !namespaces.contains(Namespace::Uts) => return Err(bad(
@@ -64,43 +28,9 @@ pub(super) fn container(c: FileContainer) -> Result<ContainerDef, Bad> {
                 .map_err(|e| bad(cap, e.to_string()))?,
         );
     }
-    let offset = |o: &Option<Spanned<String>>| -> Result<i64, Bad> {
-        match o {
-            None => Ok(0),
-            Some(s) => {
-                if !namespaces.contains(Namespace::Time) {
-                    return Err(bad(
-                        s,
-                        "clock offsets need the time namespace: add \"time\" to namespaces",
-                    ));
-                }
-                let d =
-                    parse_duration(s.get_ref().trim_start_matches('-')).map_err(|e| bad(s, e))?;
-                let secs = d.as_secs() as i64;
-                Ok(if s.get_ref().starts_with('-') {
-                    -secs
-                } else {
-                    secs
-                })
-            }
-        }
-    };
-    let monotonic_offset_secs = offset(&c.monotonic_offset)?;
-    let boottime_offset_secs = offset(&c.boottime_offset)?;
-    let host_rootfs = match &c.rootfs {
-        None => !namespaces.contains(Namespace::Mount),
-        Some(r) => match r.get_ref().as_str() {
-            "minimal" if namespaces.contains(Namespace::Mount) => false,
-            "minimal" => return Err(bad(r, "the minimal rootfs needs the mount namespace")),
-            "host" => true,
-            other => {
-                return Err(bad(
-                    r,
-                    format!("unknown rootfs {other:?}: expected \"minimal\" or \"host\""),
-                ))
-            }
-        },
-    };
+    let monotonic_offset_secs = clock_offset(&c.monotonic_offset, &namespaces)?;
+    let boottime_offset_secs = clock_offset(&c.boottime_offset, &namespaces)?;
+    let host_rootfs = host_rootfs(&c, &namespaces)?;
     let lxcfs = match &c.lxcfs {
         Some(l) if *l.get_ref() && !namespaces.contains(Namespace::Mount) => return Err(bad(
             l,
@@ -129,4 +59,91 @@ pub(super) fn container(c: FileContainer) -> Result<ContainerDef, Bad> {
         host_rootfs,
         env: c.env,
     })
+}
+
+/// cpu, memory, pids and cpuset, parsed by the runtime's own parsers.
+fn limits(c: &FileContainer) -> Result<Limits, Bad> {
+    let mut limits = Limits::default();
+    if let Some(cpu) = &c.cpu {
+        limits.cpu = Some(
+            as_text(cpu)?
+                .parse::<CpuQuota>()
+                .map_err(|e| bad(cpu, e.to_string()))?,
+        );
+    }
+    if let Some(mem) = &c.memory {
+        limits.memory = Some(
+            as_text(mem)?
+                .parse::<MemoryBytes>()
+                .map_err(|e| bad(mem, e.to_string()))?,
+        );
+    }
+    if let Some(p) = &c.pids {
+        limits.pids = Some(
+            runtime::units::parse_pids(&p.get_ref().to_string())
+                .map_err(|e| bad(p, e.to_string()))?,
+        );
+    }
+    if let Some(set) = &c.cpuset {
+        limits.cpuset = Some(
+            set.get_ref()
+                .parse::<CpuSet>()
+                .map_err(|e| bad(set, e.to_string()))?,
+        );
+    }
+    Ok(limits)
+}
+
+/// The namespaces listed, or the runtime's default set.
+fn namespaces(c: &FileContainer) -> Result<NamespaceSet, Bad> {
+    let Some(list) = &c.namespaces else {
+        return Ok(NamespaceSet::default());
+    };
+    let mut namespaces = NamespaceSet::empty();
+    for n in list {
+        namespaces.insert(
+            n.get_ref()
+                .parse::<Namespace>()
+                .map_err(|e| bad(n, e.to_string()))?,
+        );
+    }
+    Ok(namespaces)
+}
+
+/// A time namespace clock offset ("10d", "-2h") in seconds: only with the
+/// time namespace.
+fn clock_offset(o: &Option<Spanned<String>>, namespaces: &NamespaceSet) -> Result<i64, Bad> {
+    let Some(s) = o else {
+        return Ok(0);
+    };
+    if !namespaces.contains(Namespace::Time) {
+        return Err(bad(
+            s,
+            "clock offsets need the time namespace: add \"time\" to namespaces",
+        ));
+    }
+    let d = parse_duration(s.get_ref().trim_start_matches('-')).map_err(|e| bad(s, e))?;
+    let secs = d.as_secs() as i64;
+    Ok(if s.get_ref().starts_with('-') {
+        -secs
+    } else {
+        secs
+    })
+}
+
+/// Whether the container uses the host's root: without a mount namespace
+/// it must, and a minimal root needs one.
+fn host_rootfs(c: &FileContainer, namespaces: &NamespaceSet) -> Result<bool, Bad> {
+    match &c.rootfs {
+        None => Ok(!namespaces.contains(Namespace::Mount)),
+        Some(r) => match r.get_ref().as_str() {
+            "minimal" if namespaces.contains(Namespace::Mount) => Ok(false),
+            "minimal" => Err(bad(r, "the minimal rootfs needs the mount namespace")),
+            "host" => Ok(true),
+            other => Err(bad(
+                r,
+                format!("unknown rootfs {other:?}: expected \"minimal\" or \"host\""),
+            )),
+        },
+    }
 }

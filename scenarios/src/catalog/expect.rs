@@ -119,100 +119,18 @@ pub(super) fn number(v: &Spanned<toml::Value>, c: &ContainerDef, key: &str) -> R
     }
 }
 
+/// One `[[expect]]` entry, its metric of `main` or (`neighbour.*`) of the
+/// neighbour.
 pub(super) fn expectation(
     e: FileExpect,
     main: &Member,
     neighbour: Option<&Member>,
 ) -> Result<Expectation, Bad> {
-    let check = e.check.get_ref();
-    if check.is_empty()
-        || !check
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-    {
-        return Err(bad(
-            &e.check,
-            format!("check id {check:?} must be letters, digits, '-', '_' or '.'"),
-        ));
-    }
+    let check = check_id(&e.check)?;
     let metric = e.metric.get_ref();
-    let (member, bare) = match metric.strip_prefix(metrics::NEIGHBOUR_PREFIX) {
-        Some(rest) => (
-            neighbour.ok_or_else(|| {
-                bad(
-                    &e.metric,
-                    format!("metric {metric:?} needs a [neighbour], and this scenario has none"),
-                )
-            })?,
-            rest,
-        ),
-        None => (main, metric.as_str()),
-    };
-    if !metrics::is_known(bare, member.workload.kind()) {
-        let hint = if bare.starts_with(metrics::INSIDE_PREFIX) {
-            if member.workload.kind() == crate::workload::WorkloadKind::ProbeInside {
-                format!(
-                    " (the probe-inside workload reports inside.{})",
-                    metrics::InsideMetric::ALL
-                        .iter()
-                        .map(|m| m.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", inside.")
-                )
-            } else {
-                format!(
-                    " (inside.* metrics need the probe-inside workload, and this scenario runs {})",
-                    member.workload.kind().name()
-                )
-            }
-        } else if bare.starts_with(metrics::WORKLOAD_PREFIX) {
-            format!(
-                " (workload {} reports: {})",
-                member.workload.kind().name(),
-                member.workload.kind().result_keys().join(", ")
-            )
-        } else {
-            String::new()
-        };
-        return Err(bad(&e.metric, format!("unknown metric {metric:?}{hint}")));
-    }
+    let member = member_measured(&e, main, neighbour)?;
     let c = &member.container;
-    let condition = match (&e.equals, &e.at_least, &e.at_most, &e.near) {
-        (Some(v), None, None, None) => Condition::Equals(operand(v, c)?),
-        (None, lo, hi, None) if lo.is_some() || hi.is_some() => {
-            let lo = lo.as_ref().map(|v| number(v, c, "at_least")).transpose()?;
-            let hi = hi.as_ref().map(|v| number(v, c, "at_most")).transpose()?;
-            if let (Some(l), Some(h)) = (lo, hi) {
-                if l > h {
-                    return Err(bad(e.at_least.as_ref().expect("set"), format!("at_least {l} is above at_most {h}")));
-                }
-            }
-            Condition::Range {
-                at_least: lo,
-                at_most: hi,
-            }
-        }
-        (None, None, None, Some(v)) => {
-            let target = number(v, c, "near")?;
-            let tol = e
-                .tolerance
-                .as_ref()
-                .ok_or_else(|| bad(v, "`near` needs a `tolerance`"))?;
-            if !(tol.get_ref().is_finite() && *tol.get_ref() >= 0.0) {
-                return Err(bad(tol, "tolerance must be a number >= 0"));
-            }
-            Condition::Near {
-                target,
-                tolerance: *tol.get_ref(),
-            }
-        }
-        _ => {
-            return Err(bad(
-                &e.check,
-                "give exactly one condition: `equals`, `near` (with `tolerance`), or `at_least` and/or `at_most`",
-            ))
-        }
-    };
+    let condition = condition(&e, c)?;
     if let (Some(t), None) = (&e.tolerance, &e.near) {
         return Err(bad(t, "`tolerance` only goes with `near`"));
     }
@@ -249,6 +167,119 @@ pub(super) fn expectation(
         },
         not_on_sandbox: sandboxed(&e.check, &e.sandboxed, &e.sandboxed_why)?,
     })
+}
+
+/// A check id: letters, digits, '-', '_' or '.'.
+fn check_id(id: &Spanned<String>) -> Result<&String, Bad> {
+    let check = id.get_ref();
+    if check.is_empty()
+        || !check
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    {
+        return Err(bad(
+            id,
+            format!("check id {check:?} must be letters, digits, '-', '_' or '.'"),
+        ));
+    }
+    Ok(check)
+}
+
+/// The member whose metric the check names; the metric must be one it
+/// has (a refusal says what its workload reports).
+fn member_measured<'a>(
+    e: &FileExpect,
+    main: &'a Member,
+    neighbour: Option<&'a Member>,
+) -> Result<&'a Member, Bad> {
+    let metric = e.metric.get_ref();
+    let (member, bare) = match metric.strip_prefix(metrics::NEIGHBOUR_PREFIX) {
+        Some(rest) => (
+            neighbour.ok_or_else(|| {
+                bad(
+                    &e.metric,
+                    format!("metric {metric:?} needs a [neighbour], and this scenario has none"),
+                )
+            })?,
+            rest,
+        ),
+        None => (main, metric.as_str()),
+    };
+    if !metrics::is_known(bare, member.workload.kind()) {
+        let hint = unknown_metric_hint(bare, member);
+        return Err(bad(&e.metric, format!("unknown metric {metric:?}{hint}")));
+    }
+    Ok(member)
+}
+
+/// What a member running its workload does report, for a refusal of
+/// metric `bare` it does not.
+fn unknown_metric_hint(bare: &str, member: &Member) -> String {
+    let kind = member.workload.kind();
+    if bare.starts_with(metrics::INSIDE_PREFIX) {
+        if kind == crate::workload::WorkloadKind::ProbeInside {
+            format!(
+                " (the probe-inside workload reports inside.{})",
+                metrics::InsideMetric::ALL
+                    .iter()
+                    .map(|m| m.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", inside.")
+            )
+        } else {
+            format!(
+                " (inside.* metrics need the probe-inside workload, and this scenario runs {})",
+                kind.name()
+            )
+        }
+    } else if bare.starts_with(metrics::WORKLOAD_PREFIX) {
+        format!(
+            " (workload {} reports: {})",
+            kind.name(),
+            kind.result_keys().join(", ")
+        )
+    } else {
+        String::new()
+    }
+}
+
+/// Exactly one condition: `equals`, `near` with its `tolerance`, or a
+/// range of `at_least` and/or `at_most`.
+fn condition(e: &FileExpect, c: &ContainerDef) -> Result<Condition, Bad> {
+    match (&e.equals, &e.at_least, &e.at_most, &e.near) {
+        (Some(v), None, None, None) => Ok(Condition::Equals(operand(v, c)?)),
+        (None, lo, hi, None) if lo.is_some() || hi.is_some() => {
+            let lo = lo.as_ref().map(|v| number(v, c, "at_least")).transpose()?;
+            let hi = hi.as_ref().map(|v| number(v, c, "at_most")).transpose()?;
+            if let (Some(l), Some(h)) = (lo, hi) {
+                if l > h {
+                    return Err(bad(e.at_least.as_ref().expect("set"), format!("at_least {l} is above at_most {h}")));
+                }
+            }
+            Ok(Condition::Range {
+                at_least: lo,
+                at_most: hi,
+            })
+        }
+        (None, None, None, Some(v)) => {
+            let target = number(v, c, "near")?;
+            let tol = e
+                .tolerance
+                .as_ref()
+                .ok_or_else(|| bad(v, "`near` needs a `tolerance`"))?;
+            if !(tol.get_ref().is_finite() && *tol.get_ref() >= 0.0) {
+                return Err(bad(tol, "tolerance must be a number >= 0"));
+            }
+            Ok(Condition::Near {
+                target,
+                tolerance: *tol.get_ref(),
+            })
+        }
+        _ => Err(bad(
+            &e.check,
+            "give exactly one condition: `equals`, `near` (with `tolerance`), or `at_least` and/or `at_most`",
+        )),
+    }
 }
 
 /// A check's `sandboxed` (`applies`, the default, or `not-applicable`)

@@ -4,7 +4,7 @@
 
 use super::container::container;
 use super::expect::expectation;
-use super::file::{bad, duration, Bad, FileContainer, FileScenario, FileWorkload};
+use super::file::{bad, duration, Bad, FileContainer, FileExpect, FileScenario, FileWorkload};
 use super::workload::workload;
 use super::{Entry, LoadError, Member, Scenario, DEFAULT_TIMEOUT, PLACEMENT_CHECKS};
 use crate::error::Error;
@@ -14,6 +14,7 @@ use probes::Verdict;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use toml::Spanned;
 
 /// Loads every `*.toml` file of `dir`, in file-name order. Only an
 /// unreadable or empty directory is an error; a bad file is an `Err` entry.
@@ -100,19 +101,10 @@ pub fn line_of(text: &str, offset: usize) -> usize {
         .count()
 }
 
+/// The scenario of a parsed file: its id, containers, timeout and checks
+/// (the placement checks added), checked against each other.
 fn build(raw: FileScenario, file: &Path) -> Result<Scenario, Bad> {
-    let id = raw.id.get_ref().clone();
-    if id.is_empty()
-        || id.len() > 48
-        || !id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
-        return Err(bad(
-            &raw.id,
-            format!("id {id:?} must be 1-48 characters of lowercase letters, digits and '-'"),
-        ));
-    }
+    let id = scenario_id(&raw.id)?;
     let timeout = match &raw.timeout {
         Some(t) => duration(t)?,
         None => DEFAULT_TIMEOUT,
@@ -133,42 +125,7 @@ fn build(raw: FileScenario, file: &Path) -> Result<Scenario, Bad> {
             ),
         ));
     }
-    let mut checks = BTreeSet::new();
-    let mut expectations = Vec::new();
-    for e in raw.expect {
-        if PLACEMENT_CHECKS.contains(&e.check.get_ref().as_str()) {
-            return Err(bad(
-                &e.check,
-                format!(
-                    "check id {:?} is reserved: every scenario has it already",
-                    e.check.get_ref()
-                ),
-            ));
-        }
-        if !checks.insert(e.check.get_ref().clone()) {
-            return Err(bad(
-                &e.check,
-                format!(
-                    "check {:?} appears twice in this scenario",
-                    e.check.get_ref()
-                ),
-            ));
-        }
-        expectations.push(expectation(e, &main, neighbour.as_ref())?);
-    }
-    if expectations.is_empty() {
-        return Err((
-            None,
-            "the scenario has no [[expect]] entries: nothing would be checked".into(),
-        ));
-    }
-    expectations.push(placement_check("", crate::placement::METRIC));
-    if neighbour.is_some() {
-        expectations.push(placement_check(
-            "neighbour-",
-            &format!("{}{}", metrics::NEIGHBOUR_PREFIX, crate::placement::METRIC),
-        ));
-    }
+    let expectations = checks(raw.expect, &main, neighbour.as_ref())?;
     if let Some(h) = &raw.headline {
         if !metrics::is_known(h.get_ref(), main.workload.kind()) {
             return Err(bad(
@@ -196,6 +153,69 @@ fn build(raw: FileScenario, file: &Path) -> Result<Scenario, Bad> {
         neighbour,
         expectations,
     })
+}
+
+/// A scenario id: 1-48 characters of lowercase letters, digits and '-'.
+fn scenario_id(id: &Spanned<String>) -> Result<String, Bad> {
+    let text = id.get_ref();
+    if text.is_empty()
+        || text.len() > 48
+        || !text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(bad(
+            id,
+            format!("id {text:?} must be 1-48 characters of lowercase letters, digits and '-'"),
+        ));
+    }
+    Ok(text.clone())
+}
+
+/// The file's checks, each id once and none of the reserved ones, then
+/// the placement check of every container.
+fn checks(
+    entries: Vec<FileExpect>,
+    main: &Member,
+    neighbour: Option<&Member>,
+) -> Result<Vec<Expectation>, Bad> {
+    let mut ids = BTreeSet::new();
+    let mut expectations = Vec::new();
+    for e in entries {
+        if PLACEMENT_CHECKS.contains(&e.check.get_ref().as_str()) {
+            return Err(bad(
+                &e.check,
+                format!(
+                    "check id {:?} is reserved: every scenario has it already",
+                    e.check.get_ref()
+                ),
+            ));
+        }
+        if !ids.insert(e.check.get_ref().clone()) {
+            return Err(bad(
+                &e.check,
+                format!(
+                    "check {:?} appears twice in this scenario",
+                    e.check.get_ref()
+                ),
+            ));
+        }
+        expectations.push(expectation(e, main, neighbour)?);
+    }
+    if expectations.is_empty() {
+        return Err((
+            None,
+            "the scenario has no [[expect]] entries: nothing would be checked".into(),
+        ));
+    }
+    expectations.push(placement_check("", crate::placement::METRIC));
+    if neighbour.is_some() {
+        expectations.push(placement_check(
+            "neighbour-",
+            &format!("{}{}", metrics::NEIGHBOUR_PREFIX, crate::placement::METRIC),
+        ));
+    }
+    Ok(expectations)
 }
 
 /// The required placement check of a container (`prefix` `neighbour-` for
