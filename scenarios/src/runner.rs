@@ -405,69 +405,76 @@ impl Runner {
     /// Why `s` cannot run on this host at all, if it cannot, with the
     /// evidence that makes it `unsupported` (none: `error`).
     fn precheck(&self, s: &Scenario) -> Option<(String, Option<Evidence>)> {
-        for m in std::iter::once(&s.main).chain(s.neighbour.as_ref()) {
-            for ns in m.container.namespaces.iter() {
-                if !self.harness_ns.contains_key(ns.proc_name()) {
-                    return Some((
-                        format!(
-                            "this kernel has no {ns} namespace (/proc/self/ns/{} is missing)",
-                            ns.proc_name()
-                        ),
-                        Some(Evidence::KernelNamespace {
-                            namespace: ns.proc_name().into(),
-                        }),
-                    ));
-                }
-            }
-            let l = &m.container.limits;
-            for (needed, controller) in [
-                (l.cpu.is_some(), "cpu"),
-                (l.memory.is_some(), "memory"),
-                (l.pids.is_some(), "pids"),
-                (l.cpuset.is_some(), "cpuset"),
-            ] {
-                if needed && self.layout.hierarchy_for(controller).is_none() {
-                    return Some(crate::facts::controller_unavailable(
-                        &self.layout,
-                        controller,
-                        std::path::Path::new("/proc/cgroups"),
-                    ));
-                }
-            }
-            if m.container.lxcfs {
-                if let Some(why) = runtime::lxcfs::unavailable() {
-                    return Some((
-                        format!(
-                            "this scenario verifies lxcfs's /proc virtualization, which boxwatch cannot apply here: {why}"
-                        ),
-                        Some(Evidence::HostTool {
-                            tool: "lxcfs".into(),
-                            detail: why.to_string(),
-                        }),
-                    ));
-                }
-            }
-            if let Workload::Settimeofday {
-                allow_clock_write: true,
-                ..
-            } = m.workload
-            {
-                if !self.cfg.allow_clock_write {
-                    let why = "this scenario may move the clock: it only runs with --allow-clock-write, inside a throwaway VM";
-                    return Some((
-                        why.into(),
-                        Some(Evidence::NotAllowedHere { rule: why.into() }),
-                    ));
-                }
-                if !runtime::booted_by_boxwatch() {
-                    let why = format!(
-                        "this scenario may move the clock: it only runs inside a VM boxwatch booted \
-                         ({} on the kernel command line; cargo xtask vm), never on a host",
-                        runtime::VM_MARKER
-                    );
-                    return Some((why.clone(), Some(Evidence::NotAllowedHere { rule: why })));
-                }
-            }
+        std::iter::once(&s.main)
+            .chain(s.neighbour.as_ref())
+            .find_map(|m| {
+                self.namespace_missing(m)
+                    .or_else(|| self.controller_missing(m))
+                    .or_else(|| lxcfs_unavailable(m))
+                    .or_else(|| self.clock_write_refused(m))
+            })
+    }
+
+    /// A namespace the member needs that this kernel does not have.
+    fn namespace_missing(&self, m: &Member) -> Option<(String, Option<Evidence>)> {
+        let ns = m
+            .container
+            .namespaces
+            .iter()
+            .find(|ns| !self.harness_ns.contains_key(ns.proc_name()))?;
+        Some((
+            format!(
+                "this kernel has no {ns} namespace (/proc/self/ns/{} is missing)",
+                ns.proc_name()
+            ),
+            Some(Evidence::KernelNamespace {
+                namespace: ns.proc_name().into(),
+            }),
+        ))
+    }
+
+    /// A controller the member's limits need that no hierarchy serves.
+    fn controller_missing(&self, m: &Member) -> Option<(String, Option<Evidence>)> {
+        let l = &m.container.limits;
+        let (_, controller) = [
+            (l.cpu.is_some(), "cpu"),
+            (l.memory.is_some(), "memory"),
+            (l.pids.is_some(), "pids"),
+            (l.cpuset.is_some(), "cpuset"),
+        ]
+        .into_iter()
+        .find(|(needed, c)| *needed && self.layout.hierarchy_for(c).is_none())?;
+        Some(crate::facts::controller_unavailable(
+            &self.layout,
+            controller,
+            std::path::Path::new("/proc/cgroups"),
+        ))
+    }
+
+    /// A clock-moving settimeofday member, outside a VM boxwatch booted
+    /// or without --allow-clock-write.
+    fn clock_write_refused(&self, m: &Member) -> Option<(String, Option<Evidence>)> {
+        let Workload::Settimeofday {
+            allow_clock_write: true,
+            ..
+        } = m.workload
+        else {
+            return None;
+        };
+        if !self.cfg.allow_clock_write {
+            let why = "this scenario may move the clock: it only runs with --allow-clock-write, inside a throwaway VM";
+            return Some((
+                why.into(),
+                Some(Evidence::NotAllowedHere { rule: why.into() }),
+            ));
+        }
+        if !runtime::booted_by_boxwatch() {
+            let why = format!(
+                "this scenario may move the clock: it only runs inside a VM boxwatch booted \
+                 ({} on the kernel command line; cargo xtask vm), never on a host",
+                runtime::VM_MARKER
+            );
+            return Some((why.clone(), Some(Evidence::NotAllowedHere { rule: why })));
         }
         None
     }
@@ -1052,6 +1059,23 @@ impl Runner {
             container_ns: self.container_ns(pid),
         }
     }
+}
+
+/// lxcfs, when the member asks for it and boxwatch cannot apply it here.
+fn lxcfs_unavailable(m: &Member) -> Option<(String, Option<Evidence>)> {
+    if !m.container.lxcfs {
+        return None;
+    }
+    let why = runtime::lxcfs::unavailable()?;
+    Some((
+        format!(
+            "this scenario verifies lxcfs's /proc virtualization, which boxwatch cannot apply here: {why}"
+        ),
+        Some(Evidence::HostTool {
+            tool: "lxcfs".into(),
+            detail: why.to_string(),
+        }),
+    ))
 }
 
 /// A line of a container's stdout (`None`: its end), with the container's
