@@ -14,7 +14,7 @@ macro_rules! metric_names {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum $enum {
-            $(#[doc = $desc] $variant,)*
+            $(#[doc = concat!("`", $name, "`")] $variant,)*
         }
 
         impl $enum {
@@ -138,7 +138,7 @@ impl InsideMetric {
 }
 
 /// `ns_differs.<ns>` for the namespace `ns` (a link name under
-/// /proc/<pid>/ns), or None for one boxwatch does not compare.
+/// `/proc/<pid>/ns`), or None for one boxwatch does not compare.
 pub fn ns_differs(ns: &str) -> Option<Metric> {
     Metric::from_name(&format!("ns_differs.{ns}"))
 }

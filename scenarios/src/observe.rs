@@ -545,7 +545,7 @@ fn container_namespaces(c: &Collected) -> &BTreeMap<String, u64> {
         .unwrap_or(&c.spawn_ns)
 }
 
-/// The namespaces boxwatch compares: link names under /proc/<pid>/ns.
+/// The namespaces boxwatch compares: link names under `/proc/<pid>/ns`.
 pub const NS_NAMES: [&str; 8] = ["pid", "mnt", "uts", "ipc", "net", "cgroup", "user", "time"];
 
 /// `ns_differs.<ns>`: the container's inodes (seen from the host) against

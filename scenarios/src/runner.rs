@@ -892,31 +892,7 @@ impl Runner {
                         _ => None,
                     },
                 });
-        let cpu = match stats {
-            Some(Ok(s)) => {
-                l.collected
-                    .samples
-                    .push(HostSample::from_stats(at.as_millis() as u64, &s));
-                l.collected.stats_error = None;
-                let cpu = s.cpu_usage_ns;
-                l.last_stats = Some((at.as_millis() as u64, s));
-                cpu
-            }
-            Some(Err(e)) => {
-                l.collected.stats_error = Some(format!(
-                    "reading the container's cgroup: {}",
-                    runtime::error::chain(&e)
-                ));
-                None
-            }
-            None => {
-                l.collected.stats_error = Some(format!(
-                    "the container's cgroup could not be found: /proc/{}/cgroup showed the root cgroup, or the process had exited, when it started",
-                    l.pid
-                ));
-                None
-            }
-        };
+        let cpu = record_stats(l, at.as_millis() as u64, stats);
         Mark {
             at_secs: at.as_secs_f64(),
             cpu_usage_ns: cpu,
@@ -1171,6 +1147,39 @@ fn measurements(s: &Scenario, obs: &Observations) -> BTreeMap<String, f64> {
             _ => None,
         })
         .collect()
+}
+
+/// Records a reading of the container's cgroup `t_ms` after its start as
+/// a sample (and for [`Runner::watch_placement_and_limits`]), or why there
+/// is none; returns the CPU usage read.
+fn record_stats(
+    l: &mut Live,
+    t_ms: u64,
+    stats: Option<probes::Result<probes::host::CgroupStats>>,
+) -> Option<u64> {
+    match stats {
+        Some(Ok(s)) => {
+            l.collected.samples.push(HostSample::from_stats(t_ms, &s));
+            l.collected.stats_error = None;
+            let cpu = s.cpu_usage_ns;
+            l.last_stats = Some((t_ms, s));
+            cpu
+        }
+        Some(Err(e)) => {
+            l.collected.stats_error = Some(format!(
+                "reading the container's cgroup: {}",
+                runtime::error::chain(&e)
+            ));
+            None
+        }
+        None => {
+            l.collected.stats_error = Some(format!(
+                "the container's cgroup could not be found: /proc/{}/cgroup showed the root cgroup, or the process had exited, when it started",
+                l.pid
+            ));
+            None
+        }
+    }
 }
 
 /// One running container of a scenario.

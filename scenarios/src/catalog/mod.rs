@@ -49,9 +49,8 @@
 //!
 //! An optional `[neighbour]` table with its own `container` and `workload`
 //! starts a second container alongside; its metrics are `neighbour.<metric>`.
-
 //!
-//! The loader is split by the parts of a file: [`load`] reads files and
+//! The loader is split by the parts of a file: `load` reads files and
 //! assembles a scenario, `file` is the TOML format itself, `container`,
 //! `workload` and `expect` turn its tables into the runtime's and the
 //! judge's types.
