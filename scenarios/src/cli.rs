@@ -331,32 +331,10 @@ fn progress_line(run: &ScenarioRun) -> String {
 /// `--format`, writes every format to `--out`. Exit code 1 when a required
 /// check failed or errored, or something regressed against `--baseline`.
 pub fn run_scenarios(args: ScenariosArgs) -> Result<ExitCode> {
-    let flag = |flag| {
-        move |e| Error::Flag {
-            flag,
-            source: Box::new(e),
-        }
-    };
     let catalog = load_catalog(args.catalog.as_deref()).map_err(flag("--catalog"))?;
     let entries = select(catalog, &args.only)?;
     if args.list {
-        for e in &entries {
-            match e {
-                Ok(s) => println!(
-                    "{:<28} {}{}",
-                    s.id,
-                    s.title,
-                    if s.exclusive { "  [runs alone]" } else { "" }
-                ),
-                Err(le) => println!("{:<28} REFUSED {le}", le.id),
-            }
-        }
-        let bad = entries.iter().any(|e| e.is_err());
-        return Ok(if bad {
-            ExitCode::FAILURE
-        } else {
-            ExitCode::SUCCESS
-        });
+        return Ok(list(&entries));
     }
     if let Some(dir) = &args.out {
         reports::check_out_dir(dir).map_err(|source| Error::Out {
@@ -364,21 +342,7 @@ pub fn run_scenarios(args: ScenariosArgs) -> Result<ExitCode> {
             source,
         })?;
     }
-    let baseline = args
-        .baseline
-        .as_deref()
-        .map(reports::load_report)
-        .transpose()
-        .map_err(Error::Baseline)?;
-    if let Some(b) = &baseline {
-        let (of, now) = (b.runtime.name.as_str(), args.runtime.as_str());
-        if of != now {
-            return Err(Error::Report(format!(
-                "the baseline {} is a report of {of}, not of {now}: a baseline belongs to the runtime it was made with",
-                args.baseline.as_deref().unwrap_or_else(|| std::path::Path::new("")).display()
-            )));
-        }
-    }
+    let baseline = load_baseline(&args)?;
     let interrupted = Arc::new(AtomicBool::new(false));
     watch_signals(
         interrupted.clone(),
@@ -388,51 +352,8 @@ pub fn run_scenarios(args: ScenariosArgs) -> Result<ExitCode> {
             exit_on_second: Some(130),
         },
     )?;
-
-    let exe = std::env::current_exe()
-        .map_err(Error::io("locating the boxwatch binary", "/proc/self/exe"))?;
-    let mut cfg = RunnerConfig::new(exe);
-    cfg.cgroup_parent = Some(
-        runtime::cgroup::parse_parent(&args.cgroup_parent)
-            .map_err(|e| flag("--cgroup-parent")(e.into()))?,
-    );
-    cfg.sample_interval = args.sample_interval;
-    cfg.allow_clock_write = args.allow_clock_write;
-    cfg.interrupted = Some(interrupted);
-    cfg.quiet_wait = args.quiet_wait;
-    cfg.runtime = args.runtime;
-    cfg.runtime_path = args.runtime_path.clone();
-    if let Some(d) = &args.dump_observations {
-        cfg.dump_observations = Some(d.clone());
-    }
-    let runner = Runner::new(cfg)?;
-
-    let jobs: Vec<Job> = entries
-        .iter()
-        .map(|e| match e {
-            Ok(s) => Job {
-                exclusive: s.exclusive,
-                lock: s.lock.clone(),
-            },
-            Err(_) => Job {
-                exclusive: false,
-                lock: None,
-            },
-        })
-        .collect();
-    let progress = Progress::new(entries.len());
-    let runs: Vec<ScenarioRun> = schedule::run_all(&jobs, args.jobs as usize, |i| {
-        let run = match &entries[i] {
-            Ok(s) => {
-                progress.started(&s.id);
-                runner.run(s)
-            }
-            Err(le) => ScenarioRun::from_load_error(le),
-        };
-        progress.finished(progress_line(&run));
-        run
-    });
-    progress.done();
+    let runner = Runner::new(runner_config(&args, interrupted)?)?;
+    let runs = run_entries(&runner, &entries, args.jobs as usize);
 
     let mut report = crate::report::build_report(runner.layout(), runner.runtime(), &runs);
     if let Some(b) = &baseline {
@@ -449,9 +370,126 @@ pub fn run_scenarios(args: ScenariosArgs) -> Result<ExitCode> {
             eprintln!("boxwatch: wrote {}", p.display());
         }
     }
+    print_report(&args, &report, &recorded)?;
+    Ok(if report.is_success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// An error of a value given to `flag`.
+fn flag(flag: &'static str) -> impl Fn(Error) -> Error {
+    move |e| Error::Flag {
+        flag,
+        source: Box::new(e),
+    }
+}
+
+/// `--list`: the selected scenarios and the refused files; failure when a
+/// file was refused.
+fn list(entries: &[Entry]) -> ExitCode {
+    for e in entries {
+        match e {
+            Ok(s) => println!(
+                "{:<28} {}{}",
+                s.id,
+                s.title,
+                if s.exclusive { "  [runs alone]" } else { "" }
+            ),
+            Err(le) => println!("{:<28} REFUSED {le}", le.id),
+        }
+    }
+    if entries.iter().any(|e| e.is_err()) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// `--baseline`'s report, which must be of the runtime judged now.
+fn load_baseline(args: &ScenariosArgs) -> Result<Option<reports::Report>> {
+    let baseline = args
+        .baseline
+        .as_deref()
+        .map(reports::load_report)
+        .transpose()
+        .map_err(Error::Baseline)?;
+    if let Some(b) = &baseline {
+        let (of, now) = (b.runtime.name.as_str(), args.runtime.as_str());
+        if of != now {
+            return Err(Error::Report(format!(
+                "the baseline {} is a report of {of}, not of {now}: a baseline belongs to the runtime it was made with",
+                args.baseline.as_deref().unwrap_or_else(|| std::path::Path::new("")).display()
+            )));
+        }
+    }
+    Ok(baseline)
+}
+
+/// The runner's configuration from the flags.
+fn runner_config(args: &ScenariosArgs, interrupted: Arc<AtomicBool>) -> Result<RunnerConfig> {
+    let exe = std::env::current_exe()
+        .map_err(Error::io("locating the boxwatch binary", "/proc/self/exe"))?;
+    let mut cfg = RunnerConfig::new(exe);
+    cfg.cgroup_parent = Some(
+        runtime::cgroup::parse_parent(&args.cgroup_parent)
+            .map_err(|e| flag("--cgroup-parent")(Error::from(e)))?,
+    );
+    cfg.sample_interval = args.sample_interval;
+    cfg.allow_clock_write = args.allow_clock_write;
+    cfg.interrupted = Some(interrupted);
+    cfg.quiet_wait = args.quiet_wait;
+    cfg.runtime = args.runtime;
+    cfg.runtime_path = args.runtime_path.clone();
+    if let Some(d) = &args.dump_observations {
+        cfg.dump_observations = Some(d.clone());
+    }
+    Ok(cfg)
+}
+
+/// Runs the entries, `jobs` at a time (exclusive ones alone), with
+/// progress; a refused file is an `error` scenario.
+fn run_entries(runner: &Runner, entries: &[Entry], jobs: usize) -> Vec<ScenarioRun> {
+    let schedule: Vec<Job> = entries
+        .iter()
+        .map(|e| match e {
+            Ok(s) => Job {
+                exclusive: s.exclusive,
+                lock: s.lock.clone(),
+            },
+            Err(_) => Job {
+                exclusive: false,
+                lock: None,
+            },
+        })
+        .collect();
+    let progress = Progress::new(entries.len());
+    let runs = schedule::run_all(&schedule, jobs, |i| {
+        let run = match &entries[i] {
+            Ok(s) => {
+                progress.started(&s.id);
+                runner.run(s)
+            }
+            Err(le) => ScenarioRun::from_load_error(le),
+        };
+        progress.finished(progress_line(&run));
+        run
+    });
+    progress.done();
+    runs
+}
+
+/// The report on stdout in `--format` (the observations as JSON with
+/// `--dump-observations -`).
+fn print_report(
+    args: &ScenariosArgs,
+    report: &reports::Report,
+    recorded: &[crate::runner::RecordedObservations],
+) -> Result<()> {
     let text = match args.format {
         _ if args.dump_observations.as_deref() == Some(std::path::Path::new("-")) => {
-            serde_json::to_string_pretty(&recorded)
+            serde_json::to_string_pretty(recorded)
                 .map_err(|e| Error::Report(format!("the observations as JSON: {e}")))?
         }
         Format::Human => {
@@ -461,19 +499,15 @@ pub fn run_scenarios(args: ScenariosArgs) -> Result<ExitCode> {
             } else {
                 Color::Never
             };
-            reports::human(&report, color)
+            reports::human(report, color)
         }
-        f => f.render(&report),
+        f => f.render(report),
     };
     print!("{text}");
     if !text.ends_with('\n') {
         println!();
     }
-    Ok(if report.is_success() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(())
 }
 
 /// Progress while scenarios run: a bar on a terminal, else one plain line

@@ -18,16 +18,17 @@
 //! too, and then the host's spare CPUs decide.
 
 use crate::expect::{Condition, Expectation, Judgement, Observations, Observed, Value};
+use crate::metrics::Metric;
 use reports::Verdict;
 use std::collections::BTreeMap;
 
 /// Metric: the container's run-queue wait beyond its throttled time, in
 /// CPUs over the measured window.
-pub const CONTENTION_CPUS: &str = "cpu_contention_cpus";
+pub const CONTENTION_CPUS: &str = Metric::CpuContentionCpus.as_str();
 /// Metric: the run time of the container's threads (schedstat), in CPUs.
-pub const THREADS_CPU_SHARE: &str = "threads_cpu_share";
+pub const THREADS_CPU_SHARE: &str = Metric::ThreadsCpuShare.as_str();
 /// Metric: the run-queue wait of the container's threads, in CPUs.
-pub const WAIT_CPUS: &str = "cpu_wait_cpus";
+pub const WAIT_CPUS: &str = Metric::CpuWaitCpus.as_str();
 
 /// Words that mark a judgement as inconclusive (a shortfall the host's
 /// load explains): such a scenario is run again.
@@ -183,80 +184,110 @@ pub fn judge(
     obs: &Observations,
     spare: Option<f64>,
 ) -> Vec<Judgement> {
-    // The wait figure; `Err` when it was measured and proves nothing (the
-    // threads ran outside the judged cgroup): then nothing is excused.
-    let contention: Option<Result<f64, String>> = match obs.get(CONTENTION_CPUS) {
+    let mut window = Window {
+        contention: contention_figure(obs),
+        // A quota set too low is not the host's fault.
+        quota: number(obs, Metric::CpuQuota.as_str()).filter(|q| q.is_finite()),
+        share_explained: None,
+        spare,
+    };
+    window.share_explained = window.share_explained(expectations, obs);
+    expectations
+        .iter()
+        .zip(judgements)
+        .map(|(e, j)| window.judge(e, j))
+        .collect()
+}
+
+/// The wait figure; `Err` when it was measured and proves nothing (the
+/// threads ran outside the judged cgroup): then nothing is excused.
+fn contention_figure(obs: &Observations) -> Option<Result<f64, String>> {
+    match obs.get(CONTENTION_CPUS) {
         Some(Observed::Value(Value::Number(n))) => Some(Ok(*n)),
         Some(Observed::Missing(why)) if why.contains("not (all) in the judged cgroup") => {
             Some(Err(why.clone()))
         }
         _ => None,
-    };
-    let share = number(obs, "cpu_share");
-    // What the container could have had without waiting: its share plus
-    // the wait, but never more than the quota cgroupfs holds (a quota set
-    // too low is not the host's fault).
-    let quota = number(obs, "cpu_quota").filter(|q| q.is_finite());
-    let achievable = |v: f64, c: f64| quota.map_or(v + c, |q| (v + c).min(q));
-    // Whether the main container's cpu_share shortfall is explained.
-    let share_explained = expectations
-        .iter()
-        .find(|e| e.metric == "cpu_share")
-        .and_then(|e| {
-            let (s, c) = (share?, contention.clone()?.ok()?);
-            let bound = shortfall_bound(&e.condition, s)?;
-            Some(achievable(s, c) >= bound)
-        });
-    expectations
-        .iter()
-        .zip(judgements)
-        .map(|(e, j)| {
-            let own = !e.metric.starts_with("neighbour.");
-            if e.needs_cpus.is_none() || !j.broken() || !own || contention.is_none() {
-                return crate::expect::judge_contention(e, j, spare);
-            }
-            let c = match &contention {
-                Some(Ok(c)) => *c,
-                Some(Err(why)) => {
-                    return Judgement {
-                        observed: format!("{} (not excused: {why})", j.observed),
-                        ..j
-                    }
-                }
-                None => 0.0,
-            };
-            let Some(v) = j.value else { return j };
-            let Some(bound) = shortfall_bound(&e.condition, v) else {
-                return j;
-            };
-            let explained = if e.metric.ends_with("cpu_share") {
-                achievable(v, c) >= bound
-            } else {
-                share_explained == Some(true)
-            };
-            if !explained {
-                let capped = match quota {
-                    Some(q) if v + c > q => format!(", and its quota in cgroupfs is {q:.4}"),
-                    _ => String::new(),
-                };
+    }
+}
+
+/// What the main container's measured window says about contention.
+struct Window {
+    /// See [`contention_figure`].
+    contention: Option<Result<f64, String>>,
+    /// The quota cgroupfs holds, in CPUs, when finite.
+    quota: Option<f64>,
+    /// Whether the main container's cpu_share shortfall is explained.
+    share_explained: Option<bool>,
+    /// The host's spare CPUs, for what the wait cannot decide.
+    spare: Option<f64>,
+}
+
+impl Window {
+    /// What the container could have had without waiting: `v` plus the
+    /// wait `c`, but never more than the quota.
+    fn achievable(&self, v: f64, c: f64) -> f64 {
+        self.quota.map_or(v + c, |q| (v + c).min(q))
+    }
+
+    fn share_explained(&self, expectations: &[Expectation], obs: &Observations) -> Option<bool> {
+        let e = expectations
+            .iter()
+            .find(|e| e.metric == Metric::CpuShare.as_str())?;
+        let share = number(obs, Metric::CpuShare.as_str())?;
+        let c = self.contention.clone()?.ok()?;
+        let bound = shortfall_bound(&e.condition, share)?;
+        Some(self.achievable(share, c) >= bound)
+    }
+
+    /// One check: left alone, excused as inconclusive, or kept broken with
+    /// the reason the wait does not excuse it.
+    fn judge(&self, e: &Expectation, j: Judgement) -> Judgement {
+        let own = !e.metric.starts_with(crate::metrics::NEIGHBOUR_PREFIX);
+        if e.needs_cpus.is_none() || !j.broken() || !own || self.contention.is_none() {
+            return crate::expect::judge_contention(e, j, self.spare);
+        }
+        let c = match &self.contention {
+            Some(Ok(c)) => *c,
+            Some(Err(why)) => {
                 return Judgement {
-                    observed: format!(
-                        "{} (not contention: the container waited {c:.4} CPUs for other processes beyond its throttling{capped})",
-                        j.observed
-                    ),
+                    observed: format!("{} (not excused: {why})", j.observed),
                     ..j
-                };
+                }
             }
-            Judgement {
-                verdict: Verdict::Error,
+            None => 0.0,
+        };
+        let Some(v) = j.value else { return j };
+        let Some(bound) = shortfall_bound(&e.condition, v) else {
+            return j;
+        };
+        let explained = if e.metric.ends_with(Metric::CpuShare.as_str()) {
+            self.achievable(v, c) >= bound
+        } else {
+            self.share_explained == Some(true)
+        };
+        if !explained {
+            let capped = match self.quota {
+                Some(q) if v + c > q => format!(", and its quota in cgroupfs is {q:.4}"),
+                _ => String::new(),
+            };
+            return Judgement {
                 observed: format!(
-                    "{} {INCONCLUSIVE} the container waited {c:.4} CPUs for other processes beyond its throttling, enough to explain the shortfall)",
+                    "{} (not contention: the container waited {c:.4} CPUs for other processes beyond its throttling{capped})",
                     j.observed
                 ),
                 ..j
-            }
-        })
-        .collect()
+            };
+        }
+        Judgement {
+            verdict: Verdict::Error,
+            observed: format!(
+                "{} {INCONCLUSIVE} the container waited {c:.4} CPUs for other processes beyond its throttling, enough to explain the shortfall)",
+                j.observed
+            ),
+            ..j
+        }
+    }
 }
 
 #[cfg(test)]

@@ -279,7 +279,7 @@ pub fn evaluate(e: &Expectation, observations: &Observations) -> Judgement {
 
 /// The metric holding the CPUs left free by the host's other processes
 /// during a scenario's measurement (see [`judge_contention`]).
-pub const SPARE_CPUS: &str = "host_spare_cpus";
+pub const SPARE_CPUS: &str = crate::metrics::Metric::HostSpareCpus.as_str();
 
 /// On a sandboxed runtime, the judgements of checks that do not apply to
 /// one become `not-applicable`, with the catalog's reason (whatever was

@@ -2,10 +2,10 @@
 //! the runner gathers [`Collected`] and the [`HostSnapshot`]s, this module
 //! only computes.
 
-use crate::catalog::ContainerDef;
 use crate::expect::{Evidence, Observations, Observed, Value};
 use crate::facts::CgroupFacts;
 use crate::facts::ControllerFact;
+use crate::metrics::{InsideMetric, Metric, WORKLOAD_PREFIX};
 use crate::placement::PlacementSeen;
 use crate::workload::WorkloadKind;
 use probes::host::{CgroupStats, CgroupVersion, Limit};
@@ -241,175 +241,223 @@ fn absent_usage(c: &Collected) -> Observed {
     }
 }
 
-/// The figures read from the container's cgroup: CPU, memory, pids, OOM.
-fn cgroup_figures(
-    c: &Collected,
-    pre: &HostSnapshot,
-    post: &HostSnapshot,
-    ticks_per_sec: f64,
-    o: &mut Observations,
-) {
-    let mut put = |k: &str, v: Observed| {
-        o.insert(k.to_string(), v);
-    };
-    let stats_missing = || {
-        missing(
-            c.stats_error
-                .clone()
-                .unwrap_or_else(|| "the container's cgroup could not be read".into()),
-        )
-    };
+/// What the judge knows of a container's run besides what was collected
+/// from it: the host around the scenario, and what the container ran.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// The host before the scenario's containers started.
+    pub pre: &'a HostSnapshot,
+    /// The host after they were removed.
+    pub post: &'a HostSnapshot,
+    /// The harness's own namespace inodes, which a container's must not be.
+    pub harness_ns: &'a BTreeMap<String, u64>,
+    /// The container's workload: which result fields and views it reports.
+    pub workload: WorkloadKind,
+    /// The kernel's clock ticks per second (the unit of /proc/stat).
+    pub ticks_per_sec: f64,
+}
 
-    // CPU: the workload's own window when it reported one, else the run.
+/// The metrics of one container: the cgroup's figures, where its
+/// processes were, how they ended, whether the host changed, its
+/// namespaces, and what the workload reported.
+pub fn observe(c: &Collected, cx: &Context) -> Observations {
+    let mut o = Observations::new();
+    cpu_window(c, cx.ticks_per_sec, &mut o);
+    match &c.final_stats {
+        Some(s) => {
+            cpu_throttling(c, s, &mut o);
+            limits_read_back(c, s, &mut o);
+            oom_kills(c, s, cx, &mut o);
+        }
+        None => {
+            for m in READ_AFTER_EXIT {
+                put(&mut o, m, stats_missing(c));
+            }
+        }
+    }
+    pids_peak(c, &mut o);
+    put(&mut o, Metric::Placement, c.placement.observed());
+    how_it_ended(c, &mut o);
+    host_unchanged(c, cx, &mut o);
+    let container_ns = container_namespaces(c);
+    namespaces(c, cx.harness_ns, container_ns, &mut o);
+    workload_results(c, cx.workload, &mut o);
+    if cx.workload == WorkloadKind::ProbeInside {
+        inside_metrics(&mut o, c, inside_view(c).as_ref(), container_ns);
+    }
+    o
+}
+
+/// The metrics of the scenario as a whole, from its containers' (with
+/// their prefixes): the CPUs the host's other processes left free.
+pub fn scenario_metrics(obs: &mut Observations, cpus: f64) {
+    if let Some(spare) = crate::runner::spare_cpus(obs, cpus) {
+        put(obs, Metric::HostSpareCpus, spare.into());
+    }
+}
+
+fn put(o: &mut Observations, m: Metric, v: Observed) {
+    o.insert(m.as_str().to_string(), v);
+}
+
+/// The figures read from the cgroup right after the entry exited, all
+/// missing when it could not be read then.
+const READ_AFTER_EXIT: [Metric; 13] = [
+    Metric::NrPeriods,
+    Metric::NrThrottled,
+    Metric::ThrottledSecs,
+    Metric::ThrottledRatio,
+    Metric::CpuQuota,
+    Metric::MemoryLimitBytes,
+    Metric::PidsLimit,
+    Metric::PidsLimitHits,
+    Metric::MemoryPeakBytes,
+    Metric::MemoryLimitHits,
+    Metric::OomKills,
+    Metric::OomKilled,
+    Metric::HostOomKillsOutside,
+];
+
+fn stats_missing(c: &Collected) -> Observed {
+    missing(
+        c.stats_error
+            .clone()
+            .unwrap_or_else(|| "the container's cgroup could not be read".into()),
+    )
+}
+
+/// `cpu_share` and `host_busy_cpus` over the workload's own window when it
+/// reported one, else the run; the contention figures with them.
+fn cpu_window(c: &Collected, ticks_per_sec: f64, o: &mut Observations) {
     let window = match (c.start, c.end) {
         (Some(a), Some(b)) => Some((a, b)),
         _ => c.first.zip(c.last),
     };
-    match window {
+    let (share, busy) = match window {
         Some((a, b)) if a.cpu_usage_ns.is_none() || b.cpu_usage_ns.is_none() => {
-            put("cpu_share", absent_usage(c));
-            put("host_busy_cpus", absent_usage(c));
+            (absent_usage(c), absent_usage(c))
         }
         Some((a, b)) => match window_share(&a, &b, ticks_per_sec) {
             Some((share, busy)) => {
                 if let (Some(x), Some(y)) = (a.sched, b.sched) {
                     let dt = b.at_secs - a.at_secs;
                     for (k, v) in crate::contention::metrics(&x, &y, dt, share) {
-                        put(k, v);
+                        o.insert(k.to_string(), v);
                     }
                 }
-                put("cpu_share", share.into());
-                put(
-                    "host_busy_cpus",
-                    busy.map(Observed::from)
-                        .unwrap_or_else(|| missing("/proc/stat could not be read")),
-                );
+                let busy = busy
+                    .map(Observed::from)
+                    .unwrap_or_else(|| missing("/proc/stat could not be read"));
+                (share.into(), busy)
             }
-            None => {
-                put(
-                    "cpu_share",
-                    missing("the measured window was too short (under 10 ms)"),
-                );
-                put(
-                    "host_busy_cpus",
-                    missing("the measured window was too short"),
-                );
-            }
+            None => (
+                missing("the measured window was too short (under 10 ms)"),
+                missing("the measured window was too short"),
+            ),
         },
-        None => {
-            put("cpu_share", stats_missing());
-            put("host_busy_cpus", stats_missing());
-        }
-    }
+        None => (stats_missing(c), stats_missing(c)),
+    };
+    put(o, Metric::CpuShare, share);
+    put(o, Metric::HostBusyCpus, busy);
+}
 
-    match &c.final_stats {
-        Some(s) => {
-            let cpu_stat = || absent(c, "cpu", "cpu.stat", "cpu.stat");
-            put(
-                "nr_periods",
-                s.cpu_nr_periods
-                    .map(Observed::from)
-                    .unwrap_or_else(cpu_stat),
-            );
-            put(
-                "nr_throttled",
-                s.cpu_nr_throttled
-                    .map(Observed::from)
-                    .unwrap_or_else(cpu_stat),
-            );
-            put(
-                "throttled_secs",
-                s.cpu_throttled_ns
-                    .map(|ns| Observed::from(ns as f64 / 1e9))
-                    .unwrap_or_else(cpu_stat),
-            );
-            put(
-                "throttled_ratio",
-                match (s.cpu_nr_periods, s.cpu_nr_throttled) {
-                    (Some(0), Some(_)) => 0.0.into(),
-                    (Some(p), Some(t)) => (t as f64 / p as f64).into(),
-                    _ => cpu_stat(),
-                },
-            );
-            put(
-                "cpu_quota",
-                match s.cpu_max {
-                    Some(m) => m.cores().unwrap_or(f64::INFINITY).into(),
-                    None => absent(c, "cpu", "cpu.cfs_quota_us", "cpu.max"),
-                },
-            );
-            put(
-                "memory_limit_bytes",
-                limit_obs(s.memory_limit, || {
-                    absent(c, "memory", "memory.limit_in_bytes", "memory.max")
-                }),
-            );
-            put(
-                "pids_limit",
-                limit_obs(s.pids_max, || absent(c, "pids", "pids.max", "pids.max")),
-            );
-            put(
-                "pids_limit_hits",
-                match (c.pids_limit_hits, &c.pids_limit_hits_error) {
-                    (_, Some(e)) => missing(e.clone()),
-                    (Some(n), None) => n.into(),
-                    (None, None) => absent(c, "pids", "pids.events", "pids.events"),
-                },
-            );
-            let sampled_mem = c.samples.iter().filter_map(|x| x.memory_bytes).max();
-            put(
-                "memory_peak_bytes",
-                match (s.memory_peak_bytes, sampled_mem) {
-                    (Some(p), _) => p.into(),
-                    (None, Some(m)) => m.into(),
-                    (None, None) => absent(c, "memory", "memory.max_usage_in_bytes", "memory.peak"),
-                },
-            );
-            put("memory_limit_hits", memory_limit_hits(c, s));
-            match s.oom_kills {
-                Some(k) => {
-                    put("oom_kills", k.into());
-                    put("oom_killed", (k > 0).into());
-                    put(
-                        "host_oom_kills_outside",
-                        match (pre.oom_kills, post.oom_kills) {
-                            (Some(a), Some(b)) => b.saturating_sub(a).saturating_sub(k).into(),
-                            _ => missing(
-                                "/proc/vmstat: no oom_kill counter was read before and after",
-                            ),
-                        },
-                    );
-                }
-                None => {
-                    let why = || absent(c, "memory", "memory.oom_control", "memory.events");
-                    put("oom_kills", why());
-                    put("oom_killed", why());
-                    put("host_oom_kills_outside", why());
-                }
-            }
-        }
-        None => {
-            for k in [
-                "nr_periods",
-                "nr_throttled",
-                "throttled_secs",
-                "throttled_ratio",
-                "cpu_quota",
-                "memory_limit_bytes",
-                "pids_limit",
-                "pids_limit_hits",
-                "memory_peak_bytes",
-                "memory_limit_hits",
-                "oom_kills",
-                "oom_killed",
-                "host_oom_kills_outside",
-            ] {
-                put(k, stats_missing());
-            }
-        }
-    }
+/// The CFS bandwidth figures of cpu.stat and the quota read back.
+fn cpu_throttling(c: &Collected, s: &CgroupStats, o: &mut Observations) {
+    let cpu_stat = || absent(c, "cpu", "cpu.stat", "cpu.stat");
+    let or_absent = |v: Option<u64>| v.map(Observed::from).unwrap_or_else(cpu_stat);
+    put(o, Metric::NrPeriods, or_absent(s.cpu_nr_periods));
+    put(o, Metric::NrThrottled, or_absent(s.cpu_nr_throttled));
     put(
-        "pids_peak",
+        o,
+        Metric::ThrottledSecs,
+        s.cpu_throttled_ns
+            .map(|ns| Observed::from(ns as f64 / 1e9))
+            .unwrap_or_else(cpu_stat),
+    );
+    put(
+        o,
+        Metric::ThrottledRatio,
+        match (s.cpu_nr_periods, s.cpu_nr_throttled) {
+            (Some(0), Some(_)) => 0.0.into(),
+            (Some(p), Some(t)) => (t as f64 / p as f64).into(),
+            _ => cpu_stat(),
+        },
+    );
+    put(
+        o,
+        Metric::CpuQuota,
+        match s.cpu_max {
+            Some(m) => m.cores().unwrap_or(f64::INFINITY).into(),
+            None => absent(c, "cpu", "cpu.cfs_quota_us", "cpu.max"),
+        },
+    );
+}
+
+/// The memory and pids limits read back, how often they were hit, and the
+/// memory peak.
+fn limits_read_back(c: &Collected, s: &CgroupStats, o: &mut Observations) {
+    put(
+        o,
+        Metric::MemoryLimitBytes,
+        limit_obs(s.memory_limit, || {
+            absent(c, "memory", "memory.limit_in_bytes", "memory.max")
+        }),
+    );
+    put(
+        o,
+        Metric::PidsLimit,
+        limit_obs(s.pids_max, || absent(c, "pids", "pids.max", "pids.max")),
+    );
+    put(
+        o,
+        Metric::PidsLimitHits,
+        match (c.pids_limit_hits, &c.pids_limit_hits_error) {
+            (_, Some(e)) => missing(e.clone()),
+            (Some(n), None) => n.into(),
+            (None, None) => absent(c, "pids", "pids.events", "pids.events"),
+        },
+    );
+    let sampled_mem = c.samples.iter().filter_map(|x| x.memory_bytes).max();
+    put(
+        o,
+        Metric::MemoryPeakBytes,
+        match (s.memory_peak_bytes, sampled_mem) {
+            (Some(p), _) => p.into(),
+            (None, Some(m)) => m.into(),
+            (None, None) => absent(c, "memory", "memory.max_usage_in_bytes", "memory.peak"),
+        },
+    );
+    put(o, Metric::MemoryLimitHits, memory_limit_hits(c, s));
+}
+
+/// The OOM kills charged to the cgroup, and those elsewhere on the host
+/// meanwhile (/proc/vmstat before and after, less the cgroup's).
+fn oom_kills(c: &Collected, s: &CgroupStats, cx: &Context, o: &mut Observations) {
+    let Some(k) = s.oom_kills else {
+        let why = || absent(c, "memory", "memory.oom_control", "memory.events");
+        put(o, Metric::OomKills, why());
+        put(o, Metric::OomKilled, why());
+        put(o, Metric::HostOomKillsOutside, why());
+        return;
+    };
+    put(o, Metric::OomKills, k.into());
+    put(o, Metric::OomKilled, (k > 0).into());
+    put(
+        o,
+        Metric::HostOomKillsOutside,
+        match (cx.pre.oom_kills, cx.post.oom_kills) {
+            (Some(a), Some(b)) => b.saturating_sub(a).saturating_sub(k).into(),
+            _ => missing("/proc/vmstat: no oom_kill counter was read before and after"),
+        },
+    );
+}
+
+/// The largest pids.current sampled; an error when a sample of the running
+/// container read 0 (its processes are not counted there).
+fn pids_peak(c: &Collected, o: &mut Observations) {
+    put(
+        o,
+        Metric::PidsPeak,
         match (c.zero_pids_at_ms, c.samples.iter().filter_map(|s| s.pids).max()) {
             (Some(t), _) => missing(format!(
                 "pids.current read 0 at {t} ms while the container ran: its processes are not counted in the cgroup the judge reads"
@@ -420,30 +468,19 @@ fn cgroup_figures(
     );
 }
 
-/// The metrics of one container.
-pub fn observe(
-    c: &Collected,
-    pre: &HostSnapshot,
-    post: &HostSnapshot,
-    harness_ns: &BTreeMap<String, u64>,
-    def: &ContainerDef,
-    workload: WorkloadKind,
-    ticks_per_sec: f64,
-) -> Observations {
-    let mut o = Observations::new();
-    cgroup_figures(c, pre, post, ticks_per_sec, &mut o);
-    o.insert(crate::placement::METRIC.into(), c.placement.observed());
-    let mut put = |k: &str, v: Observed| {
-        o.insert(k.to_string(), v);
-    };
+/// The exit code, the processes left behind before and after cleanup, and
+/// whether the host could fork while the container was at a limit.
+fn how_it_ended(c: &Collected, o: &mut Observations) {
     put(
-        "exit_code",
+        o,
+        Metric::ExitCode,
         c.exit_code
             .map(|e| Observed::from(e as f64))
             .unwrap_or_else(|| missing("the container's exit status is unknown")),
     );
     put(
-        "survivors",
+        o,
+        Metric::Survivors,
         c.survivors
             .map(|n| Observed::from(n as u64))
             .unwrap_or_else(|| {
@@ -451,13 +488,15 @@ pub fn observe(
             }),
     );
     put(
-        "survivors_after_cleanup",
+        o,
+        Metric::SurvivorsAfterCleanup,
         c.survivors_after_cleanup
             .map(|n| Observed::from(n as u64))
             .unwrap_or_else(|| missing("the container's processes were not checked after cleanup")),
     );
     put(
-        "host_can_fork",
+        o,
+        Metric::HostCanFork,
         match &c.fork_at_limit {
             Some((_, _, ok)) => (*ok).into(),
             None => missing(
@@ -465,6 +504,12 @@ pub fn observe(
             ),
         },
     );
+}
+
+/// The host's clock (against CLOCK_MONOTONIC, during and after) and
+/// hostname.
+fn host_unchanged(c: &Collected, cx: &Context, o: &mut Observations) {
+    let (pre, post) = (cx.pre, cx.post);
     let offset_before = pre.realtime - pre.monotonic;
     let step_after = (post.realtime - post.monotonic - offset_before).abs();
     let step_during = c
@@ -474,25 +519,45 @@ pub fn observe(
         .chain(c.ack.as_ref().map(|a| a.host_realtime - a.host_monotonic))
         .map(|offset| (offset - offset_before).abs())
         .fold(0.0, f64::max);
-    put("host_clock_step_secs", step_after.max(step_during).into());
-    put("host_clock_step_after_secs", step_after.into());
     put(
-        "host_hostname_unchanged",
+        o,
+        Metric::HostClockStepSecs,
+        step_after.max(step_during).into(),
+    );
+    put(o, Metric::HostClockStepAfterSecs, step_after.into());
+    put(
+        o,
+        Metric::HostHostnameUnchanged,
         match (&pre.hostname, &post.hostname) {
             (Some(a), Some(b)) => (a == b).into(),
             _ => missing("the host's hostname could not be read (gethostname) before and after"),
         },
     );
+}
 
-    // Namespaces: the container's inodes (seen from the host) against ours.
-    let container_ns = c
-        .ack
+/// The container's namespace inodes as the host saw them: at the
+/// workload's `ack` when it asked, else right after spawn.
+fn container_namespaces(c: &Collected) -> &BTreeMap<String, u64> {
+    c.ack
         .as_ref()
         .map(|a| &a.container_ns)
         .filter(|m| !m.is_empty())
-        .unwrap_or(&c.spawn_ns);
-    for ns in ["pid", "mnt", "uts", "ipc", "net", "cgroup", "user", "time"] {
-        let key = format!("ns_differs.{ns}");
+        .unwrap_or(&c.spawn_ns)
+}
+
+/// The namespaces boxwatch compares: link names under `/proc/<pid>/ns`.
+pub const NS_NAMES: [&str; 8] = ["pid", "mnt", "uts", "ipc", "net", "cgroup", "user", "time"];
+
+/// `ns_differs.<ns>`: the container's inodes (seen from the host) against
+/// the harness's.
+fn namespaces(
+    c: &Collected,
+    harness_ns: &BTreeMap<String, u64>,
+    container_ns: &BTreeMap<String, u64>,
+    o: &mut Observations,
+) {
+    for ns in NS_NAMES {
+        let metric = crate::metrics::ns_differs(ns).expect("every compared namespace has a metric");
         let v = match (harness_ns.get(ns), container_ns.get(ns)) {
             (None, _) => Observed::Unsupported(Evidence::KernelNamespace {
                 namespace: ns.into(),
@@ -503,14 +568,12 @@ pub fn observe(
             )),
             (Some(h), Some(x)) => (h != x).into(),
         };
-        o.insert(key, v);
+        put(o, metric, v);
     }
+}
 
-    // The workload's own lines.
-    let view: Option<InsideView> = c
-        .fields
-        .get("view")
-        .and_then(|v| serde_json::from_value(v.clone()).ok());
+/// `workload.<key>`: the fields of the workload's protocol lines.
+fn workload_results(c: &Collected, workload: WorkloadKind, o: &mut Observations) {
     for key in workload.result_keys() {
         let v = match c.fields.get(*key) {
             Some(serde_json::Value::Bool(b)) => (*b).into(),
@@ -522,12 +585,15 @@ pub fn observe(
             Some(serde_json::Value::Null) | None => missing(workload_silent(c, key)),
             Some(other) => missing(format!("unexpected value {other}")),
         };
-        o.insert(format!("workload.{key}"), v);
+        o.insert(format!("{WORKLOAD_PREFIX}{key}"), v);
     }
-    if workload == WorkloadKind::ProbeInside {
-        inside_metrics(&mut o, c, view.as_ref(), container_ns, def);
-    }
-    o
+}
+
+/// The probe-inside workload's view, if it reported one.
+fn inside_view(c: &Collected) -> Option<InsideView> {
+    c.fields
+        .get("view")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
 }
 
 fn workload_silent(c: &Collected, key: &str) -> String {
@@ -542,31 +608,47 @@ fn workload_silent(c: &Collected, key: &str) -> String {
     why
 }
 
+/// The host-side metrics that compare the inside view with the host's.
+const INSIDE_COMPARED: [Metric; 7] = [
+    Metric::HostPidDiffers,
+    Metric::NsMatchesInside,
+    Metric::MonotonicOffsetSecs,
+    Metric::RealtimeOffsetSecs,
+    Metric::HostSeesInsideMount,
+    Metric::HostMountsVisibleInside,
+    Metric::InterfacesBesidesLo,
+];
+
+/// The probe-inside workload's metrics: its view (`inside.*`), and that
+/// view compared with the host's (PID, namespaces, clocks, mounts,
+/// interfaces). Without a view, all of them are errors.
 fn inside_metrics(
     o: &mut Observations,
     c: &Collected,
     view: Option<&InsideView>,
     container_ns: &BTreeMap<String, u64>,
-    def: &ContainerDef,
 ) {
     let Some(v) = view else {
         let why = workload_silent(c, "inside view");
-        for (name, _) in crate::metrics::INSIDE_METRICS {
-            o.insert(format!("inside.{name}"), missing(why.clone()));
+        for m in InsideMetric::ALL {
+            o.insert(m.key(), missing(why.clone()));
         }
-        for k in [
-            "host_pid_differs",
-            "ns_matches_inside",
-            "monotonic_offset_secs",
-            "realtime_offset_secs",
-            "host_sees_inside_mount",
-            "host_mounts_visible_inside",
-            "interfaces_besides_lo",
-        ] {
-            o.insert(k.into(), missing(why.clone()));
+        for m in INSIDE_COMPARED {
+            put(o, m, missing(why.clone()));
         }
         return;
     };
+    for m in InsideMetric::ALL {
+        o.insert(m.key(), inside_field(*m, v));
+    }
+    pid_and_namespaces_inside(o, c, v, container_ns);
+    clocks_inside(o, c, v);
+    mounts_and_interfaces(o, c, v);
+}
+
+/// One field of the inside view; a value the probe could not read (or a
+/// list it could not read, never "none") is an error with its problems.
+fn inside_field(m: InsideMetric, v: &InsideView) -> Observed {
     let opt = |x: Option<u64>, what: &str| {
         x.map(Observed::from).unwrap_or_else(|| {
             missing(format!(
@@ -575,90 +657,67 @@ fn inside_metrics(
             ))
         })
     };
-    let mut put = |k: &str, val: Observed| {
-        o.insert(format!("inside.{k}"), val);
-    };
-    // A list the probe could not read is no answer, never "none".
-    let unread = |list: &str| {
-        missing(format!(
-            "the probe could not read its {list} inside: {}",
-            v.problems.join("; ")
-        ))
-    };
     let count = |list: &str, n: usize| {
         if v.unread.contains(list) {
-            unread(list)
+            missing(format!(
+                "the probe could not read its {list} inside: {}",
+                v.problems.join("; ")
+            ))
         } else {
             Observed::from(n as u64)
         }
     };
-    put("pid", (v.pid as u64).into());
-    put("pid_count", count("pids", v.pids.len()));
-    put("hostname", v.hostname.as_str().into());
-    put("mem_total_bytes", opt(v.mem_total_bytes, "MemTotal"));
-    put(
-        "mem_available_bytes",
-        opt(v.mem_available_bytes, "MemAvailable"),
-    );
-    put(
-        "nproc_online",
-        opt(v.nproc_online, "sysconf(_SC_NPROCESSORS_ONLN)"),
-    );
-    put("affinity_cpus", opt(v.affinity_cpus, "sched_getaffinity"));
-    put(
-        "available_parallelism",
-        opt(v.available_parallelism, "available_parallelism"),
-    );
-    put(
-        "cpuinfo_processors",
-        opt(v.cpuinfo_processors, "/proc/cpuinfo"),
-    );
-    put("proc_stat_cpus", opt(v.proc_stat_cpus, "/proc/stat"));
-    put(
-        "uptime_secs",
-        v.uptime_secs
+    let cap = |cap: u32| match v.capabilities {
+        Some(caps) => caps.effective_has(cap).into(),
+        None => missing("/proc/self/status had no capabilities"),
+    };
+    match m {
+        InsideMetric::Pid => (v.pid as u64).into(),
+        InsideMetric::PidCount => count("pids", v.pids.len()),
+        InsideMetric::Hostname => v.hostname.as_str().into(),
+        InsideMetric::MemTotalBytes => opt(v.mem_total_bytes, "MemTotal"),
+        InsideMetric::MemAvailableBytes => opt(v.mem_available_bytes, "MemAvailable"),
+        InsideMetric::NprocOnline => opt(v.nproc_online, "sysconf(_SC_NPROCESSORS_ONLN)"),
+        InsideMetric::AffinityCpus => opt(v.affinity_cpus, "sched_getaffinity"),
+        InsideMetric::AvailableParallelism => opt(v.available_parallelism, "available_parallelism"),
+        InsideMetric::CpuinfoProcessors => opt(v.cpuinfo_processors, "/proc/cpuinfo"),
+        InsideMetric::ProcStatCpus => opt(v.proc_stat_cpus, "/proc/stat"),
+        InsideMetric::UptimeSecs => v
+            .uptime_secs
             .map(Observed::from)
             .unwrap_or_else(|| missing("/proc/uptime could not be read inside")),
-    );
-    put("interface_count", count("interfaces", v.interfaces.len()));
-    put("mount_count", count("mounts", v.mounts.len()));
-    match v.capabilities {
-        Some(caps) => {
-            put("cap_sys_time", caps.effective_has(CAP_SYS_TIME).into());
-            put("cap_sys_admin", caps.effective_has(CAP_SYS_ADMIN).into());
-        }
-        None => {
-            put(
-                "cap_sys_time",
-                missing("/proc/self/status had no capabilities"),
-            );
-            put(
-                "cap_sys_admin",
-                missing("/proc/self/status had no capabilities"),
-            );
-        }
-    }
-    put(
-        "no_new_privs",
-        v.no_new_privs
+        InsideMetric::InterfaceCount => count("interfaces", v.interfaces.len()),
+        InsideMetric::MountCount => count("mounts", v.mounts.len()),
+        InsideMetric::CapSysTime => cap(CAP_SYS_TIME),
+        InsideMetric::CapSysAdmin => cap(CAP_SYS_ADMIN),
+        InsideMetric::NoNewPrivs => v
+            .no_new_privs
             .map(Observed::from)
             .unwrap_or_else(|| missing("/proc/self/status had no NoNewPrivs")),
-    );
-    put(
-        "seccomp_mode",
-        v.seccomp_mode
+        InsideMetric::SeccompMode => v
+            .seccomp_mode
             .map(|m| Observed::from(m as u64))
             .unwrap_or_else(|| missing("/proc/self/status had no Seccomp")),
-    );
+    }
+}
 
-    o.insert("host_pid_differs".into(), (v.pid != c.host_pid).into());
+/// The PID inside against the host's, and the namespace inodes the
+/// workload saw inside against those the host sees for its PID.
+fn pid_and_namespaces_inside(
+    o: &mut Observations,
+    c: &Collected,
+    v: &InsideView,
+    container_ns: &BTreeMap<String, u64>,
+) {
+    put(o, Metric::HostPidDiffers, (v.pid != c.host_pid).into());
     let common: Vec<&String> = v
         .namespaces
         .keys()
         .filter(|k| container_ns.contains_key(*k))
         .collect();
-    o.insert(
-        "ns_matches_inside".into(),
+    put(
+        o,
+        Metric::NsMatchesInside,
         if common.is_empty() {
             missing("no namespace inode was seen both inside and from the host")
         } else {
@@ -668,6 +727,10 @@ fn inside_metrics(
                 .into()
         },
     );
+}
+
+/// The clocks inside minus the host's, read at the workload's `ack`.
+fn clocks_inside(o: &mut Observations, c: &Collected, v: &InsideView) {
     let ack = c.ack.as_ref();
     let clock_offset = |inside: Option<probes::inside::Timestamp>,
                         host: Option<f64>,
@@ -675,20 +738,28 @@ fn inside_metrics(
         (Some(i), Some(h)) => Observed::from(i.as_secs_f64() - h),
         _ => missing(format!("the {what} clock was not read on both sides")),
     };
-    o.insert(
-        "monotonic_offset_secs".into(),
+    put(
+        o,
+        Metric::MonotonicOffsetSecs,
         clock_offset(
             v.clock_monotonic,
             ack.map(|a| a.host_monotonic),
             "monotonic",
         ),
     );
-    o.insert(
-        "realtime_offset_secs".into(),
+    put(
+        o,
+        Metric::RealtimeOffsetSecs,
         clock_offset(v.clock_realtime, ack.map(|a| a.host_realtime), "realtime"),
     );
-    o.insert(
-        "host_sees_inside_mount".into(),
+}
+
+/// Mounts across the boundary both ways, and the interfaces besides lo.
+fn mounts_and_interfaces(o: &mut Observations, c: &Collected, v: &InsideView) {
+    let ack = c.ack.as_ref();
+    put(
+        o,
+        Metric::HostSeesInsideMount,
         match (c.fields.get("mounted"), ack) {
             (Some(serde_json::Value::Bool(true)), Some(a)) => match &a.mounts_error {
                 Some(e) => missing(format!("the host's mount table could not be read: {e}")),
@@ -704,8 +775,9 @@ fn inside_metrics(
             _ => missing("the probe mounted no marker (set mount_marker = true)"),
         },
     );
-    o.insert(
-        "host_mounts_visible_inside".into(),
+    put(
+        o,
+        Metric::HostMountsVisibleInside,
         match ack {
             Some(AckView {
                 mounts_error: Some(e),
@@ -715,25 +787,13 @@ fn inside_metrics(
                 "the probe saw no mount inside: {}",
                 v.problems.join("; ")
             )),
-            Some(a) => {
-                let host: BTreeSet<&str> = a
-                    .host_mount_points
-                    .iter()
-                    .map(String::as_str)
-                    .filter(|p| !is_own_mount(p))
-                    .collect();
-                let seen = v
-                    .mounts
-                    .iter()
-                    .filter(|m| host.contains(m.mount_point.as_str()))
-                    .count();
-                Observed::from(seen as u64)
-            }
+            Some(a) => host_mounts_seen_inside(a, v).into(),
             None => missing("the host's mounts were not read while the probe ran"),
         },
     );
-    o.insert(
-        "interfaces_besides_lo".into(),
+    put(
+        o,
+        Metric::InterfacesBesidesLo,
         if v.unread.contains("interfaces") || v.interfaces.is_empty() {
             missing(format!(
                 "the probe could not read its network interfaces inside: {}",
@@ -745,7 +805,21 @@ fn inside_metrics(
             ))
         },
     );
-    let _ = def;
+}
+
+/// How many of the host's mount points (besides the container's own) the
+/// probe saw inside.
+fn host_mounts_seen_inside(a: &AckView, v: &InsideView) -> u64 {
+    let host: BTreeSet<&str> = a
+        .host_mount_points
+        .iter()
+        .map(String::as_str)
+        .filter(|p| !is_own_mount(p))
+        .collect();
+    v.mounts
+        .iter()
+        .filter(|m| host.contains(m.mount_point.as_str()))
+        .count() as u64
 }
 
 /// `memory_limit_hits`: v2 memory.events `max`, else v1 memory.failcnt,
@@ -781,20 +855,21 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn def() -> ContainerDef {
-        ContainerDef {
-            namespaces: runtime::NamespaceSet::default(),
-            hostname: None,
-            limits: runtime::Limits::default(),
-            keep_caps: vec![],
-            init: false,
-            monotonic_offset_secs: 0,
-            boottime_offset_secs: 0,
-            host_rootfs: false,
-            env: Default::default(),
-            lxcfs: false,
-            seccomp: runtime::SeccompMode::Default,
-        }
+    fn observe_with(
+        c: &Collected,
+        pre: &HostSnapshot,
+        post: &HostSnapshot,
+        harness_ns: &BTreeMap<String, u64>,
+        workload: WorkloadKind,
+    ) -> Observations {
+        let cx = Context {
+            pre,
+            post,
+            harness_ns,
+            workload,
+            ticks_per_sec: 100.0,
+        };
+        observe(c, &cx)
     }
 
     fn mark(at: f64, cpu_s: f64, busy_ticks: u64) -> Mark {
@@ -856,14 +931,12 @@ mod tests {
             last: Some(mark(5.2, 1.2, 1400)),
             ..Collected::default()
         };
-        let o = observe(
+        let o = observe_with(
             &c,
             &HostSnapshot::default(),
             &HostSnapshot::default(),
             &BTreeMap::new(),
-            &def(),
             WorkloadKind::Spin,
-            100.0,
         );
         assert!((num(&o, "cpu_share") - 0.2).abs() < 1e-9);
         // 3 s of host busy time over 5 s = 0.6 CPUs, of which 0.2 are ours.
@@ -877,14 +950,12 @@ mod tests {
             stderr_tail: "killed".into(),
             ..Collected::default()
         };
-        let o = observe(
+        let o = observe_with(
             &c,
             &HostSnapshot::default(),
             &HostSnapshot::default(),
             &BTreeMap::new(),
-            &def(),
             WorkloadKind::Hog,
-            100.0,
         );
         assert!(matches!(o["oom_killed"], Observed::Missing(_)));
         match &o["workload.completed"] {
@@ -955,14 +1026,12 @@ mod tests {
             survivors_after_cleanup: Some(0),
             ..Collected::default()
         };
-        let o = observe(
+        let o = observe_with(
             &c,
             &HostSnapshot::default(),
             &HostSnapshot::default(),
             &BTreeMap::new(),
-            &def(),
             WorkloadKind::ForkBomb,
-            100.0,
         );
         for k in ["pids_limit", "pids_limit_hits", "pids_peak"] {
             match &o[k] {
@@ -1006,14 +1075,12 @@ mod tests {
             }],
             ..Collected::default()
         };
-        let o = observe(
+        let o = observe_with(
             &c,
             &HostSnapshot::default(),
             &HostSnapshot::default(),
             &BTreeMap::new(),
-            &def(),
             WorkloadKind::ForkBomb,
-            100.0,
         );
         assert!(matches!(&o["pids_peak"], Observed::Missing(w) if w.contains("read 0")));
         assert!(matches!(&o["host_can_fork"], Observed::Missing(_)));
@@ -1061,14 +1128,12 @@ mod tests {
             }),
             ..Collected::default()
         };
-        let o = observe(
+        let o = observe_with(
             &c,
             &HostSnapshot::default(),
             &HostSnapshot::default(),
             &harness,
-            &def(),
             WorkloadKind::ProbeInside,
-            100.0,
         );
         assert_eq!(o["ns_differs.pid"], true.into());
         assert_eq!(o["ns_differs.net"], false.into());
@@ -1101,14 +1166,12 @@ mod tests {
             }),
             ..Collected::default()
         };
-        let o = observe(
+        let o = observe_with(
             &c,
             &HostSnapshot::default(),
             &HostSnapshot::default(),
             &BTreeMap::new(),
-            &def(),
             WorkloadKind::ProbeInside,
-            100.0,
         );
         for k in [
             "interfaces_besides_lo",
@@ -1127,14 +1190,12 @@ mod tests {
         c.fields
             .insert("view".into(), serde_json::to_value(&view).unwrap());
         c.ack.as_mut().unwrap().mounts_error = Some("/proc/self/mountinfo: EACCES".into());
-        let o = observe(
+        let o = observe_with(
             &c,
             &HostSnapshot::default(),
             &HostSnapshot::default(),
             &BTreeMap::new(),
-            &def(),
             WorkloadKind::ProbeInside,
-            100.0,
         );
         assert!(
             matches!(&o["host_mounts_visible_inside"], Observed::Missing(w) if w.contains("EACCES"))
@@ -1186,7 +1247,7 @@ mod tests {
         fn a_clock_step_is_seen_whatever_the_elapsed_time(elapsed in 0f64..1000.0, step in -10f64..10.0) {
             let pre = HostSnapshot { realtime: 1.7e9, monotonic: 5000.0, ..HostSnapshot::default() };
             let post = HostSnapshot { realtime: 1.7e9 + elapsed + step, monotonic: 5000.0 + elapsed, ..HostSnapshot::default() };
-            let o = observe(&Collected::default(), &pre, &post, &BTreeMap::new(), &def(), WorkloadKind::Settimeofday, 100.0);
+            let o = observe_with(&Collected::default(), &pre, &post, &BTreeMap::new(), WorkloadKind::Settimeofday);
             prop_assert!((num(&o, "host_clock_step_secs") - step.abs()).abs() < 1e-5);
             prop_assert!((num(&o, "host_clock_step_after_secs") - step.abs()).abs() < 1e-5);
         }
@@ -1203,7 +1264,7 @@ mod tests {
             let mut offsets = vec![offset; 20];
             offsets[at] += step;
             let c = Collected { host_clock_offsets: offsets, ..Collected::default() };
-            let o = observe(&c, &pre, &post, &BTreeMap::new(), &def(), WorkloadKind::Settimeofday, 100.0);
+            let o = observe_with(&c, &pre, &post, &BTreeMap::new(), WorkloadKind::Settimeofday);
             prop_assert!((num(&o, "host_clock_step_secs") - step.abs()).abs() < 1e-3);
             prop_assert!(num(&o, "host_clock_step_after_secs") < 1e-3);
         }

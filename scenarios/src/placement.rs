@@ -8,7 +8,7 @@ use probes::host::{CgroupLayout, CgroupPath, CgroupVersion, Hierarchy};
 use std::collections::BTreeSet;
 
 /// The metric of the placement check.
-pub const METRIC: &str = "placement";
+pub const METRIC: &str = crate::metrics::Metric::Placement.as_str();
 /// Its value when every process seen was in its cgroup.
 pub const PLACED: &str = "every process in its cgroup";
 /// Processes examined per sample at most (a fork bomb has 64).
@@ -171,13 +171,10 @@ const PF_EXITING: u64 = 0x4;
 /// Whether a `/proc/<pid>/stat` line is of a running process: not a zombie,
 /// not dead, not exiting (field 9, flags, without PF_EXITING).
 pub fn stat_running(stat: &str) -> bool {
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return false;
-    };
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let state = f.first().and_then(|s| s.chars().next());
-    let flags = f.get(6).and_then(|x| x.parse::<u64>().ok());
-    matches!(state, Some(s) if s != 'Z' && s != 'X') && flags.is_some_and(|fl| fl & PF_EXITING == 0)
+    match probes::host::parse::parse_pid_stat(stat) {
+        Ok(s) => s.state != 'Z' && s.state != 'X' && s.flags.is_some_and(|fl| fl & PF_EXITING == 0),
+        Err(_) => false,
+    }
 }
 
 /// Whether `pid` is running (not gone, not a zombie, not exiting).
@@ -330,6 +327,19 @@ mod tests {
         assert!(!stat_running("garbage"));
         let me = std::fs::read_to_string("/proc/self/stat").unwrap();
         assert!(stat_running(&me));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn only_a_live_process_not_exiting_is_running_whatever_its_command(
+            comm in "[ -~]{0,16}",
+            state in proptest::sample::select(vec!['R', 'S', 'D', 'Z', 'T', 'X']),
+            flags in proptest::prelude::any::<u32>(),
+        ) {
+            let line = format!("7 ({comm}) {state} 1 7 7 0 -1 {flags} 0 0 0 0 0 0 0 0 20 0 1 0 99\n");
+            let live = state != 'Z' && state != 'X' && u64::from(flags) & PF_EXITING == 0;
+            proptest::prop_assert_eq!(stat_running(&line), live);
+        }
     }
 
     #[test]

@@ -633,6 +633,45 @@ pub fn parse_proc_cgroup(text: &str) -> Result<Vec<ProcCgroup>, ParseError> {
     Ok(out)
 }
 
+/// What the judge reads of `/proc/<pid>/stat`: the state letter (field 3),
+/// the task flags (field 9), the CPU time in user and kernel mode (fields
+/// 14 and 15, clock ticks) and the start time in clock ticks since boot
+/// (field 22); the numbers are `None` when the line stops before them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PidStat {
+    /// `R`, `S`, `D`, `Z` (zombie), `X` (dead)...
+    pub state: char,
+    /// The kernel's `PF_*` task flags.
+    pub flags: Option<u64>,
+    /// CPU time in user mode, in clock ticks.
+    pub utime: Option<u64>,
+    /// CPU time in kernel mode, in clock ticks.
+    pub stime: Option<u64>,
+    /// Clock ticks since boot when the process started: with the PID, it
+    /// names one process (a PID may be reused, never with its start time).
+    pub start_time: Option<u64>,
+}
+
+/// `/proc/<pid>/stat`. The command (field 2) may hold spaces and
+/// parentheses, so the fields are counted from its last `)`.
+pub fn parse_pid_stat(text: &str) -> Result<PidStat, ParseError> {
+    let bad = || ParseError::new("\"pid (comm) state ...\"", text);
+    let rest = text.rsplit_once(')').ok_or_else(bad)?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let state = fields
+        .first()
+        .and_then(|s| s.chars().next())
+        .ok_or_else(bad)?;
+    let number = |i: usize| fields.get(i).and_then(|f| f.parse().ok());
+    Ok(PidStat {
+        state,
+        flags: number(6),
+        utime: number(11),
+        stime: number(12),
+        start_time: number(19),
+    })
+}
+
 /// Decodes the kernel's octal escapes (`\040` space, `\011` tab, `\012`
 /// newline, `\134` backslash). A backslash not followed by three octal
 /// digits (or by a value above 255) is kept as is.
@@ -735,41 +774,6 @@ pub fn v1_controllers(super_options: &str) -> Vec<String> {
         })
         .map(str::to_string)
         .collect()
-}
-
-/// What the judge reads of a `/proc/<pid>/stat` line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProcStat {
-    /// Field 3: `R`, `S`, `D`, `Z`...
-    pub state: char,
-    /// Field 14: CPU time in user mode, in clock ticks.
-    pub utime: u64,
-    /// Field 15: CPU time in kernel mode, in clock ticks.
-    pub stime: u64,
-    /// Field 22: the start time, in clock ticks since boot.
-    pub start: u64,
-}
-
-/// Fields 3, 14, 15 and 22 of a `/proc/<pid>/stat` line. The command
-/// (field 2) may hold spaces and parentheses, so the fields are counted
-/// after its last `)`.
-pub fn parse_proc_stat(text: &str) -> Result<ProcStat, ParseError> {
-    let bad = || ParseError::new("a /proc/<pid>/stat line", text);
-    let rest = &text[text.rfind(')').ok_or_else(bad)? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let num = |i: usize| -> Result<u64, ParseError> {
-        f.get(i).and_then(|v| v.parse().ok()).ok_or_else(bad)
-    };
-    let mut state = f.first().ok_or_else(bad)?.chars();
-    Ok(ProcStat {
-        state: state
-            .next()
-            .filter(|_| state.next().is_none())
-            .ok_or_else(bad)?,
-        utime: num(11)?,
-        stime: num(12)?,
-        start: num(19)?,
-    })
 }
 
 /// A `/proc/<pid>/ns/<name>` link target (`net:[4026531992]`) as
@@ -1056,19 +1060,20 @@ mod tests {
     fn proc_stat_lines() {
         let line = "4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 17 5 0 0 20 0 1 0 987654 1000 100\n";
         assert_eq!(
-            parse_proc_stat(line).unwrap(),
-            ProcStat {
+            parse_pid_stat(line).unwrap(),
+            PidStat {
                 state: 'S',
-                utime: 17,
-                stime: 5,
-                start: 987654
+                flags: Some(4194560),
+                utime: Some(17),
+                stime: Some(5),
+                start_time: Some(987654)
             }
         );
-        assert!(parse_proc_stat("4242 (x) S 1 2 3").is_err());
-        assert!(parse_proc_stat("garbage").is_err());
+        assert_eq!(parse_pid_stat("4242 (x) S 1 2 3").unwrap().start_time, None);
+        assert!(parse_pid_stat("garbage").is_err());
         // This thread is running while it reads its own line.
         let me = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
-        assert_eq!(parse_proc_stat(&me).unwrap().state, 'R');
+        assert_eq!(parse_pid_stat(&me).unwrap().state, 'R');
     }
 
     #[test]
@@ -1097,9 +1102,9 @@ mod tests {
             let _ = parse_pids_events_max(&s);
             let _ = parse_cpu_list(&s);
             let _ = parse_proc_cgroup(&s);
+            let _ = parse_pid_stat(&s);
             let _ = parse_mountinfo(&s);
             let _ = parse_ns_link(&s);
-            let _ = parse_proc_stat(&s);
             let _ = v1_controllers(&s);
             let _ = unescape_octal(&s);
         }
@@ -1172,13 +1177,29 @@ mod tests {
         }
 
         #[test]
-        fn proc_stat_fields_whatever_the_command(comm in "[ -~]{0,16}", state in "[RSDZTtXI]", utime in any::<u64>(), stime in any::<u64>(), start in any::<u64>()) {
+        fn pid_stat_gives_state_flags_and_start_time_whatever_the_command(
+            comm in "[ -~]{0,16}",
+            state in proptest::sample::select(vec!['R', 'S', 'D', 'Z', 'T', 'I', 'X']),
+            flags in any::<u32>(),
+            start in any::<u64>(),
+            pid in 1i32..4_000_000,
+        ) {
+            // Fields 4..=8, the flags (9), 10..=21, then starttime (22), as
+            // the kernel writes them.
+            let before: Vec<String> = (4..=8).map(|n| (n * 7).to_string()).collect();
+            let after: Vec<String> = (10..=21).map(|n| (n * 7).to_string()).collect();
             let line = format!(
-                "77 ({comm}) {state} 1 77 77 0 -1 4194560 100 0 0 0 {utime} {stime} 0 0 20 0 1 0 {start} 1000 100 18446744073709551615\n"
+                "{pid} ({comm}) {state} {} {flags} {} {start} 1234 5678\n",
+                before.join(" "),
+                after.join(" ")
             );
-            let s = parse_proc_stat(&line).unwrap();
-            prop_assert_eq!(s.state.to_string(), state);
-            prop_assert_eq!((s.utime, s.stime, s.start), (utime, stime, start));
+            // Fields 14 and 15 (utime, stime) are 14 * 7 and 15 * 7.
+            let want = PidStat { state, flags: Some(flags.into()), utime: Some(98), stime: Some(105), start_time: Some(start) };
+            prop_assert_eq!(parse_pid_stat(&line).unwrap(), want);
+            // A line cut after the state still gives the state.
+            let short = format!("{pid} ({comm}) {state} 1");
+            let cut = PidStat { state, flags: None, utime: None, stime: None, start_time: None };
+            prop_assert_eq!(parse_pid_stat(&short).unwrap(), cut);
         }
 
         #[test]

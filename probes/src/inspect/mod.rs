@@ -453,9 +453,7 @@ pub fn inspect_cgroup(exe: &Path, path: &str) -> Result<Inspection> {
 /// The start time of `pid` in clock ticks since boot (field 22 of stat).
 pub fn start_time(pid: i32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    crate::host::parse::parse_proc_stat(&stat)
-        .ok()
-        .map(|s| s.start)
+    crate::host::parse::parse_pid_stat(&stat).ok()?.start_time
 }
 
 fn command_line(pid: i32) -> Option<String> {

@@ -563,8 +563,11 @@ fn check_coverage(addr: SocketAddr, root: &CgroupPath, n: usize) -> Result<()> {
 /// utime + stime of `pid`, in seconds.
 fn cpu_seconds(pid: u32) -> Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let stat = probes::host::parse::parse_proc_stat(&stat)?;
-    let ticks = (stat.utime + stat.stime) as f64;
+    let stat = probes::host::parse::parse_pid_stat(&stat)?;
+    let (Some(utime), Some(stime)) = (stat.utime, stat.stime) else {
+        anyhow::bail!("/proc/{pid}/stat stops before utime and stime");
+    };
+    let ticks = (utime + stime) as f64;
     let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)?.unwrap_or(100) as f64;
     Ok(ticks / hz)
 }

@@ -240,7 +240,7 @@ mod tests {
 #[cfg(test)]
 mod judged {
     use crate::expect::evaluate_all;
-    use crate::observe::{observe, Collected, HostSnapshot};
+    use crate::observe::{observe, Collected, Context, HostSnapshot};
     use crate::workload::WorkloadKind;
     use reports::Verdict;
     use std::collections::BTreeMap;
@@ -255,20 +255,20 @@ mod judged {
             exit_code: Some(0),
             ..Collected::default()
         };
+        let (host, harness_ns) = (HostSnapshot::default(), BTreeMap::new());
+        let cx = Context {
+            pre: &host,
+            post: &host,
+            harness_ns: &harness_ns,
+            workload: WorkloadKind::Escape,
+            ticks_per_sec: 100.0,
+        };
         let mut leaked = Vec::new();
         for s in crate::builtin::load().into_iter().flatten() {
             if !s.id.starts_with("escape-") {
                 continue;
             }
-            let o = observe(
-                &c,
-                &HostSnapshot::default(),
-                &HostSnapshot::default(),
-                &BTreeMap::new(),
-                &s.main.container,
-                WorkloadKind::Escape,
-                100.0,
-            );
+            let o = observe(&c, &cx);
             for j in evaluate_all(&s.expectations, &o) {
                 // Placement is judged on processes sampled while running,
                 // which a recorded result line does not hold.
