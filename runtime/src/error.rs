@@ -103,7 +103,7 @@ pub enum Error {
         source: nix::Error,
     },
 
-    #[error("unknown runtime {name:?}: expected builtin, runc, crun or runsc")]
+    #[error("unknown runtime {name:?}: expected builtin, runc, crun, runsc, docker or podman")]
     UnknownBackend { name: String },
 
     #[error(
@@ -142,6 +142,24 @@ pub enum Error {
          (PR_SET_CHILD_SUBREAPER did not take): it cannot be waited for"
     )]
     OciNotReparented { runtime: String, pid: i32 },
+
+    #[error("the engine {engine} was not found ({looked}): install it (apt-get install docker.io podman) or give its path with --runtime-path")]
+    EngineMissing { engine: String, looked: String },
+
+    #[error("{engine} refused: {what}; to fix it: {fix}")]
+    EngineRefused {
+        engine: String,
+        what: String,
+        fix: String,
+    },
+
+    #[error("`{engine} {step}` failed for container {id}: {message}")]
+    EngineCommand {
+        engine: String,
+        step: &'static str,
+        id: String,
+        message: String,
+    },
 
     #[error("{runtime}'s sandbox crashed ({exit}): {line}")]
     SandboxCrashed {

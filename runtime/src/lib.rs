@@ -12,6 +12,7 @@ pub mod backend;
 pub mod cgroup;
 pub mod cleanup;
 pub mod container;
+pub mod engine;
 pub mod error;
 pub mod fault;
 pub mod init;

@@ -249,6 +249,8 @@ pub fn runtime_info(backend: &dyn Backend) -> RuntimeInfo {
         BackendKind::Runc => RuntimeName::Runc,
         BackendKind::Crun => RuntimeName::Crun,
         BackendKind::Runsc => RuntimeName::Runsc,
+        BackendKind::Docker => RuntimeName::Docker,
+        BackendKind::Podman => RuntimeName::Podman,
     };
     let mut version = backend.version();
     for note in backend.notes() {

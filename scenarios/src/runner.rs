@@ -8,7 +8,6 @@ use crate::error::{Error, Result};
 use crate::expect::{self, Evidence, Judgement, Observations, Observed};
 use crate::observe::{self, AckView, Collected, HostSample, HostSnapshot, Mark};
 use crate::workload::{Workload, GUARD_ENV};
-use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
 use probes::host::{CgroupLayout, CgroupPath, Host};
 use probes::Verdict;
 use runtime::backend::{Backend, BackendKind, Kill, Running};
@@ -960,6 +959,7 @@ impl Runner {
         l.exited = true;
         let m = self.mark(l);
         l.collected.last = Some(m);
+        let at_exit = l.last_stats.as_ref().map(|(_, s)| s.clone());
         if let Some(cg) = &l.cgroup {
             l.collected.facts = Some(crate::facts::CgroupFacts::gather(
                 &self.layout,
@@ -968,6 +968,9 @@ impl Runner {
             ));
             match self.layout.stats(cg) {
                 Ok(s) => l.collected.final_stats = Some(s),
+                // An engine removes the cgroup as soon as its entry ends:
+                // the figures the exit mark read just now are the final ones.
+                Err(_) if at_exit.is_some() => l.collected.final_stats = at_exit,
                 Err(e) => {
                     l.collected.stats_error = Some(format!(
                         "reading the container's cgroup after its exit: {e}"
@@ -1077,12 +1080,9 @@ struct Live<'a> {
 impl Live<'_> {
     /// Whether the entry has exited, without reaping it (the runtime does).
     fn has_exited(&self) -> bool {
-        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
-        match waitid(Id::Pid(nix::unistd::Pid::from_raw(self.pid)), flags) {
-            Ok(WaitStatus::StillAlive) => false,
-            Ok(_) => true,
-            Err(nix::errno::Errno::EINTR) => false,
-            Err(_) => true,
+        match &self.container {
+            Some(c) => c.has_exited(),
+            None => true,
         }
     }
 }
