@@ -168,6 +168,18 @@ fn is_own_mount(path: &str) -> bool {
         })
 }
 
+/// The container's own cgroupfs view, which Docker and Podman mount (runc's
+/// default): a fresh tmpfs at /sys/fs/cgroup, and each hierarchy (or the
+/// cgroup2 tree) mounted at its usual path below it, rooted at the
+/// container's cgroup or its cgroup namespace. Its mount points are the
+/// host's, its contents are not; what it would let the container do is the
+/// `cgroupfs-readonly` check's (`escape-proc-paths`).
+fn is_own_cgroupfs(m: &probes::inside::MountEntry) -> bool {
+    (m.mount_point == "/sys/fs/cgroup" && m.fs_type == "tmpfs")
+        || ((m.fs_type == "cgroup" || m.fs_type == "cgroup2")
+            && (m.mount_point == "/sys/fs/cgroup" || m.mount_point.starts_with("/sys/fs/cgroup/")))
+}
+
 fn missing(why: impl Into<String>) -> Observed {
     Observed::Missing(why.into())
 }
@@ -725,7 +737,7 @@ fn inside_metrics(
                 let seen = v
                     .mounts
                     .iter()
-                    .filter(|m| host.contains(m.mount_point.as_str()))
+                    .filter(|m| host.contains(m.mount_point.as_str()) && !is_own_cgroupfs(m))
                     .count();
                 Observed::from(seen as u64)
             }

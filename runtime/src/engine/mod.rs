@@ -1031,7 +1031,7 @@ mod tests {
             "--security-opt",
             "--ulimit",
             "--privileged",
-            "--pid",
+            "--pid ",
             "--cgroupns",
         ] {
             assert!(!s.contains(never), "{never} in {s}");
