@@ -791,6 +791,7 @@ impl Runner {
             exited: false,
             eof: false,
             stderr: Some(stderr),
+            latest: None,
         };
         l.collected.spawn_ns = self.container_ns(pid);
         l.collected.first = Some(self.mark(&mut l));
@@ -887,6 +888,13 @@ impl Runner {
                 l.collected
                     .samples
                     .push(HostSample::from_stats(at.as_millis() as u64, &s));
+                // The last figures seen, for an engine that removes the
+                // cgroup before the exit is read (see on_exit).
+                let hits = match (&l.cgroup, l.member.container.limits.pids) {
+                    (Some(cg), Some(_)) => self.layout.pids_limit_hits(cg).ok().flatten(),
+                    _ => None,
+                };
+                l.latest = Some((s.clone(), hits));
                 l.collected.stats_error = None;
                 let cpu = s.cpu_usage_ns;
                 l.last_stats = Some((at.as_millis() as u64, s));
@@ -960,6 +968,9 @@ impl Runner {
         let m = self.mark(l);
         l.collected.last = Some(m);
         let at_exit = l.last_stats.as_ref().map(|(_, s)| s.clone());
+        // Only an engine's cgroup goes with its entry (runc, crun and the
+        // builtin runtime keep it until boxwatch removes it).
+        let gone = matches!(self.rt.kind(), BackendKind::Docker | BackendKind::Podman);
         if let Some(cg) = &l.cgroup {
             l.collected.facts = Some(crate::facts::CgroupFacts::gather(
                 &self.layout,
@@ -969,8 +980,12 @@ impl Runner {
             match self.layout.stats(cg) {
                 Ok(s) => l.collected.final_stats = Some(s),
                 // An engine removes the cgroup as soon as its entry ends:
-                // the figures the exit mark read just now are the final ones.
+                // the figures the exit mark read just now are the final
+                // ones, else the last ones read while it ran.
                 Err(_) if at_exit.is_some() => l.collected.final_stats = at_exit,
+                Err(_) if gone && l.latest.is_some() => {
+                    l.collected.final_stats = l.latest.as_ref().map(|(s, _)| s.clone())
+                }
                 Err(e) => {
                     l.collected.stats_error = Some(format!(
                         "reading the container's cgroup after its exit: {e}"
@@ -979,6 +994,9 @@ impl Runner {
             }
             match self.layout.pids_limit_hits(cg) {
                 Ok(hits) => l.collected.pids_limit_hits = hits,
+                Err(_) if gone && l.latest.as_ref().is_some_and(|(_, h)| h.is_some()) => {
+                    l.collected.pids_limit_hits = l.latest.as_ref().and_then(|(_, h)| *h)
+                }
                 Err(e) => l.collected.pids_limit_hits_error = Some(e.to_string()),
             }
             let mut pids: Vec<i32> = self
@@ -1075,6 +1093,9 @@ struct Live<'a> {
     exited: bool,
     eof: bool,
     stderr: Option<JoinHandle<String>>,
+    /// The last cgroup figures read, and pids limit hits (with a pids
+    /// limit), for an engine whose cgroup is gone when the exit is read.
+    latest: Option<(probes::host::CgroupStats, Option<u64>)>,
 }
 
 impl Live<'_> {

@@ -701,7 +701,7 @@ impl Backend for EngineBackend {
             pid: 0,
             pid_start: None,
             cgroup_path: PathBuf::new(),
-            cgroup: Arc::from(self.driver.open(Path::new("/"))),
+            cgroup: None,
             started: Instant::now(),
             kill_timeout: self.kill_timeout,
             stderr_tail: Arc::new(Mutex::new(Vec::new())),
@@ -746,9 +746,20 @@ impl Backend for EngineBackend {
                 Some(s) if s.status == "exited" || s.status == "stopped" => break s.clone(),
                 _ => {}
             }
-            if attach_ended || Instant::now() >= deadline {
-                // Never started: what the engine said is on the attach
-                // client's stderr.
+            // The engine said why it could not start the container (on
+            // the attach client's stderr, which may stay open on stdin).
+            let refused = {
+                let tail = c.stderr_tail.lock().unwrap_or_else(|p| p.into_inner());
+                String::from_utf8_lossy(&tail).contains("Error: ")
+            };
+            if attach_ended || refused || Instant::now() >= deadline {
+                if let Some(mut a) = c.attach.take() {
+                    if !attach_ended {
+                        std::thread::sleep(Duration::from_millis(100));
+                        let _ = a.kill();
+                    }
+                    let _ = a.wait();
+                }
                 if let Some(t) = c.stderr_thread.take() {
                     let _ = t.join();
                 }
@@ -761,7 +772,7 @@ impl Backend for EngineBackend {
                     self.engine.error(
                         "start",
                         &id,
-                        if attach_ended {
+                        if attach_ended || refused {
                             format!("the container did not start: {}", last_line(&said))
                         } else {
                             "the container was not running after 60 s".into()
@@ -775,7 +786,18 @@ impl Backend for EngineBackend {
         c.pid = seen.pid;
         c.pid_start = crate::cleanup::start_time(seen.pid);
         c.cgroup_path = self.cgroup_of(&id, &seen);
-        c.cgroup = Arc::from(self.driver.open(&c.cgroup_path));
+        // Only a cgroup below a parent: never the hierarchy's root.
+        if c.cgroup_path
+            .parent()
+            .is_none_or(|p| p == Path::new("/") || p.as_os_str().is_empty())
+        {
+            return Err(self.engine.error(
+                "inspect",
+                &id,
+                format!("the engine reported no usable cgroup ({:?})", c.cgroup_path),
+            ));
+        }
+        c.cgroup = Some(Arc::from(self.driver.open(&c.cgroup_path)));
         Ok(Box::new(c))
     }
 }
@@ -820,7 +842,8 @@ pub struct EngineContainer {
     /// The entry's start time, to tell it from a later process of its PID.
     pid_start: Option<u64>,
     cgroup_path: PathBuf,
-    cgroup: Arc<dyn Cgroup>,
+    /// The container's cgroup, once the engine said which it is.
+    cgroup: Option<Arc<dyn Cgroup>>,
     started: Instant,
     kill_timeout: Duration,
     stderr_tail: Arc<Mutex<Vec<u8>>>,
@@ -854,7 +877,7 @@ impl EngineContainer {
         let waited = self
             .engine
             .run("wait", &self.id, &["wait".into(), self.id.clone()]);
-        let mut oom_kills = self.cgroup.oom_kills();
+        let mut oom_kills = self.cgroup.as_ref().map_or(0, |c| c.oom_kills());
         let oom_killed = self
             .engine
             .output(&[
@@ -869,7 +892,10 @@ impl EngineContainer {
         if oom_killed {
             oom_kills = oom_kills.max(1);
         }
-        let killed = self.cgroup.kill_all(self.kill_timeout);
+        let killed = match &self.cgroup {
+            Some(c) => c.kill_all(self.kill_timeout),
+            None => Ok(()),
+        };
         let removed = self.remove();
         let code: i32 = last_line(&waited?).parse().map_err(|_| {
             self.engine
@@ -960,7 +986,9 @@ impl Drop for EngineContainer {
         if self.done {
             return;
         }
-        let _ = self.cgroup.kill_all(self.kill_timeout);
+        if let Some(c) = &self.cgroup {
+            let _ = c.kill_all(self.kill_timeout);
+        }
         if let Err(e) = self.remove() {
             tracing::warn!(
                 "removing {} container {}: {}",
@@ -979,7 +1007,7 @@ struct EngineKiller {
     engine: Engine,
     id: String,
     pid: i32,
-    cgroup: Arc<dyn Cgroup>,
+    cgroup: Option<Arc<dyn Cgroup>>,
     timeout: Duration,
 }
 
@@ -991,11 +1019,13 @@ impl Kill for EngineKiller {
     }
 
     fn kill(&self) -> Result<()> {
-        if self.cgroup.dirs().is_empty() {
-            let _ = self.engine.quiet(&["kill", "--signal", "KILL", &self.id]);
-            return Ok(());
+        match &self.cgroup {
+            Some(c) if !c.dirs().is_empty() => c.kill_all(self.timeout),
+            _ => {
+                let _ = self.engine.quiet(&["kill", "--signal", "KILL", &self.id]);
+                Ok(())
+            }
         }
-        self.cgroup.kill_all(self.timeout)
     }
 }
 
