@@ -43,6 +43,7 @@
 //!                           # fail is its opposite (the default for a missing one)
 //! attack = "..."            # one line: what an attacker could do where it leaks
 //! informational_on = { crun = "why" }   # runtimes where it is only a finding
+//! explained_on = { docker = "why" }      # runtimes whose verdict differs, and why
 //! sandboxed = "applies"     # default; "not-applicable" for a check that says
 //! # sandboxed_why = "..."   # nothing under a sandboxed runtime (gVisor), why
 //! ```
@@ -352,6 +353,8 @@ struct FileExpect {
     attack: Option<String>,
     #[serde(default)]
     informational_on: BTreeMap<String, String>,
+    #[serde(default)]
+    explained_on: BTreeMap<String, String>,
     sandboxed: Option<Spanned<String>>,
     sandboxed_why: Option<Spanned<String>>,
 }
@@ -490,6 +493,7 @@ fn placement_check(prefix: &str, metric: &str) -> Expectation {
         needs_cpus: None,
         attack: None,
         informational_on: BTreeMap::new(),
+        explained_on: BTreeMap::new(),
         not_on_sandbox: None,
     }
 }
@@ -1124,17 +1128,25 @@ fn expectation(
         return Err(bad(t, "`tolerance` only goes with `near`"));
     }
     let (pass, fail) = verdicts(&e.pass, &e.fail)?;
-    for rt in e.informational_on.keys() {
-        if rt.parse::<runtime::backend::BackendKind>().is_err() {
-            return Err(bad(
-                &e.check,
-                format!("informational_on names {rt:?}: expected builtin, runc or crun"),
-            ));
+    for (field, map) in [
+        ("informational_on", &e.informational_on),
+        ("explained_on", &e.explained_on),
+    ] {
+        for rt in map.keys() {
+            if rt.parse::<runtime::backend::BackendKind>().is_err() {
+                return Err(bad(
+                    &e.check,
+                    format!(
+                        "{field} names {rt:?}: expected builtin, runc, crun, runsc, docker or podman"
+                    ),
+                ));
+            }
         }
     }
     Ok(Expectation {
         attack: e.attack,
         informational_on: e.informational_on,
+        explained_on: e.explained_on,
         check: check.clone(),
         title: e
             .title
@@ -1426,8 +1438,10 @@ tolerance = 0.02
             "{}",
             on_crun.title
         );
-        let e = refused(&format!("{GOOD}informational_on = {{ docker = \"x\" }}\n"));
-        assert!(e.reason.contains("expected builtin, runc or crun"), "{e}");
+        let e = refused(&format!("{GOOD}informational_on = {{ lxc = \"x\" }}\n"));
+        assert!(e.reason.contains("expected builtin, runc, crun"), "{e}");
+        let e = refused(&format!("{GOOD}explained_on = {{ lxc = \"x\" }}\n"));
+        assert!(e.reason.contains("explained_on names"), "{e}");
     }
 
     #[test]

@@ -290,6 +290,7 @@ mod tests {
             needs_cpus: None,
             attack: Some("root on the host through the engine".into()),
             informational_on: Default::default(),
+            explained_on: Default::default(),
             not_on_sandbox: None,
         };
         let seen = |v: &str| -> Observations { [("m".to_string(), Observed::from(v))].into() };
@@ -359,6 +360,7 @@ mod tests {
                 needs_cpus: None,
                 attack: None,
                 informational_on: Default::default(),
+            explained_on: Default::default(),
                 not_on_sandbox: None,
             };
             let obs: Observations = [("m".to_string(), Observed::from(value))].into();
