@@ -2,7 +2,8 @@
 //! (builtin, runc, crun, runsc, docker, podman), side by side. Rows are
 //! scenarios and their checks, columns the runtimes; a row whose status
 //! or verdict is not the same in every column is a difference and is
-//! highlighted, since that is where one runtime isolates or limits what another does not.
+//! highlighted, since that is where one runtime isolates or limits what
+//! another does not.
 
 use reports::{Report, Status};
 use serde::Serialize;
