@@ -794,6 +794,15 @@ impl Runner {
             latest: None,
         };
         l.collected.spawn_ns = self.container_ns(pid);
+        // An engine removes the cgroup as soon as the entry ends: what the
+        // kernel offers there is read now, while it exists.
+        if let (BackendKind::Docker | BackendKind::Podman, Some(cg)) = (self.rt.kind(), &l.cgroup) {
+            l.collected.facts = Some(crate::facts::CgroupFacts::gather(
+                &self.layout,
+                cg,
+                std::path::Path::new("/proc/cgroups"),
+            ));
+        }
         l.collected.first = Some(self.mark(&mut l));
         self.watch(&mut l);
         Ok(l)
@@ -972,11 +981,14 @@ impl Runner {
         // builtin runtime keep it until boxwatch removes it).
         let gone = matches!(self.rt.kind(), BackendKind::Docker | BackendKind::Podman);
         if let Some(cg) = &l.cgroup {
-            l.collected.facts = Some(crate::facts::CgroupFacts::gather(
-                &self.layout,
-                cg,
-                std::path::Path::new("/proc/cgroups"),
-            ));
+            // An engine's facts were gathered while its cgroup was there.
+            if !(gone && l.collected.facts.is_some()) {
+                l.collected.facts = Some(crate::facts::CgroupFacts::gather(
+                    &self.layout,
+                    cg,
+                    std::path::Path::new("/proc/cgroups"),
+                ));
+            }
             match self.layout.stats(cg) {
                 Ok(s) => l.collected.final_stats = Some(s),
                 // An engine removes the cgroup as soon as its entry ends:
@@ -992,11 +1004,12 @@ impl Runner {
                     ))
                 }
             }
+            let latest_hits = l.latest.as_ref().and_then(|(_, h)| *h);
             match self.layout.pids_limit_hits(cg) {
-                Ok(hits) => l.collected.pids_limit_hits = hits,
-                Err(_) if gone && l.latest.as_ref().is_some_and(|(_, h)| h.is_some()) => {
-                    l.collected.pids_limit_hits = l.latest.as_ref().and_then(|(_, h)| *h)
+                Ok(None) | Err(_) if gone && latest_hits.is_some() => {
+                    l.collected.pids_limit_hits = latest_hits
                 }
+                Ok(hits) => l.collected.pids_limit_hits = hits,
                 Err(e) => l.collected.pids_limit_hits_error = Some(e.to_string()),
             }
             let mut pids: Vec<i32> = self
