@@ -171,13 +171,17 @@ fn is_own_mount(path: &str) -> bool {
 /// The container's own cgroupfs view, which Docker and Podman mount (runc's
 /// default): a fresh tmpfs at /sys/fs/cgroup, and each hierarchy (or the
 /// cgroup2 tree) mounted at its usual path below it, rooted at the
-/// container's cgroup or its cgroup namespace. Its mount points are the
-/// host's, its contents are not; what it would let the container do is the
-/// `cgroupfs-readonly` check's (`escape-proc-paths`).
-fn is_own_cgroupfs(m: &probes::inside::MountEntry) -> bool {
+/// container's cgroup (or at "/" of its own cgroup namespace). Its mount
+/// points are the host's, its contents are not; what it would let the
+/// container do is the `cgroupfs-readonly` check's (`escape-proc-paths`).
+/// A hierarchy mounted from its root without a cgroup namespace is the
+/// host's whole tree, and counts.
+fn is_own_cgroupfs(m: &probes::inside::MountEntry, private_cgroupns: bool) -> bool {
+    let below = m.mount_point == "/sys/fs/cgroup" || m.mount_point.starts_with("/sys/fs/cgroup/");
     (m.mount_point == "/sys/fs/cgroup" && m.fs_type == "tmpfs")
         || ((m.fs_type == "cgroup" || m.fs_type == "cgroup2")
-            && (m.mount_point == "/sys/fs/cgroup" || m.mount_point.starts_with("/sys/fs/cgroup/")))
+            && below
+            && (m.root != "/" || private_cgroupns))
 }
 
 fn missing(why: impl Into<String>) -> Observed {
@@ -537,7 +541,20 @@ pub fn observe(
         o.insert(format!("workload.{key}"), v);
     }
     if workload == WorkloadKind::ProbeInside {
-        inside_metrics(&mut o, c, view.as_ref(), container_ns, def);
+        // In its own cgroup namespace, a cgroupfs rooted at "/" is the
+        // container's own subtree.
+        let private_cgroupns = matches!(
+            (harness_ns.get("cgroup"), container_ns.get("cgroup")),
+            (Some(h), Some(c)) if h != c
+        );
+        inside_metrics(
+            &mut o,
+            c,
+            view.as_ref(),
+            container_ns,
+            def,
+            private_cgroupns,
+        );
     }
     o
 }
@@ -560,6 +577,7 @@ fn inside_metrics(
     view: Option<&InsideView>,
     container_ns: &BTreeMap<String, u64>,
     def: &ContainerDef,
+    private_cgroupns: bool,
 ) {
     let Some(v) = view else {
         let why = workload_silent(c, "inside view");
@@ -737,7 +755,10 @@ fn inside_metrics(
                 let seen = v
                     .mounts
                     .iter()
-                    .filter(|m| host.contains(m.mount_point.as_str()) && !is_own_cgroupfs(m))
+                    .filter(|m| {
+                        host.contains(m.mount_point.as_str())
+                            && !is_own_cgroupfs(m, private_cgroupns)
+                    })
                     .count();
                 Observed::from(seen as u64)
             }
@@ -1096,6 +1117,31 @@ mod tests {
         assert_eq!(o["ns_matches_inside"], true.into());
         assert_eq!(o["host_pid_differs"], true.into());
         assert_eq!(num(&o, "host_mounts_visible_inside"), 1.0);
+        // Docker's and Podman's own view: a tmpfs, each hierarchy rooted at
+        // the container's cgroup.
+        let mut c = c;
+        let mut view = view;
+        view.mounts = probes::inside::parse_mountinfo(
+            "1 0 0:1 / / rw - tmpfs t rw\n2 1 0:45 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n\
+             3 2 0:3 /docker/ab /sys/fs/cgroup/cpu ro - cgroup cgroup rw,cpu\n",
+        );
+        c.fields
+            .insert("view".into(), serde_json::to_value(&view).unwrap());
+        c.ack
+            .as_mut()
+            .unwrap()
+            .host_mount_points
+            .push("/sys/fs/cgroup".into());
+        let o = observe(
+            &c,
+            &HostSnapshot::default(),
+            &HostSnapshot::default(),
+            &harness,
+            &def(),
+            WorkloadKind::ProbeInside,
+            100.0,
+        );
+        assert_eq!(num(&o, "host_mounts_visible_inside"), 0.0);
         assert_eq!(num(&o, "interfaces_besides_lo"), 0.0);
         assert_eq!(num(&o, "inside.pid"), 1.0);
     }
