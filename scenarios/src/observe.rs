@@ -1120,7 +1120,6 @@ mod tests {
         // Docker's and Podman's own view: a tmpfs, each hierarchy rooted at
         // the container's cgroup.
         let mut c = c;
-        let mut view = view;
         view.mounts = probes::inside::parse_mountinfo(
             "1 0 0:1 / / rw - tmpfs t rw\n2 1 0:45 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n\
              3 2 0:3 /docker/ab /sys/fs/cgroup/cpu ro - cgroup cgroup rw,cpu\n",
