@@ -123,6 +123,10 @@ pub enum RuntimeName {
     Crun,
     /// gVisor's runsc, through an OCI bundle: a sandboxed runtime.
     Runsc,
+    /// Docker, through its CLI, on boxwatch's own image.
+    Docker,
+    /// Podman, through its CLI, on boxwatch's own image.
+    Podman,
 }
 
 impl RuntimeName {
@@ -133,6 +137,8 @@ impl RuntimeName {
             RuntimeName::Runc => "runc",
             RuntimeName::Crun => "crun",
             RuntimeName::Runsc => "runsc",
+            RuntimeName::Docker => "docker",
+            RuntimeName::Podman => "podman",
         }
     }
 

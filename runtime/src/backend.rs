@@ -14,6 +14,7 @@
 //! ```
 
 use crate::container::{Container, Killer, Outcome, Runtime, RuntimeConfig, Stdio};
+use crate::engine::{EngineBackend, EngineKind};
 use crate::error::{Error, Result};
 use crate::oci::{OciBackend, OciKind};
 use crate::spec::ContainerSpec;
@@ -26,7 +27,7 @@ use std::sync::Arc;
 /// A container runtime that turns a [`ContainerSpec`] into a running
 /// container.
 pub trait Backend: Send + Sync + fmt::Debug {
-    /// `builtin`, `runc` or `crun`.
+    /// `builtin`, `runc`, `crun`, `runsc`, `docker` or `podman`.
     fn kind(&self) -> BackendKind;
     /// The runtime's name as reports spell it.
     fn name(&self) -> &'static str {
@@ -71,6 +72,19 @@ pub trait Running: Send + fmt::Debug {
     fn setup_notes(&self) -> Vec<String> {
         Vec::new()
     }
+    /// Whether the entry has ended, without reaping it or cleaning up.
+    /// The default looks at the entry as a child of this process
+    /// (`waitid(WNOWAIT)`); an engine's entry is not one.
+    fn has_exited(&self) -> bool {
+        use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+        match waitid(Id::Pid(nix::unistd::Pid::from_raw(self.host_pid())), flags) {
+            Ok(WaitStatus::StillAlive) => false,
+            Ok(_) => true,
+            Err(nix::errno::Errno::EINTR) => false,
+            Err(_) => true,
+        }
+    }
     /// Returns `None` at once while the entry runs; else cleans up.
     fn try_wait(&mut self) -> Result<Option<Outcome>>;
     /// Waits for the entry command, kills what is left, reads the OOM kill
@@ -97,15 +111,21 @@ pub enum BackendKind {
     Crun,
     /// gVisor: a sandboxed OCI runtime.
     Runsc,
+    /// Docker, through its CLI, with the engine's defaults.
+    Docker,
+    /// Podman, through its CLI, with the engine's defaults.
+    Podman,
 }
 
 impl BackendKind {
     /// Every backend, in the order reports list them.
-    pub const ALL: [BackendKind; 4] = [
+    pub const ALL: [BackendKind; 6] = [
         BackendKind::Builtin,
         BackendKind::Runc,
         BackendKind::Crun,
         BackendKind::Runsc,
+        BackendKind::Docker,
+        BackendKind::Podman,
     ];
 
     /// The name `--runtime` takes (`builtin`, `runc`, ...).
@@ -115,6 +135,8 @@ impl BackendKind {
             BackendKind::Runc => "runc",
             BackendKind::Crun => "crun",
             BackendKind::Runsc => "runsc",
+            BackendKind::Docker => "docker",
+            BackendKind::Podman => "podman",
         }
     }
 }
@@ -166,6 +188,16 @@ pub fn open(
         )?)),
         BackendKind::Runsc => Ok(Box::new(OciBackend::new(
             OciKind::Runsc,
+            runtime_path,
+            config,
+        )?)),
+        BackendKind::Docker => Ok(Box::new(EngineBackend::new(
+            EngineKind::Docker,
+            runtime_path,
+            config,
+        )?)),
+        BackendKind::Podman => Ok(Box::new(EngineBackend::new(
+            EngineKind::Podman,
             runtime_path,
             config,
         )?)),
@@ -239,8 +271,11 @@ mod tests {
         for k in BackendKind::ALL {
             assert_eq!(k.as_str().parse::<BackendKind>().unwrap(), k);
         }
-        let e = "docker".parse::<BackendKind>().unwrap_err().to_string();
-        assert!(e.contains("builtin, runc, crun or runsc"), "{e}");
+        let e = "lxc".parse::<BackendKind>().unwrap_err().to_string();
+        assert!(
+            e.contains("builtin, runc, crun, runsc, docker or podman"),
+            "{e}"
+        );
     }
 
     #[test]

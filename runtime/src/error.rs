@@ -209,8 +209,8 @@ pub enum Error {
         source: nix::Error,
     },
 
-    /// A runtime name that is not builtin, runc, crun or runsc.
-    #[error("unknown runtime {name:?}: expected builtin, runc, crun or runsc")]
+    /// A runtime name that is not builtin, runc, crun, runsc, docker or podman.
+    #[error("unknown runtime {name:?}: expected builtin, runc, crun, runsc, docker or podman")]
     UnknownBackend {
         /// The name as given.
         name: String,
@@ -315,6 +315,40 @@ pub enum Error {
         runtime: String,
         /// The process.
         pid: i32,
+    },
+
+    /// The engine's CLI (docker, podman) was not found.
+    #[error("the engine {engine} was not found ({looked}): install it (apt-get install docker.io podman) or give its path with --runtime-path")]
+    EngineMissing {
+        /// `docker` or `podman`.
+        engine: String,
+        /// Where it was looked for.
+        looked: String,
+    },
+
+    /// The engine refused what boxwatch asked for, for a reason a setting
+    /// of the host or the engine can change.
+    #[error("{engine} refused: {what}; to fix it: {fix}")]
+    EngineRefused {
+        /// `docker` or `podman`.
+        engine: String,
+        /// What it refused, in its words.
+        what: String,
+        /// The setting to change.
+        fix: String,
+    },
+
+    /// A step of the engine's CLI failed for a container.
+    #[error("`{engine} {step}` failed for container {id}: {message}")]
+    EngineCommand {
+        /// `docker` or `podman`.
+        engine: String,
+        /// The subcommand (`create`, `start`, `inspect`, ...).
+        step: &'static str,
+        /// The container.
+        id: String,
+        /// The engine's stderr.
+        message: String,
     },
 
     /// A sandboxed runtime (runsc) crashed.

@@ -15,7 +15,8 @@
 //! stay public as namespaces, each for a reason:
 //!
 //! - [`backend`]: the second entry point, one [`backend::Backend`] trait
-//!   over the builtin runtime and runc/crun/runsc (`backend::open`);
+//!   over the builtin runtime, runc/crun/runsc and the Docker and Podman
+//!   engines (`backend::open`);
 //! - [`cgroup`]: the drivers and the host's layout, which the CLI and the
 //!   driver tests use directly (`cgroup::detect`, `cgroup::parse_parent`);
 //! - [`cleanup`]: the `/proc/<pid>/stat` reading that tests and benches use
@@ -33,7 +34,8 @@
 //! - [`raw`]: the raw system calls of the workloads.
 //!
 //! Everything else (the container's spawn, the setup stage's protocol, the
-//! rootfs, seccomp, timing, the raw system calls) is private.
+//! rootfs, seccomp, timing, the engines' CLI driving, the raw system
+//! calls) is private.
 
 #![deny(missing_docs)]
 
@@ -41,6 +43,7 @@ pub mod backend;
 pub mod cgroup;
 pub mod cleanup;
 mod container;
+mod engine;
 pub mod error;
 pub mod fault;
 pub mod init;

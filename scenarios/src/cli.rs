@@ -59,11 +59,13 @@ pub struct ScenariosArgs {
     /// a throwaway VM.
     #[arg(long)]
     pub allow_clock_write: bool,
-    /// The runtime that starts the containers: builtin, runc, crun or runsc
-    /// (gVisor, sandboxed: host-side namespace checks are not applicable).
+    /// The runtime that starts the containers: builtin, runc, crun, runsc
+    /// (gVisor, sandboxed: host-side namespace checks are not applicable),
+    /// docker or podman (through the engine's CLI, with its defaults).
     #[arg(long, default_value = "builtin", value_name = "RUNTIME")]
     pub runtime: runtime::backend::BackendKind,
-    /// The OCI runtime's binary (default: runc, crun or runsc from PATH).
+    /// The OCI runtime's or engine's binary (default: runc, crun, runsc,
+    /// docker or podman from PATH).
     #[arg(long, value_name = "PATH")]
     pub runtime_path: Option<PathBuf>,
     /// Write what the judge observed in every scenario to

@@ -308,6 +308,7 @@ mod tests {
             needs_cpus: Some(1.5),
             attack: None,
             informational_on: Default::default(),
+            explained_on: Default::default(),
             not_on_sandbox: None,
         }
     }

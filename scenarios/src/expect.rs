@@ -148,6 +148,11 @@ pub struct Expectation {
     /// informational, with the reason.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub informational_on: BTreeMap<String, String>,
+    /// Runtimes whose verdict differs from the others' by their own model
+    /// or defaults (an engine's), with why: said in the check's title
+    /// there, the check staying what it is (required or not).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub explained_on: BTreeMap<String, String>,
     /// Why the check does not apply to a sandboxed runtime (gVisor), if it
     /// does not: there it is `not-applicable` with this reason. None: it
     /// applies (the default).
@@ -163,6 +168,9 @@ impl Expectation {
         if let Some(why) = self.informational_on.get(runtime) {
             e.required = false;
             e.title = format!("{} (informational on {runtime}: {why})", e.title);
+        }
+        if let Some(why) = self.explained_on.get(runtime) {
+            e.title = format!("{} ({runtime}: {why})", e.title);
         }
         e
     }
@@ -416,6 +424,7 @@ mod tests {
             needs_cpus: None,
             attack: None,
             informational_on: BTreeMap::new(),
+            explained_on: BTreeMap::new(),
             not_on_sandbox: None,
         }
     }

@@ -82,7 +82,7 @@ metric_names! {
         HostClockStepAfterSecs = "host_clock_step_after_secs": "how far the host's CLOCK_REALTIME stood from where it was, against CLOCK_MONOTONIC, after the scenario",
         HostHostnameUnchanged = "host_hostname_unchanged": "the host's hostname is the same after the scenario",
         HostSeesInsideMount = "host_sees_inside_mount": "a mount made inside the container showed up in the host's mount table",
-        HostMountsVisibleInside = "host_mounts_visible_inside": "host mount points (other than the container's own root, /proc, /dev, /tmp and the read-only system binds) visible inside",
+        HostMountsVisibleInside = "host_mounts_visible_inside": "host mount points (other than the container's own root, /proc, /dev, /tmp, the read-only system binds and its own cgroupfs view) visible inside",
         InterfacesBesidesLo = "interfaces_besides_lo": "network interfaces other than lo visible inside",
         HostPidDiffers = "host_pid_differs": "the container's PID 1 has another PID on the host",
         MonotonicOffsetSecs = "monotonic_offset_secs": "CLOCK_MONOTONIC inside minus on the host, in seconds",

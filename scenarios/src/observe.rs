@@ -168,6 +168,22 @@ fn is_own_mount(path: &str) -> bool {
         })
 }
 
+/// The container's own cgroupfs view, which Docker and Podman mount (runc's
+/// default): a fresh tmpfs at /sys/fs/cgroup, and each hierarchy (or the
+/// cgroup2 tree) mounted at its usual path below it, rooted at the
+/// container's cgroup (or at "/" of its own cgroup namespace). Its mount
+/// points are the host's, its contents are not; what it would let the
+/// container do is the `cgroupfs-readonly` check's (`escape-proc-paths`).
+/// A hierarchy mounted from its root without a cgroup namespace is the
+/// host's whole tree, and counts.
+fn is_own_cgroupfs(m: &probes::inside::MountEntry, private_cgroupns: bool) -> bool {
+    let below = m.mount_point == "/sys/fs/cgroup" || m.mount_point.starts_with("/sys/fs/cgroup/");
+    (m.mount_point == "/sys/fs/cgroup" && m.fs_type == "tmpfs")
+        || ((m.fs_type == "cgroup" || m.fs_type == "cgroup2")
+            && below
+            && (m.root != "/" || private_cgroupns))
+}
+
 fn missing(why: impl Into<String>) -> Observed {
     Observed::Missing(why.into())
 }
@@ -283,7 +299,19 @@ pub fn observe(c: &Collected, cx: &Context) -> Observations {
     namespaces(c, cx.harness_ns, container_ns, &mut o);
     workload_results(c, cx.workload, &mut o);
     if cx.workload == WorkloadKind::ProbeInside {
-        inside_metrics(&mut o, c, inside_view(c).as_ref(), container_ns);
+        // In its own cgroup namespace, a cgroupfs rooted at "/" is the
+        // container's own subtree.
+        let private_cgroupns = matches!(
+            (cx.harness_ns.get("cgroup"), container_ns.get("cgroup")),
+            (Some(h), Some(c)) if h != c
+        );
+        inside_metrics(
+            &mut o,
+            c,
+            inside_view(c).as_ref(),
+            container_ns,
+            private_cgroupns,
+        );
     }
     o
 }
@@ -627,6 +655,7 @@ fn inside_metrics(
     c: &Collected,
     view: Option<&InsideView>,
     container_ns: &BTreeMap<String, u64>,
+    private_cgroupns: bool,
 ) {
     let Some(v) = view else {
         let why = workload_silent(c, "inside view");
@@ -643,7 +672,7 @@ fn inside_metrics(
     }
     pid_and_namespaces_inside(o, c, v, container_ns);
     clocks_inside(o, c, v);
-    mounts_and_interfaces(o, c, v);
+    mounts_and_interfaces(o, c, v, private_cgroupns);
 }
 
 /// One field of the inside view; a value the probe could not read (or a
@@ -755,7 +784,12 @@ fn clocks_inside(o: &mut Observations, c: &Collected, v: &InsideView) {
 }
 
 /// Mounts across the boundary both ways, and the interfaces besides lo.
-fn mounts_and_interfaces(o: &mut Observations, c: &Collected, v: &InsideView) {
+fn mounts_and_interfaces(
+    o: &mut Observations,
+    c: &Collected,
+    v: &InsideView,
+    private_cgroupns: bool,
+) {
     let ack = c.ack.as_ref();
     put(
         o,
@@ -787,7 +821,7 @@ fn mounts_and_interfaces(o: &mut Observations, c: &Collected, v: &InsideView) {
                 "the probe saw no mount inside: {}",
                 v.problems.join("; ")
             )),
-            Some(a) => host_mounts_seen_inside(a, v).into(),
+            Some(a) => host_mounts_seen_inside(a, v, private_cgroupns).into(),
             None => missing("the host's mounts were not read while the probe ran"),
         },
     );
@@ -807,9 +841,9 @@ fn mounts_and_interfaces(o: &mut Observations, c: &Collected, v: &InsideView) {
     );
 }
 
-/// How many of the host's mount points (besides the container's own) the
-/// probe saw inside.
-fn host_mounts_seen_inside(a: &AckView, v: &InsideView) -> u64 {
+/// How many of the host's mount points (besides the container's own, and
+/// its own cgroupfs view) the probe saw inside.
+fn host_mounts_seen_inside(a: &AckView, v: &InsideView, private_cgroupns: bool) -> u64 {
     let host: BTreeSet<&str> = a
         .host_mount_points
         .iter()
@@ -818,7 +852,7 @@ fn host_mounts_seen_inside(a: &AckView, v: &InsideView) -> u64 {
         .collect();
     v.mounts
         .iter()
-        .filter(|m| host.contains(m.mount_point.as_str()))
+        .filter(|m| host.contains(m.mount_point.as_str()) && !is_own_cgroupfs(m, private_cgroupns))
         .count() as u64
 }
 
@@ -1141,6 +1175,28 @@ mod tests {
         assert_eq!(o["ns_matches_inside"], true.into());
         assert_eq!(o["host_pid_differs"], true.into());
         assert_eq!(num(&o, "host_mounts_visible_inside"), 1.0);
+        // Docker's and Podman's own view: a tmpfs, each hierarchy rooted at
+        // the container's cgroup.
+        let mut c = c;
+        view.mounts = probes::inside::parse_mountinfo(
+            "1 0 0:1 / / rw - tmpfs t rw\n2 1 0:45 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n\
+             3 2 0:3 /docker/ab /sys/fs/cgroup/cpu ro - cgroup cgroup rw,cpu\n",
+        );
+        c.fields
+            .insert("view".into(), serde_json::to_value(&view).unwrap());
+        c.ack
+            .as_mut()
+            .unwrap()
+            .host_mount_points
+            .push("/sys/fs/cgroup".into());
+        let o = observe_with(
+            &c,
+            &HostSnapshot::default(),
+            &HostSnapshot::default(),
+            &harness,
+            WorkloadKind::ProbeInside,
+        );
+        assert_eq!(num(&o, "host_mounts_visible_inside"), 0.0);
         assert_eq!(num(&o, "interfaces_besides_lo"), 0.0);
         assert_eq!(num(&o, "inside.pid"), 1.0);
     }

@@ -249,6 +249,8 @@ pub fn runtime_info(backend: &dyn Backend) -> RuntimeInfo {
         BackendKind::Runc => RuntimeName::Runc,
         BackendKind::Crun => RuntimeName::Crun,
         BackendKind::Runsc => RuntimeName::Runsc,
+        BackendKind::Docker => RuntimeName::Docker,
+        BackendKind::Podman => RuntimeName::Podman,
     };
     let mut version = backend.version();
     for note in backend.notes() {
@@ -288,6 +290,7 @@ mod tests {
             needs_cpus: None,
             attack: Some("root on the host through the engine".into()),
             informational_on: Default::default(),
+            explained_on: Default::default(),
             not_on_sandbox: None,
         };
         let seen = |v: &str| -> Observations { [("m".to_string(), Observed::from(v))].into() };
@@ -357,6 +360,7 @@ mod tests {
                 needs_cpus: None,
                 attack: None,
                 informational_on: Default::default(),
+            explained_on: Default::default(),
                 not_on_sandbox: None,
             };
             let obs: Observations = [("m".to_string(), Observed::from(value))].into();

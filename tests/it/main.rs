@@ -26,6 +26,7 @@ mod common;
 mod promtool;
 
 mod cli_messages;
+mod engine_backends;
 mod escape_mutants;
 mod escape_probes_host;
 mod exporter_engines;

@@ -37,7 +37,7 @@ pub struct ScenariosArgs {
     /// comparison.json side by side in `<out>`, differences highlighted).
     #[arg(long, default_value = "builtin", value_name = "RUNTIME")]
     runtime: String,
-    /// The OCI runtime's binary (with --runtime runc, crun or runsc).
+    /// The OCI runtime's or engine's binary (with --runtime runc, crun, runsc, docker or podman).
     #[arg(long, value_name = "PATH")]
     runtime_path: Option<PathBuf>,
     /// With --runtime all: the runtimes whose failed or errored checks fail
@@ -77,15 +77,21 @@ pub fn main(args: ScenariosArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| target_dir().join("boxwatch-report"));
     let runtimes: Vec<&str> = match args.runtime.as_str() {
-        "all" => vec!["builtin", "runc", "crun", "runsc"],
-        r @ ("builtin" | "runc" | "crun" | "runsc") => vec![r],
+        "all" => vec!["builtin", "runc", "crun", "runsc", "docker", "podman"],
+        r @ ("builtin" | "runc" | "crun" | "runsc" | "docker" | "podman") => vec![r],
         other => {
-            anyhow::bail!("unknown --runtime {other:?}: expected builtin, runc, crun, runsc or all")
+            anyhow::bail!(
+                "unknown --runtime {other:?}: expected builtin, runc, crun, runsc, docker, podman or all"
+            )
         }
     };
     anyhow::ensure!(
-        args.runtime_path.is_none() || matches!(args.runtime.as_str(), "runc" | "crun" | "runsc"),
-        "--runtime-path needs --runtime runc, crun or runsc"
+        args.runtime_path.is_none()
+            || matches!(
+                args.runtime.as_str(),
+                "runc" | "crun" | "runsc" | "docker" | "podman"
+            ),
+        "--runtime-path needs --runtime runc, crun, runsc, docker or podman"
     );
     let baselines = resolve_baselines(args.baseline.as_deref(), &runtimes)?;
     if runtimes.len() == 1 {

@@ -135,17 +135,25 @@ pub(super) fn expectation(
         return Err(bad(t, "`tolerance` only goes with `near`"));
     }
     let (pass, fail) = verdicts(&e.pass, &e.fail)?;
-    for rt in e.informational_on.keys() {
-        if rt.parse::<runtime::backend::BackendKind>().is_err() {
-            return Err(bad(
-                &e.check,
-                format!("informational_on names {rt:?}: expected builtin, runc or crun"),
-            ));
+    for (field, map) in [
+        ("informational_on", &e.informational_on),
+        ("explained_on", &e.explained_on),
+    ] {
+        for rt in map.keys() {
+            if rt.parse::<runtime::backend::BackendKind>().is_err() {
+                return Err(bad(
+                    &e.check,
+                    format!(
+                        "{field} names {rt:?}: expected builtin, runc, crun, runsc, docker or podman"
+                    ),
+                ));
+            }
         }
     }
     Ok(Expectation {
         attack: e.attack,
         informational_on: e.informational_on,
+        explained_on: e.explained_on,
         check: check.clone(),
         title: e
             .title

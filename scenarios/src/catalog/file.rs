@@ -98,6 +98,8 @@ pub(super) struct FileExpect {
     pub(super) attack: Option<String>,
     #[serde(default)]
     pub(super) informational_on: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(super) explained_on: BTreeMap<String, String>,
     pub(super) sandboxed: Option<Spanned<String>>,
     pub(super) sandboxed_why: Option<Spanned<String>>,
 }

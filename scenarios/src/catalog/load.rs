@@ -240,6 +240,7 @@ fn placement_check(prefix: &str, metric: &str) -> Expectation {
         needs_cpus: None,
         attack: None,
         informational_on: BTreeMap::new(),
+        explained_on: BTreeMap::new(),
         not_on_sandbox: None,
     }
 }

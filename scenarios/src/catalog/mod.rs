@@ -43,6 +43,7 @@
 //!                           # fail is its opposite (the default for a missing one)
 //! attack = "..."            # one line: what an attacker could do where it leaks
 //! informational_on = { crun = "why" }   # runtimes where it is only a finding
+//! explained_on = { docker = "why" }      # runtimes whose verdict differs, and why
 //! sandboxed = "applies"     # default; "not-applicable" for a check that says
 //! # sandboxed_why = "..."   # nothing under a sandboxed runtime (gVisor), why
 //! ```

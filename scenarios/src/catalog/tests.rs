@@ -242,8 +242,10 @@ fn informational_on_names_runtimes_and_makes_the_check_a_finding_there() {
         "{}",
         on_crun.title
     );
-    let e = refused(&format!("{GOOD}informational_on = {{ docker = \"x\" }}\n"));
-    assert!(e.reason.contains("expected builtin, runc or crun"), "{e}");
+    let e = refused(&format!("{GOOD}informational_on = {{ lxc = \"x\" }}\n"));
+    assert!(e.reason.contains("expected builtin, runc, crun"), "{e}");
+    let e = refused(&format!("{GOOD}explained_on = {{ lxc = \"x\" }}\n"));
+    assert!(e.reason.contains("explained_on names"), "{e}");
 }
 
 #[test]

@@ -9,10 +9,9 @@ use crate::catalog::Member;
 use crate::error::{Error, Result};
 use crate::observe::{AckView, Collected, HostSample, Mark};
 use crate::workload::GUARD_ENV;
-use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
 use probes::host::parse::PidStat;
 use probes::host::CgroupPath;
-use runtime::backend::{Kill, Running};
+use runtime::backend::{BackendKind, Kill, Running};
 use runtime::{ContainerSpec, Guard, Stdio};
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -106,8 +105,18 @@ impl Runner {
             exited: false,
             eof: false,
             stderr: Some(stderr),
+            latest: None,
         };
         l.collected.spawn_ns = self.container_ns(pid);
+        // An engine removes the cgroup as soon as the entry ends: what the
+        // kernel offers there is read now, while it exists.
+        if let (true, Some(cg)) = (self.engine_removes_cgroup(), &l.cgroup) {
+            l.collected.facts = Some(crate::facts::CgroupFacts::gather(
+                &self.layout,
+                cg,
+                std::path::Path::new("/proc/cgroups"),
+            ));
+        }
         l.collected.first = Some(self.mark(&mut l));
         self.watch_placement_and_limits(&mut l);
         Ok(l)
@@ -160,6 +169,7 @@ impl Runner {
                     },
                 });
         let cpu = record_stats(l, at.as_millis() as u64, stats);
+        self.keep_latest(l);
         Mark {
             at_secs: at.as_secs_f64(),
             cpu_usage_ns: cpu,
@@ -207,26 +217,66 @@ impl Runner {
         }
     }
 
+    /// Whether the backend is an engine (Docker, Podman), which removes
+    /// the container's cgroup as soon as its entry ends; runc, crun and
+    /// the builtin runtime keep it until boxwatch removes it.
+    fn engine_removes_cgroup(&self) -> bool {
+        matches!(self.rt.kind(), BackendKind::Docker | BackendKind::Podman)
+    }
+
+    /// For an engine: keeps the figures of the mark just taken, and the
+    /// pids limit hits (with a pids limit), for when the cgroup is gone by
+    /// the time the exit is read ([`Runner::on_exit`]).
+    fn keep_latest(&self, l: &mut Live) {
+        if !self.engine_removes_cgroup() {
+            return;
+        }
+        let Some((_, s)) = &l.last_stats else {
+            return;
+        };
+        let hits = match (&l.cgroup, l.member.container.limits.pids) {
+            (Some(cg), Some(_)) => self.layout.pids_limit_hits(cg).ok().flatten(),
+            _ => None,
+        };
+        l.latest = Some((s.clone(), hits));
+    }
+
     /// The entry has exited (not yet reaped): last figures before cleanup.
     pub(super) fn on_exit(&self, l: &mut Live) {
         l.exited = true;
         let m = self.mark(l);
         l.collected.last = Some(m);
+        let at_exit = l.last_stats.as_ref().map(|(_, s)| s.clone());
+        let gone = self.engine_removes_cgroup();
         if let Some(cg) = &l.cgroup {
-            l.collected.facts = Some(crate::facts::CgroupFacts::gather(
-                &self.layout,
-                cg,
-                std::path::Path::new("/proc/cgroups"),
-            ));
+            // An engine's facts were gathered while its cgroup was there.
+            if !(gone && l.collected.facts.is_some()) {
+                l.collected.facts = Some(crate::facts::CgroupFacts::gather(
+                    &self.layout,
+                    cg,
+                    std::path::Path::new("/proc/cgroups"),
+                ));
+            }
             match self.layout.stats(cg) {
                 Ok(s) => l.collected.final_stats = Some(s),
+                // An engine removes the cgroup as soon as its entry ends:
+                // the figures the exit mark read just now are the final
+                // ones, else the last ones read while it ran.
+                Err(_) if at_exit.is_some() => l.collected.final_stats = at_exit,
+                Err(_) if gone && l.latest.is_some() => {
+                    l.collected.final_stats = l.latest.as_ref().map(|(s, _)| s.clone())
+                }
                 Err(e) => {
                     l.collected.stats_error = Some(format!(
                         "reading the container's cgroup after its exit: {e}"
                     ))
                 }
             }
+            let latest_hits = l.latest.as_ref().and_then(|(_, h)| *h);
             match self.layout.pids_limit_hits(cg) {
+                Ok(None) | Err(_) if gone && latest_hits.is_some() => {
+                    l.collected.pids_limit_hits = latest_hits
+                }
                 Ok(hits) => l.collected.pids_limit_hits = hits,
                 Err(e) => l.collected.pids_limit_hits_error = Some(e.to_string()),
             }
@@ -357,17 +407,17 @@ pub(super) struct Live<'a> {
     pub(super) exited: bool,
     pub(super) eof: bool,
     pub(super) stderr: Option<JoinHandle<String>>,
+    /// The last cgroup figures read, and pids limit hits (with a pids
+    /// limit), for an engine whose cgroup is gone when the exit is read.
+    pub(super) latest: Option<(probes::host::CgroupStats, Option<u64>)>,
 }
 
 impl Live<'_> {
     /// Whether the entry has exited, without reaping it (the runtime does).
     pub(super) fn has_exited(&self) -> bool {
-        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
-        match waitid(Id::Pid(nix::unistd::Pid::from_raw(self.pid)), flags) {
-            Ok(WaitStatus::StillAlive) => false,
-            Ok(_) => true,
-            Err(nix::errno::Errno::EINTR) => false,
-            Err(_) => true,
+        match &self.container {
+            Some(c) => c.has_exited(),
+            None => true,
         }
     }
 }

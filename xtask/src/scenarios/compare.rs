@@ -1,8 +1,9 @@
 //! The runtime comparison: the same catalog judged under several runtimes
-//! (builtin, runc, crun), side by side. Rows are scenarios and their
-//! checks, columns the runtimes; a row whose status or verdict is not the
-//! same in every column is a difference and is highlighted, since that is
-//! where one runtime isolates or limits what another does not.
+//! (builtin, runc, crun, runsc, docker, podman), side by side. Rows are
+//! scenarios and their checks, columns the runtimes; a row whose status
+//! or verdict is not the same in every column is a difference and is
+//! highlighted, since that is where one runtime isolates or limits what
+//! another does not.
 
 use reports::{Report, Status};
 use serde::Serialize;
