@@ -263,7 +263,9 @@ fn hard_limit(name: &str) -> Option<String> {
 }
 
 /// The arguments of `<engine> create` for `spec` (without the engine's
-/// name), or what the engine's CLI cannot ask for.
+/// name), or what the engine's CLI cannot ask for: the container's
+/// identity, its namespaces, its root, its limits, what it may do, and
+/// its entry.
 pub fn create_args(
     kind: EngineKind,
     spec: &ContainerSpec,
@@ -279,6 +281,21 @@ pub fn create_args(
         "--label".into(),
         format!("{RUN_LABEL}={run_id}"),
     ];
+    namespace_args(kind, spec, &mut a)?;
+    check_rootfs(&spec.rootfs)?;
+    limit_args(&spec.limits, &mut a);
+    privilege_args(spec, &mut a);
+    entry_args(spec, image, &mut a);
+    Ok(a)
+}
+
+/// The namespaces: shared ones asked for with `host`, a user namespace
+/// with its maps (Podman only), the hostname in a private UTS namespace.
+fn namespace_args(
+    kind: EngineKind,
+    spec: &ContainerSpec,
+    a: &mut Vec<String>,
+) -> std::result::Result<(), String> {
     let ns = &spec.namespaces;
     if !ns.contains(Namespace::Mount) {
         return Err("an engine's container always has its own mount namespace and root: keep the mount namespace".into());
@@ -289,15 +306,12 @@ pub fn create_args(
             kind.name()
         ));
     }
-    a.push("--network".into());
-    a.push(
-        if ns.contains(Namespace::Net) {
-            "none"
-        } else {
-            "host"
-        }
-        .into(),
-    );
+    let network = if ns.contains(Namespace::Net) {
+        "none"
+    } else {
+        "host"
+    };
+    a.extend(["--network".into(), network.into()]);
     for (n, flag) in [
         (Namespace::Pid, "--pid"),
         (Namespace::Ipc, "--ipc"),
@@ -313,51 +327,63 @@ pub fn create_args(
         a.extend(["--cgroupns".into(), "host".into()]);
     }
     if ns.contains(Namespace::User) {
-        match kind {
-            EngineKind::Docker => {
-                return Err(
-                    "a user namespace: Docker maps users daemon-wide (dockerd --userns-remap), not per container"
-                        .into(),
-                )
-            }
-            EngineKind::Podman => {
-                let maps = |given: &[crate::spec::IdMap]| -> Vec<String> {
-                    if given.is_empty() {
-                        vec!["0:100000:65536".into()]
-                    } else {
-                        given
-                            .iter()
-                            .map(|m| format!("{}:{}:{}", m.inside, m.outside, m.count))
-                            .collect()
-                    }
-                };
-                for m in maps(&spec.uid_map) {
-                    a.extend(["--uidmap".into(), m]);
-                }
-                for m in maps(&spec.gid_map) {
-                    a.extend(["--gidmap".into(), m]);
-                }
-            }
-        }
+        user_namespace_args(kind, spec, a)?;
     }
     if ns.contains(Namespace::Uts) {
         a.extend(["--hostname".into(), spec.hostname().to_string()]);
     }
-    match &spec.rootfs {
-        RootfsSpec::Minimal => {}
-        RootfsSpec::Host => {
-            return Err(
-                "the host rootfs is only for the builtin runtime: an engine runs an image".into(),
-            )
-        }
-        RootfsSpec::Dir(d) => {
-            return Err(format!(
-                "a rootfs directory ({}): boxwatch runs its own image on an engine",
-                d.display()
-            ))
-        }
+    Ok(())
+}
+
+/// A user namespace: Podman's `--uidmap`/`--gidmap` (a default range when
+/// the spec gives none); Docker cannot ask for one per container.
+fn user_namespace_args(
+    kind: EngineKind,
+    spec: &ContainerSpec,
+    a: &mut Vec<String>,
+) -> std::result::Result<(), String> {
+    if kind == EngineKind::Docker {
+        return Err(
+            "a user namespace: Docker maps users daemon-wide (dockerd --userns-remap), not per container"
+                .into(),
+        );
     }
-    let l = &spec.limits;
+    let maps = |given: &[crate::spec::IdMap]| -> Vec<String> {
+        if given.is_empty() {
+            vec!["0:100000:65536".into()]
+        } else {
+            given
+                .iter()
+                .map(|m| format!("{}:{}:{}", m.inside, m.outside, m.count))
+                .collect()
+        }
+    };
+    for m in maps(&spec.uid_map) {
+        a.extend(["--uidmap".into(), m]);
+    }
+    for m in maps(&spec.gid_map) {
+        a.extend(["--gidmap".into(), m]);
+    }
+    Ok(())
+}
+
+/// An engine runs boxwatch's image: only the minimal root can be asked.
+fn check_rootfs(rootfs: &RootfsSpec) -> std::result::Result<(), String> {
+    match rootfs {
+        RootfsSpec::Minimal => Ok(()),
+        RootfsSpec::Host => {
+            Err("the host rootfs is only for the builtin runtime: an engine runs an image".into())
+        }
+        RootfsSpec::Dir(d) => Err(format!(
+            "a rootfs directory ({}): boxwatch runs its own image on an engine",
+            d.display()
+        )),
+    }
+}
+
+/// The limits as the engine's flags: CPU quota and period, memory (no
+/// swap beyond it, as in the OCI bundle), pids, cpuset.
+fn limit_args(l: &crate::spec::Limits, a: &mut Vec<String>) {
     if let Some(cpu) = l.cpu {
         a.extend([
             "--cpu-period".into(),
@@ -367,7 +393,6 @@ pub fn create_args(
         ]);
     }
     if let Some(m) = l.memory {
-        // No swap beyond the limit, as in the OCI bundle.
         a.extend([
             "--memory".into(),
             format!("{}b", m.bytes()),
@@ -382,6 +407,11 @@ pub fn create_args(
         let list: Vec<String> = set.cpus().iter().map(u32::to_string).collect();
         a.extend(["--cpuset-cpus".into(), list.join(",")]);
     }
+}
+
+/// What the container may do beyond the engine's defaults: capabilities
+/// kept, seccomp off when asked, lxcfs's files, the environment.
+fn privilege_args(spec: &ContainerSpec, a: &mut Vec<String>) {
     for c in &spec.keep_caps {
         a.extend(["--cap-add".into(), c.0.to_string()]);
     }
@@ -399,6 +429,11 @@ pub fn create_args(
     for (k, v) in &spec.env {
         a.extend(["--env".into(), format!("{k}={v}")]);
     }
+}
+
+/// The image and the command, behind boxwatch's tiny init when the spec
+/// asks for one; the image's own entrypoint is cleared.
+fn entry_args(spec: &ContainerSpec, image: &str, a: &mut Vec<String>) {
     a.extend(["--entrypoint".into(), String::new()]);
     a.push(image.into());
     if spec.init {
@@ -409,7 +444,6 @@ pub fn create_args(
         ]);
     }
     a.extend(spec.command.iter().cloned());
-    Ok(a)
 }
 
 /// Docker or Podman as a [`Backend`].
