@@ -87,6 +87,7 @@ fn parse_interval(s: &str) -> std::result::Result<Duration, String> {
 /// Run one workload in this process (inside a scenario container).
 #[derive(Args, Debug, Clone)]
 pub struct WorkloadArgs {
+    /// The workload to run, with its parameters.
     #[command(subcommand)]
     pub workload: WorkloadCommand,
 }
@@ -96,43 +97,56 @@ pub struct WorkloadArgs {
 pub enum WorkloadCommand {
     /// Spin THREADS threads for a while.
     Spin {
+        /// Threads (1-64).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
         threads: u32,
+        /// How long it runs, in milliseconds.
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..=600_000))]
         duration_ms: u64,
     },
     /// Spin and stream through a cache-sized buffer per thread.
     Noisy {
+        /// Threads (1-64).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
         threads: u32,
+        /// How long it runs, in milliseconds.
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..=600_000))]
         duration_ms: u64,
     },
     /// Short CPU bursts at a fixed interval.
     Burst {
+        /// Threads (1-64).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
         threads: u32,
+        /// How long it runs, in milliseconds.
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..=600_000))]
         duration_ms: u64,
+        /// CPU time of one burst, in milliseconds.
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000))]
         burst_ms: u64,
+        /// Time from one burst's start to the next, in milliseconds.
         #[arg(long, value_parser = clap::value_parser!(u64).range(2..=60_000))]
         interval_ms: u64,
     },
     /// Allocate and touch BYTES in steps (only in a guarded container).
     Hog {
+        /// How much to allocate in all, in bytes.
         #[arg(long)]
         bytes: u64,
+        /// How much each step allocates, in bytes (at least 4096).
         #[arg(long)]
         step: u64,
     },
     /// Fork until the deadline (only in a guarded container).
     ForkBomb {
+        /// How long it forks, in milliseconds.
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..=60_000))]
         duration_ms: u64,
     },
     /// Call settimeofday with the time just read; expect EPERM.
     Settimeofday {
+        /// Make the call even with CAP_SYS_TIME effective, when it would
+        /// really change the clock (only ever in a throwaway VM).
         #[arg(long)]
         allow_clock_write: bool,
         /// Step the clock forward by this many seconds and back (only in a
@@ -142,16 +156,21 @@ pub enum WorkloadCommand {
     },
     /// Print the inside view; optionally mount a marker tmpfs first.
     ProbeInside {
+        /// Mount a tmpfs named NAME on /tmp/NAME first (letters, digits,
+        /// '-' or '_'), for the harness to check it stays invisible on the
+        /// host.
         #[arg(long, value_name = "NAME")]
         mount_marker: Option<String>,
     },
     /// Make an orphan and check PID 1 reaps it.
     OrphanMaker {
+        /// Also orphan a process that sleeps a minute.
         #[arg(long)]
         linger: bool,
     },
     /// Probe, harmlessly, the guarantees container escapes rely on.
     Escape {
+        /// The group of probes to run.
         #[arg(long, value_enum)]
         probe: workload::escape::EscapeProbe,
         /// A block device of the host, MAJOR:MINOR (the harness reads it

@@ -10,11 +10,13 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Value {
+    /// A yes/no observation (`pid_ns_isolated`).
     Bool(bool),
     /// JSON has no infinity (an unlimited limit) or NaN: those are written
     /// as the strings `@inf`, `@-inf` and `@nan`, and read back as numbers.
     #[serde(with = "nonfinite")]
     Number(f64),
+    /// A text observation (a hostname, a mount's name).
     Text(String),
 }
 
@@ -66,6 +68,7 @@ impl Value {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Observed {
+    /// The value the harness saw.
     Value(Value),
     /// The kernel, the runtime or the host positively lacks the feature
     /// (the evidence says how it is known): not a failure.
@@ -108,15 +111,21 @@ pub type Observations = BTreeMap<String, Observed>;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Condition {
+    /// The value is exactly this one.
     Equals(Value),
     /// Inclusive bounds; at least one is present.
     Range {
+        /// The smallest value that holds, in the metric's unit.
         at_least: Option<f64>,
+        /// The largest value that holds, in the metric's unit.
         at_most: Option<f64>,
     },
     /// |value - target| <= tolerance.
     Near {
+        /// The value aimed at, in the metric's unit.
         target: f64,
+        /// The largest distance from `target` that holds, in the metric's
+        /// unit (absolute, not relative).
         tolerance: f64,
     },
 }
@@ -126,8 +135,11 @@ pub enum Condition {
 pub struct Expectation {
     /// Check id, unique within the scenario (`cpu-share`).
     pub check: String,
+    /// One line: what holding the check shows.
     pub title: String,
+    /// The metric it judges ([`crate::metrics`]), e.g. `cpu_share`.
     pub metric: String,
+    /// What the metric's value must meet.
     pub condition: Condition,
     /// Required checks decide the scenario's status; informational ones are
     /// reported as findings only.
@@ -179,12 +191,18 @@ impl Expectation {
 /// The judgement of one expectation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Judgement {
+    /// The [`Expectation::check`] judged.
     pub check: String,
+    /// The expectation's title, as judged on the runtime.
     pub title: String,
+    /// The metric judged.
     pub metric: String,
+    /// The verdict reached.
     pub verdict: Verdict,
     /// The verdict that means the check held.
     pub expected_verdict: Verdict,
+    /// Whether the check decides the scenario's status
+    /// ([`Expectation::required`]).
     pub required: bool,
     /// The condition, in words (`0.20 ± 0.02`).
     pub expected: String,

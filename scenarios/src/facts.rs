@@ -23,8 +23,11 @@ pub enum ControllerFact {
     /// cgroup in it, and `dir_error` why that directory could not be
     /// seen (`ENOENT`...), if it could not.
     Mounted {
+        /// The container's cgroup directory in the controller's hierarchy.
         dir: PathBuf,
+        /// The cgroup version of that hierarchy (v1 or v2).
         version: CgroupVersion,
+        /// Why `dir` could not be seen (`ENOENT`...), `None` if it could.
         dir_error: Option<String>,
     },
     /// Neither: why it could not be established.
@@ -35,6 +38,7 @@ pub enum ControllerFact {
 /// cgroup still exists.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CgroupFacts {
+    /// Each of [`JUDGED_CONTROLLERS`], by name, with what is known of it.
     pub controllers: BTreeMap<String, ControllerFact>,
     /// The kernel's release (`uname -r`), named by evidence that rests on
     /// how this kernel counts (empty when it could not be read).

@@ -18,17 +18,26 @@ use std::collections::{BTreeMap, BTreeSet};
 pub struct HostSample {
     /// Milliseconds since the container started.
     pub t_ms: u64,
+    /// The cgroup's total CPU time so far, in nanoseconds.
     pub cpu_usage_ns: Option<u64>,
+    /// The cgroup's memory usage, in bytes.
     pub memory_bytes: Option<u64>,
+    /// CFS periods elapsed so far (`cpu.stat` `nr_periods`).
     pub nr_periods: Option<u64>,
+    /// Periods in which the cgroup was throttled so far (`cpu.stat`
+    /// `nr_throttled`).
     pub nr_throttled: Option<u64>,
+    /// Time the cgroup spent throttled so far, in nanoseconds.
     pub throttled_ns: Option<u64>,
+    /// Processes in the cgroup (`pids.current`).
     pub pids: Option<u64>,
     /// OOM kills charged to the cgroup so far.
     pub oom_kills: Option<u64>,
 }
 
 impl HostSample {
+    /// The sample of the cgroup figures `s`, read `t_ms` milliseconds after
+    /// the container started.
     pub fn from_stats(t_ms: u64, s: &CgroupStats) -> HostSample {
         HostSample {
             t_ms,
@@ -49,7 +58,10 @@ impl HostSample {
 pub struct Mark {
     /// Seconds since the container started.
     pub at_secs: f64,
+    /// The cgroup's total CPU time then, in nanoseconds.
     pub cpu_usage_ns: Option<u64>,
+    /// The host's busy CPU time then, all CPUs, in clock ticks (USER_HZ)
+    /// from /proc/stat.
     pub host_busy_ticks: Option<u64>,
     /// The container's threads' run and wait, and the cgroup's throttled
     /// time, then (see [`crate::contention`]).
@@ -60,7 +72,9 @@ pub struct Mark {
 /// (`ack` lines of the workload protocol).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AckView {
+    /// The host's CLOCK_REALTIME then, in seconds since the epoch.
     pub host_realtime: f64,
+    /// The host's CLOCK_MONOTONIC then, in seconds.
     pub host_monotonic: f64,
     /// The harness's (host's) mount points at that moment.
     pub host_mount_points: Vec<String>,
@@ -77,7 +91,11 @@ pub struct AckView {
 pub struct HostSnapshot {
     /// `None` when gethostname failed.
     pub hostname: Option<String>,
+    /// The host's CLOCK_REALTIME, in seconds since the epoch (NaN when it
+    /// could not be read).
     pub realtime: f64,
+    /// The host's CLOCK_MONOTONIC, in seconds (NaN when it could not be
+    /// read).
     pub monotonic: f64,
     /// /proc/vmstat `oom_kill`.
     pub oom_kills: Option<u64>,
@@ -86,16 +104,20 @@ pub struct HostSnapshot {
 /// Everything the harness collected about one container.
 #[derive(Debug, Clone, Default)]
 pub struct Collected {
+    /// The PID of the container's first process, as the host sees it.
     pub host_pid: i32,
+    /// The host-side readings of its cgroup, in time order.
     pub samples: Vec<HostSample>,
     /// The host's CLOCK_REALTIME minus CLOCK_MONOTONIC at every sample: a
     /// container that steps the clock and steps it back is still seen.
     pub host_clock_offsets: Vec<f64>,
-    /// The workload's `start` line, and its `result` line (or its exit).
+    /// When the workload wrote its `start` line.
     pub start: Option<Mark>,
+    /// When the workload wrote its `result` line (`None` if it wrote none).
     pub end: Option<Mark>,
-    /// The first sample after spawn and the last one before the exit.
+    /// The first sample after spawn.
     pub first: Option<Mark>,
+    /// The last sample before the exit.
     pub last: Option<Mark>,
     /// The cgroup's figures right after the entry exited (before cleanup).
     pub final_stats: Option<CgroupStats>,
@@ -112,6 +134,7 @@ pub struct Collected {
     pub fields: serde_json::Map<String, serde_json::Value>,
     /// The container's namespace inodes, read from the host right after spawn.
     pub spawn_ns: BTreeMap<String, u64>,
+    /// What the host showed when the workload asked it to look, if it did.
     pub ack: Option<AckView>,
     /// Shell-style exit code (128 + signal).
     pub exit_code: Option<i32>,

@@ -9,7 +9,9 @@ use std::sync::{Condvar, Mutex};
 /// What the scheduler needs to know about one job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
+    /// The job measures CPU and must run with no other job beside it.
     pub exclusive: bool,
+    /// The job's lock class: no two jobs of the same class run at once.
     pub lock: Option<String>,
 }
 

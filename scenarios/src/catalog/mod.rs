@@ -84,43 +84,66 @@ pub const MAX_FORK_BOMB_PIDS: u64 = 1024;
 /// A loaded, valid scenario.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Scenario {
+    /// The scenario's id: 1-48 lowercase letters, digits and '-'.
     pub id: String,
+    /// One line: what the scenario shows.
     pub title: String,
+    /// The claim the scenario tests, as first stated (empty if none).
     pub seed_claim: String,
+    /// Longer prose on the scenario (empty if none).
     pub description: String,
     /// The measurement that sums the scenario up in a matrix cell.
     pub headline: Option<String>,
+    /// The TOML file the scenario was loaded from.
     pub file: PathBuf,
     /// Runs alone: nothing else overlaps it, even with `--jobs`. Set by the
     /// file, and always for a workload that measures CPU.
     pub exclusive: bool,
     /// Scenarios sharing a lock class never overlap each other.
     pub lock: Option<String>,
+    /// How long the scenario may take before it is killed and in `error`
+    /// ([`DEFAULT_TIMEOUT`] unless the file says).
     pub timeout: Duration,
+    /// The container under test and its workload.
     pub main: Member,
+    /// The `[neighbour]` container started alongside, if any.
     pub neighbour: Option<Member>,
+    /// The `[[expect]]` checks the judge holds the observations to, in file
+    /// order.
     pub expectations: Vec<Expectation>,
 }
 
 /// One container of a scenario and what it runs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Member {
+    /// The container it runs in.
     pub container: ContainerDef,
+    /// What runs inside it.
     pub workload: Workload,
 }
 
 /// The container part of a scenario, in the runtime's own types.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ContainerDef {
+    /// The namespaces the container gets of its own.
     pub namespaces: NamespaceSet,
+    /// The hostname inside (needs the uts namespace; `None`: the
+    /// container's name).
     pub hostname: Option<String>,
+    /// Its cgroup limits (CPU, memory, pids, cpuset).
     pub limits: Limits,
+    /// The capabilities it keeps beyond the runtime's default set.
     pub keep_caps: Vec<Capability>,
+    /// Run boxwatch's tiny init as PID 1 (it reaps orphans and forwards
+    /// signals); the workload is then PID 2.
     pub init: bool,
+    /// The time namespace's CLOCK_MONOTONIC offset, in seconds.
     pub monotonic_offset_secs: i64,
+    /// The time namespace's CLOCK_BOOTTIME offset, in seconds.
     pub boottime_offset_secs: i64,
     /// Use the host's root instead of the minimal private one.
     pub host_rootfs: bool,
+    /// Extra environment variables for the workload, by name.
     pub env: BTreeMap<String, String>,
     /// Virtualize /proc and the online CPU list with a private lxcfs that
     /// the run starts ([`runtime::lxcfs`]).
@@ -165,8 +188,12 @@ impl ContainerDef {
 pub struct LoadError {
     /// The id from the file name (the file's own id may be what is broken).
     pub id: String,
+    /// The scenario file.
     pub file: PathBuf,
+    /// The 1-based line of the file the problem is on (1 when it is the
+    /// file as a whole).
     pub line: usize,
+    /// Why the file was refused.
     pub reason: String,
 }
 

@@ -62,6 +62,8 @@ pub struct RunnerConfig {
 }
 
 impl RunnerConfig {
+    /// The defaults (builtin runtime, 100 ms sampling, 20 s quiet wait, no
+    /// clock writes) for the boxwatch binary `exe`.
     pub fn new(exe: PathBuf) -> Self {
         RunnerConfig {
             exe,
@@ -80,14 +82,23 @@ impl RunnerConfig {
 /// The outcome of one scenario, before it becomes part of a report.
 #[derive(Debug, Clone, Serialize)]
 pub struct ScenarioRun {
+    /// The scenario's id ([`Scenario::id`]).
     pub id: String,
+    /// Its title ([`Scenario::title`]).
     pub title: String,
+    /// Its description ([`Scenario::description`]).
     pub description: String,
+    /// Its seed claim ([`Scenario::seed_claim`]).
     pub seed_claim: String,
+    /// Its headline metric ([`Scenario::headline`]).
     pub headline: Option<String>,
+    /// The scenario file it came from.
     pub file: PathBuf,
+    /// Wall time from the host lock taken to the end, every try included.
     pub duration: Duration,
+    /// The main container's cgroup limits.
     pub limits: runtime::Limits,
+    /// The verdict of every check, in the scenario's order (the last try's).
     pub judgements: Vec<Judgement>,
     /// Every numeric metric observed.
     pub measurements: BTreeMap<String, f64>,
@@ -104,7 +115,9 @@ pub struct ScenarioRun {
 /// A try of a scenario that was run again (see [`Runner::run`]).
 #[derive(Debug, Clone, Serialize)]
 pub struct EarlierTry {
+    /// Wall time of that try.
     pub duration: Duration,
+    /// Its verdicts, in the scenario's order.
     pub judgements: Vec<Judgement>,
 }
 
@@ -223,6 +236,7 @@ pub const OBSERVATIONS_ENV: &str = "BOXWATCH_DUMP_OBSERVATIONS";
 /// One scenario's observations as recorded on a real host.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct RecordedObservations {
+    /// The scenario's id.
     pub scenario: String,
     /// `builtin`, `runc` or `crun`.
     pub runtime: String,
@@ -230,10 +244,12 @@ pub struct RecordedObservations {
     pub kernel: String,
     /// `v1`, `v2` or `hybrid`.
     pub cgroup_mode: String,
+    /// What the judge evaluated the scenario's expectations against.
     pub observations: Observations,
 }
 
 impl Runner {
+    /// A runner for `cfg`, opening the runtime `cfg.runtime` names.
     pub fn new(cfg: RunnerConfig) -> Result<Runner> {
         let mut rc = RuntimeConfig::new(cfg.exe.clone());
         if let Some(p) = &cfg.cgroup_parent {
@@ -283,6 +299,7 @@ impl Runner {
             .clone()
     }
 
+    /// The runtime that starts the containers.
     pub fn runtime(&self) -> &dyn Backend {
         self.rt.as_ref()
     }
@@ -299,6 +316,7 @@ impl Runner {
         }
     }
 
+    /// The host's cgroup layout, read when the runner was made.
     pub fn layout(&self) -> &CgroupLayout {
         &self.layout
     }

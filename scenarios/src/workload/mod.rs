@@ -40,18 +40,28 @@ pub const MEMORY_LIMIT_ENV: &str = "BOXWATCH_MEMORY_LIMIT";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum WorkloadKind {
+    /// `spin`: threads that burn CPU for a while.
     Spin,
+    /// `burst`: short CPU bursts at a fixed interval.
     Burst,
+    /// `noisy`: spin threads that also stream through a cache-sized buffer.
     Noisy,
+    /// `hog`: allocates and touches memory in steps.
     Hog,
+    /// `fork-bomb`: forks until its deadline.
     ForkBomb,
+    /// `settimeofday`: tries to set the realtime clock.
     Settimeofday,
+    /// `probe-inside`: prints the container's inside view.
     ProbeInside,
+    /// `orphan-maker`: makes an orphan and sees whether PID 1 reaps it.
     OrphanMaker,
+    /// `escape`: harmless probes of what container escapes rely on.
     Escape,
 }
 
 impl WorkloadKind {
+    /// Every kind, in catalog order.
     pub const ALL: [WorkloadKind; 9] = [
         WorkloadKind::Spin,
         WorkloadKind::Burst,
@@ -64,6 +74,8 @@ impl WorkloadKind {
         WorkloadKind::Escape,
     ];
 
+    /// The kind's name in the catalog and on the command line
+    /// (`fork-bomb`).
     pub fn name(self) -> &'static str {
         match self {
             WorkloadKind::Spin => "spin",
@@ -78,6 +90,7 @@ impl WorkloadKind {
         }
     }
 
+    /// The kind of that [`name`](WorkloadKind::name), if there is one.
     pub fn from_name(name: &str) -> Option<WorkloadKind> {
         WorkloadKind::ALL.into_iter().find(|k| k.name() == name)
     }
@@ -153,42 +166,71 @@ impl WorkloadKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "name", rename_all = "kebab-case")]
 pub enum Workload {
+    /// Burn CPU on `threads` threads for `duration_ms`.
     Spin {
+        /// Spinning threads (1-64).
         threads: u32,
+        /// How long they spin, in milliseconds.
         duration_ms: u64,
     },
+    /// Every `interval_ms`, each thread does `burst_ms` of CPU work; a burst
+    /// whose wall time is far beyond its CPU time counts as slow
+    /// (throttled).
     Burst {
+        /// Bursting threads (1-64).
         threads: u32,
+        /// How long the workload runs, in milliseconds.
         duration_ms: u64,
+        /// CPU time of one burst, in milliseconds.
         burst_ms: u64,
+        /// Time from one burst's start to the next, in milliseconds.
         interval_ms: u64,
     },
+    /// Spin while streaming through a cache-sized buffer per thread.
     Noisy {
+        /// Spinning threads (1-64).
         threads: u32,
+        /// How long they run, in milliseconds.
         duration_ms: u64,
     },
+    /// Allocate and touch memory step by step (only in a guarded container).
     Hog {
+        /// How much to allocate in all, in bytes.
         bytes: u64,
+        /// How much each step allocates, in bytes (at least 4096).
         step_bytes: u64,
     },
+    /// Fork until the deadline (only in a guarded container).
     ForkBomb {
+        /// How long it forks, in milliseconds.
         duration_ms: u64,
     },
+    /// Call settimeofday with the time just read; where it is refused it
+    /// fails with EPERM.
     Settimeofday {
+        /// Make the call even with CAP_SYS_TIME effective, when it would
+        /// really change the clock (only ever in a throwaway VM).
         allow_clock_write: bool,
         /// Seconds to step CLOCK_REALTIME forward and back (0: write back
         /// the time just read). Only ever non-zero in a VM boxwatch booted.
         #[serde(default)]
         step_secs: u64,
     },
+    /// Print the inside view for the harness.
     ProbeInside {
+        /// Mount a marker tmpfs inside first, for the harness to check it
+        /// stays invisible on the host.
         mount_marker: bool,
     },
+    /// Orphan a grandchild and report whether PID 1 reaps it.
     OrphanMaker {
+        /// Also orphan a process that sleeps a minute, which outlives the
+        /// entry command unless the container's end kills it.
         linger: bool,
     },
     /// The escape probes of one group ([`escape`]).
     Escape {
+        /// The group of probes to run.
         probe: escape::EscapeProbe,
         /// May mount a tmpfs in the container's own mount namespace.
         #[serde(default)]
@@ -197,6 +239,7 @@ pub enum Workload {
 }
 
 impl Workload {
+    /// The workload's kind, without its parameters.
     pub fn kind(&self) -> WorkloadKind {
         match self {
             Workload::Spin { .. } => WorkloadKind::Spin,
@@ -369,6 +412,8 @@ pub struct Emitter {
 }
 
 impl Emitter {
+    /// An emitter to this process's stdout (in a container: the pipe the
+    /// harness reads).
     pub fn stdout() -> Emitter {
         Emitter {
             out: std::sync::Mutex::new(Box::new(std::io::stdout())),

@@ -33,16 +33,25 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum EscapeProbe {
+    /// Devices: a node made inside for a host block device must not open,
+    /// and /dev holds only the default devices.
     Devices,
+    /// Masked and read-only kernel paths under /proc and /sys, and cgroupfs.
     ProcPaths,
+    /// The capability sets against the documented default (Docker's), and
+    /// no_new_privs.
     Capabilities,
+    /// The seccomp mode, and which of the dangerous system calls are
+    /// blocked.
     Seccomp,
+    /// Container engine sockets reachable from inside.
     Sockets,
     /// Every probe (for the host test and people).
     All,
 }
 
 impl EscapeProbe {
+    /// Every group, `All` last.
     pub const ALL: [EscapeProbe; 6] = [
         EscapeProbe::Devices,
         EscapeProbe::ProcPaths,
@@ -52,6 +61,8 @@ impl EscapeProbe {
         EscapeProbe::All,
     ];
 
+    /// The group's name in the catalog and on the command line
+    /// (`proc-paths`).
     pub fn name(self) -> &'static str {
         match self {
             EscapeProbe::Devices => "devices",
@@ -63,6 +74,7 @@ impl EscapeProbe {
         }
     }
 
+    /// The group of that [`name`](EscapeProbe::name), if there is one.
     pub fn from_name(s: &str) -> Option<EscapeProbe> {
         EscapeProbe::ALL.into_iter().find(|p| p.name() == s)
     }
@@ -153,6 +165,7 @@ pub fn parse_dev(s: &str) -> std::result::Result<(u64, u64), String> {
 /// Options of a run of the escape workload.
 #[derive(Debug, Clone, Default)]
 pub struct EscapeOptions {
+    /// What the host side passed on the command line.
     pub facts: HostFacts,
     /// May mount a small tmpfs in the container's own mount namespace
     /// (never on a host: the catalog allows it only with a mount namespace)
