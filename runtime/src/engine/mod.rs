@@ -446,6 +446,134 @@ fn entry_args(spec: &ContainerSpec, image: &str, a: &mut Vec<String>) {
     a.extend(spec.command.iter().cloned());
 }
 
+fn engine_missing(kind: EngineKind, looked: String) -> Error {
+    Error::EngineMissing {
+        engine: kind.name().into(),
+        looked,
+    }
+}
+
+/// boxwatch judges an engine's containers from the host, as root.
+fn require_root(kind: EngineKind) -> Result<()> {
+    if nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    Err(Error::EngineRefused {
+        engine: kind.name().into(),
+        what: "boxwatch judges an engine's containers from the host as root only".into(),
+        fix: "run boxwatch as root".into(),
+    })
+}
+
+/// The engine's CLI: `--runtime-path`, else the one PATH finds.
+fn find_binary(kind: EngineKind, path: Option<PathBuf>) -> Result<PathBuf> {
+    match path {
+        Some(p) if p.is_file() => Ok(p),
+        Some(p) => Err(engine_missing(
+            kind,
+            format!("--runtime-path {} is not a file", p.display()),
+        )),
+        None => crate::find_in_path(kind.name()).ok_or_else(|| {
+            engine_missing(
+                kind,
+                format!("not in PATH={}", std::env::var("PATH").unwrap_or_default()),
+            )
+        }),
+    }
+}
+
+/// What the engine says of itself, for the reports.
+struct About {
+    /// `Docker 20.10.24`, `Podman 4.3.1`.
+    version: String,
+    /// Docker's cgroup driver and the parent its containers' cgroups go
+    /// under (`/docker`, or `/system.slice` with systemd).
+    docker_cgroups: Option<(String, String)>,
+    /// The runtime's notes: the engine's OCI runtime and cgroup manager.
+    notes: Vec<String>,
+}
+
+/// `docker info`: the daemon answers, its version, OCI runtime and cgroup
+/// driver; a daemon that does not answer is refused with `DOCKER_HOST`.
+fn about_docker(engine: &Engine) -> Result<About> {
+    let kind = engine.kind;
+    let args = [
+        "info",
+        "--format",
+        "{{.ServerVersion}}|{{.DefaultRuntime}}|{{.CgroupDriver}}|{{.CgroupVersion}}",
+    ];
+    let out = engine.command().args(args).output().map_err(|e| {
+        engine_missing(
+            kind,
+            format!("{} could not be run: {e}", engine.binary.display()),
+        )
+    })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let f: Vec<&str> = text.trim().split('|').collect();
+    if !out.status.success() || f.len() < 4 || f[0].is_empty() {
+        return Err(Error::EngineRefused {
+            engine: kind.name().into(),
+            what: format!(
+                "the Docker daemon does not answer ({})",
+                last_line(&String::from_utf8_lossy(&out.stderr))
+            ),
+            fix: format!(
+                "start dockerd, or point DOCKER_HOST at its socket (now {})",
+                std::env::var("DOCKER_HOST")
+                    .unwrap_or_else(|_| "unset: unix:///var/run/docker.sock".into())
+            ),
+        });
+    }
+    let parent = if f[2] == "systemd" {
+        "/system.slice"
+    } else {
+        "/docker"
+    };
+    Ok(About {
+        version: format!("Docker {}", f[0]),
+        docker_cgroups: Some((f[2].to_string(), parent.to_string())),
+        notes: vec![format!(
+            "docker: the engine's defaults are judged; OCI runtime {}, cgroup driver {} (cgroup v{})",
+            f[1], f[2], f[3]
+        )],
+    })
+}
+
+/// `podman version` and `podman info`: its version, OCI runtime and
+/// cgroup manager, and the `CONTAINERS_CONF` it was given.
+fn about_podman(engine: &Engine) -> Result<About> {
+    let v = engine
+        .output(&["version", "--format", "{{.Client.Version}}"])
+        .ok_or_else(|| {
+            engine_missing(
+                engine.kind,
+                format!("`{} version` did not answer", engine.binary.display()),
+            )
+        })?;
+    let info = engine
+        .output(&[
+            "info",
+            "--format",
+            "{{.Host.OCIRuntime.Name}}|{{.Host.CgroupManager}}|{{.Host.CgroupsVersion}}",
+        ])
+        .unwrap_or_default();
+    let f: Vec<&str> = info.trim().split('|').collect();
+    let mut note = format!(
+        "podman: the engine's defaults are judged; OCI runtime {}, cgroup manager {} (cgroup {})",
+        f.first().unwrap_or(&"?"),
+        f.get(1).unwrap_or(&"?"),
+        f.get(2).unwrap_or(&"?")
+    );
+    if let Ok(conf) = std::env::var("CONTAINERS_CONF") {
+        note.push_str(&format!("; configured by CONTAINERS_CONF={conf}"));
+    }
+    Ok(About {
+        version: format!("Podman {}", v.trim()),
+        docker_cgroups: None,
+        notes: vec![note],
+    })
+}
+
 /// Docker or Podman as a [`Backend`].
 #[derive(Debug)]
 pub struct EngineBackend {
@@ -467,101 +595,18 @@ impl EngineBackend {
     /// answers, removes dead runs' containers, and makes sure boxwatch's
     /// image is there.
     pub fn new(kind: EngineKind, path: Option<PathBuf>, config: RuntimeConfig) -> Result<Self> {
-        let missing = |looked: String| Error::EngineMissing {
-            engine: kind.name().into(),
-            looked,
+        require_root(kind)?;
+        let engine = Engine {
+            kind,
+            binary: find_binary(kind, path)?,
         };
-        if !nix::unistd::geteuid().is_root() {
-            return Err(Error::EngineRefused {
-                engine: kind.name().into(),
-                what: "boxwatch judges an engine's containers from the host as root only".into(),
-                fix: "run boxwatch as root".into(),
-            });
-        }
-        let binary = match path {
-            Some(p) if p.is_file() => p,
-            Some(p) => {
-                return Err(missing(format!(
-                    "--runtime-path {} is not a file",
-                    p.display()
-                )))
-            }
-            None => crate::find_in_path(kind.name()).ok_or_else(|| {
-                missing(format!(
-                    "not in PATH={}",
-                    std::env::var("PATH").unwrap_or_default()
-                ))
-            })?,
-        };
-        let engine = Engine { kind, binary };
-        let (version, docker_cgroups, mut notes) = match kind {
-            EngineKind::Docker => {
-                let args = [
-                    "info",
-                    "--format",
-                    "{{.ServerVersion}}|{{.DefaultRuntime}}|{{.CgroupDriver}}|{{.CgroupVersion}}",
-                ];
-                let out = engine.command().args(args).output().map_err(|e| {
-                    missing(format!("{} could not be run: {e}", engine.binary.display()))
-                })?;
-                let text = String::from_utf8_lossy(&out.stdout);
-                let f: Vec<&str> = text.trim().split('|').collect();
-                if !out.status.success() || f.len() < 4 || f[0].is_empty() {
-                    return Err(Error::EngineRefused {
-                        engine: kind.name().into(),
-                        what: format!(
-                            "the Docker daemon does not answer ({})",
-                            last_line(&String::from_utf8_lossy(&out.stderr))
-                        ),
-                        fix: format!(
-                            "start dockerd, or point DOCKER_HOST at its socket (now {})",
-                            std::env::var("DOCKER_HOST")
-                                .unwrap_or_else(|_| "unset: unix:///var/run/docker.sock".into())
-                        ),
-                    });
-                }
-                let parent = if f[2] == "systemd" {
-                    "/system.slice"
-                } else {
-                    "/docker"
-                };
-                (
-                    format!("Docker {}", f[0]),
-                    Some((f[2].to_string(), parent.to_string())),
-                    vec![format!(
-                        "docker: the engine's defaults are judged; OCI runtime {}, cgroup driver {} (cgroup v{})",
-                        f[1], f[2], f[3]
-                    )],
-                )
-            }
-            EngineKind::Podman => {
-                let v = engine
-                    .output(&["version", "--format", "{{.Client.Version}}"])
-                    .ok_or_else(|| {
-                        missing(format!(
-                            "`{} version` did not answer",
-                            engine.binary.display()
-                        ))
-                    })?;
-                let info = engine
-                    .output(&[
-                        "info",
-                        "--format",
-                        "{{.Host.OCIRuntime.Name}}|{{.Host.CgroupManager}}|{{.Host.CgroupsVersion}}",
-                    ])
-                    .unwrap_or_default();
-                let f: Vec<&str> = info.trim().split('|').collect();
-                let mut note = format!(
-                    "podman: the engine's defaults are judged; OCI runtime {}, cgroup manager {} (cgroup {})",
-                    f.first().unwrap_or(&"?"),
-                    f.get(1).unwrap_or(&"?"),
-                    f.get(2).unwrap_or(&"?")
-                );
-                if let Ok(conf) = std::env::var("CONTAINERS_CONF") {
-                    note.push_str(&format!("; configured by CONTAINERS_CONF={conf}"));
-                }
-                (format!("Podman {}", v.trim()), None, vec![note])
-            }
+        let About {
+            version,
+            docker_cgroups,
+            mut notes,
+        } = match kind {
+            EngineKind::Docker => about_docker(&engine)?,
+            EngineKind::Podman => about_podman(&engine)?,
         };
         let driver = cgroup::detect()?;
         let run = Arc::new(Runtime::with_driver(config.clone(), cgroup::detect()?)?);
@@ -722,6 +767,18 @@ impl Backend for EngineBackend {
 
     fn spawn(&self, spec: &ContainerSpec, stdio: Stdio) -> Result<Box<dyn Running>> {
         spec.validate()?;
+        let id = self.create(spec)?;
+        let mut c = self.container(&id);
+        self.start_attached(&mut c, stdio)?;
+        let seen = self.wait_until_running(&mut c)?;
+        self.adopt(&mut c, &seen)?;
+        Ok(Box::new(c))
+    }
+}
+
+impl EngineBackend {
+    /// `<engine> create` of the spec: the container's id.
+    fn create(&self, spec: &ContainerSpec) -> Result<String> {
         let name = self.container_name(&spec.name);
         let args = create_args(self.engine.kind, spec, &self.image, self.run_id(), &name).map_err(
             |what| Error::OciUnsupported {
@@ -730,10 +787,14 @@ impl Backend for EngineBackend {
             },
         )?;
         let id = self.engine.run("create", &name, &args)?;
-        let id = last_line(&id).to_string();
-        let mut c = EngineContainer {
+        Ok(last_line(&id).to_string())
+    }
+
+    /// The created container, not started yet.
+    fn container(&self, id: &str) -> EngineContainer {
+        EngineContainer {
             engine: self.engine.clone(),
-            id: id.clone(),
+            id: id.to_string(),
             attach: None,
             pid: 0,
             pid_start: None,
@@ -745,7 +806,13 @@ impl Backend for EngineBackend {
             stderr_thread: None,
             done: false,
             _run: self.run.clone(),
-        };
+        }
+    }
+
+    /// `<engine> start --attach --interactive`: the container's stdio goes
+    /// through the attach client; its stderr is forwarded and its tail kept
+    /// for a refusal.
+    fn start_attached(&self, c: &mut EngineContainer, stdio: Stdio) -> Result<()> {
         let (err_r, err_w) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::Io {
                 step: "creating a pipe for the attach client's stderr",
@@ -753,7 +820,7 @@ impl Backend for EngineBackend {
             })?;
         let mut attach = self.engine.command();
         attach
-            .args(["start", "--attach", "--interactive", &id])
+            .args(["start", "--attach", "--interactive", &c.id])
             .stderr(err_w)
             .process_group(0);
         attach.stdin(match stdio.stdin {
@@ -766,76 +833,90 @@ impl Backend for EngineBackend {
         c.stderr_thread = Some(forward(err_r, stdio.stderr, c.stderr_tail.clone()));
         c.attach = Some(attach.spawn().map_err(|e| {
             self.engine
-                .error("start --attach", &id, format!("could not run it: {e}"))
+                .error("start --attach", &c.id, format!("could not run it: {e}"))
         })?);
-        drop(attach); // closes our copies of the container's stdio
-                      // Until the engine says the entry runs (its PID), or it ended.
+        // Dropping `attach` closes our copies of the container's stdio.
+        Ok(())
+    }
+
+    /// Until the engine says the entry runs (its PID), or it ended; a
+    /// refusal on the attach client's stderr (which may stay open on
+    /// stdin), an attach client that ended, or 60 s end the start with
+    /// what the engine said.
+    fn wait_until_running(&self, c: &mut EngineContainer) -> Result<Inspected> {
         let deadline = Instant::now() + Duration::from_secs(60);
-        let seen = loop {
+        loop {
             let attach_ended = c
                 .attach
                 .as_mut()
                 .and_then(|a| a.try_wait().ok().flatten())
                 .is_some();
-            let seen = self.inspect(&id);
-            match &seen {
-                Some(s) if s.pid > 0 => break s.clone(),
-                Some(s) if s.status == "exited" || s.status == "stopped" => break s.clone(),
+            match self.inspect(&c.id) {
+                Some(s) if s.pid > 0 => return Ok(s),
+                Some(s) if s.status == "exited" || s.status == "stopped" => return Ok(s),
                 _ => {}
             }
-            // The engine said why it could not start the container (on
-            // the attach client's stderr, which may stay open on stdin).
             let refused = {
                 let tail = c.stderr_tail.lock().unwrap_or_else(|p| p.into_inner());
                 String::from_utf8_lossy(&tail).contains("Error: ")
             };
             if attach_ended || refused || Instant::now() >= deadline {
-                if let Some(mut a) = c.attach.take() {
-                    if !attach_ended {
-                        std::thread::sleep(Duration::from_millis(100));
-                        let _ = a.kill();
-                    }
-                    let _ = a.wait();
-                }
-                if let Some(t) = c.stderr_thread.take() {
-                    let _ = t.join();
-                }
-                let said = String::from_utf8_lossy(
-                    &c.stderr_tail.lock().unwrap_or_else(|p| p.into_inner()),
-                )
-                .trim()
-                .to_string();
-                return Err(self.engine.refusal(&said).unwrap_or_else(|| {
-                    self.engine.error(
-                        "start",
-                        &id,
-                        if attach_ended || refused {
-                            format!("the container did not start: {}", last_line(&said))
-                        } else {
-                            "the container was not running after 60 s".into()
-                        },
-                    )
-                }));
+                return Err(self.failed_start(c, attach_ended, refused));
             }
             std::thread::sleep(Duration::from_millis(10));
-        };
+        }
+    }
+
+    /// Ends the attach client of a start that failed and turns what the
+    /// engine said into the error: a known refusal with its fix, else the
+    /// last line.
+    fn failed_start(&self, c: &mut EngineContainer, attach_ended: bool, refused: bool) -> Error {
+        if let Some(mut a) = c.attach.take() {
+            if !attach_ended {
+                std::thread::sleep(Duration::from_millis(100));
+                let _ = a.kill();
+            }
+            let _ = a.wait();
+        }
+        if let Some(t) = c.stderr_thread.take() {
+            let _ = t.join();
+        }
+        let said =
+            String::from_utf8_lossy(&c.stderr_tail.lock().unwrap_or_else(|p| p.into_inner()))
+                .trim()
+                .to_string();
+        self.engine.refusal(&said).unwrap_or_else(|| {
+            self.engine.error(
+                "start",
+                &c.id,
+                if attach_ended || refused {
+                    format!("the container did not start: {}", last_line(&said))
+                } else {
+                    "the container was not running after 60 s".into()
+                },
+            )
+        })
+    }
+
+    /// Takes the running entry: its PID (with its start time) and its
+    /// cgroup, which must lie below a parent, never a hierarchy's root.
+    fn adopt(&self, c: &mut EngineContainer, seen: &Inspected) -> Result<()> {
         c.started = Instant::now();
         c.pid = seen.pid;
         c.pid_start = crate::cleanup::start_time(seen.pid);
-        c.cgroup_path = self.cgroup_of(&id, &seen);
-        // Only a cgroup below a parent: never the hierarchy's root.
+        c.cgroup_path = self.cgroup_of(&c.id, seen);
         if c.cgroup_path
             .parent()
             .is_none_or(|p| p == Path::new("/") || p.as_os_str().is_empty())
         {
             return Err(self.engine.error(
                 "inspect",
-                &id,
+                &c.id,
                 format!("the engine reported no usable cgroup ({:?})", c.cgroup_path),
             ));
         }
         c.cgroup = Some(Arc::from(self.driver.open(&c.cgroup_path)));
-        Ok(Box::new(c))
+        Ok(())
     }
 }
 
