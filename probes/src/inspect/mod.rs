@@ -217,10 +217,57 @@ fn inspect_pid_of(exe: &Path, pid: i32, container: Option<EngineContainer>) -> R
     let host = Host::new();
     let start = start_time(pid).ok_or(Error::NoSuchProcess(pid))?;
     let command = command_line(pid).ok_or(Error::NoSuchProcess(pid))?;
+    let (reference, mut namespaces, unreadable) = namespace_findings(&host, pid);
+    let mut notes = judge_is_a_container(pid, &command, &reference, &namespaces, unreadable)?;
+    let layout = host.layout()?;
+    let (cgroups, limits, usage) = cgroup_view(&host, &layout, pid)?;
+    let security = security_of(pid);
+    if let Some(c) = &container {
+        notes.push(cgroup_note(c, &cgroups));
+    }
+    let sandbox = sandbox_of(pid, &command, container.as_ref());
+    let sandboxed = sandbox.is_some();
+    if sandboxed {
+        // The sandbox's namespaces, not the workload's: not judged.
+        for n in &mut namespaces {
+            n.isolated = None;
+        }
+    }
+    let (inside, inside_error, inside_through) =
+        inside_view(exe, pid, start, sandboxed, container.as_ref());
+    let proc_findings = inside
+        .as_ref()
+        .map(|v| proc_findings(v, &limits))
+        .unwrap_or_default();
+    Ok(Inspection {
+        pid,
+        container,
+        command,
+        reference,
+        namespaces,
+        sandboxed,
+        cgroups,
+        limits,
+        usage,
+        security,
+        inside,
+        inside_error,
+        inside_through,
+        proc_findings,
+        notes: notes.into_iter().chain(sandbox).collect(),
+    })
+}
+
+/// Each namespace of `pid` against the reference's, and the first error
+/// (other than a vanished process) that kept a link from being read.
+fn namespace_findings(
+    host: &Host,
+    pid: i32,
+) -> (NamespaceReference, Vec<NamespaceFinding>, Option<Error>) {
     let me = std::process::id() as i32;
     let (reference, reference_inodes) = namespace_reference(me, |p, ns| host.ns_inode(p, ns));
     let mut unreadable = None;
-    let namespaces: Vec<NamespaceFinding> = NAMESPACES
+    let namespaces = NAMESPACES
         .iter()
         .zip(reference_inodes)
         .map(|(ns, reference_inode)| {
@@ -244,51 +291,70 @@ fn inspect_pid_of(exe: &Path, pid: i32, container: Option<EngineContainer>) -> R
             }
         })
         .collect();
-    let mut notes = Vec::new();
+    (reference, namespaces, unreadable)
+}
+
+/// A process in none of its own namespaces is no container (refused);
+/// one whose links cannot be read at all is judged on the rest, with a
+/// note; a vanished one is refused. The notes to start the report with.
+fn judge_is_a_container(
+    pid: i32,
+    command: &str,
+    reference: &NamespaceReference,
+    namespaces: &[NamespaceFinding],
+    unreadable: Option<Error>,
+) -> Result<Vec<String>> {
     if namespaces.iter().all(|n| n.target_inode.is_none()) {
-        match unreadable {
+        return match unreadable {
             // The process is there, but its namespace links cannot be read
             // (PID 1 of the machine, under a restricted root): say so and
             // judge what can be judged.
-            Some(e) => notes.push(format!(
+            Some(e) => Ok(vec![format!(
                 "the namespaces of process {pid} could not be read ({}): they are not judged",
                 crate::error::chain(&e)
-            )),
-            None => return Err(Error::NoSuchProcess(pid)),
-        }
-    } else if namespaces.iter().all(|n| n.isolated != Some(true)) {
+            )]),
+            None => Err(Error::NoSuchProcess(pid)),
+        };
+    }
+    if namespaces.iter().all(|n| n.isolated != Some(true)) {
         return Err(Error::NotAContainer {
             pid,
-            command,
-            reference: reference.description,
+            command: command.to_string(),
+            reference: reference.description.clone(),
         });
     }
-    let layout = host.layout()?;
-    let (cgroups, limits, usage) = cgroup_view(&host, &layout, pid)?;
-    let security = security_of(pid);
-    let mut sandbox = sandbox_note(pid, &command);
-    if let Some(c) = &container {
-        notes.push(cgroup_note(c, &cgroups));
-        if c.sandboxed && sandbox.is_none() {
-            sandbox = Some(format!(
-                "sandboxed: {} runs this container with {} (gVisor): the workload runs on gVisor's \
-                 own kernel, so its namespaces and /proc are not the host process's",
-                c.engine, c.runtime
-            ));
-        }
+    Ok(Vec::new())
+}
+
+/// Why the process is a sandbox's rather than the workload's: gVisor's
+/// sandbox or gofer by its command line, or an engine's container that
+/// runs on runsc.
+fn sandbox_of(pid: i32, command: &str, container: Option<&EngineContainer>) -> Option<String> {
+    let note = sandbox_note(pid, command);
+    match container {
+        Some(c) if c.sandboxed && note.is_none() => Some(format!(
+            "sandboxed: {} runs this container with {} (gVisor): the workload runs on gVisor's \
+             own kernel, so its namespaces and /proc are not the host process's",
+            c.engine, c.runtime
+        )),
+        _ => note,
     }
-    let sandboxed = sandbox.is_some();
-    let mut namespaces = namespaces;
-    if sandboxed {
-        // The sandbox's namespaces, not the workload's: not judged.
-        for n in &mut namespaces {
-            n.isolated = None;
-        }
-    }
-    let (inside, inside_error, inside_through) = match (&sandbox, &container) {
-        // Through the engine, so through the runtime (`runsc exec`): the
-        // workload's own view, on gVisor's kernel.
-        (Some(_), Some(c)) => {
+}
+
+/// The inside view, how it was collected, or why it could not be: by
+/// entering the namespaces (setns); for an engine's sandboxed container
+/// through the engine (`<engine> exec`, so `runsc exec`: the workload's
+/// own view on gVisor's kernel); for a bare sandbox process not at all
+/// (entering it would read gVisor's host-side view).
+fn inside_view(
+    exe: &Path,
+    pid: i32,
+    start: u64,
+    sandboxed: bool,
+    container: Option<&EngineContainer>,
+) -> (Option<InsideView>, Option<String>, Option<String>) {
+    match (sandboxed, container) {
+        (true, Some(c)) => {
             let through = format!(
                 "{} exec (through the runtime, on gVisor's kernel)",
                 c.engine
@@ -298,35 +364,12 @@ fn inspect_pid_of(exe: &Path, pid: i32, container: Option<EngineContainer>) -> R
                 Err(e) => (None, Some(e), Some(through)),
             }
         }
-        // Entering it would read gVisor's host-side view, not the
-        // workload's: the workload's kernel is the sentry.
-        (Some(_), None) => (None, None, None),
-        (None, _) => match collect_inside(exe, pid, start) {
+        (true, None) => (None, None, None),
+        (false, _) => match collect_inside(exe, pid, start) {
             Ok(v) => (Some(v), None, Some("setns".to_string())),
             Err(e) => (None, Some(e), Some("setns".to_string())),
         },
-    };
-    let proc_findings = inside
-        .as_ref()
-        .map(|v| proc_findings(v, &limits))
-        .unwrap_or_default();
-    Ok(Inspection {
-        pid,
-        container,
-        command,
-        reference,
-        namespaces,
-        sandboxed,
-        cgroups,
-        limits,
-        usage,
-        security,
-        inside,
-        inside_error,
-        inside_through,
-        proc_findings,
-        notes: notes.into_iter().chain(sandbox).collect(),
-    })
+    }
 }
 
 /// What a gVisor (runsc) process is, from its command line: `Some(role)`
@@ -641,6 +684,18 @@ fn notable_caps(mask: u64) -> Vec<&'static str> {
 
 impl fmt::Display for Inspection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_heading(f)?;
+        self.write_namespaces(f)?;
+        self.write_cgroups(f)?;
+        self.write_limits(f)?;
+        self.write_security(f)?;
+        self.write_inside(f)
+    }
+}
+
+impl Inspection {
+    /// Who was inspected, and the notes.
+    fn write_heading(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.container {
             Some(c) => writeln!(
                 f,
@@ -661,6 +716,11 @@ impl fmt::Display for Inspection {
         for n in &self.notes {
             writeln!(f, "  note: {n}")?;
         }
+        Ok(())
+    }
+
+    /// Each namespace: isolated, shared, or why not judged.
+    fn write_namespaces(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "\nnamespaces (against {}):", self.reference.description)?;
         for n in &self.namespaces {
             let state = match (n.isolated, n.target_inode, n.reference_inode) {
@@ -674,10 +734,20 @@ impl fmt::Display for Inspection {
             let inode = n.target_inode.map(|i| i.to_string()).unwrap_or_default();
             writeln!(f, "  {:<7} {:<21} {}", n.namespace, state, inode)?;
         }
+        Ok(())
+    }
+
+    /// The process's cgroup in each hierarchy.
+    fn write_cgroups(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "\ncgroups:")?;
         for (c, p) in &self.cgroups {
             writeln!(f, "  {c:<8} {p}")?;
         }
+        Ok(())
+    }
+
+    /// The limits in force next to the usage.
+    fn write_limits(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let l = &self.limits;
         let u = &self.usage;
         let or_none = |o: Option<String>| o.unwrap_or_else(|| "none".into());
@@ -719,6 +789,11 @@ impl fmt::Display for Inspection {
         if let Some(cpus) = &l.cpuset_cpus {
             writeln!(f, "  cpuset   {} CPU(s): {cpus:?}", cpus.len())?;
         }
+        Ok(())
+    }
+
+    /// Capabilities, seccomp and no_new_privs of the process.
+    fn write_security(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = &self.security;
         if let Some(c) = s.capabilities {
             let notable = notable_caps(c.effective);
@@ -749,6 +824,11 @@ impl fmt::Display for Inspection {
                 },
             )?;
         }
+        Ok(())
+    }
+
+    /// The inside view and /proc against the limits, or why it is missing.
+    fn write_inside(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (&self.inside, &self.inside_error) {
             (Some(v), _) if self.inside_through.as_deref() != Some("setns") => {
                 writeln!(
@@ -773,6 +853,7 @@ impl fmt::Display for Inspection {
                 proc_lines(f, &self.proc_findings)?;
             }
             (Some(v), _) => {
+                let s = &self.security;
                 writeln!(f, "\ninside (entered with setns):")?;
                 writeln!(
                     f,
