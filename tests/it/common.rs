@@ -195,6 +195,17 @@ pub fn bundle_editing_wrapper(dir: &Path, name: &str, runtime: &Path, edit: &str
 
 /// The JSON report a `boxwatch scenarios --format json` run printed, or a
 /// panic that shows its stdout and stderr.
+/// Scenario `id` of a JSON report (`json_report`); panics, naming it,
+/// when the report has no such scenario.
+pub fn scenario_in<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    report["scenarios"]
+        .as_array()
+        .expect("a report has a scenarios array")
+        .iter()
+        .find(|s| s["id"] == id)
+        .unwrap_or_else(|| panic!("{id} not in the report"))
+}
+
 pub fn json_report(out: &std::process::Output) -> serde_json::Value {
     let stdout = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(&stdout).unwrap_or_else(|e| {

@@ -189,12 +189,7 @@ fn assert_engine_verdicts(kind: &str, report: &serde_json::Value) {
     // The engine's CLI cannot ask for a time namespace: unsupported, with
     // the engine named as the evidence.
     assert_eq!(status("time-namespace"), "unsupported", "{all:#?}");
-    let tns = report["scenarios"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == "time-namespace")
-        .unwrap();
+    let tns = scenario_in(report, "time-namespace");
     let ev = &tns["checks"][0]["evidence"];
     assert_eq!(ev["runtime"], kind, "{tns}");
     // The pids limit given as --pids-limit holds the fork bomb.

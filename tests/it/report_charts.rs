@@ -45,15 +45,6 @@ fn run() -> &'static (PathBuf, Value) {
     })
 }
 
-fn scenario<'a>(report: &'a Value, id: &str) -> &'a Value {
-    report["scenarios"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == id)
-        .unwrap_or_else(|| panic!("{id} not in the report"))
-}
-
 #[test]
 fn memory_hog_is_seen_climbing_to_its_limit_before_the_kill() {
     let _room = room!();
@@ -61,7 +52,7 @@ fn memory_hog_is_seen_climbing_to_its_limit_before_the_kill() {
         return;
     }
     let (_, report) = run();
-    let hog = scenario(report, "memory-hog");
+    let hog = scenario_in(report, "memory-hog");
     let limit = hog["limits"]["memory_bytes"].as_f64().unwrap();
     let samples = hog["samples"].as_array().unwrap();
     let series: Vec<(u64, f64, u64)> = samples

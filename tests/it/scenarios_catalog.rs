@@ -2,6 +2,7 @@
 //! built-in catalog loads, bad files are refused with file, line and reason,
 //! and a broken file never stops the others.
 
+use crate::common::{root_or_skip, scenario_in};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -16,20 +17,6 @@ fn boxwatch(args: &[&str]) -> Output {
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-/// Root is needed to run scenarios; under CI=true a missing prerequisite
-/// fails the test instead of skipping it.
-fn root_or_skip(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{test} needs root (namespaces, cgroups) and CI=true forbids skipping it"
-    );
-    eprintln!("skipping {test}: needs root");
-    false
 }
 
 const ISSUE_IDS: [&str; 18] = [
@@ -185,15 +172,7 @@ fn a_broken_scenario_never_stops_the_others() {
         text(&out.stderr)
     );
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("a JSON report");
-    let status = |id: &str| {
-        report["scenarios"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["id"] == id)
-            .unwrap_or_else(|| panic!("{id} missing from the report"))
-            .clone()
-    };
+    let status = |id: &str| scenario_in(&report, id);
     let good = status("probe-ok");
     assert_eq!(good["status"], "pass", "{good}");
     for id in ["bad-memory", "bad-workload", "bad-quota"] {
@@ -283,15 +262,7 @@ fn the_lxcfs_fix_for_the_proc_leaks_is_applied_and_verified() {
     let out = boxwatch(&["scenarios", "--only", "proc-*", "--format", "json"]);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", text(&out.stderr)));
-    let scenario = |id: &str| {
-        report["scenarios"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["id"] == id)
-            .unwrap_or_else(|| panic!("{id} missing"))
-            .clone()
-    };
+    let scenario = |id: &str| scenario_in(&report, id);
     let fixed = scenario("proc-view-lxcfs");
     if fixed["status"] == "unsupported" {
         // Only where lxcfs cannot be installed; CI installs it.

@@ -3,7 +3,7 @@
 //! This file holds one test so that nothing else in this binary runs beside
 //! the measurement.
 
-use crate::common::json_report;
+use crate::common::{json_report, scenario_in};
 use std::process::Command;
 
 #[test]
@@ -34,15 +34,7 @@ fn cpu_quota_20_measures_a_cpu_share_of_020_even_with_jobs() {
         .output()
         .unwrap();
     let report = json_report(&out);
-    let scenario = |id: &str| {
-        report["scenarios"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["id"] == id)
-            .unwrap_or_else(|| panic!("{id} missing"))
-            .clone()
-    };
+    let scenario = |id: &str| scenario_in(&report, id);
     let s20 = scenario("cpu-quota-20");
     let share = s20["measurements"]["cpu_share"]
         .as_f64()
