@@ -929,6 +929,18 @@ mod tests {
         observe(c, &cx)
     }
 
+    /// [`observe_with`] on a quiet host: no snapshots, no harness
+    /// namespaces.
+    fn observe_alone(c: &Collected, workload: WorkloadKind) -> Observations {
+        observe_with(
+            c,
+            &HostSnapshot::default(),
+            &HostSnapshot::default(),
+            &BTreeMap::new(),
+            workload,
+        )
+    }
+
     fn mark(at: f64, cpu_s: f64, busy_ticks: u64) -> Mark {
         Mark {
             at_secs: at,
@@ -988,13 +1000,7 @@ mod tests {
             last: Some(mark(5.2, 1.2, 1400)),
             ..Collected::default()
         };
-        let o = observe_with(
-            &c,
-            &HostSnapshot::default(),
-            &HostSnapshot::default(),
-            &BTreeMap::new(),
-            WorkloadKind::Spin,
-        );
+        let o = observe_alone(&c, WorkloadKind::Spin);
         assert!((num(&o, "cpu_share") - 0.2).abs() < 1e-9);
         // 3 s of host busy time over 5 s = 0.6 CPUs, of which 0.2 are ours.
         assert!((num(&o, "host_busy_cpus") - 0.4).abs() < 1e-9);
@@ -1007,13 +1013,7 @@ mod tests {
             stderr_tail: "killed".into(),
             ..Collected::default()
         };
-        let o = observe_with(
-            &c,
-            &HostSnapshot::default(),
-            &HostSnapshot::default(),
-            &BTreeMap::new(),
-            WorkloadKind::Hog,
-        );
+        let o = observe_alone(&c, WorkloadKind::Hog);
         assert!(matches!(o["oom_killed"], Observed::Missing(_)));
         match &o["workload.completed"] {
             Observed::Missing(why) => {
@@ -1083,13 +1083,7 @@ mod tests {
             survivors_after_cleanup: Some(0),
             ..Collected::default()
         };
-        let o = observe_with(
-            &c,
-            &HostSnapshot::default(),
-            &HostSnapshot::default(),
-            &BTreeMap::new(),
-            WorkloadKind::ForkBomb,
-        );
+        let o = observe_alone(&c, WorkloadKind::ForkBomb);
         for k in ["pids_limit", "pids_limit_hits", "pids_peak"] {
             match &o[k] {
                 Observed::Missing(why) => assert!(why.contains("ENOENT"), "{k}: {why}"),
@@ -1132,13 +1126,7 @@ mod tests {
             }],
             ..Collected::default()
         };
-        let o = observe_with(
-            &c,
-            &HostSnapshot::default(),
-            &HostSnapshot::default(),
-            &BTreeMap::new(),
-            WorkloadKind::ForkBomb,
-        );
+        let o = observe_alone(&c, WorkloadKind::ForkBomb);
         assert!(matches!(&o["pids_peak"], Observed::Missing(w) if w.contains("read 0")));
         assert!(matches!(&o["host_can_fork"], Observed::Missing(_)));
         assert!(matches!(&o["placement"], Observed::Missing(_)));
@@ -1245,13 +1233,7 @@ mod tests {
             }),
             ..Collected::default()
         };
-        let o = observe_with(
-            &c,
-            &HostSnapshot::default(),
-            &HostSnapshot::default(),
-            &BTreeMap::new(),
-            WorkloadKind::ProbeInside,
-        );
+        let o = observe_alone(&c, WorkloadKind::ProbeInside);
         for k in [
             "interfaces_besides_lo",
             "inside.interface_count",
@@ -1269,13 +1251,7 @@ mod tests {
         c.fields
             .insert("view".into(), serde_json::to_value(&view).unwrap());
         c.ack.as_mut().unwrap().mounts_error = Some("/proc/self/mountinfo: EACCES".into());
-        let o = observe_with(
-            &c,
-            &HostSnapshot::default(),
-            &HostSnapshot::default(),
-            &BTreeMap::new(),
-            WorkloadKind::ProbeInside,
-        );
+        let o = observe_alone(&c, WorkloadKind::ProbeInside);
         assert!(
             matches!(&o["host_mounts_visible_inside"], Observed::Missing(w) if w.contains("EACCES"))
         );
