@@ -46,6 +46,13 @@ pub trait Backend: Send + Sync + fmt::Debug {
     fn sandboxed(&self) -> bool {
         false
     }
+    /// Whether the container's cgroup goes as soon as its entry exits, before
+    /// boxwatch reads the exit (Docker and Podman remove it themselves);
+    /// the builtin runtime, runc and crun keep it until the container is
+    /// dropped, so its last figures can be read after the exit.
+    fn cgroup_goes_with_entry(&self) -> bool {
+        false
+    }
     /// The cgroup of this run, relative to the hierarchy roots
     /// (`/boxwatch/<run-id>`); containers are created below it.
     fn run_cgroup(&self) -> PathBuf;

@@ -757,6 +757,10 @@ impl Backend for EngineBackend {
         self.notes.clone()
     }
 
+    fn cgroup_goes_with_entry(&self) -> bool {
+        true
+    }
+
     fn run_cgroup(&self) -> PathBuf {
         self.run.run_cgroup()
     }

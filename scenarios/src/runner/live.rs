@@ -11,7 +11,7 @@ use crate::observe::{AckView, Collected, HostSample, Mark};
 use crate::workload::GUARD_ENV;
 use probes::host::parse::PidStat;
 use probes::host::CgroupPath;
-use runtime::backend::{BackendKind, Kill, Running};
+use runtime::backend::{Kill, Running};
 use runtime::{ContainerSpec, Guard, Stdio};
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -110,7 +110,7 @@ impl Runner {
         l.collected.spawn_ns = self.container_ns(pid);
         // An engine removes the cgroup as soon as the entry ends: what the
         // kernel offers there is read now, while it exists.
-        if let (true, Some(cg)) = (self.engine_removes_cgroup(), &l.cgroup) {
+        if let (true, Some(cg)) = (self.rt.cgroup_goes_with_entry(), &l.cgroup) {
             l.collected.facts = Some(crate::facts::CgroupFacts::gather(
                 &self.layout,
                 cg,
@@ -217,18 +217,11 @@ impl Runner {
         }
     }
 
-    /// Whether the backend is an engine (Docker, Podman), which removes
-    /// the container's cgroup as soon as its entry ends; runc, crun and
-    /// the builtin runtime keep it until boxwatch removes it.
-    fn engine_removes_cgroup(&self) -> bool {
-        matches!(self.rt.kind(), BackendKind::Docker | BackendKind::Podman)
-    }
-
     /// For an engine: keeps the figures of the mark just taken, and the
     /// pids limit hits (with a pids limit), for when the cgroup is gone by
     /// the time the exit is read ([`Runner::on_exit`]).
     fn keep_latest(&self, l: &mut Live) {
-        if !self.engine_removes_cgroup() {
+        if !self.rt.cgroup_goes_with_entry() {
             return;
         }
         let Some((_, s)) = &l.last_stats else {
@@ -247,7 +240,7 @@ impl Runner {
         let m = self.mark(l);
         l.collected.last = Some(m);
         let at_exit = l.last_stats.as_ref().map(|(_, s)| s.clone());
-        let gone = self.engine_removes_cgroup();
+        let gone = self.rt.cgroup_goes_with_entry();
         if let Some(cg) = &l.cgroup {
             // An engine's facts were gathered while its cgroup was there.
             if !(gone && l.collected.facts.is_some()) {
